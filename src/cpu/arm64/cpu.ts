@@ -1,0 +1,458 @@
+// The software AArch64 CPU: architectural state, the fetch/decode/execute loop, exception entry and
+// return. Instruction semantics live in insn/*.ts, address translation in mmu.ts, system registers in
+// sysregs.ts.
+//
+// 64-bit values are kept as pairs of 32-bit halves (V8's BigInt arithmetic allocates and is far
+// slower than int32 arithmetic): general register n has its low half in r[2n] and its high half in
+// r[2n+1], stored as int32. Slot 31 holds the *active* stack pointer, slot 32 always reads zero (XZR)
+// and slot 33 is a sink for writes to XZR. Use rz()/wz() to map a register number to a slot.
+
+import type { GuestMemory } from '../../devices/memory.js';
+import { PAGE_SHIFT } from '../../devices/memory.js';
+import { Decoder, type Handler } from './decode.js';
+import { Mmu } from './mmu.js';
+import { SysRegs } from './sysregs.js';
+import { a64Groups } from './a64.js';
+
+/** Thrown (after the exception has been entered) to abandon the current instruction. */
+export class GuestException {
+  readonly tag = 'GuestException';
+}
+export const GUEST_EXCEPTION = new GuestException();
+
+/** Slot of register n when it reads as XZR (n = 31). */
+export const rz = (n: number): number => (n === 31 ? 32 : n);
+/** Slot of register n when a write to it is discarded (n = 31 is XZR). */
+export const wz = (n: number): number => (n === 31 ? 33 : n);
+// For SP-form operands register 31 is slot 31 itself: use n directly.
+
+/** Exception classes (ESR_ELx.EC) used across the CPU. */
+export const EC = {
+  UNKNOWN: 0x00,
+  WFX: 0x01,
+  FP_ACCESS: 0x07,
+  ILLEGAL_STATE: 0x0e,
+  SVC64: 0x15,
+  HVC64: 0x16,
+  SMC64: 0x17,
+  SYSREG: 0x18,
+  IABT_LOWER: 0x20,
+  IABT_CUR: 0x21,
+  PC_ALIGN: 0x22,
+  DABT_LOWER: 0x24,
+  DABT_CUR: 0x25,
+  SP_ALIGN: 0x26,
+  FP_EXC64: 0x2c,
+  SERROR: 0x2f,
+  BRK64: 0x3c,
+} as const;
+
+export type ExceptionType = 'sync' | 'irq' | 'fiq' | 'serror';
+const VECTOR_OFFSET: Record<ExceptionType, number> = { sync: 0x000, irq: 0x080, fiq: 0x100, serror: 0x180 };
+
+// DAIF bits as kept in `daif` (same positions as PSTATE/SPSR bits 9..6, shifted down by 6).
+export const DAIF_D = 8;
+export const DAIF_A = 4;
+export const DAIF_I = 2;
+export const DAIF_F = 1;
+
+/** Hooks the machine provides to the CPU. */
+export interface CpuHooks {
+  /** HVC from EL1 (no EL2 here: the VMM handles it, like KVM does for PSCI). Return false for UNDEF. */
+  hvc(cpu: Arm64Cpu, imm16: number): boolean;
+  /** SMC: same contract as hvc. */
+  smc(cpu: Arm64Cpu, imm16: number): boolean;
+}
+
+let sharedDecoder: Decoder | undefined;
+function decoder(): Decoder {
+  sharedDecoder ??= new Decoder(a64Groups(), {
+    name: 'UNALLOCATED',
+    handler: (cpu, insn) => cpu.undefinedInstruction(insn),
+  });
+  return sharedDecoder;
+}
+
+/** Decoded handlers per physical code page, shared by all vCPUs of a machine. */
+export class CodeCache {
+  private readonly pages = new Map<number, (Handler | undefined)[]>();
+  readonly decoder = decoder();
+
+  constructor(readonly mem: GuestMemory) {
+    mem.onCodeWrite = (ramPage) => this.invalidateRamPage(ramPage);
+  }
+
+  page(pa: number): (Handler | undefined)[] {
+    const ppn = Math.floor(pa / 4096);
+    let p = this.pages.get(ppn);
+    if (!p) {
+      p = new Array<Handler | undefined>(1024).fill(undefined);
+      this.pages.set(ppn, p);
+      const ramPage = (pa - this.mem.ramBase) >>> PAGE_SHIFT;
+      this.mem.codePages[ramPage] = 1;
+    }
+    return p;
+  }
+
+  invalidateRamPage(ramPage: number): void {
+    const ppn = (this.mem.ramBase >>> PAGE_SHIFT) + ramPage;
+    const p = this.pages.get(ppn);
+    if (p) p.fill(undefined);
+  }
+
+  invalidateAll(): void {
+    for (const p of this.pages.values()) p.fill(undefined);
+  }
+}
+
+export class Arm64Cpu {
+  // ---- general-purpose state ----
+  readonly r = new Int32Array(68);
+  /** Address of the instruction being executed (uint32 halves). */
+  pcLo = 0;
+  pcHi = 0;
+  /** Address of the next instruction; the executor sets it to pc+4, branches overwrite it. */
+  nextLo = 0;
+  nextHi = 0;
+  // NZCV as 0/1 numbers.
+  n = 0;
+  z = 0;
+  c = 0;
+  v = 0;
+
+  // ---- PSTATE ----
+  el = 1;
+  /** PSTATE.SP: 1 = SP_ELx at EL1, 0 = SP_EL0. */
+  spsel = 1;
+  /** D, A, I, F mask bits (see DAIF_*). */
+  daif = 0xf;
+  /** Banked stack pointers (the active one lives in r[62..63]). */
+  spEl0Lo = 0;
+  spEl0Hi = 0;
+  spEl1Lo = 0;
+  spEl1Hi = 0;
+
+  // ---- FP/SIMD ----
+  readonly vbuf = new ArrayBuffer(32 * 16 + 16); // 16 spare bytes for scratch
+  readonly vU8 = new Uint8Array(this.vbuf);
+  readonly vU16 = new Uint16Array(this.vbuf);
+  readonly vU32 = new Uint32Array(this.vbuf);
+  readonly vI32 = new Int32Array(this.vbuf);
+  readonly vF32 = new Float32Array(this.vbuf);
+  readonly vF64 = new Float64Array(this.vbuf);
+  readonly vU64 = new BigUint64Array(this.vbuf);
+  readonly vDv = new DataView(this.vbuf);
+  fpcr = 0;
+  fpsr = 0;
+
+  // ---- system ----
+  readonly sys: SysRegs;
+  readonly mmu: Mmu;
+  /** Exclusive monitor: armed address (physical, -1 = open) and the value seen by the load-exclusive. */
+  exclAddr = -1;
+  exclSize = 0;
+  exclLo = 0;
+  exclHi = 0;
+  exclLo2 = 0;
+  exclHi2 = 0;
+
+  // ---- run state ----
+  /** Not started (secondary before PSCI CPU_ON) or turned off. */
+  off = false;
+  /** Executed WFI/WFE and waits for an interrupt or event. */
+  waiting = false;
+  /** Set by WFE/SEV logic. */
+  eventRegister = false;
+  /** Interrupt lines driven by the interrupt controller. */
+  irqLine = false;
+  fiqLine = false;
+  /** Retired instructions. */
+  icount = 0;
+  /** Log each unallocated/unimplemented encoding once (to stderr). */
+  logUnimplemented = false;
+  private readonly loggedUnimplemented = new Set<number>();
+
+  // fetch cache: the current code page
+  private fetchPageLo = -1;
+  private fetchPageHi = -1;
+  private fetchPa = 0;
+  private fetchHandlers: (Handler | undefined)[] = [];
+  private fetchRamWord = -1;
+
+  constructor(
+    readonly id: number,
+    readonly mem: GuestMemory,
+    readonly code: CodeCache,
+    readonly hooks: CpuHooks,
+  ) {
+    this.sys = new SysRegs(this);
+    this.mmu = new Mmu(this);
+  }
+
+  // ---- register helpers ----
+  xlo(n: number): number {
+    return this.r[rz(n) << 1];
+  }
+  xhi(n: number): number {
+    return this.r[(rz(n) << 1) | 1];
+  }
+  /** Write a 64-bit value to Xn (n = 31 discards). */
+  setX(n: number, lo: number, hi: number): void {
+    const s = wz(n) << 1;
+    this.r[s] = lo;
+    this.r[s + 1] = hi;
+  }
+  /** Write a 32-bit value to Wn, zeroing the upper half. */
+  setW(n: number, lo: number): void {
+    const s = wz(n) << 1;
+    this.r[s] = lo;
+    this.r[s + 1] = 0;
+  }
+  /** Read Xn as BigInt (slow paths only). */
+  xBig(n: number): bigint {
+    return (BigInt(this.xhi(n) >>> 0) << 32n) | BigInt(this.xlo(n) >>> 0);
+  }
+  setXBig(n: number, v: bigint): void {
+    this.setX(n, Number(v & 0xffffffffn) | 0, Number((v >> 32n) & 0xffffffffn) | 0);
+  }
+  get pc(): bigint {
+    return (BigInt(this.pcHi >>> 0) << 32n) | BigInt(this.pcLo >>> 0);
+  }
+  setPc(v: bigint): void {
+    this.pcLo = Number(v & 0xffffffffn) >>> 0;
+    this.pcHi = Number((v >> 32n) & 0xffffffffn) >>> 0;
+  }
+  /** Set the branch target (next PC) of the current instruction. */
+  branchTo(lo: number, hi: number): void {
+    this.nextLo = lo >>> 0;
+    this.nextHi = hi >>> 0;
+  }
+
+  /** NZCV as the 4-bit value of PSTATE/SPSR bits 31..28. */
+  get nzcv(): number {
+    return (this.n << 3) | (this.z << 2) | (this.c << 1) | this.v;
+  }
+  set nzcv(f: number) {
+    this.n = (f >>> 3) & 1;
+    this.z = (f >>> 2) & 1;
+    this.c = (f >>> 1) & 1;
+    this.v = f & 1;
+  }
+
+  // ---- stack pointer banking ----
+  private activeSp(): number {
+    return this.el === 0 || this.spsel === 0 ? 0 : 1;
+  }
+  private saveSp(): void {
+    if (this.activeSp() === 0) {
+      this.spEl0Lo = this.r[62];
+      this.spEl0Hi = this.r[63];
+    } else {
+      this.spEl1Lo = this.r[62];
+      this.spEl1Hi = this.r[63];
+    }
+  }
+  private loadSp(): void {
+    if (this.activeSp() === 0) {
+      this.r[62] = this.spEl0Lo;
+      this.r[63] = this.spEl0Hi;
+    } else {
+      this.r[62] = this.spEl1Lo;
+      this.r[63] = this.spEl1Hi;
+    }
+  }
+  /** Change EL and/or PSTATE.SP, swapping the banked stack pointers. */
+  setElSp(el: number, spsel: number): void {
+    this.saveSp();
+    const elChanged = el !== this.el;
+    this.el = el;
+    this.spsel = spsel;
+    this.loadSp();
+    if (elChanged) this.invalidateFetch();
+  }
+  /** Read SP_EL0 or SP_EL1 wherever it currently lives. */
+  getSpEl(which: 0 | 1): bigint {
+    this.saveSp();
+    const lo = which === 0 ? this.spEl0Lo : this.spEl1Lo;
+    const hi = which === 0 ? this.spEl0Hi : this.spEl1Hi;
+    return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+  }
+  setSpEl(which: 0 | 1, v: bigint): void {
+    this.saveSp();
+    const lo = Number(v & 0xffffffffn) | 0;
+    const hi = Number((v >> 32n) & 0xffffffffn) | 0;
+    if (which === 0) {
+      this.spEl0Lo = lo;
+      this.spEl0Hi = hi;
+    } else {
+      this.spEl1Lo = lo;
+      this.spEl1Hi = hi;
+    }
+    this.loadSp();
+  }
+
+  // ---- PSTATE <-> SPSR ----
+  /** The current PSTATE in SPSR_EL1 format (AArch64). */
+  getPstate(): number {
+    const m = (this.el << 2) | (this.el === 0 ? 0 : this.spsel);
+    return ((this.nzcv << 28) | (this.daif << 6) | m) >>> 0;
+  }
+  /** Restore PSTATE from an SPSR value (ERET). Returns false for an illegal return. */
+  setPstate(spsr: number): boolean {
+    const m = spsr & 0x1f;
+    if (spsr & 0x10) return false; // AArch32 is not implemented
+    const el = (m >>> 2) & 3;
+    if (el > 1 || (m & 2) !== 0) return false;
+    this.nzcv = (spsr >>> 28) & 0xf;
+    this.daif = (spsr >>> 6) & 0xf;
+    this.setElSp(el, el === 0 ? 0 : m & 1);
+    return true;
+  }
+
+  // ---- exceptions ----
+  /**
+   * Enter an exception taken to EL1. `retLo/retHi` is the preferred return address written to ELR_EL1.
+   * Sets PC (and next PC) to the vector. Does not throw; see raise().
+   */
+  enterException(type: ExceptionType, esr: number, retLo: number, retHi: number, far?: bigint): void {
+    const fromEl = this.el;
+    const sys = this.sys;
+    sys.SPSR_EL1 = BigInt(this.getPstate());
+    sys.ELR_EL1 = (BigInt(retHi >>> 0) << 32n) | BigInt(retLo >>> 0);
+    if (type === 'sync' || type === 'serror') sys.ESR_EL1 = BigInt(esr >>> 0);
+    if (far !== undefined) sys.FAR_EL1 = far;
+    let offset = VECTOR_OFFSET[type];
+    if (fromEl === 0) offset += 0x400;
+    else if (this.spsel === 1) offset += 0x200;
+    this.daif = 0xf;
+    this.setElSp(1, 1);
+    this.clearExclusive();
+    const target = (sys.VBAR_EL1 & ~0x7ffn) + BigInt(offset);
+    this.setPc(target & 0xffffffffffffffffn);
+    this.nextLo = this.pcLo;
+    this.nextHi = this.pcHi;
+    this.invalidateFetch();
+  }
+
+  /** Take a synchronous exception for the current instruction and abandon it. */
+  raise(ec: number, iss: number, far?: bigint, il = 1): never {
+    const esr = ((ec << 26) | (il << 25) | (iss & 0x1ffffff)) >>> 0;
+    this.enterException('sync', esr, this.pcLo, this.pcHi, far);
+    throw GUEST_EXCEPTION;
+  }
+
+  /** Exceptions whose preferred return is the next instruction (SVC, HVC, SMC). */
+  raiseAfter(ec: number, iss: number): never {
+    const esr = ((ec << 26) | (1 << 25) | (iss & 0x1ffffff)) >>> 0;
+    this.enterException('sync', esr, this.nextLo, this.nextHi);
+    throw GUEST_EXCEPTION;
+  }
+
+  undefinedInstruction(insn: number): never {
+    if (this.logUnimplemented && !this.loggedUnimplemented.has(insn >>> 0)) {
+      this.loggedUnimplemented.add(insn >>> 0);
+      process.stderr.write(
+        `typevisor: cpu${this.id}: undefined/unimplemented instruction 0x${(insn >>> 0).toString(16).padStart(8, '0')} at 0x${this.pc.toString(16)}\n`,
+      );
+    }
+    this.raise(EC.UNKNOWN, 0);
+  }
+
+  /** ERET from EL1. */
+  eret(): void {
+    if (this.el === 0) this.undefinedInstruction(0xd69f03e0);
+    const elr = this.sys.ELR_EL1;
+    const spsr = Number(this.sys.SPSR_EL1 & 0xffffffffn);
+    this.clearExclusive();
+    if (!this.setPstate(spsr)) {
+      // Illegal exception return: stay at EL1, set PSTATE.IL-equivalent by raising an illegal state.
+      this.setPc(elr);
+      this.nextLo = this.pcLo;
+      this.nextHi = this.pcHi;
+      this.raise(EC.ILLEGAL_STATE, 0);
+    }
+    this.setPc(elr);
+    this.nextLo = this.pcLo;
+    this.nextHi = this.pcHi;
+    this.invalidateFetch();
+  }
+
+  clearExclusive(): void {
+    this.exclAddr = -1;
+  }
+
+  invalidateFetch(): void {
+    this.fetchPageLo = -1;
+    this.fetchPageHi = -1;
+  }
+
+  /** True when an unmasked interrupt is pending. */
+  interruptPending(): boolean {
+    return (this.irqLine && (this.daif & DAIF_I) === 0) || (this.fiqLine && (this.daif & DAIF_F) === 0);
+  }
+
+  /**
+   * Execute up to `budget` instructions. Returns the number retired. Stops early when the CPU waits
+   * (WFI/WFE) or is turned off.
+   */
+  run(budget: number): number {
+    let done = 0;
+    const mem = this.mem;
+    const u32 = mem.u32;
+    const ramBase = mem.ramBase;
+    while (done < budget && !this.off && !this.waiting) {
+      try {
+        while (done < budget) {
+          if (this.irqLine || this.fiqLine) {
+            if (this.irqLine && (this.daif & DAIF_I) === 0) {
+              this.enterException('irq', 0, this.pcLo, this.pcHi);
+            } else if (this.fiqLine && (this.daif & DAIF_F) === 0) {
+              this.enterException('fiq', 0, this.pcLo, this.pcHi);
+            }
+          }
+          const pcLo = this.pcLo;
+          const pageLo = (pcLo & ~0xfff) >>> 0;
+          if (pageLo !== this.fetchPageLo || this.pcHi !== this.fetchPageHi) {
+            if ((pcLo & 3) !== 0) this.raise(EC.PC_ALIGN, 0, this.pc);
+            const pa = this.mmu.translateFetch(pageLo, this.pcHi);
+            if (!mem.isRam(pa, 4096)) {
+              // Executing from MMIO or unbacked space: synchronous external abort on fetch.
+              this.raise(this.el === 0 ? EC.IABT_LOWER : EC.IABT_CUR, 0x10, this.pc);
+            }
+            this.fetchPa = pa;
+            this.fetchHandlers = this.code.page(pa);
+            this.fetchRamWord = (pa - ramBase) >>> 2;
+            this.fetchPageLo = pageLo;
+            this.fetchPageHi = this.pcHi;
+          }
+          const idx = (pcLo & 0xfff) >>> 2;
+          const insn = u32[this.fetchRamWord + idx];
+          let h = this.fetchHandlers[idx];
+          if (h === undefined) {
+            h = this.code.decoder.decode(insn).handler;
+            this.fetchHandlers[idx] = h;
+          }
+          const nl = (pcLo + 4) >>> 0;
+          this.nextLo = nl;
+          this.nextHi = nl === 0 ? (this.pcHi + 1) >>> 0 : this.pcHi;
+          h(this, insn);
+          this.pcLo = this.nextLo;
+          this.pcHi = this.nextHi;
+          done++;
+          if (this.waiting || this.off) break;
+        }
+      } catch (e) {
+        if (e !== GUEST_EXCEPTION) throw e;
+        // The exception has been entered: PC is at the vector. The faulting instruction counts.
+        done++;
+      }
+    }
+    this.icount += done;
+    return done;
+  }
+
+  /** Physical address of the current fetch page (for diagnostics). */
+  get fetchPagePa(): number {
+    return this.fetchPa;
+  }
+}

@@ -1,0 +1,4 @@
+// A64 instruction group: dp_reg. See decode.ts for the pattern format.
+import type { Pattern } from '../decode.js';
+
+export const patterns: Pattern[] = [];

@@ -1,0 +1,141 @@
+// Guest physical address space: one RAM region backed by an ArrayBuffer, plus MMIO regions
+// dispatched to device models. Guest-supplied addresses are always range-checked here.
+
+export interface MmioDevice {
+  /** Read `size` bytes (1, 2 or 4) at `offset` within the region; returns an unsigned value. */
+  read(offset: number, size: number): number;
+  write(offset: number, size: number, value: number): void;
+}
+
+interface MmioRegion {
+  base: number;
+  size: number;
+  name: string;
+  dev: MmioDevice;
+}
+
+export const PAGE_SHIFT = 12;
+export const PAGE_SIZE = 1 << PAGE_SHIFT;
+
+export class GuestMemory {
+  readonly ram: ArrayBuffer;
+  readonly u8: Uint8Array;
+  readonly u16: Uint16Array;
+  readonly u32: Uint32Array;
+  readonly dv: DataView;
+  /** One byte per RAM page: non-zero when decoded instructions are cached for that page. */
+  readonly codePages: Uint8Array;
+  /** Called when a RAM page holding cached code is written (by a CPU or a device). */
+  onCodeWrite: (ramPage: number) => void = () => {};
+  private readonly mmio: MmioRegion[] = [];
+
+  constructor(
+    readonly ramBase: number,
+    readonly ramSize: number,
+  ) {
+    if (ramSize % PAGE_SIZE !== 0) throw new Error(`RAM size ${ramSize} is not a multiple of ${PAGE_SIZE}`);
+    this.ram = new ArrayBuffer(ramSize);
+    this.u8 = new Uint8Array(this.ram);
+    this.u16 = new Uint16Array(this.ram);
+    this.u32 = new Uint32Array(this.ram);
+    this.dv = new DataView(this.ram);
+    this.codePages = new Uint8Array(ramSize >>> PAGE_SHIFT);
+  }
+
+  get ramEnd(): number {
+    return this.ramBase + this.ramSize;
+  }
+
+  addMmio(base: number, size: number, name: string, dev: MmioDevice): void {
+    for (const r of this.mmio) {
+      if (base < r.base + r.size && r.base < base + size) {
+        throw new Error(`MMIO region ${name} at 0x${base.toString(16)} overlaps ${r.name}`);
+      }
+    }
+    this.mmio.push({ base, size, name, dev });
+    this.mmio.sort((a, b) => a.base - b.base);
+  }
+
+  findMmio(pa: number): MmioRegion | undefined {
+    for (const r of this.mmio) if (pa >= r.base && pa < r.base + r.size) return r;
+    return undefined;
+  }
+
+  /** True when [pa, pa+len) lies entirely inside RAM. */
+  isRam(pa: number, len: number): boolean {
+    return pa >= this.ramBase && len >= 0 && pa + len <= this.ramBase + this.ramSize;
+  }
+
+  /**
+   * A view of guest RAM for a device (DMA). Returns undefined when the range is not entirely RAM,
+   * so a device model can fail the request instead of touching anything else.
+   */
+  slice(pa: number, len: number): Uint8Array | undefined {
+    if (!Number.isSafeInteger(pa) || !Number.isSafeInteger(len) || !this.isRam(pa, len)) return undefined;
+    return this.u8.subarray(pa - this.ramBase, pa - this.ramBase + len);
+  }
+
+  /** Device write into RAM: like slice(), but also invalidates cached code on the pages it touches. */
+  sliceForWrite(pa: number, len: number): Uint8Array | undefined {
+    const s = this.slice(pa, len);
+    if (s && len > 0) this.noteWrite(pa - this.ramBase, len);
+    return s;
+  }
+
+  /** Tell the code cache that RAM bytes [off, off+len) (offsets from ramBase) changed. */
+  noteWrite(off: number, len: number): void {
+    const first = off >>> PAGE_SHIFT;
+    const last = (off + len - 1) >>> PAGE_SHIFT;
+    for (let p = first; p <= last; p++) if (this.codePages[p]) this.onCodeWrite(p);
+  }
+
+  /** Physical read of a little-endian value of 1, 2, 4 bytes; MMIO or RAM. Unbacked addresses read 0. */
+  readPhys(pa: number, size: number): number {
+    if (this.isRam(pa, size)) {
+      const off = pa - this.ramBase;
+      switch (size) {
+        case 1:
+          return this.u8[off];
+        case 2:
+          return this.dv.getUint16(off, true);
+        default:
+          return this.dv.getUint32(off, true);
+      }
+    }
+    const r = this.findMmio(pa);
+    if (r) return r.dev.read(pa - r.base, size) >>> 0;
+    return 0;
+  }
+
+  writePhys(pa: number, size: number, value: number): void {
+    if (this.isRam(pa, size)) {
+      const off = pa - this.ramBase;
+      switch (size) {
+        case 1:
+          this.u8[off] = value;
+          break;
+        case 2:
+          this.dv.setUint16(off, value, true);
+          break;
+        default:
+          this.dv.setUint32(off, value >>> 0, true);
+      }
+      if (this.codePages[off >>> PAGE_SHIFT]) this.onCodeWrite(off >>> PAGE_SHIFT);
+      return;
+    }
+    const r = this.findMmio(pa);
+    if (r) r.dev.write(pa - r.base, size, value >>> 0);
+  }
+
+  /** Copy host bytes into guest RAM (loaders). Throws a clear error when they do not fit. */
+  load(pa: number, data: Uint8Array, what: string): void {
+    if (!this.isRam(pa, data.length)) {
+      throw new Error(
+        `${what} (${data.length} bytes) does not fit in guest RAM at 0x${pa.toString(16)} ` +
+          `(RAM is 0x${this.ramBase.toString(16)}-0x${this.ramEnd.toString(16)}); give the guest more memory`,
+      );
+    }
+    this.u8.set(data, pa - this.ramBase);
+    this.noteWrite(pa - this.ramBase, data.length);
+  }
+}
