@@ -144,6 +144,9 @@ export class Arm64Cpu {
   readonly vDv = new DataView(this.vbuf);
   fpcr = 0;
   fpsr = 0;
+  /** CPACR_EL1.FPEN decoded (kept in sync by sysregs on CPACR_EL1 writes): FP/SIMD usable at EL0 / EL1. */
+  fpEn0 = true;
+  fpEn1 = true;
 
   // ---- system ----
   readonly sys: SysRegs;
@@ -155,6 +158,9 @@ export class Arm64Cpu {
   exclHi = 0;
   exclLo2 = 0;
   exclHi2 = 0;
+
+  /** All vCPUs of the machine, this one included (for broadcast TLBI, SEV, IPIs). Set by the machine. */
+  peers: Arm64Cpu[] = [this];
 
   // ---- run state ----
   /** Not started (secondary before PSCI CPU_ON) or turned off. */
@@ -375,6 +381,11 @@ export class Arm64Cpu {
     this.nextLo = this.pcLo;
     this.nextHi = this.pcHi;
     this.invalidateFetch();
+  }
+
+  /** Call at the start of every FP/SIMD instruction: traps (EC 0x07) when CPACR_EL1.FPEN disables it. */
+  checkFp(): void {
+    if (this.el === 0 ? !this.fpEn0 : !this.fpEn1) this.raise(EC.FP_ACCESS, 0);
   }
 
   clearExclusive(): void {
