@@ -1,0 +1,120 @@
+// PSCI 1.0 (Arm DEN0022) for the arm64-virt machine, reached through HVC (or SMC) like on KVM: the
+// VMM implements the firmware interface. Function IDs and return codes are from the PSCI specification.
+
+import type { Arm64Cpu } from '../cpu/arm64/cpu.js';
+
+export const PSCI = {
+  VERSION: 0x84000000,
+  CPU_SUSPEND_32: 0x84000001,
+  CPU_SUSPEND_64: 0xc4000001,
+  CPU_OFF: 0x84000002,
+  CPU_ON_32: 0x84000003,
+  CPU_ON_64: 0xc4000003,
+  AFFINITY_INFO_32: 0x84000004,
+  AFFINITY_INFO_64: 0xc4000004,
+  MIGRATE_INFO_TYPE: 0x84000006,
+  SYSTEM_OFF: 0x84000008,
+  SYSTEM_RESET: 0x84000009,
+  FEATURES: 0x8400000a,
+  SMCCC_VERSION: 0x80000000,
+} as const;
+
+const SUCCESS = 0;
+const NOT_SUPPORTED = -1;
+const INVALID_PARAMETERS = -2;
+const ALREADY_ON = -4;
+const INVALID_ADDRESS = -9;
+
+export interface PsciMachine {
+  cpus: Arm64Cpu[];
+  /** Guest RAM range, to validate CPU_ON entry points. */
+  isRam(pa: number, len: number): boolean;
+  systemOff(): void;
+  systemReset(): void;
+  /** MPIDR affinity value (Aff0..Aff2 packed as in MPIDR_EL1 bits 23:0) of a vCPU. */
+  affinityOf(cpu: Arm64Cpu): number;
+}
+
+/** Handle a PSCI call made by `cpu` (function ID in W0/X0, arguments in X1..X3). Returns false if not PSCI. */
+export function handlePsci(m: PsciMachine, cpu: Arm64Cpu): boolean {
+  const fn = cpu.xlo(0) >>> 0;
+  const ret = (v: number): true => {
+    cpu.setX(0, v | 0, v < 0 ? -1 : 0);
+    return true;
+  };
+  switch (fn) {
+    case PSCI.VERSION:
+      return ret(0x00010000); // 1.0
+    case PSCI.MIGRATE_INFO_TYPE:
+      return ret(2); // Trusted OS not present
+    case PSCI.FEATURES: {
+      const q = cpu.xlo(1) >>> 0;
+      const supported: number[] = [
+        PSCI.VERSION,
+        PSCI.CPU_OFF,
+        PSCI.CPU_ON_32,
+        PSCI.CPU_ON_64,
+        PSCI.AFFINITY_INFO_32,
+        PSCI.AFFINITY_INFO_64,
+        PSCI.MIGRATE_INFO_TYPE,
+        PSCI.SYSTEM_OFF,
+        PSCI.SYSTEM_RESET,
+        PSCI.FEATURES,
+      ];
+      return ret(supported.includes(q) ? SUCCESS : NOT_SUPPORTED);
+    }
+    case PSCI.CPU_OFF:
+      cpu.off = true;
+      cpu.waiting = false;
+      return true;
+    case PSCI.CPU_ON_32:
+    case PSCI.CPU_ON_64: {
+      const is64 = fn === PSCI.CPU_ON_64;
+      const target = (cpu.xlo(1) >>> 0) & 0xffffff;
+      const entry = is64 ? cpu.xBig(2) : BigInt(cpu.xlo(2) >>> 0);
+      const ctx = is64 ? cpu.xBig(3) : BigInt(cpu.xlo(3) >>> 0);
+      const t = m.cpus.find((c) => m.affinityOf(c) === target);
+      if (!t) return ret(INVALID_PARAMETERS);
+      if (!t.off) return ret(ALREADY_ON);
+      if (entry > BigInt(Number.MAX_SAFE_INTEGER) || !m.isRam(Number(entry), 4)) return ret(INVALID_ADDRESS);
+      resetToEntry(t, entry, ctx);
+      return ret(SUCCESS);
+    }
+    case PSCI.AFFINITY_INFO_32:
+    case PSCI.AFFINITY_INFO_64: {
+      const target = (cpu.xlo(1) >>> 0) & 0xffffff;
+      const level = cpu.xlo(2) >>> 0;
+      if (level !== 0) return ret(INVALID_PARAMETERS);
+      const t = m.cpus.find((c) => m.affinityOf(c) === target);
+      if (!t) return ret(INVALID_PARAMETERS);
+      return ret(t.off ? 1 : 0); // 0 ON, 1 OFF
+    }
+    case PSCI.SYSTEM_OFF:
+      m.systemOff();
+      return true;
+    case PSCI.SYSTEM_RESET:
+      m.systemReset();
+      return true;
+    case PSCI.SMCCC_VERSION:
+      return ret(NOT_SUPPORTED);
+    default:
+      if ((fn & 0xbf000000) === 0x84000000) return ret(NOT_SUPPORTED); // unknown PSCI/standard service call
+      return ret(NOT_SUPPORTED);
+  }
+}
+
+/** Put a vCPU in the state booting.rst / PSCI CPU_ON require: EL1h, MMU off, interrupts masked. */
+export function resetToEntry(t: Arm64Cpu, entry: bigint, x0: bigint): void {
+  for (let i = 0; i < 31; i++) t.setX(i, 0, 0);
+  t.setXBig(0, x0);
+  t.setElSp(1, 1);
+  t.daif = 0xf;
+  t.sys.SCTLR_EL1 = 0x30d00800n;
+  t.mmu.onRegsChanged();
+  t.setPc(entry);
+  t.nextLo = t.pcLo;
+  t.nextHi = t.pcHi;
+  t.invalidateFetch();
+  t.off = false;
+  t.waiting = false;
+}
