@@ -1,0 +1,45 @@
+// virtio-rng (virtio 1.2, "Entropy Device"): one request queue; the device fills each writable
+// buffer with bytes from the host's CSPRNG (node:crypto randomFillSync).
+
+import { randomFillSync } from 'node:crypto';
+import { VirtioDeviceBase } from './device.js';
+import { VIRTIO_ID } from './mmio.js';
+
+/** Most bytes returned for one request (the driver asks again for more). */
+const MAX_PER_REQUEST = 64 * 1024;
+
+export class VirtioRng extends VirtioDeviceBase {
+  readonly deviceId = VIRTIO_ID.RNG;
+  readonly queueMax = [64];
+  readonly features = 0n;
+  /** Bytes handed to the guest (diagnostics and tests). */
+  bytesServed = 0;
+
+  constructor() {
+    super(0);
+  }
+
+  notify(q: number): void {
+    if (q !== 0) return;
+    const vq = this.queue(0);
+    const mem = this.host.mem;
+    let any = false;
+    for (let chain = vq.pop(); chain; chain = vq.pop()) {
+      any = true;
+      let written = 0;
+      if (!chain.error) {
+        for (const seg of chain.writable) {
+          const n = Math.min(seg.len, MAX_PER_REQUEST - written);
+          if (n <= 0) break;
+          const view = mem.sliceForWrite(seg.addr, n);
+          if (!view) break;
+          randomFillSync(view);
+          written += n;
+        }
+      }
+      this.bytesServed += written;
+      vq.push(chain.head, written);
+    }
+    if (any) this.host.usedBuffers(0);
+  }
+}
