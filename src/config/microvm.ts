@@ -1,0 +1,338 @@
+// Importer for microvm.nix-style VM options (nixos-modules/microvm/options.nix), written as JSON.
+//
+// Three spellings are accepted (and may be mixed):
+//   {"microvm": {"mem": 512, "vcpu": 2, "qemu": {"extraArgs": [...]}}}
+//   {"mem": 512, "vcpu": 2, "qemu": {"extraArgs": [...]}}            (the microvm options at top level)
+//   {"microvm.mem": 512, "microvm.qemu.extraArgs": [...]}             (Nix's dotted paths, as in seed 004)
+// plus "name" or "networking.hostName" for the VM's name (default: the file's name).
+//
+// Mapping: mem + balloonMem -> memoryMiB (microvm.nix's qemu runner passes `-m mem+balloonMem`), a
+// balloon when balloonMem > 0 or balloon = true (initialBalloonMem -> balloon.targetMiB,
+// deflateOnOOM -> balloon.demandPage), vcpu -> cpus, kernel -> kernel, initrdPath -> initrd,
+// kernelParams -> cmdline, volumes -> disks (image, readOnly; id = serial or mountPoint),
+// interfaces -> nets (tap: tap = id; bridge: bridge), socket -> controlSocket,
+// qemu.serialConsole -> console. <hypervisor>.extraArgs: `-device virtio-rng-*` and
+// `-device virtio-balloon*` are understood; anything else gets a warning (QEMU arguments are not
+// interpreted). Shares, PCI/USB devices, graphics, forwardPorts, vsock, hotplug memory and the
+// NixOS store options get a warning.
+
+import { existsSync } from 'node:fs';
+import { ConfigError, describe, didYouMean, nameFromFile } from './errors.js';
+import { baseDirOf, finish, joinCmdline, resolvePath, type ImportOptions, type ImportResult } from './common.js';
+import { MAC_RE, MAX_CPUS, MAX_MEMORY_MIB, MIN_MEMORY_MIB, type DiskConfig, type NetConfig, type VmConfig } from './vmconfig.js';
+
+export const MICROVM_HYPERVISORS = ['qemu', 'cloud-hypervisor', 'firecracker', 'crosvm', 'kvmtool', 'stratovirt', 'alioth', 'vfkit'];
+
+/** microvm.nix options typevisor maps. */
+const MAPPED = [
+  'hypervisor',
+  'mem',
+  'balloonMem',
+  'balloon',
+  'initialBalloonMem',
+  'deflateOnOOM',
+  'vcpu',
+  'kernel',
+  'initrdPath',
+  'kernelParams',
+  'volumes',
+  'interfaces',
+  'socket',
+  'qemu',
+  'cloud-hypervisor',
+  'firecracker',
+  'crosvm',
+  'kvmtool',
+  'stratovirt',
+  'alioth',
+  'vfkit',
+];
+
+/** microvm.nix options that exist but that typevisor does not support (warning). */
+const KNOWN_UNSUPPORTED: Record<string, string> = {
+  shares: 'shared directories (9p/virtiofs)',
+  devices: 'PCI/USB device pass-through',
+  graphics: 'graphics',
+  forwardPorts: 'user-mode port forwarding',
+  vsock: 'virtio-vsock',
+  hotplugMem: 'memory hotplug',
+  hotpluggedMem: 'memory hotplug',
+  cpu: 'CPU model selection',
+  machineId: 'machine-id injection',
+  storeOnDisk: 'the Nix store image',
+  storeDiskType: 'the Nix store image',
+  storeDiskErofsFlags: 'the Nix store image',
+  storeDiskSquashfsFlags: 'the Nix store image',
+  writableStoreOverlay: 'the writable Nix store overlay',
+  registerClosure: 'Nix closure registration',
+  optimize: 'closure optimization',
+  prettyProcnames: 'process renaming',
+  preStart: 'preStart scripts',
+  user: 'running as another user',
+  systemSymlink: 'the system symlink',
+  credentialFiles: 'systemd credentials',
+  virtiofsd: 'virtiofsd',
+  guest: 'guest module options',
+  binScripts: 'extra runner scripts',
+  declaredRunner: 'the declared runner',
+  runner: 'runner packages',
+  vmHostPackages: 'host packages',
+};
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Sets obj[a][b][c] = value for the path a.b.c, creating objects on the way. */
+function setPath(obj: Obj, path: string[], value: unknown, file: string, full: string): void {
+  let o = obj;
+  for (let i = 0; i < path.length - 1; i++) {
+    const k = path[i]!;
+    if (o[k] === undefined) o[k] = {};
+    const next = o[k];
+    if (!isObj(next)) throw new ConfigError({ file, key: full }, `conflicts with '${path.slice(0, i + 1).join('.')}', which is not an object`);
+    o = next;
+  }
+  const last = path[path.length - 1]!;
+  if (isObj(o[last]) && isObj(value)) Object.assign(o[last] as Obj, value);
+  else o[last] = value;
+}
+
+/** Expands dotted keys ("microvm.qemu.extraArgs") into nested objects. */
+export function expandDotted(obj: Obj, file: string): Obj {
+  const out: Obj = {};
+  for (const [k, v] of Object.entries(obj)) {
+    const value = isObj(v) ? expandDotted(v, file) : v;
+    setPath(out, k.split('.'), value, file, k);
+  }
+  return out;
+}
+
+/** True when a parsed JSON object looks like microvm options (for format detection). */
+export function looksLikeMicrovm(obj: Obj): boolean {
+  return Object.keys(obj).some((k) => k === 'microvm' || k.startsWith('microvm.'));
+}
+
+/** Imports microvm.nix-style options from JSON text. */
+export function importMicrovm(text: string, file: string, options: ImportOptions = {}): ImportResult {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError({ file }, `invalid JSON: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (!isObj(parsed)) throw new ConfigError({ file }, `expected a JSON object of microvm options, got ${describe(parsed)}`);
+  return importMicrovmObject(parsed, file, options);
+}
+
+/** Imports microvm.nix-style options from an already parsed object. */
+export function importMicrovmObject(input: Obj, file: string, options: ImportOptions = {}): ImportResult {
+  const top = expandDotted(input, file);
+  const baseDir = baseDirOf(file, options);
+  const warnings: string[] = [];
+
+  // Gather the microvm options: under "microvm", and/or at top level.
+  const mv: Obj = {};
+  let name: unknown;
+  let nameKey = 'name';
+  for (const [k, v] of Object.entries(top)) {
+    if (k === 'microvm') {
+      if (!isObj(v)) throw new ConfigError({ file, key: 'microvm' }, `expected an object of microvm options, got ${describe(v)}`);
+      Object.assign(mv, v);
+    } else if (k === 'name') {
+      name = v;
+    } else if (k === 'networking' && isObj(v) && v.hostName !== undefined) {
+      name = v.hostName;
+      nameKey = 'networking.hostName';
+      const others = Object.keys(v).filter((x) => x !== 'hostName');
+      for (const o of others) warnings.push(`NixOS option 'networking.${o}' is not supported by typevisor; ignored`);
+    } else {
+      mv[k] = v;
+    }
+  }
+  // Messages name keys the way the file nests them.
+  const prefix = 'microvm' in top ? 'microvm.' : '';
+  const key = (k: string): string => `${prefix}${k}`;
+  const fail = (k: string, detail: string): never => {
+    throw new ConfigError({ file, key: key(k) }, detail);
+  };
+  const int = (k: string, v: unknown, min: number, max: number, unit = ''): number => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      fail(k, `expected an integer from ${min} to ${max}${unit}, got ${describe(v)}`);
+    }
+    return v as number;
+  };
+  const str = (k: string, v: unknown): string => {
+    if (typeof v !== 'string' || v.trim() === '') fail(k, `expected a non-empty string, got ${describe(v)}`);
+    return v as string;
+  };
+  const bool = (k: string, v: unknown): boolean => {
+    if (typeof v !== 'boolean') fail(k, `expected true or false, got ${describe(v)}`);
+    return v as boolean;
+  };
+  const list = (k: string, v: unknown): unknown[] => {
+    if (!Array.isArray(v)) fail(k, `expected a list, got ${describe(v)}`);
+    return v as unknown[];
+  };
+  const obj = (k: string, v: unknown, allowed: string[]): Obj => {
+    if (!isObj(v)) fail(k, `expected an object, got ${describe(v)}`);
+    for (const sub of Object.keys(v as Obj)) {
+      if (!allowed.includes(sub)) fail(`${k}.${sub}`, `unknown option${didYouMean(sub, allowed)}; expected one of ${allowed.join(', ')}`);
+    }
+    return v as Obj;
+  };
+
+  const config: VmConfig = { name: nameFromFile(file) };
+  if (name !== undefined) {
+    if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name)) {
+      throw new ConfigError({ file, key: nameKey }, `expected a name of 1 to 64 letters, digits, _, . or -, got ${describe(name)}`);
+    }
+    config.name = name;
+  }
+
+  const hypervisor = mv.hypervisor === undefined ? 'qemu' : str('hypervisor', mv.hypervisor);
+  if (!MICROVM_HYPERVISORS.includes(hypervisor)) {
+    warnings.push(`microvm hypervisor '${hypervisor}' is unknown${didYouMean(hypervisor, MICROVM_HYPERVISORS)}; typevisor runs the VM itself`);
+  }
+
+  const mem = mv.mem === undefined ? undefined : int('mem', mv.mem, MIN_MEMORY_MIB, MAX_MEMORY_MIB, ' (MiB)');
+  const balloonMem = mv.balloonMem === undefined ? 0 : int('balloonMem', mv.balloonMem, 0, MAX_MEMORY_MIB, ' (MiB)');
+  if (mem !== undefined || balloonMem > 0) {
+    config.memoryMiB = (mem ?? 512) + balloonMem;
+    if (config.memoryMiB > MAX_MEMORY_MIB) fail('balloonMem', `mem + balloonMem must be at most ${MAX_MEMORY_MIB} MiB`);
+  }
+  if (balloonMem > 0) config.balloon = {};
+  if (mv.balloon !== undefined) {
+    if (bool('balloon', mv.balloon)) config.balloon ??= {};
+    else if (balloonMem === 0) delete config.balloon;
+  }
+  if (mv.initialBalloonMem !== undefined) {
+    const init = int('initialBalloonMem', mv.initialBalloonMem, 0, MAX_MEMORY_MIB, ' (MiB)');
+    const total = config.memoryMiB ?? 512;
+    if (init >= total) fail('initialBalloonMem', `expected less than the VM's memory (${total} MiB), got ${init}`);
+    if (init > 0) (config.balloon ??= {}).targetMiB = total - init;
+  }
+  if (mv.deflateOnOOM !== undefined && bool('deflateOnOOM', mv.deflateOnOOM)) (config.balloon ??= {}).demandPage = true;
+
+  if (mv.vcpu !== undefined) config.cpus = int('vcpu', mv.vcpu, 1, MAX_CPUS.aarch64, ' (typevisor runs at most 8 vCPUs)');
+  if (mv.kernel !== undefined) config.kernel = resolvePath(baseDir, str('kernel', mv.kernel));
+  if (mv.initrdPath !== undefined) config.initrd = resolvePath(baseDir, str('initrdPath', mv.initrdPath));
+  if (mv.kernelParams !== undefined) {
+    const params = list('kernelParams', mv.kernelParams).map((p, i) => {
+      if (typeof p !== 'string') fail(`kernelParams[${i}]`, `expected a string, got ${describe(p)}`);
+      return p as string;
+    });
+    const c = joinCmdline(...params);
+    if (c !== undefined) config.cmdline = c;
+  }
+
+  if (mv.volumes !== undefined) {
+    const disks: DiskConfig[] = [];
+    list('volumes', mv.volumes).forEach((v, i) => {
+      const k = `volumes[${i}]`;
+      const o = obj(k, v, ['image', 'mountPoint', 'size', 'autoCreate', 'fsType', 'label', 'readOnly', 'serial', 'direct', 'mkfsExtraArgs']);
+      if (o.image === undefined) fail(`${k}.image`, 'missing; expected the path of a raw disk image');
+      const d: DiskConfig = { path: resolvePath(baseDir, str(`${k}.image`, o.image)), readOnly: false };
+      if (o.readOnly !== undefined) d.readOnly = bool(`${k}.readOnly`, o.readOnly);
+      if (o.serial !== undefined) d.id = str(`${k}.serial`, o.serial);
+      else if (o.mountPoint !== undefined && o.mountPoint !== null) d.id = str(`${k}.mountPoint`, o.mountPoint);
+      if (o.size !== undefined) int(`${k}.size`, o.size, 1, Number.MAX_SAFE_INTEGER, ' (MiB)');
+      const autoCreate = o.autoCreate === undefined ? true : bool(`${k}.autoCreate`, o.autoCreate);
+      if (autoCreate && !existsSync(d.path)) {
+        warnings.push(`microvm ${key(k)}: ${d.path} does not exist; microvm.nix would create it${o.size !== undefined ? ` (${String(o.size)} MiB` : ' ('}${o.fsType !== undefined ? `, ${String(o.fsType)})` : ')'} but typevisor does not: create it before booting`);
+      }
+      disks.push(d);
+    });
+    config.disks = disks;
+  }
+
+  if (mv.interfaces !== undefined) {
+    const nets: NetConfig[] = [];
+    list('interfaces', mv.interfaces).forEach((v, i) => {
+      const k = `interfaces[${i}]`;
+      const o = obj(k, v, ['type', 'id', 'mac', 'bridge', 'macvtap']);
+      const type = o.type === undefined ? 'user' : str(`${k}.type`, o.type);
+      const n: NetConfig = {};
+      if (o.mac !== undefined) {
+        const mac = str(`${k}.mac`, o.mac);
+        if (!MAC_RE.test(mac)) fail(`${k}.mac`, `expected a MAC address like 02:00:00:00:00:01, got ${describe(o.mac)}`);
+        n.mac = mac.toLowerCase();
+      }
+      const id = o.id === undefined ? undefined : str(`${k}.id`, o.id);
+      switch (type) {
+        case 'tap':
+          if (id === undefined) fail(`${k}.id`, 'missing; a tap interface needs the name of its host tap device');
+          n.tap = id;
+          break;
+        case 'bridge':
+          if (o.bridge === undefined) fail(`${k}.bridge`, 'missing; a bridge interface needs the host bridge');
+          n.bridge = str(`${k}.bridge`, o.bridge);
+          if (id) n.tap = id;
+          warnings.push(`microvm ${key(k)}: bridged networking (bridge ${n.bridge}) is not implemented in typevisor yet; the interface is recorded but not connected`);
+          break;
+        case 'user':
+          warnings.push(`microvm ${key(k)}: user-mode (slirp) networking is not supported by typevisor; the interface is recorded but not connected`);
+          break;
+        case 'macvtap':
+          warnings.push(`microvm ${key(k)}: macvtap networking is not supported by typevisor; the interface is recorded but not connected`);
+          break;
+        default:
+          fail(`${k}.type`, `expected one of 'user', 'tap', 'macvtap', 'bridge', got ${describe(type)}`);
+      }
+      nets.push(n);
+    });
+    config.nets = nets;
+  }
+
+  if (mv.socket !== undefined && mv.socket !== null) config.controlSocket = resolvePath(baseDir, str('socket', mv.socket));
+
+  // Per-hypervisor options.
+  for (const hv of MICROVM_HYPERVISORS) {
+    const v = mv[hv];
+    if (v === undefined) continue;
+    const allowed = hv === 'qemu' ? ['extraArgs', 'serialConsole', 'machine', 'machineOpts', 'package', 'pcieRootPorts'] : ['extraArgs', 'package', 'pivotRoot', 'gpu'];
+    const o = obj(hv, v, allowed);
+    if (o.extraArgs !== undefined) {
+      const args = list(`${hv}.extraArgs`, o.extraArgs).map((a, i) => {
+        if (typeof a !== 'string') fail(`${hv}.extraArgs[${i}]`, `expected a string, got ${describe(a)}`);
+        return a as string;
+      });
+      mapExtraArgs(args, config, warnings, key(`${hv}.extraArgs`), hv, hypervisor);
+    }
+    if (hv === 'qemu' && o.serialConsole !== undefined) config.console = bool('qemu.serialConsole', o.serialConsole) ? 'serial' : 'virtio';
+    for (const sub of Object.keys(o)) {
+      if (sub === 'extraArgs' || (hv === 'qemu' && sub === 'serialConsole')) continue;
+      warnings.push(`microvm option '${key(`${hv}.${sub}`)}' is not supported by typevisor; ignored`);
+    }
+  }
+
+  for (const k of Object.keys(mv)) {
+    if (MAPPED.includes(k)) continue;
+    const what = KNOWN_UNSUPPORTED[k];
+    if (what) warnings.push(`microvm option '${key(k)}' (${what}) is not supported by typevisor; ignored`);
+    else warnings.push(`microvm option '${key(k)}' is unknown${didYouMean(k, [...MAPPED, ...Object.keys(KNOWN_UNSUPPORTED)])}; ignored`);
+  }
+  return finish(config, warnings);
+}
+
+/** Understands the few QEMU arguments with a typevisor meaning; warns about the rest. */
+function mapExtraArgs(args: string[], config: VmConfig, warnings: string[], where: string, hv: string, selected: string): void {
+  const ignored: string[] = [];
+  for (const arg of args) {
+    const words = arg.trim().split(/\s+/);
+    if (hv === 'qemu' && words.length === 2 && words[0] === '-device' && /^virtio-rng(-device|-pci)?(,|$)/.test(words[1]!)) {
+      config.rng = true;
+    } else if (hv === 'qemu' && words.length === 2 && words[0] === '-device' && /^virtio-balloon(-device|-pci)?(,|$)/.test(words[1]!)) {
+      config.balloon ??= {};
+    } else if (arg.trim() !== '') {
+      ignored.push(arg);
+    }
+  }
+  if (ignored.length > 0) {
+    const label = hv === 'qemu' ? 'QEMU' : hv;
+    const unused = hv !== selected ? ` (and the selected hypervisor is '${selected}')` : '';
+    warnings.push(`microvm ${where}: ${label}-specific arguments are not interpreted by typevisor${unused}; ignored: ${ignored.map((a) => JSON.stringify(a)).join(' ')}`);
+  }
+}

@@ -1,0 +1,324 @@
+// typevisor's own VM configuration (JSON) and its validation.
+//
+// A config file is one JSON object. Every key is optional except that a VM needs a kernel to boot
+// (the CLI falls back to the default guest image when there is none). Paths in a file are resolved
+// relative to the file's directory. Unknown keys are errors, with a "did you mean" suggestion.
+//
+//   {
+//     "name": "web",                 "arch": "aarch64",          "accel": "tcg",
+//     "cpus": 2,                     "memoryMiB": 512,           "maxMemoryMiB": 1024,
+//     "kernel": "Image",             "initrd": "initramfs.cpio.gz", "dtb": "guest.dtb",
+//     "cmdline": "console=ttyAMA0",  "console": "serial",
+//     "disks": [{ "path": "disk.img", "readOnly": false }],
+//     "nets": [{ "mac": "02:00:00:00:00:01", "bridge": "br0" }],
+//     "balloon": { "targetMiB": 512 }, "rng": true,
+//     "onPoweroff": "destroy", "onReboot": "restart", "onCrash": "destroy",
+//     "controlSocket": "web.sock"
+//   }
+
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { ConfigError, describe, didYouMean, nameFromFile } from './errors.js';
+
+export const ARCHES = ['aarch64', 'x86_64'] as const;
+export type Arch = (typeof ARCHES)[number];
+export const ACCELS = ['tcg', 'kvm', 'auto'] as const;
+export type Accel = (typeof ACCELS)[number];
+export const CONSOLES = ['serial', 'virtio'] as const;
+export type ConsoleKind = (typeof CONSOLES)[number];
+/** What happens when the guest powers off, reboots or crashes: xl's actions (xl.cfg(5)). */
+export const LIFECYCLE_ACTIONS = [
+  'destroy',
+  'restart',
+  'preserve',
+  'rename-restart',
+  'coredump-destroy',
+  'coredump-restart',
+] as const;
+export type LifecycleAction = (typeof LIFECYCLE_ACTIONS)[number];
+
+/** vCPU limits per architecture (the arm64-virt board's GICv3 redistributor window holds 8). */
+export const MAX_CPUS: Record<Arch, number> = { aarch64: 8, x86_64: 64 };
+export const MIN_MEMORY_MIB = 16;
+export const MAX_MEMORY_MIB = 1024 * 1024;
+
+export interface DiskConfig {
+  /** Raw disk image (absolute once loaded). */
+  path: string;
+  readOnly: boolean;
+  /** Writes go to memory and are dropped when the VM stops (Fuchsia's `volatile`). */
+  volatile?: boolean;
+  /** A name for the disk (xl's vdev, microvm's mountPoint...). */
+  id?: string;
+}
+
+export interface NetConfig {
+  mac?: string;
+  bridge?: string;
+  tap?: string;
+  /** Device model; typevisor implements virtio-net. */
+  model?: string;
+}
+
+export interface BalloonConfig {
+  /** Initial balloon target: the memory the guest should keep (MiB). */
+  targetMiB?: number;
+  /** Fuchsia's balloon-demand-page: deflate on the guest's demand. */
+  demandPage?: boolean;
+  /** Seconds between balloon statistics polls (Fuchsia's balloon-interval). */
+  intervalS?: number;
+  /** Fuchsia's balloon-threshold (MiB of free guest memory kept). */
+  thresholdMiB?: number;
+}
+
+export interface VmConfig {
+  name: string;
+  arch?: Arch;
+  accel?: Accel;
+  cpus?: number;
+  memoryMiB?: number;
+  /** Memory ceiling for the balloon (MiB); at least memoryMiB. */
+  maxMemoryMiB?: number;
+  kernel?: string;
+  initrd?: string;
+  dtb?: string;
+  cmdline?: string;
+  console?: ConsoleKind;
+  disks?: DiskConfig[];
+  nets?: NetConfig[];
+  balloon?: BalloonConfig;
+  rng?: boolean;
+  onPoweroff?: LifecycleAction;
+  onReboot?: LifecycleAction;
+  onCrash?: LifecycleAction;
+  /** typevisor's control socket for this VM. */
+  controlSocket?: string;
+  /** A QMP-compatible socket. */
+  qmpSocket?: string;
+  /** Features the source config asked for that typevisor does not support yet. */
+  warnings?: string[];
+}
+
+/** The top-level keys of a VmConfig, in the order a written config lists them. */
+export const VMCONFIG_KEYS = [
+  'name',
+  'arch',
+  'accel',
+  'cpus',
+  'memoryMiB',
+  'maxMemoryMiB',
+  'kernel',
+  'initrd',
+  'dtb',
+  'cmdline',
+  'console',
+  'disks',
+  'nets',
+  'balloon',
+  'rng',
+  'onPoweroff',
+  'onReboot',
+  'onCrash',
+  'controlSocket',
+  'qmpSocket',
+  'warnings',
+] as const;
+
+const DISK_KEYS = ['path', 'readOnly', 'volatile', 'id'] as const;
+const NET_KEYS = ['mac', 'bridge', 'tap', 'model'] as const;
+const BALLOON_KEYS = ['targetMiB', 'demandPage', 'intervalS', 'thresholdMiB'] as const;
+
+export const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+
+export interface ValidateOptions {
+  /** Directory relative paths are resolved against (default: the file's directory). */
+  baseDir?: string;
+  /** Leave relative paths as written (default false). */
+  keepRelativePaths?: boolean;
+}
+
+/** Checks a parsed JSON value against the VmConfig schema and returns a normalized VmConfig. */
+export function validateConfig(obj: unknown, file: string, options: ValidateOptions = {}): VmConfig {
+  const v = new Validator(file, options);
+  return v.config(obj);
+}
+
+type Obj = Record<string, unknown>;
+
+class Validator {
+  private readonly baseDir: string;
+  constructor(
+    private readonly file: string,
+    private readonly options: ValidateOptions,
+  ) {
+    this.baseDir = options.baseDir ?? dirname(resolve(file));
+  }
+
+  fail(key: string, detail: string): never {
+    throw new ConfigError({ file: this.file, key }, detail);
+  }
+
+  expected(key: string, what: string, got: unknown): never {
+    this.fail(key, `expected ${what}, got ${describe(got)}`);
+  }
+
+  object(key: string, v: unknown, allowed: readonly string[]): Obj {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.expected(key, 'an object', v);
+    const o = v as Obj;
+    for (const k of Object.keys(o)) {
+      if (!allowed.includes(k)) {
+        const where = key ? `${key}.${k}` : k;
+        this.fail(where, `unknown key${didYouMean(k, allowed)}; expected one of ${allowed.join(', ')}`);
+      }
+    }
+    return o;
+  }
+
+  string(key: string, v: unknown, nonEmpty = true): string {
+    if (typeof v !== 'string') this.expected(key, 'a string', v);
+    if (nonEmpty && v.trim() === '') this.expected(key, 'a non-empty string', v);
+    return v;
+  }
+
+  path(key: string, v: unknown): string {
+    const s = this.string(key, v);
+    if (this.options.keepRelativePaths || isAbsolute(s)) return s;
+    return resolve(this.baseDir, s);
+  }
+
+  bool(key: string, v: unknown): boolean {
+    if (typeof v !== 'boolean') this.expected(key, 'true or false', v);
+    return v;
+  }
+
+  int(key: string, v: unknown, min: number, max: number, unit = ''): number {
+    const range = `an integer from ${min} to ${max}${unit}`;
+    if (typeof v !== 'number' || !Number.isInteger(v)) this.expected(key, range, v);
+    if (v < min || v > max) this.expected(key, range, v);
+    return v;
+  }
+
+  oneOf<T extends string>(key: string, v: unknown, values: readonly T[]): T {
+    if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) {
+      const hint = typeof v === 'string' ? didYouMean(v, values) : '';
+      this.fail(key, `expected one of ${values.map((x) => `'${x}'`).join(', ')}, got ${describe(v)}${hint}`);
+    }
+    return v as T;
+  }
+
+  array(key: string, v: unknown): unknown[] {
+    if (!Array.isArray(v)) this.expected(key, 'a list', v);
+    return v;
+  }
+
+  config(input: unknown): VmConfig {
+    const o = this.object('', input, VMCONFIG_KEYS);
+    const c: VmConfig = { name: o.name === undefined ? nameFromFile(this.file) : this.name(o.name) };
+    if (o.arch !== undefined) c.arch = this.oneOf('arch', o.arch, ARCHES);
+    if (o.accel !== undefined) c.accel = this.oneOf('accel', o.accel, ACCELS);
+    const arch = c.arch ?? 'aarch64';
+    if (o.cpus !== undefined) c.cpus = this.int('cpus', o.cpus, 1, MAX_CPUS[arch], ` (the ${arch} limit)`);
+    if (o.memoryMiB !== undefined) c.memoryMiB = this.int('memoryMiB', o.memoryMiB, MIN_MEMORY_MIB, MAX_MEMORY_MIB);
+    if (o.maxMemoryMiB !== undefined) {
+      c.maxMemoryMiB = this.int('maxMemoryMiB', o.maxMemoryMiB, MIN_MEMORY_MIB, MAX_MEMORY_MIB);
+      const mem = c.memoryMiB ?? 512;
+      if (c.maxMemoryMiB < mem) {
+        this.fail('maxMemoryMiB', `expected at least memoryMiB (${mem}), got ${c.maxMemoryMiB}`);
+      }
+    }
+    for (const k of ['kernel', 'initrd', 'dtb'] as const) {
+      if (o[k] !== undefined) c[k] = this.path(k, o[k]);
+    }
+    if (o.cmdline !== undefined) c.cmdline = this.string('cmdline', o.cmdline, false);
+    if (o.console !== undefined) c.console = this.oneOf('console', o.console, CONSOLES);
+    if (o.disks !== undefined) c.disks = this.array('disks', o.disks).map((d, i) => this.disk(`disks[${i}]`, d));
+    if (o.nets !== undefined) c.nets = this.array('nets', o.nets).map((n, i) => this.net(`nets[${i}]`, n));
+    if (o.balloon !== undefined) c.balloon = this.balloon(o.balloon, c);
+    if (o.rng !== undefined) c.rng = this.bool('rng', o.rng);
+    for (const k of ['onPoweroff', 'onReboot', 'onCrash'] as const) {
+      if (o[k] !== undefined) c[k] = this.oneOf(k, o[k], LIFECYCLE_ACTIONS);
+    }
+    for (const k of ['controlSocket', 'qmpSocket'] as const) {
+      if (o[k] !== undefined) c[k] = this.path(k, o[k]);
+    }
+    if (o.warnings !== undefined) {
+      c.warnings = this.array('warnings', o.warnings).map((w, i) => this.string(`warnings[${i}]`, w));
+    }
+    return c;
+  }
+
+  name(v: unknown): string {
+    const s = this.string('name', v);
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(s)) {
+      this.expected('name', 'a name of 1 to 64 letters, digits, _, . or - (starting with a letter or digit)', v);
+    }
+    return s;
+  }
+
+  disk(key: string, v: unknown): DiskConfig {
+    const o = this.object(key, v, DISK_KEYS);
+    if (o.path === undefined) this.fail(`${key}.path`, 'missing; expected the path of a raw disk image');
+    const d: DiskConfig = { path: this.path(`${key}.path`, o.path), readOnly: false };
+    if (o.readOnly !== undefined) d.readOnly = this.bool(`${key}.readOnly`, o.readOnly);
+    if (o.volatile !== undefined) d.volatile = this.bool(`${key}.volatile`, o.volatile);
+    if (o.id !== undefined) d.id = this.string(`${key}.id`, o.id);
+    return d;
+  }
+
+  net(key: string, v: unknown): NetConfig {
+    const o = this.object(key, v, NET_KEYS);
+    const n: NetConfig = {};
+    if (o.mac !== undefined) {
+      const mac = this.string(`${key}.mac`, o.mac);
+      if (!MAC_RE.test(mac)) this.expected(`${key}.mac`, 'a MAC address like 02:00:00:00:00:01', o.mac);
+      n.mac = mac.toLowerCase();
+    }
+    if (o.bridge !== undefined) n.bridge = this.string(`${key}.bridge`, o.bridge);
+    if (o.tap !== undefined) n.tap = this.string(`${key}.tap`, o.tap);
+    if (o.model !== undefined) n.model = this.string(`${key}.model`, o.model);
+    return n;
+  }
+
+  balloon(v: unknown, c: VmConfig): BalloonConfig {
+    const o = this.object('balloon', v, BALLOON_KEYS);
+    const b: BalloonConfig = {};
+    const ceiling = c.maxMemoryMiB ?? c.memoryMiB ?? MAX_MEMORY_MIB;
+    if (o.targetMiB !== undefined) b.targetMiB = this.int('balloon.targetMiB', o.targetMiB, 1, ceiling);
+    if (o.demandPage !== undefined) b.demandPage = this.bool('balloon.demandPage', o.demandPage);
+    if (o.intervalS !== undefined) b.intervalS = this.int('balloon.intervalS', o.intervalS, 0, 86400);
+    if (o.thresholdMiB !== undefined) b.thresholdMiB = this.int('balloon.thresholdMiB', o.thresholdMiB, 0, MAX_MEMORY_MIB);
+    return b;
+  }
+}
+
+/** Parses JSON text with a ConfigError (file:line:column) on a syntax error. */
+export function parseJson(text: string, file: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    const m = /position (\d+)/.exec(msg);
+    if (m) {
+      const pos = Number(m[1]);
+      const before = text.slice(0, pos);
+      const line = before.split('\n').length;
+      const col = pos - before.lastIndexOf('\n');
+      throw new ConfigError({ file, line }, `invalid JSON at column ${col}: ${msg.replace(/ in JSON at position \d+.*$/, '')}`);
+    }
+    throw new ConfigError({ file }, `invalid JSON: ${msg}`);
+  }
+}
+
+/** The config as typevisor JSON text (keys in schema order, no undefined values). */
+export function formatConfig(c: VmConfig): string {
+  const out: Record<string, unknown> = {};
+  for (const k of VMCONFIG_KEYS) {
+    const v = c[k];
+    if (v === undefined) continue;
+    if (Array.isArray(v) && v.length === 0 && k === 'warnings') continue;
+    out[k] = v;
+  }
+  return JSON.stringify(out, null, 2) + '\n';
+}
+
+export { loadConfig } from './load.js';
+export type { LoadOptions, LoadResult, ConfigFormat } from './load.js';
