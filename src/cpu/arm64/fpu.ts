@@ -418,6 +418,7 @@ function roundSmall(cpu: Arm64Cpu, x: number, errSign: number, N: number, rm: nu
   const minExp = N === 32 ? -126 : -14;
   const neg = x < 0;
   let m = neg ? -x : x;
+  if (neg) errSign = -errSign; // from here on: the error's direction relative to the magnitude
   if (m < 1e-90) {
     m = 1e-90; // far below half the smallest subnormal: rounds the same, and is a normal double
     errSign = 0;
@@ -776,7 +777,7 @@ function sqrt64(cpu: Arm64Cpu, d: number, n: number): void {
     defaultNaN64(cpu, d);
   } else {
     const s = Math.sqrt(a);
-    if (a >= LO_OK) {
+    if (a >= LO_OK && a < HI_OK) {
       const ps = s * s;
       const r = a - ps - twoProdErr(s, s, ps);
       if (finish64(cpu, d, s, r === 0 ? 0 : r > 0 ? 1 : -1)) return;
