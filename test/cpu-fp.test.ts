@@ -46,7 +46,7 @@ for (const p of ['d', 's'] as const) {
   INSNS.push([`fcsel ${p}0, ${p}1, ${p}2, eq`, k2], [`fcsel ${p}0, ${p}1, ${p}2, lt`, k2]);
   for (const r of ['n', 'p', 'm', 'z', 'a'])
     for (const u of ['s', 'u']) for (const g of ['w', 'x']) INSNS.push([`fcvt${r}${u} ${g}0, ${p}1`, p]);
-  for (const g of ['w', 'x']) {
+  for (const g of ['w', 'x'] as const) {
     INSNS.push([`fcvtzs ${g}0, ${p}1, #7`, p], [`fcvtzu ${g}0, ${p}1, #1`, p], [`fcvtzs ${g}0, ${p}1, #32`, p]);
     INSNS.push([`scvtf ${p}0, ${g}1`, g], [`ucvtf ${p}0, ${g}1`, g]);
     INSNS.push([`scvtf ${p}0, ${g}1, #5`, g], [`ucvtf ${p}0, ${g}1, #32`, g], [`scvtf ${p}0, ${g}1, #1`, g]);
@@ -182,10 +182,22 @@ function inputsFor(kind: Kind, insn: string): bigint[][] {
   } else if (arity === 2) {
     const sp = isD ? D_SPECIAL : S_SPECIAL.map(sBits);
     for (let i = 0; i < sp.length; i++) for (let j = 0; j < sp.length; j += 3) out.push([sp[i], sp[(j + i) % sp.length], 0n]);
-    for (let i = 0; i < 250; i++) {
+    for (let i = 0; i < 900; i++) {
       const a = random();
       let b = random();
-      if (rndInt(2) === 0) {
+      const mask = isD ? 0x7ffn : 0xffn;
+      const sh = isD ? 52n : 23n;
+      const bias = isD ? 1023n : 127n;
+      if (rndInt(3) === 0) {
+        // product or quotient near the subnormal range / the overflow threshold
+        const ea = (a >> sh) & mask;
+        const mul = insn.startsWith('fmul') || insn.startsWith('fnmul');
+        const target = rndInt(2) === 0 ? BigInt(rndInt(isD ? 60 : 30)) - 2n : mask - 1n - BigInt(rndInt(4));
+        let eb = mul ? target + bias - ea : ea - target + bias;
+        if (eb < 0n) eb = 0n;
+        if (eb > mask - 1n) eb = mask - 1n;
+        b = (b & ~(mask << sh)) | (eb << sh);
+      } else if (rndInt(2) === 0) {
         // close exponents: cancellation, halfway and sticky cases
         const sh = isD ? 52n : 23n;
         const ea = (a >> sh) & (isD ? 0x7ffn : 0xffn);
@@ -196,7 +208,7 @@ function inputsFor(kind: Kind, insn: string): bigint[][] {
     }
   } else {
     for (let i = 0; i < 300; i++) out.push([special(), special(), special()]);
-    for (let i = 0; i < 400; i++) {
+    for (let i = 0; i < 1500; i++) {
       const a = random();
       const b = random();
       // addend near the product: cancellation and rounding on the last bits
@@ -358,6 +370,7 @@ function runOnCpu(t: TestCpu, addr: number, c: Case): { q0lo: bigint; q0hi: bigi
 test('scalar FP matches qemu-aarch64 bit for bit', { skip: SKIP }, async (t) => {
   const cases = buildCases();
   const { buf, words } = runReference(cases);
+  t.diagnostic(`${cases.length} cases over ${INSNS.length} instructions`);
   const tc = makeCpu(words);
   const failures = new Map<number, string[]>();
   let compared = 0;

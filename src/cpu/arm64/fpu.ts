@@ -877,7 +877,7 @@ function mulAdd64(cpu: Arm64Cpu, d: number, ai: number, n: number, m: number, ne
         const bb = s - c;
         if (finish64(cpu, d, s, c - (s - bb) + (p - bb))) return;
       }
-    }
+    } else if (fma3(cpu, d, c, p, pl)) return;
   }
   const [Ma, Ea] = dec64(a);
   const [Mb, Eb] = dec64(b);
@@ -892,6 +892,33 @@ function mulAdd64(cpu: Arm64Cpu, d: number, ai: number, n: number, m: number, ne
   }
   if (M === 0n) f[d] = rm === RM_NEGINF ? -0 : 0;
   else roundBig64(cpu, d, M, E, rm);
+}
+
+/**
+ * c + p + pl (p + pl the exact product) rounded once, when a double-double evaluation decides it:
+ * s + e1 = c + p, t + e2 = e1 + pl, r + e3 = s + t (TwoSums), so exact = r + e3 + e2. When |e3 + e2| is
+ * below half an ulp of r (on either side), r = RN(exact) and sign(e3 + e2) is the error's sign.
+ */
+function fma3(cpu: Arm64Cpu, d: number, c: number, p: number, pl: number): boolean {
+  const s = c + p;
+  if (isInf(s)) return false;
+  let bb = s - c;
+  const e1 = c - (s - bb) + (p - bb);
+  const t = e1 + pl;
+  bb = t - e1;
+  const e2 = e1 - (t - bb) + (pl - bb);
+  const r = s + t;
+  if (r === 0 || isInf(r)) return false;
+  bb = r - s;
+  const e3 = s - (r - bb) + (t - bb);
+  const e = e3 + e2;
+  scF[0] = r;
+  const ex = (scU[1] >>> 20) & 0x7ff;
+  if (ex <= 1) return false;
+  const pow2Mant = (scU[1] & 0xfffff) === 0 && scU[0] === 0;
+  const halfLow = pow2(ex - 1075 - (pow2Mant ? 2 : 1));
+  if (!(e < halfLow && e > -halfLow)) return false;
+  return finish64(cpu, d, r, e);
 }
 
 function mulAdd32(cpu: Arm64Cpu, d: number, ai: number, n: number, m: number, negA: boolean, negN: boolean): void {
