@@ -93,7 +93,8 @@ export function benchMicroInt(): void {
     const runs = [runOurs(l), runOurs(l), runOurs(l)];
     const best = runs.reduce((a, b) => (a.mips > b.mips ? a : b));
     const q = runQemu(l);
-    const peer = typeof q === 'string' ? q : `${q.mips.toFixed(0)} MIPS (${q.ms.toFixed(0)} ms incl. process start)`;
+    const peer =
+      typeof q === 'string' ? q : `${q.mips.toFixed(0)} MIPS (${q.ms.toFixed(0)} ms incl. process start)`;
     process.stdout.write(
       `${l.name}: ${best.insns} insns, typevisor ${best.mips.toFixed(1)} MIPS (best of 3: ${runs
         .map((r) => r.ms.toFixed(0))

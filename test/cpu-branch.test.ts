@@ -18,7 +18,16 @@ function rnd32(): number {
   return (t ^ (t >>> 14)) >>> 0;
 }
 const rndInt = (n: number): number => rnd32() % n;
-const SPECIAL_PC = [0n, 0xfffffffcn, 0xfffffff0n, 0x100000000n, 0x100000004n, 0xfffffffffffffffcn, 0x7ffffffffffffffcn, 0x8000000000000000n];
+const SPECIAL_PC = [
+  0n,
+  0xfffffffcn,
+  0xfffffff0n,
+  0x100000000n,
+  0x100000004n,
+  0xfffffffffffffffcn,
+  0x7ffffffffffffffcn,
+  0x8000000000000000n,
+];
 function rndPc(): bigint {
   if (rndInt(3) === 0) return SPECIAL_PC[rndInt(SPECIAL_PC.length)];
   return ((BigInt(rnd32()) << 32n) | BigInt(rnd32())) & ~3n;
@@ -34,7 +43,9 @@ function conditionModel(cond: number, nzcv: number): boolean {
   const Z = (nzcv >> 2) & 1;
   const C = (nzcv >> 1) & 1;
   const V = nzcv & 1;
-  const base = [Z === 1, C === 1, N === 1, V === 1, C === 1 && Z === 0, N === V, N === V && Z === 0, true][cond >> 1];
+  const base = [Z === 1, C === 1, N === 1, V === 1, C === 1 && Z === 0, N === V, N === V && Z === 0, true][
+    cond >> 1
+  ];
   return (cond & 1) === 1 && cond !== 15 ? !base : base;
 }
 
@@ -46,7 +57,14 @@ const E = {
   cb: (sf: number, nz: number, rt: number, off: number) =>
     u((sf << 31) | (0b011010 << 25) | (nz << 24) | (((off >> 2) & 0x7ffff) << 5) | rt),
   tb: (nz: number, bit: number, rt: number, off: number) =>
-    u(((bit >> 5) << 31) | (0b011011 << 25) | (nz << 24) | ((bit & 31) << 19) | (((off >> 2) & 0x3fff) << 5) | rt),
+    u(
+      ((bit >> 5) << 31) |
+        (0b011011 << 25) |
+        (nz << 24) |
+        ((bit & 31) << 19) |
+        (((off >> 2) & 0x3fff) << 5) |
+        rt,
+    ),
   br: (opc: number, rn: number) => u((0b1101011 << 25) | (opc << 21) | (0b11111 << 16) | (rn << 5)),
 };
 
@@ -89,7 +107,10 @@ function atPc(word: number, pc: bigint, x: bigint[], nzcv: number): Result {
   const d = cpu.code.decoder.decode(word);
   assert.notEqual(d.name, 'UNALLOCATED', `0x${hex(word)} decodes`);
   d.handler(cpu, word);
-  return { next: (BigInt(cpu.nextHi >>> 0) << 32n) | BigInt(cpu.nextLo >>> 0), x: Array.from({ length: 31 }, (_, i) => cpu.xBig(i)) };
+  return {
+    next: (BigInt(cpu.nextHi >>> 0) << 32n) | BigInt(cpu.nextLo >>> 0),
+    x: Array.from({ length: 31 }, (_, i) => cpu.xBig(i)),
+  };
 }
 
 /** Execute one instruction at RAM_BASE through the executor; 'undef' if it took an UNDEF exception. */
@@ -118,7 +139,11 @@ test('B and BL: 64-bit targets (carry into / borrow from the high half), X30 = P
     const pc = rndPc();
     const x = randRegs();
     const r = atPc(E.b(link, off), pc, x, rndInt(16));
-    assert.equal(hex(r.next, 16), hex((pc + BigInt(off)) & M64, 16), `b${link ? 'l' : ''} ${off} at ${hex(pc, 16)}`);
+    assert.equal(
+      hex(r.next, 16),
+      hex((pc + BigInt(off)) & M64, 16),
+      `b${link ? 'l' : ''} ${off} at ${hex(pc, 16)}`,
+    );
     const want = x.slice();
     if (link) want[30] = (pc + 4n) & M64;
     assert.deepEqual(r.x, want);
@@ -184,7 +209,11 @@ test('TBZ/TBNZ: bits 0..63', () => {
     const taken = nz ? set : !set;
     const r = atPc(E.tb(nz, bit, rt, off), pc, x, rndInt(16));
     const want = taken ? (pc + BigInt(off)) & M64 : (pc + 4n) & M64;
-    assert.equal(hex(r.next, 16), hex(want, 16), `tb${nz ? 'nz' : 'z'} #${bit} x${rt}=${hex(v, 16)} off=${off}`);
+    assert.equal(
+      hex(r.next, 16),
+      hex(want, 16),
+      `tb${nz ? 'nz' : 'z'} #${bit} x${rt}=${hex(v, 16)} off=${off}`,
+    );
     assert.deepEqual(r.x, x);
   }
 });

@@ -51,7 +51,7 @@ function rnd64(): bigint {
   const k = rndInt(8);
   if (k < 2) return SPECIAL[rndInt(SPECIAL.length)];
   if (k === 2) return BigInt(rndInt(100)); // small
-  if (k === 3) return (-BigInt(rndInt(100) + 1)) & M64; // small negative
+  if (k === 3) return -BigInt(rndInt(100) + 1) & M64; // small negative
   return (BigInt(rnd32()) << 32n) | BigInt(rnd32());
 }
 /** A register number, 31 (SP/XZR) with probability ~1/6. */
@@ -240,10 +240,12 @@ function check(word: number, s: State, exp: State, what: string): void {
   assert.notEqual(got, 'undef', `${ctx()}: unexpected UNDEF`);
   if (got === 'undef') return;
   for (let i = 0; i < 31; i++) {
-    if (got.x[i] !== exp.x[i]) assert.fail(`${ctx()}: x${i} = ${hex(got.x[i], 16)}, expected ${hex(exp.x[i], 16)}`);
+    if (got.x[i] !== exp.x[i])
+      assert.fail(`${ctx()}: x${i} = ${hex(got.x[i], 16)}, expected ${hex(exp.x[i], 16)}`);
   }
   if (got.sp !== exp.sp) assert.fail(`${ctx()}: sp = ${hex(got.sp, 16)}, expected ${hex(exp.sp, 16)}`);
-  if (got.nzcv !== exp.nzcv) assert.fail(`${ctx()}: nzcv = ${got.nzcv.toString(2)}, expected ${exp.nzcv.toString(2)}`);
+  if (got.nzcv !== exp.nzcv)
+    assert.fail(`${ctx()}: nzcv = ${got.nzcv.toString(2)}, expected ${exp.nzcv.toString(2)}`);
 }
 
 function checkUndef(word: number, what: string): void {
@@ -256,29 +258,101 @@ const E = {
   addSubImm: (sf: number, op: number, S: number, sh: number, imm12: number, rn: number, rdd: number) =>
     u((sf << 31) | (op << 30) | (S << 29) | (0b100010 << 23) | (sh << 22) | (imm12 << 10) | (rn << 5) | rdd),
   logImm: (sf: number, opc: number, N: number, immr: number, imms: number, rn: number, rdd: number) =>
-    u((sf << 31) | (opc << 29) | (0b100100 << 23) | (N << 22) | (immr << 16) | (imms << 10) | (rn << 5) | rdd),
+    u(
+      (sf << 31) | (opc << 29) | (0b100100 << 23) | (N << 22) | (immr << 16) | (imms << 10) | (rn << 5) | rdd,
+    ),
   movWide: (sf: number, opc: number, hw: number, imm16: number, rdd: number) =>
     u((sf << 31) | (opc << 29) | (0b100101 << 23) | (hw << 21) | (imm16 << 5) | rdd),
   bitfield: (sf: number, opc: number, N: number, immr: number, imms: number, rn: number, rdd: number) =>
-    u((sf << 31) | (opc << 29) | (0b100110 << 23) | (N << 22) | (immr << 16) | (imms << 10) | (rn << 5) | rdd),
+    u(
+      (sf << 31) | (opc << 29) | (0b100110 << 23) | (N << 22) | (immr << 16) | (imms << 10) | (rn << 5) | rdd,
+    ),
   extr: (sf: number, N: number, rm: number, imms: number, rn: number, rdd: number) =>
     u((sf << 31) | (0b100111 << 23) | (N << 22) | (rm << 16) | (imms << 10) | (rn << 5) | rdd),
   adr: (op: number, imm: number, rdd: number) =>
     u((op << 31) | ((imm & 3) << 29) | (0b10000 << 24) | (((imm >> 2) & 0x7ffff) << 5) | rdd),
-  logReg: (sf: number, opc: number, shift: number, N: number, rm: number, imm6: number, rn: number, rdd: number) =>
-    u((sf << 31) | (opc << 29) | (0b01010 << 24) | (shift << 22) | (N << 21) | (rm << 16) | (imm6 << 10) | (rn << 5) | rdd),
-  addSubShift: (sf: number, op: number, S: number, shift: number, rm: number, imm6: number, rn: number, rdd: number) =>
-    u((sf << 31) | (op << 30) | (S << 29) | (0b01011 << 24) | (shift << 22) | (rm << 16) | (imm6 << 10) | (rn << 5) | rdd),
-  addSubExt: (sf: number, op: number, S: number, rm: number, option: number, imm3: number, rn: number, rdd: number) =>
+  logReg: (
+    sf: number,
+    opc: number,
+    shift: number,
+    N: number,
+    rm: number,
+    imm6: number,
+    rn: number,
+    rdd: number,
+  ) =>
     u(
-      (sf << 31) | (op << 30) | (S << 29) | (0b01011 << 24) | (1 << 21) | (rm << 16) | (option << 13) | (imm3 << 10) | (rn << 5) | rdd,
+      (sf << 31) |
+        (opc << 29) |
+        (0b01010 << 24) |
+        (shift << 22) |
+        (N << 21) |
+        (rm << 16) |
+        (imm6 << 10) |
+        (rn << 5) |
+        rdd,
+    ),
+  addSubShift: (
+    sf: number,
+    op: number,
+    S: number,
+    shift: number,
+    rm: number,
+    imm6: number,
+    rn: number,
+    rdd: number,
+  ) =>
+    u(
+      (sf << 31) |
+        (op << 30) |
+        (S << 29) |
+        (0b01011 << 24) |
+        (shift << 22) |
+        (rm << 16) |
+        (imm6 << 10) |
+        (rn << 5) |
+        rdd,
+    ),
+  addSubExt: (
+    sf: number,
+    op: number,
+    S: number,
+    rm: number,
+    option: number,
+    imm3: number,
+    rn: number,
+    rdd: number,
+  ) =>
+    u(
+      (sf << 31) |
+        (op << 30) |
+        (S << 29) |
+        (0b01011 << 24) |
+        (1 << 21) |
+        (rm << 16) |
+        (option << 13) |
+        (imm3 << 10) |
+        (rn << 5) |
+        rdd,
     ),
   adcSbc: (sf: number, op: number, S: number, rm: number, rn: number, rdd: number) =>
     u((sf << 31) | (op << 30) | (S << 29) | (0b11010000 << 21) | (rm << 16) | (rn << 5) | rdd),
   ccmp: (sf: number, op: number, imm: number, rmOrImm5: number, cond: number, rn: number, nzcv: number) =>
-    u((sf << 31) | (op << 30) | (1 << 29) | (0b11010010 << 21) | (rmOrImm5 << 16) | (cond << 12) | (imm << 11) | (rn << 5) | nzcv),
+    u(
+      (sf << 31) |
+        (op << 30) |
+        (1 << 29) |
+        (0b11010010 << 21) |
+        (rmOrImm5 << 16) |
+        (cond << 12) |
+        (imm << 11) |
+        (rn << 5) |
+        nzcv,
+    ),
   csel: (sf: number, op: number, o2: number, rm: number, cond: number, rn: number, rdd: number) =>
-    u((sf << 31) | (op << 30) | (0b11010100 << 21) | (rm << 16) | (cond << 12) | (o2 << 10) | (rn << 5) | rdd),
+    u(
+      (sf << 31) | (op << 30) | (0b11010100 << 21) | (rm << 16) | (cond << 12) | (o2 << 10) | (rn << 5) | rdd,
+    ),
   dp1: (sf: number, opcode: number, rn: number, rdd: number) =>
     u((sf << 31) | (1 << 30) | (0b11010110 << 21) | (opcode << 10) | (rn << 5) | rdd),
   dp2: (sf: number, opcode: number, rm: number, rn: number, rdd: number) =>
@@ -439,7 +513,7 @@ test('logical immediate: AND/ORR/EOR/ANDS, all bitmask immediates, SP destinatio
     const a = uInt(rd(s, rn), bits);
     const res = opc === 1 ? a | bm.wmask : opc === 2 ? a ^ bm.wmask : a & bm.wmask;
     wr(e, rdd, res, bits, opc !== 3);
-    if (opc === 3) e.nzcv = ((res >> BigInt(bits - 1)) === 1n ? 8 : 0) | (res === 0n ? 4 : 0);
+    if (opc === 3) e.nzcv = (res >> BigInt(bits - 1) === 1n ? 8 : 0) | (res === 0n ? 4 : 0);
     check(word, s, e, `logical imm sf=${sf} opc=${opc} N=${N} immr=${immr} imms=${imms}`);
   }
   assert.ok(valid > 100 && invalid > 20);
@@ -481,12 +555,22 @@ test('MOVZ/MOVN/MOVK: W/X, all hw, 32-bit hw >= 2 UNDEF', () => {
     wr(e, rdd, v, bits);
     check(E.movWide(sf, opc, hw, imm16, rdd), s, e, `movwide sf=${sf} opc=${opc} hw=${hw}`);
   }
-  for (const opc of [0, 2, 3]) for (const hw of [2, 3]) checkUndef(E.movWide(0, opc, hw, 0x1234, 1), `32-bit move wide hw=${hw}`);
+  for (const opc of [0, 2, 3])
+    for (const hw of [2, 3]) checkUndef(E.movWide(0, opc, hw, 0x1234, 1), `32-bit move wide hw=${hw}`);
   checkUndef(E.movWide(1, 1, 0, 0x1234, 1), 'move wide opc=01');
 });
 
 test('SBFM/BFM/UBFM and aliases (ASR/LSL/LSR, SXTB/H/W, UXTB/H, BFI, BFXIL, SBFX, UBFX)', () => {
-  const run = (sf: number, opc: number, immr: number, imms: number, rn: number, rdd: number, s: State, what: string) => {
+  const run = (
+    sf: number,
+    opc: number,
+    immr: number,
+    imms: number,
+    rn: number,
+    rdd: number,
+    s: State,
+    what: string,
+  ) => {
     const bits = sf ? 64 : 32;
     const bm = decodeBitMasks(sf, imms, immr, false, bits);
     assert.ok(bm);
@@ -556,7 +640,7 @@ test('SBFM/BFM/UBFM and aliases (ASR/LSL/LSR, SXTB/H/W, UXTB/H, BFI, BFXIL, SBFX
     e.x[2] = (s.x[2] & ~(0xfn << 60n)) | ((s.x[1] & 0xfn) << 60n);
     check(E.bitfield(1, 1, 1, 4, 3, 1, 2), s, e, 'bfi #60, #4');
     const e2 = clone(s);
-    e2.x[2] = ((s.x[2] & M32) & ~0xffn) | ((s.x[1] >> 4n) & 0xffn);
+    e2.x[2] = (s.x[2] & M32 & ~0xffn) | ((s.x[1] >> 4n) & 0xffn);
     check(E.bitfield(0, 1, 0, 4, 11, 1, 2), s, e2, 'bfxil w #4, #8');
   }
   // UNDEF: opc = 11, N != sf, 32-bit immr/imms >= 32
@@ -605,8 +689,13 @@ test('logical (shifted register): AND BIC ORR ORN EOR EON ANDS BICS, all shifts'
     const a = uInt(rd(s, rn), bits);
     const res = opc === 1 ? a | b : opc === 2 ? a ^ b : a & b;
     wr(e, rdd, res, bits);
-    if (opc === 3) e.nzcv = ((res >> BigInt(bits - 1)) === 1n ? 8 : 0) | (res === 0n ? 4 : 0);
-    check(E.logReg(sf, opc, shift, N, rm, amt, rn, rdd), s, e, `logical reg sf=${sf} opc=${opc} N=${N} shift=${shift}#${amt}`);
+    if (opc === 3) e.nzcv = (res >> BigInt(bits - 1) === 1n ? 8 : 0) | (res === 0n ? 4 : 0);
+    check(
+      E.logReg(sf, opc, shift, N, rm, amt, rn, rdd),
+      s,
+      e,
+      `logical reg sf=${sf} opc=${opc} N=${N} shift=${shift}#${amt}`,
+    );
   }
   checkUndef(E.logReg(0, 0, 0, 0, 1, 32, 2, 3), 'AND W with imm6=32');
   // MOV Xd, Xm / MOV Wd, Wm
@@ -636,7 +725,12 @@ test('ADD/ADDS/SUB/SUBS (shifted register): flags, XZR', () => {
     const r = op ? addWithCarry(a, ~b, 1, bits) : addWithCarry(a, b, 0, bits);
     wr(e, rdd, r.res, bits);
     if (S) e.nzcv = r.nzcv;
-    check(E.addSubShift(sf, op, S, shift, rm, amt, rn, rdd), s, e, `addsub shifted sf=${sf} op=${op} S=${S} shift=${shift}#${amt}`);
+    check(
+      E.addSubShift(sf, op, S, shift, rm, amt, rn, rdd),
+      s,
+      e,
+      `addsub shifted sf=${sf} op=${op} S=${S} shift=${shift}#${amt}`,
+    );
   }
   checkUndef(E.addSubShift(1, 0, 0, 3, 1, 0, 2, 3), 'ADD shift=ROR');
   checkUndef(E.addSubShift(0, 1, 1, 0, 1, 32, 2, 3), 'SUBS W imm6=32');
@@ -660,7 +754,12 @@ test('ADD/ADDS/SUB/SUBS (extended register): UXTB..SXTX, shift 0-4, SP forms', (
     const r = op ? addWithCarry(a, ~b, 1, bits) : addWithCarry(a, b, 0, bits);
     wr(e, rdd, r.res, bits, S === 0);
     if (S) e.nzcv = r.nzcv;
-    check(E.addSubExt(sf, op, S, rm, option, imm3, rn, rdd), s, e, `addsub ext sf=${sf} op=${op} S=${S} opt=${option} #${imm3}`);
+    check(
+      E.addSubExt(sf, op, S, rm, option, imm3, rn, rdd),
+      s,
+      e,
+      `addsub ext sf=${sf} op=${op} S=${S} opt=${option} #${imm3}`,
+    );
   }
   checkUndef(E.addSubExt(1, 0, 0, 1, 3, 5, 2, 3), 'ADD ext imm3=5');
   checkUndef(E.addSubExt(0, 0, 0, 1, 3, 7, 2, 3), 'ADD ext imm3=7');
@@ -820,7 +919,8 @@ test('RBIT, REV16, REV32, REV, CLZ, CLS', () => {
     check(E.dp1(sf, opcode, 1, 2), s, e, `clz/cls ${hex(x, 16)}`);
   }
   checkUndef(E.dp1(0, 3, 1, 2), 'REV (64-bit opcode) with sf=0');
-  for (const opcode of [6, 7, 8, 0x10, 0x15]) checkUndef(E.dp1(1, opcode, 1, 2), `dp1 opcode ${opcode} (v8.9 CSSC / CRC / unallocated)`);
+  for (const opcode of [6, 7, 8, 0x10, 0x15])
+    checkUndef(E.dp1(1, opcode, 1, 2), `dp1 opcode ${opcode} (v8.9 CSSC / CRC / unallocated)`);
   // words from aarch64-linux-gnu-as -march=armv8.5-a
   checkUndef(0xdac10041, 'pacia x1, x2');
   checkUndef(0xdac123e1, 'paciza x1');
@@ -856,7 +956,7 @@ test('UDIV, SDIV (divide by zero, INT_MIN / -1), LSLV, LSRV, ASRV, RORV', () => 
     [1, 2, 5n, 0n, 0n],
     [0, 2, 0xffffffffn, 0n, 0n],
     [0, 3, 0xfffffff9n, 2n, 0xfffffffdn], // -7 / 2 = -3
-    [1, 3, (-7n) & M64, 2n, (-3n) & M64],
+    [1, 3, -7n & M64, 2n, -3n & M64],
     [1, 2, M64, 3n, 0x5555555555555555n],
     [1, 2, M64, 1n, M64],
     [1, 2, 0x1_00000000n, 0x1_00000000n, 1n],
@@ -882,7 +982,8 @@ test('UDIV, SDIV (divide by zero, INT_MIN / -1), LSLV, LSRV, ASRV, RORV', () => 
       }
     }
   }
-  for (const opcode of [0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17]) checkUndef(E.dp2(0, opcode, 1, 2, 3), `CRC32 opcode ${opcode}`);
+  for (const opcode of [0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17])
+    checkUndef(E.dp2(0, opcode, 1, 2, 3), `CRC32 opcode ${opcode}`);
   checkUndef(0x9ac34c41, 'crc32x w1, w2, x3');
   checkUndef(0x1ac34041, 'crc32b w1, w2, w3');
   checkUndef(0x9ac30041, 'subp x1, x2, x3');
@@ -933,4 +1034,1304 @@ test('other unallocated / later-architecture encodings in the integer space are 
   checkUndef(u((1 << 31) | (0b100011 << 23) | (1 << 5) | 2), 'ADDG (MTE, v8.5)');
   checkUndef(u((1 << 31) | (1 << 30) | (0b100011 << 23) | (1 << 5) | 2), 'SUBG (MTE, v8.5)');
   checkUndef(u((1 << 31) | (0b1000111 << 22) | (1 << 5) | 2), 'SMAX imm (v8.9)');
+});
+
+// Reference results from qemu-aarch64 (user mode): random words over every data-processing pattern,
+// Rd = X0, sources among X0..X5. [word, X0..X5 before, NZCV before, X0 after, NZCV after]
+const QEMU_VECTORS: [number, bigint[], number, bigint, number][] = [
+  [
+    0x71152c80,
+    [0x97ae2f35c4b238f3n, 0x28853d8905576a6bn, 0xfd758fe18b5a1d39n, 0x80000000n, 0x7fe25996b316d0efn, 0x1en],
+    6,
+    0xb316cba4n,
+    10,
+  ],
+  [
+    0x12bec000,
+    [0x68de892eb144576en, 0xde6eb804654bc28fn, 0x8000000000000000n, 0x80000000n, 0x8n, 0x7fffffffn],
+    13,
+    0x9ffffffn,
+    13,
+  ],
+  [
+    0x71666c20,
+    [
+      0x9a096589d3bd548dn,
+      0xfded86245ba4e99dn,
+      0x896706ff513448ccn,
+      0x7fffffffn,
+      0x7b2ac0ebb51fc171n,
+      0x92f29e8b8003f51dn,
+    ],
+    0,
+    0x5b0b399dn,
+    2,
+  ],
+  [
+    0x5ac008a0,
+    [0xfe2b555870063a34n, 0xabe96cc8ddfdbd28n, 0x444493bec8da61ebn, 0x9n, 0xf4d15e51f22cab84n, 0x1en],
+    4,
+    0x1e000000n,
+    4,
+  ],
+  [
+    0x11278c00,
+    [0xa5aae595e1983afan, 0xba1baefb30f6901n, 0xfaa199a976fa2fb5n, 0x13n, 0xffffffffffffffffn, 0xcn],
+    9,
+    0xe19844ddn,
+    9,
+  ],
+  [
+    0x1ac40c00,
+    [
+      0x29b21893be08d2cfn,
+      0x38n,
+      0x18718fd7cc5f105bn,
+      0x39d33995515d3e9fn,
+      0x13075e8e0f8c4ec4n,
+      0xdb1f6be690a20d0an,
+    ],
+    0,
+    0xfffffffcn,
+    0,
+  ],
+  [
+    0xaa0103e0,
+    [
+      0xde1cc83934f23243n,
+      0xa03667941b1f18b8n,
+      0xd2727caa7af752cn,
+      0x100000000n,
+      0x5a11baf98369f43an,
+      0xba97dbec85e13ad4n,
+    ],
+    10,
+    0xa03667941b1f18b8n,
+    10,
+  ],
+  [
+    0x1ac30840,
+    [
+      0x2dn,
+      0x603b36cef8d70592n,
+      0x8f2e2c70c12c7973n,
+      0xb785d59cfd191e3an,
+      0x12abaffea795791fn,
+      0xd5c70d0b73a74760n,
+    ],
+    7,
+    0x0n,
+    7,
+  ],
+  [
+    0x9bdf54a0,
+    [0x7fffffffn, 0x17n, 0x1b5a24d99a12b1c3n, 0x0n, 0x289e307871396f36n, 0xffffffff80000000n],
+    13,
+    0x0n,
+    13,
+  ],
+  [
+    0x9b000c20,
+    [
+      0x2726c4c33e488b06n,
+      0x7fffffffn,
+      0xdbdf1c0b17ee9d15n,
+      0x64d6a4240bd6c3d8n,
+      0x30c938cc2c20eb5n,
+      0x50ec5de9cf5d25ccn,
+    ],
+    8,
+    0xdcd424e3cd8e38d2n,
+    8,
+  ],
+  [
+    0x9ac02800,
+    [0x3e426490b8013184n, 0x414a285de2460d2cn, 0x12n, 0x22n, 0x54fafaaed9d0a898n, 0x6d1d6d26489190a3n],
+    6,
+    0x3e426490b801318n,
+    6,
+  ],
+  [
+    0x6b016080,
+    [0xc1108d0fe8cd0aaan, 0x27n, 0x43n, 0xe07a2609b8101c15n, 0x3an, 0x8ea49f856b127884n],
+    3,
+    0xd900003an,
+    8,
+  ],
+  [
+    0x9ac50c40,
+    [
+      0xe1f955837dce5274n,
+      0x42e462bd61da11b3n,
+      0xa2b7f609434a73e8n,
+      0x0n,
+      0xe109d56dc57c3c13n,
+      0xfc8cc90983cd4d30n,
+    ],
+    12,
+    0x1bn,
+    12,
+  ],
+  [
+    0xd2d2f020,
+    [
+      0x6a5cbe98e351e710n,
+      0x3ec9b1cd8c92aa19n,
+      0x3797a4e30f331843n,
+      0x16n,
+      0x825650e568648230n,
+      0x7fffffffffffffffn,
+    ],
+    2,
+    0x978100000000n,
+    2,
+  ],
+  [0x2b855480, [0x80000000n, 0x1n, 0x100000000n, 0x7fffffffn, 0x3an, 0x896001e7dd39a79dn], 8, 0xffffff23n, 8],
+  [
+    0x13152060,
+    [0x21n, 0x50ac06f8e6423037n, 0xcb09ce9d86390e87n, 0xdc1ab3cb425704cdn, 0xfa172ade6f7582fen, 0x80000000n],
+    15,
+    0x66800n,
+    15,
+  ],
+  [
+    0xb110d000,
+    [
+      0xffffffff80000000n,
+      0x2c3543bcf27874bdn,
+      0x7fffffffffffffffn,
+      0xffffffffn,
+      0x6a34c6191dca63b2n,
+      0x100000000n,
+    ],
+    6,
+    0xffffffff80000434n,
+    8,
+  ],
+  [
+    0xdac004a0,
+    [
+      0x89b4f29dc20f4d83n,
+      0xe6695fc3ddd3e14n,
+      0x27568cd58bf9409n,
+      0x35ee746d575b3e69n,
+      0x29n,
+      0x71efbbd72f5a8830n,
+    ],
+    8,
+    0xef71d7bb5a2f3088n,
+    8,
+  ],
+  [
+    0x1b020400,
+    [0xbn, 0xb54e7aaa1f549436n, 0x7fffffffn, 0xffffffffffffffffn, 0x5479fca5291801aen, 0x7a8172aa6b8e327dn],
+    7,
+    0x9f54942bn,
+    7,
+  ],
+  [
+    0x9b028060,
+    [
+      0x4333101908a33178n,
+      0x1f52f9ea3b6fe603n,
+      0xbc7550fb5f84558bn,
+      0x2aba8798fd30eae5n,
+      0x7n,
+      0xac12aeb729580037n,
+    ],
+    0,
+    0x6107110b38019e21n,
+    0,
+  ],
+  [
+    0x9b436040,
+    [0x0n, 0x478ff6b0800a31b8n, 0xaed8f6a4f815f057n, 0x34efe384cb1ebef4n, 0xe8e26ec77c5d3244n, 0x2en],
+    15,
+    0xef3806881097d2d1n,
+    15,
+  ],
+  [
+    0x4b042020,
+    [
+      0x80000000n,
+      0x14e5bd15f48903c7n,
+      0x2275a95ca526bfddn,
+      0x735bdd0f0b3a67a8n,
+      0xa47db4d24486b7d2n,
+      0x1c6ebd735db0fe5dn,
+    ],
+    7,
+    0x6dd131c7n,
+    7,
+  ],
+  [
+    0x9ac30c20,
+    [
+      0x0n,
+      0x2099c2b97727d84fn,
+      0x9a92e6db798efe6bn,
+      0x27b3b70dd3b72b66n,
+      0x556e6f271cac4e83n,
+      0x76dc47c65a24291n,
+    ],
+    12,
+    0x0n,
+    12,
+  ],
+  [
+    0x2b436440,
+    [
+      0xc437a0e58c3937dbn,
+      0x8000000000000000n,
+      0xd63a196994932ca0n,
+      0x32n,
+      0xcb0da43f036e3d01n,
+      0x7fffffffffffffffn,
+    ],
+    2,
+    0x94932ca0n,
+    8,
+  ],
+  [
+    0x0b259040,
+    [0x2bn, 0xa494623a04b40c63n, 0xffffffffn, 0xe33f2095b1bd0cd9n, 0x6d477680ec61e812n, 0xa8fda27b269c9e18n],
+    12,
+    0x17fn,
+    12,
+  ],
+  [
+    0x9ac40800,
+    [
+      0xa5db9c34edd8b37n,
+      0xd8fe95409d82fd98n,
+      0x6e94913a69bb09c9n,
+      0x12n,
+      0xff36c35f1262d99cn,
+      0x3a7b61d42c7e903cn,
+    ],
+    5,
+    0x0n,
+    5,
+  ],
+  [
+    0x12b17480,
+    [0x3a8ad5735ed1862an, 0x6n, 0x16caa17c799aca33n, 0x22n, 0x3ebfe241f2f790f5n, 0xfe7621b9f05c7e1bn],
+    3,
+    0x745bffffn,
+    3,
+  ],
+  [
+    0xba42a060,
+    [0xbc1c23915c3e5ac1n, 0x1fn, 0x8af333e28cd2418cn, 0x1n, 0xf2cde6e3740493c0n, 0xcd014a4697f44d11n],
+    4,
+    0xbc1c23915c3e5ac1n,
+    8,
+  ],
+  [
+    0xda0400a0,
+    [0x100000000n, 0x1946622fcde93976n, 0x9a53460326fe5895n, 0x36n, 0x9a0a190a60e6e329n, 0xcefc473f751b7695n],
+    3,
+    0x34f22e351434936cn,
+    3,
+  ],
+  [
+    0x5ac00000,
+    [
+      0x457b899af78ee916n,
+      0xea312d7c08f8fff9n,
+      0x7b604e4f2f983d91n,
+      0x13n,
+      0xbeff53b2672fb1d7n,
+      0xb40f4219cbb4cab5n,
+    ],
+    1,
+    0x689771efn,
+    1,
+  ],
+  [
+    0x5a84a0a0,
+    [
+      0x1e0136c71a3939f0n,
+      0x787620f36f0f6c33n,
+      0xc201617d8681b980n,
+      0xecbb15030587c3f9n,
+      0x27n,
+      0x6831491657ed6dfdn,
+    ],
+    3,
+    0xffffffd8n,
+    3,
+  ],
+  [
+    0x5a834400,
+    [0x80000000n, 0xd7f8522a49ced56n, 0x2n, 0x1n, 0x100000000n, 0x7f34a1be7da6155cn],
+    11,
+    0x80000000n,
+    11,
+  ],
+  [
+    0x6a852080,
+    [0xf193a4984da5960n, 0x818cbda1ce274f02n, 0x100000000n, 0x7fffffffffffffffn, 0xf0f6805325b572cfn, 0x0n],
+    2,
+    0x0n,
+    4,
+  ],
+  [
+    0x72b04460,
+    [
+      0x870920fd58f9e613n,
+      0x63c00c6b64622df5n,
+      0x88a764f443659dbcn,
+      0x6c39d8bb6b5bbfb6n,
+      0x69057840956e8689n,
+      0x2f101e99dbb04b6an,
+    ],
+    4,
+    0x8223e613n,
+    4,
+  ],
+  [
+    0x9b250ca0,
+    [0x15n, 0x190b4c67b923cb4en, 0x1n, 0x41136848977e6ca8n, 0x38n, 0x100000000n],
+    10,
+    0x41136848977e6ca8n,
+    10,
+  ],
+  [
+    0xd28ee080,
+    [
+      0x39d07b03dc9d5accn,
+      0xffffffffn,
+      0x99d46fe269895765n,
+      0x80c55f47dbb61494n,
+      0xc264a2bb47847eccn,
+      0xffffffff80000000n,
+    ],
+    8,
+    0x7704n,
+    8,
+  ],
+  [
+    0x8b04fc80,
+    [0xd3ff18eb0a6410c7n, 0x595c4cff1b1cece5n, 0xen, 0x0n, 0x11n, 0x94f0f11454b3868bn],
+    6,
+    0x8000000000000011n,
+    6,
+  ],
+  [
+    0x92817860,
+    [0xdn, 0x8a738e70209c6867n, 0x80000000n, 0xdcd55514f604a080n, 0x1n, 0x60a4fbbb7b1dce5en],
+    4,
+    0xfffffffffffff43cn,
+    4,
+  ],
+  [
+    0xcb821000,
+    [0xb11366a46e361c6bn, 0x6c969e8ab760c15bn, 0x7588e14f7bcfbd1cn, 0x1985e88caf1042e9n, 0x7n, 0x3dn],
+    3,
+    0xa9bad88f7679209an,
+    3,
+  ],
+  [
+    0xfa429020,
+    [
+      0x40f052d6fbe70dc5n,
+      0xb1b9d80fac963678n,
+      0xb555eb2b229b3782n,
+      0x7b2630c0b073f2dcn,
+      0xc0bee48323ba5392n,
+      0x100000000n,
+    ],
+    10,
+    0x40f052d6fbe70dc5n,
+    0,
+  ],
+  [
+    0x9bc10480,
+    [
+      0x97135b7a852b4e41n,
+      0xfb6ffe22efc1b2c2n,
+      0xb0a9c908a24b3b2cn,
+      0x2cc6277baaf6b15dn,
+      0x54b3b0159ff32a1an,
+      0x84b266d95c12629an,
+    ],
+    7,
+    0x53313ba4651a744an,
+    7,
+  ],
+  [
+    0xf2fe40a0,
+    [
+      0xe0b00a0f5efb6156n,
+      0xd1cb9d0df579ed64n,
+      0x0n,
+      0xf1fcec4698028a6an,
+      0x49bf75f865e23a4cn,
+      0x3526fd1d5b02e90dn,
+    ],
+    7,
+    0xf2050a0f5efb6156n,
+    7,
+  ],
+  [
+    0x331e5460,
+    [0x16n, 0x34b60b9ae13b9437n, 0x1n, 0x53e6a9614fe046aen, 0xd3d02b05360d9311n, 0x7n],
+    1,
+    0x811aban,
+    1,
+  ],
+  [
+    0x936df460,
+    [
+      0x8f012f833c5241e7n,
+      0x4f1724512aa71127n,
+      0x6n,
+      0x8563688551230881n,
+      0xffffffffffffffffn,
+      0x78a0a3ccd1c610adn,
+    ],
+    11,
+    0x2b1bn,
+    11,
+  ],
+  [
+    0x9ba300a0,
+    [
+      0x7772bb9f22c89fb7n,
+      0xd308b51b3895036n,
+      0x98bb91b9e981c9d7n,
+      0x473f13727412a3aen,
+      0x856376802114bb2n,
+      0x43n,
+    ],
+    2,
+    0x7772bbbd83a97641n,
+    2,
+  ],
+  [
+    0x6b405400,
+    [
+      0x8000000000000000n,
+      0xb51036c9ca364861n,
+      0x2d15b50c5ec1692en,
+      0xc64f8ce4ecd7a958n,
+      0xffffffff80000000n,
+      0x9e1490a4b2ddf27cn,
+    ],
+    12,
+    0x0n,
+    6,
+  ],
+  [
+    0x530a2460,
+    [
+      0x6d106e3b2b56a534n,
+      0xe453350463d00142n,
+      0xeec9dc7c26430e4an,
+      0x30n,
+      0x8000000000000000n,
+      0x4f39bcdb34ae61ecn,
+    ],
+    2,
+    0xc000000n,
+    2,
+  ],
+  [
+    0x9ac40880,
+    [
+      0xf05e4e455b409959n,
+      0x6a63c9f8c636083an,
+      0x34ddb84f5c73184fn,
+      0xa4ca24bbc9ebff04n,
+      0x1c904f7db139374bn,
+      0x2fb0c7e87f368fabn,
+    ],
+    8,
+    0x1n,
+    8,
+  ],
+  [
+    0xb3668480,
+    [
+      0x31bc7f66322dacdbn,
+      0x675ecf318025b0acn,
+      0x2an,
+      0x5c5b6ac8fd14f0ben,
+      0xcb72195f64365a1bn,
+      0xd32a755abe5972a7n,
+    ],
+    1,
+    0x3d90d9686e2dacdbn,
+    1,
+  ],
+  [
+    0x5ac00080,
+    [0xa00923ce9cbdc8fen, 0xe62531459345bd70n, 0xbba46a2ef5291b53n, 0x3153a571234f7698n, 0x30n, 0x43n],
+    1,
+    0xc000000n,
+    1,
+  ],
+  [
+    0xf1216c00,
+    [0x11n, 0x80000000n, 0x3en, 0xab81e9d481d236f7n, 0xdef84fb7ec0434b3n, 0x99c3c761e95060ecn],
+    11,
+    0xfffffffffffff7b6n,
+    8,
+  ],
+  [
+    0x5ac00840,
+    [0x13n, 0x1fn, 0x72a5ef474265c6edn, 0x7dcd980b692351c1n, 0xeb0d5f7dc47da7e8n, 0x9n],
+    12,
+    0xedc66542n,
+    12,
+  ],
+  [
+    0xdac00460,
+    [0x8000000000000000n, 0x27n, 0x2dn, 0x5e2c27f1a2244b7an, 0xd344783065b9c40n, 0xc3f59948309aa69fn],
+    15,
+    0x2c5ef12724a27a4bn,
+    15,
+  ],
+  [
+    0x6a652860,
+    [0x56711ac4a6a7d0b3n, 0xce27492afb8537c7n, 0x3n, 0x3ecb280a45a36a8dn, 0xa8d0ed4f8141809bn, 0x45n],
+    6,
+    0x45a36a8dn,
+    0,
+  ],
+  [
+    0xd35d5c40,
+    [
+      0xffffffff80000000n,
+      0x4eba4e6d5e788335n,
+      0x80000000n,
+      0xd8040912139d3951n,
+      0x1374d1812e26e597n,
+      0xa9790abce3f5655dn,
+    ],
+    7,
+    0x0n,
+    7,
+  ],
+  [
+    0x5a010060,
+    [0xffffffffn, 0x53242885b0a42f82n, 0x4975007ae4158635n, 0x2an, 0xc4bc717fe8530405n, 0x118c07be51152a74n],
+    10,
+    0x4f5bd0a8n,
+    10,
+  ],
+  [
+    0xf2b60480,
+    [
+      0xcb496dee01d7c5f2n,
+      0x2cdc90e0c70a1bbfn,
+      0x8000000000000000n,
+      0x7fffffffffffffffn,
+      0x81f914995642ebaen,
+      0xef8bba1b7a4c8372n,
+    ],
+    6,
+    0xcb496deeb024c5f2n,
+    6,
+  ],
+  [
+    0x330748a0,
+    [
+      0x100000000n,
+      0x907080df4f29a5e2n,
+      0x1e63533288984c85n,
+      0xdbfc3a004588be01n,
+      0x7977c912f1b0a3ben,
+      0xcecab358ef74d9e9n,
+    ],
+    1,
+    0x9b3n,
+    1,
+  ],
+  [
+    0x13804080,
+    [
+      0x3bfedd0bac8fb13an,
+      0xe571eaff323a6f38n,
+      0x7680db27edfcf8e3n,
+      0xd32f35486abaa215n,
+      0x6038a154c73e4085n,
+      0x316e44351f20656dn,
+    ],
+    10,
+    0x4085ac8fn,
+    10,
+  ],
+  [
+    0xeb426860,
+    [
+      0xce16f42208fc56efn,
+      0x8000000000000000n,
+      0x2b3b181790955d36n,
+      0xa3dcda6e81fde17cn,
+      0xe885d31468f856adn,
+      0x910c6bf0d6c0c989n,
+    ],
+    13,
+    0xa3dcda63b337db98n,
+    10,
+  ],
+  [
+    0xf1598040,
+    [0x100000000n, 0x7fffffffffffffffn, 0x62f4189fe2d0a13en, 0xd149cc226c361df0n, 0x3fn, 0xda32c3e13b81a91cn],
+    13,
+    0x62f4189fe26aa13en,
+    2,
+  ],
+  [0x9a0200a0, [0xan, 0xac8a9ad228378577n, 0x0n, 0x4ad97449d762eaf8n, 0x1an, 0x1cn], 9, 0x1cn, 9],
+  [
+    0xeb42ec60,
+    [0x63928eb79b029d9fn, 0x86ac6e7fd6a2e828n, 0x1cn, 0x606c30fa7a3716an, 0xffffffffffffffffn, 0xbn],
+    5,
+    0x606c30fa7a3716an,
+    2,
+  ],
+  [
+    0x92f378a0,
+    [0x39n, 0xd3fd3d0b34f4effcn, 0xe5e3a3e62c0f5c3cn, 0x5n, 0x5179f253f99d27f6n, 0x7fffffffn],
+    14,
+    0x643affffffffffffn,
+    14,
+  ],
+  [
+    0xdac01420,
+    [
+      0xbdaa776909360467n,
+      0x229e4e4cbd20533n,
+      0x31efb141e6f236ecn,
+      0xe0ef304d50f60d2en,
+      0xdn,
+      0xbae3a21393890b2an,
+    ],
+    14,
+    0x5n,
+    14,
+  ],
+  [
+    0x0b823420,
+    [
+      0x1157008264854c13n,
+      0xab4691df16c4e9f8n,
+      0xd81c3140114d2ebdn,
+      0x8000000000000000n,
+      0xc4f6ed880fb27648n,
+      0x50010189e223791cn,
+    ],
+    11,
+    0x16c57461n,
+    11,
+  ],
+  [
+    0xd1166060,
+    [0x1n, 0x0n, 0x2764b11f159aa136n, 0xfd778738e18b9511n, 0xff5a878648fdf931n, 0xbd137d8f3bef13d1n],
+    2,
+    0xfd778738e18b8f79n,
+    2,
+  ],
+  [
+    0x2a0403e0,
+    [
+      0x95953c3fd03cebb8n,
+      0x24n,
+      0xce02d5276c2077e4n,
+      0x155320c2ad43940en,
+      0x72557e598d4b56ean,
+      0xc0775da4580fee0bn,
+    ],
+    14,
+    0x8d4b56ean,
+    14,
+  ],
+  [
+    0x8b019020,
+    [
+      0x826b1109d8a2df7dn,
+      0x5320439236d65944n,
+      0x8235a72df74eb91an,
+      0xffffffffffffffffn,
+      0xf1663b3554fbc5cfn,
+      0x18n,
+    ],
+    10,
+    0xc085d7d236d65944n,
+    10,
+  ],
+  [
+    0x1ac30800,
+    [0x143dbaaf9a885437n, 0x29n, 0x12n, 0x3dn, 0x217aad836ec1cfd8n, 0x8660f49e324b378en],
+    9,
+    0x28887acn,
+    9,
+  ],
+  [
+    0x93418c80,
+    [
+      0x3227788122e064a8n,
+      0x11d010350634c099n,
+      0xd3a4c4681bb951c1n,
+      0xd9cc130cc8677ae7n,
+      0x8000000000000000n,
+      0x34n,
+    ],
+    6,
+    0x0n,
+    6,
+  ],
+  [
+    0x72302480,
+    [
+      0x10n,
+      0xcc997aeda6d18838n,
+      0x2e12240ed569bb46n,
+      0x8c5b4372f047f515n,
+      0xcd43333a3a239b80n,
+      0x5ce30e1283863d25n,
+    ],
+    1,
+    0x2230000n,
+    0,
+  ],
+  [
+    0x515a9080,
+    [
+      0x100000000n,
+      0xd9a1d78e348dbfabn,
+      0xffffffff80000000n,
+      0x7fffffffffffffffn,
+      0xf118aab62114ba02n,
+      0x72e2a8a0be838539n,
+    ],
+    8,
+    0x20aa7a02n,
+    8,
+  ],
+  [
+    0x9a858460,
+    [
+      0x7e7826b351a6321cn,
+      0x1a9338bde3a30c5bn,
+      0xe4c17d31b59348ban,
+      0x2an,
+      0xba7ec0ea54d93616n,
+      0xbe6766da3523671fn,
+    ],
+    12,
+    0xbe6766da35236720n,
+    12,
+  ],
+  [
+    0x53001440,
+    [0x9n, 0x1ce1d001a66ba955n, 0x0n, 0x5f0d94f29d9790a6n, 0x99a4bd9f121650f9n, 0x911ab3e91b282405n],
+    8,
+    0x0n,
+    8,
+  ],
+  [
+    0x7290ac60,
+    [0xe6e78683044c737cn, 0x83d1dcff3b291d21n, 0xffffffffffffffffn, 0x5n, 0x0n, 0x81c667210e948279n],
+    7,
+    0x44c8563n,
+    7,
+  ],
+  [
+    0xf2404040,
+    [0x9abb0dc95c28ce6n, 0x3a0bec5824ffe8e2n, 0x5a3aed2898c73f99n, 0x5dc9863a00dc4e6dn, 0x31n, 0x23n],
+    9,
+    0x13f99n,
+    0,
+  ],
+  [
+    0x9ba18840,
+    [
+      0xf2b460e38f72e418n,
+      0xc75dee41c8a61a01n,
+      0x7821fa9b8b726a3n,
+      0x56482a92238bbbc9n,
+      0x574a861ea54c1f98n,
+      0xa3a28b12cca11f70n,
+    ],
+    6,
+    0x76bb2ff400617200n,
+    6,
+  ],
+  [
+    0x52a6f080,
+    [0xfbe3047d00c5372n, 0xbe437957c7984473n, 0x39n, 0x85f2904292f9657dn, 0x0n, 0x43n],
+    7,
+    0x37840000n,
+    7,
+  ],
+  [
+    0x9b251440,
+    [0x80000000n, 0x8000000000000000n, 0x34n, 0x0n, 0x20n, 0xbaff9f51f8c4ef84n],
+    1,
+    0xbaff9f5080c59654n,
+    1,
+  ],
+  [
+    0x130e6c20,
+    [
+      0x176f1b618473caan,
+      0xe192aa2d35ac748bn,
+      0x7fffffffn,
+      0x4bf761bc9d304b8en,
+      0xc3cb2b5bc3269d01n,
+      0x916cedfa57a34223n,
+    ],
+    5,
+    0x16b1n,
+    5,
+  ],
+  [
+    0x138578a0,
+    [0x7fffffffn, 0xd0c85f8a230ea9d4n, 0x6feb69396db83809n, 0x13fac6db88403082n, 0x19n, 0x100000000n],
+    0,
+    0x0n,
+    0,
+  ],
+  [
+    0x1ac40c40,
+    [
+      0x62a6073dcf3aa4ean,
+      0x7fffffffffffffffn,
+      0xdeb902f2e425ff0bn,
+      0x349db9df6e70c117n,
+      0x1df0fb2c9b8fb161n,
+      0x1an,
+    ],
+    1,
+    0x0n,
+    1,
+  ],
+  [
+    0x93df9860,
+    [
+      0x7fffffffffffffffn,
+      0x6f23979c28360a92n,
+      0x100000000n,
+      0x7f4b8c68f1156e78n,
+      0x9c7490c74aef9945n,
+      0x4b85070b70fecean,
+    ],
+    11,
+    0xa3c455b9e0000000n,
+    11,
+  ],
+  [
+    0x93c48c00,
+    [
+      0x6e8e0e94f79144e7n,
+      0xdd25701536740f77n,
+      0x42a927fcd5e48bd9n,
+      0x18n,
+      0x888e60d4866ebf5dn,
+      0x13ed32f75d16b5f8n,
+    ],
+    1,
+    0x9ef2289cf111cc1an,
+    1,
+  ],
+  [
+    0x5ac01080,
+    [0x9d098ea7e39bb37an, 0x75d33a19b3eb39b7n, 0x994f551ca2240f03n, 0x18n, 0x59e205a3ddabf4cbn, 0x0n],
+    7,
+    0x0n,
+    7,
+  ],
+  [
+    0x9a827420,
+    [0x0n, 0xd27fc7654581102fn, 0x229908791afc820en, 0x8000000000000000n, 0x2fn, 0x6f85059f03c13948n],
+    12,
+    0xd27fc7654581102fn,
+    12,
+  ],
+  [
+    0x7a050060,
+    [0x10n, 0x0n, 0x868d8af14295767bn, 0x400fc06e2b481b2en, 0x549457372a6baf4n, 0x976df30771a247d3n],
+    3,
+    0xb9a5d35bn,
+    8,
+  ],
+  [
+    0x3220a080,
+    [
+      0xfc951a02074ecc31n,
+      0x1n,
+      0xb8d527bcb27f2cf1n,
+      0x8000000000000000n,
+      0xffffffffffffffffn,
+      0x7b00a8d24e8c09dfn,
+    ],
+    5,
+    0xffffffffn,
+    5,
+  ],
+  [
+    0xb1237c60,
+    [
+      0xdbfaa1ee2e7be8cbn,
+      0xf2f1f03820d00184n,
+      0x8e9d5d3507dd2263n,
+      0x15d07506d9a42d6n,
+      0x0n,
+      0x91cdc1574d7df2cen,
+    ],
+    4,
+    0x15d07506d9a4bb5n,
+    0,
+  ],
+  [
+    0x8a43dc80,
+    [0x97bed91ab68a0447n, 0x2ee496351a9b3b7en, 0xa7c306a656af40ebn, 0x80000000n, 0x32n, 0x6f33323153450e21n],
+    12,
+    0x0n,
+    12,
+  ],
+  [
+    0x1ac520a0,
+    [0x80000000n, 0x8e5e94e35759840n, 0x18n, 0x6251d010cfa17c65n, 0xbcb6895622de22a3n, 0x8000000000000000n],
+    13,
+    0x0n,
+    13,
+  ],
+  [
+    0x1b040080,
+    [0x70e11f72700fa6ffn, 0x34n, 0xffffffffffffffffn, 0x1n, 0x257a5fbe22e84e06n, 0x7ce9be679972e8a7n],
+    10,
+    0x8ab74f23n,
+    10,
+  ],
+  [
+    0xeae58080,
+    [
+      0x43n,
+      0x7fffffffffffffffn,
+      0x494432188225580fn,
+      0x4ed08f4097df172fn,
+      0xffffffffffffffffn,
+      0x413303cf7bb9f94an,
+    ],
+    6,
+    0x844606b5beccfc30n,
+    8,
+  ],
+  [
+    0x112ba060,
+    [
+      0x7fffffffffffffffn,
+      0x8c4b3cb1509fec4fn,
+      0xfe440cf2be6dd22bn,
+      0x41n,
+      0x17e38d0dbe3c341en,
+      0x1e12ed181e0c93d3n,
+    ],
+    7,
+    0xb29n,
+    7,
+  ],
+  [
+    0x4b827060,
+    [
+      0x5778556680301719n,
+      0xa61589c92ea35b18n,
+      0xffffffff80000000n,
+      0x33n,
+      0xe0b76739bda4d6a5n,
+      0xf8eec309f3190607n,
+    ],
+    10,
+    0x3bn,
+    10,
+  ],
+  [
+    0xaa0203e0,
+    [
+      0x4b97fc468262ad06n,
+      0xa80cab66159f3233n,
+      0x52d8b337a4ecab20n,
+      0x10n,
+      0xb0e3b85468320622n,
+      0xffffffff80000000n,
+    ],
+    12,
+    0x52d8b337a4ecab20n,
+    12,
+  ],
+  [
+    0x1ac42800,
+    [0x1n, 0x13f7fb4736efad0fn, 0x8000000000000000n, 0x954e24fe3f6e2af7n, 0x7fffffffn, 0xe81b728298638a86n],
+    0,
+    0x0n,
+    0,
+  ],
+  [
+    0x2b222420,
+    [
+      0x13df9ceb84f8c30cn,
+      0x6n,
+      0xcf7c6655f28ea3d2n,
+      0xcab497828f7598cdn,
+      0xef2fe0dc14022de2n,
+      0xa2d29066e4de6e6fn,
+    ],
+    2,
+    0x147aan,
+    0,
+  ],
+  [
+    0x2a0503e0,
+    [
+      0xffffffff80000000n,
+      0xf9be4da555000236n,
+      0xa21858e050f231d0n,
+      0x4c2598d01c7948fdn,
+      0x9n,
+      0x24a3b056e0cecddfn,
+    ],
+    7,
+    0xe0cecddfn,
+    7,
+  ],
+  [
+    0xdac01400,
+    [
+      0x3d518cc874104701n,
+      0x14n,
+      0xeea08cfadb7a2e9en,
+      0xf25cba10df91d5f1n,
+      0x82541d5ab97dd338n,
+      0x7fffffffffffffffn,
+    ],
+    10,
+    0x1n,
+    10,
+  ],
+  [
+    0x917ce860,
+    [
+      0x450d8ce49defbc0cn,
+      0x42312f4a4f52d37n,
+      0x8a363bb889b7d30an,
+      0x10632ea3bd873efen,
+      0xdn,
+      0xc602442d33f56a00n,
+    ],
+    14,
+    0x10632ea3be7adefen,
+    14,
+  ],
+  [
+    0x9b4258a0,
+    [
+      0xc8ec1eddc7cc4f74n,
+      0x4f558104a14a398n,
+      0xa46e4ad080fb14c2n,
+      0x7787fdf56c19e897n,
+      0x1n,
+      0xffffffff80000000n,
+    ],
+    2,
+    0x2dc8da97n,
+    2,
+  ],
+  [
+    0xd1202400,
+    [
+      0x8e3f76f33f39685n,
+      0x673e6b3cebac207fn,
+      0x9202bf3ef8f86238n,
+      0xffffffff80000000n,
+      0xffffffffn,
+      0xa491e26285b0d7a0n,
+    ],
+    1,
+    0x8e3f76f33f38e7cn,
+    1,
+  ],
+  [
+    0x0b0004a0,
+    [
+      0x26n,
+      0x6794c825edd75240n,
+      0x8518927b91a19710n,
+      0xa52eeccda0276217n,
+      0x3d477b15a22d12a2n,
+      0x92934f44bbfa4aben,
+    ],
+    6,
+    0xbbfa4b0an,
+    6,
+  ],
+  [
+    0xab052840,
+    [0x98be5fcdd09e072fn, 0x1n, 0xc42f9b923bc8294an, 0x21n, 0xec9cd78652b22a52n, 0x12n],
+    0,
+    0xc42f9b923bc8714an,
+    8,
+  ],
+  [
+    0x310548a0,
+    [
+      0xffffffff80000000n,
+      0x28n,
+      0x9e956968897dd911n,
+      0xfc88df073660d493n,
+      0x662cd4a038d4a61an,
+      0xeb78189d9562ef01n,
+    ],
+    2,
+    0x9562f053n,
+    8,
+  ],
+  [
+    0xf2035000,
+    [0xed4048b3b54de65bn, 0x7fffffffffffffffn, 0xan, 0x0n, 0x8000000000000000n, 0xffffffffffffffffn],
+    15,
+    0xe00048b3a001e65bn,
+    8,
+  ],
+  [
+    0x5ac010a0,
+    [0x55a5c10e039929f0n, 0xa8c7f1556a21ff98n, 0x8000000000000000n, 0x23n, 0x2en, 0xc6e858105512f7b5n],
+    15,
+    0x1n,
+    15,
+  ],
+  [
+    0xab24a0a0,
+    [
+      0xffffffffffffffffn,
+      0x417c4df51ffb52fn,
+      0x45n,
+      0x2ac8a5567012462n,
+      0x6faa0ddd19a56d72n,
+      0x4ee64ccdc26e96cbn,
+    ],
+    6,
+    0x4ee64ccdc26f043dn,
+    0,
+  ],
+  [
+    0xb37b2c40,
+    [
+      0x15408a55d5de7cacn,
+      0x409ddac430f8e17n,
+      0x2bn,
+      0xf416bd6a43a9c9een,
+      0x60bdfe2113afffc1n,
+      0xc06a815f18a52e33n,
+    ],
+    1,
+    0x15408a55d5de056cn,
+    1,
+  ],
+  [
+    0x8b22c080,
+    [0x4720262411cd3169n, 0x32n, 0x60186a198c8b88ebn, 0x100000000n, 0x7n, 0x43n],
+    3,
+    0xffffffff8c8b88f2n,
+    3,
+  ],
+  [
+    0x312020a0,
+    [
+      0xa87715e686200e1dn,
+      0x3798f0cd3272a677n,
+      0x18f4ac68cab2a00en,
+      0x22n,
+      0x1bb8f92340be76c1n,
+      0xa2a48ddbcad5fc3bn,
+    ],
+    14,
+    0xcad60443n,
+    8,
+  ],
+  [
+    0x9157b060,
+    [
+      0xd43402195801d6an,
+      0x5c761b657cd6c6bn,
+      0x9a55053f353d26f7n,
+      0xffffffff80000000n,
+      0x24n,
+      0xbd7ab7c187913fadn,
+    ],
+    1,
+    0xffffffff805ec000n,
+    1,
+  ],
+  [
+    0x517f7c20,
+    [0x3n, 0x868a3a953ae01498n, 0xb5beaa04ef3691b7n, 0xc45a405a95e7e385n, 0x54f62905ca14b7bn, 0x1n],
+    2,
+    0x39e22498n,
+    2,
+  ],
+  [
+    0xd354b400,
+    [0x19c0c4861ac807f9n, 0xf354b06630de50e1n, 0x3342166943471e8dn, 0x13n, 0x100000000n, 0x6n],
+    13,
+    0x4861acn,
+    13,
+  ],
+  [
+    0xcb000440,
+    [
+      0xcec12d3b4b85f0dfn,
+      0x22e322eaa8e2c40fn,
+      0x83a0889f853995b1n,
+      0x526ec0e430ab9025n,
+      0x6dca950296cf06e7n,
+      0x2dn,
+    ],
+    12,
+    0xe61e2e28ee2db3f3n,
+    12,
+  ],
+  [
+    0x9ac42440,
+    [0x13n, 0xb3f3dce7b86b9f67n, 0x35b42e4e3879f90bn, 0x1n, 0xd3be13935dd9408n, 0x1f3416cb92efc377n],
+    8,
+    0x35b42e4e3879f9n,
+    8,
+  ],
+  [
+    0x5287d800,
+    [
+      0x8bfc6bd78096a83cn,
+      0x4268212be89e665bn,
+      0xffffffffffffffffn,
+      0xab0f4a8bd2997e5fn,
+      0x666e117199d3bc97n,
+      0x7fffffffn,
+    ],
+    11,
+    0x3ec0n,
+    11,
+  ],
+  [
+    0xab0318a0,
+    [0x9362a0cae92992e1n, 0x3bn, 0x8457e32f4035f021n, 0x30n, 0x2f9c88ddff0be9a3n, 0xb6506d8241f9e7ean],
+    8,
+    0xb6506d8241f9f3ean,
+    8,
+  ],
+];
+
+test('results agree with qemu-aarch64 reference vectors', () => {
+  for (const [word, xs, nzcv, x0, nzcvAfter] of QEMU_VECTORS) {
+    const s = randomState();
+    for (let i = 0; i < 6; i++) s.x[i] = xs[i];
+    s.nzcv = nzcv;
+    const e = clone(s);
+    e.x[0] = x0;
+    e.nzcv = nzcvAfter;
+    check(word, s, e, 'qemu vector');
+  }
 });

@@ -39,7 +39,7 @@ export function lsr64(lo: number, hi: number, n: number): number {
     return lo | 0;
   }
   if (n < 32) {
-    rhi = hi >>> n | 0;
+    rhi = (hi >>> n) | 0;
     return (lo >>> n) | (hi << (32 - n));
   }
   rhi = 0;
@@ -105,7 +105,14 @@ export function neg64(lo: number, hi: number): number {
  * a + b + cin with NZCV written to the CPU (AddWithCarry, 64-bit). For subtraction pass ~b and cin = 1
  * (SUBS) or cin = C (SBCS).
  */
-export function addFlags64(cpu: Arm64Cpu, alo: number, ahi: number, blo: number, bhi: number, cin: number): number {
+export function addFlags64(
+  cpu: Arm64Cpu,
+  alo: number,
+  ahi: number,
+  blo: number,
+  bhi: number,
+  cin: number,
+): number {
   const s = (alo >>> 0) + (blo >>> 0) + cin;
   const h = (ahi >>> 0) + (bhi >>> 0) + (s >= TWO32 ? 1 : 0);
   const lo = s | 0;
@@ -209,7 +216,7 @@ export function rbit32(x: number): number {
 
 /** Byte-reverse a 32-bit value. */
 export function bswap32(x: number): number {
-  return ((x >>> 24) | ((x >>> 8) & 0xff00) | ((x & 0xff00) << 8) | (x << 24)) | 0;
+  return (x >>> 24) | ((x >>> 8) & 0xff00) | ((x & 0xff00) << 8) | (x << 24) | 0;
 }
 
 /** Swap the bytes within each 16-bit halfword of a 32-bit value. */

@@ -33,7 +33,7 @@ const wzs = (n: number): number => (n === 31 ? 33 : n);
 
 function adr(cpu: Arm64Cpu, insn: number): void {
   // imm = SignExtend(immhi:immlo), 21 bits
-  const imm = ((((insn >>> 5) & 0x7ffff) << 2) | ((insn >>> 29) & 3)) << 11 >> 11;
+  const imm = (((((insn >>> 5) & 0x7ffff) << 2) | ((insn >>> 29) & 3)) << 11) >> 11;
   const s = (cpu.pcLo >>> 0) + imm;
   const d = wzs(insn & 31) << 1;
   const r = cpu.r;
@@ -42,7 +42,7 @@ function adr(cpu: Arm64Cpu, insn: number): void {
 }
 
 function adrp(cpu: Arm64Cpu, insn: number): void {
-  const imm = ((((insn >>> 5) & 0x7ffff) << 2) | ((insn >>> 29) & 3)) << 11 >> 11;
+  const imm = (((((insn >>> 5) & 0x7ffff) << 2) | ((insn >>> 29) & 3)) << 11) >> 11;
   // offset = imm << 12 as a 64-bit value: low half imm << 12, high half imm >> 20
   const s = ((cpu.pcLo & ~0xfff) >>> 0) + ((imm << 12) >>> 0);
   const d = wzs(insn & 31) << 1;

@@ -327,7 +327,9 @@ function addSubExt64(cpu: Arm64Cpu, insn: number): void {
   const n = ((insn >>> 5) & 31) << 1; // SP
   const sub = (insn & 0x40000000) !== 0;
   if ((insn & 0x20000000) !== 0) {
-    const lo = sub ? addFlags64(cpu, r[n], r[n + 1], ~blo, ~bhi, 1) : addFlags64(cpu, r[n], r[n + 1], blo, bhi, 0);
+    const lo = sub
+      ? addFlags64(cpu, r[n], r[n + 1], ~blo, ~bhi, 1)
+      : addFlags64(cpu, r[n], r[n + 1], blo, bhi, 0);
     const d = wzs(insn & 31) << 1;
     r[d] = lo;
     r[d + 1] = rhi;
@@ -503,7 +505,7 @@ function dp1_64(cpu: Arm64Cpu, insn: number): void {
       break;
     default: {
       // CLS: leading zeros of x<63:1> EOR x<62:0>
-      const tlo = a ^ (a << 1) | 1;
+      const tlo = (a ^ (a << 1)) | 1;
       const thi = b ^ ((b << 1) | (a >>> 31));
       lo = clz64(tlo, thi);
       hi = 0;
@@ -532,7 +534,7 @@ function dp1_32(cpu: Arm64Cpu, insn: number): void {
       v = Math.clz32(a);
       break;
     default: // 5: CLS (3 is unallocated for 32-bit: not matched)
-      v = Math.clz32(a ^ (a << 1) | 1);
+      v = Math.clz32((a ^ (a << 1)) | 1);
   }
   const d = wzs(insn & 31) << 1;
   r[d] = v;
