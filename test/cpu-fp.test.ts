@@ -528,3 +528,27 @@ test('FADD rounding modes on a halfway case', () => {
     assert.equal(t.cpu.vU64[1], 0n, 'upper half zeroed');
   }
 });
+
+test('FEAT_FP16 arithmetic and unallocated FP encodings are UNDEF', () => {
+  const undef = [
+    0x1ee22820, // fadd h0, h1, h2
+    0x1ee70020, // fmov h0, w1
+    0x1ee1c020, // fsqrt h0, h1
+    0x1ef80020, // fcvtzs w0, h1
+    0x1ee20020, // scvtf h0, w1
+    0x1eee1000, // fmov h0, #1.0
+    0x1ee22020, // fcmp h1, h2
+    0x1ea22820, // ftype = 10
+    0x1e224020, // fcvt with the same source and destination precision
+    0x1e180020, // fcvtzs w0, s1, #fbits with scale<5> = 0
+    0x1e26c020, // frint opcode 001101 (unallocated)
+    0x3e222820, // fadd with S = 1
+  ];
+  for (const w of undef) {
+    const t = makeCpu([w]);
+    t.cpu.sys.VBAR_EL1 = BigInt(RAM_BASE + 0x1000);
+    t.step(1);
+    assert.equal(t.cpu.pcLo, RAM_BASE + 0x1200, `0x${hex(w, 8)} raises an exception`);
+    assert.equal(Number(t.cpu.sys.ESR_EL1 >> 26n), 0, `0x${hex(w, 8)}: EC = unknown`);
+  }
+});
