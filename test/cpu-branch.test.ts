@@ -270,3 +270,18 @@ test('a loop through the executor: calls, compare-and-branch, condition codes', 
   assert.equal(t.cpu.xBig(30), BigInt(RAM_BASE + 12));
   assert.equal(t.cpu.nzcv, 0b0110);
 });
+
+test('BR/BLR to a misaligned address take a PC alignment fault at the target', () => {
+  for (const opc of [0, 1]) {
+    const t = makeCpu([E.br(opc, 1), 0xd503201f, 0xd503201f], { ramSize: 64 * 1024 });
+    t.cpu.sys.VBAR_EL1 = VBAR;
+    t.cpu.setXBig(1, BigInt(RAM_BASE + 6));
+    t.step(1);
+    assert.equal(t.cpu.pc, BigInt(RAM_BASE + 6));
+    t.step(1);
+    assert.equal(t.cpu.pc, VBAR + 0x200n, 'vector');
+    assert.equal(t.cpu.sys.ESR_EL1 >> 26n, 0x22n, 'EC = PC alignment');
+    assert.equal(t.cpu.sys.ELR_EL1, BigInt(RAM_BASE + 6));
+    assert.equal(t.cpu.sys.FAR_EL1, BigInt(RAM_BASE + 6));
+  }
+});

@@ -75,8 +75,11 @@ function br(cpu: Arm64Cpu, insn: number): void {
     cpu.nextHi = 0;
     return;
   }
-  cpu.nextLo = cpu.r[n << 1] >>> 0;
+  const lo = cpu.r[n << 1] >>> 0;
+  cpu.nextLo = lo;
   cpu.nextHi = cpu.r[(n << 1) + 1] >>> 0;
+  // A misaligned target faults when it is fetched; the executor checks alignment on a fetch-page change.
+  if ((lo & 3) !== 0) cpu.invalidateFetch();
 }
 
 function blr(cpu: Arm64Cpu, insn: number): void {
@@ -88,6 +91,7 @@ function blr(cpu: Arm64Cpu, insn: number): void {
   r[61] = cpu.nextHi;
   cpu.nextLo = lo;
   cpu.nextHi = hi;
+  if ((lo & 3) !== 0) cpu.invalidateFetch();
 }
 
 export const patterns: Pattern[] = [
