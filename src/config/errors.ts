@@ -70,6 +70,13 @@ export function closest(word: string, candidates: Iterable<string>): string | un
     }
   }
   if (best === undefined) return undefined;
+  // A key missing its unit or suffix ("target" for "targetMiB") is a likely mistake too.
+  if (bestD > 1 && w.length >= 4) {
+    for (const c of candidates) {
+      const cl = c.toLowerCase();
+      if (cl.startsWith(w) || w.startsWith(cl)) return c;
+    }
+  }
   // Allow about one typo per three characters, at least 1 and at most 3.
   const limit = Math.max(1, Math.min(3, Math.floor(Math.max(w.length, 2) / 3)));
   return bestD <= limit ? best : undefined;

@@ -282,7 +282,11 @@ function build(entries: Entry[], file: string, options: ImportOptions): ImportRe
         warnings.push(`Fuchsia option '${e.key}': device tree overlays are not supported by typevisor (it writes the guest's device tree; 'dtb' in typevisor JSON replaces it whole); ignored`);
         break;
       case 'cpus':
-        config.cpus = int(e, 1, MAX_CPUS.aarch64, `a number of vCPUs from 1 to ${MAX_CPUS.aarch64}`);
+      {
+        const n = int(e, 1, 4096, 'a number of vCPUs');
+        config.cpus = Math.min(n, MAX_CPUS.aarch64);
+        if (n > config.cpus) warnings.push(`Fuchsia option 'cpus' ${n}: typevisor runs at most ${MAX_CPUS.aarch64} vCPUs; the guest gets ${config.cpus}`);
+      }
         break;
       case 'memory': {
         // SIZE, or BASE,SIZE[,POLICY] (generation 3 memory regions).

@@ -216,7 +216,11 @@ export function importMicrovmObject(input: Obj, file: string, options: ImportOpt
   }
   if (mv.deflateOnOOM !== undefined && bool('deflateOnOOM', mv.deflateOnOOM)) (config.balloon ??= {}).demandPage = true;
 
-  if (mv.vcpu !== undefined) config.cpus = int('vcpu', mv.vcpu, 1, MAX_CPUS.aarch64, ' (typevisor runs at most 8 vCPUs)');
+  if (mv.vcpu !== undefined) {
+    const n = int('vcpu', mv.vcpu, 1, 4096);
+    config.cpus = Math.min(n, MAX_CPUS.aarch64);
+    if (n > config.cpus) warnings.push(`microvm ${key('vcpu')} ${n}: typevisor runs at most ${MAX_CPUS.aarch64} vCPUs; the guest gets ${config.cpus}`);
+  }
   if (mv.kernel !== undefined) config.kernel = resolvePath(baseDir, str('kernel', mv.kernel));
   if (mv.initrdPath !== undefined) config.initrd = resolvePath(baseDir, str('initrdPath', mv.initrdPath));
   if (mv.kernelParams !== undefined) {

@@ -155,6 +155,7 @@ class XlParser {
         items.push(this.value(key));
         this.skip(true);
         if (this.peek() === ',') this.pos++;
+        else if (this.pos >= this.text.length) this.fail(`unterminated list (missing ']')`, line, key);
         else if (this.peek() !== ']') {
           this.fail(`expected ',' or ']' in the list, got ${JSON.stringify(this.restOfLine())}`, this.line, key);
         }
@@ -485,7 +486,11 @@ export function importXl(text: string, file: string, options: ImportOptions = {}
 
   const vcpusS = get('vcpus');
   const cpuLimit = MAX_CPUS.aarch64;
-  if (vcpusS) config.cpus = num(vcpusS, 1, cpuLimit, ' (typevisor runs at most 8 vCPUs)');
+  if (vcpusS) {
+    const n = num(vcpusS, 1, 4096);
+    config.cpus = Math.min(n, cpuLimit);
+    if (n > cpuLimit) warnings.push(`xl vcpus ${n}: typevisor runs at most ${cpuLimit} vCPUs; the guest gets ${cpuLimit}`);
+  }
   const maxvcpusS = get('maxvcpus');
   if (maxvcpusS) {
     const mx = num(maxvcpusS, 1, 4096);
