@@ -15,6 +15,8 @@ import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeCpu, RAM_BASE, type TestCpu } from './helpers/arm64.js';
+import type { Arm64Cpu } from '../src/cpu/arm64/cpu.js';
+import * as fpu from '../src/cpu/arm64/fpu.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Tools
@@ -33,7 +35,8 @@ const SKIP = TOOLS ? false : 'aarch64-linux-gnu-gcc and/or qemu-aarch64 not inst
 // ---------------------------------------------------------------------------------------------------
 
 type Kind = 'd' | 'dd' | 'ddd' | 's' | 'ss' | 'sss' | 'h' | 'x' | 'w';
-const INSNS: [string, Kind][] = [];
+type Direct = (cpu: Arm64Cpu) => void;
+const INSNS: [string, Kind, Direct?][] = [];
 for (const p of ['d', 's'] as const) {
   const k2: Kind = p === 'd' ? 'dd' : 'ss';
   const k3: Kind = p === 'd' ? 'ddd' : 'sss';
@@ -57,6 +60,39 @@ INSNS.push(['fcvt s0, d1', 'd'], ['fcvt d0, s1', 's'], ['fcvt h0, s1', 's'], ['f
 INSNS.push(['fcvt s0, h1', 'h'], ['fcvt d0, h1', 'h']);
 INSNS.push(['fmov x0, d1', 'd'], ['fmov d0, x1', 'x'], ['fmov w0, s1', 's'], ['fmov s0, w1', 'w']);
 INSNS.push(['fmov x0, v1.d[1]', 'dd'], ['fmov v0.d[1], x1', 'x']);
+
+// AdvSIMD scalar instructions whose arithmetic lives in fpu.ts: the fpu functions are called directly
+// (V0 element 0 = f(V1, V2), rest of V0 zeroed, as the scalar instruction does).
+function zeroAbove(cpu: Arm64Cpu, bytes: number): void {
+  cpu.vU8.fill(0, bytes, 16);
+}
+const d2 = (f: (c: Arm64Cpu, d: number, n: number, m: number) => void): Direct => (c) => (f(c, 0, 2, 4), zeroAbove(c, 8));
+const s2 = (f: (c: Arm64Cpu, d: number, n: number, m: number) => void): Direct => (c) => (f(c, 0, 4, 8), zeroAbove(c, 4));
+const d1 = (f: (c: Arm64Cpu, d: number, n: number) => void): Direct => (c) => (f(c, 0, 2), zeroAbove(c, 8));
+const s1 = (f: (c: Arm64Cpu, d: number, n: number) => void): Direct => (c) => (f(c, 0, 4), zeroAbove(c, 4));
+const cmp = (is64: boolean, kind: number): Direct => (c) => {
+  const r = is64 ? fpu.fpCompareCond64(c, 2, 4, kind) : fpu.fpCompareCond32(c, 4, 8, kind);
+  c.vU32.fill(0, 0, 4);
+  c.vU32.fill(r ? 0xffffffff : 0, 0, is64 ? 2 : 1);
+};
+INSNS.push(
+  ['frecpe d0, d1', 'd', d1(fpu.fpRecipEstimate64)],
+  ['frecpe s0, s1', 's', s1(fpu.fpRecipEstimate32)],
+  ['frsqrte d0, d1', 'd', d1(fpu.fpRSqrtEstimate64)],
+  ['frsqrte s0, s1', 's', s1(fpu.fpRSqrtEstimate32)],
+  ['frecpx d0, d1', 'd', d1(fpu.fpRecpX64)],
+  ['frecpx s0, s1', 's', s1(fpu.fpRecpX32)],
+  ['frecps d0, d1, d2', 'dd', d2(fpu.fpRecipStep64)],
+  ['frecps s0, s1, s2', 'ss', s2(fpu.fpRecipStep32)],
+  ['frsqrts d0, d1, d2', 'dd', d2(fpu.fpRSqrtStep64)],
+  ['frsqrts s0, s1, s2', 'ss', s2(fpu.fpRSqrtStep32)],
+  ['fmulx d0, d1, d2', 'dd', d2(fpu.fpMulX64)],
+  ['fmulx s0, s1, s2', 'ss', s2(fpu.fpMulX32)],
+  ['fcvtxn s0, d1', 'd', (c) => (fpu.fpCvtDS(c, 0, 2, fpu.RM_ODD), zeroAbove(c, 4))],
+  ['fcmeq d0, d1, d2', 'dd', cmp(true, 0)],
+  ['fcmge s0, s1, s2', 'ss', cmp(false, 1)],
+  ['fcmgt d0, d1, d2', 'dd', cmp(true, 2)],
+);
 
 // FPCR settings: RMode (23:22), FZ (24), DN (25), AHP (26).
 const RP = 1 << 22;
@@ -363,7 +399,12 @@ function runOnCpu(t: TestCpu, addr: number, c: Case): { q0lo: bigint; q0hi: bigi
   cpu.nzcv = c.nzcv >>> 28;
   cpu.pcLo = addr;
   cpu.pcHi = 0;
-  t.step(1);
+  const direct = INSNS[c.op][2];
+  if (direct) {
+    cpu.checkFp();
+    direct(cpu);
+    cpu.pcLo = addr + 4;
+  } else t.step(1);
   return { q0lo: u[0], q0hi: u[1], x0: cpu.xBig(0), fpsr: cpu.fpsr, nzcv: (cpu.nzcv << 28) >>> 0, ok: cpu.pcLo === addr + 4 };
 }
 

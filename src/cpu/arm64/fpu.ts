@@ -116,6 +116,42 @@ export function fpRoundInt32(cpu: Arm64Cpu, d: number, n: number, rounding: numb
   roundInt32(cpu, d, n, rounding, exact);
 }
 
+/** V[d] = FPRecipStepFused(V[n], V[m]) = 2 - n*m, fused (FRECPS). */
+export function fpRecipStep64(cpu: Arm64Cpu, d: number, n: number, m: number): void {
+  stepFused64(cpu, d, n, m, false);
+}
+export function fpRecipStep32(cpu: Arm64Cpu, d: number, n: number, m: number): void {
+  stepFused32(cpu, d, n, m, false);
+}
+/** V[d] = FPRSqrtStepFused(V[n], V[m]) = (3 - n*m) / 2, fused (FRSQRTS). */
+export function fpRSqrtStep64(cpu: Arm64Cpu, d: number, n: number, m: number): void {
+  stepFused64(cpu, d, n, m, true);
+}
+export function fpRSqrtStep32(cpu: Arm64Cpu, d: number, n: number, m: number): void {
+  stepFused32(cpu, d, n, m, true);
+}
+/** V[d] = FPRecipEstimate(V[n]) (FRECPE). */
+export function fpRecipEstimate64(cpu: Arm64Cpu, d: number, n: number): void {
+  recipEstimate(cpu, d, n, 64);
+}
+export function fpRecipEstimate32(cpu: Arm64Cpu, d: number, n: number): void {
+  recipEstimate(cpu, d, n, 32);
+}
+/** V[d] = FPRSqrtEstimate(V[n]) (FRSQRTE). */
+export function fpRSqrtEstimate64(cpu: Arm64Cpu, d: number, n: number): void {
+  rsqrtEstimate(cpu, d, n, 64);
+}
+export function fpRSqrtEstimate32(cpu: Arm64Cpu, d: number, n: number): void {
+  rsqrtEstimate(cpu, d, n, 32);
+}
+/** V[d] = FPRecpX(V[n]) (FRECPX). */
+export function fpRecpX64(cpu: Arm64Cpu, d: number, n: number): void {
+  recpX(cpu, d, n, 64);
+}
+export function fpRecpX32(cpu: Arm64Cpu, d: number, n: number): void {
+  recpX(cpu, d, n, 32);
+}
+
 // =====================================================================================================
 // Comparisons
 // =====================================================================================================
@@ -1245,4 +1281,230 @@ function cvtToHalf(cpu: Arm64Cpu, d: number, v: number, n: number, size: number)
   } else if (v === 0) r = negative(v) ? 0x8000 : 0;
   else r = roundSmall(cpu, v, 0, 16, (cpu.fpcr >>> FPCR_RMODE_SHIFT) & 3);
   cpu.vU16[d] = r;
+}
+
+// ---- reciprocal steps and estimates (AdvSIMD) ----
+
+function stepFused64(cpu: Arm64Cpu, d: number, n: number, m: number, rsqrt: boolean): void {
+  const f = cpu.vF64;
+  let a = f[n];
+  let b = f[m];
+  if (cpu.fpcr & FPCR_FZ) {
+    a = flush64(cpu, a);
+    b = flush64(cpu, b);
+  }
+  if (a !== a || b !== b) {
+    // FPProcessNaNs(FPNeg(op1), op2)
+    if (isSNaN64(cpu, n, a)) nanOut64(cpu, d, n, SIGN);
+    else if (isSNaN64(cpu, m, b)) nanOut64(cpu, d, m, 0);
+    else if (a !== a) nanOut64(cpu, d, n, SIGN);
+    else nanOut64(cpu, d, m, 0);
+    return;
+  }
+  a = -a;
+  const ia = isInf(a);
+  const ib = isInf(b);
+  if ((ia && b === 0) || (a === 0 && ib)) f[d] = rsqrt ? 1.5 : 2;
+  else if (ia || ib) f[d] = negative(a) !== negative(b) ? -Infinity : Infinity;
+  else {
+    const rm = (cpu.fpcr >>> FPCR_RMODE_SHIFT) & 3;
+    // exact k + a*b (k = 3 or 2), halved for FRSQRTS, then rounded once
+    let M: bigint;
+    let E: number;
+    if (a === 0 || b === 0) {
+      M = rsqrt ? 3n : 2n;
+      E = 0;
+    } else {
+      const [Ma, Ea] = dec64(a);
+      const [Mb, Eb] = dec64(b);
+      const Ep = Ea + Eb;
+      const Mp = Ma * Mb;
+      const K = rsqrt ? 3n : 2n;
+      E = Ep < 0 ? Ep : 0;
+      M = (Mp << BigInt(Ep - E)) + (K << BigInt(-E));
+    }
+    if (rsqrt) E -= 1;
+    if (M === 0n) f[d] = rm === RM_NEGINF ? -0 : 0;
+    else roundBig64(cpu, d, M, E, rm);
+  }
+}
+
+function stepFused32(cpu: Arm64Cpu, d: number, n: number, m: number, rsqrt: boolean): void {
+  const f = cpu.vF32;
+  let a = f[n];
+  let b = f[m];
+  if (cpu.fpcr & FPCR_FZ) {
+    a = flush32(cpu, a);
+    b = flush32(cpu, b);
+  }
+  if (a !== a || b !== b) {
+    if (isSNaN32(cpu, n, a)) nanOut32(cpu, d, n, SIGN);
+    else if (isSNaN32(cpu, m, b)) nanOut32(cpu, d, m, 0);
+    else if (a !== a) nanOut32(cpu, d, n, SIGN);
+    else nanOut32(cpu, d, m, 0);
+    return;
+  }
+  a = -a;
+  const ia = isInf(a);
+  const ib = isInf(b);
+  if ((ia && b === 0) || (a === 0 && ib)) f[d] = rsqrt ? 1.5 : 2;
+  else if (ia || ib) f[d] = negative(a) !== negative(b) ? -Infinity : Infinity;
+  else {
+    const k = rsqrt ? 3 : 2;
+    const p = a * b; // exact
+    const s = k + p;
+    if (s === 0) {
+      f[d] = ((cpu.fpcr >>> FPCR_RMODE_SHIFT) & 3) === RM_NEGINF ? -0 : 0;
+      return;
+    }
+    const bb = s - k;
+    const err = k - (s - bb) + (p - bb);
+    finish32(cpu, d, rsqrt ? s / 2 : s, err);
+  }
+}
+
+/** RecipEstimate(a), a in [256, 511]: an 8-bit-accurate 1/a (result in [256, 511]). */
+function recipEst(a: number): number {
+  a = a * 2 + 1;
+  const b = Math.floor(524288 / a);
+  return (b + 1) >>> 1;
+}
+/** RecipSqrtEstimate(a), a in [128, 511]. */
+function rsqrtEst(a: number): number {
+  if (a < 256) a = a * 2 + 1;
+  else {
+    a = (a >>> 1) << 1;
+    a = (a + 1) * 2;
+  }
+  let b = 512;
+  while (a * (b + 1) * (b + 1) < 268435456) b++;
+  return (b + 1) >>> 1;
+}
+
+/** The operand as sign, biased exponent and a 52-bit fraction (single fractions shifted up by 29). */
+let eSign = 0;
+let eExp = 0;
+let eFracHi = 0; // fraction bits 51..32 (20 bits)
+let eFracLo = 0; // fraction bits 31..0
+function splitOperand(cpu: Arm64Cpu, n: number, N: number): void {
+  const u = cpu.vU32;
+  if (N === 64) {
+    const hi = u[2 * n + 1];
+    eSign = hi >>> 31;
+    eExp = (hi >>> 20) & 0x7ff;
+    eFracHi = hi & 0xfffff;
+    eFracLo = u[2 * n];
+  } else {
+    const b = u[n];
+    eSign = b >>> 31;
+    eExp = (b >>> 23) & 0xff;
+    eFracHi = (b & 0x7fffff) >>> 3;
+    eFracLo = (b << 29) >>> 0;
+  }
+}
+/** Shift the 52-bit fraction left by one. */
+function fracShl1(): void {
+  eFracHi = ((eFracHi << 1) | (eFracLo >>> 31)) & 0xfffff;
+  eFracLo = (eFracLo << 1) >>> 0;
+}
+function storeEstimate(cpu: Arm64Cpu, d: number, N: number, sign: number, exp: number, fracHi: number, fracLo: number): void {
+  if (N === 64) {
+    cpu.vU32[2 * d + 1] = ((sign << 31) | ((exp & 0x7ff) << 20) | fracHi) >>> 0;
+    cpu.vU32[2 * d] = fracLo;
+  } else cpu.vU32[d] = ((sign << 31) | ((exp & 0xff) << 23) | (fracHi << 3) | (fracLo >>> 29)) >>> 0;
+}
+function storeSpecial(cpu: Arm64Cpu, d: number, N: number, v: number): void {
+  if (N === 64) cpu.vF64[d] = v;
+  else cpu.vF32[d] = v;
+}
+
+function recipEstimate(cpu: Arm64Cpu, d: number, n: number, N: number): void {
+  const v = N === 64 ? readF64(cpu, n) : readF32(cpu, n);
+  if (v !== v) {
+    if (N === 64) nanOut64(cpu, d, n, 0);
+    else nanOut32(cpu, d, n, 0);
+    return;
+  }
+  const neg = negative(v);
+  const av = neg ? -v : v;
+  if (av === Infinity) return storeSpecial(cpu, d, N, neg ? -0 : 0);
+  if (av === 0) {
+    cpu.fpsr |= FPSR_DZC;
+    return storeSpecial(cpu, d, N, neg ? -Infinity : Infinity);
+  }
+  if (av < (N === 32 ? pow2(-128) : pow2(-1024))) {
+    const rm = (cpu.fpcr >>> FPCR_RMODE_SHIFT) & 3;
+    const toInf = rm === RM_TIEEVEN || (rm === RM_POSINF && !neg) || (rm === RM_NEGINF && neg);
+    const max = N === 32 ? 3.4028234663852886e38 : Number.MAX_VALUE;
+    cpu.fpsr |= FPSR_OFC | FPSR_IXC;
+    return storeSpecial(cpu, d, N, (toInf ? Infinity : max) * (neg ? -1 : 1));
+  }
+  if (cpu.fpcr & FPCR_FZ && av >= (N === 32 ? pow2(126) : pow2(1022))) {
+    cpu.fpsr |= FPSR_UFC;
+    return storeSpecial(cpu, d, N, neg ? -0 : 0);
+  }
+  splitOperand(cpu, n, N);
+  let exp = eExp;
+  if (exp === 0) {
+    if ((eFracHi & 0x80000) === 0) {
+      exp = -1;
+      fracShl1();
+    }
+    fracShl1();
+  }
+  const scaled = 256 | (eFracHi >>> 12);
+  let resExp = (N === 32 ? 253 : 2045) - exp;
+  const est = recipEst(scaled);
+  let fHi = (est & 0xff) << 12;
+  if (resExp === 0) fHi = 0x80000 | (fHi >>> 1);
+  else if (resExp === -1) {
+    fHi = 0x40000 | (fHi >>> 2);
+    resExp = 0;
+  }
+  storeEstimate(cpu, d, N, eSign, resExp, fHi, 0);
+}
+
+function rsqrtEstimate(cpu: Arm64Cpu, d: number, n: number, N: number): void {
+  const v = N === 64 ? readF64(cpu, n) : readF32(cpu, n);
+  if (v !== v) {
+    if (N === 64) nanOut64(cpu, d, n, 0);
+    else nanOut32(cpu, d, n, 0);
+    return;
+  }
+  if (v === 0) {
+    cpu.fpsr |= FPSR_DZC;
+    return storeSpecial(cpu, d, N, negative(v) ? -Infinity : Infinity);
+  }
+  if (v < 0) {
+    cpu.fpsr |= FPSR_IOC;
+    if (N === 64) defaultNaN64(cpu, d);
+    else defaultNaN32(cpu, d);
+    return;
+  }
+  if (v === Infinity) return storeSpecial(cpu, d, N, 0);
+  splitOperand(cpu, n, N);
+  let exp = eExp;
+  if (exp === 0) {
+    while ((eFracHi & 0x80000) === 0) {
+      fracShl1();
+      exp--;
+    }
+    fracShl1();
+  }
+  const scaled = (exp & 1) === 0 ? 256 | (eFracHi >>> 12) : 128 | (eFracHi >>> 13);
+  const resExp = Math.floor(((N === 32 ? 380 : 3068) - exp) / 2);
+  const est = rsqrtEst(scaled);
+  storeEstimate(cpu, d, N, 0, resExp, (est & 0xff) << 12, 0);
+}
+
+function recpX(cpu: Arm64Cpu, d: number, n: number, N: number): void {
+  const v = N === 64 ? readF64(cpu, n) : readF32(cpu, n);
+  if (v !== v) {
+    if (N === 64) nanOut64(cpu, d, n, 0);
+    else nanOut32(cpu, d, n, 0);
+    return;
+  }
+  splitOperand(cpu, n, N);
+  const ones = N === 64 ? 0x7ff : 0xff;
+  storeEstimate(cpu, d, N, eSign, eExp === 0 ? ones - 1 : ~eExp & ones, 0, 0);
 }
