@@ -103,7 +103,7 @@ export function importFuchsia(text: string, file: string, options: ImportOptions
   const trimmed = text.trimStart();
   let entries: Entry[];
   let generation: FuchsiaGeneration;
-  if (trimmed.startsWith('{')) {
+  if (trimmed.startsWith('{') || trimmed.startsWith('[')) {
     let obj: unknown;
     try {
       obj = JSON.parse(text);
@@ -254,6 +254,7 @@ function build(entries: Entry[], file: string, options: ImportOptions): ImportRe
   const disks: DiskConfig[] = [];
   const nets: { mac?: string }[] = [];
   let defaultNet: boolean | undefined;
+  let virtioBalloon: boolean | undefined;
 
   for (const e of entries) {
     switch (e.key) {
@@ -315,8 +316,7 @@ function build(entries: Entry[], file: string, options: ImportOptions): ImportRe
         break;
       }
       case 'virtio-balloon':
-        if (bool(e)) config.balloon ??= {};
-        else delete config.balloon;
+        virtioBalloon = bool(e);
         break;
       case 'virtio-console':
         config.console = bool(e) ? 'virtio' : 'serial';
@@ -371,6 +371,11 @@ function build(entries: Entry[], file: string, options: ImportOptions): ImportRe
     }
   }
 
+  if (virtioBalloon === true) config.balloon ??= {};
+  if (virtioBalloon === false && config.balloon) {
+    warnings.push(`Fuchsia option 'virtio-balloon' is false: the balloon-* options are ignored`);
+    delete config.balloon;
+  }
   config.cmdline = joinCmdline(cmdline, ...cmdlineAdd);
   if (config.cmdline === undefined) delete config.cmdline;
   if (memoryBytes.length > 0) {
