@@ -260,9 +260,29 @@ function genLdst(r: Rng, st: DataView): number {
   }
 }
 
+/** Scalar FP groups by bits 15:10 (mask, value) when bit 21 is set: most random words are unallocated. */
+const FP_GROUPS: [number, number][] = [
+  [0x3f, 0x00], // conversion between FP and integer
+  [0x1f, 0x10], // data processing, 1 source
+  [0x0f, 0x08], // compare
+  [0x07, 0x04], // immediate (FMOV)
+  [0x03, 0x01], // conditional compare
+  [0x03, 0x02], // data processing, 2 source
+  [0x03, 0x03], // conditional select
+];
+
 function genFp(r: Rng): number {
   for (;;) {
-    const w = ((r.pick([0x1e, 0x1f, 0x9e, 0x1e, 0x1e]) << 24) | (r.u32() & 0xffffff)) >>> 0;
+    let w = ((r.pick([0x1e, 0x1f, 0x9e, 0x1e, 0x1e]) << 24) | (r.u32() & 0xffffff)) >>> 0;
+    if (r.chance(0.8)) {
+      w = (w & ~(3 << 22)) | (r.below(2) << 22) | (1 << 21); // single or double, bit 21 set
+      if ((w >>> 24) !== 0x1f) {
+        const [m, v] = r.pick(FP_GROUPS);
+        const field = ((bits(w, 15, 10) & ~m) | v) & 0x3f;
+        w = (w & ~(0x3f << 10)) | (field << 10);
+      }
+      w >>>= 0;
+    }
     if (!excluded(w)) return w;
   }
 }
