@@ -64,7 +64,7 @@ function tokenize(text: string, file: string, defines: Map<string, Define>, incl
         if (e < 0) e = text.length;
         const seg = text.slice(end, e);
         if (seg.endsWith('\\')) {
-          body += seg.slice(0, -1) + ' ';
+          body += seg.slice(0, -1); // line splicing, as cpp does
           end = e + 1;
           line++;
           continue;

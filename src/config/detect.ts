@@ -139,7 +139,8 @@ function detectText(text: string, file: string, ext: string): Detection {
   const found = Object.keys(candidates) as ConfigFormat[];
   if (found.length === 1) return { format: found[0]!, reason: candidates[found[0]!]!.join(', ') };
   if (found.length === 0) {
-    if (quoted + numeric + bare === 0) {
+    const content = lines.filter((l) => l.trim() !== '' && !/^\s*(#|\/\/)/.test(l)).length;
+    if (content === 0) {
       throw new ConfigError({ file }, 'the file has no settings (expected xl KEY = VALUE lines, Fuchsia --key=value flags, or JSON)');
     }
     throw new ConfigError(

@@ -31,7 +31,7 @@
 
 import { ConfigError, didYouMean, describe, nameFromFile } from './errors.js';
 import { baseDirOf, finish, joinCmdline, resolvePath, type ImportOptions, type ImportResult } from './common.js';
-import { MAC_RE, MAX_CPUS, MAX_MEMORY_MIB, MIN_MEMORY_MIB, type DiskConfig, type VmConfig } from './vmconfig.js';
+import { parseJson, MAC_RE, MAX_CPUS, MAX_MEMORY_MIB, MIN_MEMORY_MIB, type DiskConfig, type VmConfig } from './vmconfig.js';
 
 export type FuchsiaGeneration = 1 | 2 | 3;
 
@@ -105,11 +105,7 @@ export function importFuchsia(text: string, file: string, options: ImportOptions
   let generation: FuchsiaGeneration;
   if (trimmed.startsWith('{') || trimmed.startsWith('[')) {
     let obj: unknown;
-    try {
-      obj = JSON.parse(text);
-    } catch (e) {
-      throw new ConfigError({ file }, `invalid JSON: ${e instanceof Error ? e.message : String(e)}`);
-    }
+      obj = parseJson(text, file);
     entries = jsonEntries(obj, file);
     const keys = new Set(entries.map((e) => e.key));
     generation = GEN3_KEYS.some((k) => keys.has(k)) || [...keys].some((k) => k.startsWith('virtio-')) ? 3 : 2;

@@ -19,7 +19,7 @@
 import { existsSync } from 'node:fs';
 import { ConfigError, describe, didYouMean, nameFromFile } from './errors.js';
 import { baseDirOf, finish, joinCmdline, resolvePath, type ImportOptions, type ImportResult } from './common.js';
-import { MAC_RE, MAX_CPUS, MAX_MEMORY_MIB, MIN_MEMORY_MIB, type DiskConfig, type NetConfig, type VmConfig } from './vmconfig.js';
+import { parseJson, MAC_RE, MAX_CPUS, MAX_MEMORY_MIB, MIN_MEMORY_MIB, type DiskConfig, type NetConfig, type VmConfig } from './vmconfig.js';
 
 export const MICROVM_HYPERVISORS = ['qemu', 'cloud-hypervisor', 'firecracker', 'crosvm', 'kvmtool', 'stratovirt', 'alioth', 'vfkit'];
 
@@ -118,11 +118,7 @@ export function looksLikeMicrovm(obj: Obj): boolean {
 /** Imports microvm.nix-style options from JSON text. */
 export function importMicrovm(text: string, file: string, options: ImportOptions = {}): ImportResult {
   let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError({ file }, `invalid JSON: ${e instanceof Error ? e.message : String(e)}`);
-  }
+  parsed = parseJson(text, file);
   if (!isObj(parsed)) throw new ConfigError({ file }, `expected a JSON object of microvm options, got ${describe(parsed)}`);
   return importMicrovmObject(parsed, file, options);
 }

@@ -290,22 +290,49 @@ class Validator {
   }
 }
 
-/** Parses JSON text with a ConfigError (file:line:column) on a syntax error. */
+/** Parses JSON text with a ConfigError (file:line, column) on a syntax error. */
 export function parseJson(text: string, file: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    const m = /position (\d+)/.exec(msg);
-    if (m) {
-      const pos = Number(m[1]);
-      const before = text.slice(0, pos);
-      const line = before.split('\n').length;
-      const col = pos - before.lastIndexOf('\n');
-      throw new ConfigError({ file, line }, `invalid JSON at column ${col}: ${msg.replace(/ in JSON at position \d+.*$/, '')}`);
-    }
-    throw new ConfigError({ file }, `invalid JSON: ${msg}`);
+    const msg = (e instanceof Error ? e.message : String(e))
+      .replace(/ in JSON at position \d+.*$/s, '')
+      .replace(/, ".*" is not valid JSON$/s, '');
+    const pos = jsonErrorOffset(text);
+    if (pos === undefined) throw new ConfigError({ file }, `invalid JSON: ${msg}`);
+    const before = text.slice(0, pos);
+    const line = before.split('\n').length;
+    const col = pos - before.lastIndexOf('\n');
+    throw new ConfigError({ file, line }, `invalid JSON at column ${col}: ${msg}`);
   }
+}
+
+/**
+ * The offset of the first character that makes `text` invalid JSON (V8 does not always say):
+ * a prefix that is merely incomplete stays parseable-so-far, and once a prefix is invalid every
+ * longer one is too, so a binary search finds the boundary.
+ */
+function jsonErrorOffset(text: string): number | undefined {
+  const invalid = (s: string): boolean => {
+    try {
+      JSON.parse(s);
+      return false;
+    } catch (e) {
+      const m = e instanceof Error ? e.message : '';
+      const at = /at position (\d+)/.exec(m);
+      if (at) return Number(at[1]) < s.length; // an error at the very end only means "incomplete"
+      return !/Unexpected end of JSON input/.test(m);
+    }
+  };
+  if (!invalid(text)) return text.length > 0 ? text.length - 1 : undefined;
+  let lo = 0;
+  let hi = text.length;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >>> 1;
+    if (invalid(text.slice(0, mid))) hi = mid;
+    else lo = mid;
+  }
+  return hi - 1;
 }
 
 /** The config as typevisor JSON text (keys in schema order, no undefined values). */
