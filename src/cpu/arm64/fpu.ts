@@ -485,9 +485,26 @@ function roundSmall(cpu: Arm64Cpu, x: number, errSign: number, N: number, rm: nu
 
 /** Store a single result: exact value x + (tiny error of sign errSign), x = RN53(exact) nonzero. */
 function finish32(cpu: Arm64Cpu, d: number, x: number, errSign: number): void {
-  if (errSign === 0 && Math.fround(x) === x && (x >= MIN32 || x <= -MIN32)) {
-    cpu.vF32[d] = x;
-    return;
+  const r = Math.fround(x);
+  const ar = r < 0 ? -r : r;
+  if (ar > MIN32 && ar !== Infinity) {
+    const rn = (cpu.fpcr & (3 << FPCR_RMODE_SHIFT)) === 0;
+    if (r === x) {
+      if (errSign === 0 || rn) {
+        if (errSign !== 0) cpu.fpsr |= FPSR_IXC;
+        cpu.vF32[d] = r;
+        return;
+      }
+    } else if (rn) {
+      // Math.fround rounds x once more; that differs from rounding the exact value only when x is a
+      // midpoint between two singles, i.e. when 2x - r is the other neighbour.
+      const t = x + (x - r);
+      if (Math.fround(t) !== t) {
+        cpu.fpsr |= FPSR_IXC;
+        cpu.vF32[d] = r;
+        return;
+      }
+    }
   }
   cpu.vU32[d] = roundSmall(cpu, x, errSign, 32, (cpu.fpcr >>> FPCR_RMODE_SHIFT) & 3);
 }
@@ -1226,9 +1243,8 @@ function cvtDS(cpu: Arm64Cpu, d: number, n: number, rounding: number): void {
     u[d] = cpu.fpcr & FPCR_DN ? 0x7fc00000 : ((hi & SIGN) | 0x7fc00000 | ((hi & 0x7ffff) << 3) | (lo >>> 29)) >>> 0;
   } else if (v === 0 || isInf(v)) cpu.vF32[d] = v;
   else {
-    const rm = rounding < 0 ? (cpu.fpcr >>> FPCR_RMODE_SHIFT) & 3 : rounding;
-    if (Math.fround(v) === v && (v >= MIN32 || v <= -MIN32)) cpu.vF32[d] = v;
-    else u[d] = roundSmall(cpu, v, 0, 32, rm);
+    if (rounding < 0) finish32(cpu, d, v, 0);
+    else u[d] = roundSmall(cpu, v, 0, 32, rounding);
   }
 }
 
