@@ -604,3 +604,20 @@ test('FEAT_FP16 arithmetic and unallocated FP encodings are UNDEF', () => {
     assert.equal(Number(t.cpu.sys.ESR_EL1 >> 26n), 0, `0x${hex(w, 8)}: EC = unknown`);
   }
 });
+
+test('FMOV (immediate) expands all 256 imm8 values', () => {
+  for (const is64 of [false, true]) {
+    for (let imm8 = 0; imm8 < 256; imm8++) {
+      // imm8 = a:b:c:d:e:f:g:h -> (-1)^a * (16 + efgh) / 16 * 2^(b ? cd - 3 : cd + 1)
+      const a = imm8 >> 7;
+      const b = (imm8 >> 6) & 1;
+      const cd = (imm8 >> 4) & 3;
+      const want = (a ? -1 : 1) * ((16 + (imm8 & 15)) / 16) * 2 ** (b ? cd - 3 : cd + 1);
+      const word = (0x1e201000 | ((is64 ? 1 : 0) << 22) | (imm8 << 13) | 5) >>> 0;
+      const t = exec1(word, (t) => t.cpu.vU32.fill(0xffffffff, 20, 24));
+      const got = is64 ? t.cpu.vF64[10] : t.cpu.vF32[20];
+      assert.equal(got, want, `imm8 0x${imm8.toString(16)}`);
+      assert.deepEqual([...t.cpu.vU32.subarray(is64 ? 22 : 21, 24)], is64 ? [0, 0] : [0, 0, 0]);
+    }
+  }
+});
