@@ -218,6 +218,8 @@ export function initScript(kernelRelease: string, modules: string[]): string {
     'hostname typevisor',
     `M=/lib/modules/${kernelRelease}`,
     ...modules.map((m) => `insmod $M/${m} 2>/dev/null || echo "typevisor: insmod ${path.basename(m)} failed"`),
+    '# With console=hvc0 the console only exists once virtio_console is loaded: reopen it now.',
+    'if (exec </dev/console) 2>/dev/null; then exec </dev/console >/dev/console 2>&1; fi',
     `echo "${INIT_READY_MARKER}"`,
     'setsid cttyhack /bin/sh -l',
     'echo "typevisor: shell exited, powering off"',
