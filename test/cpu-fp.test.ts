@@ -26,7 +26,9 @@ function haveTool(name: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).status === 0;
 }
 const TOOLS = haveTool('aarch64-linux-gnu-gcc') && haveTool('qemu-aarch64');
-const SKIP = TOOLS ? false : 'aarch64-linux-gnu-gcc and/or qemu-aarch64 not installed: qemu reference comparison skipped';
+const SKIP = TOOLS
+  ? false
+  : 'aarch64-linux-gnu-gcc and/or qemu-aarch64 not installed: qemu reference comparison skipped';
 
 // ---------------------------------------------------------------------------------------------------
 // Instructions under test. Operands: V1 = {in0, in1} (so D1/S1/H1 = in0 and V1.D[1] = in1), D2 = in1,
@@ -40,17 +42,40 @@ const INSNS: [string, Kind, Direct?][] = [];
 for (const p of ['d', 's'] as const) {
   const k2: Kind = p === 'd' ? 'dd' : 'ss';
   const k3: Kind = p === 'd' ? 'ddd' : 'sss';
-  for (const op of ['fadd', 'fsub', 'fmul', 'fnmul', 'fdiv', 'fmax', 'fmin', 'fmaxnm', 'fminnm']) INSNS.push([`${op} ${p}0, ${p}1, ${p}2`, k2]);
-  for (const op of ['fmadd', 'fmsub', 'fnmadd', 'fnmsub']) INSNS.push([`${op} ${p}0, ${p}1, ${p}2, ${p}3`, k3]);
-  for (const op of ['fmov', 'fabs', 'fneg', 'fsqrt', 'frintn', 'frintp', 'frintm', 'frintz', 'frinta', 'frintx', 'frinti'])
+  for (const op of ['fadd', 'fsub', 'fmul', 'fnmul', 'fdiv', 'fmax', 'fmin', 'fmaxnm', 'fminnm'])
+    INSNS.push([`${op} ${p}0, ${p}1, ${p}2`, k2]);
+  for (const op of ['fmadd', 'fmsub', 'fnmadd', 'fnmsub'])
+    INSNS.push([`${op} ${p}0, ${p}1, ${p}2, ${p}3`, k3]);
+  for (const op of [
+    'fmov',
+    'fabs',
+    'fneg',
+    'fsqrt',
+    'frintn',
+    'frintp',
+    'frintm',
+    'frintz',
+    'frinta',
+    'frintx',
+    'frinti',
+  ])
     INSNS.push([`${op} ${p}0, ${p}1`, p]);
-  INSNS.push([`fcmp ${p}1, ${p}2`, k2], [`fcmpe ${p}1, ${p}2`, k2], [`fcmp ${p}1, #0.0`, p], [`fcmpe ${p}1, #0.0`, p]);
+  INSNS.push(
+    [`fcmp ${p}1, ${p}2`, k2],
+    [`fcmpe ${p}1, ${p}2`, k2],
+    [`fcmp ${p}1, #0.0`, p],
+    [`fcmpe ${p}1, #0.0`, p],
+  );
   INSNS.push([`fccmp ${p}1, ${p}2, #5, eq`, k2], [`fccmpe ${p}1, ${p}2, #10, ge`, k2]);
   INSNS.push([`fcsel ${p}0, ${p}1, ${p}2, eq`, k2], [`fcsel ${p}0, ${p}1, ${p}2, lt`, k2]);
   for (const r of ['n', 'p', 'm', 'z', 'a'])
     for (const u of ['s', 'u']) for (const g of ['w', 'x']) INSNS.push([`fcvt${r}${u} ${g}0, ${p}1`, p]);
   for (const g of ['w', 'x'] as const) {
-    INSNS.push([`fcvtzs ${g}0, ${p}1, #7`, p], [`fcvtzu ${g}0, ${p}1, #1`, p], [`fcvtzs ${g}0, ${p}1, #32`, p]);
+    INSNS.push(
+      [`fcvtzs ${g}0, ${p}1, #7`, p],
+      [`fcvtzu ${g}0, ${p}1, #1`, p],
+      [`fcvtzs ${g}0, ${p}1, #32`, p],
+    );
     INSNS.push([`scvtf ${p}0, ${g}1`, g], [`ucvtf ${p}0, ${g}1`, g]);
     INSNS.push([`scvtf ${p}0, ${g}1, #5`, g], [`ucvtf ${p}0, ${g}1, #32`, g], [`scvtf ${p}0, ${g}1, #1`, g]);
   }
@@ -66,15 +91,25 @@ INSNS.push(['fmov x0, v1.d[1]', 'dd'], ['fmov v0.d[1], x1', 'x']);
 function zeroAbove(cpu: Arm64Cpu, bytes: number): void {
   cpu.vU8.fill(0, bytes, 16);
 }
-const d2 = (f: (c: Arm64Cpu, d: number, n: number, m: number) => void): Direct => (c) => (f(c, 0, 2, 4), zeroAbove(c, 8));
-const s2 = (f: (c: Arm64Cpu, d: number, n: number, m: number) => void): Direct => (c) => (f(c, 0, 4, 8), zeroAbove(c, 4));
-const d1 = (f: (c: Arm64Cpu, d: number, n: number) => void): Direct => (c) => (f(c, 0, 2), zeroAbove(c, 8));
-const s1 = (f: (c: Arm64Cpu, d: number, n: number) => void): Direct => (c) => (f(c, 0, 4), zeroAbove(c, 4));
-const cmp = (is64: boolean, kind: number): Direct => (c) => {
-  const r = is64 ? fpu.fpCompareCond64(c, 2, 4, kind) : fpu.fpCompareCond32(c, 4, 8, kind);
-  c.vU32.fill(0, 0, 4);
-  c.vU32.fill(r ? 0xffffffff : 0, 0, is64 ? 2 : 1);
-};
+const d2 =
+  (f: (c: Arm64Cpu, d: number, n: number, m: number) => void): Direct =>
+  (c) => (f(c, 0, 2, 4), zeroAbove(c, 8));
+const s2 =
+  (f: (c: Arm64Cpu, d: number, n: number, m: number) => void): Direct =>
+  (c) => (f(c, 0, 4, 8), zeroAbove(c, 4));
+const d1 =
+  (f: (c: Arm64Cpu, d: number, n: number) => void): Direct =>
+  (c) => (f(c, 0, 2), zeroAbove(c, 8));
+const s1 =
+  (f: (c: Arm64Cpu, d: number, n: number) => void): Direct =>
+  (c) => (f(c, 0, 4), zeroAbove(c, 4));
+const cmp =
+  (is64: boolean, kind: number): Direct =>
+  (c) => {
+    const r = is64 ? fpu.fpCompareCond64(c, 2, 4, kind) : fpu.fpCompareCond32(c, 4, 8, kind);
+    c.vU32.fill(0, 0, 4);
+    c.vU32.fill(r ? 0xffffffff : 0, 0, is64 ? 2 : 1);
+  };
 INSNS.push(
   ['frecpe d0, d1', 'd', d1(fpu.fpRecipEstimate64)],
   ['frecpe s0, s1', 's', s1(fpu.fpRecipEstimate32)],
@@ -119,26 +154,74 @@ const rndInt = (n: number): number => rnd32() % n;
 const rnd64 = (): bigint => (BigInt(rnd32()) << 32n) | BigInt(rnd32());
 
 const D_SPECIAL = [
-  0x0n, 0x8000000000000000n, 0x1n, 0x3n, 0x800fffffffffffffn, 0x000fffffffffffffn, 0x0010000000000000n,
-  0x8010000000000000n, 0x0010000000000001n, 0x3ff0000000000000n, 0xbff0000000000000n, 0x3ff0000000000001n,
-  0x3ff8000000000000n, 0x4000000000000000n, 0x4004000000000000n, 0xc004000000000000n, 0x3fe0000000000000n,
-  0x3fb999999999999an, 0x4008000000000000n, 0x7fefffffffffffffn, 0xffefffffffffffffn, 0x7fe0000000000000n,
-  0x7ff0000000000000n, 0xfff0000000000000n, 0x7ff8000000000123n, 0xfff8000000000321n, 0x7ff0000000000456n,
-  0xfff4000000000001n, 0x4330000000000001n, 0x41dfffffffc00000n, 0x41e0000000000000n, 0xc1e0000000000000n,
-  0x43e0000000000000n, 0xc3e0000000000000n, 0x43f0000000000000n, 0x3cb0000000000000n, 0x000ffffffffffffen,
+  0x0n,
+  0x8000000000000000n,
+  0x1n,
+  0x3n,
+  0x800fffffffffffffn,
+  0x000fffffffffffffn,
+  0x0010000000000000n,
+  0x8010000000000000n,
+  0x0010000000000001n,
+  0x3ff0000000000000n,
+  0xbff0000000000000n,
+  0x3ff0000000000001n,
+  0x3ff8000000000000n,
+  0x4000000000000000n,
+  0x4004000000000000n,
+  0xc004000000000000n,
+  0x3fe0000000000000n,
+  0x3fb999999999999an,
+  0x4008000000000000n,
+  0x7fefffffffffffffn,
+  0xffefffffffffffffn,
+  0x7fe0000000000000n,
+  0x7ff0000000000000n,
+  0xfff0000000000000n,
+  0x7ff8000000000123n,
+  0xfff8000000000321n,
+  0x7ff0000000000456n,
+  0xfff4000000000001n,
+  0x4330000000000001n,
+  0x41dfffffffc00000n,
+  0x41e0000000000000n,
+  0xc1e0000000000000n,
+  0x43e0000000000000n,
+  0xc3e0000000000000n,
+  0x43f0000000000000n,
+  0x3cb0000000000000n,
+  0x000ffffffffffffen,
 ];
 const S_SPECIAL = [
-  0x0, 0x80000000, 0x1, 0x3, 0x807fffff, 0x007fffff, 0x00800000, 0x80800000, 0x00800001, 0x3f800000, 0xbf800000,
-  0x3f800001, 0x3fc00000, 0x40000000, 0x40200000, 0xc0200000, 0x3f000000, 0x3dcccccd, 0x40400000, 0x7f7fffff,
-  0xff7fffff, 0x7f000000, 0x7f800000, 0xff800000, 0x7fc00123, 0xffc00321, 0x7f800456, 0xffa00001, 0x4b000001,
-  0x4effffff, 0x4f000000, 0xcf000000, 0x5f000000, 0xdf000000, 0x5f800000, 0x33800000, 0x477fe000, 0x477ff000,
-  0x387fc000, 0x33000000, 0x007ffffe,
+  0x0, 0x80000000, 0x1, 0x3, 0x807fffff, 0x007fffff, 0x00800000, 0x80800000, 0x00800001, 0x3f800000,
+  0xbf800000, 0x3f800001, 0x3fc00000, 0x40000000, 0x40200000, 0xc0200000, 0x3f000000, 0x3dcccccd, 0x40400000,
+  0x7f7fffff, 0xff7fffff, 0x7f000000, 0x7f800000, 0xff800000, 0x7fc00123, 0xffc00321, 0x7f800456, 0xffa00001,
+  0x4b000001, 0x4effffff, 0x4f000000, 0xcf000000, 0x5f000000, 0xdf000000, 0x5f800000, 0x33800000, 0x477fe000,
+  0x477ff000, 0x387fc000, 0x33000000, 0x007ffffe,
 ];
-const H_SPECIAL = [0x0, 0x8000, 0x1, 0x3ff, 0x400, 0x3c00, 0x7bff, 0xfbff, 0x7c00, 0xfc00, 0x7e00, 0x7e01, 0x7d01, 0xfc01, 0x7fff, 0xffff];
+const H_SPECIAL = [
+  0x0, 0x8000, 0x1, 0x3ff, 0x400, 0x3c00, 0x7bff, 0xfbff, 0x7c00, 0xfc00, 0x7e00, 0x7e01, 0x7d01, 0xfc01,
+  0x7fff, 0xffff,
+];
 const I_SPECIAL = [
-  0n, 1n, 0xffffffffffffffffn, 0x8000000000000000n, 0x7fffffffffffffffn, 0xffffffffn, 0x80000000n, 0x7fffffffn,
-  0x20000000000001n, 0x20000000000003n, 0x1000001n, 0x1000003n, 0xffffffff80000000n, 0xfffffffffeffffffn,
-  0x8000000000000400n, 0x8000000000000401n, 0x7ffffffffffffdffn, 0x123456789abcdefn,
+  0n,
+  1n,
+  0xffffffffffffffffn,
+  0x8000000000000000n,
+  0x7fffffffffffffffn,
+  0xffffffffn,
+  0x80000000n,
+  0x7fffffffn,
+  0x20000000000001n,
+  0x20000000000003n,
+  0x1000001n,
+  0x1000003n,
+  0xffffffff80000000n,
+  0xfffffffffeffffffn,
+  0x8000000000000400n,
+  0x8000000000000401n,
+  0x7ffffffffffffdffn,
+  0x123456789abcdefn,
 ];
 
 /** A random double: exponent from interesting ranges, mantissa random / short / extreme. */
@@ -146,16 +229,28 @@ function rndD(): bigint {
   const sign = BigInt(rndInt(2)) << 63n;
   let e: number;
   switch (rndInt(6)) {
-    case 0: e = rndInt(2047); break;
-    case 1: e = 1023 - 8 + rndInt(16); break;
-    case 2: e = rndInt(60); break;
-    case 3: e = 2046 - rndInt(60); break;
-    case 4: e = 0; break;
-    default: e = 1023 + 20 - rndInt(80);
+    case 0:
+      e = rndInt(2047);
+      break;
+    case 1:
+      e = 1023 - 8 + rndInt(16);
+      break;
+    case 2:
+      e = rndInt(60);
+      break;
+    case 3:
+      e = 2046 - rndInt(60);
+      break;
+    case 4:
+      e = 0;
+      break;
+    default:
+      e = 1023 + 20 - rndInt(80);
   }
   let m = rnd64() & 0xfffffffffffffn;
   const r = rndInt(4);
-  if (r === 0) m &= 0xffffff8000000n; // short mantissa: exact / halfway products
+  if (r === 0)
+    m &= 0xffffff8000000n; // short mantissa: exact / halfway products
   else if (r === 1) m |= 0xfffffff000000n;
   return sign | (BigInt(e) << 52n) | m;
 }
@@ -163,18 +258,29 @@ function rndS(): bigint {
   const sign = rndInt(2) << 31;
   let e: number;
   switch (rndInt(6)) {
-    case 0: e = rndInt(255); break;
-    case 1: e = 127 - 8 + rndInt(16); break;
-    case 2: e = rndInt(30); break;
-    case 3: e = 254 - rndInt(30); break;
-    case 4: e = 0; break;
-    default: e = 112 + rndInt(32); // half-precision range
+    case 0:
+      e = rndInt(255);
+      break;
+    case 1:
+      e = 127 - 8 + rndInt(16);
+      break;
+    case 2:
+      e = rndInt(30);
+      break;
+    case 3:
+      e = 254 - rndInt(30);
+      break;
+    case 4:
+      e = 0;
+      break;
+    default:
+      e = 112 + rndInt(32); // half-precision range
   }
   let m = rnd32() & 0x7fffff;
   const r = rndInt(4);
   if (r === 0) m &= 0x7ff000;
   else if (r === 1) m |= 0x7ff000;
-  return BigInt(((sign | (e << 23) | m) >>> 0)) | 0x1234567800000000n; // garbage above the single
+  return BigInt((sign | (e << 23) | m) >>> 0) | 0x1234567800000000n; // garbage above the single
 }
 /** A double that converts to half with interesting rounding. */
 function rndDHalf(): bigint {
@@ -186,13 +292,17 @@ function rndDHalf(): bigint {
 }
 function rndI(): bigint {
   switch (rndInt(4)) {
-    case 0: return I_SPECIAL[rndInt(I_SPECIAL.length)];
-    case 1: return BigInt.asUintN(64, BigInt(rnd32() | 0)); // sign-extended 32-bit
-    case 2: return rnd64() >> BigInt(rndInt(64));
-    default: return rnd64();
+    case 0:
+      return I_SPECIAL[rndInt(I_SPECIAL.length)];
+    case 1:
+      return BigInt.asUintN(64, BigInt(rnd32() | 0)); // sign-extended 32-bit
+    case 2:
+      return rnd64() >> BigInt(rndInt(64));
+    default:
+      return rnd64();
   }
 }
-const pick = <T,>(a: T[]): T => a[rndInt(a.length)];
+const pick = <T>(a: T[]): T => a[rndInt(a.length)];
 const sBits = (x: number): bigint => BigInt(x >>> 0) | 0x1234567800000000n;
 
 function inputsFor(kind: Kind, insn: string): bigint[][] {
@@ -217,7 +327,8 @@ function inputsFor(kind: Kind, insn: string): bigint[][] {
     for (let i = 0; i < 250; i++) out.push([random(), 0n, 0n]);
   } else if (arity === 2) {
     const sp = isD ? D_SPECIAL : S_SPECIAL.map(sBits);
-    for (let i = 0; i < sp.length; i++) for (let j = 0; j < sp.length; j += 3) out.push([sp[i], sp[(j + i) % sp.length], 0n]);
+    for (let i = 0; i < sp.length; i++)
+      for (let j = 0; j < sp.length; j += 3) out.push([sp[i], sp[(j + i) % sp.length], 0n]);
     for (let i = 0; i < 900; i++) {
       const a = random();
       let b = random();
@@ -366,7 +477,11 @@ function runReference(cases: Case[]): { buf: Buffer; words: number[] } {
   const dir = mkdtempSync(join(tmpdir(), 'typevisor-fp-'));
   try {
     writeFileSync(join(dir, 'fpref.c'), cProgram());
-    execFileSync('aarch64-linux-gnu-gcc', ['-static', '-O1', '-o', join(dir, 'fpref'), join(dir, 'fpref.c')], { stdio: 'pipe' });
+    execFileSync(
+      'aarch64-linux-gnu-gcc',
+      ['-static', '-O1', '-o', join(dir, 'fpref'), join(dir, 'fpref.c')],
+      { stdio: 'pipe' },
+    );
     const input = Buffer.alloc(cases.length * CASE);
     cases.forEach((c, i) => {
       const o = i * CASE;
@@ -378,7 +493,10 @@ function runReference(cases: Case[]): { buf: Buffer; words: number[] } {
       input.writeUInt32LE(c.op, o + 40);
     });
     writeFileSync(join(dir, 'cases.bin'), input);
-    const r = spawnSync('sh', ['-c', `qemu-aarch64 ${join(dir, 'fpref')} < ${join(dir, 'cases.bin')} > ${join(dir, 'out.bin')}`]);
+    const r = spawnSync('sh', [
+      '-c',
+      `qemu-aarch64 ${join(dir, 'fpref')} < ${join(dir, 'cases.bin')} > ${join(dir, 'out.bin')}`,
+    ]);
     if (r.status !== 0) throw new Error(`reference program failed: ${r.stderr}`);
     const buf = readFileSync(join(dir, 'out.bin'));
     if (buf.length !== cases.length * RES) throw new Error(`reference program wrote ${buf.length} bytes`);
@@ -392,7 +510,11 @@ function runReference(cases: Case[]): { buf: Buffer; words: number[] } {
 
 const hex = (v: bigint | number, w = 16): string => v.toString(16).padStart(w, '0');
 
-function runOnCpu(t: TestCpu, addr: number, c: Case): { q0lo: bigint; q0hi: bigint; x0: bigint; fpsr: number; nzcv: number; ok: boolean } {
+function runOnCpu(
+  t: TestCpu,
+  addr: number,
+  c: Case,
+): { q0lo: bigint; q0hi: bigint; x0: bigint; fpsr: number; nzcv: number; ok: boolean } {
   const cpu = t.cpu;
   const u = cpu.vU64;
   u[2] = c.in[0]; // V1 = {in0, in1}
@@ -416,7 +538,14 @@ function runOnCpu(t: TestCpu, addr: number, c: Case): { q0lo: bigint; q0hi: bigi
     direct(cpu);
     cpu.pcLo = addr + 4;
   } else t.step(1);
-  return { q0lo: u[0], q0hi: u[1], x0: cpu.xBig(0), fpsr: cpu.fpsr, nzcv: (cpu.nzcv << 28) >>> 0, ok: cpu.pcLo === addr + 4 };
+  return {
+    q0lo: u[0],
+    q0hi: u[1],
+    x0: cpu.xBig(0),
+    fpsr: cpu.fpsr,
+    nzcv: (cpu.nzcv << 28) >>> 0,
+    ok: cpu.pcLo === addr + 4,
+  };
 }
 
 test('scalar FP matches qemu-aarch64 bit for bit', { skip: SKIP }, async (t) => {
@@ -438,7 +567,12 @@ test('scalar FP matches qemu-aarch64 bit for bit', { skip: SKIP }, async (t) => 
     const got = runOnCpu(tc, RAM_BASE + 4 * c.op, c);
     compared++;
     const same =
-      got.ok && got.q0lo === want.q0lo && got.q0hi === want.q0hi && got.x0 === want.x0 && got.fpsr === want.fpsr && got.nzcv === want.nzcv;
+      got.ok &&
+      got.q0lo === want.q0lo &&
+      got.q0hi === want.q0hi &&
+      got.x0 === want.x0 &&
+      got.fpsr === want.fpsr &&
+      got.nzcv === want.nzcv;
     if (!same) {
       const list = failures.get(c.op) ?? [];
       if (list.length < 6)

@@ -88,10 +88,26 @@ export function fpDiv32(cpu: Arm64Cpu, d: number, n: number, m: number): void {
  * negA / negN negate the operand first (sign bit flip, also of NaNs), as FMSUB/FNMADD/FNMSUB/FMLS do:
  * FMADD: (a, n, m); FMSUB: negN; FNMADD: negA + negN; FNMSUB: negA.
  */
-export function fpMulAdd64(cpu: Arm64Cpu, d: number, a: number, n: number, m: number, negA = false, negN = false): void {
+export function fpMulAdd64(
+  cpu: Arm64Cpu,
+  d: number,
+  a: number,
+  n: number,
+  m: number,
+  negA = false,
+  negN = false,
+): void {
   mulAdd64(cpu, d, a, n, m, negA, negN);
 }
-export function fpMulAdd32(cpu: Arm64Cpu, d: number, a: number, n: number, m: number, negA = false, negN = false): void {
+export function fpMulAdd32(
+  cpu: Arm64Cpu,
+  d: number,
+  a: number,
+  n: number,
+  m: number,
+  negA = false,
+  negN = false,
+): void {
   mulAdd32(cpu, d, a, n, m, negA, negN);
 }
 /** V[d] = FPSqrt(V[n]). */
@@ -179,20 +195,48 @@ export function fpCompareCond32(cpu: Arm64Cpu, n: number, m: number, kind: numbe
  * FPToFixed(V[n], fbits, unsigned, rounding) to a 32-bit (size 32) or 64-bit (size 64) integer, saturating
  * with IOC. Returns the low 32 bits (as int32); for size 64 the high half is in fixOut.hi.
  */
-export function fpToFixed64(cpu: Arm64Cpu, n: number, fbits: number, unsigned: boolean, rounding: number, size: number): number {
+export function fpToFixed64(
+  cpu: Arm64Cpu,
+  n: number,
+  fbits: number,
+  unsigned: boolean,
+  rounding: number,
+  size: number,
+): number {
   return toFixed(cpu, readF64(cpu, n), fbits, unsigned, rounding, size);
 }
-export function fpToFixed32(cpu: Arm64Cpu, n: number, fbits: number, unsigned: boolean, rounding: number, size: number): number {
+export function fpToFixed32(
+  cpu: Arm64Cpu,
+  n: number,
+  fbits: number,
+  unsigned: boolean,
+  rounding: number,
+  size: number,
+): number {
   return toFixed(cpu, readF32(cpu, n), fbits, unsigned, rounding, size);
 }
 /**
  * V[d] = FixedToFP(integer, fbits, unsigned, FPCR rounding). The integer is lo/hi halves of a 64-bit value;
  * for a 32-bit source pass hi = lo >> 31 (signed) or 0 (unsigned).
  */
-export function fixedToFp64(cpu: Arm64Cpu, d: number, lo: number, hi: number, fbits: number, unsigned: boolean): void {
+export function fixedToFp64(
+  cpu: Arm64Cpu,
+  d: number,
+  lo: number,
+  hi: number,
+  fbits: number,
+  unsigned: boolean,
+): void {
   fromFixed64(cpu, d, lo, hi, fbits, unsigned);
 }
-export function fixedToFp32(cpu: Arm64Cpu, d: number, lo: number, hi: number, fbits: number, unsigned: boolean): void {
+export function fixedToFp32(
+  cpu: Arm64Cpu,
+  d: number,
+  lo: number,
+  hi: number,
+  fbits: number,
+  unsigned: boolean,
+): void {
   fromFixed32(cpu, d, lo, hi, fbits, unsigned);
 }
 /** FPConvert single V[n] (f32 index) to double V[d] (f64 index). */
@@ -303,7 +347,8 @@ function defaultNaN64(cpu: Arm64Cpu, d: number): void {
 function defaultNaN32(cpu: Arm64Cpu, d: number): void {
   cpu.vU32[d] = 0x7fc00000;
 }
-const isSNaN64 = (cpu: Arm64Cpu, i: number, v: number): boolean => v !== v && (cpu.vU32[2 * i + 1] & QUIET64) === 0;
+const isSNaN64 = (cpu: Arm64Cpu, i: number, v: number): boolean =>
+  v !== v && (cpu.vU32[2 * i + 1] & QUIET64) === 0;
 const isSNaN32 = (cpu: Arm64Cpu, i: number, v: number): boolean => v !== v && (cpu.vU32[i] & QUIET32) === 0;
 
 /** FPProcessNaN of element src (a NaN; flip = SIGN negates it first) into d. */
@@ -393,7 +438,16 @@ function finish64(cpu: Arm64Cpu, d: number, x: number, err: number): boolean {
  * The tail of FPRound: int_mant / biased_exp / error class (0 exact, 1 below half, 2 half, 3 above half)
  * to result bits for N = 16 or 32. Sets flags.
  */
-function roundTail(cpu: Arm64Cpu, neg: boolean, biased: number, intMant: number, cls: number, N: number, rm: number, ahp: boolean): number {
+function roundTail(
+  cpu: Arm64Cpu,
+  neg: boolean,
+  biased: number,
+  intMant: number,
+  cls: number,
+  N: number,
+  rm: number,
+  ahp: boolean,
+): number {
   const F = N === 32 ? 23 : 10;
   const E = N === 32 ? 8 : 5;
   let error = cls !== 0;
@@ -717,7 +771,15 @@ function mul64(cpu: Arm64Cpu, d: number, n: number, m: number, negate: boolean, 
     else {
       const p = a * b;
       const ap = p < 0 ? -p : p;
-      if (!(ap >= LO_OK && ap < HI_OK && a < HI_OK && a > -HI_OK && b < HI_OK && b > -HI_OK && finish64(cpu, d, p, twoProdErr(a, b, p)))) {
+      if (!(
+        ap >= LO_OK &&
+        ap < HI_OK &&
+        a < HI_OK &&
+        a > -HI_OK &&
+        b < HI_OK &&
+        b > -HI_OK &&
+        finish64(cpu, d, p, twoProdErr(a, b, p))
+      )) {
         const [Ma, Ea] = dec64(a);
         const [Mb, Eb] = dec64(b);
         roundBig64(cpu, d, Ma * Mb, Ea + Eb, (cpu.fpcr >>> FPCR_RMODE_SHIFT) & 3);
@@ -860,7 +922,15 @@ function sqrt32(cpu: Arm64Cpu, d: number, n: number): void {
   }
 }
 
-function mulAdd64(cpu: Arm64Cpu, d: number, ai: number, n: number, m: number, negA: boolean, negN: boolean): void {
+function mulAdd64(
+  cpu: Arm64Cpu,
+  d: number,
+  ai: number,
+  n: number,
+  m: number,
+  negA: boolean,
+  negN: boolean,
+): void {
   const f = cpu.vF64;
   let c = f[ai];
   let a = f[n];
@@ -974,7 +1044,15 @@ function fma3(cpu: Arm64Cpu, d: number, c: number, p: number, pl: number): boole
   return finish64(cpu, d, r, e);
 }
 
-function mulAdd32(cpu: Arm64Cpu, d: number, ai: number, n: number, m: number, negA: boolean, negN: boolean): void {
+function mulAdd32(
+  cpu: Arm64Cpu,
+  d: number,
+  ai: number,
+  n: number,
+  m: number,
+  negA: boolean,
+  negN: boolean,
+): void {
   const f = cpu.vF32;
   let c = f[ai];
   let a = f[n];
@@ -1164,7 +1242,14 @@ function compareCond32(cpu: Arm64Cpu, n: number, m: number, kind: number): boole
   return kind === 0 ? a === b : kind === 1 ? a >= b : a > b;
 }
 
-function toFixed(cpu: Arm64Cpu, v: number, fbits: number, unsigned: boolean, rounding: number, size: number): number {
+function toFixed(
+  cpu: Arm64Cpu,
+  v: number,
+  fbits: number,
+  unsigned: boolean,
+  rounding: number,
+  size: number,
+): number {
   fixOut.hi = 0;
   if (v !== v) {
     cpu.fpsr |= FPSR_IOC;
@@ -1208,12 +1293,26 @@ function fixedValue(lo: number, hi: number, unsigned: boolean): number {
   fixErr = A - (s - bb) + (B - bb);
   return s;
 }
-function fromFixed64(cpu: Arm64Cpu, d: number, lo: number, hi: number, fbits: number, unsigned: boolean): void {
+function fromFixed64(
+  cpu: Arm64Cpu,
+  d: number,
+  lo: number,
+  hi: number,
+  fbits: number,
+  unsigned: boolean,
+): void {
   const s = fixedValue(lo, hi, unsigned);
   if (s === 0) cpu.vF64[d] = 0;
   else if (!finish64(cpu, d, s * pow2(-fbits), fixErr)) throw new Error('fpu: fixedToFp64 range');
 }
-function fromFixed32(cpu: Arm64Cpu, d: number, lo: number, hi: number, fbits: number, unsigned: boolean): void {
+function fromFixed32(
+  cpu: Arm64Cpu,
+  d: number,
+  lo: number,
+  hi: number,
+  fbits: number,
+  unsigned: boolean,
+): void {
   const s = fixedValue(lo, hi, unsigned);
   if (s === 0) cpu.vF32[d] = 0;
   else finish32(cpu, d, s * pow2(-fbits), fixErr);
@@ -1240,7 +1339,10 @@ function cvtDS(cpu: Arm64Cpu, d: number, n: number, rounding: number): void {
   const v = readF64(cpu, n);
   if (v !== v) {
     if ((hi & QUIET64) === 0) cpu.fpsr |= FPSR_IOC;
-    u[d] = cpu.fpcr & FPCR_DN ? 0x7fc00000 : ((hi & SIGN) | 0x7fc00000 | ((hi & 0x7ffff) << 3) | (lo >>> 29)) >>> 0;
+    u[d] =
+      cpu.fpcr & FPCR_DN
+        ? 0x7fc00000
+        : ((hi & SIGN) | 0x7fc00000 | ((hi & 0x7ffff) << 3) | (lo >>> 29)) >>> 0;
   } else if (v === 0 || isInf(v)) cpu.vF32[d] = v;
   else {
     if (rounding < 0) finish32(cpu, d, v, 0);
@@ -1423,7 +1525,15 @@ function fracShl1(): void {
   eFracHi = ((eFracHi << 1) | (eFracLo >>> 31)) & 0xfffff;
   eFracLo = (eFracLo << 1) >>> 0;
 }
-function storeEstimate(cpu: Arm64Cpu, d: number, N: number, sign: number, exp: number, fracHi: number, fracLo: number): void {
+function storeEstimate(
+  cpu: Arm64Cpu,
+  d: number,
+  N: number,
+  sign: number,
+  exp: number,
+  fracHi: number,
+  fracLo: number,
+): void {
   if (N === 64) {
     cpu.vU32[2 * d + 1] = ((sign << 31) | ((exp & 0x7ff) << 20) | fracHi) >>> 0;
     cpu.vU32[2 * d] = fracLo;

@@ -211,42 +211,72 @@ for (const [bits, name, mode] of FRINT) {
 }
 // FCVT between precisions: ftype = source, opcode 0001 opc = destination (00 S, 01 D, 11 H).
 const CVT: [string, string, string, Handler][] = [
-  ['00', '01', 'FCVT_DS', (cpu, insn) => {
-    cpu.checkFp();
-    const rd = RD(insn);
-    fpu.fpCvtSD(cpu, 2 * rd, 4 * RN(insn));
-    zero64(cpu, rd);
-  }],
-  ['00', '11', 'FCVT_HS', (cpu, insn) => {
-    cpu.checkFp();
-    const rd = RD(insn);
-    fpu.fpCvtSH(cpu, 8 * rd, 4 * RN(insn));
-    zero16(cpu, rd);
-  }],
-  ['01', '00', 'FCVT_SD', (cpu, insn) => {
-    cpu.checkFp();
-    const rd = RD(insn);
-    fpu.fpCvtDS(cpu, 4 * rd, 2 * RN(insn));
-    zero32(cpu, rd);
-  }],
-  ['01', '11', 'FCVT_HD', (cpu, insn) => {
-    cpu.checkFp();
-    const rd = RD(insn);
-    fpu.fpCvtDH(cpu, 8 * rd, 2 * RN(insn));
-    zero16(cpu, rd);
-  }],
-  ['11', '00', 'FCVT_SH', (cpu, insn) => {
-    cpu.checkFp();
-    const rd = RD(insn);
-    fpu.fpCvtHS(cpu, 4 * rd, 8 * RN(insn));
-    zero32(cpu, rd);
-  }],
-  ['11', '01', 'FCVT_DH', (cpu, insn) => {
-    cpu.checkFp();
-    const rd = RD(insn);
-    fpu.fpCvtHD(cpu, 2 * rd, 8 * RN(insn));
-    zero64(cpu, rd);
-  }],
+  [
+    '00',
+    '01',
+    'FCVT_DS',
+    (cpu, insn) => {
+      cpu.checkFp();
+      const rd = RD(insn);
+      fpu.fpCvtSD(cpu, 2 * rd, 4 * RN(insn));
+      zero64(cpu, rd);
+    },
+  ],
+  [
+    '00',
+    '11',
+    'FCVT_HS',
+    (cpu, insn) => {
+      cpu.checkFp();
+      const rd = RD(insn);
+      fpu.fpCvtSH(cpu, 8 * rd, 4 * RN(insn));
+      zero16(cpu, rd);
+    },
+  ],
+  [
+    '01',
+    '00',
+    'FCVT_SD',
+    (cpu, insn) => {
+      cpu.checkFp();
+      const rd = RD(insn);
+      fpu.fpCvtDS(cpu, 4 * rd, 2 * RN(insn));
+      zero32(cpu, rd);
+    },
+  ],
+  [
+    '01',
+    '11',
+    'FCVT_HD',
+    (cpu, insn) => {
+      cpu.checkFp();
+      const rd = RD(insn);
+      fpu.fpCvtDH(cpu, 8 * rd, 2 * RN(insn));
+      zero16(cpu, rd);
+    },
+  ],
+  [
+    '11',
+    '00',
+    'FCVT_SH',
+    (cpu, insn) => {
+      cpu.checkFp();
+      const rd = RD(insn);
+      fpu.fpCvtHS(cpu, 4 * rd, 8 * RN(insn));
+      zero32(cpu, rd);
+    },
+  ],
+  [
+    '11',
+    '01',
+    'FCVT_DH',
+    (cpu, insn) => {
+      cpu.checkFp();
+      const rd = RD(insn);
+      fpu.fpCvtHD(cpu, 2 * rd, 8 * RN(insn));
+      zero64(cpu, rd);
+    },
+  ],
 ];
 for (const [src, dst, name, handler] of CVT) {
   patterns.push({ bits: `00011110 ${src} 1 0001${dst} 10000 nnnnn ddddd`, name, handler });
@@ -344,7 +374,13 @@ const CVT_INT: [string, string, number][] = [
   ['10', 'M', fpu.RM_NEGINF],
   ['11', 'Z', fpu.RM_ZERO],
 ];
-function toIntHandler(is64src: boolean, sf: boolean, unsigned: boolean, mode: number, fixed: boolean): Handler {
+function toIntHandler(
+  is64src: boolean,
+  sf: boolean,
+  unsigned: boolean,
+  mode: number,
+  fixed: boolean,
+): Handler {
   return (cpu, insn) => {
     cpu.checkFp();
     const fbits = fixed ? 64 - ((insn >>> 10) & 63) : 0;
