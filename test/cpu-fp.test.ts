@@ -755,3 +755,15 @@ test('FMOV (immediate) expands all 256 imm8 values', () => {
     }
   }
 });
+
+test('FP instructions trap (EC 0x07) when CPACR_EL1.FPEN disables FP at EL1', () => {
+  const t = makeCpu([0x1e622820]); // fadd d0, d1, d2
+  t.cpu.sys.VBAR_EL1 = BigInt(RAM_BASE + 0x1000);
+  t.cpu.fpEn1 = false;
+  t.cpu.vF64[2] = 1;
+  t.cpu.vF64[4] = 2;
+  t.step(1);
+  assert.equal(t.cpu.pcLo, RAM_BASE + 0x1200);
+  assert.equal(Number(t.cpu.sys.ESR_EL1 >> 26n), 0x07);
+  assert.equal(t.cpu.vF64[0], 0, 'destination untouched');
+});

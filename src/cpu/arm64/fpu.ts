@@ -1303,7 +1303,11 @@ function fromFixed64(
 ): void {
   const s = fixedValue(lo, hi, unsigned);
   if (s === 0) cpu.vF64[d] = 0;
-  else if (!finish64(cpu, d, s * pow2(-fbits), fixErr)) throw new Error('fpu: fixedToFp64 range');
+  else if (!finish64(cpu, d, s * pow2(-fbits), fixErr)) {
+    // not reached (|result| >= 2^-64 is always a normal double); exact fallback
+    const M = (BigInt(unsigned ? hi >>> 0 : hi | 0) << 32n) | BigInt(lo >>> 0);
+    roundBig64(cpu, d, M, -fbits, (cpu.fpcr >>> FPCR_RMODE_SHIFT) & 3);
+  }
 }
 function fromFixed32(
   cpu: Arm64Cpu,
