@@ -252,6 +252,11 @@ export async function buildDefaultImage(opts: BuildImageOptions = {}): Promise<D
   ensureArm64(log);
 
   log('apt: resolving linux-image-arm64:arm64 and busybox-static:arm64');
+  if (!candidateVersion('linux-image-arm64:arm64') && isRoot()) {
+    // The architecture is known but the package lists are stale or were never fetched for it.
+    log('apt: no arm64 package lists yet; running apt-get update, once');
+    must(run('apt-get', ['update']), 'apt-get update', 'Check the network and /etc/apt/sources.list, then run apt-get update.');
+  }
   const kernelPkg = resolveKernelPackage();
   const kernelVer = candidateVersion(`${kernelPkg}:arm64`);
   const bbVer = candidateVersion('busybox-static:arm64');
