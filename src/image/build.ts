@@ -24,7 +24,8 @@ import { ModuleTree } from './kmod.js';
 
 export const INIT_READY_MARKER = 'typevisor: init ready';
 export const DEFAULT_IMAGE_NAME = 'default-arm64';
-const MANIFEST_VERSION = 1;
+// Bump when the image contents change (a new /init, other modules): older caches are rebuilt.
+const MANIFEST_VERSION = 2;
 const DISK_BYTES = 64 << 20;
 
 /** Modules the default guest loads (their dependencies are added automatically). */
