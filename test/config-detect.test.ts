@@ -38,6 +38,8 @@ test('every fixture is detected as its format', () => {
     'microvm-seed004.json': 'microvm',
     'microvm-nested.json': 'microvm',
     'microvm-top.json': 'microvm',
+    'memshare.nix': 'microvm',
+    'microvm-options.nix': 'microvm',
     'cma34cr.camkes': 'camkes',
     'camkes-literal.camkes': 'camkes',
   };

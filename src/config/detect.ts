@@ -39,8 +39,11 @@ export interface Detection {
 /** Detects the format of a config file's text; throws a ConfigError when unknown or ambiguous. */
 export function detectFormat(text: string, file: string): Detection {
   const trimmed = text.trimStart();
-  if (trimmed.startsWith('{')) return detectJson(text, file);
   const ext = extname(file).toLowerCase();
+  if (ext === '.nix') return { format: 'microvm', reason: '.nix file' };
+  if (/^\{\s*("|\}|$)/.test(trimmed) || ext === '.json') {
+    if (trimmed.startsWith('{')) return detectJson(text, file);
+  }
   if (ext === '.json') throw new ConfigError({ file }, 'expected a JSON object (the file is named .json but does not start with {)');
   return detectText(text, file, ext);
 }
@@ -98,6 +101,10 @@ function detectText(text: string, file: string, ext: string): Detection {
   if (ext === '.camkes') return { format: 'camkes', reason: '.camkes file' };
   const camkes = /^\s*[A-Za-z_]\w*\.[A-Za-z_]\w*\s*=\s*[^;]*;/m.test(text) && /\b(configuration|component|assembly)\b\s*\{/.test(text);
   const camkesAttr = /^\s*vm\d+\.[A-Za-z_]\w*\s*=/m.test(text);
+  // Nix: microvm.* bindings ending in ';' (seed 004's spelling).
+  if (/^\s*(\{[^{}]*\}\s*:\s*)?\{?\s*microvm\.[\w.-]+\s*=[^;]*;/m.test(text) && !camkesAttr) {
+    return { format: 'microvm', reason: 'microvm.* Nix bindings' };
+  }
   let flags = 0;
   let quoted = 0; // "string" or [list] values: xl syntax
   let numeric = 0; // numbers: both xl and flat Fuchsia

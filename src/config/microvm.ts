@@ -1,6 +1,7 @@
-// Importer for microvm.nix-style VM options (nixos-modules/microvm/options.nix), written as JSON.
+// Importer for microvm.nix-style VM options (nixos-modules/microvm/options.nix), written as JSON
+// or as literal Nix bindings (`microvm.mem = 512;`, see nix.ts).
 //
-// Three spellings are accepted (and may be mixed):
+// Three JSON spellings are accepted (and may be mixed):
 //   {"microvm": {"mem": 512, "vcpu": 2, "qemu": {"extraArgs": [...]}}}
 //   {"mem": 512, "vcpu": 2, "qemu": {"extraArgs": [...]}}            (the microvm options at top level)
 //   {"microvm.mem": 512, "microvm.qemu.extraArgs": [...]}             (Nix's dotted paths, as in seed 004)
@@ -17,6 +18,7 @@
 // NixOS store options get a warning.
 
 import { existsSync } from 'node:fs';
+import { parseNixAttrs } from './nix.js';
 import { ConfigError, describe, didYouMean, nameFromFile } from './errors.js';
 import { baseDirOf, finish, joinCmdline, resolvePath, type ImportOptions, type ImportResult } from './common.js';
 import { parseJson, MAC_RE, MAX_CPUS, MAX_MEMORY_MIB, MIN_MEMORY_MIB, type DiskConfig, type NetConfig, type VmConfig } from './vmconfig.js';
@@ -115,10 +117,16 @@ export function looksLikeMicrovm(obj: Obj): boolean {
   return Object.keys(obj).some((k) => k === 'microvm' || k.startsWith('microvm.'));
 }
 
-/** Imports microvm.nix-style options from JSON text. */
+/** True for Nix text (a .nix file, or text that is not a JSON object). */
+export function isNixText(text: string, file: string): boolean {
+  return /\.nix$/i.test(file) || !/^\s*\{\s*("|\})/.test(text);
+}
+
+/** Imports microvm.nix-style options from JSON text, or from Nix text of literal bindings. */
 export function importMicrovm(text: string, file: string, options: ImportOptions = {}): ImportResult {
   let parsed: unknown;
-  parsed = parseJson(text, file);
+  if (isNixText(text, file)) parsed = parseNixAttrs(text, file);
+  else parsed = parseJson(text, file);
   if (!isObj(parsed)) throw new ConfigError({ file }, `expected a JSON object of microvm options, got ${describe(parsed)}`);
   return importMicrovmObject(parsed, file, options);
 }
@@ -319,17 +327,25 @@ export function importMicrovmObject(input: Obj, file: string, options: ImportOpt
 
 /** Understands the few QEMU arguments with a typevisor meaning; warns about the rest. */
 function mapExtraArgs(args: string[], config: VmConfig, warnings: string[], where: string, hv: string, selected: string): void {
-  const ignored: string[] = [];
-  for (const arg of args) {
-    const words = arg.trim().split(/\s+/);
-    if (hv === 'qemu' && words.length === 2 && words[0] === '-device' && /^virtio-rng(-device|-pci)?(,|$)/.test(words[1]!)) {
+  // Arguments may be one per element or several in one element; look at the words in order.
+  const words = args.flatMap((a, i) => a.trim().split(/\s+/).filter((w) => w !== '').map((w) => ({ w, i })));
+  const mapped = new Set<number>();
+  const unmapped = new Set<number>();
+  for (let j = 0; j < words.length; j++) {
+    const cur = words[j]!;
+    const next = words[j + 1];
+    if (hv === 'qemu' && cur.w === '-device' && next && /^virtio-rng(-device|-pci)?(,|$)/.test(next.w)) {
       config.rng = true;
-    } else if (hv === 'qemu' && words.length === 2 && words[0] === '-device' && /^virtio-balloon(-device|-pci)?(,|$)/.test(words[1]!)) {
+    } else if (hv === 'qemu' && cur.w === '-device' && next && /^virtio-balloon(-device|-pci)?(,|$)/.test(next.w)) {
       config.balloon ??= {};
-    } else if (arg.trim() !== '') {
-      ignored.push(arg);
+    } else {
+      unmapped.add(cur.i);
+      continue;
     }
+    mapped.add(cur.i).add(next.i);
+    j++;
   }
+  const ignored = args.filter((a, i) => unmapped.has(i) || (!mapped.has(i) && a.trim() !== '' && !words.some((w) => w.i === i)));
   if (ignored.length > 0) {
     const label = hv === 'qemu' ? 'QEMU' : hv;
     const unused = hv !== selected ? ` (and the selected hypervisor is '${selected}')` : '';
