@@ -7,10 +7,17 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { GuestMemory } from '../src/devices/memory.js';
-import { decompressKernel, loadArm64Image, parseArm64Header, readArm64Image } from '../src/boot/arm64-image.js';
+import {
+  decompressKernel,
+  loadArm64Image,
+  parseArm64Header,
+  readArm64Image,
+} from '../src/boot/arm64-image.js';
 
 /** A synthetic Image: 64-byte header (fields at the offsets booting.rst gives) plus a body. */
-function synth(opts: { textOffset?: bigint; imageSize?: bigint; flags?: bigint; magic?: number; body?: number } = {}): Uint8Array {
+function synth(
+  opts: { textOffset?: bigint; imageSize?: bigint; flags?: bigint; magic?: number; body?: number } = {},
+): Uint8Array {
   const len = 64 + (opts.body ?? 4096 - 64);
   const b = Buffer.alloc(len);
   b.writeUInt32LE(0x91005a4d, 0); // code0: "MZ" + add x13, x18, #0x16 (what EFI-stub kernels use)
@@ -46,7 +53,10 @@ test('arm64 Image: image_size 0 means an old kernel with text_offset 0x80000', (
 });
 
 test('arm64 Image: bad magic, ELF and short files are named errors', () => {
-  assert.throws(() => parseArm64Header(synth({ magic: 0x12345678 }), 'kernel /x/Image'), /kernel \/x\/Image: not an arm64 Linux Image: magic at offset 56 is 0x12345678/);
+  assert.throws(
+    () => parseArm64Header(synth({ magic: 0x12345678 }), 'kernel /x/Image'),
+    /kernel \/x\/Image: not an arm64 Linux Image: magic at offset 56 is 0x12345678/,
+  );
   const elf = new Uint8Array(128);
   elf.set([0x7f, 0x45, 0x4c, 0x46]);
   assert.throws(() => parseArm64Header(elf, 'vmlinux'), /vmlinux: is an ELF file/);
@@ -62,19 +72,31 @@ test('arm64 Image: placement at a 2 MiB aligned base + text_offset, BSS zeroed',
   assert.equal(k.entry, 0x4008_0000);
   assert.equal(k.end, 0x4008_3000);
   assert.deepEqual(mem.u8.subarray(0x80000, 0x80000 + img.length), img);
-  assert.ok(mem.u8.subarray(0x81000, 0x83000).every((x) => x === 0), 'BSS zeroed');
+  assert.ok(
+    mem.u8.subarray(0x81000, 0x83000).every((x) => x === 0),
+    'BSS zeroed',
+  );
   assert.equal(mem.u8[0x83000], 0xcc, 'nothing past image_size touched');
   // The seed-001 layout: kernel at 0x48000000 with RAM starting there.
   const mem2 = new GuestMemory(0x4800_0000, 4 << 20);
   const k2 = loadArm64Image(mem2, synth(), { base: 0x4800_0000 });
   assert.equal(k2.entry, 0x4800_0000);
-  assert.throws(() => loadArm64Image(mem2, synth(), { base: 0x4810_0000, what: 'k' }), /k: load base 0x48100000 is not 2 MiB aligned/);
+  assert.throws(
+    () => loadArm64Image(mem2, synth(), { base: 0x4810_0000, what: 'k' }),
+    /k: load base 0x48100000 is not 2 MiB aligned/,
+  );
 });
 
 test('arm64 Image: errors for big-endian kernels and kernels that do not fit', () => {
   const mem = new GuestMemory(0x4000_0000, 1 << 20);
-  assert.throws(() => loadArm64Image(mem, synth({ flags: 1n }), { what: 'be' }), /be: is a big-endian kernel/);
-  assert.throws(() => loadArm64Image(mem, synth({ imageSize: 0x20_0000n }), { what: 'big' }), /big: needs 0x200000 bytes of RAM at 0x40000000/);
+  assert.throws(
+    () => loadArm64Image(mem, synth({ flags: 1n }), { what: 'be' }),
+    /be: is a big-endian kernel/,
+  );
+  assert.throws(
+    () => loadArm64Image(mem, synth({ imageSize: 0x20_0000n }), { what: 'big' }),
+    /big: needs 0x200000 bytes of RAM at 0x40000000/,
+  );
 });
 
 test('arm64 Image: gzip-compressed Image is decompressed; missing file is named', () => {
@@ -94,7 +116,8 @@ test('arm64 Image: gzip-compressed Image is decompressed; missing file is named'
 function findDebianKernel(): string | undefined {
   const cands: string[] = [];
   try {
-    for (const f of fs.readdirSync('/tmp/debs/k/boot')) if (f.startsWith('vmlinuz-')) cands.push(path.join('/tmp/debs/k/boot', f));
+    for (const f of fs.readdirSync('/tmp/debs/k/boot'))
+      if (f.startsWith('vmlinuz-')) cands.push(path.join('/tmp/debs/k/boot', f));
   } catch {
     // none
   }

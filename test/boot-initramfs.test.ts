@@ -46,7 +46,11 @@ test('cpio: the system cpio lists and extracts the archive', () => {
   assert.match(list, /^-rwxr-xr-x .* init$/m);
   assert.match(list, /^drwxr-xr-x .* etc\/deep\/nested$/m);
   // Extract everything except device nodes (mknod may be refused in a container).
-  execFileSync('cpio', ['-idv', '--quiet', '--no-absolute-filenames', '-f', 'dev/*'], { input: raw, cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] });
+  execFileSync('cpio', ['-idv', '--quiet', '--no-absolute-filenames', '-f', 'dev/*'], {
+    input: raw,
+    cwd: dir,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   assert.equal(fs.readFileSync(path.join(dir, 'bin/busybox'), 'utf8'), '#!fake busybox\n');
   assert.equal(fs.readlinkSync(path.join(dir, 'bin/sh')), 'busybox');
   assert.equal(fs.statSync(path.join(dir, 'init')).mode & 0o777, 0o755);

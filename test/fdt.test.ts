@@ -18,15 +18,18 @@ function dtc(args: string[], input: Uint8Array | string): string {
 function sample(): Uint8Array {
   const root = node(
     '',
-    { '#address-cells': 2, '#size-cells': 2, compatible: ['linux,dummy-virt'], 'interrupt-parent': phandle(1) },
+    {
+      '#address-cells': 2,
+      '#size-cells': 2,
+      compatible: ['linux,dummy-virt'],
+      'interrupt-parent': phandle(1),
+    },
     [
       node('chosen', { bootargs: 'console=ttyAMA0 rdinit=/init', 'stdout-path': '/pl011@9000000' }),
       node('memory@40000000', { device_type: 'memory', reg: regProp(2, 2, [0x4000_0000, 0x2000_0000]) }),
-      node(
-        'cpus',
-        { '#address-cells': 1, '#size-cells': 0 },
-        [node('cpu@0', { device_type: 'cpu', compatible: 'arm,cortex-a57', reg: 0, 'enable-method': 'psci' })],
-      ),
+      node('cpus', { '#address-cells': 1, '#size-cells': 0 }, [
+        node('cpu@0', { device_type: 'cpu', compatible: 'arm,cortex-a57', reg: 0, 'enable-method': 'psci' }),
+      ]),
       node('intc@8000000', {
         compatible: 'arm,gic-v3',
         '#interrupt-cells': 3,
@@ -67,9 +70,13 @@ test('fdt: strings block stores each property name once', () => {
   const dv = new DataView(b.buffer);
   const off = dv.getUint32(12);
   const size = dv.getUint32(32);
-  const names = Buffer.from(b.subarray(off, off + size)).toString('latin1').split('\0').slice(0, -1);
+  const names = Buffer.from(b.subarray(off, off + size))
+    .toString('latin1')
+    .split('\0')
+    .slice(0, -1);
   assert.equal(new Set(names).size, names.length, 'no duplicates');
-  for (const n of ['compatible', 'reg', '#address-cells', 'device_type', 'phandle', 'interrupts']) assert.ok(names.includes(n), n);
+  for (const n of ['compatible', 'reg', '#address-cells', 'device_type', 'phandle', 'interrupts'])
+    assert.ok(names.includes(n), n);
 });
 
 test('fdt: dtc decompiles the blob to the expected source', () => {
@@ -125,7 +132,10 @@ test('fdt: patching /chosen of a user DTB (bootargs and initrd replaced, other n
   chosen { bootargs = "old"; linux,initrd-start = <0x54000000>; linux,initrd-end = <0x54100000>; };
 };`;
   const blob = execFileSync('dtc', ['-I', 'dts', '-O', 'dtb'], { input: src });
-  const patched = patchDtb(blob, { bootargs: 'console=ttyAMA0 rdinit=/init', initrd: { start: 0x5400_0000, end: 0x5433_0000 } });
+  const patched = patchDtb(blob, {
+    bootargs: 'console=ttyAMA0 rdinit=/init',
+    initrd: { start: 0x5400_0000, end: 0x5433_0000 },
+  });
   const dts = dtc(['-I', 'dtb', '-O', 'dts'], patched);
   assert.match(dts, /bootargs = "console=ttyAMA0 rdinit=\/init";/);
   assert.match(dts, /linux,initrd-start = <0x00 0x54000000>;/);
@@ -138,7 +148,10 @@ test('fdt: patching /chosen of a user DTB (bootargs and initrd replaced, other n
 });
 
 test('fdt: reader rejects garbage with a message naming the file', () => {
-  assert.throws(() => parseDtb(new Uint8Array(100), 'guest.dtb'), /guest.dtb: not a valid device tree blob: magic is 0x0/);
+  assert.throws(
+    () => parseDtb(new Uint8Array(100), 'guest.dtb'),
+    /guest.dtb: not a valid device tree blob: magic is 0x0/,
+  );
   const b = sample();
   assert.throws(() => parseDtb(b.subarray(0, 60), 'cut.dtb'), /cut.dtb: .*header says/);
   fs.writeFileSync(path.join(tmp, 'x.dtb'), b);

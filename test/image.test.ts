@@ -8,12 +8,22 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { busyboxApplets, buildDefaultImage, initScript, INIT_READY_MARKER, GUEST_MODULES } from '../src/image/build.js';
+import {
+  busyboxApplets,
+  buildDefaultImage,
+  initScript,
+  INIT_READY_MARKER,
+  GUEST_MODULES,
+} from '../src/image/build.js';
 import { ModuleTree, moduleName } from '../src/image/kmod.js';
 import { readArm64Image } from '../src/boot/arm64-image.js';
 
 test('image: busybox applet table is found in the binary', () => {
-  const bin = Buffer.concat([Buffer.from([1, 2, 3, 0]), Buffer.from('[\0[[\0ash\0cat\0sh\0zcat\0\0', 'latin1'), Buffer.alloc(8, 0xff)]);
+  const bin = Buffer.concat([
+    Buffer.from([1, 2, 3, 0]),
+    Buffer.from('[\0[[\0ash\0cat\0sh\0zcat\0\0', 'latin1'),
+    Buffer.alloc(8, 0xff),
+  ]);
   assert.deepEqual(busyboxApplets(bin), ['[', '[[', 'ash', 'cat', 'sh', 'zcat']);
   const none = busyboxApplets(Buffer.alloc(100));
   assert.ok(none.includes('sh') && none.includes('cttyhack') && none.includes('setsid'), 'fallback list');
@@ -22,7 +32,12 @@ test('image: busybox applet table is found in the binary', () => {
 test('image: /init mounts, loads modules in the given order, prints the marker, starts a shell', () => {
   const s = initScript('6.1.0-test', ['kernel/a.ko', 'kernel/fs/b.ko']);
   assert.ok(s.startsWith('#!/bin/sh\n'));
-  for (const m of ['mount -t proc proc /proc', 'mount -t sysfs sysfs /sys', 'mount -t devtmpfs devtmpfs /dev', 'mount -t devpts devpts /dev/pts']) {
+  for (const m of [
+    'mount -t proc proc /proc',
+    'mount -t sysfs sysfs /sys',
+    'mount -t devtmpfs devtmpfs /dev',
+    'mount -t devpts devpts /dev/pts',
+  ]) {
     assert.ok(s.includes(m), m);
   }
   const a = s.indexOf('insmod $M/kernel/a.ko');
@@ -58,11 +73,23 @@ test('image: module dependency closure of a Debian kernel (skipped when none is 
   const { order, missing } = tree.closure(GUEST_MODULES);
   assert.deepEqual(missing, []);
   const names = order.map((m) => m.name);
-  for (const n of ['virtio_mmio', 'virtio_blk', 'virtio_rng', 'virtio_console', 'virtio_balloon', 'ext4', 'jbd2', 'mbcache', 'crc16']) {
+  for (const n of [
+    'virtio_mmio',
+    'virtio_blk',
+    'virtio_rng',
+    'virtio_console',
+    'virtio_balloon',
+    'ext4',
+    'jbd2',
+    'mbcache',
+    'crc16',
+  ]) {
     assert.ok(names.includes(n), n);
   }
   // Every module comes after the modules it depends on.
-  for (const m of order) for (const d of m.depends) if (names.includes(d)) assert.ok(names.indexOf(d) < names.indexOf(m.name), `${d} before ${m.name}`);
+  for (const m of order)
+    for (const d of m.depends)
+      if (names.includes(d)) assert.ok(names.indexOf(d) < names.indexOf(m.name), `${d} before ${m.name}`);
   assert.equal(new Set(names).size, names.length, 'no duplicates');
 });
 
@@ -72,7 +99,8 @@ function aptUnavailable(): string | undefined {
     if (spawnSync(tool, ['--version']).error) return `${tool} is not installed`;
   }
   const r = spawnSync('apt-cache', ['policy', 'busybox-static:arm64'], { encoding: 'utf8' });
-  if (!/Candidate:\s*[^(\s]/.test(r.stdout ?? '')) return 'apt has no arm64 packages (needs dpkg --add-architecture arm64 && apt-get update)';
+  if (!/Candidate:\s*[^(\s]/.test(r.stdout ?? ''))
+    return 'apt has no arm64 packages (needs dpkg --add-architecture arm64 && apt-get update)';
   return undefined;
 }
 
@@ -99,8 +127,19 @@ test('image: build the default arm64 guest from Debian packages (integration)', 
   const k = readArm64Image(img.kernel);
   assert.equal(k.header.bigEndian, false);
   // initramfs: busybox, applet links, /init, modules.
-  const list = execFileSync('cpio', ['-it', '--quiet'], { input: gunzipSync(fs.readFileSync(img.initrd)) }).toString().split('\n');
-  for (const f of ['init', 'bin/busybox', 'bin/sh', 'bin/setsid', 'bin/cttyhack', 'bin/insmod', 'dev/console']) assert.ok(list.includes(f), f);
+  const list = execFileSync('cpio', ['-it', '--quiet'], { input: gunzipSync(fs.readFileSync(img.initrd)) })
+    .toString()
+    .split('\n');
+  for (const f of [
+    'init',
+    'bin/busybox',
+    'bin/sh',
+    'bin/setsid',
+    'bin/cttyhack',
+    'bin/insmod',
+    'dev/console',
+  ])
+    assert.ok(list.includes(f), f);
   assert.ok(list.some((f) => f.endsWith('/virtio_mmio.ko')));
   assert.ok(list.some((f) => f.endsWith('/ext4.ko')));
   // Disk: 64 MiB ext4 (superblock magic 0xEF53 at byte 1080).

@@ -135,7 +135,14 @@ class Driver {
     for (let k = 0; k < bufs.length; k++) {
       const i = (head + k) % n;
       const last = k === bufs.length - 1;
-      this.desc(this.ringBase(q), i, bufs[k].addr, bufs[k].len, (bufs[k].write ? D_WRITE : 0) | (last ? 0 : D_NEXT), (i + 1) % n);
+      this.desc(
+        this.ringBase(q),
+        i,
+        bufs[k].addr,
+        bufs[k].len,
+        (bufs[k].write ? D_WRITE : 0) | (last ? 0 : D_NEXT),
+        (i + 1) % n,
+      );
     }
     this.nextDesc[q] = (head + bufs.length) % n;
     return head;
@@ -294,7 +301,10 @@ test('virtqueue: direct chain of two writable buffers, interrupt and ack', () =>
   d.avail(0, head);
   d.kick(0);
   assert.deepEqual(d.used(0), [{ id: head, len: 96 }]);
-  assert.ok(d.bytes(a, 64).some((x) => x !== 0), 'random bytes written');
+  assert.ok(
+    d.bytes(a, 64).some((x) => x !== 0),
+    'random bytes written',
+  );
   assert.ok(d.bytes(b, 32).some((x) => x !== 0));
   assert.equal(d.irq, true);
   assert.equal(d.ack(), 1, 'used buffer interrupt');
@@ -323,7 +333,10 @@ test('virtqueue: indirect descriptor refused when the feature was not negotiated
   d.avail(0, head);
   d.kick(0);
   assert.deepEqual(d.used(0), [{ id: head, len: 0 }], 'request failed');
-  assert.ok(d.bytes(a, 16).every((x) => x === 0), 'buffer untouched');
+  assert.ok(
+    d.bytes(a, 16).every((x) => x === 0),
+    'buffer untouched',
+  );
 });
 
 test('virtqueue: event-idx suppresses interrupts until used_event is reached and publishes avail_event', () => {
@@ -520,7 +533,12 @@ function blkHeader(d: Driver, type: number, sector: number): number {
   return h;
 }
 
-function blkRequest(d: Driver, type: number, sector: number, data: Buf[]): { status: number; used: { id: number; len: number }[] } {
+function blkRequest(
+  d: Driver,
+  type: number,
+  sector: number,
+  data: Buf[],
+): { status: number; used: { id: number; len: number }[] } {
   const h = blkHeader(d, type, sector);
   const st = d.alloc(1);
   d.put(st, Uint8Array.of(0xee));
@@ -623,7 +641,10 @@ test('virtio-blk: malformed request (data buffer outside RAM) gets IOERR and the
 });
 
 test('virtio-blk: a missing image file is a clear error', () => {
-  assert.throws(() => new VirtioBlk({ path: '/nonexistent/disk.img' }), /disk \/nonexistent\/disk.img: cannot open: no such file/);
+  assert.throws(
+    () => new VirtioBlk({ path: '/nonexistent/disk.img' }),
+    /disk \/nonexistent\/disk.img: cannot open: no such file/,
+  );
 });
 
 // ---- virtio-console ---------------------------------------------------------------------------------
@@ -721,12 +742,23 @@ test('virtio-balloon: target, inflate/deflate accounting, actual and stats', () 
   assert.equal(d.used(0).length, 1);
   assert.equal(bal.inflated.size, 3);
   assert.equal(bal.rejectedPages, 1);
-  assert.ok(d.bytes(page, 4096).every((x) => x === 0), 'inflated page discarded');
+  assert.ok(
+    d.bytes(page, 4096).every((x) => x === 0),
+    'inflated page discarded',
+  );
   d.t.write(0x104, 4, 3);
   assert.equal(bal.actualPages, 3);
 
   const dl = d.alloc(4);
-  d.put(dl, Uint8Array.from([(pfn0 + 1) & 0xff, ((pfn0 + 1) >> 8) & 0xff, ((pfn0 + 1) >> 16) & 0xff, (pfn0 + 1) >>> 24]));
+  d.put(
+    dl,
+    Uint8Array.from([
+      (pfn0 + 1) & 0xff,
+      ((pfn0 + 1) >> 8) & 0xff,
+      ((pfn0 + 1) >> 16) & 0xff,
+      (pfn0 + 1) >>> 24,
+    ]),
+  );
   d.avail(1, d.chain(1, [{ addr: dl, len: 4 }]));
   d.kick(1);
   assert.equal(bal.inflated.size, 2);

@@ -37,20 +37,25 @@ export interface Arm64ImageHeader {
 
 function u64num(dv: DataView, off: number, what: string, field: string): number {
   const v = dv.getBigUint64(off, true);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new UserError(`${what}: arm64 Image header ${field} 0x${v.toString(16)} is too large`);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER))
+    throw new UserError(`${what}: arm64 Image header ${field} 0x${v.toString(16)} is too large`);
   return Number(v);
 }
 
 /** Parse and check the 64-byte header of an (uncompressed) arm64 Image. */
 export function parseArm64Header(data: Uint8Array, what = 'kernel'): Arm64ImageHeader {
   if (data.length < ARM64_HEADER_SIZE) {
-    throw new UserError(`${what}: not an arm64 Linux Image: only ${data.length} bytes (the header alone is 64)`);
+    throw new UserError(
+      `${what}: not an arm64 Linux Image: only ${data.length} bytes (the header alone is 64)`,
+    );
   }
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const magic = dv.getUint32(56, true);
   if (magic !== ARM64_IMAGE_MAGIC) {
     if (data[0] === 0x7f && data[1] === 0x45 && data[2] === 0x4c && data[3] === 0x46) {
-      throw new UserError(`${what}: is an ELF file (vmlinux?); give the arm64 Image (arch/arm64/boot/Image) instead`);
+      throw new UserError(
+        `${what}: is an ELF file (vmlinux?); give the arm64 Image (arch/arm64/boot/Image) instead`,
+      );
     }
     throw new UserError(
       `${what}: not an arm64 Linux Image: magic at offset 56 is 0x${magic.toString(16).padStart(8, '0')}, expected 0x644d5241 ("ARM\\x64")`,
@@ -66,7 +71,9 @@ export function parseArm64Header(data: Uint8Array, what = 'kernel'): Arm64ImageH
     imageSize = data.length;
   }
   if (textOffset % 4096 !== 0 || textOffset >= SZ_2M) {
-    throw new UserError(`${what}: arm64 Image text_offset 0x${textOffset.toString(16)} is not a page-aligned offset below 2 MiB`);
+    throw new UserError(
+      `${what}: arm64 Image text_offset 0x${textOffset.toString(16)} is not a page-aligned offset below 2 MiB`,
+    );
   }
   const ps = (flags >> 1) & 3;
   return {
@@ -93,15 +100,23 @@ function gunzip(data: Uint8Array, what: string): Uint8Array {
 export function decompressKernel(data: Uint8Array, what = 'kernel'): Uint8Array {
   if (data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b) return gunzip(data, what);
   // EFI zboot: "MZ", then "zimg" at 4, payload offset and size (u32 LE) at 8 and 12, algorithm at 24.
-  if (data.length >= 64 && data[0] === 0x4d && data[1] === 0x5a && Buffer.from(data.subarray(4, 8)).toString('latin1') === 'zimg') {
+  if (
+    data.length >= 64 &&
+    data[0] === 0x4d &&
+    data[1] === 0x5a &&
+    Buffer.from(data.subarray(4, 8)).toString('latin1') === 'zimg'
+  ) {
     const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
     const off = dv.getUint32(8, true);
     const size = dv.getUint32(12, true);
     const alg = Buffer.from(data.subarray(24, 32)).toString('latin1').replace(/\0.*$/s, '');
     if (alg !== 'gzip') {
-      throw new UserError(`${what}: EFI zboot image compressed with '${alg}'; only gzip is supported (decompress it to a plain Image)`);
+      throw new UserError(
+        `${what}: EFI zboot image compressed with '${alg}'; only gzip is supported (decompress it to a plain Image)`,
+      );
     }
-    if (off + size > data.length) throw new UserError(`${what}: EFI zboot payload runs past the end of the file`);
+    if (off + size > data.length)
+      throw new UserError(`${what}: EFI zboot payload runs past the end of the file`);
     return gunzip(data.subarray(off, off + size), what);
   }
   return data;
@@ -114,7 +129,9 @@ export function readArm64Image(file: string): { data: Uint8Array; header: Arm64I
     raw = fs.readFileSync(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(`kernel ${file}: cannot read: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    throw new UserError(
+      `kernel ${file}: cannot read: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+    );
   }
   const data = decompressKernel(raw, `kernel ${file}`);
   return { data, header: parseArm64Header(data, `kernel ${file}`) };
@@ -138,13 +155,20 @@ export interface LoadArm64Options {
 }
 
 /** Place an uncompressed Image in guest RAM and return its entry point and extent. */
-export function loadArm64Image(mem: GuestMemory, data: Uint8Array, opts: LoadArm64Options = {}): LoadedKernel {
+export function loadArm64Image(
+  mem: GuestMemory,
+  data: Uint8Array,
+  opts: LoadArm64Options = {},
+): LoadedKernel {
   const what = opts.what ?? 'kernel';
   const h = parseArm64Header(data, what);
-  if (h.bigEndian) throw new UserError(`${what}: is a big-endian kernel; typevisor runs little-endian arm64 guests`);
+  if (h.bigEndian)
+    throw new UserError(`${what}: is a big-endian kernel; typevisor runs little-endian arm64 guests`);
   const base = opts.base ?? Math.ceil(mem.ramBase / SZ_2M) * SZ_2M;
   if (base % SZ_2M !== 0) {
-    throw new UserError(`${what}: load base 0x${base.toString(16)} is not 2 MiB aligned (booting.rst requires it)`);
+    throw new UserError(
+      `${what}: load base 0x${base.toString(16)} is not 2 MiB aligned (booting.rst requires it)`,
+    );
   }
   const entry = base + h.textOffset;
   const end = entry + h.imageSize;

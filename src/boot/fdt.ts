@@ -53,7 +53,8 @@ export function u32(...cells: number[]): Uint8Array {
   const b = new Uint8Array(4 * cells.length);
   const dv = new DataView(b.buffer);
   cells.forEach((c, i) => {
-    if (!Number.isInteger(c) || c < -0x8000_0000 || c > 0xffff_ffff) throw new RangeError(`FDT cell ${c} is not a u32`);
+    if (!Number.isInteger(c) || c < -0x8000_0000 || c > 0xffff_ffff)
+      throw new RangeError(`FDT cell ${c} is not a u32`);
     dv.setUint32(4 * i, c >>> 0);
   });
   return b;
@@ -72,7 +73,11 @@ export function u64(...vals: (number | bigint)[]): Uint8Array {
 }
 
 /** (address, size) pairs encoded with the given cell counts (e.g. 2, 2 for a 64-bit `reg`). */
-export function regProp(addressCells: number, sizeCells: number, ...pairs: [number | bigint, number | bigint][]): Uint8Array {
+export function regProp(
+  addressCells: number,
+  sizeCells: number,
+  ...pairs: [number | bigint, number | bigint][]
+): Uint8Array {
   const cells: number[] = [];
   const push = (v: number | bigint, n: number) => {
     let x = BigInt(v);
@@ -119,7 +124,9 @@ export function phandle(n: number): Uint8Array {
 
 /** Find a child by its full name (`memory@40000000`) or by its name without unit address. */
 export function findChild(parent: FdtNode, name: string): FdtNode | undefined {
-  return parent.children.find((c) => c.name === name) ?? parent.children.find((c) => c.name.split('@')[0] === name);
+  return (
+    parent.children.find((c) => c.name === name) ?? parent.children.find((c) => c.name.split('@')[0] === name)
+  );
 }
 
 /** Find a node by path (`/chosen`, `/cpus/cpu@0`). */

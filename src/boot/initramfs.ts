@@ -44,11 +44,25 @@ export class CpioWriter {
   /** Modification time written into every entry (seconds; fixed for reproducible archives). */
   mtime = 0;
 
-  private add(path: string, mode: number, data: Uint8Array, opts: EntryOptions = {}, rdev: [number, number] = [0, 0]): void {
+  private add(
+    path: string,
+    mode: number,
+    data: Uint8Array,
+    opts: EntryOptions = {},
+    rdev: [number, number] = [0, 0],
+  ): void {
     const name = normalize(path);
     const slash = name.lastIndexOf('/');
     if (slash > 0) this.ensureDir(name.slice(0, slash));
-    const e: Entry = { name, mode, uid: opts.uid ?? 0, gid: opts.gid ?? 0, data, rdevMajor: rdev[0], rdevMinor: rdev[1] };
+    const e: Entry = {
+      name,
+      mode,
+      uid: opts.uid ?? 0,
+      gid: opts.gid ?? 0,
+      data,
+      rdevMajor: rdev[0],
+      rdevMinor: rdev[1],
+    };
     const old = this.byName.get(name);
     if (old) {
       if ((old.mode & S_IFMT) === S_IFDIR && (mode & S_IFMT) === S_IFDIR) {
@@ -136,7 +150,11 @@ export class CpioWriter {
     };
     let ino = 1;
     for (const e of this.entries) entry(ino++, e, (e.mode & S_IFMT) === S_IFDIR ? 2 : 1);
-    entry(0, { name: 'TRAILER!!!', mode: 0, uid: 0, gid: 0, data: new Uint8Array(0), rdevMajor: 0, rdevMinor: 0 }, 1);
+    entry(
+      0,
+      { name: 'TRAILER!!!', mode: 0, uid: 0, gid: 0, data: new Uint8Array(0), rdevMajor: 0, rdevMinor: 0 },
+      1,
+    );
     const out = new Uint8Array(size);
     let o = 0;
     for (const c of chunks) {

@@ -135,7 +135,8 @@ function tail(s: string, lines = 6): string {
 }
 
 function must(r: RunResult, what: string, next: string): RunResult {
-  if (r.status !== 0) throw new UserError(`image build: ${what} failed:\n${tail(r.stderr || r.stdout)}\n${next}`);
+  if (r.status !== 0)
+    throw new UserError(`image build: ${what} failed:\n${tail(r.stderr || r.stdout)}\n${next}`);
   return r;
 }
 
@@ -155,8 +156,16 @@ function ensureArm64(log: Log): void {
     );
   }
   log('apt: adding the arm64 architecture (dpkg --add-architecture arm64) and running apt-get update, once');
-  must(run('dpkg', ['--add-architecture', 'arm64']), 'dpkg --add-architecture arm64', 'Run it as root, then apt-get update.');
-  must(run('apt-get', ['update']), 'apt-get update', 'Check the network and /etc/apt/sources.list, then run apt-get update.');
+  must(
+    run('dpkg', ['--add-architecture', 'arm64']),
+    'dpkg --add-architecture arm64',
+    'Run it as root, then apt-get update.',
+  );
+  must(
+    run('apt-get', ['update']),
+    'apt-get update',
+    'Check the network and /etc/apt/sources.list, then run apt-get update.',
+  );
 }
 
 /** The candidate version of pkg (with :arch), or undefined when apt does not know it. */
@@ -169,7 +178,9 @@ function candidateVersion(pkg: string): string | undefined {
 /** linux-image-arm64:arm64 -> its versioned kernel package (linux-image-6.1.0-56-arm64). */
 function resolveKernelPackage(): string {
   const r = run('apt-cache', ['depends', 'linux-image-arm64:arm64']);
-  const deps = [...r.stdout.matchAll(/Depends:\s*(linux-image-[0-9][^\s:]*-arm64)(:arm64)?/g)].map((m) => m[1]);
+  const deps = [...r.stdout.matchAll(/Depends:\s*(linux-image-[0-9][^\s:]*-arm64)(:arm64)?/g)].map(
+    (m) => m[1],
+  );
   if (r.status !== 0 || deps.length === 0) {
     throw new UserError(
       'image build: apt knows no linux-image-arm64:arm64 package. Run apt-get update (as root; after ' +
@@ -188,7 +199,58 @@ function fileSize(p: string): number {
 export function busyboxApplets(bin: Uint8Array): string[] {
   const buf = Buffer.from(bin.buffer, bin.byteOffset, bin.byteLength);
   const start = buf.indexOf(Buffer.from('\0[\0[[\0', 'latin1'));
-  const fallback = ['sh', 'ash', 'ls', 'cat', 'echo', 'mount', 'umount', 'mkdir', 'mknod', 'insmod', 'modprobe', 'lsmod', 'setsid', 'cttyhack', 'poweroff', 'reboot', 'dmesg', 'ps', 'cp', 'mv', 'rm', 'ln', 'vi', 'grep', 'sed', 'awk', 'dd', 'sync', 'sleep', 'uname', 'df', 'du', 'free', 'top', 'kill', 'hexdump', 'head', 'tail', 'wc', 'find', 'chmod', 'chown', 'touch', 'date', 'hostname', 'clear', 'stty', 'tty', 'ip', 'ifconfig'];
+  const fallback = [
+    'sh',
+    'ash',
+    'ls',
+    'cat',
+    'echo',
+    'mount',
+    'umount',
+    'mkdir',
+    'mknod',
+    'insmod',
+    'modprobe',
+    'lsmod',
+    'setsid',
+    'cttyhack',
+    'poweroff',
+    'reboot',
+    'dmesg',
+    'ps',
+    'cp',
+    'mv',
+    'rm',
+    'ln',
+    'vi',
+    'grep',
+    'sed',
+    'awk',
+    'dd',
+    'sync',
+    'sleep',
+    'uname',
+    'df',
+    'du',
+    'free',
+    'top',
+    'kill',
+    'hexdump',
+    'head',
+    'tail',
+    'wc',
+    'find',
+    'chmod',
+    'chown',
+    'touch',
+    'date',
+    'hostname',
+    'clear',
+    'stty',
+    'tty',
+    'ip',
+    'ifconfig',
+  ];
   if (start < 0) return fallback;
   const names: string[] = [];
   let p = start + 1;
@@ -218,7 +280,9 @@ export function initScript(kernelRelease: string, modules: string[]): string {
     'mount -t tmpfs tmpfs /run',
     'hostname typevisor',
     `M=/lib/modules/${kernelRelease}`,
-    ...modules.map((m) => `insmod $M/${m} 2>/dev/null || echo "typevisor: insmod ${path.basename(m)} failed"`),
+    ...modules.map(
+      (m) => `insmod $M/${m} 2>/dev/null || echo "typevisor: insmod ${path.basename(m)} failed"`,
+    ),
     '# With console=hvc0 the console only exists once virtio_console is loaded: reopen it now.',
     'if (exec </dev/console) 2>/dev/null; then exec </dev/console >/dev/console 2>&1; fi',
     `echo "${INIT_READY_MARKER}"`,
@@ -256,7 +320,11 @@ export async function buildDefaultImage(opts: BuildImageOptions = {}): Promise<D
   if (!candidateVersion('linux-image-arm64:arm64') && isRoot()) {
     // The architecture is known but the package lists are stale or were never fetched for it.
     log('apt: no arm64 package lists yet; running apt-get update, once');
-    must(run('apt-get', ['update']), 'apt-get update', 'Check the network and /etc/apt/sources.list, then run apt-get update.');
+    must(
+      run('apt-get', ['update']),
+      'apt-get update',
+      'Check the network and /etc/apt/sources.list, then run apt-get update.',
+    );
   }
   const kernelPkg = resolveKernelPackage();
   const kernelVer = candidateVersion(`${kernelPkg}:arm64`);
@@ -279,22 +347,38 @@ export async function buildDefaultImage(opts: BuildImageOptions = {}): Promise<D
     const debs = fs.readdirSync(work).filter((f) => f.endsWith('.deb'));
     const kdeb = debs.find((f) => f.startsWith(`${kernelPkg}_`));
     const bdeb = debs.find((f) => f.startsWith('busybox-static_'));
-    if (!kdeb || !bdeb) throw new UserError(`image build: apt-get download did not leave the expected .deb files in ${work} (found: ${debs.join(', ') || 'none'})`);
+    if (!kdeb || !bdeb)
+      throw new UserError(
+        `image build: apt-get download did not leave the expected .deb files in ${work} (found: ${debs.join(', ') || 'none'})`,
+      );
 
     log(`dpkg-deb -x ${kdeb}`);
     const kx = path.join(work, 'kernel');
-    must(run('dpkg-deb', ['-x', path.join(work, kdeb), kx]), `dpkg-deb -x ${kdeb}`, 'The download may be damaged; run the build again.');
+    must(
+      run('dpkg-deb', ['-x', path.join(work, kdeb), kx]),
+      `dpkg-deb -x ${kdeb}`,
+      'The download may be damaged; run the build again.',
+    );
     log(`dpkg-deb -x ${bdeb}`);
     const bx = path.join(work, 'busybox');
-    must(run('dpkg-deb', ['-x', path.join(work, bdeb), bx]), `dpkg-deb -x ${bdeb}`, 'The download may be damaged; run the build again.');
+    must(
+      run('dpkg-deb', ['-x', path.join(work, bdeb), bx]),
+      `dpkg-deb -x ${bdeb}`,
+      'The download may be damaged; run the build again.',
+    );
 
     // Kernel.
     const vmlinuz = fs.readdirSync(path.join(kx, 'boot')).find((f) => f.startsWith('vmlinuz-'));
     if (!vmlinuz) throw new UserError(`image build: ${kdeb} has no boot/vmlinuz-*`);
     const release = vmlinuz.slice('vmlinuz-'.length);
-    const kernelData = decompressKernel(fs.readFileSync(path.join(kx, 'boot', vmlinuz)), `${kdeb}: boot/${vmlinuz}`);
+    const kernelData = decompressKernel(
+      fs.readFileSync(path.join(kx, 'boot', vmlinuz)),
+      `${kdeb}: boot/${vmlinuz}`,
+    );
     const hdr = parseArm64Header(kernelData, `${kdeb}: boot/${vmlinuz}`);
-    log(`kernel ${release}: Image ${(kernelData.length / 1048576).toFixed(1)} MiB, image_size ${(hdr.imageSize / 1048576).toFixed(1)} MiB`);
+    log(
+      `kernel ${release}: Image ${(kernelData.length / 1048576).toFixed(1)} MiB, image_size ${(hdr.imageSize / 1048576).toFixed(1)} MiB`,
+    );
     fs.writeFileSync(path.join(dir, 'Image.tmp'), kernelData);
 
     // Modules.
@@ -309,7 +393,21 @@ export async function buildDefaultImage(opts: BuildImageOptions = {}): Promise<D
     log('writing initramfs.cpio.gz');
     const bbBin = fs.readFileSync(path.join(bx, 'bin', 'busybox'));
     const cpio = new CpioWriter();
-    for (const d of ['bin', 'dev', 'etc', 'proc', 'sys', 'tmp', 'run', 'root', 'mnt', 'usr', 'var', 'lib/modules']) cpio.dir(d);
+    for (const d of [
+      'bin',
+      'dev',
+      'etc',
+      'proc',
+      'sys',
+      'tmp',
+      'run',
+      'root',
+      'mnt',
+      'usr',
+      'var',
+      'lib/modules',
+    ])
+      cpio.dir(d);
     cpio.dir('tmp', 0o1777);
     cpio.dir('root', 0o700);
     cpio.file('bin/busybox', bbBin, 0o755);
@@ -370,7 +468,11 @@ export async function buildDefaultImage(opts: BuildImageOptions = {}): Promise<D
       const tmp = path.join(dir, 'disk.ext4.tmp');
       fs.writeFileSync(tmp, '');
       fs.truncateSync(tmp, DISK_BYTES);
-      must(run('mkfs.ext4', ['-q', '-F', '-L', 'typevisor-data', tmp]), 'mkfs.ext4', 'Install e2fsprogs (apt-get install e2fsprogs).');
+      must(
+        run('mkfs.ext4', ['-q', '-F', '-L', 'typevisor-data', tmp]),
+        'mkfs.ext4',
+        'Install e2fsprogs (apt-get install e2fsprogs).',
+      );
       fs.renameSync(tmp, disk);
     } else {
       log('keeping the existing disk.ext4');

@@ -17,14 +17,19 @@ export interface ModInfo {
 
 /** Module name from a file name: strip .ko(.xz/.gz/.zst) and turn '-' into '_'. */
 export function moduleName(file: string): string {
-  return path.basename(file).replace(/\.ko(\.(xz|gz|zst))?$/, '').replace(/-/g, '_');
+  return path
+    .basename(file)
+    .replace(/\.ko(\.(xz|gz|zst))?$/, '')
+    .replace(/-/g, '_');
 }
 
 /** The strings of the .modinfo section of an ELF64 little-endian relocatable object. */
 export function readModinfo(ko: Uint8Array, what: string): Map<string, string[]> {
   const dv = new DataView(ko.buffer, ko.byteOffset, ko.byteLength);
   if (ko.length < 64 || dv.getUint32(0) !== 0x7f454c46 || ko[4] !== 2 || ko[5] !== 1) {
-    throw new Error(`${what}: not an ELF64 little-endian kernel module (compressed modules are not supported)`);
+    throw new Error(
+      `${what}: not an ELF64 little-endian kernel module (compressed modules are not supported)`,
+    );
   }
   const shoff = Number(dv.getBigUint64(0x28, true));
   const shentsize = dv.getUint16(0x3a, true);
@@ -32,9 +37,14 @@ export function readModinfo(ko: Uint8Array, what: string): Map<string, string[]>
   const shstrndx = dv.getUint16(0x3e, true);
   const sh = (i: number) => {
     const o = shoff + i * shentsize;
-    return { name: dv.getUint32(o, true), offset: Number(dv.getBigUint64(o + 0x18, true)), size: Number(dv.getBigUint64(o + 0x20, true)) };
+    return {
+      name: dv.getUint32(o, true),
+      offset: Number(dv.getBigUint64(o + 0x18, true)),
+      size: Number(dv.getBigUint64(o + 0x20, true)),
+    };
   };
-  if (shoff + shnum * shentsize > ko.length || shstrndx >= shnum) throw new Error(`${what}: bad ELF section table`);
+  if (shoff + shnum * shentsize > ko.length || shstrndx >= shnum)
+    throw new Error(`${what}: bad ELF section table`);
   const strtab = sh(shstrndx);
   const cstr = (o: number) => {
     let e = o;
@@ -114,7 +124,8 @@ export class ModuleTree {
       this.aliasIndex = new Map();
       for (const [mod, rel] of this.paths) {
         if (!/^kernel\/(crypto|lib|arch\/arm64\/crypto)\//.test(rel)) continue;
-        for (const a of this.get(mod)?.aliases ?? []) if (!this.aliasIndex.has(a)) this.aliasIndex.set(a, mod);
+        for (const a of this.get(mod)?.aliases ?? [])
+          if (!this.aliasIndex.has(a)) this.aliasIndex.set(a, mod);
       }
     }
     return this.aliasIndex.get(name) ?? this.aliasIndex.get(n);

@@ -43,7 +43,12 @@ export interface VirtioBlkOptions {
 }
 
 /** Walk `len` bytes of `segs` starting `skip` bytes in, calling fn(addr, n) for each piece. */
-function eachPiece(segs: Segment[], skip: number, len: number, fn: (addr: number, n: number, pos: number) => void): void {
+function eachPiece(
+  segs: Segment[],
+  skip: number,
+  len: number,
+  fn: (addr: number, n: number, pos: number) => void,
+): void {
   let s = skip;
   let pos = 0;
   for (const seg of segs) {
@@ -94,7 +99,10 @@ export class VirtioBlk extends VirtioDeviceBase {
       throw new UserError(`disk ${opts.path}: not a regular file`);
     }
     this.capacity = Math.floor(st.size / SECTOR_SIZE);
-    let f = (1n << BigInt(VIRTIO_BLK_F_SEG_MAX)) | (1n << BigInt(VIRTIO_BLK_F_BLK_SIZE)) | (1n << BigInt(VIRTIO_BLK_F_FLUSH));
+    let f =
+      (1n << BigInt(VIRTIO_BLK_F_SEG_MAX)) |
+      (1n << BigInt(VIRTIO_BLK_F_BLK_SIZE)) |
+      (1n << BigInt(VIRTIO_BLK_F_FLUSH));
     if (this.readOnly) f |= 1n << BigInt(VIRTIO_BLK_F_RO);
     this.features = f;
     // Config: capacity (u64) @0, size_max @8, seg_max @12, geometry @16, blk_size @20.

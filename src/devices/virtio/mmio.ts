@@ -251,7 +251,8 @@ export class VirtioMmioTransport implements MmioDevice, VirtioHost {
   write(offset: number, size: number, value: number): void {
     value >>>= 0;
     if (offset >= REG.Config) {
-      if (this.device.configWrite) this.guard(() => this.device.configWrite!(offset - REG.Config, size, value));
+      if (this.device.configWrite)
+        this.guard(() => this.device.configWrite!(offset - REG.Config, size, value));
       return;
     }
     if (size !== 4 || offset & 3) return;
@@ -338,10 +339,14 @@ export class VirtioMmioTransport implements MmioDevice, VirtioHost {
     if (next & STATUS.FEATURES_OK && !(old & STATUS.FEATURES_OK)) {
       const extra = this.driverFeatures & ~this.offeredFeatures;
       if (extra !== 0n) {
-        this.log(`virtio device ${this.device.deviceId}: driver accepted features it was not offered (0x${extra.toString(16)})`);
+        this.log(
+          `virtio device ${this.device.deviceId}: driver accepted features it was not offered (0x${extra.toString(16)})`,
+        );
         next &= ~STATUS.FEATURES_OK;
       } else if (!this.hasFeature(VIRTIO_F_VERSION_1)) {
-        this.log(`virtio device ${this.device.deviceId}: driver did not accept VIRTIO_F_VERSION_1 (legacy drivers are not supported)`);
+        this.log(
+          `virtio device ${this.device.deviceId}: driver did not accept VIRTIO_F_VERSION_1 (legacy drivers are not supported)`,
+        );
         next &= ~STATUS.FEATURES_OK;
       }
     }
