@@ -780,3 +780,52 @@ test('virtio-balloon: target, inflate/deflate accounting, actual and stats', () 
   assert.equal(bal.requestStats(), true);
   assert.deepEqual(d.used(2), [{ id: sh, len: 0 }]);
 });
+
+// ---- fuzz: random rings never make a device model throw ------------------------------------------------
+
+test('virtqueue fuzz: random descriptor tables and rings never throw out of a device model', () => {
+  let seed = 0x1234_5678;
+  const rnd = () => {
+    // xorshift32
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return seed >>> 0;
+  };
+  const img = tempImage(16);
+  const makers: (() => VirtioDevice)[] = [
+    () => new VirtioRng(),
+    () => new VirtioBlk({ path: img }),
+    () => new VirtioConsole({ output: () => {} }),
+    () => new VirtioBalloon(),
+  ];
+  for (let round = 0; round < 200; round++) {
+    const dev = makers[round % makers.length]();
+    const d = new Driver(dev);
+    d.init();
+    for (let q = 0; q < dev.queueMax.length; q++) {
+      const base = d.ringBase(q) - RAM;
+      // Descriptors: random flags/next/len, addresses mostly near RAM (some inside, some not).
+      for (let i = 0; i < d.qsize[q]; i++) {
+        const o = base + 16 * i;
+        const r = rnd();
+        const addr = r & 1 ? RAM + (rnd() % RAM_SIZE) : rnd() * (r & 2 ? 1 : 65536);
+        d.mem.dv.setUint32(o, addr % 0x1_0000_0000, true);
+        d.mem.dv.setUint32(o + 4, Math.floor(addr / 0x1_0000_0000), true);
+        d.mem.dv.setUint32(o + 8, r & 4 ? rnd() % 4096 : rnd(), true);
+        d.mem.dv.setUint16(o + 12, rnd() & 7, true);
+        d.mem.dv.setUint16(o + 14, r & 8 ? rnd() % d.qsize[q] : rnd() & 0xffff, true);
+      }
+      const a = base + 0x1000;
+      for (let i = 0; i < d.qsize[q]; i++) {
+        d.mem.dv.setUint16(a + 4 + 2 * i, rnd() & 1 ? rnd() % d.qsize[q] : rnd() & 0xffff, true);
+      }
+      d.mem.dv.setUint16(a + 2, rnd() % (2 * d.qsize[q]), true);
+      d.mem.dv.setUint16(a, rnd() & 1, true);
+      assert.doesNotThrow(() => d.kick(q));
+      assert.doesNotMatch(d.t.lastError ?? '', /device model error/, `round ${round} queue ${q}`);
+    }
+    if (dev instanceof VirtioConsole) assert.doesNotThrow(() => dev.write(Buffer.from('input')));
+    if (dev instanceof VirtioBlk) dev.close();
+  }
+});
