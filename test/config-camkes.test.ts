@@ -28,14 +28,21 @@ function throwsConfig(fn: () => unknown, message: RegExp): ConfigError {
 const SEED_CMDLINE = 'console=ttyS0,115200 root=/dev/mem';
 
 test('seed 002 as written: the macro is an error asking for the literal or a definition', () => {
-  const e = throwsConfig(() => loadConfig(join(FIX, 'cma34cr.camkes')), /cma34cr\.camkes:23: vm0\.kernel_cmdline: VM_GUEST_CMDLINE is a preprocessor macro whose value is not in this file; write the literal value \(vm0\.kernel_cmdline = "\.\.\.";\) or define it \(-D VM_GUEST_CMDLINE=VALUE\)/);
+  const e = throwsConfig(
+    () => loadConfig(join(FIX, 'cma34cr.camkes')),
+    /cma34cr\.camkes:23: vm0\.kernel_cmdline: VM_GUEST_CMDLINE is a preprocessor macro whose value is not in this file; write the literal value \(vm0\.kernel_cmdline = "\.\.\.";\) or define it \(-D VM_GUEST_CMDLINE=VALUE\)/,
+  );
   assert.equal(e.line, 23);
   assert.equal(e.key, 'vm0.kernel_cmdline');
 });
 
 test('seed 002 with -D definitions: bzImage selects x86_64, other attributes warn', () => {
   const { config, warnings, format } = loadConfig(join(FIX, 'cma34cr.camkes'), {
-    defines: { VM_GUEST_CMDLINE: JSON.stringify(SEED_CMDLINE), KERNEL_IMAGE: '"bzimage"', ROOTFS: '"rootfs.cpio"' },
+    defines: {
+      VM_GUEST_CMDLINE: JSON.stringify(SEED_CMDLINE),
+      KERNEL_IMAGE: '"bzimage"',
+      ROOTFS: '"rootfs.cpio"',
+    },
   });
   assert.equal(format, 'camkes');
   assert.equal(config.name, 'cma34cr');
@@ -57,21 +64,41 @@ test('string literals, joined literals, several VMs, macros from an included hea
   const r0 = importCamkes(readText(file), file);
   assert.equal(r0.config.name, 'vm0');
   assert.equal(r0.config.memoryMiB, 128);
-  assert.equal(r0.config.cmdline, 'console=ttyS0,115200 console=tty0 root=/dev/mem i8042.nokbd=y i8042.nomux=y');
+  assert.equal(
+    r0.config.cmdline,
+    'console=ttyS0,115200 console=tty0 root=/dev/mem i8042.nokbd=y i8042.nomux=y',
+  );
   assert.equal(r0.config.arch, 'x86_64');
   assert.match(r0.warnings[0]!, /configures 2 VMs \(vm0, vm1\); importing vm0/);
   const r1 = importCamkes(readText(file), file, { vm: 'vm1' });
   assert.equal(r1.config.name, 'vm1');
   assert.equal(r1.config.memoryMiB, 256);
-  assert.equal(r1.config.cmdline, 'earlyprintk=ttyS0,115200 console=ttyS0,115200 i8042.nokbd=y i8042.nomux=y i8042.noaux=y io_delay=udelay noisapnp pci=nomsi debug root=/dev/mem');
+  assert.equal(
+    r1.config.cmdline,
+    'earlyprintk=ttyS0,115200 console=ttyS0,115200 i8042.nokbd=y i8042.nomux=y i8042.noaux=y io_delay=udelay noisapnp pci=nomsi debug root=/dev/mem',
+  );
   assert.equal(r1.config.kernel, join(FIX, 'bzimage'));
-  assert.ok(r1.warnings.includes("CAmkES attribute 'vm1.untyped_mmios' is not supported by typevisor; ignored"));
-  throwsConfig(() => importCamkes(readText(file), file, { vm: 'vm2' }), /no VM named 'vm2' \(did you mean 'vm0'\?\); the file configures vm0, vm1/);
+  assert.ok(
+    r1.warnings.includes("CAmkES attribute 'vm1.untyped_mmios' is not supported by typevisor; ignored"),
+  );
+  throwsConfig(
+    () => importCamkes(readText(file), file, { vm: 'vm2' }),
+    /no VM named 'vm2' \(did you mean 'vm0'\?\); the file configures vm0, vm1/,
+  );
 });
 
 test('#define in the same file; numbers in hex; comments', () => {
   const r = importCamkes(
-    ['#define RAM 0x100', '#define CMD "console=ttyS0" " quiet"', 'configuration {', '  /* vm0.guest_ram_mb = 1; */', '  vm0.guest_ram_mb = RAM; // MiB', '  vm0.kernel_cmdline = CMD;', '  vm0.kernel_image = "Image";', '}'].join('\n'),
+    [
+      '#define RAM 0x100',
+      '#define CMD "console=ttyS0" " quiet"',
+      'configuration {',
+      '  /* vm0.guest_ram_mb = 1; */',
+      '  vm0.guest_ram_mb = RAM; // MiB',
+      '  vm0.kernel_cmdline = CMD;',
+      '  vm0.kernel_image = "Image";',
+      '}',
+    ].join('\n'),
     '/x/a.camkes',
   );
   assert.equal(r.config.memoryMiB, 256);
@@ -80,14 +107,38 @@ test('#define in the same file; numbers in hex; comments', () => {
 });
 
 test('errors: types, ranges, missing semicolon, no VM at all', () => {
-  throwsConfig(() => importCamkes('vm0.guest_ram_mb = "lots";', 'a.camkes'), /^a\.camkes:1: vm0\.guest_ram_mb: expected a number, got '"lots"'/);
-  throwsConfig(() => importCamkes('vm0.guest_ram_mb = 4;', 'a.camkes'), /^a\.camkes:1: vm0\.guest_ram_mb: expected a number of MiB from 16/);
-  throwsConfig(() => importCamkes('\nvm0.kernel_cmdline = 42;', 'a.camkes'), /^a\.camkes:2: vm0\.kernel_cmdline: expected a string literal like "\.\.\.", got '42'/);
-  throwsConfig(() => importCamkes('vm0.kernel_image = "";', 'a.camkes'), /kernel_image: expected a file name, got an empty string/);
-  throwsConfig(() => importCamkes('vm0.guest_ram_mb = 128', 'a.camkes'), /^a\.camkes:1: vm0\.guest_ram_mb: expected ';' after the value/);
-  throwsConfig(() => importCamkes('assembly { composition { component VM vm; } }', 'a.camkes'), /^a\.camkes: no VM attributes found/);
-  throwsConfig(() => importCamkes('vm0.kernel_cmdline = "abc;', 'a.camkes'), /^a\.camkes:1: unterminated string/);
-  throwsConfig(() => importCamkes('#define A B\n#define B A\nvm0.kernel_cmdline = A;', 'a.camkes'), /expands recursively/);
+  throwsConfig(
+    () => importCamkes('vm0.guest_ram_mb = "lots";', 'a.camkes'),
+    /^a\.camkes:1: vm0\.guest_ram_mb: expected a number, got '"lots"'/,
+  );
+  throwsConfig(
+    () => importCamkes('vm0.guest_ram_mb = 4;', 'a.camkes'),
+    /^a\.camkes:1: vm0\.guest_ram_mb: expected a number of MiB from 16/,
+  );
+  throwsConfig(
+    () => importCamkes('\nvm0.kernel_cmdline = 42;', 'a.camkes'),
+    /^a\.camkes:2: vm0\.kernel_cmdline: expected a string literal like "\.\.\.", got '42'/,
+  );
+  throwsConfig(
+    () => importCamkes('vm0.kernel_image = "";', 'a.camkes'),
+    /kernel_image: expected a file name, got an empty string/,
+  );
+  throwsConfig(
+    () => importCamkes('vm0.guest_ram_mb = 128', 'a.camkes'),
+    /^a\.camkes:1: vm0\.guest_ram_mb: expected ';' after the value/,
+  );
+  throwsConfig(
+    () => importCamkes('assembly { composition { component VM vm; } }', 'a.camkes'),
+    /^a\.camkes: no VM attributes found/,
+  );
+  throwsConfig(
+    () => importCamkes('vm0.kernel_cmdline = "abc;', 'a.camkes'),
+    /^a\.camkes:1: unterminated string/,
+  );
+  throwsConfig(
+    () => importCamkes('#define A B\n#define B A\nvm0.kernel_cmdline = A;', 'a.camkes'),
+    /expands recursively/,
+  );
 });
 
 test('kernel arch sniffing: HdrS magic, ARM64 magic, names', () => {

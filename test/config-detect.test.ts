@@ -57,17 +57,31 @@ test('CAmkES text is detected without the .camkes extension', () => {
 
 test('JSON: typevisor keys vs Fuchsia keys vs microvm keys', () => {
   assert.equal(detectFormat('{"name":"a","memoryMiB":256}', 'a.json').format, 'native');
-  assert.equal(detectFormat('{"kernel":"Image"}', 'a.json').format, 'native', 'only shared keys: typevisor JSON');
+  assert.equal(
+    detectFormat('{"kernel":"Image"}', 'a.json').format,
+    'native',
+    'only shared keys: typevisor JSON',
+  );
   assert.equal(detectFormat('{"kernel":"Image","ramdisk":"initrd"}', 'a.json').format, 'fuchsia');
   assert.equal(detectFormat('{"linux":"Image"}', 'a.json').format, 'fuchsia');
   assert.equal(detectFormat('{"mem":512,"vcpu":2}', 'a.json').format, 'microvm');
   assert.equal(detectFormat('{"microvm":{"mem":512},"name":"x"}', 'a.json').format, 'microvm');
-  assert.equal(detectFormat('{"bogus":1}', 'a.json').format, 'native', 'the native validator reports unknown keys best');
+  assert.equal(
+    detectFormat('{"bogus":1}', 'a.json').format,
+    'native',
+    'the native validator reports unknown keys best',
+  );
 });
 
 test('ambiguous JSON: an error listing the candidates and --from', () => {
-  throwsConfig(() => detectFormat('{"memoryMiB":512,"ramdisk":"initrd"}', 'a.json'), /^a\.json: cannot tell the config format: it could be native \(typevisor JSON: memoryMiB\) or fuchsia \(Fuchsia guest config: ramdisk\); choose one with --from native\|fuchsia$/);
-  throwsConfig(() => detectFormat('{"kernel":"Image","cpus":"2"}', 'a.json'), /could be native .* or fuchsia/);
+  throwsConfig(
+    () => detectFormat('{"memoryMiB":512,"ramdisk":"initrd"}', 'a.json'),
+    /^a\.json: cannot tell the config format: it could be native \(typevisor JSON: memoryMiB\) or fuchsia \(Fuchsia guest config: ramdisk\); choose one with --from native\|fuchsia$/,
+  );
+  throwsConfig(
+    () => detectFormat('{"kernel":"Image","cpus":"2"}', 'a.json'),
+    /could be native .* or fuchsia/,
+  );
   throwsConfig(() => detectFormat('{"mem":512,"memory":"512M"}', 'a.json'), /could be microvm .* or fuchsia/);
 });
 
@@ -76,15 +90,24 @@ test('text: xl vs Fuchsia flags vs ambiguous', () => {
   assert.equal(detectFormat('kernel = "Image"\n', 'a.cfg').format, 'xl');
   assert.equal(detectFormat('--kernel=Image\n', 'a.cfg').format, 'fuchsia');
   assert.equal(detectFormat('kernel=Image\n', 'a.cfg').format, 'fuchsia');
-  throwsConfig(() => detectFormat('memory = 512\ncpus = 2\n', 'a.cfg'), /^a\.cfg: cannot tell the config format: it could be xl \(Xen xl \.cfg: KEY = NUMBER lines\) or fuchsia \(Fuchsia guest config: keys memory, cpus\); choose one with --from xl\|fuchsia$/);
+  throwsConfig(
+    () => detectFormat('memory = 512\ncpus = 2\n', 'a.cfg'),
+    /^a\.cfg: cannot tell the config format: it could be xl \(Xen xl \.cfg: KEY = NUMBER lines\) or fuchsia \(Fuchsia guest config: keys memory, cpus\); choose one with --from xl\|fuchsia$/,
+  );
   throwsConfig(() => detectFormat('# nothing\n\n', 'a.cfg'), /^a\.cfg: the file has no settings/);
-  throwsConfig(() => detectFormat('hello world\n', 'a.txt'), /^a\.txt: cannot tell the config format: expected typevisor or Fuchsia JSON/);
+  throwsConfig(
+    () => detectFormat('hello world\n', 'a.txt'),
+    /^a\.txt: cannot tell the config format: expected typevisor or Fuchsia JSON/,
+  );
   throwsConfig(() => detectFormat('kernel: Image\n', 'a.json'), /^a\.json: expected a JSON object/);
 });
 
 test('--from overrides detection, and wins over an ambiguity', () => {
   // Fuchsia reads a bare memory number as bytes: the override makes that the error.
-  throwsConfig(() => loadConfigText('memory = 512\ncpus = 2\n', '/x/a.cfg', { from: 'fuchsia' }), /^\/x\/a\.cfg:1: memory: "512" is 512 bytes/);
+  throwsConfig(
+    () => loadConfigText('memory = 512\ncpus = 2\n', '/x/a.cfg', { from: 'fuchsia' }),
+    /^\/x\/a\.cfg:1: memory: "512" is 512 bytes/,
+  );
   const r = loadConfigText('memory = 512M\ncpus = 2\n', '/x/a.cfg', { from: 'fuchsia' });
   assert.equal(r.format, 'fuchsia');
   assert.equal(r.config.memoryMiB, 512);
@@ -92,8 +115,14 @@ test('--from overrides detection, and wins over an ambiguity', () => {
   assert.equal(x.config.memoryMiB, 512);
   assert.equal(x.config.cpus, 2);
   // Forcing the wrong format gives that format's error.
-  throwsConfig(() => loadConfig(join(FIX, 'native.json'), { from: 'fuchsia' }), /native\.json: name: unknown Fuchsia guest option/);
-  throwsConfig(() => loadConfig(join(FIX, 'xen-guest-bundle.cfg'), { from: 'native' }), /xen-guest-bundle\.cfg:1: invalid JSON/);
+  throwsConfig(
+    () => loadConfig(join(FIX, 'native.json'), { from: 'fuchsia' }),
+    /native\.json: name: unknown Fuchsia guest option/,
+  );
+  throwsConfig(
+    () => loadConfig(join(FIX, 'xen-guest-bundle.cfg'), { from: 'native' }),
+    /xen-guest-bundle\.cfg:1: invalid JSON/,
+  );
 });
 
 test('imported configs pass the native validator and carry their warnings', () => {

@@ -16,7 +16,10 @@ test('native fixture -> xl -> VmConfig keeps what xl can say', () => {
   const text = exportXl(config);
   assert.match(text, /^name = "web"$/m);
   assert.match(text, /^type = "pvh"$/m);
-  assert.match(text, /# typevisor settings xl has no key for: arch aarch64; accel tcg; console serial; rng on; balloon \{"targetMiB":512\}/);
+  assert.match(
+    text,
+    /# typevisor settings xl has no key for: arch aarch64; accel tcg; console serial; rng on; balloon \{"targetMiB":512\}/,
+  );
   const back = importXl(text, '/elsewhere/web.cfg');
   assert.deepEqual(back.warnings, []);
   const c = back.config;
@@ -42,7 +45,11 @@ test('seed 003 round-trips through export', () => {
 });
 
 test('quotes, commas and odd characters survive', () => {
-  const c: VmConfig = { name: 'q', cmdline: 'say "hi" \\ there', disks: [{ path: "/d/it's,odd.img", readOnly: false, id: 'data' }] };
+  const c: VmConfig = {
+    name: 'q',
+    cmdline: 'say "hi" \\ there',
+    disks: [{ path: "/d/it's,odd.img", readOnly: false, id: 'data' }],
+  };
   const back = importXl(exportXl(c), '/x/q.cfg').config;
   assert.equal(back.cmdline, 'say "hi" \\ there');
   assert.equal(back.disks![0]!.path, "/d/it's,odd.img");

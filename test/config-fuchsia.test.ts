@@ -84,7 +84,10 @@ test('generation 3: linux key, lists, virtio-* switches, default-net', () => {
 });
 
 test('JSON booleans and numbers are accepted as well as strings', () => {
-  const r = importFuchsia('{"linux":"Image","cpus":2,"virtio-rng":false,"virtio-balloon":false,"balloon-interval":5}', '/x/g.json');
+  const r = importFuchsia(
+    '{"linux":"Image","cpus":2,"virtio-rng":false,"virtio-balloon":false,"balloon-interval":5}',
+    '/x/g.json',
+  );
   assert.equal(r.config.cpus, 2);
   assert.equal(r.config.rng, false);
   assert.equal(r.config.balloon, undefined, 'virtio-balloon false removes the balloon');
@@ -92,8 +95,14 @@ test('JSON booleans and numbers are accepted as well as strings', () => {
 });
 
 test('Zircon guests are refused with a clear error', () => {
-  throwsConfig(() => loadConfig(join(FIX, 'fuchsia-zircon.json')), /fuchsia-zircon\.json: zircon: Zircon guests are not supported: typevisor boots Linux guests only/);
-  throwsConfig(() => importFuchsia('--zircon=/pkg/data/zircon.bin\n', 'guest.cfg'), /^guest\.cfg:1: zircon: Zircon guests are not supported/);
+  throwsConfig(
+    () => loadConfig(join(FIX, 'fuchsia-zircon.json')),
+    /fuchsia-zircon\.json: zircon: Zircon guests are not supported: typevisor boots Linux guests only/,
+  );
+  throwsConfig(
+    () => importFuchsia('--zircon=/pkg/data/zircon.bin\n', 'guest.cfg'),
+    /^guest\.cfg:1: zircon: Zircon guests are not supported/,
+  );
 });
 
 test('sizes: bytes and k/M/G suffixes', () => {
@@ -109,24 +118,63 @@ test('sizes: bytes and k/M/G suffixes', () => {
 });
 
 test('errors name file, line (flat) or key path (JSON), and the expectation', () => {
-  throwsConfig(() => importFuchsia('{"memory":"1024"}', 'g.json'), /^g\.json: memory: "1024" is 1024 bytes, less than 16 MiB \(a bare number is bytes; write e\.g\. 1024M\)/);
-  throwsConfig(() => importFuchsia('{"memory":"lots"}', 'g.json'), /^g\.json: memory: expected a size in bytes or with a k, M or G suffix/);
-  throwsConfig(() => importFuchsia('{"cpus":"four"}', 'g.json'), /^g\.json: cpus: expected a number of vCPUs, got "four"/);
-  throwsConfig(() => importFuchsia('{"ramdsk":"x"}', 'g.json'), /^g\.json: ramdsk: unknown Fuchsia guest option \(did you mean 'ramdisk'\?\)/);
-  throwsConfig(() => importFuchsia('{"block":["a.img", 3, {}]}', 'g.json'), /^g\.json: block\[2\]: expected a string, got an object/);
-  throwsConfig(() => importFuchsia('{"kernel":["a","b"]}', 'g.json'), /^g\.json: kernel: expected a string, got a list/);
-  throwsConfig(() => importFuchsia('{"block":["/a.img,qcow"]}', 'g.json'), /^g\.json: block\[0\]: qcow images are not supported/);
-  throwsConfig(() => importFuchsia('{"block":"ro"}', 'g.json'), /^g\.json: block: expected PATH\[,ro\|rw\|volatile\], got "ro" \(no path\)/);
+  throwsConfig(
+    () => importFuchsia('{"memory":"1024"}', 'g.json'),
+    /^g\.json: memory: "1024" is 1024 bytes, less than 16 MiB \(a bare number is bytes; write e\.g\. 1024M\)/,
+  );
+  throwsConfig(
+    () => importFuchsia('{"memory":"lots"}', 'g.json'),
+    /^g\.json: memory: expected a size in bytes or with a k, M or G suffix/,
+  );
+  throwsConfig(
+    () => importFuchsia('{"cpus":"four"}', 'g.json'),
+    /^g\.json: cpus: expected a number of vCPUs, got "four"/,
+  );
+  throwsConfig(
+    () => importFuchsia('{"ramdsk":"x"}', 'g.json'),
+    /^g\.json: ramdsk: unknown Fuchsia guest option \(did you mean 'ramdisk'\?\)/,
+  );
+  throwsConfig(
+    () => importFuchsia('{"block":["a.img", 3, {}]}', 'g.json'),
+    /^g\.json: block\[2\]: expected a string, got an object/,
+  );
+  throwsConfig(
+    () => importFuchsia('{"kernel":["a","b"]}', 'g.json'),
+    /^g\.json: kernel: expected a string, got a list/,
+  );
+  throwsConfig(
+    () => importFuchsia('{"block":["/a.img,qcow"]}', 'g.json'),
+    /^g\.json: block\[0\]: qcow images are not supported/,
+  );
+  throwsConfig(
+    () => importFuchsia('{"block":"ro"}', 'g.json'),
+    /^g\.json: block: expected PATH\[,ro\|rw\|volatile\], got "ro" \(no path\)/,
+  );
   throwsConfig(() => importFuchsia('{"net":"02:1a"}', 'g.json'), /^g\.json: net: expected a MAC address/);
-  throwsConfig(() => importFuchsia('{"virtio-gpu":"maybe"}', 'g.json'), /^g\.json: virtio-gpu: expected true or false, got "maybe"/);
-  throwsConfig(() => importFuchsia('["kernel"]', 'g.json'), /^g\.json: expected a JSON object of guest options/);
-  throwsConfig(() => importFuchsia('# c\n--kernel=Image\n--cpuss=2\n', 'guest.cfg'), /^guest\.cfg:3: cpuss: unknown Fuchsia guest option \(did you mean 'cpus'\?\)/);
-  throwsConfig(() => importFuchsia('--balloon-interval=soon\n', 'guest.cfg'), /^guest\.cfg:1: balloon-interval: expected a number of seconds, got "soon"/);
+  throwsConfig(
+    () => importFuchsia('{"virtio-gpu":"maybe"}', 'g.json'),
+    /^g\.json: virtio-gpu: expected true or false, got "maybe"/,
+  );
+  throwsConfig(
+    () => importFuchsia('["kernel"]', 'g.json'),
+    /^g\.json: expected a JSON object of guest options/,
+  );
+  throwsConfig(
+    () => importFuchsia('# c\n--kernel=Image\n--cpuss=2\n', 'guest.cfg'),
+    /^guest\.cfg:3: cpuss: unknown Fuchsia guest option \(did you mean 'cpus'\?\)/,
+  );
+  throwsConfig(
+    () => importFuchsia('--balloon-interval=soon\n', 'guest.cfg'),
+    /^guest\.cfg:1: balloon-interval: expected a number of seconds, got "soon"/,
+  );
   throwsConfig(() => importFuchsia('--gic=4\n', 'guest.cfg'), /gic: expected a GIC version, 2 or 3/);
 });
 
 test('flat flags: several per line, quoted values, comments', () => {
-  const r = importFuchsia('--kernel=Image --cmdline="console=hvc0 quiet" # trailing\n--virtio-rng=false --gic=2\n', '/x/guest.cfg');
+  const r = importFuchsia(
+    '--kernel=Image --cmdline="console=hvc0 quiet" # trailing\n--virtio-rng=false --gic=2\n',
+    '/x/guest.cfg',
+  );
   assert.equal(r.config.kernel, '/x/Image');
   assert.equal(r.config.cmdline, 'console=hvc0 quiet');
   assert.equal(r.config.rng, false);

@@ -84,15 +84,27 @@ test('values: numbers, strings with escapes, indented strings, booleans, null, p
 });
 
 test('anything needing evaluation is an error with file:line and attribute', () => {
-  throwsConfig(() => parseNixAttrs('\nmicrovm.kernel = pkgs.linux;', 'v.nix'), /^v\.nix:2: microvm\.kernel: 'pkgs\.linux' needs Nix evaluation; write a literal value/);
-  throwsConfig(() => parseNixAttrs('a = "x${y}";', 'v.nix'), /^v\.nix:1: a: string interpolation \$\{\.\.\.\} needs Nix evaluation/);
+  throwsConfig(
+    () => parseNixAttrs('\nmicrovm.kernel = pkgs.linux;', 'v.nix'),
+    /^v\.nix:2: microvm\.kernel: 'pkgs\.linux' needs Nix evaluation; write a literal value/,
+  );
+  throwsConfig(
+    () => parseNixAttrs('a = "x${y}";', 'v.nix'),
+    /^v\.nix:1: a: string interpolation \$\{\.\.\.\} needs Nix evaluation/,
+  );
   throwsConfig(() => parseNixAttrs('a = 1 + 2;', 'v.nix'), /^v\.nix:1: a: operators need Nix evaluation/);
-  throwsConfig(() => parseNixAttrs('a = { b = 1; } // { c = 2; };', 'v.nix'), /operators need Nix evaluation/);
+  throwsConfig(
+    () => parseNixAttrs('a = { b = 1; } // { c = 2; };', 'v.nix'),
+    /operators need Nix evaluation/,
+  );
   throwsConfig(() => parseNixAttrs('inherit (pkgs) foo;', 'v.nix'), /'inherit' needs evaluation/);
   throwsConfig(() => parseNixAttrs('a = 1;\na = 2;', 'v.nix'), /^v\.nix:2: a: is set twice/);
   throwsConfig(() => parseNixAttrs('a = 1', 'v.nix'), /^v\.nix:1: a: expected ';', got the end of the file/);
   throwsConfig(() => parseNixAttrs('a = [ 1 2', 'v.nix'), /unterminated list/);
   throwsConfig(() => parseNixAttrs('{ a = 1;', 'v.nix'), /unterminated attribute set/);
   throwsConfig(() => parseNixAttrs('a = "abc', 'v.nix'), /^v\.nix:1: a: unterminated string/);
-  throwsConfig(() => loadConfigText('microvm.mem = "lots";', '/x/m.nix'), /^\/x\/m\.nix: microvm\.mem: expected an integer from 16/);
+  throwsConfig(
+    () => loadConfigText('microvm.mem = "lots";', '/x/m.nix'),
+    /^\/x\/m\.nix: microvm\.mem: expected an integer from 16/,
+  );
 });

@@ -48,8 +48,16 @@ test('the native fixture loads with paths resolved next to the file', () => {
 });
 
 test('the example from the brief: disks[1].path not a string', () => {
-  const obj = { disks: [{ path: 'a.img', readOnly: false }, { path: 42, readOnly: true }] };
-  const e = throwsConfig(() => validateConfig(obj, 'vm.json'), 'vm.json: disks[1].path: expected a string, got 42');
+  const obj = {
+    disks: [
+      { path: 'a.img', readOnly: false },
+      { path: 42, readOnly: true },
+    ],
+  };
+  const e = throwsConfig(
+    () => validateConfig(obj, 'vm.json'),
+    'vm.json: disks[1].path: expected a string, got 42',
+  );
   assert.equal(e.file, 'vm.json');
   assert.equal(e.key, 'disks[1].path');
   assert.ok(e instanceof UserError, 'a ConfigError is a UserError (no stack trace in the CLI)');
@@ -58,11 +66,26 @@ test('the example from the brief: disks[1].path not a string', () => {
 
 test('unknown keys are errors with a did-you-mean suggestion', () => {
   throwsConfig(() => validateConfig({ memorySize: 512 }, 'vm.json'), /^vm\.json: memorySize: unknown key/);
-  throwsConfig(() => validateConfig({ memoryMib: 512 }, 'vm.json'), /^vm\.json: memoryMib: unknown key \(did you mean 'memoryMiB'\?\)/);
-  throwsConfig(() => validateConfig({ disks: [{ path: 'x', readonly: true }] }, 'vm.json'), /^vm\.json: disks\[0\]\.readonly: unknown key \(did you mean 'readOnly'\?\)/);
-  throwsConfig(() => validateConfig({ balloon: { target: 1 } }, 'vm.json'), /balloon\.target: unknown key \(did you mean 'targetMiB'\?\)/);
-  throwsConfig(() => validateConfig({ kernal: 'Image' }, 'vm.json'), /kernal: unknown key \(did you mean 'kernel'\?\)/);
-  const e = throwsConfig(() => validateConfig({ zzz: 1 }, 'vm.json'), /zzz: unknown key; expected one of name, arch/);
+  throwsConfig(
+    () => validateConfig({ memoryMib: 512 }, 'vm.json'),
+    /^vm\.json: memoryMib: unknown key \(did you mean 'memoryMiB'\?\)/,
+  );
+  throwsConfig(
+    () => validateConfig({ disks: [{ path: 'x', readonly: true }] }, 'vm.json'),
+    /^vm\.json: disks\[0\]\.readonly: unknown key \(did you mean 'readOnly'\?\)/,
+  );
+  throwsConfig(
+    () => validateConfig({ balloon: { target: 1 } }, 'vm.json'),
+    /balloon\.target: unknown key \(did you mean 'targetMiB'\?\)/,
+  );
+  throwsConfig(
+    () => validateConfig({ kernal: 'Image' }, 'vm.json'),
+    /kernal: unknown key \(did you mean 'kernel'\?\)/,
+  );
+  const e = throwsConfig(
+    () => validateConfig({ zzz: 1 }, 'vm.json'),
+    /zzz: unknown key; expected one of name, arch/,
+  );
   assert.doesNotMatch(e.message, /did you mean/);
 });
 
@@ -77,20 +100,35 @@ test('every field type error names the key and the expectation', () => {
     [{ cpus: 1.5 }, /^vm\.json: cpus: expected an integer/],
     [{ cpus: '2' }, /^vm\.json: cpus: expected an integer from 1 to 8 \(the aarch64 limit\), got "2"$/],
     [{ memoryMiB: 4 }, /^vm\.json: memoryMiB: expected an integer from 16 to 1048576, got 4$/],
-    [{ memoryMiB: 512, maxMemoryMiB: 256 }, /^vm\.json: maxMemoryMiB: expected at least memoryMiB \(512\), got 256$/],
+    [
+      { memoryMiB: 512, maxMemoryMiB: 256 },
+      /^vm\.json: maxMemoryMiB: expected at least memoryMiB \(512\), got 256$/,
+    ],
     [{ kernel: '' }, /^vm\.json: kernel: expected a non-empty string/],
     [{ initrd: ['a'] }, /^vm\.json: initrd: expected a string, got a list/],
     [{ cmdline: 1 }, /^vm\.json: cmdline: expected a string, got 1$/],
     [{ console: 'hvc' }, /^vm\.json: console: expected one of 'serial', 'virtio', got "hvc"/],
     [{ disks: {} }, /^vm\.json: disks: expected a list, got an object/],
     [{ disks: ['a.img'] }, /^vm\.json: disks\[0\]: expected an object, got "a\.img"$/],
-    [{ disks: [{ readOnly: true }] }, /^vm\.json: disks\[0\]\.path: missing; expected the path of a raw disk image$/],
-    [{ disks: [{ path: 'a', readOnly: 'yes' }] }, /^vm\.json: disks\[0\]\.readOnly: expected true or false, got "yes"$/],
+    [
+      { disks: [{ readOnly: true }] },
+      /^vm\.json: disks\[0\]\.path: missing; expected the path of a raw disk image$/,
+    ],
+    [
+      { disks: [{ path: 'a', readOnly: 'yes' }] },
+      /^vm\.json: disks\[0\]\.readOnly: expected true or false, got "yes"$/,
+    ],
     [{ nets: [{ mac: '02:00:00:00:00' }] }, /^vm\.json: nets\[0\]\.mac: expected a MAC address/],
     [{ balloon: true }, /^vm\.json: balloon: expected an object, got true$/],
-    [{ memoryMiB: 256, balloon: { targetMiB: 512 } }, /^vm\.json: balloon\.targetMiB: expected an integer from 1 to 256, got 512$/],
+    [
+      { memoryMiB: 256, balloon: { targetMiB: 512 } },
+      /^vm\.json: balloon\.targetMiB: expected an integer from 1 to 256, got 512$/,
+    ],
     [{ rng: 1 }, /^vm\.json: rng: expected true or false, got 1$/],
-    [{ onReboot: 'reboot' }, /^vm\.json: onReboot: expected one of 'destroy', 'restart', 'preserve', 'rename-restart', 'coredump-destroy', 'coredump-restart', got "reboot"/],
+    [
+      { onReboot: 'reboot' },
+      /^vm\.json: onReboot: expected one of 'destroy', 'restart', 'preserve', 'rename-restart', 'coredump-destroy', 'coredump-restart', got "reboot"/,
+    ],
     [{ onCrash: 'restar' }, /did you mean 'restart'\?/],
     [{ warnings: [1] }, /^vm\.json: warnings\[0\]: expected a string, got 1$/],
   ];
@@ -117,7 +155,10 @@ test('JSON syntax errors name the file and line', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tv-cfg-'));
   const p = join(dir, 'bad.json');
   writeFileSync(p, '{\n  "name": "x",\n  "cpus": 2,,\n}\n');
-  throwsConfig(() => loadConfig(p), new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3: invalid JSON`));
+  throwsConfig(
+    () => loadConfig(p),
+    new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3: invalid JSON`),
+  );
 });
 
 test('missing files and directories are config errors', () => {
@@ -133,7 +174,10 @@ test('--from: aliases, unknown format with suggestion', () => {
 });
 
 test('a native config keeps its recorded warnings and returns them', () => {
-  const r = loadConfigText('{"name":"a","warnings":["xl key \'vnc\' is not supported by typevisor; ignored"]}', '/x/a.json');
+  const r = loadConfigText(
+    '{"name":"a","warnings":["xl key \'vnc\' is not supported by typevisor; ignored"]}',
+    '/x/a.json',
+  );
   assert.deepEqual(r.warnings, ["xl key 'vnc' is not supported by typevisor; ignored"]);
 });
 

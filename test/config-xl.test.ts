@@ -33,7 +33,9 @@ test('seed 003: the Yocto bundled guest config', () => {
   assert.equal(config.cpus, 1);
   assert.equal(config.kernel, join(FIX, 'Image'));
   assert.equal(config.cmdline, 'root=/dev/xvda ro console=hvc0 ip=dhcp');
-  assert.deepEqual(config.disks, [{ path: join(FIX, 'xen-guest-image-minimal-qemuarm64.rootfs.ext4'), readOnly: false, id: 'xvda' }]);
+  assert.deepEqual(config.disks, [
+    { path: join(FIX, 'xen-guest-image-minimal-qemuarm64.rootfs.ext4'), readOnly: false, id: 'xvda' },
+  ]);
   assert.deepEqual(config.nets, [{ bridge: 'xenbr0' }]);
   assert.equal(warnings.length, 1);
   assert.match(warnings[0]!, /vif\[0\]: bridged networking \(bridge=xenbr0\) is not implemented/);
@@ -56,7 +58,10 @@ test('xl.cfg(5)-style PV guest: root/extra, maxmem, maxvcpus, disks, vifs, actio
     { path: '/root/image.iso', readOnly: true, id: 'hdc' },
     { path: '/srv/data,with,commas.img', readOnly: true, id: 'xvdb' },
   ]);
-  assert.deepEqual(config.nets, [{ mac: '00:16:3e:74:3d:76', bridge: 'xenbr0' }, { tap: 'vif-guest', model: 'virtio' }]);
+  assert.deepEqual(config.nets, [
+    { mac: '00:16:3e:74:3d:76', bridge: 'xenbr0' },
+    { tap: 'vif-guest', model: 'virtio' },
+  ]);
   assert.equal(config.onPoweroff, 'destroy');
   assert.equal(config.onReboot, 'restart');
   assert.equal(config.onCrash, 'coredump-restart');
@@ -87,21 +92,46 @@ test('arm pvh guest: cmdline wins over root, device_tree, prefixes, ; separators
 });
 
 test('qcow2 disks: a clear error that only raw is supported', () => {
-  throwsConfig(() => loadConfig(join(FIX, 'xl-qcow2.cfg')), /xl-qcow2\.cfg:3: disk\[0\]: format 'qcow2' is not supported: typevisor reads raw disk images only/);
-  throwsConfig(() => importXl("disk = ['qcow2:/a.img,xvda,w']", 'g.cfg'), /^g\.cfg:1: disk\[0\]: format 'qcow2' is not supported/);
+  throwsConfig(
+    () => loadConfig(join(FIX, 'xl-qcow2.cfg')),
+    /xl-qcow2\.cfg:3: disk\[0\]: format 'qcow2' is not supported: typevisor reads raw disk images only/,
+  );
+  throwsConfig(
+    () => importXl("disk = ['qcow2:/a.img,xvda,w']", 'g.cfg'),
+    /^g\.cfg:1: disk\[0\]: format 'qcow2' is not supported/,
+  );
   throwsConfig(() => importXl("disk = ['/a.img,qcow2,xvda,w']", 'g.cfg'), /format 'qcow2' is not supported/);
 });
 
 test('xl-disk-configuration(5): the equivalent spellings parse alike', () => {
-  const a = ['/dev/vg/guest-volume,,hda', '/dev/vg/guest-volume,raw,hda,rw', 'format=raw, vdev=hda, access=rw, target=/dev/vg/guest-volume', 'raw:/dev/vg/guest-volume,hda,w'];
+  const a = [
+    '/dev/vg/guest-volume,,hda',
+    '/dev/vg/guest-volume,raw,hda,rw',
+    'format=raw, vdev=hda, access=rw, target=/dev/vg/guest-volume',
+    'raw:/dev/vg/guest-volume,hda,w',
+  ];
   for (const s of a) {
     const d = parseXlDisk(s, W);
-    assert.deepEqual([d.target, d.format, d.vdev, d.readOnly, d.cdrom], ['/dev/vg/guest-volume', 'raw', 'hda', false, false], s);
+    assert.deepEqual(
+      [d.target, d.format, d.vdev, d.readOnly, d.cdrom],
+      ['/dev/vg/guest-volume', 'raw', 'hda', false, false],
+      s,
+    );
   }
-  const b = ['/root/image.iso,,hdc,cdrom', '/root/image.iso,,hdc,,cdrom', '/root/image.iso,raw,hdc,devtype=cdrom', 'format=raw, vdev=hdc, access=ro, devtype=cdrom, target=/root/image.iso', 'raw:/root/image.iso,hdc:cdrom,ro'];
+  const b = [
+    '/root/image.iso,,hdc,cdrom',
+    '/root/image.iso,,hdc,,cdrom',
+    '/root/image.iso,raw,hdc,devtype=cdrom',
+    'format=raw, vdev=hdc, access=ro, devtype=cdrom, target=/root/image.iso',
+    'raw:/root/image.iso,hdc:cdrom,ro',
+  ];
   for (const s of b) {
     const d = parseXlDisk(s, W);
-    assert.deepEqual([d.target, d.format, d.vdev, d.readOnly, d.cdrom], ['/root/image.iso', 'raw', 'hdc', true, true], s);
+    assert.deepEqual(
+      [d.target, d.format, d.vdev, d.readOnly, d.cdrom],
+      ['/root/image.iso', 'raw', 'hdc', true, true],
+      s,
+    );
   }
   const c = parseXlDisk('tap:aio:/img/x.img,xvda,w,backendtype=qdisk,discard', W);
   assert.deepEqual([c.target, c.vdev, c.readOnly], ['/img/x.img', 'xvda', false]);
@@ -109,7 +139,10 @@ test('xl-disk-configuration(5): the equivalent spellings parse alike', () => {
 });
 
 test('disk spec errors name the disk and the problem', () => {
-  throwsConfig(() => parseXlDisk('/a.img,xvda,maybe', W), /^g\.cfg:1: disk\[0\]: access: expected ro, r, rw or w, got 'maybe'/);
+  throwsConfig(
+    () => parseXlDisk('/a.img,xvda,maybe', W),
+    /^g\.cfg:1: disk\[0\]: access: expected ro, r, rw or w, got 'maybe'/,
+  );
   throwsConfig(() => parseXlDisk('/a.img,xvda,w,colour=red', W), /unknown disk parameter 'colour'/);
   throwsConfig(() => parseXlDisk('nbd:host:1234,xvda,w', W), /'nbd:' disks .* are not supported/);
   throwsConfig(() => parseXlDisk('/a.img,raw,xvda,w,extra', W), /too many positional parameters/);
@@ -121,10 +154,16 @@ test('disk spec errors name the disk and the problem', () => {
 });
 
 test('xl-network-configuration(5): vif keys', () => {
-  const v = parseXlVif('mac=00:16:3e:01:02:03, bridge=xenbr1, model=e1000, type=ioemu, vifname=web0, script=vif-bridge, rate=10Mb/s', { ...W, key: 'vif[0]' });
+  const v = parseXlVif(
+    'mac=00:16:3e:01:02:03, bridge=xenbr1, model=e1000, type=ioemu, vifname=web0, script=vif-bridge, rate=10Mb/s',
+    { ...W, key: 'vif[0]' },
+  );
   assert.deepEqual(v.net, { mac: '00:16:3e:01:02:03', bridge: 'xenbr1', model: 'e1000', tap: 'web0' });
   assert.deepEqual(v.ignored, ['script=vif-bridge', 'rate=10Mb/s']);
-  throwsConfig(() => parseXlVif('mac=00:16:3e', { ...W, key: 'vif[0]' }), /^g\.cfg:1: vif\[0\]: mac: expected a MAC address/);
+  throwsConfig(
+    () => parseXlVif('mac=00:16:3e', { ...W, key: 'vif[0]' }),
+    /^g\.cfg:1: vif\[0\]: mac: expected a MAC address/,
+  );
   throwsConfig(() => parseXlVif('bridgee=br0', { ...W, key: 'vif[0]' }), /unknown vif parameter 'bridgee'/);
   throwsConfig(() => parseXlVif('xenbr0', { ...W, key: 'vif[0]' }), /expected KEY=VALUE, got 'xenbr0'/);
   throwsConfig(() => parseXlVif('type=tap', { ...W, key: 'vif[0]' }), /type: expected vif or ioemu/);
@@ -162,24 +201,42 @@ test('parser: quotes, escapes, numbers, multi-line lists, +=, comments, later se
 });
 
 test('parser errors carry file:line and key', () => {
-  throwsConfig(() => importXl('name = "a"\nmemory = lots\n', 'g.cfg'), /^g\.cfg:2: memory: expected a quoted string, a number or a list, got "lots"/);
+  throwsConfig(
+    () => importXl('name = "a"\nmemory = lots\n', 'g.cfg'),
+    /^g\.cfg:2: memory: expected a quoted string, a number or a list, got "lots"/,
+  );
   throwsConfig(() => importXl('name = "a\n', 'g.cfg'), /^g\.cfg:1: name: unterminated string/);
   throwsConfig(() => importXl('disk = [ "a",\n "b"\n', 'g.cfg'), /^g\.cfg:1: disk: unterminated list/);
   throwsConfig(() => importXl('\n\nmemory 512\n', 'g.cfg'), /^g\.cfg:3: expected '=' after 'memory'/);
-  throwsConfig(() => importXl('memory = 512 1024\n', 'g.cfg'), /^g\.cfg:1: memory: unexpected "1024" after the value/);
+  throwsConfig(
+    () => importXl('memory = 512 1024\n', 'g.cfg'),
+    /^g\.cfg:1: memory: unexpected "1024" after the value/,
+  );
   throwsConfig(() => importXl('= 3\n', 'g.cfg'), /^g\.cfg:1: expected a setting 'KEY = VALUE'/);
   throwsConfig(() => importXl('disk = [["a"]]\n', 'g.cfg'), /lists inside lists/);
 });
 
 test('importer value errors: types, ranges, actions', () => {
-  throwsConfig(() => importXl('memory = "lots"', 'g.cfg'), /^g\.cfg:1: memory: expected a number from 16 to 1048576 \(MiB\), got "lots"/);
+  throwsConfig(
+    () => importXl('memory = "lots"', 'g.cfg'),
+    /^g\.cfg:1: memory: expected a number from 16 to 1048576 \(MiB\), got "lots"/,
+  );
   throwsConfig(() => importXl('memory = 8', 'g.cfg'), /memory: expected a number from 16/);
-  throwsConfig(() => importXl('memory = 512\nmaxmem = 256', 'g.cfg'), /^g\.cfg:2: maxmem: expected at least memory \(512\), got 256/);
+  throwsConfig(
+    () => importXl('memory = 512\nmaxmem = 256', 'g.cfg'),
+    /^g\.cfg:2: maxmem: expected at least memory \(512\), got 256/,
+  );
   throwsConfig(() => importXl('kernel = 5', 'g.cfg'), /^g\.cfg:1: kernel: expected a quoted string, got 5/);
   throwsConfig(() => importXl('vcpus = 0', 'g.cfg'), /vcpus: expected a number from 1/);
-  throwsConfig(() => importXl('on_crash = "explode"', 'g.cfg'), /^g\.cfg:1: on_crash: expected one of destroy, restart, preserve, rename-restart, coredump-destroy, coredump-restart, soft-reset, got 'explode'/);
+  throwsConfig(
+    () => importXl('on_crash = "explode"', 'g.cfg'),
+    /^g\.cfg:1: on_crash: expected one of destroy, restart, preserve, rename-restart, coredump-destroy, coredump-restart, soft-reset, got 'explode'/,
+  );
   throwsConfig(() => importXl('type = "kvm"', 'g.cfg'), /^g\.cfg:1: type: expected 'pv', 'pvh' or 'hvm'/);
-  throwsConfig(() => importXl('disk = [1]', 'g.cfg'), /^g\.cfg:1: disk\[0\]: expected a quoted string, got 1/);
+  throwsConfig(
+    () => importXl('disk = [1]', 'g.cfg'),
+    /^g\.cfg:1: disk\[0\]: expected a quoted string, got 1/,
+  );
   throwsConfig(() => importXl('name = "bad name"', 'g.cfg'), /^g\.cfg:1: name: expected a name/);
 });
 

@@ -147,7 +147,8 @@ export function importCamkes(text: string, file: string, options: ImportOptions 
   const includes: string[] = [];
   const toks = tokenize(text, file, defines, includes);
   readIncludes(includes, dirname(resolve(file)), defines, new Set([resolve(file)]));
-  for (const [k, v] of Object.entries(options.defines ?? {})) defines.set(k, { value: v, file: '-D', line: 0 });
+  for (const [k, v] of Object.entries(options.defines ?? {}))
+    defines.set(k, { value: v, file: '-D', line: 0 });
 
   // Find `inst.attr = value ;` settings.
   const settings: Setting[] = [];
@@ -178,15 +179,22 @@ export function importCamkes(text: string, file: string, options: ImportOptions 
     i = j;
   }
 
-  const isVm = (inst: string): boolean => /^vm\d*$/.test(inst) || settings.some((s) => s.instance === inst && VM_ATTRS.includes(s.attr));
+  const isVm = (inst: string): boolean =>
+    /^vm\d*$/.test(inst) || settings.some((s) => s.instance === inst && VM_ATTRS.includes(s.attr));
   const instances = [...new Set(settings.map((s) => s.instance))].filter(isVm);
   if (instances.length === 0) {
-    throw new ConfigError({ file }, `no VM attributes found (expected settings like vm0.guest_ram_mb = 128; in a configuration block)`);
+    throw new ConfigError(
+      { file },
+      `no VM attributes found (expected settings like vm0.guest_ram_mb = 128; in a configuration block)`,
+    );
   }
   let inst = instances[0]!;
   if (options.vm !== undefined) {
     if (!instances.includes(options.vm)) {
-      throw new ConfigError({ file }, `no VM named '${options.vm}'${didYouMean(options.vm, instances)}; the file configures ${instances.join(', ')}`);
+      throw new ConfigError(
+        { file },
+        `no VM named '${options.vm}'${didYouMean(options.vm, instances)}; the file configures ${instances.join(', ')}`,
+      );
     }
     inst = options.vm;
   }
@@ -194,7 +202,9 @@ export function importCamkes(text: string, file: string, options: ImportOptions 
   const baseDir = baseDirOf(file, options);
   const warnings: string[] = [];
   if (instances.length > 1) {
-    warnings.push(`the file configures ${instances.length} VMs (${instances.join(', ')}); importing ${inst} (choose another by name)`);
+    warnings.push(
+      `the file configures ${instances.length} VMs (${instances.join(', ')}); importing ${inst} (choose another by name)`,
+    );
   }
   const config: VmConfig = { name: instances.length > 1 ? inst : `${nameFromFile(file)}` };
   if (!/^[A-Za-z0-9]/.test(config.name)) config.name = inst;
@@ -206,7 +216,10 @@ export function importCamkes(text: string, file: string, options: ImportOptions 
       case 'guest_ram_mb': {
         const n = evalNumber(s.value, defines, where);
         if (n < MIN_MEMORY_MIB || n > MAX_MEMORY_MIB) {
-          throw new ConfigError(where, `expected a number of MiB from ${MIN_MEMORY_MIB} to ${MAX_MEMORY_MIB}, got ${n}`);
+          throw new ConfigError(
+            where,
+            `expected a number of MiB from ${MIN_MEMORY_MIB} to ${MAX_MEMORY_MIB}, got ${n}`,
+          );
         }
         config.memoryMiB = n;
         break;
@@ -221,7 +234,9 @@ export function importCamkes(text: string, file: string, options: ImportOptions 
         config.initrd = resolvePath(baseDir, nonEmpty(evalString(s.value, defines, where), where));
         break;
       case 'kernel_relocs':
-        warnings.push(`CAmkES attribute '${key}' (relocation data for the seL4 VMM's loader) is not needed by typevisor; ignored`);
+        warnings.push(
+          `CAmkES attribute '${key}' (relocation data for the seL4 VMM's loader) is not needed by typevisor; ignored`,
+        );
         break;
       default:
         warnings.push(`CAmkES attribute '${key}' is not supported by typevisor; ignored`);
@@ -255,7 +270,12 @@ function readIncludes(names: string[], dir: string, defines: Map<string, Define>
 }
 
 /** Expands macros in a value's tokens (recursively, with a depth limit). */
-function expand(value: Tok[], defines: Map<string, Define>, where: { file: string; line: number; key: string }, depth = 0): Tok[] {
+function expand(
+  value: Tok[],
+  defines: Map<string, Define>,
+  where: { file: string; line: number; key: string },
+  depth = 0,
+): Tok[] {
   const out: Tok[] = [];
   for (const t of value) {
     if (t.t !== 'id') {
@@ -276,21 +296,38 @@ function expand(value: Tok[], defines: Map<string, Define>, where: { file: strin
   return out;
 }
 
-function evalString(value: Tok[], defines: Map<string, Define>, where: { file: string; line: number; key: string }): string {
+function evalString(
+  value: Tok[],
+  defines: Map<string, Define>,
+  where: { file: string; line: number; key: string },
+): string {
   const toks = expand(value, defines, where);
   if (toks.length === 0) throw new ConfigError(where, 'expected a string literal, got nothing');
   let s = '';
   for (const t of toks) {
-    if (t.t !== 'str') throw new ConfigError(where, `expected a string literal like "...", got '${toks.map((x) => (x.t === 'str' ? JSON.stringify(x.v) : x.v)).join(' ')}'`);
+    if (t.t !== 'str')
+      throw new ConfigError(
+        where,
+        `expected a string literal like "...", got '${toks.map((x) => (x.t === 'str' ? JSON.stringify(x.v) : x.v)).join(' ')}'`,
+      );
     s += t.v;
   }
   return s;
 }
 
-function evalNumber(value: Tok[], defines: Map<string, Define>, where: { file: string; line: number; key: string }): number {
-  const toks = expand(value, defines, where).filter((t) => !(t.t === 'punct' && (t.v === '(' || t.v === ')')));
+function evalNumber(
+  value: Tok[],
+  defines: Map<string, Define>,
+  where: { file: string; line: number; key: string },
+): number {
+  const toks = expand(value, defines, where).filter(
+    (t) => !(t.t === 'punct' && (t.v === '(' || t.v === ')')),
+  );
   if (toks.length !== 1 || toks[0]!.t !== 'num') {
-    throw new ConfigError(where, `expected a number, got '${toks.map((x) => (x.t === 'str' ? JSON.stringify(x.v) : x.v)).join(' ')}'`);
+    throw new ConfigError(
+      where,
+      `expected a number, got '${toks.map((x) => (x.t === 'str' ? JSON.stringify(x.v) : x.v)).join(' ')}'`,
+    );
   }
   return Number(toks[0]!.v);
 }

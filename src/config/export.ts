@@ -14,7 +14,9 @@ function q(s: string): string {
 
 /** Writes a VmConfig as xl .cfg text. */
 export function exportXl(c: VmConfig): string {
-  const out: string[] = [`# xl domain config written by typevisor from its VM config '${c.name.replace(/\n/g, ' ')}'`];
+  const out: string[] = [
+    `# xl domain config written by typevisor from its VM config '${c.name.replace(/\n/g, ' ')}'`,
+  ];
   const set = (k: string, v: string | number): void => {
     out.push(`${k} = ${typeof v === 'number' ? String(v) : q(v)}`);
   };
@@ -60,7 +62,8 @@ export function exportXl(c: VmConfig): string {
   if (c.balloon) notes.push(`balloon ${JSON.stringify(c.balloon)}`);
   if (c.controlSocket) notes.push(`control socket ${c.controlSocket}`);
   if (c.qmpSocket) notes.push(`QMP socket ${c.qmpSocket}`);
-  if (notes.length > 0) out.push(`# typevisor settings xl has no key for: ${notes.join('; ').replace(/\n/g, ' ')}`);
+  if (notes.length > 0)
+    out.push(`# typevisor settings xl has no key for: ${notes.join('; ').replace(/\n/g, ' ')}`);
   for (const w of c.warnings ?? []) out.push(`# typevisor warning: ${w.replace(/\n/g, ' ')}`);
   return out.join('\n') + '\n';
 }

@@ -30,8 +30,23 @@
 // a warning when enabled.
 
 import { ConfigError, didYouMean, describe, nameFromFile } from './errors.js';
-import { baseDirOf, finish, joinCmdline, resolvePath, type ImportOptions, type ImportResult } from './common.js';
-import { parseJson, MAC_RE, MAX_CPUS, MAX_MEMORY_MIB, MIN_MEMORY_MIB, type DiskConfig, type VmConfig } from './vmconfig.js';
+import {
+  baseDirOf,
+  finish,
+  joinCmdline,
+  resolvePath,
+  type ImportOptions,
+  type ImportResult,
+} from './common.js';
+import {
+  parseJson,
+  MAC_RE,
+  MAX_CPUS,
+  MAX_MEMORY_MIB,
+  MIN_MEMORY_MIB,
+  type DiskConfig,
+  type VmConfig,
+} from './vmconfig.js';
 
 export type FuchsiaGeneration = 1 | 2 | 3;
 
@@ -99,13 +114,16 @@ interface Entry {
 }
 
 /** Imports a Fuchsia guest config of any generation (JSON or flat flags). */
-export function importFuchsia(text: string, file: string, options: ImportOptions = {}): ImportResult & { generation: FuchsiaGeneration } {
+export function importFuchsia(
+  text: string,
+  file: string,
+  options: ImportOptions = {},
+): ImportResult & { generation: FuchsiaGeneration } {
   const trimmed = text.trimStart();
   let entries: Entry[];
   let generation: FuchsiaGeneration;
   if (trimmed.startsWith('{') || trimmed.startsWith('[')) {
-    let obj: unknown;
-      obj = parseJson(text, file);
+    const obj = parseJson(text, file);
     entries = jsonEntries(obj, file);
     const keys = new Set(entries.map((e) => e.key));
     generation = GEN3_KEYS.some((k) => keys.has(k)) || [...keys].some((k) => k.startsWith('virtio-')) ? 3 : 2;
@@ -125,16 +143,23 @@ function jsonEntries(obj: unknown, file: string): Entry[] {
   for (const [key, v] of Object.entries(obj as Record<string, unknown>)) {
     const info = FUCHSIA_KEYS[key];
     if (!info) {
-      throw new ConfigError({ file, key }, `unknown Fuchsia guest option${didYouMean(key, Object.keys(FUCHSIA_KEYS))}`);
+      throw new ConfigError(
+        { file, key },
+        `unknown Fuchsia guest option${didYouMean(key, Object.keys(FUCHSIA_KEYS))}`,
+      );
     }
     const items = Array.isArray(v) ? v : [v];
     if (Array.isArray(v) && !info.repeated) {
-      throw new ConfigError({ file, key }, `expected a string, got a list (only ${repeatedKeys()} may be lists)`);
+      throw new ConfigError(
+        { file, key },
+        `expected a string, got a list (only ${repeatedKeys()} may be lists)`,
+      );
     }
     items.forEach((item, i) => {
       const where = Array.isArray(v) ? `${key}[${i}]` : key;
       if (typeof item === 'string') out.push({ key, value: item, where });
-      else if (typeof item === 'number' || typeof item === 'boolean') out.push({ key, value: String(item), where });
+      else if (typeof item === 'number' || typeof item === 'boolean')
+        out.push({ key, value: String(item), where });
       else throw new ConfigError({ file, key: where }, `expected a string, got ${describe(item)}`);
     });
   }
@@ -158,10 +183,17 @@ function flatEntries(text: string, file: string): Entry[] {
     const chunks = content.startsWith('--') ? splitFlags(content) : [content];
     for (const chunk of chunks) {
       const m = /^(?:--)?([A-Za-z][A-Za-z0-9_-]*)(?:\s*=\s*(.*))?$/s.exec(chunk.trim());
-      if (!m) throw new ConfigError({ file, line }, `expected --key=value or key=value, got ${JSON.stringify(chunk)}`);
+      if (!m)
+        throw new ConfigError(
+          { file, line },
+          `expected --key=value or key=value, got ${JSON.stringify(chunk)}`,
+        );
       const key = m[1]!;
       if (!FUCHSIA_KEYS[key]) {
-        throw new ConfigError({ file, line, key }, `unknown Fuchsia guest option${didYouMean(key, Object.keys(FUCHSIA_KEYS))}`);
+        throw new ConfigError(
+          { file, line, key },
+          `unknown Fuchsia guest option${didYouMean(key, Object.keys(FUCHSIA_KEYS))}`,
+        );
       }
       out.push({ key, value: unquote((m[2] ?? '').trim()), where: key, line });
     }
@@ -259,7 +291,10 @@ function build(entries: Entry[], file: string, options: ImportOptions): ImportRe
         config.kernel = path(e);
         break;
       case 'zircon':
-        fail(e, 'Zircon guests are not supported: typevisor boots Linux guests only (use "linux": PATH with a Linux kernel)');
+        fail(
+          e,
+          'Zircon guests are not supported: typevisor boots Linux guests only (use "linux": PATH with a Linux kernel)',
+        );
         break;
       case 'ramdisk':
         config.initrd = path(e);
@@ -276,27 +311,42 @@ function build(entries: Entry[], file: string, options: ImportOptions): ImportRe
         break;
       case 'dtb-overlay':
       case 'dtb_overlay':
-        warnings.push(`Fuchsia option '${e.key}': device tree overlays are not supported by typevisor (it writes the guest's device tree; 'dtb' in typevisor JSON replaces it whole); ignored`);
+        warnings.push(
+          `Fuchsia option '${e.key}': device tree overlays are not supported by typevisor (it writes the guest's device tree; 'dtb' in typevisor JSON replaces it whole); ignored`,
+        );
         break;
       case 'cpus':
-      {
-        const n = int(e, 1, 4096, 'a number of vCPUs');
-        config.cpus = Math.min(n, MAX_CPUS.aarch64);
-        if (n > config.cpus) warnings.push(`Fuchsia option 'cpus' ${n}: typevisor runs at most ${MAX_CPUS.aarch64} vCPUs; the guest gets ${config.cpus}`);
-      }
+        {
+          const n = int(e, 1, 4096, 'a number of vCPUs');
+          config.cpus = Math.min(n, MAX_CPUS.aarch64);
+          if (n > config.cpus)
+            warnings.push(
+              `Fuchsia option 'cpus' ${n}: typevisor runs at most ${MAX_CPUS.aarch64} vCPUs; the guest gets ${config.cpus}`,
+            );
+        }
         break;
       case 'memory': {
         // SIZE, or BASE,SIZE[,POLICY] (generation 3 memory regions).
         const parts = e.value.split(',');
-        const sizeText = parts.length === 1 ? parts[0]! : parts[1] ?? '';
-        if (parts.length > 1) warnings.push(`Fuchsia option '${e.where}': memory base address and policy (${e.value}) are not supported by typevisor; only the size is used`);
+        const sizeText = parts.length === 1 ? parts[0]! : (parts[1] ?? '');
+        if (parts.length > 1)
+          warnings.push(
+            `Fuchsia option '${e.where}': memory base address and policy (${e.value}) are not supported by typevisor; only the size is used`,
+          );
         const bytes =
           parseFuchsiaSize(sizeText) ??
-          fail(e, `expected a size in bytes or with a k, M or G suffix (like 1024M or 2G), got ${JSON.stringify(e.value)}`);
+          fail(
+            e,
+            `expected a size in bytes or with a k, M or G suffix (like 1024M or 2G), got ${JSON.stringify(e.value)}`,
+          );
         if (bytes < MIN_MEMORY_MIB * MIB) {
-          fail(e, `${JSON.stringify(e.value)} is ${bytes} bytes, less than ${MIN_MEMORY_MIB} MiB (a bare number is bytes; write e.g. ${sizeText.trim()}M)`);
+          fail(
+            e,
+            `${JSON.stringify(e.value)} is ${bytes} bytes, less than ${MIN_MEMORY_MIB} MiB (a bare number is bytes; write e.g. ${sizeText.trim()}M)`,
+          );
         }
-        if (bytes % MIB !== 0) warnings.push(`Fuchsia option '${e.where}': ${e.value} is not a whole number of MiB; rounded down`);
+        if (bytes % MIB !== 0)
+          warnings.push(`Fuchsia option '${e.where}': ${e.value} is not a whole number of MiB; rounded down`);
         memoryBytes = parts.length === 1 && e.where === e.key ? [bytes] : [...memoryBytes, bytes];
         break;
       }
@@ -334,12 +384,14 @@ function build(entries: Entry[], file: string, options: ImportOptions): ImportRe
         break;
       case 'display': {
         const d = e.value.trim();
-        if (d !== '' && d !== 'none') warnings.push(`Fuchsia option 'display': a '${d}' display is not supported by typevisor; ignored`);
+        if (d !== '' && d !== 'none')
+          warnings.push(`Fuchsia option 'display': a '${d}' display is not supported by typevisor; ignored`);
         break;
       }
       case 'gic': {
         const g = int(e, 2, 3, 'a GIC version, 2 or 3');
-        if (g === 2) warnings.push(`Fuchsia option 'gic': GICv2 is not supported by typevisor; the guest gets a GICv3`);
+        if (g === 2)
+          warnings.push(`Fuchsia option 'gic': GICv2 is not supported by typevisor; the guest gets a GICv3`);
         break;
       }
       case 'default-net':
@@ -348,12 +400,15 @@ function build(entries: Entry[], file: string, options: ImportOptions): ImportRe
         break;
       case 'net': {
         const mac = e.value.trim();
-        if (!MAC_RE.test(mac)) fail(e, `expected a MAC address like 02:1a:11:00:00:00, got ${JSON.stringify(e.value)}`);
+        if (!MAC_RE.test(mac))
+          fail(e, `expected a MAC address like 02:1a:11:00:00:00, got ${JSON.stringify(e.value)}`);
         nets.push({ mac: mac.toLowerCase() });
         break;
       }
       case 'interrupt':
-        warnings.push(`Fuchsia option '${e.where}': hardware interrupt pass-through (${e.value}) is not supported by typevisor; ignored`);
+        warnings.push(
+          `Fuchsia option '${e.where}': hardware interrupt pass-through (${e.value}) is not supported by typevisor; ignored`,
+        );
         break;
       case 'block-wait':
       case 'pvblk-enabled':
@@ -375,9 +430,14 @@ function build(entries: Entry[], file: string, options: ImportOptions): ImportRe
   config.cmdline = joinCmdline(cmdline, ...cmdlineAdd);
   if (config.cmdline === undefined) delete config.cmdline;
   if (memoryBytes.length > 0) {
-    if (memoryBytes.length > 1) warnings.push(`Fuchsia option 'memory': ${memoryBytes.length} memory regions are merged into one`);
+    if (memoryBytes.length > 1)
+      warnings.push(`Fuchsia option 'memory': ${memoryBytes.length} memory regions are merged into one`);
     const mib = Math.floor(memoryBytes.reduce((a, b) => a + b, 0) / MIB);
-    if (mib > MAX_MEMORY_MIB) throw new ConfigError({ file, key: 'memory' }, `expected at most ${MAX_MEMORY_MIB} MiB in all, got ${mib} MiB`);
+    if (mib > MAX_MEMORY_MIB)
+      throw new ConfigError(
+        { file, key: 'memory' },
+        `expected at most ${MAX_MEMORY_MIB} MiB in all, got ${mib} MiB`,
+      );
     config.memoryMiB = mib;
   }
   if (disks.length > 0) config.disks = disks;
@@ -418,16 +478,22 @@ function blockSpec(
       case 'raw':
         break;
       case 'qcow':
-        fail(e, `qcow images are not supported: typevisor reads raw disk images only (convert it: qemu-img convert -O raw IN OUT)`);
+        fail(
+          e,
+          `qcow images are not supported: typevisor reads raw disk images only (convert it: qemu-img convert -O raw IN OUT)`,
+        );
         break;
       case 'block':
-        warnings.push(`Fuchsia option '${e.where}': the 'block' data plane is not supported by typevisor; the image is read as a file`);
+        warnings.push(
+          `Fuchsia option '${e.where}': the 'block' data plane is not supported by typevisor; the image is read as a file`,
+        );
         break;
       default:
         if (/^(guid|type):/i.test(tok)) {
           fail(e, `disks named by partition ${tok} are not supported: give the path of a raw disk image`);
         }
-        if (path !== undefined) fail(e, `expected one path and flags (ro, rw, volatile), got a second path '${tok}'`);
+        if (path !== undefined)
+          fail(e, `expected one path and flags (ro, rw, volatile), got a second path '${tok}'`);
         path = tok;
     }
   }

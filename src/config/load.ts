@@ -45,7 +45,10 @@ export interface LoadResult {
 export function parseFormat(from: string, file = '--from'): ConfigFormat {
   const f = FORMAT_ALIASES[from.toLowerCase()];
   if (!f) {
-    throw new ConfigError({ file }, `unknown config format '${from}'${didYouMean(from, CONFIG_FORMATS)}; expected one of ${CONFIG_FORMATS.join(', ')}`);
+    throw new ConfigError(
+      { file },
+      `unknown config format '${from}'${didYouMean(from, CONFIG_FORMATS)}; expected one of ${CONFIG_FORMATS.join(', ')}`,
+    );
   }
   return f;
 }
@@ -54,12 +57,20 @@ export function parseFormat(from: string, file = '--from'): ConfigFormat {
 export function loadConfig(path: string, options: LoadOptions = {}): LoadResult {
   let text: string;
   try {
-    if (statSync(path).isDirectory()) throw new ConfigError({ file: path }, 'expected a config file, got a directory');
+    if (statSync(path).isDirectory())
+      throw new ConfigError({ file: path }, 'expected a config file, got a directory');
     text = readFileSync(path, 'utf8');
   } catch (e) {
     if (e instanceof ConfigError) throw e;
     const code = (e as { code?: string }).code;
-    const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : e instanceof Error ? e.message : String(e);
+    const why =
+      code === 'ENOENT'
+        ? 'file not found'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : e instanceof Error
+            ? e.message
+            : String(e);
     throw new ConfigError({ file: path }, why);
   }
   return loadConfigText(text, path, options);

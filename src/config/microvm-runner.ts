@@ -12,7 +12,12 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadConfig, type LoadOptions } from './load.js';
 
-export const RUNNER_SCRIPTS = ['microvm-run', 'microvm-shutdown', 'microvm-balloon', 'microvm-console'] as const;
+export const RUNNER_SCRIPTS = [
+  'microvm-run',
+  'microvm-shutdown',
+  'microvm-balloon',
+  'microvm-console',
+] as const;
 
 export interface RunnerResult {
   /** The bin/ directory. */
@@ -30,7 +35,11 @@ export function shellQuote(s: string): string {
 }
 
 /** Writes OUTDIR/bin/microvm-{run,shutdown,balloon,console} for the VM in CONFIGPATH. */
-export function writeMicrovmRunner(configPath: string, outDir: string, options: LoadOptions = {}): RunnerResult {
+export function writeMicrovmRunner(
+  configPath: string,
+  outDir: string,
+  options: LoadOptions = {},
+): RunnerResult {
   const config = resolve(configPath);
   const { config: vm, warnings } = loadConfig(config, options);
   const binDir = join(resolve(outDir), 'bin');
@@ -45,14 +54,17 @@ export function writeMicrovmRunner(configPath: string, outDir: string, options: 
       'TYPEVISOR="${TYPEVISOR:-typevisor}"',
       '',
     ].join('\n');
-  const socketNote = vm.controlSocket ? `# Control socket (from the config): ${vm.controlSocket.replace(/\n/g, ' ')}\n` : '';
+  const socketNote = vm.controlSocket
+    ? `# Control socket (from the config): ${vm.controlSocket.replace(/\n/g, ' ')}\n`
+    : '';
   const bodies: Record<(typeof RUNNER_SCRIPTS)[number], string> = {
     'microvm-run':
       head(`Boots the VM '${vm.name}' in the foreground.`) +
       socketNote +
       `exec "$TYPEVISOR" run ${shellQuote(config)} "$@"\n`,
     'microvm-shutdown':
-      head(`Shuts the VM '${vm.name}' down and waits for it to stop.`) + `exec "$TYPEVISOR" shutdown -w ${name}\n`,
+      head(`Shuts the VM '${vm.name}' down and waits for it to stop.`) +
+      `exec "$TYPEVISOR" shutdown -w ${name}\n`,
     'microvm-balloon':
       head(`Sets the balloon of the VM '${vm.name}' to a size in MiB.`) +
       [
@@ -64,7 +76,8 @@ export function writeMicrovmRunner(configPath: string, outDir: string, options: 
         '',
       ].join('\n'),
     'microvm-console':
-      head(`Attaches this terminal to the console of the VM '${vm.name}'.`) + `exec "$TYPEVISOR" console ${name}\n`,
+      head(`Attaches this terminal to the console of the VM '${vm.name}'.`) +
+      `exec "$TYPEVISOR" console ${name}\n`,
   };
   const scripts: string[] = [];
   for (const s of RUNNER_SCRIPTS) {

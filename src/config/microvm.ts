@@ -20,10 +20,35 @@
 import { existsSync } from 'node:fs';
 import { parseNixAttrs } from './nix.js';
 import { ConfigError, describe, didYouMean, nameFromFile } from './errors.js';
-import { baseDirOf, finish, joinCmdline, resolvePath, type ImportOptions, type ImportResult } from './common.js';
-import { parseJson, MAC_RE, MAX_CPUS, MAX_MEMORY_MIB, MIN_MEMORY_MIB, type DiskConfig, type NetConfig, type VmConfig } from './vmconfig.js';
+import {
+  baseDirOf,
+  finish,
+  joinCmdline,
+  resolvePath,
+  type ImportOptions,
+  type ImportResult,
+} from './common.js';
+import {
+  parseJson,
+  MAC_RE,
+  MAX_CPUS,
+  MAX_MEMORY_MIB,
+  MIN_MEMORY_MIB,
+  type DiskConfig,
+  type NetConfig,
+  type VmConfig,
+} from './vmconfig.js';
 
-export const MICROVM_HYPERVISORS = ['qemu', 'cloud-hypervisor', 'firecracker', 'crosvm', 'kvmtool', 'stratovirt', 'alioth', 'vfkit'];
+export const MICROVM_HYPERVISORS = [
+  'qemu',
+  'cloud-hypervisor',
+  'firecracker',
+  'crosvm',
+  'kvmtool',
+  'stratovirt',
+  'alioth',
+  'vfkit',
+];
 
 /** microvm.nix options typevisor maps. */
 const MAPPED = [
@@ -94,7 +119,11 @@ function setPath(obj: Obj, path: string[], value: unknown, file: string, full: s
     const k = path[i]!;
     if (o[k] === undefined) o[k] = {};
     const next = o[k];
-    if (!isObj(next)) throw new ConfigError({ file, key: full }, `conflicts with '${path.slice(0, i + 1).join('.')}', which is not an object`);
+    if (!isObj(next))
+      throw new ConfigError(
+        { file, key: full },
+        `conflicts with '${path.slice(0, i + 1).join('.')}', which is not an object`,
+      );
     o = next;
   }
   const last = path[path.length - 1]!;
@@ -124,10 +153,9 @@ export function isNixText(text: string, file: string): boolean {
 
 /** Imports microvm.nix-style options from JSON text, or from Nix text of literal bindings. */
 export function importMicrovm(text: string, file: string, options: ImportOptions = {}): ImportResult {
-  let parsed: unknown;
-  if (isNixText(text, file)) parsed = parseNixAttrs(text, file);
-  else parsed = parseJson(text, file);
-  if (!isObj(parsed)) throw new ConfigError({ file }, `expected a JSON object of microvm options, got ${describe(parsed)}`);
+  const parsed: unknown = isNixText(text, file) ? parseNixAttrs(text, file) : parseJson(text, file);
+  if (!isObj(parsed))
+    throw new ConfigError({ file }, `expected a JSON object of microvm options, got ${describe(parsed)}`);
   return importMicrovmObject(parsed, file, options);
 }
 
@@ -143,7 +171,11 @@ export function importMicrovmObject(input: Obj, file: string, options: ImportOpt
   let nameKey = 'name';
   for (const [k, v] of Object.entries(top)) {
     if (k === 'microvm') {
-      if (!isObj(v)) throw new ConfigError({ file, key: 'microvm' }, `expected an object of microvm options, got ${describe(v)}`);
+      if (!isObj(v))
+        throw new ConfigError(
+          { file, key: 'microvm' },
+          `expected an object of microvm options, got ${describe(v)}`,
+        );
       Object.assign(mv, v);
     } else if (k === 'name') {
       name = v;
@@ -151,7 +183,8 @@ export function importMicrovmObject(input: Obj, file: string, options: ImportOpt
       name = v.hostName;
       nameKey = 'networking.hostName';
       const others = Object.keys(v).filter((x) => x !== 'hostName');
-      for (const o of others) warnings.push(`NixOS option 'networking.${o}' is not supported by typevisor; ignored`);
+      for (const o of others)
+        warnings.push(`NixOS option 'networking.${o}' is not supported by typevisor; ignored`);
     } else {
       mv[k] = v;
     }
@@ -183,7 +216,11 @@ export function importMicrovmObject(input: Obj, file: string, options: ImportOpt
   const obj = (k: string, v: unknown, allowed: string[]): Obj => {
     if (!isObj(v)) fail(k, `expected an object, got ${describe(v)}`);
     for (const sub of Object.keys(v as Obj)) {
-      if (!allowed.includes(sub)) fail(`${k}.${sub}`, `unknown option${didYouMean(sub, allowed)}; expected one of ${allowed.join(', ')}`);
+      if (!allowed.includes(sub))
+        fail(
+          `${k}.${sub}`,
+          `unknown option${didYouMean(sub, allowed)}; expected one of ${allowed.join(', ')}`,
+        );
     }
     return v as Obj;
   };
@@ -191,21 +228,28 @@ export function importMicrovmObject(input: Obj, file: string, options: ImportOpt
   const config: VmConfig = { name: nameFromFile(file) };
   if (name !== undefined) {
     if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name)) {
-      throw new ConfigError({ file, key: nameKey }, `expected a name of 1 to 64 letters, digits, _, . or -, got ${describe(name)}`);
+      throw new ConfigError(
+        { file, key: nameKey },
+        `expected a name of 1 to 64 letters, digits, _, . or -, got ${describe(name)}`,
+      );
     }
     config.name = name;
   }
 
   const hypervisor = mv.hypervisor === undefined ? 'qemu' : str('hypervisor', mv.hypervisor);
   if (!MICROVM_HYPERVISORS.includes(hypervisor)) {
-    warnings.push(`microvm hypervisor '${hypervisor}' is unknown${didYouMean(hypervisor, MICROVM_HYPERVISORS)}; typevisor runs the VM itself`);
+    warnings.push(
+      `microvm hypervisor '${hypervisor}' is unknown${didYouMean(hypervisor, MICROVM_HYPERVISORS)}; typevisor runs the VM itself`,
+    );
   }
 
   const mem = mv.mem === undefined ? undefined : int('mem', mv.mem, MIN_MEMORY_MIB, MAX_MEMORY_MIB, ' (MiB)');
-  const balloonMem = mv.balloonMem === undefined ? 0 : int('balloonMem', mv.balloonMem, 0, MAX_MEMORY_MIB, ' (MiB)');
+  const balloonMem =
+    mv.balloonMem === undefined ? 0 : int('balloonMem', mv.balloonMem, 0, MAX_MEMORY_MIB, ' (MiB)');
   if (mem !== undefined || balloonMem > 0) {
     config.memoryMiB = (mem ?? 512) + balloonMem;
-    if (config.memoryMiB > MAX_MEMORY_MIB) fail('balloonMem', `mem + balloonMem must be at most ${MAX_MEMORY_MIB} MiB`);
+    if (config.memoryMiB > MAX_MEMORY_MIB)
+      fail('balloonMem', `mem + balloonMem must be at most ${MAX_MEMORY_MIB} MiB`);
   }
   if (balloonMem > 0) config.balloon = {};
   if (mv.balloon !== undefined) {
@@ -215,15 +259,20 @@ export function importMicrovmObject(input: Obj, file: string, options: ImportOpt
   if (mv.initialBalloonMem !== undefined) {
     const init = int('initialBalloonMem', mv.initialBalloonMem, 0, MAX_MEMORY_MIB, ' (MiB)');
     const total = config.memoryMiB ?? 512;
-    if (init >= total) fail('initialBalloonMem', `expected less than the VM's memory (${total} MiB), got ${init}`);
+    if (init >= total)
+      fail('initialBalloonMem', `expected less than the VM's memory (${total} MiB), got ${init}`);
     if (init > 0) (config.balloon ??= {}).targetMiB = total - init;
   }
-  if (mv.deflateOnOOM !== undefined && bool('deflateOnOOM', mv.deflateOnOOM)) (config.balloon ??= {}).demandPage = true;
+  if (mv.deflateOnOOM !== undefined && bool('deflateOnOOM', mv.deflateOnOOM))
+    (config.balloon ??= {}).demandPage = true;
 
   if (mv.vcpu !== undefined) {
     const n = int('vcpu', mv.vcpu, 1, 4096);
     config.cpus = Math.min(n, MAX_CPUS.aarch64);
-    if (n > config.cpus) warnings.push(`microvm ${key('vcpu')} ${n}: typevisor runs at most ${MAX_CPUS.aarch64} vCPUs; the guest gets ${config.cpus}`);
+    if (n > config.cpus)
+      warnings.push(
+        `microvm ${key('vcpu')} ${n}: typevisor runs at most ${MAX_CPUS.aarch64} vCPUs; the guest gets ${config.cpus}`,
+      );
   }
   if (mv.kernel !== undefined) config.kernel = resolvePath(baseDir, str('kernel', mv.kernel));
   if (mv.initrdPath !== undefined) config.initrd = resolvePath(baseDir, str('initrdPath', mv.initrdPath));
@@ -240,16 +289,30 @@ export function importMicrovmObject(input: Obj, file: string, options: ImportOpt
     const disks: DiskConfig[] = [];
     list('volumes', mv.volumes).forEach((v, i) => {
       const k = `volumes[${i}]`;
-      const o = obj(k, v, ['image', 'mountPoint', 'size', 'autoCreate', 'fsType', 'label', 'readOnly', 'serial', 'direct', 'mkfsExtraArgs']);
+      const o = obj(k, v, [
+        'image',
+        'mountPoint',
+        'size',
+        'autoCreate',
+        'fsType',
+        'label',
+        'readOnly',
+        'serial',
+        'direct',
+        'mkfsExtraArgs',
+      ]);
       if (o.image === undefined) fail(`${k}.image`, 'missing; expected the path of a raw disk image');
       const d: DiskConfig = { path: resolvePath(baseDir, str(`${k}.image`, o.image)), readOnly: false };
       if (o.readOnly !== undefined) d.readOnly = bool(`${k}.readOnly`, o.readOnly);
       if (o.serial !== undefined) d.id = str(`${k}.serial`, o.serial);
-      else if (o.mountPoint !== undefined && o.mountPoint !== null) d.id = str(`${k}.mountPoint`, o.mountPoint);
+      else if (o.mountPoint !== undefined && o.mountPoint !== null)
+        d.id = str(`${k}.mountPoint`, o.mountPoint);
       if (o.size !== undefined) int(`${k}.size`, o.size, 1, Number.MAX_SAFE_INTEGER, ' (MiB)');
       const autoCreate = o.autoCreate === undefined ? true : bool(`${k}.autoCreate`, o.autoCreate);
       if (autoCreate && !existsSync(d.path)) {
-        warnings.push(`microvm ${key(k)}: ${d.path} does not exist; microvm.nix would create it${o.size !== undefined ? ` (${String(o.size)} MiB` : ' ('}${o.fsType !== undefined ? `, ${String(o.fsType)})` : ')'} but typevisor does not: create it before booting`);
+        warnings.push(
+          `microvm ${key(k)}: ${d.path} does not exist; microvm.nix would create it${o.size !== undefined ? ` (${String(o.size)} MiB` : ' ('}${o.fsType !== undefined ? `, ${String(o.fsType)})` : ')'} but typevisor does not: create it before booting`,
+        );
       }
       disks.push(d);
     });
@@ -265,26 +328,35 @@ export function importMicrovmObject(input: Obj, file: string, options: ImportOpt
       const n: NetConfig = {};
       if (o.mac !== undefined) {
         const mac = str(`${k}.mac`, o.mac);
-        if (!MAC_RE.test(mac)) fail(`${k}.mac`, `expected a MAC address like 02:00:00:00:00:01, got ${describe(o.mac)}`);
+        if (!MAC_RE.test(mac))
+          fail(`${k}.mac`, `expected a MAC address like 02:00:00:00:00:01, got ${describe(o.mac)}`);
         n.mac = mac.toLowerCase();
       }
       const id = o.id === undefined ? undefined : str(`${k}.id`, o.id);
       switch (type) {
         case 'tap':
-          if (id === undefined) fail(`${k}.id`, 'missing; a tap interface needs the name of its host tap device');
+          if (id === undefined)
+            fail(`${k}.id`, 'missing; a tap interface needs the name of its host tap device');
           n.tap = id;
           break;
         case 'bridge':
-          if (o.bridge === undefined) fail(`${k}.bridge`, 'missing; a bridge interface needs the host bridge');
+          if (o.bridge === undefined)
+            fail(`${k}.bridge`, 'missing; a bridge interface needs the host bridge');
           n.bridge = str(`${k}.bridge`, o.bridge);
           if (id) n.tap = id;
-          warnings.push(`microvm ${key(k)}: bridged networking (bridge ${n.bridge}) is not implemented in typevisor yet; the interface is recorded but not connected`);
+          warnings.push(
+            `microvm ${key(k)}: bridged networking (bridge ${n.bridge}) is not implemented in typevisor yet; the interface is recorded but not connected`,
+          );
           break;
         case 'user':
-          warnings.push(`microvm ${key(k)}: user-mode (slirp) networking is not supported by typevisor; the interface is recorded but not connected`);
+          warnings.push(
+            `microvm ${key(k)}: user-mode (slirp) networking is not supported by typevisor; the interface is recorded but not connected`,
+          );
           break;
         case 'macvtap':
-          warnings.push(`microvm ${key(k)}: macvtap networking is not supported by typevisor; the interface is recorded but not connected`);
+          warnings.push(
+            `microvm ${key(k)}: macvtap networking is not supported by typevisor; the interface is recorded but not connected`,
+          );
           break;
         default:
           fail(`${k}.type`, `expected one of 'user', 'tap', 'macvtap', 'bridge', got ${describe(type)}`);
@@ -294,13 +366,17 @@ export function importMicrovmObject(input: Obj, file: string, options: ImportOpt
     config.nets = nets;
   }
 
-  if (mv.socket !== undefined && mv.socket !== null) config.controlSocket = resolvePath(baseDir, str('socket', mv.socket));
+  if (mv.socket !== undefined && mv.socket !== null)
+    config.controlSocket = resolvePath(baseDir, str('socket', mv.socket));
 
   // Per-hypervisor options.
   for (const hv of MICROVM_HYPERVISORS) {
     const v = mv[hv];
     if (v === undefined) continue;
-    const allowed = hv === 'qemu' ? ['extraArgs', 'serialConsole', 'machine', 'machineOpts', 'package', 'pcieRootPorts'] : ['extraArgs', 'package', 'pivotRoot', 'gpu'];
+    const allowed =
+      hv === 'qemu'
+        ? ['extraArgs', 'serialConsole', 'machine', 'machineOpts', 'package', 'pcieRootPorts']
+        : ['extraArgs', 'package', 'pivotRoot', 'gpu'];
     const o = obj(hv, v, allowed);
     if (o.extraArgs !== undefined) {
       const args = list(`${hv}.extraArgs`, o.extraArgs).map((a, i) => {
@@ -309,7 +385,8 @@ export function importMicrovmObject(input: Obj, file: string, options: ImportOpt
       });
       mapExtraArgs(args, config, warnings, key(`${hv}.extraArgs`), hv, hypervisor);
     }
-    if (hv === 'qemu' && o.serialConsole !== undefined) config.console = bool('qemu.serialConsole', o.serialConsole) ? 'serial' : 'virtio';
+    if (hv === 'qemu' && o.serialConsole !== undefined)
+      config.console = bool('qemu.serialConsole', o.serialConsole) ? 'serial' : 'virtio';
     for (const sub of Object.keys(o)) {
       if (sub === 'extraArgs' || (hv === 'qemu' && sub === 'serialConsole')) continue;
       warnings.push(`microvm option '${key(`${hv}.${sub}`)}' is not supported by typevisor; ignored`);
@@ -320,15 +397,31 @@ export function importMicrovmObject(input: Obj, file: string, options: ImportOpt
     if (MAPPED.includes(k)) continue;
     const what = KNOWN_UNSUPPORTED[k];
     if (what) warnings.push(`microvm option '${key(k)}' (${what}) is not supported by typevisor; ignored`);
-    else warnings.push(`microvm option '${key(k)}' is unknown${didYouMean(k, [...MAPPED, ...Object.keys(KNOWN_UNSUPPORTED)])}; ignored`);
+    else
+      warnings.push(
+        `microvm option '${key(k)}' is unknown${didYouMean(k, [...MAPPED, ...Object.keys(KNOWN_UNSUPPORTED)])}; ignored`,
+      );
   }
   return finish(config, warnings);
 }
 
 /** Understands the few QEMU arguments with a typevisor meaning; warns about the rest. */
-function mapExtraArgs(args: string[], config: VmConfig, warnings: string[], where: string, hv: string, selected: string): void {
+function mapExtraArgs(
+  args: string[],
+  config: VmConfig,
+  warnings: string[],
+  where: string,
+  hv: string,
+  selected: string,
+): void {
   // Arguments may be one per element or several in one element; look at the words in order.
-  const words = args.flatMap((a, i) => a.trim().split(/\s+/).filter((w) => w !== '').map((w) => ({ w, i })));
+  const words = args.flatMap((a, i) =>
+    a
+      .trim()
+      .split(/\s+/)
+      .filter((w) => w !== '')
+      .map((w) => ({ w, i })),
+  );
   const mapped = new Set<number>();
   const unmapped = new Set<number>();
   for (let j = 0; j < words.length; j++) {
@@ -336,7 +429,12 @@ function mapExtraArgs(args: string[], config: VmConfig, warnings: string[], wher
     const next = words[j + 1];
     if (hv === 'qemu' && cur.w === '-device' && next && /^virtio-rng(-device|-pci)?(,|$)/.test(next.w)) {
       config.rng = true;
-    } else if (hv === 'qemu' && cur.w === '-device' && next && /^virtio-balloon(-device|-pci)?(,|$)/.test(next.w)) {
+    } else if (
+      hv === 'qemu' &&
+      cur.w === '-device' &&
+      next &&
+      /^virtio-balloon(-device|-pci)?(,|$)/.test(next.w)
+    ) {
       config.balloon ??= {};
     } else {
       unmapped.add(cur.i);
@@ -345,10 +443,14 @@ function mapExtraArgs(args: string[], config: VmConfig, warnings: string[], wher
     mapped.add(cur.i).add(next.i);
     j++;
   }
-  const ignored = args.filter((a, i) => unmapped.has(i) || (!mapped.has(i) && a.trim() !== '' && !words.some((w) => w.i === i)));
+  const ignored = args.filter(
+    (a, i) => unmapped.has(i) || (!mapped.has(i) && a.trim() !== '' && !words.some((w) => w.i === i)),
+  );
   if (ignored.length > 0) {
     const label = hv === 'qemu' ? 'QEMU' : hv;
     const unused = hv !== selected ? ` (and the selected hypervisor is '${selected}')` : '';
-    warnings.push(`microvm ${where}: ${label}-specific arguments are not interpreted by typevisor${unused}; ignored: ${ignored.map((a) => JSON.stringify(a)).join(' ')}`);
+    warnings.push(
+      `microvm ${where}: ${label}-specific arguments are not interpreted by typevisor${unused}; ignored: ${ignored.map((a) => JSON.stringify(a)).join(' ')}`,
+    );
   }
 }

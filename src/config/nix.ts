@@ -65,7 +65,12 @@ class NixParser {
   private near(): string {
     if (this.pos >= this.text.length) return 'the end of the file';
     const end = this.text.indexOf('\n', this.pos);
-    return JSON.stringify(this.text.slice(this.pos, end < 0 ? undefined : end).trim().slice(0, 30));
+    return JSON.stringify(
+      this.text
+        .slice(this.pos, end < 0 ? undefined : end)
+        .trim()
+        .slice(0, 30),
+    );
   }
 
   parseFile(): Record<string, NixValue> {
@@ -99,7 +104,8 @@ class NixParser {
       const saved = this.currentKey;
       this.currentKey = saved ? `${saved}.${path.join('.')}` : path.join('.');
       if (path[0] === 'inherit') this.fail(`'inherit' needs evaluation; write the attributes out`, line);
-      if (path[0] === 'let' || path[0] === 'with') this.fail(`'${path[0]}' needs evaluation; write literal values`, line);
+      if (path[0] === 'let' || path[0] === 'with')
+        this.fail(`'${path[0]}' needs evaluation; write literal values`, line);
       this.expect('=');
       const v = this.value();
       this.expect(';');
@@ -165,7 +171,10 @@ class NixParser {
         this.pos += word[0].length;
         v = word[0] === 'null' ? null : word[0] === 'true';
       } else if (word) {
-        this.fail(`'${word[0]}' needs Nix evaluation; write a literal value (a number, "string", [ list ] or { set })`, line);
+        this.fail(
+          `'${word[0]}' needs Nix evaluation; write a literal value (a number, "string", [ list ] or { set })`,
+          line,
+        );
       } else {
         this.fail(`expected a value, got ${this.near()}`, line);
       }
@@ -187,7 +196,8 @@ class NixParser {
       this.pos++;
       if (c === '"') return s;
       if (c === '\n') this.line++;
-      if (c === '$' && this.text[this.pos] === '{') this.fail('string interpolation ${...} needs Nix evaluation; write the literal string', this.line);
+      if (c === '$' && this.text[this.pos] === '{')
+        this.fail('string interpolation ${...} needs Nix evaluation; write the literal string', this.line);
       if (c === '\\') {
         const e = this.text[this.pos++];
         s += e === 'n' ? '\n' : e === 't' ? '\t' : e === 'r' ? '\r' : (e ?? '');
@@ -213,7 +223,8 @@ class NixParser {
         break;
       }
       const c = this.text[this.pos++]!;
-      if (c === '$' && this.text[this.pos] === '{') this.fail('string interpolation ${...} needs Nix evaluation; write the literal string', this.line);
+      if (c === '$' && this.text[this.pos] === '{')
+        this.fail('string interpolation ${...} needs Nix evaluation; write the literal string', this.line);
       if (c === '\n') this.line++;
       raw += c;
     }
@@ -221,7 +232,10 @@ class NixParser {
     const lines = raw.replace(/^[ \t]*\n/, '').split('\n');
     const indents = lines.filter((l) => l.trim() !== '').map((l) => /^[ \t]*/.exec(l)![0].length);
     const strip = indents.length ? Math.min(...indents) : 0;
-    return lines.map((l) => l.slice(strip)).join('\n').replace(/[ \t]+$/, '');
+    return lines
+      .map((l) => l.slice(strip))
+      .join('\n')
+      .replace(/[ \t]+$/, '');
   }
 }
 
@@ -237,7 +251,8 @@ function set(obj: Record<string, NixValue>, path: string[], value: NixValue, dup
   const last = path[path.length - 1]!;
   const prev = o[last];
   if (prev !== undefined) {
-    const isSet = (v: NixValue | undefined): v is Record<string, NixValue> => typeof v === 'object' && v !== null && !Array.isArray(v);
+    const isSet = (v: NixValue | undefined): v is Record<string, NixValue> =>
+      typeof v === 'object' && v !== null && !Array.isArray(v);
     if (isSet(prev) && isSet(value)) {
       for (const [k, v] of Object.entries(value)) set(prev, [k], v, dup);
       return;

@@ -217,7 +217,8 @@ class Validator {
     if (o.accel !== undefined) c.accel = this.oneOf('accel', o.accel, ACCELS);
     const arch = c.arch ?? 'aarch64';
     if (o.cpus !== undefined) c.cpus = this.int('cpus', o.cpus, 1, MAX_CPUS[arch], ` (the ${arch} limit)`);
-    if (o.memoryMiB !== undefined) c.memoryMiB = this.int('memoryMiB', o.memoryMiB, MIN_MEMORY_MIB, MAX_MEMORY_MIB);
+    if (o.memoryMiB !== undefined)
+      c.memoryMiB = this.int('memoryMiB', o.memoryMiB, MIN_MEMORY_MIB, MAX_MEMORY_MIB);
     if (o.maxMemoryMiB !== undefined) {
       c.maxMemoryMiB = this.int('maxMemoryMiB', o.maxMemoryMiB, MIN_MEMORY_MIB, MAX_MEMORY_MIB);
       const mem = c.memoryMiB ?? 512;
@@ -230,7 +231,8 @@ class Validator {
     }
     if (o.cmdline !== undefined) c.cmdline = this.string('cmdline', o.cmdline, false);
     if (o.console !== undefined) c.console = this.oneOf('console', o.console, CONSOLES);
-    if (o.disks !== undefined) c.disks = this.array('disks', o.disks).map((d, i) => this.disk(`disks[${i}]`, d));
+    if (o.disks !== undefined)
+      c.disks = this.array('disks', o.disks).map((d, i) => this.disk(`disks[${i}]`, d));
     if (o.nets !== undefined) c.nets = this.array('nets', o.nets).map((n, i) => this.net(`nets[${i}]`, n));
     if (o.balloon !== undefined) c.balloon = this.balloon(o.balloon, c);
     if (o.rng !== undefined) c.rng = this.bool('rng', o.rng);
@@ -249,7 +251,11 @@ class Validator {
   name(v: unknown): string {
     const s = this.string('name', v);
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(s)) {
-      this.expected('name', 'a name of 1 to 64 letters, digits, _, . or - (starting with a letter or digit)', v);
+      this.expected(
+        'name',
+        'a name of 1 to 64 letters, digits, _, . or - (starting with a letter or digit)',
+        v,
+      );
     }
     return s;
   }
@@ -285,7 +291,8 @@ class Validator {
     if (o.targetMiB !== undefined) b.targetMiB = this.int('balloon.targetMiB', o.targetMiB, 1, ceiling);
     if (o.demandPage !== undefined) b.demandPage = this.bool('balloon.demandPage', o.demandPage);
     if (o.intervalS !== undefined) b.intervalS = this.int('balloon.intervalS', o.intervalS, 0, 86400);
-    if (o.thresholdMiB !== undefined) b.thresholdMiB = this.int('balloon.thresholdMiB', o.thresholdMiB, 0, MAX_MEMORY_MIB);
+    if (o.thresholdMiB !== undefined)
+      b.thresholdMiB = this.int('balloon.thresholdMiB', o.thresholdMiB, 0, MAX_MEMORY_MIB);
     return b;
   }
 }

@@ -106,7 +106,8 @@ class XlParser {
         append = true;
         this.pos += 2;
       } else if (this.peek() === '=') this.pos++;
-      else this.fail(`expected '=' after '${key}', got ${JSON.stringify(this.restOfLine())}`, line, undefined);
+      else
+        this.fail(`expected '=' after '${key}', got ${JSON.stringify(this.restOfLine())}`, line, undefined);
       this.skip(false);
       const value = this.value(key);
       this.skip(false);
@@ -134,7 +135,10 @@ class XlParser {
 
   private restOfLine(): string {
     const end = this.text.indexOf('\n', this.pos);
-    return this.text.slice(this.pos, end < 0 ? undefined : end).trim().slice(0, 40);
+    return this.text
+      .slice(this.pos, end < 0 ? undefined : end)
+      .trim()
+      .slice(0, 40);
   }
 
   private value(key: string): XlValue {
@@ -157,7 +161,11 @@ class XlParser {
         if (this.peek() === ',') this.pos++;
         else if (this.pos >= this.text.length) this.fail(`unterminated list (missing ']')`, line, key);
         else if (this.peek() !== ']') {
-          this.fail(`expected ',' or ']' in the list, got ${JSON.stringify(this.restOfLine())}`, this.line, key);
+          this.fail(
+            `expected ',' or ']' in the list, got ${JSON.stringify(this.restOfLine())}`,
+            this.line,
+            key,
+          );
         }
       }
     }
@@ -167,7 +175,12 @@ class XlParser {
       return { kind: 'number', value: Number(m[0].toLowerCase().startsWith('0x') ? m[0] : m[0]), line };
     }
     const rest = this.restOfLine();
-    this.fail(`expected a quoted string, a number or a list, got ${JSON.stringify(rest)}` + (rest ? ` (quote it: "${rest.replace(/"/g, '')}")` : ''), line, key);
+    this.fail(
+      `expected a quoted string, a number or a list, got ${JSON.stringify(rest)}` +
+        (rest ? ` (quote it: "${rest.replace(/"/g, '')}")` : ''),
+      line,
+      key,
+    );
   }
 
   private string(key: string): string {
@@ -286,7 +299,9 @@ export function parseXlDisk(spec: string, where: { file: string; line: number; k
         deprecatedSyntax = true;
         if (named.format === undefined) named.format = pre;
       } else if (SCRIPT_PREFIXES.includes(pre)) {
-        fail(`'${pre}:' disks (script block-${pre}) are not supported by typevisor; give the path of a raw image file`);
+        fail(
+          `'${pre}:' disks (script block-${pre}) are not supported by typevisor; give the path of a raw image file`,
+        );
       } else break;
       first = m[2]!;
     }
@@ -299,7 +314,10 @@ export function parseXlDisk(spec: string, where: { file: string; line: number; k
   for (const p of positional) {
     while (slot < slots.length && named[slots[slot]!] !== undefined) slot++;
     if (slot >= slots.length) fail(`too many positional parameters ('${p}')`);
-    if (slots[slot] === 'format' && (deprecatedSyntax || (p !== '' && !DISK_FORMATS.includes(p.toLowerCase())))) {
+    if (
+      slots[slot] === 'format' &&
+      (deprecatedSyntax || (p !== '' && !DISK_FORMATS.includes(p.toLowerCase())))
+    ) {
       slot++;
       while (slot < slots.length && named[slots[slot]!] !== undefined) slot++;
       if (slot >= slots.length) fail(`too many positional parameters ('${p}')`);
@@ -312,9 +330,11 @@ export function parseXlDisk(spec: string, where: { file: string; line: number; k
     cdrom = true;
     named.vdev = named.vdev.replace(/:cdrom$/, '');
   }
-  if (named.devtype !== undefined && named.devtype !== 'cdrom') fail(`devtype: expected 'cdrom', got '${named.devtype}'`);
+  if (named.devtype !== undefined && named.devtype !== 'cdrom')
+    fail(`devtype: expected 'cdrom', got '${named.devtype}'`);
   const format = (named.format ?? 'raw').toLowerCase();
-  if (!DISK_FORMATS.includes(format)) fail(`format: expected one of ${DISK_FORMATS.join(', ')}, got '${format}'`);
+  if (!DISK_FORMATS.includes(format))
+    fail(`format: expected one of ${DISK_FORMATS.join(', ')}, got '${format}'`);
   let readOnly = cdrom;
   if (named.access !== undefined) {
     const a = named.access.toLowerCase();
@@ -326,7 +346,16 @@ export function parseXlDisk(spec: string, where: { file: string; line: number; k
     } else fail(`access: expected ro, r, rw or w, got '${named.access}'`);
   }
   const other: string[] = [];
-  for (const k of ['backend', 'script', 'specification', 'colo-host', 'colo-port', 'colo-export', 'active-disk', 'hidden-disk']) {
+  for (const k of [
+    'backend',
+    'script',
+    'specification',
+    'colo-host',
+    'colo-port',
+    'colo-export',
+    'active-disk',
+    'hidden-disk',
+  ]) {
     if (named[k] !== undefined) other.push(`${k}=${named[k]}`);
   }
   for (const f of ['colo']) if (flags.has(f)) other.push(f);
@@ -437,15 +466,20 @@ export function importXl(text: string, file: string, options: ImportOptions = {}
   const num = (s: XlSetting, min: number, max: number, unit = ''): number => {
     let v: number | undefined;
     if (s.value.kind === 'number') v = s.value.value;
-    else if (s.value.kind === 'string' && /^\d+$/.test(s.value.value.trim())) v = Number(s.value.value.trim());
-    if (v === undefined || v < min || v > max) return err(s, `expected a number from ${min} to ${max}${unit}, got ${xlDescribe(s.value)}`);
+    else if (s.value.kind === 'string' && /^\d+$/.test(s.value.value.trim()))
+      v = Number(s.value.value.trim());
+    if (v === undefined || v < min || v > max)
+      return err(s, `expected a number from ${min} to ${max}${unit}, got ${xlDescribe(s.value)}`);
     return v;
   };
   const list = (s: XlSetting): { value: string; line: number }[] => {
     const items = s.value.kind === 'list' ? s.value.items : [s.value];
     return items.map((it, i) => {
       if (it.kind !== 'string') {
-        throw new ConfigError({ file, line: it.line, key: `${s.key}[${i}]` }, `expected a quoted string, got ${xlDescribe(it)}`);
+        throw new ConfigError(
+          { file, line: it.line, key: `${s.key}[${i}]` },
+          `expected a quoted string, got ${xlDescribe(it)}`,
+        );
       }
       return { value: it.value, line: it.line };
     });
@@ -463,12 +497,18 @@ export function importXl(text: string, file: string, options: ImportOptions = {}
   if (typeS) {
     const t = str(typeS);
     if (!['pv', 'pvh', 'hvm'].includes(t)) err(typeS, `expected 'pv', 'pvh' or 'hvm', got '${t}'`);
-    if (t !== 'pvh') warnings.push(`xl type '${t}' is not supported by typevisor; the guest boots as a direct-kernel (pvh-like) VM`);
+    if (t !== 'pvh')
+      warnings.push(
+        `xl type '${t}' is not supported by typevisor; the guest boots as a direct-kernel (pvh-like) VM`,
+      );
   }
   const builderS = get('builder');
   if (builderS) {
     const b = str(builderS);
-    if (b !== 'generic') warnings.push(`xl builder '${b}' is not supported by typevisor; the guest boots as a direct-kernel (pvh-like) VM`);
+    if (b !== 'generic')
+      warnings.push(
+        `xl builder '${b}' is not supported by typevisor; the guest boots as a direct-kernel (pvh-like) VM`,
+      );
   }
 
   const memS = get('memory');
@@ -489,13 +529,17 @@ export function importXl(text: string, file: string, options: ImportOptions = {}
   if (vcpusS) {
     const n = num(vcpusS, 1, 4096);
     config.cpus = Math.min(n, cpuLimit);
-    if (n > cpuLimit) warnings.push(`xl vcpus ${n}: typevisor runs at most ${cpuLimit} vCPUs; the guest gets ${cpuLimit}`);
+    if (n > cpuLimit)
+      warnings.push(`xl vcpus ${n}: typevisor runs at most ${cpuLimit} vCPUs; the guest gets ${cpuLimit}`);
   }
   const maxvcpusS = get('maxvcpus');
   if (maxvcpusS) {
     const mx = num(maxvcpusS, 1, 4096);
     if (config.cpus === undefined) config.cpus = Math.min(mx, cpuLimit);
-    if (mx > config.cpus) warnings.push(`xl maxvcpus ${mx} > vcpus ${config.cpus}: vCPU hotplug is not supported by typevisor; the guest gets ${config.cpus}`);
+    if (mx > config.cpus)
+      warnings.push(
+        `xl maxvcpus ${mx} > vcpus ${config.cpus}: vCPU hotplug is not supported by typevisor; the guest gets ${config.cpus}`,
+      );
   }
 
   const kernelS = get('kernel');
@@ -525,17 +569,24 @@ export function importXl(text: string, file: string, options: ImportOptions = {}
       const where = { file, line: item.line, key: `disk[${i}]` };
       const d = parseXlDisk(item.value, where);
       if (d.format !== 'raw') {
-        throw new ConfigError(where, `format '${d.format}' is not supported: typevisor reads raw disk images only (convert it: qemu-img convert -O raw IN OUT)`);
+        throw new ConfigError(
+          where,
+          `format '${d.format}' is not supported: typevisor reads raw disk images only (convert it: qemu-img convert -O raw IN OUT)`,
+        );
       }
       if (d.target === undefined || d.target === '') {
         if (d.cdrom) {
           warnings.push(`xl disk[${i}]: an empty cdrom drive is not supported by typevisor; ignored`);
           return;
         }
-        throw new ConfigError(where, `missing the target (the path of a raw disk image) (in '${item.value}')`);
+        throw new ConfigError(
+          where,
+          `missing the target (the path of a raw disk image) (in '${item.value}')`,
+        );
       }
       if (d.cdrom) warnings.push(`xl disk[${i}]: cdrom devices are attached as read-only virtio-blk disks`);
-      if (d.other.length > 0) warnings.push(`xl disk[${i}]: ${d.other.join(', ')} not supported by typevisor; ignored`);
+      if (d.other.length > 0)
+        warnings.push(`xl disk[${i}]: ${d.other.join(', ')} not supported by typevisor; ignored`);
       const disk: DiskConfig = { path: resolvePath(baseDir, d.target), readOnly: d.readOnly };
       if (d.vdev) disk.id = d.vdev;
       disks.push(disk);
@@ -548,8 +599,12 @@ export function importXl(text: string, file: string, options: ImportOptions = {}
     const nets: NetConfig[] = [];
     list(vifS).forEach((item, i) => {
       const v = parseXlVif(item.value, { file, line: item.line, key: `vif[${i}]` });
-      if (v.ignored.length > 0) warnings.push(`xl vif[${i}]: ${v.ignored.join(', ')} not supported by typevisor; ignored`);
-      if (v.net.bridge) warnings.push(`xl vif[${i}]: bridged networking (bridge=${v.net.bridge}) is not implemented in typevisor yet; the interface is recorded but not connected`);
+      if (v.ignored.length > 0)
+        warnings.push(`xl vif[${i}]: ${v.ignored.join(', ')} not supported by typevisor; ignored`);
+      if (v.net.bridge)
+        warnings.push(
+          `xl vif[${i}]: bridged networking (bridge=${v.net.bridge}) is not implemented in typevisor yet; the interface is recorded but not connected`,
+        );
       nets.push(v.net);
     });
     config.nets = nets;
