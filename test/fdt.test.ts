@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -155,4 +155,30 @@ test('fdt: reader rejects garbage with a message naming the file', () => {
   const b = sample();
   assert.throws(() => parseDtb(b.subarray(0, 60), 'cut.dtb'), /cut.dtb: .*header says/);
   fs.writeFileSync(path.join(tmp, 'x.dtb'), b);
+});
+
+test("fdt: QEMU virt's own DTB survives our reader and writer unchanged (skipped without qemu-system-aarch64)", (t) => {
+  const out = path.join(tmp, 'virt.dtb');
+  const r = spawnSync(
+    'qemu-system-aarch64',
+    ['-M', `virt,gic-version=3,dumpdtb=${out}`, '-cpu', 'cortex-a57', '-m', '512', '-smp', '2', '-nographic'],
+    { stdio: 'ignore', timeout: 30_000 },
+  );
+  if (r.error || !fs.existsSync(out)) {
+    t.skip('qemu-system-aarch64 is not available to dump its virt DTB');
+    return;
+  }
+  const blob = fs.readFileSync(out);
+  const d = parseDtb(blob, out);
+  assert.ok(readMemory(d.root).some((m) => m.base === 0x4000_0000n && m.size === 512n << 20n));
+  const again = writeDtb(d.root, { memReserve: d.memReserve, bootCpuId: d.bootCpuId });
+  assert.equal(dtc(['-I', 'dtb', '-O', 'dts'], again), dtc(['-I', 'dtb', '-O', 'dts'], blob));
+  const patched = patchDtb(
+    blob,
+    { bootargs: 'console=ttyAMA0', initrd: { start: 0x4800_0000, end: 0x4810_0000 } },
+    out,
+  );
+  const c = readChosen(parseDtb(patched).root);
+  assert.equal(c.bootargs, 'console=ttyAMA0');
+  assert.equal(c.initrdStart, 0x4800_0000n);
 });
