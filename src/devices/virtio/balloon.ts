@@ -159,6 +159,22 @@ export class VirtioBalloon extends VirtioDeviceBase {
     return true;
   }
 
+  saveState(): unknown {
+    return {
+      inflated: [...this.inflated],
+      statsHead: this.statsHead ?? null,
+      rejectedPages: this.rejectedPages,
+    };
+  }
+
+  restoreState(state: unknown): void {
+    const s = state as { inflated: number[]; statsHead: number | null; rejectedPages: number };
+    this.inflated.clear();
+    for (const p of s.inflated) this.inflated.add(p);
+    this.statsHead = s.statsHead ?? undefined;
+    this.rejectedPages = s.rejectedPages ?? 0;
+  }
+
   override reset(): void {
     this.inflated.clear();
     this.statsHead = undefined;

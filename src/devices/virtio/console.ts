@@ -128,4 +128,14 @@ export class VirtioConsole extends VirtioDeviceBase {
   override reset(): void {
     // Queued input stays queued: it is delivered once the driver is back.
   }
+
+  saveState(): unknown {
+    return { pendingInput: Buffer.concat(this.pendingInput).toString('base64') };
+  }
+
+  restoreState(state: unknown): void {
+    const s = state as { pendingInput?: string };
+    this.pendingInput.length = 0;
+    if (s.pendingInput) this.pendingInput.push(new Uint8Array(Buffer.from(s.pendingInput, 'base64')));
+  }
 }

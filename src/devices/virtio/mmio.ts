@@ -9,7 +9,7 @@
 // change interrupt, as does a queue that the driver corrupted (see queue.ts).
 
 import type { GuestMemory, MmioDevice } from '../memory.js';
-import { joinAddr, Virtqueue } from './queue.js';
+import { joinAddr, Virtqueue, type VirtqueueState } from './queue.js';
 
 export const VIRTIO_MMIO_MAGIC = 0x7472_6976; // "virt"
 export const VIRTIO_MMIO_VERSION = 2;
@@ -102,6 +102,24 @@ export interface VirtioDevice {
   activate?(): void;
   /** The driver reset the device (Status = 0). */
   reset(): void;
+  /** Device-specific state for snapshots (plain JSON); config space is saved by the transport. */
+  saveState?(): unknown;
+  restoreState?(state: unknown): void;
+}
+
+/** The transport's state for snapshots (plain JSON; feature words as hex strings). */
+export interface VirtioMmioState {
+  deviceId: number;
+  status: number;
+  driverFeatures: string;
+  interruptStatus: number;
+  configGeneration: number;
+  deviceFeaturesSel: number;
+  driverFeaturesSel: number;
+  queueSel: number;
+  config: number[];
+  queues: VirtqueueState[];
+  device?: unknown;
 }
 
 export interface VirtioMmioOptions {
@@ -372,6 +390,43 @@ export class VirtioMmioTransport implements MmioDevice, VirtioHost {
     } catch (e) {
       this.needsReset(`device model error: ${(e as Error).message}`);
     }
+  }
+
+  saveState(): VirtioMmioState {
+    return {
+      deviceId: this.device.deviceId,
+      status: this.status,
+      driverFeatures: this.driverFeatures.toString(16),
+      interruptStatus: this.interruptStatus,
+      configGeneration: this.configGeneration,
+      deviceFeaturesSel: this.deviceFeaturesSel,
+      driverFeaturesSel: this.driverFeaturesSel,
+      queueSel: this.queueSel,
+      config: Array.from(this.device.config),
+      queues: this.queues.map((q) => q.saveState()),
+      device: this.device.saveState?.(),
+    };
+  }
+
+  /** Restore a snapshot taken from a transport with the same kind of device (and guest RAM). */
+  restoreState(s: VirtioMmioState): void {
+    if (s.deviceId !== this.device.deviceId || s.queues.length !== this.queues.length) {
+      throw new Error(
+        `virtio snapshot is for device ${s.deviceId} with ${s.queues.length} queues, not device ${this.device.deviceId}`,
+      );
+    }
+    this.status = s.status;
+    this.driverFeatures = BigInt('0x' + s.driverFeatures);
+    this.interruptStatus = s.interruptStatus;
+    this.configGeneration = s.configGeneration;
+    this.deviceFeaturesSel = s.deviceFeaturesSel;
+    this.driverFeaturesSel = s.driverFeaturesSel;
+    this.queueSel = s.queueSel;
+    this.device.config.set(s.config.slice(0, this.device.config.length));
+    s.queues.forEach((q, i) => this.queues[i].restoreState(q));
+    if (s.device !== undefined) this.device.restoreState?.(s.device);
+    this.irqLevel = !(this.interruptStatus !== 0);
+    this.updateIrq();
   }
 
   /** Device reset (driver wrote 0 to Status, or the machine resets). */

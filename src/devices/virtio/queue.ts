@@ -53,6 +53,22 @@ function isPow2(n: number): boolean {
   return n > 0 && (n & (n - 1)) === 0;
 }
 
+/** A virtqueue's state for snapshots (plain JSON). */
+export interface VirtqueueState {
+  size: number;
+  ready: boolean;
+  descAddr: number;
+  driverAddr: number;
+  deviceAddr: number;
+  lastAvail: number;
+  usedIdx: number;
+  eventIdx: boolean;
+  indirect: boolean;
+  broken?: string;
+  signalledUsed: number;
+  signalledValid: boolean;
+}
+
 export class Virtqueue {
   /** Queue size chosen by the driver (QueueNum). */
   size = 0;
@@ -89,6 +105,43 @@ export class Virtqueue {
     this.broken = undefined;
     this.signalledUsed = 0;
     this.signalledValid = false;
+  }
+
+  saveState(): VirtqueueState {
+    return {
+      size: this.size,
+      ready: this.ready,
+      descAddr: this.descAddr,
+      driverAddr: this.driverAddr,
+      deviceAddr: this.deviceAddr,
+      lastAvail: this.lastAvail,
+      usedIdx: this.usedIdx,
+      eventIdx: this.eventIdx,
+      indirect: this.indirect,
+      broken: this.broken,
+      signalledUsed: this.signalledUsed,
+      signalledValid: this.signalledValid,
+    };
+  }
+
+  /** Restore a saved state; a ready queue is checked again against this memory. */
+  restoreState(s: VirtqueueState): void {
+    this.size = s.size;
+    this.descAddr = s.descAddr;
+    this.driverAddr = s.driverAddr;
+    this.deviceAddr = s.deviceAddr;
+    this.lastAvail = s.lastAvail & 0xffff;
+    this.usedIdx = s.usedIdx & 0xffff;
+    this.eventIdx = s.eventIdx;
+    this.indirect = s.indirect;
+    this.broken = s.broken;
+    this.signalledUsed = s.signalledUsed & 0xffff;
+    this.signalledValid = s.signalledValid;
+    this.ready = s.ready;
+    if (this.ready) {
+      const err = this.validate();
+      if (err) throw new Error(`virtqueue snapshot does not fit this machine: ${err}`);
+    }
   }
 
   /**
