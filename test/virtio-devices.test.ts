@@ -873,3 +873,13 @@ test('snapshot: transport, queues and console input survive save/restore into a 
   assert.equal(out2.join(''), 'ok');
   assert.throws(() => new Driver(new VirtioRng()).t.restoreState(state), /snapshot is for device 3/);
 });
+
+test('virtio-console: a corrupt receive ring found while delivering host input sets NEEDS_RESET', () => {
+  const con = new VirtioConsole({ output: () => {} });
+  const d = new Driver(con);
+  d.init();
+  d.avail(0, 4242); // head index out of range, published without a kick
+  assert.equal(con.write(Buffer.from('x')), 0);
+  assert.ok(d.r(0x70) & S.NEEDS_RESET);
+  assert.equal(d.r(0x60) & 2, 2);
+});

@@ -157,7 +157,11 @@ export class VirtioMmioTransport implements MmioDevice, VirtioHost {
   ) {
     this.setIrq = opts.setIrq;
     this.log = opts.log ?? (() => {});
-    this.queues = device.queueMax.map((max) => new Virtqueue(mem, max));
+    this.queues = device.queueMax.map((max, i) => {
+      const q = new Virtqueue(mem, max);
+      q.onBroken = (reason) => this.needsReset(`queue ${i}: ${reason}`);
+      return q;
+    });
     let f = device.features | (1n << VIRTIO_F_VERSION_1);
     if (opts.indirectDesc ?? true) f |= 1n << VIRTIO_F_INDIRECT_DESC;
     if (opts.eventIdx ?? true) f |= 1n << VIRTIO_F_EVENT_IDX;
@@ -381,7 +385,6 @@ export class VirtioMmioTransport implements MmioDevice, VirtioHost {
     const vq = this.queues[q];
     if (!vq || !vq.ready || this.status & STATUS.DEVICE_NEEDS_RESET) return;
     this.guard(() => this.device.notify(q));
-    if (vq.broken) this.needsReset(`queue ${q}: ${vq.broken}`);
   }
 
   private guard(fn: () => void): void {

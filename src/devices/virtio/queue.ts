@@ -202,10 +202,19 @@ export class Virtqueue {
     if (!this.ready || this.broken) return 0;
     const n = (this.availIdx() - this.lastAvail) & 0xffff;
     if (n > this.size) {
-      this.broken = `available index ran ${n} entries ahead of the device (queue size ${this.size})`;
+      this.fail(`available index ran ${n} entries ahead of the device (queue size ${this.size})`);
       return 0;
     }
     return n;
+  }
+
+  /** Called once when the driver corrupts the ring (the transport sets DEVICE_NEEDS_RESET). */
+  onBroken: (reason: string) => void = () => {};
+
+  private fail(reason: string): void {
+    if (this.broken) return;
+    this.broken = reason;
+    this.onBroken(reason);
   }
 
   /** Take the next available chain, or undefined when there is none (or the queue is broken). */
@@ -214,7 +223,7 @@ export class Virtqueue {
     const slot = this.lastAvail % this.size;
     const head = this.rd16(this.driverAddr + 4 + 2 * slot);
     if (head >= this.size) {
-      this.broken = `available ring entry ${slot} holds descriptor index ${head}, queue size is ${this.size}`;
+      this.fail(`available ring entry ${slot} holds descriptor index ${head}, queue size is ${this.size}`);
       return undefined;
     }
     this.lastAvail = (this.lastAvail + 1) & 0xffff;
