@@ -106,6 +106,7 @@ export class VirtioConsole extends VirtioDeviceBase {
 
   activate(): void {
     this.drain();
+    this.onRxSpace();
   }
 
   notify(q: number): void {
