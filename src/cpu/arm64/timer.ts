@@ -1,0 +1,277 @@
+// The Arm generic timer of one vCPU: the system counter (CNTPCT/CNTVCT, CNTVOFF = 0 so both read the
+// same), the EL1 physical timer (CNTP_*) and the virtual timer (CNTV_*), CNTFRQ and CNTKCTL_EL1.
+// Timer outputs are level-sensitive PPIs: virtual = INTID 27, non-secure physical = INTID 30.
+//
+// The counter runs at 62.5 MHz (16 ns per tick) and is shared by all vCPUs of a machine (one counter
+// per `peers` array). Two sources:
+// - real time (default): ticks = floor((performance.now() - start) ms * 62_500), i.e. the host's
+//   monotonic clock in nanoseconds divided by 16, counted from the moment the first timer of the
+//   machine was created.
+// - deterministic: ticks = base + idle, where base = the sum of `icount` (retired instructions) over
+//   all vCPUs of the machine and idle = ticks skipped while every running vCPU waited in WFI (poll()
+//   then advances the counter straight to the earliest armed timer deadline, so idle time costs
+//   nothing and depends only on guest state). `icount` only advances at the end of a run slice, so
+//   within a slice successive reads return at least the previous value + 1: the value read is
+//   max(base + idle, last + 1). Each read is an instruction, so this never runs ahead of the
+//   instruction count. One instruction = one tick: a 62.5 MIPS nominal clock.
+
+import { EC, type Arm64Cpu } from './cpu.js';
+import { sysregKey } from './sysregs.js';
+
+export const CNTFRQ_HZ = 62_500_000;
+const TICKS_PER_MS = CNTFRQ_HZ / 1000;
+
+export const PPI_VIRT_TIMER = 27;
+export const PPI_PHYS_TIMER = 30;
+
+// CNTKCTL_EL1 bits
+const EL0PCTEN = 1 << 0;
+const EL0VCTEN = 1 << 1;
+const EL0VTEN = 1 << 8;
+const EL0PTEN = 1 << 9;
+
+// CNTx_CTL bits
+const CTL_ENABLE = 1;
+const CTL_IMASK = 2;
+const CTL_ISTATUS = 4;
+
+/** The system counter shared by the vCPUs of one machine. */
+export class SystemCounter {
+  private readonly start = performance.now();
+  /** Deterministic mode: ticks skipped while every vCPU waited. */
+  private idle = 0;
+  private last = 0;
+  readonly timers: GenericTimer[] = [];
+
+  constructor(
+    readonly cpus: Arm64Cpu[],
+    readonly deterministic: boolean,
+  ) {}
+
+  /** Current counter value (an integer below 2^53). */
+  now(): number {
+    if (!this.deterministic) return Math.floor((performance.now() - this.start) * TICKS_PER_MS);
+    let base = this.idle;
+    const cpus = this.cpus;
+    for (let i = 0; i < cpus.length; i++) base += cpus[i].icount;
+    return base;
+  }
+
+  /** A guest read of the counter (deterministic: strictly increasing within a run slice). */
+  read(): number {
+    const t = this.now();
+    if (!this.deterministic) return t;
+    const v = t > this.last ? t : this.last + 1;
+    this.last = v;
+    return v;
+  }
+
+  /** Deterministic mode: when every running vCPU waits, jump to the earliest armed deadline. */
+  skipIdle(): void {
+    if (!this.deterministic) return;
+    let anyWaiting = false;
+    for (const c of this.cpus) {
+      if (c.off) continue;
+      if (!c.waiting) return;
+      anyWaiting = true;
+    }
+    if (!anyWaiting) return;
+    let deadline = Infinity;
+    for (const t of this.timers) if (!t.cpu.off) deadline = Math.min(deadline, t.nextDeadlineTicks());
+    if (deadline === Infinity) return;
+    const now = Math.max(this.now(), this.last);
+    if (deadline > now) this.idle += deadline - now;
+  }
+}
+
+const counters = new WeakMap<Arm64Cpu[], SystemCounter>();
+
+/** The shared counter of the machine `cpu` belongs to (keyed by its `peers` array). */
+export function systemCounterOf(cpu: Arm64Cpu, deterministic: boolean): SystemCounter {
+  let c = counters.get(cpu.peers);
+  if (!c) {
+    c = new SystemCounter(cpu.peers, deterministic);
+    counters.set(cpu.peers, c);
+  }
+  return c;
+}
+
+/** One timer (physical or virtual) of a vCPU. */
+class TimerChannel {
+  ctl = 0; // ENABLE and IMASK as written
+  cval = 0n;
+  /** cval as a double: exact below 2^53, and always compares correctly against counter values. */
+  cvalNum = 0;
+  output = false;
+
+  constructor(readonly ppi: number) {}
+
+  fired(now: number): boolean {
+    return (this.ctl & CTL_ENABLE) !== 0 && now >= this.cvalNum;
+  }
+
+  setCval(v: bigint): void {
+    this.cval = v & 0xffff_ffff_ffff_ffffn;
+    this.cvalNum = Number(this.cval);
+  }
+}
+
+export interface GenericTimerOptions {
+  deterministic?: boolean;
+  /** Use this counter instead of the machine's shared one. */
+  counter?: SystemCounter;
+}
+
+export class GenericTimer {
+  readonly counter: SystemCounter;
+  private readonly virt = new TimerChannel(PPI_VIRT_TIMER);
+  private readonly phys = new TimerChannel(PPI_PHYS_TIMER);
+  cntkctl = 0;
+
+  /**
+   * `setPpi(intid, level)` drives the vCPU's PPIs in the interrupt controller. The counter is shared
+   * with the other vCPUs of cpu.peers (set `peers` before creating the timers).
+   */
+  constructor(
+    readonly cpu: Arm64Cpu,
+    private readonly setPpi: (intid: number, level: boolean) => void,
+    opts: boolean | GenericTimerOptions = false,
+  ) {
+    const o: GenericTimerOptions = typeof opts === 'boolean' ? { deterministic: opts } : opts;
+    this.counter = o.counter ?? systemCounterOf(cpu, !!o.deterministic);
+    this.counter.timers.push(this);
+    this.defineSysregs();
+  }
+
+  /** Re-evaluate both timer outputs now (the machine calls this between run slices). */
+  poll(): void {
+    this.counter.skipIdle();
+    const now = this.counter.now();
+    this.evaluate(this.virt, now);
+    this.evaluate(this.phys, now);
+  }
+
+  /** Counter ticks of the earliest enabled, unmasked timer that has not fired yet (Infinity if none). */
+  nextDeadlineTicks(): number {
+    const now = this.counter.now();
+    let d = Infinity;
+    for (const t of [this.virt, this.phys]) {
+      if ((t.ctl & (CTL_ENABLE | CTL_IMASK)) !== CTL_ENABLE) continue;
+      if (t.cvalNum > now && t.cvalNum < d) d = t.cvalNum;
+    }
+    return d;
+  }
+
+  /**
+   * Milliseconds until the earliest enabled, unmasked timer fires (Infinity if none; 0 when one is
+   * armed in deterministic mode: the next poll() skips the idle time).
+   */
+  nextDeadlineMs(): number {
+    const d = this.nextDeadlineTicks();
+    if (d === Infinity) return Infinity;
+    if (this.counter.deterministic) return 0;
+    return Math.max(0, (d - this.counter.now()) / TICKS_PER_MS);
+  }
+
+  private evaluate(t: TimerChannel, now: number): void {
+    const level = (t.ctl & (CTL_ENABLE | CTL_IMASK)) === CTL_ENABLE && now >= t.cvalNum;
+    if (level !== t.output) {
+      t.output = level;
+      this.setPpi(t.ppi, level);
+    }
+  }
+
+  private readCtl(t: TimerChannel): bigint {
+    return BigInt(t.ctl | (t.fired(this.counter.now()) ? CTL_ISTATUS : 0));
+  }
+
+  private writeCtl(t: TimerChannel, v: bigint): void {
+    t.ctl = Number(v & 3n);
+    this.evaluate(t, this.counter.now());
+  }
+
+  private writeCval(t: TimerChannel, v: bigint): void {
+    t.setCval(v);
+    this.evaluate(t, this.counter.now());
+  }
+
+  /** TVAL reads (CVAL - counter)[31:0]; bits [63:32] are RES0. */
+  private readTval(t: TimerChannel): bigint {
+    const diff = t.cval - BigInt(this.counter.read());
+    return diff & 0xffff_ffffn;
+  }
+
+  /** TVAL writes set CVAL = counter + SignExtend(value[31:0]). */
+  private writeTval(t: TimerChannel, v: bigint): void {
+    const tv = BigInt.asIntN(32, v);
+    const now = this.counter.read();
+    t.setCval(BigInt(now) + tv);
+    this.evaluate(t, now);
+  }
+
+  /** An EL0 access denied by CNTKCTL_EL1: trap to EL1 with EC 0x18 and the MRS/MSR syndrome. */
+  private trap(cpu: Arm64Cpu, crm: number, op2: number, isRead: boolean): never {
+    // Rt comes from the trapped instruction: fetch it again (it was just fetched from this page).
+    let rt = 0;
+    const pa = cpu.mmu.translateFetch((cpu.pcLo & ~0xfff) >>> 0, cpu.pcHi) + (cpu.pcLo & 0xfff);
+    if (cpu.mem.isRam(pa, 4)) rt = cpu.mem.readPhys(pa, 4) & 0x1f;
+    const iss = (3 << 20) | (op2 << 17) | (3 << 14) | (14 << 10) | (rt << 5) | (crm << 1) | (isRead ? 1 : 0);
+    cpu.raise(EC.SYSREG, iss);
+  }
+
+  private defineSysregs(): void {
+    const cpu = this.cpu;
+    const counter = this.counter;
+    const def = (
+      crm: number,
+      op2: number,
+      name: string,
+      allowed: (k: number) => boolean,
+      read: () => bigint,
+      write: ((v: bigint) => void) | undefined,
+    ): void => {
+      cpu.sys.define(sysregKey(3, 3, 14, crm, op2), {
+        name,
+        read: (k) => {
+          if (k.el === 0 && !allowed(this.cntkctl)) this.trap(k, crm, op2, true);
+          return read();
+        },
+        write: write
+          ? (k, v) => {
+              if (k.el === 0 && !allowed(this.cntkctl)) this.trap(k, crm, op2, false);
+              write(v);
+            }
+          : undefined,
+      });
+    };
+    const pct = (k: number): boolean => (k & EL0PCTEN) !== 0;
+    const vct = (k: number): boolean => (k & EL0VCTEN) !== 0;
+    const frq = (k: number): boolean => (k & (EL0PCTEN | EL0VCTEN)) !== 0;
+    const vten = (k: number): boolean => (k & EL0VTEN) !== 0;
+    const pten = (k: number): boolean => (k & EL0PTEN) !== 0;
+    const readCounter = (): bigint => BigInt(counter.read());
+    def(0, 0, 'CNTFRQ_EL0', frq, () => BigInt(CNTFRQ_HZ), undefined);
+    def(0, 1, 'CNTPCT_EL0', pct, readCounter, undefined);
+    def(0, 2, 'CNTVCT_EL0', vct, readCounter, undefined);
+    const p = this.phys;
+    const vt = this.virt;
+    def(2, 0, 'CNTP_TVAL_EL0', pten, () => this.readTval(p), (v) => this.writeTval(p, v));
+    def(2, 1, 'CNTP_CTL_EL0', pten, () => this.readCtl(p), (v) => this.writeCtl(p, v));
+    def(2, 2, 'CNTP_CVAL_EL0', pten, () => p.cval, (v) => this.writeCval(p, v));
+    def(3, 0, 'CNTV_TVAL_EL0', vten, () => this.readTval(vt), (v) => this.writeTval(vt, v));
+    def(3, 1, 'CNTV_CTL_EL0', vten, () => this.readCtl(vt), (v) => this.writeCtl(vt, v));
+    def(3, 2, 'CNTV_CVAL_EL0', vten, () => vt.cval, (v) => this.writeCval(vt, v));
+    cpu.sys.define(sysregKey(3, 0, 14, 1, 0), {
+      name: 'CNTKCTL_EL1',
+      read: (k) => {
+        if (k.el === 0) k.undefinedInstruction(0);
+        return BigInt(this.cntkctl);
+      },
+      write: (k, v) => {
+        if (k.el === 0) k.undefinedInstruction(0);
+        // EL0PCTEN, EL0VCTEN, EVNTEN, EVNTDIR, EVNTI, EL0VTEN, EL0PTEN (events are not generated)
+        this.cntkctl = Number(v & 0x3ffn);
+      },
+    });
+  }
+}
