@@ -1,0 +1,267 @@
+// Generic timer: counter, CVAL/TVAL/CTL semantics (Arm ARM D11 "The Generic Timer"), PPI levels in the
+// GIC, deterministic counter, EL0 access control through CNTKCTL_EL1. System register encodings come
+// from the cross assembler (objdump of `mrs x0, CNTVCT_EL0` etc.).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { makeCpu, RAM_BASE } from './helpers/arm64.js';
+import type { Arm64Cpu } from '../src/cpu/arm64/cpu.js';
+import { sysregKey } from '../src/cpu/arm64/sysregs.js';
+import { GenericTimer, SystemCounter } from '../src/cpu/arm64/timer.js';
+import { GicV3 } from '../src/devices/gicv3.js';
+
+const REGS: Record<string, [number, number, number, number, number]> = {
+  CNTFRQ_EL0: [3, 3, 14, 0, 0],
+  CNTPCT_EL0: [3, 3, 14, 0, 1],
+  CNTVCT_EL0: [3, 3, 14, 0, 2],
+  CNTP_TVAL_EL0: [3, 3, 14, 2, 0],
+  CNTP_CTL_EL0: [3, 3, 14, 2, 1],
+  CNTP_CVAL_EL0: [3, 3, 14, 2, 2],
+  CNTV_TVAL_EL0: [3, 3, 14, 3, 0],
+  CNTV_CTL_EL0: [3, 3, 14, 3, 1],
+  CNTV_CVAL_EL0: [3, 3, 14, 3, 2],
+  CNTKCTL_EL1: [3, 0, 14, 1, 0],
+};
+const M64 = (1n << 64n) - 1n;
+
+function mrs(cpu: Arm64Cpu, name: string): bigint {
+  const r = cpu.sys.extra.get(sysregKey(...REGS[name]));
+  assert.ok(r?.read, name);
+  return r.read(cpu);
+}
+function msr(cpu: Arm64Cpu, name: string, v: bigint | number): void {
+  const r = cpu.sys.extra.get(sysregKey(...REGS[name]));
+  assert.ok(r?.write, name);
+  r.write(cpu, BigInt(v) & M64);
+}
+
+/** A CPU, a GIC with the virtual and physical timer PPIs enabled, and its timer. */
+function setup(deterministic: boolean, code: number[] = []) {
+  const t = makeCpu(code);
+  const gic = new GicV3(1);
+  gic.attachCpu(t.cpu);
+  const levels = new Map<number, boolean>();
+  const timer = new GenericTimer(
+    t.cpu,
+    (intid, level) => {
+      levels.set(intid, level);
+      gic.setPpi(0, intid, level);
+    },
+    deterministic,
+  );
+  // GIC: distributor group 1 on, PPIs 27 and 30 group 1, enabled, priority 0x80; CPU interface on
+  const d = gic.distributor();
+  const r = gic.redistributors();
+  d.write(0, 4, 0x12);
+  r.write(0x1_0080, 4, 0xffffffff);
+  r.write(0x1_0100, 4, (1 << 27) | (1 << 30));
+  r.write(0x1_0400 + 27, 1, 0x80);
+  r.write(0x1_0400 + 30, 1, 0x80);
+  t.cpu.sys.extra.get(sysregKey(3, 0, 4, 6, 0))!.write!(t.cpu, 0xf0n); // ICC_PMR_EL1
+  t.cpu.sys.extra.get(sysregKey(3, 0, 12, 12, 7))!.write!(t.cpu, 1n); // ICC_IGRPEN1_EL1
+  const pending = (): number => r.read(0x1_0200, 4);
+  return { ...t, gic, timer, levels, pending };
+}
+
+test('register set and CNTFRQ', () => {
+  const { cpu } = setup(true);
+  for (const [name, e] of Object.entries(REGS)) assert.equal(cpu.sys.extra.get(sysregKey(...e))?.name, name);
+  assert.equal(mrs(cpu, 'CNTFRQ_EL0'), 62_500_000n);
+  // CNTVOFF is 0: the virtual count equals the physical count
+  const v = mrs(cpu, 'CNTVCT_EL0');
+  const p = mrs(cpu, 'CNTPCT_EL0');
+  assert.equal(p, v + 1n, 'deterministic: consecutive reads within a slice differ by one tick');
+});
+
+test('deterministic counter follows the instruction count', () => {
+  const { cpu } = setup(true);
+  cpu.icount = 1000;
+  assert.equal(mrs(cpu, 'CNTVCT_EL0'), 1000n);
+  assert.equal(mrs(cpu, 'CNTVCT_EL0'), 1001n, 'reads within a slice still increase');
+  cpu.icount = 5000;
+  assert.equal(mrs(cpu, 'CNTVCT_EL0'), 5000n);
+  cpu.icount = 5000;
+  assert.equal(mrs(cpu, 'CNTPCT_EL0'), 5001n);
+});
+
+test('deterministic counter is shared by the vCPUs of a machine', () => {
+  const a = makeCpu();
+  const b = makeCpu();
+  const peers = [a.cpu, b.cpu];
+  a.cpu.peers = peers;
+  // b is a vCPU of the same machine
+  (b.cpu as { peers: Arm64Cpu[] }).peers = peers;
+  const ta = new GenericTimer(a.cpu, () => {}, true);
+  const tb = new GenericTimer(b.cpu, () => {}, true);
+  assert.equal(ta.counter, tb.counter);
+  a.cpu.icount = 300;
+  b.cpu.icount = 200;
+  assert.equal(mrs(a.cpu, 'CNTVCT_EL0'), 500n);
+  assert.equal(mrs(b.cpu, 'CNTVCT_EL0'), 501n);
+});
+
+test('CVAL, ENABLE, ISTATUS, IMASK and the virtual timer PPI (27)', () => {
+  const { cpu, timer, levels, pending } = setup(true);
+  cpu.icount = 1000;
+  msr(cpu, 'CNTV_CVAL_EL0', 2000);
+  assert.equal(mrs(cpu, 'CNTV_CVAL_EL0'), 2000n);
+  assert.equal(mrs(cpu, 'CNTV_CTL_EL0'), 0n);
+  msr(cpu, 'CNTV_CTL_EL0', 1); // ENABLE
+  assert.equal(mrs(cpu, 'CNTV_CTL_EL0'), 1n, 'not yet: ISTATUS = 0');
+  assert.equal(cpu.irqLine, false);
+  cpu.icount = 1999;
+  timer.poll();
+  assert.equal(pending() & (1 << 27), 0);
+  cpu.icount = 2000;
+  timer.poll();
+  assert.equal(mrs(cpu, 'CNTV_CTL_EL0'), 5n, 'ENABLE | ISTATUS');
+  assert.equal(levels.get(27), true);
+  assert.equal(pending() & (1 << 27), 1 << 27, 'PPI 27 pending in the redistributor');
+  assert.equal(cpu.irqLine, true);
+  // IMASK: output low, ISTATUS still set; ISTATUS is read-only
+  msr(cpu, 'CNTV_CTL_EL0', 3 | 4);
+  assert.equal(mrs(cpu, 'CNTV_CTL_EL0'), 7n);
+  assert.equal(levels.get(27), false);
+  assert.equal(pending() & (1 << 27), 0);
+  assert.equal(cpu.irqLine, false);
+  // Unmask, then move CVAL to the future: condition no longer met
+  msr(cpu, 'CNTV_CTL_EL0', 1);
+  assert.equal(levels.get(27), true);
+  msr(cpu, 'CNTV_CVAL_EL0', 1n << 40n);
+  assert.equal(levels.get(27), false);
+  assert.equal(mrs(cpu, 'CNTV_CTL_EL0'), 1n);
+  // Disabled: ISTATUS reads 0 and the output is low even when the count has passed CVAL
+  msr(cpu, 'CNTV_CVAL_EL0', 0);
+  assert.equal(levels.get(27), true);
+  msr(cpu, 'CNTV_CTL_EL0', 0);
+  assert.equal(mrs(cpu, 'CNTV_CTL_EL0'), 0n);
+  assert.equal(levels.get(27), false);
+  // CVAL compares as an unsigned 64-bit value
+  msr(cpu, 'CNTV_CVAL_EL0', M64);
+  msr(cpu, 'CNTV_CTL_EL0', 1);
+  assert.equal(mrs(cpu, 'CNTV_CVAL_EL0'), M64);
+  assert.equal(mrs(cpu, 'CNTV_CTL_EL0'), 1n);
+  assert.equal(timer.nextDeadlineMs(), 0, 'deterministic: armed timer');
+});
+
+test('TVAL reads CVAL - count (32 bits) and writes CVAL = count + SignExtend(TVAL)', () => {
+  const { cpu, levels } = setup(true);
+  cpu.icount = 100_000;
+  msr(cpu, 'CNTP_TVAL_EL0', 500); // counter read: 100000
+  assert.equal(mrs(cpu, 'CNTP_CVAL_EL0'), 100_500n);
+  // the next read of the counter is 100001
+  assert.equal(mrs(cpu, 'CNTP_TVAL_EL0'), 499n);
+  cpu.icount = 100_600;
+  // CVAL - count = -100: bits [31:0] of the two's complement, bits [63:32] zero
+  assert.equal(mrs(cpu, 'CNTP_TVAL_EL0'), (-100n) & 0xffffffffn);
+  // A negative TVAL (bit 31 set) sets CVAL in the past
+  cpu.icount = 200_000;
+  msr(cpu, 'CNTP_CTL_EL0', 1);
+  msr(cpu, 'CNTP_TVAL_EL0', 0xffff_fff0); // -16
+  assert.equal(mrs(cpu, 'CNTP_CVAL_EL0'), 200_000n - 16n, 'counter read 200000 (CTL accesses do not count as reads)');
+  assert.equal(levels.get(30), true, 'physical timer drives PPI 30');
+  assert.equal(mrs(cpu, 'CNTP_CTL_EL0'), 5n);
+  // Bits [63:32] of a TVAL write are ignored
+  msr(cpu, 'CNTP_TVAL_EL0', (0x1234n << 32n) | 10n);
+  const now = 200_001n; // second counter read in this slice
+  assert.equal(mrs(cpu, 'CNTP_CVAL_EL0'), now + 10n);
+  assert.equal(levels.get(30), false);
+});
+
+test('deterministic WFI: the counter skips to the next deadline and the interrupt wakes the CPU', () => {
+  const { cpu, timer } = setup(true);
+  cpu.icount = 10;
+  msr(cpu, 'CNTV_TVAL_EL0', 1_000_000);
+  msr(cpu, 'CNTV_CTL_EL0', 1);
+  cpu.waiting = true;
+  assert.equal(timer.nextDeadlineTicks(), 1_000_010);
+  timer.poll();
+  assert.equal(cpu.waiting, false, 'woken by the timer PPI');
+  assert.equal(cpu.irqLine, true);
+  assert.equal(mrs(cpu, 'CNTVCT_EL0') >= 1_000_010n, true);
+  assert.equal(timer.nextDeadlineMs(), Infinity, 'fired timers are not future deadlines');
+  // A running CPU does not skip
+  msr(cpu, 'CNTV_TVAL_EL0', 1_000_000);
+  const before = mrs(cpu, 'CNTVCT_EL0');
+  timer.poll();
+  assert.equal(mrs(cpu, 'CNTVCT_EL0'), before + 1n);
+  // Masked timers are not deadlines
+  msr(cpu, 'CNTV_CTL_EL0', 3);
+  cpu.waiting = true;
+  timer.poll();
+  assert.equal(mrs(cpu, 'CNTVCT_EL0'), before + 2n);
+  assert.equal(timer.nextDeadlineMs(), Infinity);
+});
+
+test('real-time counter: 62.5 MHz from the host monotonic clock', async () => {
+  const { cpu, timer } = setup(false);
+  const a = performance.now();
+  const c1 = mrs(cpu, 'CNTVCT_EL0');
+  const b = performance.now();
+  await new Promise((r) => setTimeout(r, 20));
+  const c = performance.now();
+  const c2 = mrs(cpu, 'CNTVCT_EL0');
+  const d = performance.now();
+  const ticks = Number(c2 - c1);
+  assert.ok(ticks >= Math.floor((c - b) * 62_500) - 1, `${ticks} ticks at least the inner interval`);
+  assert.ok(ticks <= Math.ceil((d - a) * 62_500) + 1, `${ticks} ticks at most the outer interval`);
+  // A timer one second away
+  msr(cpu, 'CNTV_TVAL_EL0', 62_500_000);
+  msr(cpu, 'CNTV_CTL_EL0', 1);
+  const ms = timer.nextDeadlineMs();
+  assert.ok(ms > 900 && ms <= 1000, `deadline in ${ms} ms`);
+  msr(cpu, 'CNTV_CTL_EL0', 3);
+  assert.equal(timer.nextDeadlineMs(), Infinity);
+  // Already due
+  msr(cpu, 'CNTP_TVAL_EL0', 0);
+  msr(cpu, 'CNTP_CTL_EL0', 1);
+  assert.equal(mrs(cpu, 'CNTP_CTL_EL0'), 5n);
+  assert.equal(cpu.irqLine, true);
+  // A shared explicit counter
+  const counter = new SystemCounter([cpu], false);
+  const t2 = new GenericTimer(makeCpu().cpu, () => {}, { counter });
+  assert.equal(t2.counter, counter);
+});
+
+test('EL0 access control (CNTKCTL_EL1): denied accesses trap with EC 0x18', () => {
+  // mrs x3, cntvct_el0 ; msr cntv_ctl_el0, x7 ; mrs x1, cntkctl_el1 (objdump)
+  const { cpu } = setup(true, [0xd53be043, 0xd51be327, 0xd538e101]);
+  cpu.sys.VBAR_EL1 = BigInt(RAM_BASE + 0x800);
+  msr(cpu, 'CNTKCTL_EL1', 0);
+  cpu.el = 0;
+  cpu.pcLo = RAM_BASE;
+  assert.throws(() => mrs(cpu, 'CNTVCT_EL0'));
+  // ISS: Op0 [21:20], Op2 [19:17], Op1 [16:14], CRn [13:10], Rt [9:5], CRm [4:1], Direction [0] = read
+  const iss = (3 << 20) | (2 << 17) | (3 << 14) | (14 << 10) | (3 << 5) | (0 << 1) | 1;
+  assert.equal(cpu.sys.ESR_EL1, BigInt(((0x18 << 26) | (1 << 25) | iss) >>> 0));
+  assert.equal(cpu.sys.ELR_EL1, BigInt(RAM_BASE));
+  assert.equal(cpu.el, 1);
+  assert.equal(cpu.pcLo, RAM_BASE + 0x800 + 0x400, 'synchronous, lower EL');
+  // A denied write of the virtual timer (MSR: Direction = 0)
+  cpu.el = 0;
+  cpu.pcLo = RAM_BASE + 4;
+  assert.throws(() => msr(cpu, 'CNTV_CTL_EL0', 1));
+  const iss2 = (3 << 20) | (1 << 17) | (3 << 14) | (14 << 10) | (7 << 5) | (3 << 1) | 0;
+  assert.equal(cpu.sys.ESR_EL1, BigInt(((0x18 << 26) | (1 << 25) | iss2) >>> 0));
+  // CNTKCTL_EL1 itself is EL1-only: UNDEF (EC 0) at EL0
+  cpu.el = 0;
+  cpu.pcLo = RAM_BASE + 8;
+  assert.throws(() => mrs(cpu, 'CNTKCTL_EL1'));
+  assert.equal(cpu.sys.ESR_EL1 >> 26n, 0n);
+  // EL0VCTEN: the virtual count is readable; CNTFRQ readable when either counter is
+  msr(cpu, 'CNTKCTL_EL1', 1 << 1);
+  assert.equal(mrs(cpu, 'CNTKCTL_EL1'), 2n);
+  cpu.el = 0;
+  mrs(cpu, 'CNTVCT_EL0');
+  assert.equal(mrs(cpu, 'CNTFRQ_EL0'), 62_500_000n);
+  assert.throws(() => mrs(cpu, 'CNTPCT_EL0'), 'EL0PCTEN clear');
+  cpu.el = 0;
+  assert.throws(() => mrs(cpu, 'CNTV_CTL_EL0'), 'EL0VTEN clear');
+  cpu.el = 1;
+  msr(cpu, 'CNTKCTL_EL1', (1 << 0) | (1 << 8) | (1 << 9));
+  cpu.el = 0;
+  mrs(cpu, 'CNTPCT_EL0');
+  mrs(cpu, 'CNTV_CTL_EL0');
+  mrs(cpu, 'CNTP_CVAL_EL0');
+  assert.throws(() => mrs(cpu, 'CNTVCT_EL0'), 'EL0VCTEN clear');
+});
