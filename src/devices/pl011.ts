@@ -93,9 +93,9 @@ export class Pl011 implements MmioDevice {
 
   /** Bytes queued by pushRxWhenReady() that are not in the FIFO yet. */
   get pendingRx(): number {
-    let n = -this.pendingOff;
+    let n = 0;
     for (const p of this.pending) n += p.length;
-    return n;
+    return n - this.pendingOff;
   }
 
   private feed(): void {
