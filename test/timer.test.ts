@@ -67,6 +67,10 @@ test('register set and CNTFRQ', () => {
   const { cpu } = setup(true);
   for (const [name, e] of Object.entries(REGS)) assert.equal(cpu.sys.extra.get(sysregKey(...e))?.name, name);
   assert.equal(mrs(cpu, 'CNTFRQ_EL0'), 62_500_000n);
+  // Writable at EL1 (the highest Exception level here); the counter rate does not change
+  msr(cpu, 'CNTFRQ_EL0', 1_000_000);
+  assert.equal(mrs(cpu, 'CNTFRQ_EL0'), 1_000_000n);
+  msr(cpu, 'CNTFRQ_EL0', 62_500_000);
   // CNTVOFF is 0: the virtual count equals the physical count
   const v = mrs(cpu, 'CNTVCT_EL0');
   const p = mrs(cpu, 'CNTPCT_EL0');

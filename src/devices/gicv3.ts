@@ -21,7 +21,7 @@
 // device line change.
 
 import type { MmioDevice } from './memory.js';
-import type { Arm64Cpu } from '../cpu/arm64/cpu.js';
+import { EC, type Arm64Cpu } from '../cpu/arm64/cpu.js';
 import { sysregKey } from '../cpu/arm64/sysregs.js';
 
 export const GICD_SIZE = 0x1_0000;
@@ -363,8 +363,9 @@ export class GicV3 {
 
   private defineSysregs(cpu: Arm64Cpu, i: number): void {
     const c = this.cpus[i];
+    // ICC_* registers are EL1 registers: UNDEFINED at EL0.
     const el1 = (k: Arm64Cpu): void => {
-      if (k.el === 0) k.undefinedInstruction(0);
+      if (k.el === 0) k.raise(EC.UNKNOWN, 0);
     };
     const def = (
       crn: number,

@@ -127,6 +127,7 @@ export class GenericTimer {
   private readonly virt = new TimerChannel(PPI_VIRT_TIMER);
   private readonly phys = new TimerChannel(PPI_PHYS_TIMER);
   cntkctl = 0;
+  cntfrq = CNTFRQ_HZ;
 
   /**
    * `setPpi(intid, level)` drives the vCPU's PPIs in the interrupt controller. The counter is shared
@@ -213,7 +214,7 @@ export class GenericTimer {
   private trap(cpu: Arm64Cpu, crm: number, op2: number, isRead: boolean): never {
     // Rt comes from the trapped instruction: fetch it again (it was just fetched from this page).
     let rt = 0;
-    const pa = cpu.mmu.translateFetch((cpu.pcLo & ~0xfff) >>> 0, cpu.pcHi) + (cpu.pcLo & 0xfff);
+    const pa = cpu.mmu.translateFetch(cpu.pcLo, cpu.pcHi);
     if (cpu.mem.isRam(pa, 4)) rt = cpu.mem.readPhys(pa, 4) & 0x1f;
     const iss = (3 << 20) | (op2 << 17) | (3 << 14) | (14 << 10) | (rt << 5) | (crm << 1) | (isRead ? 1 : 0);
     cpu.raise(EC.SYSREG, iss);
@@ -250,7 +251,19 @@ export class GenericTimer {
     const vten = (k: number): boolean => (k & EL0VTEN) !== 0;
     const pten = (k: number): boolean => (k & EL0PTEN) !== 0;
     const readCounter = (): bigint => BigInt(counter.read());
-    def(0, 0, 'CNTFRQ_EL0', frq, () => BigInt(CNTFRQ_HZ), undefined);
+    // CNTFRQ_EL0 is writable at the highest implemented Exception level (EL1 here), UNDEFINED at EL0.
+    // It only informs software: the counter always runs at CNTFRQ_HZ.
+    cpu.sys.define(sysregKey(3, 3, 14, 0, 0), {
+      name: 'CNTFRQ_EL0',
+      read: (k) => {
+        if (k.el === 0 && !frq(this.cntkctl)) this.trap(k, 0, 0, true);
+        return BigInt(this.cntfrq);
+      },
+      write: (k, v) => {
+        if (k.el === 0) k.raise(EC.UNKNOWN, 0);
+        this.cntfrq = Number(v & 0xffff_ffffn);
+      },
+    });
     def(0, 1, 'CNTPCT_EL0', pct, readCounter, undefined);
     def(0, 2, 'CNTVCT_EL0', vct, readCounter, undefined);
     const p = this.phys;
@@ -264,11 +277,11 @@ export class GenericTimer {
     cpu.sys.define(sysregKey(3, 0, 14, 1, 0), {
       name: 'CNTKCTL_EL1',
       read: (k) => {
-        if (k.el === 0) k.undefinedInstruction(0);
+        if (k.el === 0) k.raise(EC.UNKNOWN, 0);
         return BigInt(this.cntkctl);
       },
       write: (k, v) => {
-        if (k.el === 0) k.undefinedInstruction(0);
+        if (k.el === 0) k.raise(EC.UNKNOWN, 0);
         // EL0PCTEN, EL0VCTEN, EVNTEN, EVNTDIR, EVNTI, EL0VTEN, EL0PTEN (events are not generated)
         this.cntkctl = Number(v & 0x3ffn);
       },
