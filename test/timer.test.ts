@@ -269,3 +269,35 @@ test('EL0 access control (CNTKCTL_EL1): denied accesses trap with EC 0x18', () =
   mrs(cpu, 'CNTP_CVAL_EL0');
   assert.throws(() => mrs(cpu, 'CNTVCT_EL0'), 'EL0VCTEN clear');
 });
+
+test('event stream: CNTKCTL_EL1.EVNTEN signals an event when counter bit EVNTI toggles', () => {
+  const { cpu, timer } = setup(true);
+  cpu.icount = 0;
+  // EVNTEN, EVNTDIR = 0 (0 -> 1 transitions), EVNTI = 3: bit 3 rises at 8, 24, 40, ...
+  msr(cpu, 'CNTKCTL_EL1', (1 << 2) | (3 << 4));
+  const at = (n: number): boolean => {
+    cpu.eventRegister = false;
+    cpu.icount = n;
+    timer.poll();
+    return cpu.eventRegister;
+  };
+  assert.equal(at(5), false);
+  assert.equal(at(9), true);
+  assert.equal(at(20), false);
+  assert.equal(at(24), true);
+  assert.equal(at(24), false, 'no time passed');
+  // EVNTDIR = 1: 1 -> 0 transitions of bit 3, at multiples of 16
+  msr(cpu, 'CNTKCTL_EL1', (1 << 2) | (1 << 3) | (3 << 4));
+  assert.equal(at(31), false);
+  assert.equal(at(32), true);
+  // Disabled: no events
+  msr(cpu, 'CNTKCTL_EL1', 3 << 4);
+  assert.equal(at(100), false);
+  // The machine can take the events
+  let got = 0;
+  timer.onEvent = () => got++;
+  msr(cpu, 'CNTKCTL_EL1', (1 << 2) | (0 << 4)); // bit 0 rises at every odd count
+  at(101);
+  at(103);
+  assert.equal(got, 2);
+});

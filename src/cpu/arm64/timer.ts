@@ -14,6 +14,12 @@
 //   within a slice successive reads return at least the previous value + 1: the value read is
 //   max(base + idle, last + 1). Each read is an instruction, so this never runs ahead of the
 //   instruction count. One instruction = one tick: a 62.5 MIPS nominal clock.
+//
+// Timer outputs and the CNTKCTL_EL1 event stream are evaluated when a timer register is written and
+// when the machine calls poll() (between run slices); CTL.ISTATUS is computed at each read. The event
+// stream sets the vCPU's event register through `onEvent` (at most one event per poll).
+// EL0 accesses denied by CNTKCTL_EL1 trap to EL1 with EC 0x18 (ISS: Op0, Op2, Op1, CRn, Rt, CRm,
+// direction); CNTKCTL_EL1 itself is UNDEFINED at EL0.
 
 import { EC, type Arm64Cpu } from './cpu.js';
 import { sysregKey } from './sysregs.js';
@@ -27,6 +33,8 @@ export const PPI_PHYS_TIMER = 30;
 // CNTKCTL_EL1 bits
 const EL0PCTEN = 1 << 0;
 const EL0VCTEN = 1 << 1;
+const EVNTEN = 1 << 2;
+const EVNTDIR = 1 << 3;
 const EL0VTEN = 1 << 8;
 const EL0PTEN = 1 << 9;
 
@@ -144,12 +152,37 @@ export class GenericTimer {
     this.defineSysregs();
   }
 
-  /** Re-evaluate both timer outputs now (the machine calls this between run slices). */
+  /**
+   * Called when the event stream (CNTKCTL_EL1.EVNTEN) generates an event for this vCPU. The default
+   * sets the vCPU's event register (what a WFE consumes); the machine may replace it to also end a
+   * WFE wait.
+   */
+  onEvent: (cpu: Arm64Cpu) => void = (cpu) => {
+    cpu.eventRegister = true;
+  };
+  private lastEventCheck = -1;
+
+  /** Re-evaluate both timer outputs now, and the event stream (the machine calls this between run slices). */
   poll(): void {
     this.counter.skipIdle();
     const now = this.counter.now();
     this.evaluate(this.virt, now);
     this.evaluate(this.phys, now);
+    if (this.cntkctl & EVNTEN) this.eventStream(now);
+  }
+
+  /**
+   * Event stream: an event each time bit EVNTI of the counter goes 0 -> 1 (EVNTDIR = 0) or 1 -> 0
+   * (EVNTDIR = 1). Between two polls at most one event is signalled (events do not queue).
+   */
+  private eventStream(now: number): void {
+    const last = this.lastEventCheck;
+    this.lastEventCheck = now;
+    if (last < 0 || now <= last) return;
+    const n = (this.cntkctl >>> 4) & 0xf;
+    const period = 2 ** (n + 1);
+    const shift = this.cntkctl & EVNTDIR ? 0 : 2 ** n;
+    if (Math.floor((now - shift) / period) !== Math.floor((last - shift) / period)) this.onEvent(this.cpu);
   }
 
   /** Counter ticks of the earliest enabled, unmasked timer that has not fired yet (Infinity if none). */
@@ -282,8 +315,10 @@ export class GenericTimer {
       },
       write: (k, v) => {
         if (k.el === 0) k.raise(EC.UNKNOWN, 0);
-        // EL0PCTEN, EL0VCTEN, EVNTEN, EVNTDIR, EVNTI, EL0VTEN, EL0PTEN (events are not generated)
+        // EL0PCTEN, EL0VCTEN, EVNTEN, EVNTDIR, EVNTI, EL0VTEN, EL0PTEN
+        const old = this.cntkctl;
         this.cntkctl = Number(v & 0x3ffn);
+        if ((this.cntkctl & ~old & EVNTEN) !== 0) this.lastEventCheck = this.counter.now();
       },
     });
   }
