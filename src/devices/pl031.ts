@@ -1,8 +1,8 @@
 // ARM PrimeCell real-time clock (PL031), as Linux's rtc-pl031 driver uses it.
 //
 // DR counts seconds: floor(host wall clock in seconds) + offset, where a write to LR sets the offset
-// so that DR reads the loaded value at that moment. The counter always runs (CR.START reads back
-// what was written; reset value 1, like a clock that firmware started). The match interrupt: RIS is
+// so that DR reads the loaded value at that moment. The counter always runs: CR.START reads 1 (it
+// resets started, like QEMU's, and once started it cannot be stopped). The match interrupt: RIS is
 // set when DR reaches MR (checked on register accesses, by poll(), and by a host timer armed while
 // the interrupt is unmasked); MIS = RIS & IMSC drives `setIrq`; ICR clears RIS.
 
@@ -118,8 +118,8 @@ export class Pl031 implements MmioDevice {
         this.offset = v - Math.floor(this.clockMs() / 1000);
         this.lastChecked = this.dr();
         break;
-      case 0x00c:
-        this.cr = v & 1;
+      case 0x00c: // START: once set, writes have no effect until reset (TRM); it resets to 1 here
+        this.cr |= v & 1;
         break;
       case 0x010:
         this.imsc = v & 1;
