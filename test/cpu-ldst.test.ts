@@ -77,7 +77,7 @@ const ENC: Record<string, number> = {
   'stlr w4, [x1]': 0x889ffc24,
   'ldarb w2, [x1]': 0x08dffc22,
   'stlrh w4, [x1]': 0x489ffc24,
-  'clrex': 0xd5033f5f,
+  clrex: 0xd5033f5f,
   'ldr x2, [sp]': 0xf94003e2,
   'ldr x2, [sp, #8]': 0xf94007e2,
   'stxr w1, x4, [x1]': 0xc8017c24,
@@ -135,7 +135,7 @@ const ENC: Record<string, number> = {
   'sub x4, x4, #1': 0xd1000484,
   'cbnz x4, .-16': 0xb5ffff84,
   'add x0, x5, #100': 0x910190a0,
-  'nop': 0xd503201f,
+  nop: 0xd503201f,
   'stxr w3, w4, [x5]': 0x88037ca4,
   'ldr x0, [x1]': 0xf9400020,
   'str x2, [x1, #8]': 0xf9000422,
@@ -244,7 +244,13 @@ test('unsigned-offset loads: sizes and sign extension to W and X', () => {
 test('stores of each size, unscaled and unaligned', () => {
   const v = 0x1122334455667788n;
   const t = setup(
-    ['str x0, [x1, #16]', 'str w0, [x1, #24]', 'strh w0, [x1, #28]', 'strb w0, [x1, #30]', 'stur x0, [x1, #-3]'],
+    [
+      'str x0, [x1, #16]',
+      'str w0, [x1, #24]',
+      'strh w0, [x1, #28]',
+      'strb w0, [x1, #30]',
+      'stur x0, [x1, #-3]',
+    ],
     { 0: v, 1: BigInt(D + 0x100) },
   );
   t.step(5);
@@ -306,7 +312,12 @@ test('literal loads (LDR W/X, LDRSW) and PRFM forms are no-ops', () => {
   assert.equal(X(t, 5), 0x89abcdefn);
   assert.equal(X(t, 6), 0xffffffff89abcdefn);
   const p = setup(
-    ['prfm pldl1keep, .+8', 'prfm pldl1keep, [x1, #8]', 'prfum pldl1keep, [x1, #-1]', 'prfm pldl1keep, [x1, x2]'],
+    [
+      'prfm pldl1keep, .+8',
+      'prfm pldl1keep, [x1, #8]',
+      'prfum pldl1keep, [x1, #-1]',
+      'prfm pldl1keep, [x1, x2]',
+    ],
     { 1: 0x1000n, 2: 0x7000000000n }, // nothing there: a real access would abort
   );
   p.step(4);
@@ -555,7 +566,8 @@ function oneV(insn: string, regs: Record<number, bigint>): TestCpu {
   return t;
 }
 /** Element e of `bits` bits from a register value. */
-const el = (v: bigint, bits: number, e: number): bigint => (v >> BigInt(e * bits)) & ((1n << BigInt(bits)) - 1n);
+const el = (v: bigint, bits: number, e: number): bigint =>
+  (v >> BigInt(e * bits)) & ((1n << BigInt(bits)) - 1n);
 /** Build a register value from elements. */
 function mk(elems: bigint[], bits: number): bigint {
   let v = 0n;
@@ -644,7 +656,10 @@ test('LD1/ST1 multiple structures, 1-4 registers, register wrap-around, post-ind
   t = oneV('ld1 {v1.8b, v2.8b}, [x1]', { 1: b });
   assert.deepEqual([V(t, 1), V(t, 2)], [pv(0x900, 8), pv(0x908, 8)]);
   t = oneV('ld1 {v3.4s, v4.4s, v5.4s}, [x1], #48', { 1: b });
-  assert.deepEqual([V(t, 3), V(t, 4), V(t, 5), X(t, 1)], [pv(0x900, 16), pv(0x910, 16), pv(0x920, 16), b + 48n]);
+  assert.deepEqual(
+    [V(t, 3), V(t, 4), V(t, 5), X(t, 1)],
+    [pv(0x900, 16), pv(0x910, 16), pv(0x920, 16), b + 48n],
+  );
   t = oneV('ld1 {v30.2d, v31.2d, v0.2d, v1.2d}, [x1], x2', { 1: b, 2: 0x1234n });
   assert.deepEqual(
     [V(t, 30), V(t, 31), V(t, 0), V(t, 1), X(t, 1)],
@@ -658,16 +673,31 @@ test('LD2/LD3/LD4 de-interleave, ST2/ST3/ST4 interleave', () => {
   const b = BigInt(D + 0xa00);
   let t = oneV('ld2 {v0.8h, v1.8h}, [x1]', { 1: b });
   for (let s = 0; s < 2; s++) {
-    const want = mk([0, 1, 2, 3, 4, 5, 6, 7].map((e) => pe(0xa00, 2, 2 * e + s)), 16);
+    const want = mk(
+      [0, 1, 2, 3, 4, 5, 6, 7].map((e) => pe(0xa00, 2, 2 * e + s)),
+      16,
+    );
     assert.equal(hex(V(t, s)), hex(want), `ld2 v${s}`);
   }
   t = oneV('ld3 {v0.4s, v1.4s, v2.4s}, [x1]', { 1: b });
   for (let s = 0; s < 3; s++) {
-    assert.equal(hex(V(t, s)), hex(mk([0, 1, 2, 3].map((e) => pe(0xa00, 4, 3 * e + s)), 32)), `ld3 v${s}`);
+    assert.equal(
+      hex(V(t, s)),
+      hex(
+        mk(
+          [0, 1, 2, 3].map((e) => pe(0xa00, 4, 3 * e + s)),
+          32,
+        ),
+      ),
+      `ld3 v${s}`,
+    );
   }
   t = oneV('ld4 {v0.8b, v1.8b, v2.8b, v3.8b}, [x1], #32', { 1: b });
   for (let s = 0; s < 4; s++) {
-    const want = mk([0, 1, 2, 3, 4, 5, 6, 7].map((e) => pe(0xa00, 1, 4 * e + s)), 8);
+    const want = mk(
+      [0, 1, 2, 3, 4, 5, 6, 7].map((e) => pe(0xa00, 1, 4 * e + s)),
+      8,
+    );
     assert.equal(hex(V(t, s)), hex(want), `ld4 v${s} (upper half zeroed)`);
   }
   assert.equal(X(t, 1), b + 32n);

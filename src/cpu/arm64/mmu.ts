@@ -355,7 +355,8 @@ export class Mmu {
   }
 
   private readSlow(lo: number, hi: number, size: number, flags: number): number {
-    if ((flags & ACC_ALIGN) !== 0 && (lo & (size - 1)) !== 0) this.abort(FSC_ALIGNMENT, lo, hi, A_READ, false);
+    if ((flags & ACC_ALIGN) !== 0 && (lo & (size - 1)) !== 0)
+      this.abort(FSC_ALIGNMENT, lo, hi, A_READ, false);
     const mi = (flags & ACC_UNPRIV) !== 0 ? 0 : this.cpu.el;
     const pa = this.translate(lo, hi, A_READ, mi, 0);
     const n1 = 4096 - (lo & 0xfff);
@@ -376,7 +377,8 @@ export class Mmu {
   }
 
   private writeSlow(lo: number, hi: number, size: number, v: number, vhi: number, flags: number): void {
-    if ((flags & ACC_ALIGN) !== 0 && (lo & (size - 1)) !== 0) this.abort(FSC_ALIGNMENT, lo, hi, A_WRITE, false);
+    if ((flags & ACC_ALIGN) !== 0 && (lo & (size - 1)) !== 0)
+      this.abort(FSC_ALIGNMENT, lo, hi, A_WRITE, false);
     const mi = (flags & ACC_UNPRIV) !== 0 ? 0 : this.cpu.el;
     const pa = this.translate(lo, hi, A_WRITE, mi, 0);
     const n1 = 4096 - (lo & 0xfff);
@@ -461,7 +463,8 @@ export class Mmu {
     // Bits [top:64-TxSZ] must all equal bit 55.
     const loMask = txsz >= 33 ? -1 << (64 - txsz) : 0;
     const hiMask = (tbi ? 0x00ffffff : -1) & (-1 << (32 - txsz > 0 ? 32 - txsz : 0));
-    if ((lo & loMask) !== (half ? loMask : 0) || (hi & hiMask) !== (half ? hiMask : 0)) return FSC_TRANSLATION;
+    if ((lo & loMask) !== (half ? loMask : 0) || (hi & hiMask) !== (half ? hiMask : 0))
+      return FSC_TRANSLATION;
     if (half === 0 ? this.epd0 || !this.tg0ok : this.epd1 || !this.tg1ok) return FSC_TRANSLATION;
     const vaBits = 64 - txsz;
     let level = 4 - Math.ceil((vaBits - 12) / 9);

@@ -374,7 +374,9 @@ function monitorHolds(cpu: Arm64Cpu, pa: number, bytes: number, lo: number, hi: 
     const ah = mmu.hi;
     const b = mmu.readPa(pa + 8, 8, lo, hi);
     const bh = mmu.hi;
-    return a === cpu.exclLo >>> 0 && ah === cpu.exclHi >>> 0 && b === cpu.exclLo2 >>> 0 && bh === cpu.exclHi2 >>> 0;
+    return (
+      a === cpu.exclLo >>> 0 && ah === cpu.exclHi >>> 0 && b === cpu.exclLo2 >>> 0 && bh === cpu.exclHi2 >>> 0
+    );
   }
   const v = mmu.readPa(pa, bytes, lo, hi);
   const vh = bytes === 8 ? mmu.hi : 0;
