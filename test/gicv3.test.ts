@@ -2,6 +2,9 @@
 // the ICC_* system register accessors defined on real Arm64Cpu objects. Expected values follow the
 // Arm GIC architecture specification (GICv3/v4); system register encodings were taken from the cross
 // assembler (`mrs x0, ICC_IAR1_EL1` and friends, disassembled with aarch64-linux-gnu-objdump).
+// Reset values and the subtler flows (HPPIR under PMR masking, BPR1 = 5 running priority, group
+// enables, EOImode 1, ISPENDR on a level interrupt) were cross-checked against a bare-metal probe on
+// qemu-system-aarch64 -M virt,gic-version=3.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -316,11 +319,13 @@ test('priority order, PMR masking and group enables', () => {
   msr(c, 'IGRPEN1', 0);
   assert.equal(c.irqLine, false);
   assert.equal(mrs(c, 'IAR1'), 1023);
+  assert.equal(mrs(c, 'HPPIR1'), 1023, 'group disabled at the CPU interface');
   msr(c, 'IGRPEN1', 1);
   assert.equal(c.irqLine, true);
   // Distributor group 1 enable
   b.wr(GICD, 0x10);
   assert.equal(c.irqLine, false);
+  assert.equal(mrs(c, 'HPPIR1'), 1023, 'group disabled at the distributor');
   b.wr(GICD, 0x12);
   assert.equal(c.irqLine, true);
   // Group 0 interrupts are never signalled as IRQs
