@@ -41,7 +41,8 @@ export class Pl011 implements MmioDevice {
   /** Called with each byte the guest transmits. */
   onTx: (byte: number) => void = () => {};
 
-  private readonly rx = new Uint8Array(FIFO_DEPTH);
+  /** RX FIFO entries: data in bits 7:0, error flags as in DR (break = bit 10). */
+  private readonly rx = new Uint16Array(FIFO_DEPTH);
   private rxHead = 0;
   private rxCount = 0;
   /** Bytes queued by pushRxWhenReady() that did not fit yet. */
@@ -82,6 +83,24 @@ export class Pl011 implements MmioDevice {
       this.update();
     }
     return n;
+  }
+
+  /** True when the guest driver listens: UART and receiver enabled, RX or RX-timeout interrupt unmasked. */
+  get rxReady(): boolean {
+    return (this.cr & 0x201) === 0x201 && (this.imsc & (PL011_INT_RX | PL011_INT_RT)) !== 0;
+  }
+
+  /**
+   * Receive a break condition (a NUL with DR.BE set), as a serial line's BREAK. Linux treats a break
+   * followed by a key as a magic SysRq. Returns false when the FIFO is full.
+   */
+  sendBreak(): boolean {
+    if (this.rxSpace() === 0) return false;
+    this.rx[(this.rxHead + this.rxCount) % FIFO_DEPTH] = 1 << 10;
+    this.rxCount++;
+    this.rtLatch = true;
+    this.update();
+    return true;
   }
 
   /** Queue bytes of any length: they enter the FIFO as the guest makes room. Nothing is dropped. */
@@ -139,7 +158,7 @@ export class Pl011 implements MmioDevice {
     if ((size !== 1 && size !== 2 && size !== 4) || (offset & 3) !== 0 || offset < 0 || offset >= 0x1000) return 0;
     switch (offset) {
       case 0x000: {
-        // DR: pop the RX FIFO; error bits (OE, BE, PE, FE) are always 0
+        // DR: pop the RX FIFO; only the break error (BE) is ever set
         if (this.rxCount === 0) return 0;
         const b = this.rx[this.rxHead];
         this.rxHead = (this.rxHead + 1) % FIFO_DEPTH;
@@ -148,7 +167,7 @@ export class Pl011 implements MmioDevice {
         this.update();
         return b;
       }
-      case 0x004: // RSR: no errors
+      case 0x004: // RSR: errors are reported through DR only
         return 0;
       case 0x018: {
         let fr = FR_TXFE;

@@ -1,0 +1,67 @@
+// `typevisor run [CONFIG] [options]`: boot a guest in the foreground with its console on this terminal.
+
+import { parseArgs } from 'node:util';
+import { UserError } from '../host/errors.js';
+import { Vm, type VmSpec } from '../vmm/vm.js';
+import { specFromOptions, RUN_OPTIONS, RUN_HELP } from './spec.js';
+
+/** Ctrl-] leaves the console (like telnet, virsh and xl console). */
+export const ESCAPE_BYTE = 0x1d;
+
+export async function main(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: RUN_OPTIONS, allowPositionals: true, strict: true });
+  if (values.help) {
+    process.stdout.write(RUN_HELP);
+    return 0;
+  }
+  if (positionals.length > 1) throw new UserError(`run: expected at most one config file, got ${positionals.join(' ')}`);
+  const spec = await specFromOptions(values, positionals[0]);
+  return runForeground(spec);
+}
+
+export async function runForeground(spec: VmSpec): Promise<number> {
+  const vm = new Vm(spec);
+  process.stderr.write(
+    `typevisor: booting ${spec.name}: ${spec.cpus} vCPU(s), ${spec.memoryMiB} MiB, kernel ${spec.kernel}` +
+      (process.stdin.isTTY ? ' (Ctrl-] quits)' : '') +
+      '\n',
+  );
+  await vm.start();
+  vm.console.pipe(process.stdout, { end: false });
+  const stdin = process.stdin;
+  let quitByEscape = false;
+  const onData = (chunk: Buffer): void => {
+    if (stdin.isTTY) {
+      const i = chunk.indexOf(ESCAPE_BYTE);
+      if (i >= 0) {
+        if (i > 0) vm.input.write(chunk.subarray(0, i));
+        quitByEscape = true;
+        vm.destroy();
+        return;
+      }
+    }
+    vm.input.write(chunk);
+  };
+  if (stdin.isTTY) stdin.setRawMode(true);
+  stdin.on('data', onData);
+  stdin.resume();
+  const onSignal = (): void => vm.destroy();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const exit = await vm.wait();
+    if (quitByEscape) {
+      process.stderr.write('\r\ntypevisor: quit from the console (Ctrl-])\n');
+      return 0;
+    }
+    process.stderr.write(`\r\ntypevisor: ${exit.message}\n`);
+    return exit.exitCode;
+  } finally {
+    stdin.off('data', onData);
+    if (stdin.isTTY) stdin.setRawMode(false);
+    stdin.pause();
+    stdin.unref?.();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,167 @@
+// Command-line options shared by `run`, `create` and `launch`, and their mapping to a VmSpec.
+
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { UserError } from '../host/errors.js';
+import type { VmSpec, DiskSpec } from '../vmm/vm.js';
+import { loadConfig } from '../config/load.js';
+import { buildDefaultImage } from '../image/build.js';
+
+export const RUN_OPTIONS = {
+  kernel: { type: 'string' },
+  initrd: { type: 'string' },
+  dtb: { type: 'string' },
+  'dump-dtb': { type: 'string' },
+  cmdline: { type: 'string' },
+  cpus: { type: 'string' },
+  memory: { type: 'string' },
+  disk: { type: 'string', multiple: true },
+  console: { type: 'string' },
+  name: { type: 'string' },
+  from: { type: 'string' },
+  'no-rng': { type: 'boolean' },
+  balloon: { type: 'boolean' },
+  deterministic: { type: 'boolean' },
+  'log-unimplemented': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const RUN_HELP = `usage: typevisor run [CONFIG] [options]
+
+Boots a guest in the foreground with its console on this terminal. Without --kernel (and without a
+CONFIG naming one) it boots the default arm64 guest, building it on first use (typevisor image build).
+CONFIG may be typevisor JSON, an xl .cfg, a Fuchsia guest config, microvm.nix options or CAmkES VM
+attributes; options given here override it.
+
+options:
+  --kernel FILE         arm64 Linux Image (plain or gzip-compressed)
+  --initrd FILE         initramfs / initrd
+  --dtb FILE            boot with this device tree instead of the generated one
+  --dump-dtb FILE       write the generated device tree to FILE (and still boot)
+  --cmdline TEXT        kernel command line
+  --cpus N              vCPUs, 1 to 8 (default 1)
+  --memory MIB          guest RAM in MiB (default 512)
+  --disk PATH[,ro]      virtio-blk disk from a raw image; repeatable
+  --console serial|virtio   console on the PL011 (ttyAMA0, default) or virtio-console (hvc0)
+  --name NAME           guest name
+  --from FORMAT         config format: native, xl, fuchsia, microvm, camkes (default: detected)
+  --no-rng              no virtio-rng device
+  --balloon             add a virtio-balloon device
+  --deterministic       guest counter follows the instruction count (repeatable runs)
+  --log-unimplemented   log each unimplemented instruction encoding once
+
+console: on a terminal, keys go to the guest in raw mode; Ctrl-] quits (the VM is destroyed).
+From a pipe, input waits until the guest reads it. Exit status: 0 on guest power-off,
+3 on a kernel panic, 2 on a usage or config error.
+`;
+
+export interface RunValues {
+  kernel?: string;
+  initrd?: string;
+  dtb?: string;
+  'dump-dtb'?: string;
+  cmdline?: string;
+  cpus?: string;
+  memory?: string;
+  disk?: string[];
+  console?: string;
+  name?: string;
+  from?: string;
+  'no-rng'?: boolean;
+  balloon?: boolean;
+  deterministic?: boolean;
+  'log-unimplemented'?: boolean;
+}
+
+function intOption(name: string, text: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UserError(`--${name}: expected an integer from ${min} to ${max}, got '${text}'`);
+  }
+  return n;
+}
+
+export function parseDiskOption(text: string): DiskSpec {
+  const parts = text.split(',');
+  const path = parts[0];
+  if (!path) throw new UserError(`--disk: expected PATH[,ro], got '${text}'`);
+  let readOnly = false;
+  for (const p of parts.slice(1)) {
+    if (p === 'ro') readOnly = true;
+    else if (p === 'rw') readOnly = false;
+    else throw new UserError(`--disk ${text}: unknown flag '${p}' (expected ro or rw)`);
+  }
+  return { path: resolve(path), readOnly };
+}
+
+function requireFile(what: string, path: string): string {
+  const p = resolve(path);
+  if (!existsSync(p)) throw new UserError(`${what}: file not found: ${path}`);
+  return p;
+}
+
+export const DEFAULT_CMDLINE_SERIAL = 'console=ttyAMA0 earlycon=pl011,0x09000000 rdinit=/init';
+export const DEFAULT_CMDLINE_VIRTIO = 'console=hvc0 earlycon=pl011,0x09000000 rdinit=/init';
+
+/** Build the VmSpec from a config file (optional) and command-line options (which win). */
+export async function specFromOptions(values: RunValues, configPath?: string): Promise<VmSpec> {
+  let spec: Partial<VmSpec> = {};
+  if (configPath) {
+    const { config, warnings } = loadConfig(configPath, { from: values.from });
+    for (const w of warnings) process.stderr.write(`typevisor: warning: ${w}\n`);
+    if (config.arch && config.arch !== 'aarch64') {
+      throw new UserError(`${configPath}: arch '${config.arch}' guests run on the kvm engine; only aarch64 guests run here`);
+    }
+    spec = {
+      name: config.name,
+      cpus: config.cpus,
+      memoryMiB: config.memoryMiB,
+      kernel: config.kernel,
+      initrd: config.initrd,
+      dtb: config.dtb,
+      // cpus/memory defaults come from the options below
+      cmdline: config.cmdline,
+      console: config.console,
+      disks: (config.disks ?? []).map((d) => ({ path: d.path, readOnly: !!d.readOnly })),
+      rng: config.rng ?? true,
+      balloon: !!config.balloon,
+      onReboot: config.onReboot === 'destroy' ? 'destroy' : 'restart',
+    };
+  }
+  const consoleKind = values.console ?? spec.console ?? 'serial';
+  if (consoleKind !== 'serial' && consoleKind !== 'virtio') {
+    throw new UserError(`--console: expected serial or virtio, got '${consoleKind}'`);
+  }
+  const cpus = values.cpus !== undefined ? intOption('cpus', values.cpus, 1, 8) : (spec.cpus ?? 1);
+  const memoryMiB = values.memory !== undefined ? intOption('memory', values.memory, 64, 16384) : (spec.memoryMiB ?? 512);
+  let kernel = values.kernel ?? spec.kernel;
+  let initrd = values.initrd ?? spec.initrd;
+  if (!kernel) {
+    const img = await buildDefaultImage({ log: (m: string) => process.stderr.write(`typevisor: ${m}\n`) });
+    kernel = img.kernel;
+    initrd ??= img.initrd;
+  }
+  const disks = values.disk ? values.disk.map(parseDiskOption) : (spec.disks ?? []);
+  for (const d of disks) requireFile('--disk', d.path);
+  return {
+    name: values.name ?? spec.name ?? 'guest',
+    cpus,
+    memoryMiB,
+    kernel: requireFile('--kernel', kernel),
+    initrd: initrd ? requireFile('--initrd', initrd) : undefined,
+    dtb: values.dtb ? requireFile('--dtb', values.dtb) : spec.dtb,
+    dumpDtb: values['dump-dtb'] ? resolve(values['dump-dtb']) : undefined,
+    // With a user DTB, its /chosen/bootargs stand unless a command line is given.
+    cmdline:
+      values.cmdline ??
+      spec.cmdline ??
+      (values.dtb || spec.dtb ? undefined : consoleKind === 'virtio' ? DEFAULT_CMDLINE_VIRTIO : DEFAULT_CMDLINE_SERIAL),
+    console: consoleKind,
+    disks,
+    rng: values['no-rng'] ? false : (spec.rng ?? true),
+    balloon: values.balloon ?? spec.balloon ?? false,
+    deterministic: values.deterministic,
+    logUnimplemented: values['log-unimplemented'],
+    onReboot: spec.onReboot,
+  };
+}

@@ -1,0 +1,232 @@
+// The arm64-virt board: QEMU `virt`-compatible memory map (see DESIGN.md), software AArch64 vCPUs,
+// GICv3, generic timer, PL011, PL031, PSCI over HVC and virtio-mmio slots. vCPUs share one thread
+// and are scheduled round-robin in slices; the loop yields to Node's event loop regularly so that
+// console input, timers and control requests are served.
+
+import { GuestMemory } from '../devices/memory.js';
+import { Arm64Cpu, CodeCache } from '../cpu/arm64/cpu.js';
+import { GicV3 } from '../devices/gicv3.js';
+import { GenericTimer } from '../cpu/arm64/timer.js';
+import { Pl011 } from '../devices/pl011.js';
+import { Pl031 } from '../devices/pl031.js';
+import { Pl061 } from '../devices/pl061.js';
+import { handlePsci, resetToEntry, type PsciMachine } from './psci.js';
+
+export const VIRT = {
+  GICD: 0x0800_0000,
+  GICD_SIZE: 0x1_0000,
+  GICR: 0x080a_0000,
+  GICR_STRIDE: 0x2_0000,
+  UART: 0x0900_0000,
+  UART_SPI: 1,
+  RTC: 0x0901_0000,
+  RTC_SPI: 2,
+  GPIO: 0x0903_0000,
+  GPIO_SPI: 7,
+  /** PL061 line wired to the gpio-keys power button (KEY_POWER), as on QEMU's virt board. */
+  GPIO_POWER_LINE: 3,
+  VIRTIO: 0x0a00_0000,
+  VIRTIO_STRIDE: 0x200,
+  VIRTIO_SPI: 16,
+  VIRTIO_SLOTS: 32,
+  RAM: 0x4000_0000,
+  TIMER_PPI_VIRT: 27,
+  TIMER_PPI_PHYS: 30,
+  TIMER_PPI_SEC: 29,
+  TIMER_PPI_HYP: 26,
+} as const;
+
+export type StopReason = 'poweroff' | 'reboot' | 'stopped';
+
+export interface Arm64VirtOptions {
+  cpus: number;
+  memoryBytes: number;
+  /** First RAM address (default 0x4000_0000). */
+  ramBase?: number;
+  /** Derive the generic counter from the instruction count (repeatable runs). */
+  deterministic?: boolean;
+  logUnimplemented?: boolean;
+}
+
+/** An MMIO device placed in a virtio slot, with its interrupt line. */
+export interface SlotDevice {
+  slot: number;
+  name: string;
+}
+
+export class Arm64VirtMachine implements PsciMachine {
+  readonly mem: GuestMemory;
+  readonly code: CodeCache;
+  readonly cpus: Arm64Cpu[];
+  readonly gic: GicV3;
+  readonly timers: GenericTimer[];
+  readonly uart: Pl011;
+  readonly rtc: Pl031;
+  readonly gpio: Pl061;
+  readonly slots: SlotDevice[] = [];
+  private stopReason: StopReason | undefined;
+  private paused = false;
+  private wake: (() => void) | undefined;
+  /** Instructions retired by all vCPUs. */
+  get instructions(): number {
+    return this.cpus.reduce((s, c) => s + c.icount, 0);
+  }
+
+  constructor(readonly opts: Arm64VirtOptions) {
+    if (!Number.isInteger(opts.cpus) || opts.cpus < 1 || opts.cpus > 8) {
+      throw new Error(`cpus: expected 1 to 8 vCPUs, got ${opts.cpus}`);
+    }
+    const ramBase = opts.ramBase ?? VIRT.RAM;
+    this.mem = new GuestMemory(ramBase, opts.memoryBytes);
+    this.code = new CodeCache(this.mem);
+    const hooks = {
+      hvc: (cpu: Arm64Cpu) => handlePsci(this, cpu),
+      smc: (cpu: Arm64Cpu) => handlePsci(this, cpu),
+    };
+    this.cpus = [];
+    for (let i = 0; i < opts.cpus; i++) {
+      const cpu = new Arm64Cpu(i, this.mem, this.code, hooks);
+      cpu.logUnimplemented = !!opts.logUnimplemented;
+      cpu.off = i !== 0;
+      this.cpus.push(cpu);
+    }
+    for (const c of this.cpus) c.peers = this.cpus;
+
+    this.gic = new GicV3(opts.cpus);
+    this.mem.addMmio(VIRT.GICD, VIRT.GICD_SIZE, 'gicv3-distributor', this.gic.distributor());
+    this.mem.addMmio(VIRT.GICR, VIRT.GICR_STRIDE * opts.cpus, 'gicv3-redistributors', this.gic.redistributors());
+    for (const c of this.cpus) this.gic.attachCpu(c);
+
+    this.timers = this.cpus.map(
+      (c) => new GenericTimer(c, (intid, level) => this.gic.setPpi(c.id, intid, level), !!opts.deterministic),
+    );
+
+    this.uart = new Pl011((level) => this.gic.setSpi(32 + VIRT.UART_SPI, level));
+    this.mem.addMmio(VIRT.UART, 0x1000, 'pl011', this.uart);
+    this.rtc = new Pl031((level) => this.gic.setSpi(32 + VIRT.RTC_SPI, level));
+    this.mem.addMmio(VIRT.RTC, 0x1000, 'pl031', this.rtc);
+    this.gpio = new Pl061((level) => this.gic.setSpi(32 + VIRT.GPIO_SPI, level));
+    this.mem.addMmio(VIRT.GPIO, 0x1000, 'pl061', this.gpio);
+  }
+
+  /** MPIDR affinity of a vCPU: Aff0 = index (up to 8 vCPUs, one cluster). */
+  affinityOf(cpu: Arm64Cpu): number {
+    return cpu.id;
+  }
+
+  isRam(pa: number, len: number): boolean {
+    return this.mem.isRam(pa, len);
+  }
+
+  /** Next free virtio-mmio slot's base address and SPI. */
+  addSlotDevice(name: string, dev: import('../devices/memory.js').MmioDevice): { base: number; intid: number; slot: number } {
+    const slot = this.slots.length;
+    if (slot >= VIRT.VIRTIO_SLOTS) throw new Error(`too many virtio devices (at most ${VIRT.VIRTIO_SLOTS})`);
+    const base = VIRT.VIRTIO + slot * VIRT.VIRTIO_STRIDE;
+    this.mem.addMmio(base, VIRT.VIRTIO_STRIDE, name, dev);
+    this.slots.push({ slot, name });
+    return { base, intid: 32 + VIRT.VIRTIO_SPI + slot, slot };
+  }
+
+  /** Raise or lower the interrupt of a virtio slot. */
+  slotIrq(slot: number, level: boolean): void {
+    this.gic.setSpi(32 + VIRT.VIRTIO_SPI + slot, level);
+  }
+
+  /** Start the boot vCPU at `entry` with X0 = DTB address (Linux arm64 boot protocol). */
+  boot(entry: number, dtbAddr: number): void {
+    resetToEntry(this.cpus[0], BigInt(entry), BigInt(dtbAddr));
+    for (let i = 1; i < this.cpus.length; i++) this.cpus[i].off = true;
+  }
+
+  /** Press and release the power button (the guest sees KEY_POWER if it runs gpio-keys). */
+  pressPowerKey(): void {
+    this.gpio.setInput(VIRT.GPIO_POWER_LINE, true);
+    setTimeout(() => this.gpio.setInput(VIRT.GPIO_POWER_LINE, false), 100).unref();
+    this.kick();
+  }
+
+  systemOff(): void {
+    this.stop('poweroff');
+  }
+  systemReset(): void {
+    this.stop('reboot');
+  }
+
+  stop(reason: StopReason): void {
+    this.stopReason ??= reason;
+    for (const c of this.cpus) c.off = true;
+    this.kick();
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    this.paused = false;
+    this.kick();
+  }
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Wake the run loop if it sleeps (input arrived, device state changed). */
+  kick(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    if (w) w();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  /** Hook called between slices (device polling by the VMM). */
+  onSlice: () => void = () => {};
+
+  /** Run until the guest powers off or resets, or stop() is called. */
+  async run(): Promise<StopReason> {
+    const SLICE = 20_000;
+    const yieldEveryMs = 8;
+    while (this.stopReason === undefined) {
+      if (this.paused) {
+        await this.sleep(1000);
+        continue;
+      }
+      const t0 = Date.now();
+      let anyRan = false;
+      do {
+        anyRan = false;
+        for (const t of this.timers) t.poll();
+        for (const c of this.cpus) {
+          if (c.off) continue;
+          if (c.waiting && (c.irqLine || c.fiqLine)) c.waiting = false;
+          if (c.waiting) continue;
+          c.run(SLICE);
+          anyRan = true;
+        }
+        this.onSlice();
+      } while (anyRan && this.stopReason === undefined && !this.paused && Date.now() - t0 < yieldEveryMs);
+      if (this.stopReason !== undefined) break;
+      if (!anyRan) {
+        // Every vCPU waits (WFI) or is off: sleep until the earliest timer deadline or a kick.
+        let ms = 50;
+        for (const t of this.timers) ms = Math.min(ms, t.nextDeadlineMs());
+        if (ms > 0) await this.sleep(Math.max(1, Math.ceil(ms)));
+        else await new Promise((r) => setImmediate(r));
+      } else {
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    return this.stopReason ?? 'stopped';
+  }
+}

@@ -1,0 +1,178 @@
+// Build an arm64-virt machine from a VmSpec: devices, kernel/initrd/DTB placement (booting.rst), and
+// the boot vCPU's entry state. With a user DTB (--dtb) its /memory decides where the kernel goes
+// (seed 001: RAM from 0x4800_0000, initrd at 0x5400_0000, DTB at 0x4700_0000).
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { UserError } from '../host/errors.js';
+import { Arm64VirtMachine, VIRT } from '../machine/arm64-virt.js';
+import { writeArm64Dtb } from '../machine/arm64-dt.js';
+import { readArm64Image, loadArm64Image } from '../boot/arm64-image.js';
+import { parseDtb, readMemory, readChosen, patchDtb } from '../boot/fdt-parse.js';
+import { findNode } from '../boot/fdt.js';
+import { VirtioMmioTransport } from '../devices/virtio/mmio.js';
+import { VirtioBlk } from '../devices/virtio/blk.js';
+import { VirtioRng } from '../devices/virtio/rng.js';
+import { VirtioConsole } from '../devices/virtio/console.js';
+import { VirtioBalloon } from '../devices/virtio/balloon.js';
+import type { VmSpec } from './vm.js';
+
+const MiB = 1024 * 1024;
+const SZ_2M = 2 * MiB;
+const alignUp = (v: number, a: number): number => Math.ceil(v / a) * a;
+
+export interface GuestDevices {
+  disks: VirtioBlk[];
+  console?: VirtioConsole;
+  balloon?: VirtioBalloon;
+  /** Offer console input to the guest; returns how many bytes it took now. */
+  consoleIn(bytes: Uint8Array): number;
+  close(): void;
+}
+
+interface UserDtbInfo {
+  data: Uint8Array;
+  memBase: number;
+  memEnd: number;
+  cpus: number;
+  initrdStart?: number;
+}
+
+function readUserDtb(path: string): UserDtbInfo {
+  let data: Uint8Array;
+  try {
+    data = readFileSync(path);
+  } catch (e) {
+    throw new UserError(`--dtb ${path}: ${(e as Error).message}`);
+  }
+  let parsed;
+  try {
+    parsed = parseDtb(data, path);
+  } catch (e) {
+    throw new UserError((e as Error).message);
+  }
+  const mem = readMemory(parsed.root);
+  if (mem.length === 0) throw new UserError(`${path}: the device tree has no /memory node with a reg property`);
+  const memBase = Number(mem[0].base);
+  const memEnd = Number(mem[0].base + mem[0].size);
+  if (memBase < VIRT.RAM) {
+    throw new UserError(`${path}: /memory starts at 0x${memBase.toString(16)}, below arm64-virt RAM at 0x${VIRT.RAM.toString(16)}`);
+  }
+  const cpusNode = findNode(parsed.root, '/cpus');
+  const cpus = cpusNode ? cpusNode.children.filter((c) => c.name.startsWith('cpu@')).length : 1;
+  const chosen = readChosen(parsed.root);
+  return {
+    data,
+    memBase,
+    memEnd,
+    cpus: Math.max(1, cpus),
+    initrdStart: chosen.initrdStart !== undefined ? Number(chosen.initrdStart) : undefined,
+  };
+}
+
+export async function buildArm64Guest(
+  spec: VmSpec,
+  output: (bytes: Uint8Array) => void,
+): Promise<{ machine: Arm64VirtMachine; devices: GuestDevices }> {
+  const user = spec.dtb ? readUserDtb(spec.dtb) : undefined;
+  let ramSize = spec.memoryMiB * MiB;
+  if (user) ramSize = Math.max(ramSize, alignUp(user.memEnd - VIRT.RAM, MiB));
+  const cpus = user && spec.cpus === 1 ? Math.min(8, user.cpus) : spec.cpus;
+  const machine = new Arm64VirtMachine({
+    cpus,
+    memoryBytes: ramSize,
+    deterministic: spec.deterministic,
+    logUnimplemented: spec.logUnimplemented,
+  });
+  const mem = machine.mem;
+
+  // ---- devices ----
+  const disks: VirtioBlk[] = [];
+  let vcon: VirtioConsole | undefined;
+  let balloon: VirtioBalloon | undefined;
+  const slots: number[] = [];
+  const addVirtio = (name: string, dev: ConstructorParameters<typeof VirtioMmioTransport>[1]): void => {
+    let slot = -1;
+    const t = new VirtioMmioTransport(mem, dev, {
+      setIrq: (level) => machine.slotIrq(slot, level),
+      log: (m) => process.stderr.write(`typevisor: ${name}: ${m}\n`),
+    });
+    slot = machine.addSlotDevice(name, t).slot;
+    slots.push(slot);
+  };
+  try {
+    spec.disks.forEach((d, i) => {
+      const blk = new VirtioBlk({ path: d.path, readOnly: d.readOnly, serial: `typevisor-disk${i}` });
+      disks.push(blk);
+      addVirtio(`virtio-blk${i}`, blk);
+    });
+  } catch (e) {
+    for (const d of disks) d.close();
+    throw new UserError(`--disk: ${(e as Error).message}`);
+  }
+  if (spec.rng) addVirtio('virtio-rng', new VirtioRng());
+  if (spec.console === 'virtio') {
+    vcon = new VirtioConsole({ output });
+    addVirtio('virtio-console', vcon);
+  }
+  if (spec.balloon) {
+    balloon = new VirtioBalloon();
+    addVirtio('virtio-balloon', balloon);
+  }
+  machine.uart.onTx = (byte: number) => output(Uint8Array.of(byte));
+
+  // ---- boot files ----
+  const { data: kernelData } = readArm64Image(spec.kernel);
+  const kernelBase = user ? alignUp(user.memBase, SZ_2M) : VIRT.RAM;
+  const kernel = loadArm64Image(mem, kernelData, { base: kernelBase, what: `kernel ${spec.kernel}` });
+  const ramEnd = mem.ramEnd;
+  const dtbAddr = user && user.memBase - 16 * MiB >= VIRT.RAM ? user.memBase - 16 * MiB : ramEnd - SZ_2M;
+  let initrd: { start: number; end: number } | undefined;
+  if (spec.initrd) {
+    const data = readFileSync(spec.initrd);
+    let start: number;
+    if (user?.initrdStart !== undefined) start = user.initrdStart;
+    else start = Math.max(alignUp(kernel.end, SZ_2M), mem.ramBase + Math.min(ramSize / 2, 128 * MiB));
+    if (start + data.length > dtbAddr && start < dtbAddr + SZ_2M) start = alignUp(kernel.end, SZ_2M);
+    if (!mem.isRam(start, data.length) || (start < dtbAddr + SZ_2M && start + data.length > dtbAddr)) {
+      throw new UserError(
+        `initrd ${spec.initrd} (${data.length} bytes) does not fit in guest RAM after the kernel; give the guest more memory (--memory)`,
+      );
+    }
+    mem.load(start, data, `initrd ${spec.initrd}`);
+    initrd = { start, end: start + data.length };
+  }
+
+  let dtb: Uint8Array;
+  if (user) {
+    dtb = patchDtb(user.data, { bootargs: spec.cmdline, initrd }, spec.dtb);
+  } else {
+    dtb = writeArm64Dtb({
+      cpus,
+      ramBase: mem.ramBase,
+      ramSize,
+      cmdline: spec.cmdline ?? '',
+      serialConsole: spec.console === 'serial',
+      initrd,
+      virtioSlots: slots,
+      rngSeed: randomBytes(32),
+    });
+  }
+  if (spec.dumpDtb) writeFileSync(spec.dumpDtb, dtb);
+  if (dtb.length > SZ_2M) throw new UserError('device tree is larger than 2 MiB');
+  mem.load(dtbAddr, dtb, 'device tree');
+  machine.boot(kernel.entry, dtbAddr);
+
+  const devices: GuestDevices = {
+    disks,
+    console: vcon,
+    balloon,
+    // Input enters the guest only once its driver listens (the PL011 driver drains the FIFO when the
+    // port opens; virtio-console takes what fits in the posted buffers), so nothing is lost.
+    consoleIn: (bytes) => (vcon ? vcon.write(bytes) : machine.uart.rxReady ? machine.uart.pushRx(bytes) : 0),
+    close: () => {
+      for (const d of disks) d.close();
+    },
+  };
+  return { machine, devices };
+}

@@ -1,0 +1,209 @@
+// One VM's lifecycle: build the machine from a VmSpec, boot, run, pause, reboot, stop. This is also
+// the library API (`import { Vm } from 'typevisor'`): console output is a readable stream, console
+// input a writable one.
+
+import { EventEmitter } from 'node:events';
+import { PassThrough, Writable } from 'node:stream';
+import { Arm64VirtMachine, type StopReason } from '../machine/arm64-virt.js';
+import { buildArm64Guest, type GuestDevices } from './arm64-boot.js';
+
+export interface DiskSpec {
+  path: string;
+  readOnly: boolean;
+}
+
+export interface VmSpec {
+  name: string;
+  cpus: number;
+  memoryMiB: number;
+  kernel: string;
+  initrd?: string;
+  dtb?: string;
+  cmdline?: string;
+  console: 'serial' | 'virtio';
+  disks: DiskSpec[];
+  rng: boolean;
+  balloon: boolean;
+  /** Write the generated device tree here (before booting). */
+  dumpDtb?: string;
+  /** Derive the guest's counter from the instruction count (repeatable runs). */
+  deterministic?: boolean;
+  /** Log each unimplemented instruction encoding once (stderr). */
+  logUnimplemented?: boolean;
+  /** What a guest reboot does: boot again (default) or stop. */
+  onReboot?: 'restart' | 'destroy';
+}
+
+export type VmState = 'created' | 'running' | 'paused' | 'shutdown' | 'crashed';
+
+export interface VmExit {
+  reason: 'poweroff' | 'panic' | 'destroyed' | 'reboot';
+  /** Process exit code a CLI should use: 0 for a clean power-off. */
+  exitCode: number;
+  message: string;
+}
+
+const PANIC_MARKER = 'Kernel panic - not syncing';
+
+export class Vm extends EventEmitter {
+  /** Guest console output. */
+  readonly console = new PassThrough();
+  /** Guest console input (bytes are queued until the guest can take them; nothing is dropped). */
+  readonly input: Writable;
+  state: VmState = 'created';
+  private machine: Arm64VirtMachine | undefined;
+  private devices: GuestDevices | undefined;
+  private readonly inputQueue: Buffer[] = [];
+  private panicSeen = false;
+  private tail = '';
+  private exitPromise: Promise<VmExit> | undefined;
+  private destroyed = false;
+  readonly startedAt = Date.now();
+  boots = 0;
+
+  constructor(readonly spec: VmSpec) {
+    super();
+    this.input = new Writable({
+      write: (chunk: Buffer, _enc, cb) => {
+        this.inputQueue.push(Buffer.from(chunk));
+        this.machine?.kick();
+        cb();
+      },
+    });
+  }
+
+  /** Build and boot the VM; resolves once the guest is running. */
+  async start(): Promise<void> {
+    if (this.exitPromise) throw new Error(`VM ${this.spec.name} is already started`);
+    await this.bootOnce();
+    this.exitPromise = this.loop();
+  }
+
+  /** Resolves when the VM has stopped for good. */
+  wait(): Promise<VmExit> {
+    if (!this.exitPromise) throw new Error(`VM ${this.spec.name} is not started`);
+    return this.exitPromise;
+  }
+
+  pause(): void {
+    this.machine?.pause();
+    if (this.state === 'running') this.state = 'paused';
+  }
+
+  resume(): void {
+    this.machine?.resume();
+    if (this.state === 'paused') this.state = 'running';
+  }
+
+  /**
+   * Ask the guest to power off (like `xl shutdown`): the power-key event first, then, for guests that
+   * ignore it, after `graceMs` the kernel's own magic SysRq sync / remount read-only / power off,
+   * sent over the console. Resolves at once; use wait() for the power-off.
+   */
+  requestShutdown(graceMs = 5000): void {
+    this.shutdownRequest?.(graceMs);
+  }
+
+  /** Ask the guest to reboot (SysRq 'b' after a sync, the same path as requestShutdown's fallback). */
+  requestReboot(): void {
+    this.rebootRequest?.();
+  }
+
+  /** Set the balloon target: the memory the guest should keep, in MiB. False when there is no balloon. */
+  setBalloonTarget(mib: number): boolean {
+    const b = this.devices?.balloon;
+    if (!b) return false;
+    const pages = Math.max(0, Math.floor(((this.spec.memoryMiB - mib) * 1024 * 1024) / 4096));
+    b.setTarget(pages);
+    return true;
+  }
+
+  /** Balloon state in MiB (target the guest should keep, actual held by the balloon), if any. */
+  balloonInfo(): { targetMiB: number; balloonMiB: number } | undefined {
+    const b = this.devices?.balloon;
+    if (!b) return undefined;
+    return { targetMiB: this.spec.memoryMiB - (b.targetPages * 4096) / 1048576, balloonMiB: (b.actualPages * 4096) / 1048576 };
+  }
+
+  /** Set by the boot code: how this machine delivers shutdown/reboot requests. */
+  private shutdownRequest: ((graceMs: number) => void) | undefined;
+  private rebootRequest: (() => void) | undefined;
+
+  /** Stop the VM at once (like `xl destroy`): the guest gets no chance to flush. */
+  destroy(): void {
+    this.destroyed = true;
+    this.machine?.stop('stopped');
+  }
+
+  /** Instructions retired and vCPU count, for `list`. */
+  stats(): { instructions: number; cpus: number; memoryMiB: number } {
+    return { instructions: this.machine?.instructions ?? 0, cpus: this.spec.cpus, memoryMiB: this.spec.memoryMiB };
+  }
+
+  get machineForTests(): Arm64VirtMachine | undefined {
+    return this.machine;
+  }
+
+  get guestDevices(): GuestDevices | undefined {
+    return this.devices;
+  }
+
+  private async bootOnce(): Promise<void> {
+    this.devices?.close();
+    const { machine, devices } = await buildArm64Guest(this.spec, (bytes) => this.output(bytes));
+    this.machine = machine;
+    this.devices = devices;
+    machine.onSlice = () => this.pumpInput();
+    this.boots++;
+    this.state = 'running';
+  }
+
+  private output(bytes: Uint8Array): void {
+    this.console.write(Buffer.from(bytes));
+    if (!this.panicSeen) {
+      this.tail = (this.tail + Buffer.from(bytes).toString('latin1')).slice(-256);
+      if (this.tail.includes(PANIC_MARKER)) {
+        this.panicSeen = true;
+        // Let the kernel print its panic message, then stop.
+        setTimeout(() => this.machine?.stop('stopped'), 500).unref();
+      }
+    }
+  }
+
+  private pumpInput(): void {
+    const dev = this.devices;
+    if (!dev) return;
+    while (this.inputQueue.length > 0) {
+      const head = this.inputQueue[0];
+      const n = dev.consoleIn(head);
+      if (n <= 0) break;
+      if (n >= head.length) this.inputQueue.shift();
+      else this.inputQueue[0] = head.subarray(n);
+    }
+  }
+
+  private async loop(): Promise<VmExit> {
+    for (;;) {
+      const reason: StopReason = await this.machine!.run();
+      if (this.panicSeen) return this.finish('crashed', { reason: 'panic', exitCode: 3, message: 'guest kernel panicked' });
+      if (this.destroyed || reason === 'stopped') {
+        return this.finish('shutdown', { reason: 'destroyed', exitCode: 0, message: 'VM destroyed' });
+      }
+      if (reason === 'poweroff') return this.finish('shutdown', { reason: 'poweroff', exitCode: 0, message: 'guest powered off' });
+      // reboot
+      if (this.spec.onReboot === 'destroy') {
+        return this.finish('shutdown', { reason: 'reboot', exitCode: 0, message: 'guest rebooted; on_reboot=destroy' });
+      }
+      this.emit('reboot');
+      await this.bootOnce();
+    }
+  }
+
+  private finish(state: VmState, exit: VmExit): VmExit {
+    this.state = state;
+    this.devices?.close();
+    this.console.end();
+    this.emit('exit', exit);
+    return exit;
+  }
+}

@@ -1,0 +1,149 @@
+// The arm64-virt board's own pieces: the device tree it writes (checked by decompiling with dtc),
+// PSCI, and the PL061 power key.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeArm64Dtb } from '../src/machine/arm64-dt.js';
+import { Pl061 } from '../src/devices/pl061.js';
+import { handlePsci, PSCI, type PsciMachine } from '../src/machine/psci.js';
+import { makeCpu, RAM_BASE } from './helpers/arm64.js';
+import { Arm64Cpu, CodeCache } from '../src/cpu/arm64/cpu.js';
+
+function dtcAvailable(): string | false {
+  try {
+    execFileSync('dtc', ['--version'], { stdio: 'ignore' });
+    return false;
+  } catch {
+    return 'dtc is not installed (run bash scripts/setup.sh)';
+  }
+}
+
+test('generated device tree decompiles with dtc and has the virt board nodes', { skip: dtcAvailable() }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tv-dt-'));
+  try {
+    const dtb = writeArm64Dtb({
+      cpus: 3,
+      ramBase: 0x4000_0000,
+      ramSize: 256 * 1024 * 1024,
+      cmdline: 'console=ttyAMA0 rdinit=/init',
+      serialConsole: true,
+      initrd: { start: 0x4800_0000, end: 0x4810_0000 },
+      virtioSlots: [0, 1],
+    });
+    writeFileSync(join(dir, 'v.dtb'), dtb);
+    const dts = execFileSync('dtc', ['-I', 'dtb', '-O', 'dts', join(dir, 'v.dtb')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    assert.match(dts, /memory@40000000 \{[^}]*reg = <0x00 0x40000000 0x00 0x10000000>/s);
+    assert.match(dts, /bootargs = "console=ttyAMA0 rdinit=\/init"/);
+    assert.match(dts, /stdout-path = "\/pl011@9000000"/);
+    assert.match(dts, /linux,initrd-start = <0x00 0x48000000>/);
+    assert.match(dts, /linux,initrd-end = <0x00 0x48100000>/);
+    assert.equal((dts.match(/cpu@\d \{/g) ?? []).length, 3);
+    assert.match(dts, /enable-method = "psci"/);
+    assert.match(dts, /method = "hvc"/);
+    assert.match(dts, /compatible = "arm,gic-v3"/);
+    // GICR covers one 128 KiB frame pair per vCPU
+    assert.match(dts, /reg = <0x00 0x8000000 0x00 0x10000 0x00 0x80a0000 0x00 0x60000>/);
+    assert.match(dts, /compatible = "arm,armv8-timer"/);
+    assert.match(dts, /pl031@9010000/);
+    assert.match(dts, /virtio_mmio@a000000 \{[^}]*interrupts = <0x00 0x10 0x01>/s);
+    assert.match(dts, /virtio_mmio@a000200 \{[^}]*interrupts = <0x00 0x11 0x01>/s);
+    assert.doesNotMatch(dts, /virtio_mmio@a000400/);
+    assert.match(dts, /linux,code = <0x74>/); // KEY_POWER on the PL061
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('PL061: an edge on the power-key line raises the interrupt until cleared; ID registers', () => {
+  let irq = false;
+  const g = new Pl061((l) => (irq = l));
+  assert.equal(g.read(0xfe0, 4), 0x61);
+  assert.equal(g.read(0xff0, 4), 0x0d);
+  g.write(0x40c, 4, 1 << 3); // rising edge
+  g.write(0x410, 4, 1 << 3); // enable
+  g.setInput(3, true);
+  assert.equal(irq, true);
+  assert.equal(g.read(0x418, 4), 1 << 3);
+  assert.equal(g.read(0x3fc, 4) & (1 << 3), 1 << 3); // data reads the line through the address mask
+  assert.equal(g.read(0x004, 4), 0); // masked out by address bits
+  g.write(0x41c, 4, 1 << 3);
+  assert.equal(irq, false);
+  g.setInput(3, false); // falling edge does not trigger a rising-edge line
+  assert.equal(irq, false);
+});
+
+function psciMachine(n: number): { m: PsciMachine; cpus: Arm64Cpu[]; events: string[] } {
+  const { mem } = makeCpu([]);
+  const code = new CodeCache(mem);
+  const cpus = Array.from({ length: n }, (_, i) => new Arm64Cpu(i, mem, code, { hvc: () => false, smc: () => false }));
+  cpus.forEach((c, i) => (c.off = i !== 0));
+  const events: string[] = [];
+  const m: PsciMachine = {
+    cpus,
+    isRam: (pa, len) => mem.isRam(pa, len),
+    systemOff: () => events.push('off'),
+    systemReset: () => events.push('reset'),
+    affinityOf: (c) => c.id,
+  };
+  return { m, cpus, events };
+}
+
+test('PSCI: VERSION, FEATURES, CPU_ON starts a secondary at its entry with the context in x0, AFFINITY_INFO, CPU_OFF', () => {
+  const { m, cpus, events } = psciMachine(2);
+  const [c0, c1] = cpus;
+  c0.setX(0, PSCI.VERSION | 0, 0);
+  handlePsci(m, c0);
+  assert.equal(c0.xlo(0), 0x10000);
+  c0.setX(0, PSCI.FEATURES | 0, 0);
+  c0.setX(1, PSCI.CPU_ON_64 | 0, 0);
+  handlePsci(m, c0);
+  assert.equal(c0.xlo(0), 0);
+  c0.setX(0, PSCI.FEATURES | 0, 0);
+  c0.setX(1, 0x84000012 | 0, 0); // not a supported function
+  handlePsci(m, c0);
+  assert.equal(c0.xlo(0), -1);
+  // AFFINITY_INFO(1) = OFF
+  c0.setX(0, PSCI.AFFINITY_INFO_64 | 0, 0);
+  c0.setX(1, 1, 0);
+  c0.setX(2, 0, 0);
+  handlePsci(m, c0);
+  assert.equal(c0.xlo(0), 1);
+  // CPU_ON(1, entry, ctx)
+  c0.setX(0, PSCI.CPU_ON_64 | 0, 0);
+  c0.setX(1, 1, 0);
+  c0.setXBig(2, BigInt(RAM_BASE + 0x1000));
+  c0.setXBig(3, 0x1234_5678_9abcn);
+  handlePsci(m, c0);
+  assert.equal(c0.xlo(0), 0);
+  assert.equal(c1.off, false);
+  assert.equal(c1.pc, BigInt(RAM_BASE + 0x1000));
+  assert.equal(c1.xBig(0), 0x1234_5678_9abcn);
+  assert.equal(c1.el, 1);
+  assert.equal(c1.daif, 0xf);
+  // CPU_ON again: ALREADY_ON (-4); bad target: INVALID_PARAMETERS (-2); entry outside RAM: INVALID_ADDRESS (-9)
+  c0.setX(0, PSCI.CPU_ON_64 | 0, 0);
+  handlePsci(m, c0);
+  assert.equal(c0.xlo(0), -4);
+  c0.setX(0, PSCI.CPU_ON_64 | 0, 0);
+  c0.setX(1, 7, 0);
+  handlePsci(m, c0);
+  assert.equal(c0.xlo(0), -2);
+  c1.off = true;
+  c0.setX(0, PSCI.CPU_ON_64 | 0, 0);
+  c0.setX(1, 1, 0);
+  c0.setX(2, 0x1000, 0);
+  handlePsci(m, c0);
+  assert.equal(c0.xlo(0), -9);
+  // CPU_OFF on the caller; SYSTEM_OFF / SYSTEM_RESET reach the machine
+  c0.setX(0, PSCI.CPU_OFF | 0, 0);
+  handlePsci(m, c0);
+  assert.equal(c0.off, true);
+  c0.setX(0, PSCI.SYSTEM_OFF | 0, 0);
+  handlePsci(m, c0);
+  c0.setX(0, PSCI.SYSTEM_RESET | 0, 0);
+  handlePsci(m, c0);
+  assert.deepEqual(events, ['off', 'reset']);
+});

@@ -1,0 +1,133 @@
+// End-to-end: Debian's arm64 kernel + the default busybox initramfs boot on the software CPU, driven
+// through `typevisor run` with the console on a pipe, as a user would script it. Each guest command
+// prints a marker line ("@@key=value") whose value comes from the guest, so the echo of the typed
+// command (which holds the unexpanded text) never matches.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { buildDefaultImage, type DefaultImage } from '../src/image/build.js';
+
+const root = resolve(import.meta.dirname, '..', '..');
+const cli = join(root, 'dist', 'src', 'cli', 'main.js');
+const BOOT_TIMEOUT_MS = 15 * 60 * 1000;
+
+let image: DefaultImage | undefined;
+let skipReason: string | false = false;
+try {
+  image = await buildDefaultImage({ log: () => {} });
+} catch (e) {
+  skipReason = `the default guest image cannot be built here: ${(e as Error).message}`;
+}
+
+interface RunResult {
+  code: number | null;
+  out: string;
+  err: string;
+  markers: Map<string, string[]>;
+}
+
+function runGuest(args: string[], script: string): Promise<RunResult> {
+  return new Promise((resolvePromise, reject) => {
+    const p = spawn(process.execPath, [cli, 'run', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString('latin1')));
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`guest did not finish in ${BOOT_TIMEOUT_MS / 1000} s; console so far:\n${out.slice(-3000)}\n${err}`));
+    }, BOOT_TIMEOUT_MS);
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      const markers = new Map<string, string[]>();
+      for (const line of out.split(/\r?\n/)) {
+        const m = /^@@([a-z0-9_]+)=(.*)$/.exec(line.trim());
+        if (m) markers.set(m[1], [...(markers.get(m[1]) ?? []), m[2].trim()]);
+      }
+      resolvePromise({ code, out, err, markers });
+    });
+    p.stdin.end(script);
+  });
+}
+
+function one(r: RunResult, key: string): string {
+  const v = r.markers.get(key);
+  assert.ok(v && v.length > 0, `no @@${key}= line in the console output:\n${r.out.slice(-4000)}\n--- stderr ---\n${r.err}`);
+  return v[0];
+}
+
+test('boots to a shell: uname -m, virtio devices, ext4 disk written, synced and read back after a reboot', { skip: skipReason, timeout: 3 * BOOT_TIMEOUT_MS }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'typevisor-boot-'));
+  try {
+    const disk = join(dir, 'disk.ext4');
+    copyFileSync(image!.disk, disk);
+    const first = await runGuest(
+      ['--disk', disk],
+      [
+        'echo "@@arch=$(uname -m)"',
+        'echo "@@virtio=$(cat /sys/bus/virtio/devices/*/device | tr "\\n" " ")"',
+        'mkdir -p /mnt && mount -t ext4 /dev/vda /mnt && echo "@@mounted=$?"',
+        'echo "written by typevisor test $((6*7))" > /mnt/hello.txt',
+        'sync; umount /mnt; echo "@@umounted=$?"',
+        'poweroff -f',
+        '',
+      ].join('\n'),
+    );
+    assert.equal(first.code, 0, `exit status ${first.code}; stderr: ${first.err}`);
+    assert.equal(one(first, 'arch'), 'aarch64');
+    // virtio ids: 0x0002 block, 0x0004 entropy
+    const ids = one(first, 'virtio').split(/\s+/).filter(Boolean).sort();
+    assert.deepEqual(ids, ['0x0002', '0x0004']);
+    assert.equal(one(first, 'mounted'), '0');
+    assert.equal(one(first, 'umounted'), '0');
+
+    const second = await runGuest(
+      ['--disk', `${disk},ro`],
+      ['mkdir -p /mnt && mount -t ext4 -o ro /dev/vda /mnt', 'echo "@@content=$(cat /mnt/hello.txt)"', 'poweroff -f', ''].join('\n'),
+    );
+    assert.equal(second.code, 0, second.err);
+    assert.equal(one(second, 'content'), 'written by typevisor test 42');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--cpus 4: nproc prints 4 and a parallel workload finishes on all CPUs', { skip: skipReason, timeout: BOOT_TIMEOUT_MS }, async () => {
+  const r = await runGuest(
+    ['--cpus', '4'],
+    [
+      'echo "@@nproc=$(nproc)"',
+      'for n in 1 2 3 4; do (i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; echo "@@job=$n:$i") & done; wait',
+      'echo "@@online=$(cat /sys/devices/system/cpu/online)"',
+      'poweroff -f',
+      '',
+    ].join('\n'),
+  );
+  assert.equal(r.code, 0, r.err);
+  assert.equal(one(r, 'nproc'), '4');
+  assert.deepEqual((r.markers.get('job') ?? []).sort(), ['1:3000', '2:3000', '3:3000', '4:3000']);
+  assert.equal(one(r, 'online'), '0-3');
+});
+
+test("a user DTB with seed 001's layout boots (RAM at 0x48000000, initrd at 0x54000000, 4 CPUs)", { skip: skipReason, timeout: BOOT_TIMEOUT_MS }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'typevisor-dtb-'));
+  try {
+    const dtb = join(dir, 'guest.dtb');
+    execFileSync('dtc', ['-I', 'dts', '-O', 'dtb', '-o', dtb, join(root, 'test', 'fixtures', 'dts', 'seed001.dts')]);
+    const r = await runGuest(
+      ['--dtb', dtb, '--kernel', image!.kernel, '--initrd', image!.initrd],
+      ['echo "@@arch=$(uname -m)"', 'echo "@@nproc=$(nproc)"', 'echo "@@mem=$(grep MemTotal /proc/meminfo)"', 'poweroff -f', ''].join('\n'),
+    );
+    assert.equal(r.code, 0, r.err);
+    assert.equal(one(r, 'arch'), 'aarch64');
+    assert.equal(one(r, 'nproc'), '4');
+    const kb = Number(/(\d+)/.exec(one(r, 'mem'))?.[1]);
+    assert.ok(kb > 400_000 && kb <= 512 * 1024, `MemTotal ${kb} kB: expected the DTB's 512 MiB less the kernel`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
