@@ -16,7 +16,10 @@ const ICR = 0x1c;
 function rtc(startMs: number) {
   let now = startMs;
   const irq: boolean[] = [];
-  const d = new Pl031((l) => irq.push(l), () => now);
+  const d = new Pl031(
+    (l) => irq.push(l),
+    () => now,
+  );
   return {
     d,
     r: (o: number): number => d.read(o, 4),

@@ -157,12 +157,16 @@ test('TVAL reads CVAL - count (32 bits) and writes CVAL = count + SignExtend(TVA
   assert.equal(mrs(cpu, 'CNTP_TVAL_EL0'), 499n);
   cpu.icount = 100_600;
   // CVAL - count = -100: bits [31:0] of the two's complement, bits [63:32] zero
-  assert.equal(mrs(cpu, 'CNTP_TVAL_EL0'), (-100n) & 0xffffffffn);
+  assert.equal(mrs(cpu, 'CNTP_TVAL_EL0'), -100n & 0xffffffffn);
   // A negative TVAL (bit 31 set) sets CVAL in the past
   cpu.icount = 200_000;
   msr(cpu, 'CNTP_CTL_EL0', 1);
   msr(cpu, 'CNTP_TVAL_EL0', 0xffff_fff0); // -16
-  assert.equal(mrs(cpu, 'CNTP_CVAL_EL0'), 200_000n - 16n, 'counter read 200000 (CTL accesses do not count as reads)');
+  assert.equal(
+    mrs(cpu, 'CNTP_CVAL_EL0'),
+    200_000n - 16n,
+    'counter read 200000 (CTL accesses do not count as reads)',
+  );
   assert.equal(levels.get(30), true, 'physical timer drives PPI 30');
   assert.equal(mrs(cpu, 'CNTP_CTL_EL0'), 5n);
   // Bits [63:32] of a TVAL write are ignored

@@ -125,7 +125,8 @@ export class GicV3 {
     readonly ncpus: number,
     nspis = 256,
   ) {
-    if (!Number.isInteger(ncpus) || ncpus < 1 || ncpus > 16) throw new Error(`gicv3: 1 to 16 vCPUs, got ${ncpus}`);
+    if (!Number.isInteger(ncpus) || ncpus < 1 || ncpus > 16)
+      throw new Error(`gicv3: 1 to 16 vCPUs, got ${ncpus}`);
     this.nspis = Math.min(960, Math.max(32, Math.ceil(nspis / 32) * 32));
     this.nirqs = 32 + this.nspis;
     this.words = this.nirqs >>> 5;
@@ -158,7 +159,8 @@ export class GicV3 {
   /** Define the ICC_* system registers on `cpu` (its id is its vCPU index) and connect its IRQ line. */
   attachCpu(cpu: Arm64Cpu): void {
     const idx = cpu.id;
-    if (!(idx >= 0 && idx < this.ncpus)) throw new Error(`gicv3: vCPU id ${idx} out of range (0..${this.ncpus - 1})`);
+    if (!(idx >= 0 && idx < this.ncpus))
+      throw new Error(`gicv3: vCPU id ${idx} out of range (0..${this.ncpus - 1})`);
     const c = this.cpus[idx];
     c.cpu = cpu;
     this.defineSysregs(cpu, idx);
@@ -354,7 +356,8 @@ export class GicV3 {
     for (let t = 0; t < this.ncpus; t++) {
       let hit: boolean;
       if (irm) hit = t !== self;
-      else hit = aff1 === 0 && aff2 === 0 && aff3 === 0 && t >>> 4 === rs && ((targets >>> (t & 15)) & 1) === 1;
+      else
+        hit = aff1 === 0 && aff2 === 0 && aff3 === 0 && t >>> 4 === rs && ((targets >>> (t & 15)) & 1) === 1;
       if (!hit) continue;
       this.cpus[t].latch |= 1 << intid;
       this.updateCpu(t);
@@ -392,26 +395,54 @@ export class GicV3 {
       });
     };
     const lo8 = (v: bigint): number => Number(v & 0xffn);
-    def(4, 6, 0, 'ICC_PMR_EL1', () => BigInt(c.pmr), (_k, v) => {
-      c.pmr = lo8(v) & PRIO_MASK;
-      this.updateCpu(i);
-    });
+    def(
+      4,
+      6,
+      0,
+      'ICC_PMR_EL1',
+      () => BigInt(c.pmr),
+      (_k, v) => {
+        c.pmr = lo8(v) & PRIO_MASK;
+        this.updateCpu(i);
+      },
+    );
     // Group 0: nothing is group 0 in this model.
     def(12, 8, 0, 'ICC_IAR0_EL1', () => BigInt(SPURIOUS), undefined);
     def(12, 8, 1, 'ICC_EOIR0_EL1', undefined, () => {});
     def(12, 8, 2, 'ICC_HPPIR0_EL1', () => BigInt(SPURIOUS), undefined);
-    def(12, 8, 3, 'ICC_BPR0_EL1', () => BigInt(c.bpr0), (_k, v) => {
-      c.bpr0 = Math.max(MIN_BPR0, Number(v & 7n));
-      this.updateCpu(i);
-    });
-    def(12, 8, 4, 'ICC_AP0R0_EL1', () => BigInt(c.ap0 >>> 0), (_k, v) => {
-      c.ap0 = Number(v & 0xffff_ffffn) | 0;
-      this.updateCpu(i);
-    });
-    def(12, 9, 0, 'ICC_AP1R0_EL1', () => BigInt(c.ap1 >>> 0), (_k, v) => {
-      c.ap1 = Number(v & 0xffff_ffffn) | 0;
-      this.updateCpu(i);
-    });
+    def(
+      12,
+      8,
+      3,
+      'ICC_BPR0_EL1',
+      () => BigInt(c.bpr0),
+      (_k, v) => {
+        c.bpr0 = Math.max(MIN_BPR0, Number(v & 7n));
+        this.updateCpu(i);
+      },
+    );
+    def(
+      12,
+      8,
+      4,
+      'ICC_AP0R0_EL1',
+      () => BigInt(c.ap0 >>> 0),
+      (_k, v) => {
+        c.ap0 = Number(v & 0xffff_ffffn) | 0;
+        this.updateCpu(i);
+      },
+    );
+    def(
+      12,
+      9,
+      0,
+      'ICC_AP1R0_EL1',
+      () => BigInt(c.ap1 >>> 0),
+      (_k, v) => {
+        c.ap1 = Number(v & 0xffff_ffffn) | 0;
+        this.updateCpu(i);
+      },
+    );
     def(12, 11, 1, 'ICC_DIR_EL1', undefined, (_k, v) => this.deactivate(i, Number(v & 0xff_ffffn)));
     def(12, 11, 3, 'ICC_RPR_EL1', () => BigInt(c.runningPriority()), undefined);
     def(12, 11, 5, 'ICC_SGI1R_EL1', undefined, (_k, v) => this.sendSgi(i, v));
@@ -419,14 +450,7 @@ export class GicV3 {
     def(12, 11, 7, 'ICC_SGI0R_EL1', undefined, (_k, v) => this.sendSgi(i, v));
     def(12, 12, 0, 'ICC_IAR1_EL1', () => BigInt(this.acknowledge(i)), undefined);
     def(12, 12, 1, 'ICC_EOIR1_EL1', undefined, (_k, v) => this.endOfInterrupt(i, Number(v & 0xff_ffffn)));
-    def(
-      12,
-      12,
-      2,
-      'ICC_HPPIR1_EL1',
-      () => BigInt(c.igrpen1 ? this.computeBest(i) : SPURIOUS),
-      undefined,
-    );
+    def(12, 12, 2, 'ICC_HPPIR1_EL1', () => BigInt(c.igrpen1 ? this.computeBest(i) : SPURIOUS), undefined);
     def(
       12,
       12,
@@ -454,14 +478,35 @@ export class GicV3 {
       },
     );
     // SRE = 1, DFB = 1, DIB = 1, read-only: the system register interface is always on.
-    def(12, 12, 5, 'ICC_SRE_EL1', () => 7n, () => {});
-    def(12, 12, 6, 'ICC_IGRPEN0_EL1', () => BigInt(c.igrpen0), (_k, v) => {
-      c.igrpen0 = Number(v & 1n);
-    });
-    def(12, 12, 7, 'ICC_IGRPEN1_EL1', () => BigInt(c.igrpen1), (_k, v) => {
-      c.igrpen1 = Number(v & 1n);
-      this.updateCpu(i);
-    });
+    def(
+      12,
+      12,
+      5,
+      'ICC_SRE_EL1',
+      () => 7n,
+      () => {},
+    );
+    def(
+      12,
+      12,
+      6,
+      'ICC_IGRPEN0_EL1',
+      () => BigInt(c.igrpen0),
+      (_k, v) => {
+        c.igrpen0 = Number(v & 1n);
+      },
+    );
+    def(
+      12,
+      12,
+      7,
+      'ICC_IGRPEN1_EL1',
+      () => BigInt(c.igrpen1),
+      (_k, v) => {
+        c.igrpen1 = Number(v & 1n);
+        this.updateCpu(i);
+      },
+    );
   }
 
   // ---------------------------------------------------------------- distributor MMIO
@@ -595,7 +640,14 @@ export class GicV3 {
     return r >>> 0;
   }
 
-  private writePrioBytes(prio: Uint8Array, byteOff: number, size: number, v: number, first: number, end: number): void {
+  private writePrioBytes(
+    prio: Uint8Array,
+    byteOff: number,
+    size: number,
+    v: number,
+    first: number,
+    end: number,
+  ): void {
     if (size !== 1 && size !== 2 && size !== 4) return;
     if (byteOff & (size - 1)) return;
     for (let k = 0; k < size; k++) {

@@ -155,7 +155,8 @@ export class Pl011 implements MmioDevice {
   // ---------------------------------------------------------------- MMIO
 
   read(offset: number, size: number): number {
-    if ((size !== 1 && size !== 2 && size !== 4) || (offset & 3) !== 0 || offset < 0 || offset >= 0x1000) return 0;
+    if ((size !== 1 && size !== 2 && size !== 4) || (offset & 3) !== 0 || offset < 0 || offset >= 0x1000)
+      return 0;
     switch (offset) {
       case 0x000: {
         // DR: pop the RX FIFO; only the break error (BE) is ever set
@@ -201,7 +202,8 @@ export class Pl011 implements MmioDevice {
   }
 
   write(offset: number, size: number, value: number): void {
-    if ((size !== 1 && size !== 2 && size !== 4) || (offset & 3) !== 0 || offset < 0 || offset >= 0x1000) return;
+    if ((size !== 1 && size !== 2 && size !== 4) || (offset & 3) !== 0 || offset < 0 || offset >= 0x1000)
+      return;
     const v = value >>> 0;
     switch (offset) {
       case 0x000:

@@ -301,12 +301,54 @@ export class GenericTimer {
     def(0, 2, 'CNTVCT_EL0', vct, readCounter, undefined);
     const p = this.phys;
     const vt = this.virt;
-    def(2, 0, 'CNTP_TVAL_EL0', pten, () => this.readTval(p), (v) => this.writeTval(p, v));
-    def(2, 1, 'CNTP_CTL_EL0', pten, () => this.readCtl(p), (v) => this.writeCtl(p, v));
-    def(2, 2, 'CNTP_CVAL_EL0', pten, () => p.cval, (v) => this.writeCval(p, v));
-    def(3, 0, 'CNTV_TVAL_EL0', vten, () => this.readTval(vt), (v) => this.writeTval(vt, v));
-    def(3, 1, 'CNTV_CTL_EL0', vten, () => this.readCtl(vt), (v) => this.writeCtl(vt, v));
-    def(3, 2, 'CNTV_CVAL_EL0', vten, () => vt.cval, (v) => this.writeCval(vt, v));
+    def(
+      2,
+      0,
+      'CNTP_TVAL_EL0',
+      pten,
+      () => this.readTval(p),
+      (v) => this.writeTval(p, v),
+    );
+    def(
+      2,
+      1,
+      'CNTP_CTL_EL0',
+      pten,
+      () => this.readCtl(p),
+      (v) => this.writeCtl(p, v),
+    );
+    def(
+      2,
+      2,
+      'CNTP_CVAL_EL0',
+      pten,
+      () => p.cval,
+      (v) => this.writeCval(p, v),
+    );
+    def(
+      3,
+      0,
+      'CNTV_TVAL_EL0',
+      vten,
+      () => this.readTval(vt),
+      (v) => this.writeTval(vt, v),
+    );
+    def(
+      3,
+      1,
+      'CNTV_CTL_EL0',
+      vten,
+      () => this.readCtl(vt),
+      (v) => this.writeCtl(vt, v),
+    );
+    def(
+      3,
+      2,
+      'CNTV_CVAL_EL0',
+      vten,
+      () => vt.cval,
+      (v) => this.writeCval(vt, v),
+    );
     cpu.sys.define(sysregKey(3, 0, 14, 1, 0), {
       name: 'CNTKCTL_EL1',
       read: (k) => {
