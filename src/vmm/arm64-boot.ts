@@ -27,6 +27,10 @@ export interface GuestDevices {
   balloon?: VirtioBalloon;
   /** Offer console input to the guest; returns how many bytes it took now. */
   consoleIn(bytes: Uint8Array): number;
+  /** Send a magic SysRq key over the console (serial BREAK + key, or ^O + key on hvc0). */
+  sysrq(key: string): boolean;
+  /** Press the power button (PL061 line wired to gpio-keys KEY_POWER). */
+  pressPowerKey(): void;
   close(): void;
 }
 
@@ -170,6 +174,14 @@ export async function buildArm64Guest(
     // Input enters the guest only once its driver listens (the PL011 driver drains the FIFO when the
     // port opens; virtio-console takes what fits in the posted buffers), so nothing is lost.
     consoleIn: (bytes) => (vcon ? vcon.write(bytes) : machine.uart.rxReady ? machine.uart.pushRx(bytes) : 0),
+    sysrq: (key) => {
+      const k = key.charCodeAt(0);
+      if (vcon) return vcon.write(Uint8Array.of(0x0f, k)) === 2;
+      if (machine.uart.rxSpace() < 2) return false;
+      machine.uart.sendBreak();
+      return machine.uart.pushRx(Uint8Array.of(k)) === 1;
+    },
+    pressPowerKey: () => machine.pressPowerKey(),
     close: () => {
       for (const d of disks) d.close();
     },

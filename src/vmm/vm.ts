@@ -101,12 +101,26 @@ export class Vm extends EventEmitter {
    * sent over the console. Resolves at once; use wait() for the power-off.
    */
   requestShutdown(graceMs = 5000): void {
-    this.shutdownRequest?.(graceMs);
+    const boots = this.boots;
+    this.devices?.pressPowerKey();
+    const t = setTimeout(() => {
+      if (this.boots === boots && this.state === 'running') this.sysrqSequence(['s', 'u', 'o']);
+    }, graceMs);
+    t.unref();
   }
 
-  /** Ask the guest to reboot (SysRq 'b' after a sync, the same path as requestShutdown's fallback). */
+  /** Ask the guest to reboot: magic SysRq sync, remount read-only, reboot. */
   requestReboot(): void {
-    this.rebootRequest?.();
+    this.sysrqSequence(['s', 'u', 'b']);
+  }
+
+  /** Send SysRq keys one after another, 500 ms apart, retrying while the console cannot take them. */
+  private sysrqSequence(keys: string[]): void {
+    const [k, ...rest] = keys;
+    if (k === undefined || this.exitPromise === undefined || this.state === 'shutdown') return;
+    const sent = this.devices?.sysrq(k) ?? false;
+    this.machine?.kick();
+    setTimeout(() => this.sysrqSequence(sent ? rest : keys), sent ? 500 : 100).unref();
   }
 
   /** Set the balloon target: the memory the guest should keep, in MiB. False when there is no balloon. */
@@ -124,10 +138,6 @@ export class Vm extends EventEmitter {
     if (!b) return undefined;
     return { targetMiB: this.spec.memoryMiB - (b.targetPages * 4096) / 1048576, balloonMiB: (b.actualPages * 4096) / 1048576 };
   }
-
-  /** Set by the boot code: how this machine delivers shutdown/reboot requests. */
-  private shutdownRequest: ((graceMs: number) => void) | undefined;
-  private rebootRequest: (() => void) | undefined;
 
   /** Stop the VM at once (like `xl destroy`): the guest gets no chance to flush. */
   destroy(): void {
