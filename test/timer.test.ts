@@ -86,6 +86,12 @@ test('deterministic counter follows the instruction count', () => {
   assert.equal(mrs(cpu, 'CNTVCT_EL0'), 5000n);
   cpu.icount = 5000;
   assert.equal(mrs(cpu, 'CNTPCT_EL0'), 5001n);
+  // A timer compared against a count the guest has already read fires at once
+  const seen = mrs(cpu, 'CNTVCT_EL0');
+  assert.equal(seen, 5002n);
+  msr(cpu, 'CNTV_CVAL_EL0', seen);
+  msr(cpu, 'CNTV_CTL_EL0', 1);
+  assert.equal(mrs(cpu, 'CNTV_CTL_EL0'), 5n, 'ISTATUS set: count >= CVAL');
 });
 
 test('deterministic counter is shared by the vCPUs of a machine', () => {

@@ -65,6 +65,15 @@ export class SystemCounter {
     return base;
   }
 
+  /**
+   * The count the timers compare against: now(), or in deterministic mode the last value a guest read
+   * when that is ahead (so ISTATUS never lags behind a count the guest has seen).
+   */
+  current(): number {
+    const t = this.now();
+    return this.deterministic && this.last > t ? this.last : t;
+  }
+
   /** A guest read of the counter (deterministic: strictly increasing within a run slice). */
   read(): number {
     const t = this.now();
@@ -87,7 +96,7 @@ export class SystemCounter {
     let deadline = Infinity;
     for (const t of this.timers) if (!t.cpu.off) deadline = Math.min(deadline, t.nextDeadlineTicks());
     if (deadline === Infinity) return;
-    const now = Math.max(this.now(), this.last);
+    const now = this.current();
     if (deadline > now) this.idle += deadline - now;
   }
 }
@@ -165,7 +174,7 @@ export class GenericTimer {
   /** Re-evaluate both timer outputs now, and the event stream (the machine calls this between run slices). */
   poll(): void {
     this.counter.skipIdle();
-    const now = this.counter.now();
+    const now = this.counter.current();
     this.evaluate(this.virt, now);
     this.evaluate(this.phys, now);
     if (this.cntkctl & EVNTEN) this.eventStream(now);
@@ -187,7 +196,7 @@ export class GenericTimer {
 
   /** Counter ticks of the earliest enabled, unmasked timer that has not fired yet (Infinity if none). */
   nextDeadlineTicks(): number {
-    const now = this.counter.now();
+    const now = this.counter.current();
     let d = Infinity;
     for (const t of [this.virt, this.phys]) {
       if ((t.ctl & (CTL_ENABLE | CTL_IMASK)) !== CTL_ENABLE) continue;
@@ -204,7 +213,7 @@ export class GenericTimer {
     const d = this.nextDeadlineTicks();
     if (d === Infinity) return Infinity;
     if (this.counter.deterministic) return 0;
-    return Math.max(0, (d - this.counter.now()) / TICKS_PER_MS);
+    return Math.max(0, (d - this.counter.current()) / TICKS_PER_MS);
   }
 
   private evaluate(t: TimerChannel, now: number): void {
@@ -216,17 +225,17 @@ export class GenericTimer {
   }
 
   private readCtl(t: TimerChannel): bigint {
-    return BigInt(t.ctl | (t.fired(this.counter.now()) ? CTL_ISTATUS : 0));
+    return BigInt(t.ctl | (t.fired(this.counter.current()) ? CTL_ISTATUS : 0));
   }
 
   private writeCtl(t: TimerChannel, v: bigint): void {
     t.ctl = Number(v & 3n);
-    this.evaluate(t, this.counter.now());
+    this.evaluate(t, this.counter.current());
   }
 
   private writeCval(t: TimerChannel, v: bigint): void {
     t.setCval(v);
-    this.evaluate(t, this.counter.now());
+    this.evaluate(t, this.counter.current());
   }
 
   /** TVAL reads (CVAL - counter)[31:0]; bits [63:32] are RES0. */
@@ -360,7 +369,7 @@ export class GenericTimer {
         // EL0PCTEN, EL0VCTEN, EVNTEN, EVNTDIR, EVNTI, EL0VTEN, EL0PTEN
         const old = this.cntkctl;
         this.cntkctl = Number(v & 0x3ffn);
-        if ((this.cntkctl & ~old & EVNTEN) !== 0) this.lastEventCheck = this.counter.now();
+        if ((this.cntkctl & ~old & EVNTEN) !== 0) this.lastEventCheck = this.counter.current();
       },
     });
   }
