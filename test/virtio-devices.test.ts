@@ -395,6 +395,7 @@ test('virtqueue malformed: buffer outside guest RAM fails only that request', ()
     d.avail(0, head);
     d.kick(0);
     assert.deepEqual(d.used(0), [{ id: head, len: 0 }], `0x${addr.toString(16)}: failed`);
+    assert.equal(d.t.malformedChains, 1);
     assertStillWorks(d);
   }
 });

@@ -62,6 +62,9 @@ export const VIRTIO_F_INDIRECT_DESC = 28n;
 export const VIRTIO_F_EVENT_IDX = 29n;
 export const VIRTIO_F_VERSION_1 = 32n;
 
+/** Malformed requests logged per device before going quiet (a broken driver could flood the log). */
+const MAX_MALFORMED_LOGS = 10;
+
 export const INT_USED_BUFFER = 1;
 export const INT_CONFIG_CHANGE = 2;
 
@@ -140,6 +143,8 @@ export class VirtioMmioTransport implements MmioDevice, VirtioHost {
   status = 0;
   interruptStatus = 0;
   configGeneration = 0;
+  /** Malformed descriptor chains seen (each failed its request). */
+  malformedChains = 0;
   /** Last reason for DEVICE_NEEDS_RESET (diagnostics). */
   lastError: string | undefined;
   private deviceFeaturesSel = 0;
@@ -160,6 +165,15 @@ export class VirtioMmioTransport implements MmioDevice, VirtioHost {
     this.queues = device.queueMax.map((max, i) => {
       const q = new Virtqueue(mem, max);
       q.onBroken = (reason) => this.needsReset(`queue ${i}: ${reason}`);
+      q.onMalformed = (reason) => {
+        this.malformedChains++;
+        if (this.malformedChains <= MAX_MALFORMED_LOGS) {
+          this.log(
+            `virtio device ${device.deviceId}: queue ${i}: malformed request failed: ${reason}` +
+              (this.malformedChains === MAX_MALFORMED_LOGS ? ' (further ones are not logged)' : ''),
+          );
+        }
+      };
       return q;
     });
     let f = device.features | (1n << VIRTIO_F_VERSION_1);

@@ -208,6 +208,9 @@ export class Virtqueue {
     return n;
   }
 
+  /** Called for each malformed chain (the request fails; diagnostics only). */
+  onMalformed: (reason: string) => void = () => {};
+
   /** Called once when the driver corrupts the ring (the transport sets DEVICE_NEEDS_RESET). */
   onBroken: (reason: string) => void = () => {};
 
@@ -228,7 +231,9 @@ export class Virtqueue {
     }
     this.lastAvail = (this.lastAvail + 1) & 0xffff;
     if (this.eventIdx) this.setAvailEvent(this.lastAvail);
-    return this.walk(head);
+    const chain = this.walk(head);
+    if (chain.error) this.onMalformed(chain.error);
+    return chain;
   }
 
   /** Tell the driver (VIRTIO_RING_F_EVENT_IDX) to notify once it publishes index `idx`. */
