@@ -32,9 +32,12 @@ export class GuestMemory {
   constructor(
     readonly ramBase: number,
     readonly ramSize: number,
+    /** Existing memory to use as RAM (e.g. host memory mmap'ed for KVM); at least ramSize bytes. */
+    external?: ArrayBuffer,
   ) {
     if (ramSize % PAGE_SIZE !== 0) throw new Error(`RAM size ${ramSize} is not a multiple of ${PAGE_SIZE}`);
-    this.ram = new ArrayBuffer(ramSize);
+    if (external && external.byteLength < ramSize) throw new Error(`external RAM buffer is smaller than ${ramSize} bytes`);
+    this.ram = external ?? new ArrayBuffer(ramSize);
     this.u8 = new Uint8Array(this.ram);
     this.u16 = new Uint16Array(this.ram);
     this.u32 = new Uint32Array(this.ram);

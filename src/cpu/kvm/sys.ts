@@ -1,0 +1,155 @@
+// Host system calls the KVM backend needs, through koffi: open/close/ioctl/mmap/munmap/eventfd.
+// Every failing call throws a KvmError that names the call (ioctl name) and carries errno.
+
+import { createRequire } from 'node:module';
+import os from 'node:os';
+
+const require = createRequire(import.meta.url);
+// koffi is a CommonJS native addon.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Koffi = any;
+let koffiMod: Koffi | undefined;
+export function koffi(): Koffi {
+  if (!koffiMod) koffiMod = require('koffi');
+  return koffiMod;
+}
+
+export class KvmError extends Error {
+  constructor(
+    message: string,
+    readonly op?: string,
+    readonly errno?: number,
+  ) {
+    super(message);
+    this.name = 'KvmError';
+  }
+}
+
+const errnoNames: Record<number, string> = Object.fromEntries(
+  Object.entries(os.constants.errno).map(([k, v]) => [v as number, k]),
+);
+export function errnoName(e: number): string {
+  return errnoNames[e] ?? `errno ${e}`;
+}
+
+interface Libc {
+  open: (path: string, flags: number) => number;
+  close: (fd: number) => number;
+  ioctlPtr: (fd: number, req: number, arg: Uint8Array | null) => number;
+  ioctlInt: (fd: number, req: number, arg: number | bigint) => number;
+  mmap: (addr: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
+  munmap: (p: unknown, len: number) => number;
+  eventfd: (init: number, flags: number) => number;
+  read: (fd: number, buf: Uint8Array, n: number) => number;
+  write: (fd: number, buf: Uint8Array, n: number) => number;
+}
+
+let libc: Libc | undefined;
+function lc(): Libc {
+  if (libc) return libc;
+  const k = koffi();
+  const lib = k.load('libc.so.6');
+  libc = {
+    open: lib.func('int open(const char *path, int flags)'),
+    close: lib.func('int close(int fd)'),
+    ioctlPtr: lib.func('int ioctl(int fd, unsigned long req, void *arg)'),
+    // The same libc symbol, declared a second time with an integer third argument.
+    ioctlInt: lib.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']),
+    mmap: lib.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)'),
+    munmap: lib.func('int munmap(void *addr, size_t len)'),
+    eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
+    read: lib.func('long read(int fd, void *buf, size_t n)'),
+    write: lib.func('long write(int fd, const void *buf, size_t n)'),
+  };
+  return libc;
+}
+const libcReady = lc;
+
+function fail(op: string, what?: string): never {
+  const e = koffi().errno() as number;
+  throw new KvmError(`${op}${what ? ` (${what})` : ''} failed: ${errnoName(e)}`, op, e);
+}
+
+export const O_RDWR = 2;
+export const O_CLOEXEC = 0o2000000;
+export const EFD_CLOEXEC = 0o2000000;
+export const EFD_NONBLOCK = 0o4000;
+
+export function sysOpen(path: string, flags: number): number {
+  const fd = libcReady().open(path, flags);
+  if (fd < 0) fail(`open ${path}`);
+  return fd;
+}
+
+export function sysClose(fd: number): void {
+  if (fd >= 0) libcReady().close(fd);
+}
+
+/** ioctl with a pointer argument (a Buffer/Uint8Array, or null). Returns the non-negative result. */
+export function ioctlPtr(fd: number, req: number, name: string, arg: Uint8Array | null): number {
+  const r = libcReady().ioctlPtr(fd, req, arg);
+  if (r < 0) fail(name);
+  return r;
+}
+
+/** ioctl with an integer argument. */
+export function ioctlInt(fd: number, req: number, name: string, arg: number | bigint = 0): number {
+  const r = libcReady().ioctlInt(fd, req, arg);
+  if (r < 0) fail(name);
+  return r;
+}
+
+/** ioctl that may fail with an expected errno (EINTR/EAGAIN for KVM_RUN): returns -errno instead of throwing. */
+export function ioctlIntRaw(fd: number, req: number, arg: number | bigint = 0): number {
+  const r = libcReady().ioctlInt(fd, req, arg);
+  if (r < 0) return -(koffi().errno() as number);
+  return r;
+}
+
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const MAP_SHARED = 1;
+export const MAP_PRIVATE = 2;
+export const MAP_ANONYMOUS = 0x20;
+export const MAP_NORESERVE = 0x4000;
+
+/** A host mapping: its native pointer, address and an ArrayBuffer view of it. */
+export interface Mapping {
+  ptr: unknown;
+  addr: bigint;
+  len: number;
+  buffer: ArrayBuffer;
+}
+
+export function sysMmap(len: number, prot: number, flags: number, fd: number, what: string): Mapping {
+  const l = libcReady();
+  const k = koffi();
+  const p = l.mmap(null, len, prot, flags, fd, 0);
+  const addr = BigInt(k.address(p));
+  if (p === null || addr === 0xffffffffffffffffn || addr === 0n) fail('mmap', what);
+  return { ptr: p, addr, len, buffer: k.view(p, len) as ArrayBuffer };
+}
+
+export function sysMunmap(m: Mapping): void {
+  libcReady().munmap(m.ptr, m.len);
+}
+
+export function sysEventfd(): number {
+  const fd = libcReady().eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) fail('eventfd');
+  return fd;
+}
+
+const one = new Uint8Array(new BigUint64Array([1n]).buffer);
+/** Add 1 to an eventfd counter (signal it). */
+export function eventfdSignal(fd: number): void {
+  if (libcReady().write(fd, one, 8) !== 8) fail('write eventfd');
+}
+
+/** Read and reset an eventfd counter; 0 when it was not signalled (non-blocking). */
+export function eventfdRead(fd: number): bigint {
+  const b = new Uint8Array(8);
+  const r = libcReady().read(fd, b, 8);
+  if (r !== 8) return 0n;
+  return new BigUint64Array(b.buffer)[0];
+}
