@@ -311,3 +311,43 @@ test('event stream: CNTKCTL_EL1.EVNTEN signals an event when counter bit EVNTI t
   at(103);
   assert.equal(got, 2);
 });
+
+test('event stream ends a WFE wait but leaves a WFI wait alone', () => {
+  const ADD = 0x91000400; // add x0, x0, #1
+  const WFE = 0xd503205f;
+  const WFI = 0xd503207f;
+  const code = new Array<number>(0x400).fill(ADD);
+  code[1] = WFE;
+  code[3] = WFI;
+  code[0x3ff] = WFE; // last word of the page
+  const { cpu, timer } = setup(true, code);
+  msr(cpu, 'CNTKCTL_EL1', (1 << 2) | (0 << 4)); // an event at every odd count
+  let n = 1000;
+  const tick = (): void => {
+    n += 2;
+    cpu.icount = n;
+    timer.poll();
+  };
+  // The executor leaves PC after the waiting instruction (here: simulated after running one ADD so
+  // that the fetch page is known)
+  cpu.run(1);
+  cpu.pcLo = RAM_BASE + 8; // after the WFE
+  cpu.waiting = true;
+  cpu.eventRegister = false;
+  tick();
+  assert.equal(cpu.waiting, false, 'WFE completes');
+  assert.equal(cpu.eventRegister, false, 'and consumes the event');
+  cpu.pcLo = RAM_BASE + 16; // after the WFI
+  cpu.waiting = true;
+  tick();
+  assert.equal(cpu.waiting, true, 'WFI keeps waiting');
+  assert.equal(cpu.eventRegister, true);
+  // WFE in the last word of the page: PC has moved into the next page
+  cpu.waiting = false;
+  cpu.pcLo = RAM_BASE + 0xff8;
+  cpu.run(1);
+  cpu.pcLo = RAM_BASE + 0x1000;
+  cpu.waiting = true;
+  tick();
+  assert.equal(cpu.waiting, false);
+});

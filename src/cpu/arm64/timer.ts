@@ -17,7 +17,8 @@
 //
 // Timer outputs and the CNTKCTL_EL1 event stream are evaluated when a timer register is written and
 // when the machine calls poll() (between run slices); CTL.ISTATUS is computed at each read. The event
-// stream sets the vCPU's event register through `onEvent` (at most one event per poll).
+// stream ends a WFE wait or sets the vCPU's event register, through `onEvent` (at most one event per
+// poll).
 // EL0 accesses denied by CNTKCTL_EL1 trap to EL1 with EC 0x18 (ISS: Op0, Op2, Op1, CRn, Rt, CRm,
 // direction); CNTKCTL_EL1 itself is UNDEFINED at EL0.
 
@@ -101,6 +102,18 @@ export class SystemCounter {
   }
 }
 
+const WFE = 0xd503205f;
+
+/**
+ * Whether a waiting vCPU stopped in WFE (not WFI). The executor has moved PC past the waiting
+ * instruction and has not fetched since, so that instruction is the word before PC in the current
+ * fetch page (the last word of that page when PC has moved into the next one).
+ */
+function waitsInWfe(cpu: Arm64Cpu): boolean {
+  const pa = cpu.fetchPagePa + ((cpu.pcLo - 4) & 0xffc);
+  return cpu.mem.isRam(pa, 4) && cpu.mem.readPhys(pa, 4) === WFE;
+}
+
 const counters = new WeakMap<Arm64Cpu[], SystemCounter>();
 
 /** The shared counter of the machine `cpu` belongs to (keyed by its `peers` array). */
@@ -163,11 +176,15 @@ export class GenericTimer {
 
   /**
    * Called when the event stream (CNTKCTL_EL1.EVNTEN) generates an event for this vCPU. The default
-   * sets the vCPU's event register (what a WFE consumes); the machine may replace it to also end a
-   * WFE wait.
+   * ends a WFE wait (Linux's udelay() sleeps in WFE between event-stream ticks, even in hard-IRQ
+   * context where no interrupt can wake it) and otherwise sets the event register. A vCPU that
+   * waits in WFI is left alone: waking idle vCPUs at the event-stream rate would cost a trip through
+   * the guest's idle loop each time.
    */
   onEvent: (cpu: Arm64Cpu) => void = (cpu) => {
-    cpu.eventRegister = true;
+    if (cpu.waiting && waitsInWfe(cpu))
+      cpu.waiting = false; // the WFE consumes the event
+    else cpu.eventRegister = true;
   };
   private lastEventCheck = -1;
 
