@@ -350,4 +350,20 @@ test('event stream ends a WFE wait but leaves a WFI wait alone', () => {
   cpu.waiting = true;
   tick();
   assert.equal(cpu.waiting, false);
+  // Deterministic idle: a vCPU sleeping in WFE is a deadline at the next event (EVNTI = 4: bit 4
+  // rises every 32 counts, at counts = 16 mod 32); poll() skips the counter there and the WFE completes
+  msr(cpu, 'CNTKCTL_EL1', (1 << 2) | (4 << 4));
+  cpu.icount = 2000; // 2000 mod 32 = 16: the event at 2000 is the one enabling saw
+  timer.poll();
+  cpu.pcLo = RAM_BASE + 8;
+  cpu.waiting = true;
+  assert.equal(timer.nextDeadlineTicks(), 2032);
+  assert.equal(timer.nextDeadlineMs(), 0);
+  timer.poll();
+  assert.equal(cpu.waiting, false);
+  assert.ok(mrs(cpu, 'CNTVCT_EL0') >= 2032n);
+  // WFI: no event deadline
+  cpu.pcLo = RAM_BASE + 16;
+  cpu.waiting = true;
+  assert.equal(timer.nextDeadlineTicks(), Infinity);
 });

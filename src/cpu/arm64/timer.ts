@@ -211,13 +211,29 @@ export class GenericTimer {
     if (Math.floor((now - shift) / period) !== Math.floor((last - shift) / period)) this.onEvent(this.cpu);
   }
 
-  /** Counter ticks of the earliest enabled, unmasked timer that has not fired yet (Infinity if none). */
+  /**
+   * Counter value at which the earliest enabled, unmasked timer that has not fired yet fires, or the
+   * next event-stream event when the vCPU sleeps in WFE (Infinity if none).
+   */
   nextDeadlineTicks(): number {
     const now = this.counter.current();
     let d = Infinity;
     for (const t of [this.virt, this.phys]) {
       if ((t.ctl & (CTL_ENABLE | CTL_IMASK)) !== CTL_ENABLE) continue;
       if (t.cvalNum > now && t.cvalNum < d) d = t.cvalNum;
+    }
+    // A vCPU sleeping in WFE also wakes at the next event-stream event.
+    if (
+      (this.cntkctl & EVNTEN) !== 0 &&
+      this.cpu.waiting &&
+      this.lastEventCheck >= 0 &&
+      waitsInWfe(this.cpu)
+    ) {
+      const n = (this.cntkctl >>> 4) & 0xf;
+      const period = 2 ** (n + 1);
+      const shift = this.cntkctl & EVNTDIR ? 0 : 2 ** n;
+      const next = (Math.floor((this.lastEventCheck - shift) / period) + 1) * period + shift;
+      if (next < d) d = Math.max(next, now + 1);
     }
     return d;
   }
