@@ -49,7 +49,7 @@ export class SystemCounter {
   private readonly start = performance.now();
   /** Deterministic mode: ticks skipped while every vCPU waited. */
   private idle = 0;
-  private last = 0;
+  private last = -1;
   readonly timers: GenericTimer[] = [];
 
   constructor(
