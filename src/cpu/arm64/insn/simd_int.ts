@@ -13,6 +13,7 @@
 import type { Pattern } from '../decode.js';
 import type { Arm64Cpu } from '../cpu.js';
 import { rz, wz } from '../cpu.js';
+import * as i64 from '../int64.js';
 
 export const RD = (i: number): number => i & 31;
 export const RN = (i: number): number => (i >>> 5) & 31;
@@ -116,13 +117,38 @@ function finish(c: Arm64Cpu, d: number, bytes: number): void {
 // Number fast paths (element size <= 32, no products)
 // ---------------------------------------------------------------------------------------------------
 
-type NOp = (a: number, b: number, d: number) => number;
+type NOp = (a: number, b: number, d: number, c: Arm64Cpu) => number;
 function arrFor(c: Arm64Cpu, e: number): Uint8Array | Uint16Array | Uint32Array {
   return e === 8 ? c.vU8 : e === 16 ? c.vU16 : c.vU32;
 }
 const LOG = (e: number): number => (e === 8 ? 4 : e === 16 ? 3 : e === 32 ? 2 : 1);
 /** Sign-extend an e-bit unsigned number. */
 const sxn = (v: number, e: number): number => (v << (32 - e)) >> (32 - e);
+/** Saturate an exact (double) value to signed / unsigned e bits (e <= 32), setting FPSR.QC. */
+function satSn(c: Arm64Cpu, v: number, e: number): number {
+  const max = 2 ** (e - 1) - 1;
+  if (v > max) {
+    c.fpsr |= FPSR_QC;
+    return max;
+  }
+  if (v < -max - 1) {
+    c.fpsr |= FPSR_QC;
+    return -max - 1;
+  }
+  return v;
+}
+function satUn(c: Arm64Cpu, v: number, e: number): number {
+  if (v < 0) {
+    c.fpsr |= FPSR_QC;
+    return 0;
+  }
+  const max = 2 ** e - 1;
+  if (v > max) {
+    c.fpsr |= FPSR_QC;
+    return max;
+  }
+  return v;
+}
 
 const patterns: Pattern[] = [];
 const P = (bits: string, name: string, handler: (c: Arm64Cpu, i: number) => void): void => {
@@ -166,10 +192,14 @@ function mkSame(): Map<number, Same> {
   add(0, 0b00100, { name: 'SHSUB', vsz: NO64, ssz: 0, op: (c, a, b, _d, e) => (SX(a, e) - SX(b, e)) >> 1n,
     fast: (e) => (a, b) => Math.floor((sxn(a, e) - sxn(b, e)) / 2) });
   add(1, 0b00100, { name: 'UHSUB', vsz: NO64, ssz: 0, op: (c, a, b) => (a - b) >> 1n, fast: () => (a, b) => Math.floor((a - b) / 2) });
-  add(0, 0b00001, { name: 'SQADD', vsz: ALL, ssz: ALL, op: (c, a, b, _d, e) => satS(c, SX(a, e) + SX(b, e), e) });
-  add(1, 0b00001, { name: 'UQADD', vsz: ALL, ssz: ALL, op: (c, a, b, _d, e) => satU(c, a + b, e) });
-  add(0, 0b00101, { name: 'SQSUB', vsz: ALL, ssz: ALL, op: (c, a, b, _d, e) => satS(c, SX(a, e) - SX(b, e), e) });
-  add(1, 0b00101, { name: 'UQSUB', vsz: ALL, ssz: ALL, op: (c, a, b, _d, e) => satU(c, a - b, e) });
+  add(0, 0b00001, { name: 'SQADD', vsz: ALL, ssz: ALL, op: (c, a, b, _d, e) => satS(c, SX(a, e) + SX(b, e), e),
+    fast: (e) => (a, b, _d, c) => satSn(c, sxn(a, e) + sxn(b, e), e) });
+  add(1, 0b00001, { name: 'UQADD', vsz: ALL, ssz: ALL, op: (c, a, b, _d, e) => satU(c, a + b, e),
+    fast: (e) => (a, b, _d, c) => satUn(c, a + b, e) });
+  add(0, 0b00101, { name: 'SQSUB', vsz: ALL, ssz: ALL, op: (c, a, b, _d, e) => satS(c, SX(a, e) - SX(b, e), e),
+    fast: (e) => (a, b, _d, c) => satSn(c, sxn(a, e) - sxn(b, e), e) });
+  add(1, 0b00101, { name: 'UQSUB', vsz: ALL, ssz: ALL, op: (c, a, b, _d, e) => satU(c, a - b, e),
+    fast: (e) => (a, b, _d, c) => satUn(c, a - b, e) });
   add(0, 0b00110, { name: 'CMGT', vsz: ALL, ssz: D, op: (c, a, b, _d, e) => cmpRes(SX(a, e) > SX(b, e), e),
     fast: (e) => (a, b) => (sxn(a, e) > sxn(b, e) ? -1 : 0) });
   add(0, 0b00111, { name: 'CMGE', vsz: ALL, ssz: D, op: (c, a, b, _d, e) => cmpRes(SX(a, e) >= SX(b, e), e),
@@ -246,8 +276,8 @@ function vecSame(s: Same): (c: Arm64Cpu, i: number) => void {
         const mb = m << sh;
         const sb = SCR << sh;
         for (let k = 0; k < half; k++) {
-          arr[sb + k] = f(arr[nb + 2 * k], arr[nb + 2 * k + 1], 0);
-          arr[sb + half + k] = f(arr[mb + 2 * k], arr[mb + 2 * k + 1], 0);
+          arr[sb + k] = f(arr[nb + 2 * k], arr[nb + 2 * k + 1], 0, c);
+          arr[sb + half + k] = f(arr[mb + 2 * k], arr[mb + 2 * k + 1], 0, c);
         }
         const db = d << sh;
         for (let k = 0; k < lanes; k++) arr[db + k] = arr[sb + k];
@@ -265,7 +295,7 @@ function vecSame(s: Same): (c: Arm64Cpu, i: number) => void {
       const nb = n << sh;
       const mb = m << sh;
       const db = d << sh;
-      for (let k = 0; k < lanes; k++) arr[db + k] = f(arr[nb + k], arr[mb + k], arr[db + k]);
+      for (let k = 0; k < lanes; k++) arr[db + k] = f(arr[nb + k], arr[mb + k], arr[db + k], c);
     } else {
       ew3(c, d, n, m, e, lanes, s.op);
     }
@@ -292,69 +322,98 @@ for (const [key, s] of SAME) {
   if (s.ssz) P(`01 ${u} 11110 ss 1 mmmmm ${opc} 1 nnnnn ddddd`, `${s.name}_scalar`, scalarSame(s));
 }
 
-// Hand-written fast paths for the hottest three-same forms (more specific than the table entries).
+// Hand-written fast paths for the hottest three-same forms (the table entries are not registered for
+// these). 8- and 16-bit lanes are processed four/two at a time in 32-bit words (SWAR).
+const H8 = 0x80808080 | 0;
+const L8 = 0x7f7f7f7f;
+const H16 = 0x80008000 | 0;
+const L16 = 0x7fff7fff;
 function fastAdd(sub: boolean): (c: Arm64Cpu, i: number) => void {
   return (c, i) => {
     c.checkFp();
     const size = SZ(i);
     const q = QF(i);
-    const d = RD(i);
-    const n = RN(i);
-    const m = RM(i);
+    const u = c.vI32;
+    const d = RD(i) << 2;
+    const n = RN(i) << 2;
+    const m = RM(i) << 2;
+    const w = q ? 4 : 2;
     if (size === 3) {
       if (!q) undef(c, i);
-      const u = c.vU64;
-      if (sub) {
-        u[2 * d] = u[2 * n] - u[2 * m];
-        u[2 * d + 1] = u[2 * n + 1] - u[2 * m + 1];
-      } else {
-        u[2 * d] = u[2 * n] + u[2 * m];
-        u[2 * d + 1] = u[2 * n + 1] + u[2 * m + 1];
+      for (let k = 0; k < 4; k += 2) {
+        const alo = u[n + k] >>> 0;
+        const blo = u[m + k] >>> 0;
+        const ahi = u[n + k + 1];
+        const bhi = u[m + k + 1];
+        if (sub) {
+          u[d + k] = alo - blo;
+          u[d + k + 1] = (ahi - bhi - (alo < blo ? 1 : 0)) | 0;
+        } else {
+          const lo = (alo + blo) >>> 0;
+          u[d + k] = lo;
+          u[d + k + 1] = (ahi + bhi + (lo < alo ? 1 : 0)) | 0;
+        }
       }
       return;
     }
-    const arr = size === 0 ? c.vU8 : size === 1 ? c.vU16 : c.vU32;
-    const sh = 4 - size;
-    const lanes = (q ? 16 : 8) >> size;
-    const nb = n << sh;
-    const mb = m << sh;
-    const db = d << sh;
-    if (sub) for (let k = 0; k < lanes; k++) arr[db + k] = arr[nb + k] - arr[mb + k];
-    else for (let k = 0; k < lanes; k++) arr[db + k] = arr[nb + k] + arr[mb + k];
-    if (!q) zeroHi(c, d);
+    const hm = size === 0 ? H8 : H16;
+    const lm = size === 0 ? L8 : L16;
+    for (let k = 0; k < w; k++) {
+      const a = u[n + k];
+      const b = u[m + k];
+      if (size === 2) u[d + k] = sub ? a - b : a + b;
+      else if (sub) u[d + k] = ((a | hm) - (b & lm)) ^ ((a ^ ~b) & hm);
+      else u[d + k] = ((a & lm) + (b & lm)) ^ ((a ^ b) & hm);
+    }
+    if (!q) zeroHi(c, d >> 2);
   };
 }
 P('0 q 0 01110 ss 1 mmmmm 10000 1 nnnnn ddddd', 'ADD_vec', fastAdd(false));
 P('0 q 1 01110 ss 1 mmmmm 10000 1 nnnnn ddddd', 'SUB_vec', fastAdd(true));
+/** Per-lane all-ones where x's 8-bit (size 0) / 16-bit (size 1) / 32-bit lane is zero. */
+function zeroLanes(x: number, size: number): number {
+  if (size === 2) return x === 0 ? -1 : 0;
+  const lm = size === 0 ? L8 : L16;
+  const hm = size === 0 ? H8 : H16;
+  const t = ~(((x & lm) + lm) | x) & hm; // high bit set in each zero lane
+  return size === 0 ? (t >>> 7) * 0xff : (t >>> 15) * 0xffff;
+}
 P('0 q 1 01110 ss 1 mmmmm 10001 1 nnnnn ddddd', 'CMEQ_vec', (c, i) => {
   c.checkFp();
   const size = SZ(i);
   const q = QF(i);
-  const d = RD(i);
-  const n = RN(i);
-  const m = RM(i);
-  if (size === 3 && !q) undef(c, i);
+  const u = c.vI32;
+  const d = RD(i) << 2;
+  const n = RN(i) << 2;
+  const m = RM(i) << 2;
   if (size === 3) {
-    const u = c.vU32;
-    for (let k = 0; k < 2; k++) {
-      const eq = u[4 * n + 2 * k] === u[4 * m + 2 * k] && u[4 * n + 2 * k + 1] === u[4 * m + 2 * k + 1] ? -1 : 0;
-      u[4 * d + 2 * k] = eq;
-      u[4 * d + 2 * k + 1] = eq;
+    if (!q) undef(c, i);
+    for (let k = 0; k < 4; k += 2) {
+      const eq = u[n + k] === u[m + k] && u[n + k + 1] === u[m + k + 1] ? -1 : 0;
+      u[d + k] = eq;
+      u[d + k + 1] = eq;
     }
     return;
   }
-  const arr = size === 0 ? c.vU8 : size === 1 ? c.vU16 : c.vU32;
-  const sh = 4 - size;
-  const lanes = (q ? 16 : 8) >> size;
-  const nb = n << sh;
-  const mb = m << sh;
-  const db = d << sh;
-  for (let k = 0; k < lanes; k++) arr[db + k] = arr[nb + k] === arr[mb + k] ? -1 : 0;
-  if (!q) zeroHi(c, d);
+  const w = q ? 4 : 2;
+  for (let k = 0; k < w; k++) u[d + k] = zeroLanes(u[n + k] ^ u[m + k], size);
+  if (!q) zeroHi(c, d >> 2);
 });
 
 // Logical (three same, opcode 00011): AND BIC ORR ORN / EOR BSL BIT BIF
+type L3 = (a: number, b: number, x: number) => number;
+const LOGIC: L3[] = [
+  (a, b) => a & b,
+  (a, b) => a & ~b,
+  (a, b) => a | b,
+  (a, b) => a | ~b,
+  (a, b) => a ^ b,
+  (a, b, x) => (a & x) | (b & ~x), // BSL
+  (a, b, x) => (a & b) | (x & ~b), // BIT
+  (a, b, x) => (a & ~b) | (x & b), // BIF
+];
 function logical(kind: number): (c: Arm64Cpu, i: number) => void {
+  const f = LOGIC[kind];
   return (c, i) => {
     c.checkFp();
     const q = QF(i);
@@ -362,25 +421,15 @@ function logical(kind: number): (c: Arm64Cpu, i: number) => void {
     const d = RD(i) << 2;
     const n = RN(i) << 2;
     const m = RM(i) << 2;
-    const w = q ? 4 : 2;
-    for (let k = 0; k < w; k++) {
-      const a = u[n + k];
-      const b = u[m + k];
-      const x = u[d + k];
-      let r: number;
-      switch (kind) {
-        case 0: r = a & b; break;
-        case 1: r = a & ~b; break;
-        case 2: r = a | b; break;
-        case 3: r = a | ~b; break;
-        case 4: r = a ^ b; break;
-        case 5: r = (a & x) | (b & ~x); break; // BSL
-        case 6: r = (a & b) | (x & ~b); break; // BIT
-        default: r = (a & ~b) | (x & b); break; // BIF
-      }
-      u[d + k] = r;
+    u[d] = f(u[n], u[m], u[d]);
+    u[d + 1] = f(u[n + 1], u[m + 1], u[d + 1]);
+    if (q) {
+      u[d + 2] = f(u[n + 2], u[m + 2], u[d + 2]);
+      u[d + 3] = f(u[n + 3], u[m + 3], u[d + 3]);
+    } else {
+      u[d + 2] = 0;
+      u[d + 3] = 0;
     }
-    if (!q) zeroHi(c, d >> 2);
   };
 }
 ['AND', 'BIC', 'ORR', 'ORN', 'EOR', 'BSL', 'BIT', 'BIF'].forEach((name, k) => {
@@ -558,18 +607,21 @@ P('0 q 0 01110 ss 10000 01001 10 nnnnn ddddd', 'CMEQ_zero_vec', (c, i) => {
   c.checkFp();
   const size = SZ(i);
   const q = QF(i);
+  const u = c.vI32;
+  const d = RD(i) << 2;
+  const n = RN(i) << 2;
   if (size === 3) {
     if (!q) undef(c, i);
-    ew1(c, RD(i), RN(i), 64, 2, MISC.get(0b01001)!.op);
+    for (let k = 0; k < 4; k += 2) {
+      const z = u[n + k] === 0 && u[n + k + 1] === 0 ? -1 : 0;
+      u[d + k] = z;
+      u[d + k + 1] = z;
+    }
     return;
   }
-  const arr = size === 0 ? c.vU8 : size === 1 ? c.vU16 : c.vU32;
-  const sh = 4 - size;
-  const lanes = (q ? 16 : 8) >> size;
-  const nb = RN(i) << sh;
-  const db = RD(i) << sh;
-  for (let k = 0; k < lanes; k++) arr[db + k] = arr[nb + k] === 0 ? -1 : 0;
-  if (!q) zeroHi(c, RD(i));
+  const w = q ? 4 : 2;
+  for (let k = 0; k < w; k++) u[d + k] = zeroLanes(u[n + k], size);
+  if (!q) zeroHi(c, d >> 2);
 });
 
 // REV64 / REV16 / REV32
@@ -656,6 +708,43 @@ P('0 q 1 01110 ss 10000 00010 10 nnnnn ddddd', 'UADDLP', addlp(false, false));
 P('0 q 0 01110 ss 10000 00110 10 nnnnn ddddd', 'SADALP', addlp(true, true));
 P('0 q 1 01110 ss 10000 00110 10 nnnnn ddddd', 'UADALP', addlp(false, true));
 
+
+/**
+ * Fast narrowing without saturation: narrow lane k of the result (written to lanes base..base+lanes-1 of
+ * Vd) = f(wide lane k of Vn) for lanes of e <= 16 bits, or fw(lo, hi) for e == 32.
+ */
+function narrowFast(
+  c: Arm64Cpu,
+  i: number,
+  e: number,
+  f: (a: number) => number,
+  fw: (lo: number, hi: number) => number,
+): void {
+  const q = QF(i);
+  const d = RD(i);
+  const n = RN(i);
+  const lanes = 64 / e;
+  const base = q ? lanes : 0;
+  if (e === 32) {
+    const u = c.vI32;
+    const r0 = fw(u[4 * n], u[4 * n + 1]);
+    const r1 = fw(u[4 * n + 2], u[4 * n + 3]);
+    u[4 * d + base] = r0;
+    u[4 * d + base + 1] = r1;
+  } else {
+    const wide = e === 8 ? c.vU16 : c.vU32;
+    const nar = e === 8 ? c.vU8 : c.vU16;
+    const lw = LOG(2 * e);
+    const ln = LOG(e);
+    const sb = SCR << ln;
+    for (let k = 0; k < lanes; k++) nar[sb + k] = f(wide[(n << lw) + k]);
+    const db = (d << ln) + base;
+    for (let k = 0; k < lanes; k++) nar[db + k] = nar[sb + k];
+  }
+  if (!q) zeroHi(c, d);
+}
+const ID = (a: number): number => a;
+const LO = (lo: number): number => lo;
 // Narrowing: XTN, SQXTN, UQXTN, SQXTUN (vector and scalar)
 type Narrow = (c: Arm64Cpu, v: bigint, e: number) => bigint; // v: wide unsigned, e: narrow size
 const NARROW: [string, number, string, Narrow, boolean][] = [
@@ -671,6 +760,7 @@ for (const [name, u, opc, f, scal] of NARROW) {
     if (size === 3) undef(c, i);
     const q = QF(i);
     const e = 8 << size;
+    if (name === 'XTN') return narrowFast(c, i, e, ID, LO);
     const d = RD(i);
     const n = RN(i);
     const lanes = 64 / e;
@@ -746,6 +836,7 @@ P('0 q 1 01110 10 10000 11100 10 nnnnn ddddd', 'URSQRTE', uest(true));
 function across(kind: 'ADDV' | 'SADDLV' | 'UADDLV' | 'SMAXV' | 'SMINV' | 'UMAXV' | 'UMINV'): (c: Arm64Cpu, i: number) => void {
   const sgn = kind === 'SADDLV' || kind === 'SMAXV' || kind === 'SMINV';
   const long = kind === 'SADDLV' || kind === 'UADDLV';
+  const op = kind === 'ADDV' || long ? 0 : kind === 'SMAXV' || kind === 'UMAXV' ? 1 : 2;
   return (c, i) => {
     c.checkFp();
     const size = SZ(i);
@@ -756,33 +847,49 @@ function across(kind: 'ADDV' | 'SADDLV' | 'UADDLV' | 'SMAXV' | 'SMINV' | 'UMAXV'
     const sh = 4 - size;
     const lanes = (q ? 16 : 8) >> size;
     const nb = RN(i) << sh;
-    let acc = sgn ? sxn(arr[nb], e) : arr[nb];
-    for (let k = 1; k < lanes; k++) {
-      const v = sgn ? sxn(arr[nb + k], e) : arr[nb + k];
-      switch (kind) {
-        case 'ADDV':
-        case 'SADDLV':
-        case 'UADDLV':
-          acc += v;
-          break;
-        case 'SMAXV':
-        case 'UMAXV':
+    const end = nb + lanes;
+    let acc: number;
+    if (sgn) {
+      const s = 32 - e;
+      acc = (arr[nb] << s) >> s;
+      if (op === 0) for (let k = nb + 1; k < end; k++) acc += (arr[k] << s) >> s;
+      else if (op === 1)
+        for (let k = nb + 1; k < end; k++) {
+          const v = (arr[k] << s) >> s;
           if (v > acc) acc = v;
-          break;
-        default:
+        }
+      else
+        for (let k = nb + 1; k < end; k++) {
+          const v = (arr[k] << s) >> s;
           if (v < acc) acc = v;
-      }
+        }
+    } else {
+      acc = arr[nb];
+      if (op === 0) for (let k = nb + 1; k < end; k++) acc += arr[k];
+      else if (op === 1)
+        for (let k = nb + 1; k < end; k++) {
+          const v = arr[k];
+          if (v > acc) acc = v;
+        }
+      else
+        for (let k = nb + 1; k < end; k++) {
+          const v = arr[k];
+          if (v < acc) acc = v;
+        }
     }
     const d = RD(i);
-    c.vU32.fill(0, d << 2, (d << 2) + 4);
+    const u = c.vU32;
+    const db = d << 2;
+    u[db] = 0;
+    u[db + 1] = 0;
+    u[db + 2] = 0;
+    u[db + 3] = 0;
     if (long) {
       // result size 2e (up to 64 bits); acc is exact (|acc| < 2^37)
       if (e === 32) {
-        const lo = acc >>> 0;
-        const hi = Math.floor(acc / 4294967296);
-        c.vU32[d << 2] = lo;
-        c.vU32[(d << 2) + 1] = hi >>> 0;
-      } else if (e === 16) c.vU32[d << 2] = acc >>> 0;
+        u[db] = acc >>> 0;
+        u[db + 1] = Math.floor(acc / 4294967296) >>> 0;
+      } else if (e === 16) u[db] = acc >>> 0;
       else c.vU16[d << 3] = acc & 0xffff;
     } else {
       arr[d << sh] = acc;
@@ -1146,7 +1253,20 @@ interface ShiftDef {
   right: boolean;
   scalar: 'D' | 'all' | 'none';
   op: ShOp;
+  /** Number version for lanes of <= 32 bits (unsigned a, d; exact in doubles). */
+  fast?: (a: number, d: number, e: number, sh: number) => number;
 }
+const ONESN = (e: number): number => (e === 32 ? 0xffffffff : (1 << e) - 1);
+const rshrN =
+  (uns: boolean, round: boolean, acc: boolean): ((a: number, d: number, e: number, sh: number) => number) =>
+  (a, d, e, sh) => {
+    const v = uns ? a : sxn(a, e);
+    let r: number;
+    if (round) r = Math.floor((v + 2 ** (sh - 1)) / 2 ** sh);
+    else if (uns) r = sh >= 32 ? 0 : v >>> sh;
+    else r = v >> (sh > 31 ? 31 : sh);
+    return acc ? d + r : r;
+  };
 const rshr = (uns: boolean, round: boolean, acc: boolean): ShOp => (c, a, d, e, sh) => {
   let v = uns ? a : SX(a, e);
   if (round) v += 1n << BigInt(sh - 1);
@@ -1154,34 +1274,78 @@ const rshr = (uns: boolean, round: boolean, acc: boolean): ShOp => (c, a, d, e, 
   return acc ? d + v : v;
 };
 const SHIFTS: ShiftDef[] = [
-  { name: 'SSHR', u: 0, opc: '00000', right: true, scalar: 'D', op: rshr(false, false, false) },
-  { name: 'USHR', u: 1, opc: '00000', right: true, scalar: 'D', op: rshr(true, false, false) },
-  { name: 'SSRA', u: 0, opc: '00010', right: true, scalar: 'D', op: rshr(false, false, true) },
-  { name: 'USRA', u: 1, opc: '00010', right: true, scalar: 'D', op: rshr(true, false, true) },
-  { name: 'SRSHR', u: 0, opc: '00100', right: true, scalar: 'D', op: rshr(false, true, false) },
-  { name: 'URSHR', u: 1, opc: '00100', right: true, scalar: 'D', op: rshr(true, true, false) },
-  { name: 'SRSRA', u: 0, opc: '00110', right: true, scalar: 'D', op: rshr(false, true, true) },
-  { name: 'URSRA', u: 1, opc: '00110', right: true, scalar: 'D', op: rshr(true, true, true) },
+  { name: 'SSHR', u: 0, opc: '00000', right: true, scalar: 'D', op: rshr(false, false, false), fast: rshrN(false, false, false) },
+  { name: 'USHR', u: 1, opc: '00000', right: true, scalar: 'D', op: rshr(true, false, false), fast: rshrN(true, false, false) },
+  { name: 'SSRA', u: 0, opc: '00010', right: true, scalar: 'D', op: rshr(false, false, true), fast: rshrN(false, false, true) },
+  { name: 'USRA', u: 1, opc: '00010', right: true, scalar: 'D', op: rshr(true, false, true), fast: rshrN(true, false, true) },
+  { name: 'SRSHR', u: 0, opc: '00100', right: true, scalar: 'D', op: rshr(false, true, false), fast: rshrN(false, true, false) },
+  { name: 'URSHR', u: 1, opc: '00100', right: true, scalar: 'D', op: rshr(true, true, false), fast: rshrN(true, true, false) },
+  { name: 'SRSRA', u: 0, opc: '00110', right: true, scalar: 'D', op: rshr(false, true, true), fast: rshrN(false, true, true) },
+  { name: 'URSRA', u: 1, opc: '00110', right: true, scalar: 'D', op: rshr(true, true, true), fast: rshrN(true, true, true) },
   {
     name: 'SRI', u: 1, opc: '01000', right: true, scalar: 'D',
     op: (c, a, d, e, sh) => {
       const mask = sh >= e ? 0n : ONES(e) >> BigInt(sh);
       return (d & ~mask) | ((a >> BigInt(sh)) & mask);
     },
+    fast: (a, d, e, sh) => {
+      if (sh >= e) return d;
+      const mask = ONESN(e) >>> sh;
+      return (d & ~mask) | ((a >>> sh) & mask);
+    },
   },
-  { name: 'SHL', u: 0, opc: '01010', right: false, scalar: 'D', op: (c, a, d, e, sh) => a << BigInt(sh) },
+  { name: 'SHL', u: 0, opc: '01010', right: false, scalar: 'D', op: (c, a, d, e, sh) => a << BigInt(sh), fast: (a, d, e, sh) => a << sh },
   {
     name: 'SLI', u: 1, opc: '01010', right: false, scalar: 'D',
     op: (c, a, d, e, sh) => {
       const mask = (ONES(e) << BigInt(sh)) & ONES(e);
       return (d & ~mask) | ((a << BigInt(sh)) & mask);
     },
+    fast: (a, d, e, sh) => {
+      const mask = ONESN(e) << sh;
+      return (d & ~mask) | ((a << sh) & mask);
+    },
   },
   { name: 'SQSHL_imm', u: 0, opc: '01110', right: false, scalar: 'all', op: (c, a, d, e, sh) => satS(c, SX(a, e) << BigInt(sh), e) },
   { name: 'UQSHL_imm', u: 1, opc: '01110', right: false, scalar: 'all', op: (c, a, d, e, sh) => satU(c, a << BigInt(sh), e) },
   { name: 'SQSHLU', u: 1, opc: '01100', right: false, scalar: 'all', op: (c, a, d, e, sh) => satU(c, SX(a, e) << BigInt(sh), e) },
 ];
+/** 64-bit lane versions of the common shifts (int32 halves, no BigInt). */
+function shift64(name: string): ((c: Arm64Cpu, d: number, n: number, sh: number, lane: number) => void) | undefined {
+  const kind = ['SHL', 'USHR', 'SSHR', 'USRA', 'SSRA'].indexOf(name);
+  if (kind < 0) return undefined;
+  return (c, d, n, sh, lane) => {
+    const u = c.vI32;
+    const nb = (n << 2) + 2 * lane;
+    const db = (d << 2) + 2 * lane;
+    const lo = u[nb];
+    const hi = u[nb + 1];
+    let rlo: number;
+    let rhi: number;
+    if (kind === 0) {
+      rlo = i64.shl64(lo, hi, sh);
+      rhi = i64.rhi;
+    } else if (kind === 1 || kind === 3) {
+      if (sh >= 64) rlo = rhi = 0;
+      else {
+        rlo = i64.lsr64(lo, hi, sh);
+        rhi = i64.rhi;
+      }
+    } else {
+      rlo = i64.asr64(lo, hi, sh >= 64 ? 63 : sh);
+      rhi = i64.rhi;
+    }
+    if (kind >= 3) {
+      rlo = i64.add64(u[db], u[db + 1], rlo, rhi);
+      rhi = i64.rhi;
+    }
+    u[db] = rlo;
+    u[db + 1] = rhi;
+  };
+}
+
 for (const s of SHIFTS) {
+  const f64 = shift64(s.name);
   const vec = (c: Arm64Cpu, i: number): void => {
     c.checkFp();
     const immh = IMMH(i);
@@ -1192,19 +1356,16 @@ for (const s of SHIFTS) {
     const d = RD(i);
     const n = RN(i);
     const lanes = (q ? 128 : 64) / e;
-    if (e <= 32 && (s.name === 'SHL' || s.name === 'USHR' || s.name === 'SSHR')) {
+    if (e <= 32 && s.fast) {
+      const f = s.fast;
       const arr = arrFor(c, e);
       const lg = LOG(e);
       const nb = n << lg;
       const db = d << lg;
-      if (s.name === 'SHL') for (let k = 0; k < lanes; k++) arr[db + k] = arr[nb + k] << sh;
-      else if (s.name === 'USHR') {
-        if (sh >= e) for (let k = 0; k < lanes; k++) arr[db + k] = 0;
-        else for (let k = 0; k < lanes; k++) arr[db + k] = arr[nb + k] >>> sh;
-      } else {
-        const s2 = sh >= e ? e - 1 : sh;
-        for (let k = 0; k < lanes; k++) arr[db + k] = sxn(arr[nb + k], e) >> s2;
-      }
+      for (let k = 0; k < lanes; k++) arr[db + k] = f(arr[nb + k], arr[db + k], e, sh);
+    } else if (e === 64 && f64) {
+      f64(c, d, n, sh, 0);
+      f64(c, d, n, sh, 1);
     } else {
       for (let k = 0; k < lanes; k++) sE(c, d, e, k, s.op(c, gE(c, n, e, k), gE(c, d, e, k), e, sh));
     }
@@ -1220,6 +1381,11 @@ for (const s of SHIFTS) {
       if (e === 0 || (s.scalar === 'D' && e !== 64)) undef(c, i);
       const sh = s.right ? 2 * e - IMMHB(i) : IMMHB(i) - e;
       const d = RD(i);
+      if (e === 64 && f64) {
+        f64(c, d, RN(i), sh, 0);
+        zeroHi(c, d);
+        return;
+      }
       sE(c, d, e, 0, s.op(c, gE(c, RN(i), e, 0), gE(c, d, e, 0), e, sh));
       finish(c, d, e >> 3);
     });
@@ -1252,6 +1418,22 @@ for (const [name, u, opc, sgn, round, sat, uns] of NSHIFTS) {
     if (e === 64) undef(c, i);
     const q = QF(i);
     const sh = 2 * e - IMMHB(i);
+    if (name === 'SHRN')
+      return narrowFast(
+        c,
+        i,
+        e,
+        (a) => a >>> sh,
+        (lo, hi) => i64.lsr64(lo, hi, sh),
+      );
+    if (name === 'RSHRN' && e < 32)
+      return narrowFast(
+        c,
+        i,
+        e,
+        (a) => Math.floor((a + 2 ** (sh - 1)) / 2 ** sh),
+        LO,
+      );
     const d = RD(i);
     const n = RN(i);
     const lanes = 64 / e;
@@ -1281,11 +1463,27 @@ for (const u of [0, 1]) {
     const d = RD(i);
     const n = RN(i);
     const lanes = 64 / e;
-    for (let k = 0; k < lanes; k++) {
-      const a = gE(c, n, e, (q ? lanes : 0) + k);
-      tmp2[k] = (u ? a : SX(a, e)) << BigInt(sh);
+    // source half to scratch first (the destination may overlap it)
+    const uu = c.vI32;
+    uu[128] = uu[4 * n + 2 * q];
+    uu[129] = uu[4 * n + 2 * q + 1];
+    if (e === 32) {
+      for (let k = 0; k < 2; k++) {
+        const v = uu[128 + k];
+        const lo = i64.shl64(v, u ? 0 : v >> 31, sh);
+        uu[4 * d + 2 * k] = lo;
+        uu[4 * d + 2 * k + 1] = i64.rhi;
+      }
+      return;
     }
-    for (let k = 0; k < lanes; k++) sE(c, d, 2 * e, k, tmp2[k]);
+    const nar = e === 8 ? c.vU8 : c.vU16;
+    const wide = e === 8 ? c.vU16 : c.vU32;
+    const sb = SCR << LOG(e);
+    const db = d << LOG(2 * e);
+    for (let k = 0; k < lanes; k++) {
+      const a = nar[sb + k];
+      wide[db + k] = (u ? a : sxn(a, e)) << sh;
+    }
   });
 }
 
