@@ -752,3 +752,55 @@ test('unallocated and unadvertised encodings are UNDEF', () => {
   undef(0x0e303800 | (3 << 22), 'saddlv with size 3 (reserved)');
   undef(0x2f00f400 | 0, 'fmov 2d immediate with Q = 0 (unallocated)');
 });
+
+test('register numbering: TBL wraps from V31 to V0, by-element Rm above V15', () => {
+  // tbl v0.16b, {v31.16b, v0.16b}, v1.16b = 0x4e0123e0: index 0..15 -> V31, 16..31 -> V0 (its old value)
+  let t = exec1(0x4e0123e0, (t) => {
+    setBytes(t, 31, (b) => 0xa0 + b);
+    setBytes(t, 0, (b) => 0xc0 + b);
+    setBytes(t, 1, (b) => [0, 15, 16, 31, 32, 5, 20, 255][b % 8]);
+  });
+  assert.deepEqual(
+    bytes(t, 0),
+    [...Array(16).keys()].map((b) => {
+      const x = [0, 15, 16, 31, 32, 5, 20, 255][b % 8];
+      return x < 16 ? 0xa0 + x : x < 32 ? 0xc0 + x - 16 : 0;
+    }),
+  );
+  // mul v0.4s, v1.4s, v17.s[3] = 0x4fb18820
+  t = exec1(0x4fb18820, (t) => {
+    t.cpu.vU32.set([1, 2, 0x80000000, 0xffffffff], 4);
+    t.cpu.vU32[17 * 4 + 3] = 3;
+  });
+  assert.deepEqual(Array.from(t.cpu.vU32.subarray(0, 4)), [3, 6, 0x80000000, 0xfffffffd]);
+  // mla v0.8h, v1.8h, v15.h[7] = 0x6f7f0820: V0 += V1 * V15.H[7]
+  t = exec1(0x6f7f0820, (t) => {
+    for (let k = 0; k < 8; k++) {
+      t.cpu.vU16[k] = 100 * k;
+      t.cpu.vU16[8 + k] = k + 0xfff0;
+    }
+    t.cpu.vU16[15 * 8 + 7] = 2;
+  });
+  assert.deepEqual(
+    Array.from(t.cpu.vU16.subarray(0, 8)),
+    [...Array(8).keys()].map((k) => (100 * k + 2 * (k + 0xfff0)) & 0xffff),
+  );
+  // fmul v0.2d, v1.2d, v31.d[1] = 0x4fdf9820
+  t = exec1(0x4fdf9820, (t) => {
+    t.cpu.vF64[2] = 1.5;
+    t.cpu.vF64[3] = -4;
+    t.cpu.vF64[63] = 0.25;
+  });
+  assert.deepEqual(Array.from(t.cpu.vF64.subarray(0, 2)), [0.375, -1]);
+});
+
+test('AdvSIMD instructions trap when CPACR_EL1.FPEN disables FP/SIMD', () => {
+  const t = makeCpu([0x4ee28420]); // add v0.2d, v1.2d, v2.2d
+  t.cpu.sys.VBAR_EL1 = 0x40001000n;
+  t.cpu.fpEn1 = false;
+  t.cpu.vU32.fill(7, 0, 4);
+  t.step(1);
+  assert.equal(t.cpu.pcLo, 0x40001200);
+  assert.equal(Number(t.cpu.sys.ESR_EL1 >> 26n), EC.FP_ACCESS);
+  assert.deepEqual(Array.from(t.cpu.vU32.subarray(0, 4)), [7, 7, 7, 7], 'destination untouched');
+});
