@@ -319,3 +319,53 @@ export class X86Machine {
     }
   }
 }
+
+export interface RunX86GuestOptions {
+  /** A bzImage or ELF vmlinux, as a path or bytes. */
+  kernel: string | Uint8Array;
+  initrd?: string | Uint8Array;
+  cmdline: string;
+  cpus: number;
+  memoryMiB: number;
+  disks: { path: string; readOnly: boolean }[];
+  /** Console output (COM1). */
+  output: (bytes: Uint8Array) => void;
+  /** Console input source: call the returned function with bytes to type them into COM1. */
+  onInput?: (feed: (bytes: Uint8Array) => void) => void;
+  /** Stop the guest after this many exits to the VMM. */
+  maxExits?: number;
+}
+
+/**
+ * Boot a Linux kernel on the x86-microvm machine through KVM. The console is COM1 (ttyS0); disks
+ * are virtio-blk over virtio-mmio, announced on the command line. Resolves when the guest stops:
+ * 'reboot' (i8042 reset or a reboot system event), 'poweroff', 'exit' (debug port).
+ */
+export async function runX86Guest(opts: RunX86GuestOptions): Promise<{ reason: string; code?: number }> {
+  const fs = await import('node:fs');
+  const { VirtioBlk } = await import('../devices/virtio/blk.js');
+  const { loadLinux } = await import('./x86-boot.js');
+  const read = (f: string | Uint8Array, what: string) => {
+    if (typeof f !== 'string') return f;
+    try {
+      return new Uint8Array(fs.readFileSync(f));
+    } catch (e) {
+      throw new Error(`${what} ${f}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  };
+  const kernel = read(opts.kernel, 'kernel');
+  const initrd = opts.initrd === undefined ? undefined : read(opts.initrd, 'initrd');
+  const m = new X86Machine({ memoryMiB: opts.memoryMiB, cpus: opts.cpus, output: opts.output, maxExits: opts.maxExits, unbackedMmio: 'ignore', mode: 'async' });
+  try {
+    const levelIrqs: number[] = [];
+    for (const d of opts.disks) levelIrqs.push(m.addVirtio(new VirtioBlk({ path: d.path, readOnly: d.readOnly })).irq);
+    opts.onInput?.((b) => m.uart.receive(b));
+    const cmdline = [opts.cmdline, m.virtioCmdline()].filter((s) => s).join(' ');
+    const info = loadLinux(m.mem, { kernel, initrd, cmdline, cpus: opts.cpus, levelIrqs });
+    m.setupLongMode(0, info.entry, info.zeroPage);
+    const r = await m.run();
+    return r.reason === 'exit' ? { reason: 'exit', code: r.code } : { reason: r.reason };
+  } finally {
+    m.close();
+  }
+}
