@@ -14,6 +14,18 @@ const VERBS: Record<string, Verb> = {
   run: { summary: 'boot a guest in the foreground with its console on this terminal', load: () => import('./run.js') },
   image: { summary: 'build the default arm64 guest image (image build)', load: () => import('./image.js') },
   import: { summary: 'convert an xl / Fuchsia / microvm.nix / CAmkES config to typevisor JSON', load: () => import('./import.js') },
+  create: { summary: 'start a guest in the background (xl create; -c attaches its console)', load: () => import('./create.js') },
+  list: { summary: 'list running guests (xl list)', load: () => import('./list.js') },
+  console: { summary: "attach to a running guest's console (Ctrl-] detaches)", load: () => import('./console.js') },
+  shutdown: { summary: 'ask a guest to power off (-w waits for it)', load: () => import('./shutdown.js') },
+  reboot: { summary: 'ask a guest to reboot', load: () => import('./reboot.js') },
+  destroy: { summary: 'stop a guest at once', load: () => import('./destroy.js') },
+  pause: { summary: "pause a guest's vCPUs", load: () => import('./pause.js') },
+  unpause: { summary: 'resume a paused guest', load: async () => ({ main: (await import('./pause.js')).unpauseMain }) },
+  balloon: { summary: 'set the memory a guest keeps, in MiB (virtio-balloon)', load: () => import('./balloon.js') },
+  launch: { summary: 'boot a config in the foreground (same as run CONFIG)', load: () => import('./launch.js') },
+  autostart: { summary: 'create every guest configured in a directory (default /etc/typevisor/auto)', load: () => import('./autostart.js') },
+  'microvm-runner': { summary: 'write microvm.nix-style runner scripts for a config', load: () => import('./microvm-runner.js') },
 };
 
 function usage(): string {

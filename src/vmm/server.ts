@@ -1,0 +1,311 @@
+// The VM process: builds the Vm from its state directory entry, keeps the console (a bounded ring
+// buffer of recent output plus any number of attached clients on console.sock) and offers the
+// control operations that the API servers (src/api) expose on control.sock and qmp.sock.
+//
+// The protocol servers are handed in by the caller (cli/vm-server.ts), so this layer does not
+// import the API layer above it.
+
+import { EventEmitter } from 'node:events';
+import { createServer, type Server, type Socket } from 'node:net';
+import { rmSync, readFileSync } from 'node:fs';
+import { Vm, type VmExit, type VmSpec } from './vm.js';
+import { entryPaths, readRecord, removeEntry, stateDir, type EntryPaths, type VmRecord } from './state.js';
+
+/** Guest CPU time for `list`: instructions retired at a nominal 1 GHz, one instruction per cycle. */
+export const NOMINAL_HZ = 1e9;
+
+/** The states a VM process reports (xl's letters: r b p s c; Firecracker's "Not started"). */
+export type HostState = 'not-started' | 'running' | 'blocked' | 'paused' | 'shutdown' | 'crashed';
+
+export interface HostStatus {
+  name: string;
+  id: number;
+  state: HostState;
+  vcpus: number;
+  /** Configured memory (MiB). */
+  memoryMiB: number;
+  /** Memory the guest has now: configured memory less the balloon's target (MiB). */
+  currentMiB: number;
+  instructions: number;
+  /** Guest CPU time in seconds (instructions / NOMINAL_HZ). */
+  cpuTimeS: number;
+  boots: number;
+  uptimeS: number;
+  pid: number;
+}
+
+/** A failed control request (e.g. pausing a stopped VM); the API layers turn it into their error. */
+export class ControlError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ControlError';
+  }
+}
+
+/** Recent console output, bounded: a late attacher sees the last `capacity` bytes. */
+export class ConsoleRing {
+  private buf: Buffer;
+  private len = 0;
+  private head = 0; // next write position
+  constructor(readonly capacity = 64 * 1024) {
+    this.buf = Buffer.alloc(capacity);
+  }
+  write(data: Buffer): void {
+    if (data.length >= this.capacity) {
+      data.copy(this.buf, 0, data.length - this.capacity);
+      this.head = 0;
+      this.len = this.capacity;
+      return;
+    }
+    const first = Math.min(data.length, this.capacity - this.head);
+    data.copy(this.buf, this.head, 0, first);
+    if (first < data.length) data.copy(this.buf, 0, first);
+    this.head = (this.head + data.length) % this.capacity;
+    this.len = Math.min(this.capacity, this.len + data.length);
+  }
+  contents(): Buffer {
+    if (this.len < this.capacity) return Buffer.from(this.buf.subarray(this.head - this.len, this.head));
+    return Buffer.concat([this.buf.subarray(this.head), this.buf.subarray(0, this.head)]);
+  }
+}
+
+/** A client that falls this far behind is dropped rather than letting the VM process grow without bound. */
+const MAX_CLIENT_BACKLOG = 8 * 1024 * 1024;
+
+export interface VmHostEvents {
+  /** QMP-style events: STOP, RESUME, SHUTDOWN, RESET, POWERDOWN. */
+  event: [name: string, data?: Record<string, unknown>];
+  /** The process should exit with this code now (the VM is gone). */
+  gone: [code: number];
+}
+
+export class VmHost extends EventEmitter<VmHostEvents> {
+  readonly vm: Vm;
+  readonly paths: EntryPaths;
+  readonly ring = new ConsoleRing();
+  private readonly consoleClients = new Set<Socket>();
+  private readonly servers: Server[] = [];
+  private started = false;
+  private stopped: VmExit | undefined;
+  private closing = false;
+
+  constructor(
+    readonly record: VmRecord,
+    readonly stateRoot = stateDir(),
+  ) {
+    super();
+    this.paths = entryPaths(record.name, stateRoot);
+    this.vm = new Vm(record.spec);
+    this.vm.console.on('data', (chunk: Buffer) => this.output(chunk));
+    this.vm.on('reboot', () => this.emit('event', 'RESET', { guest: true, reason: 'guest-reset' }));
+  }
+
+  /** Read NAME's entry (vm.json, or spec.json while `create` has not written vm.json yet). */
+  static fromEntry(name: string, stateRoot = stateDir()): VmHost {
+    const paths = entryPaths(name, stateRoot);
+    let record = readRecord(name, stateRoot);
+    if (!record) {
+      const spec = JSON.parse(readFileSync(paths.spec, 'utf8')) as { spec: VmSpec } & Partial<VmRecord>;
+      record = { id: 0, created: new Date().toISOString(), ...spec, name, pid: process.pid };
+    }
+    return new VmHost(record, stateRoot);
+  }
+
+  get isStarted(): boolean {
+    return this.started;
+  }
+
+  /** Boot the guest (InstanceStart). */
+  async start(): Promise<void> {
+    if (this.started) throw new ControlError('The VM is already running');
+    this.started = true;
+    await this.vm.start();
+    void this.vm.wait().then((exit) => this.onExit(exit));
+  }
+
+  status(): HostStatus {
+    const st = this.vm.stats();
+    const bal = this.vm.balloonInfo();
+    return {
+      name: this.record.name,
+      id: this.record.id,
+      state: this.state(),
+      vcpus: st.cpus,
+      memoryMiB: st.memoryMiB,
+      currentMiB: bal ? Math.round(bal.targetMiB) : st.memoryMiB,
+      instructions: st.instructions,
+      cpuTimeS: st.instructions / NOMINAL_HZ,
+      boots: this.vm.boots,
+      uptimeS: (Date.now() - Date.parse(this.record.created)) / 1000,
+      pid: process.pid,
+    };
+  }
+
+  state(): HostState {
+    if (this.stopped) return this.stopped.reason === 'panic' ? 'crashed' : 'shutdown';
+    if (!this.started) return 'not-started';
+    if (this.vm.state === 'paused') return 'paused';
+    if (this.vm.state !== 'running') return 'shutdown';
+    const m = this.vm.machineForTests;
+    // r: a vCPU is executing; b: every vCPU waits for an interrupt (WFI) or is off.
+    if (m && m.cpus.every((c) => c.off || c.waiting)) return 'blocked';
+    return 'running';
+  }
+
+  get running(): boolean {
+    const s = this.state();
+    return s === 'running' || s === 'blocked';
+  }
+
+  private requireLive(what: string): void {
+    if (this.stopped) throw new ControlError(`cannot ${what}: the VM has stopped (${this.stopped.message})`);
+  }
+
+  pause(): void {
+    this.requireLive('pause');
+    if (!this.started) return; // a not-started VM is already paused
+    if (this.vm.state === 'paused') return;
+    this.vm.pause();
+    this.emit('event', 'STOP');
+  }
+
+  async resume(): Promise<void> {
+    this.requireLive('resume');
+    if (!this.started) {
+      await this.start();
+      this.emit('event', 'RESUME');
+      return;
+    }
+    if (this.vm.state !== 'paused') return;
+    this.vm.resume();
+    this.emit('event', 'RESUME');
+  }
+
+  /** Ask the guest to power off (power key, then SysRq after graceMs). */
+  shutdown(graceMs?: number): void {
+    this.requireLive('shut down');
+    if (!this.started) {
+      this.destroy();
+      return;
+    }
+    if (this.vm.state === 'paused') this.vm.resume();
+    this.emit('event', 'POWERDOWN');
+    this.vm.requestShutdown(graceMs);
+  }
+
+  reboot(): void {
+    this.requireLive('reboot');
+    if (!this.started) throw new ControlError('cannot reboot: the VM has not been started');
+    if (this.vm.state === 'paused') this.vm.resume();
+    this.vm.requestReboot();
+  }
+
+  /** Stop at once and exit the process (xl destroy). */
+  destroy(): void {
+    if (this.stopped || !this.started) {
+      this.onExit(this.stopped ?? { reason: 'destroyed', exitCode: 0, message: 'VM destroyed' }, true);
+      return;
+    }
+    this.vm.destroy();
+    // A paused machine's run loop wakes on the stop and then returns.
+  }
+
+  balloon(): { targetMiB: number; actualMiB: number; memoryMiB: number } | undefined {
+    if (!this.record.spec.balloon) return undefined;
+    const b = this.vm.balloonInfo();
+    const mem = this.record.spec.memoryMiB;
+    return { targetMiB: b?.targetMiB ?? mem, actualMiB: mem - (b?.balloonMiB ?? 0), memoryMiB: mem };
+  }
+
+  /** Set the memory the guest should keep (MiB). */
+  setBalloon(targetMiB: number): void {
+    this.requireLive('set the balloon');
+    if (!this.record.spec.balloon) throw new ControlError('No balloon device configured');
+    if (!Number.isFinite(targetMiB) || targetMiB < 0 || targetMiB > this.record.spec.memoryMiB) {
+      throw new ControlError(`balloon target ${targetMiB} MiB is outside 0 to ${this.record.spec.memoryMiB} MiB`);
+    }
+    if (!this.started) throw new ControlError('cannot set the balloon: the VM has not been started');
+    this.vm.setBalloonTarget(targetMiB);
+  }
+
+  // ---------------------------------------------------------------- console
+
+  private output(chunk: Buffer): void {
+    this.ring.write(chunk);
+    for (const c of this.consoleClients) {
+      if (c.writableLength > MAX_CLIENT_BACKLOG) {
+        c.destroy();
+        continue;
+      }
+      c.write(chunk);
+    }
+  }
+
+  /** A console client: gets the recent screen, then live output; what it sends goes to the guest. */
+  attachConsole(sock: Socket): void {
+    this.consoleClients.add(sock);
+    sock.on('close', () => this.consoleClients.delete(sock));
+    sock.on('error', () => sock.destroy());
+    const recent = this.ring.contents();
+    if (recent.length > 0) sock.write(recent);
+    if (this.stopped) {
+      sock.end();
+      return;
+    }
+    sock.on('data', (d: Buffer) => {
+      if (!this.stopped) this.vm.input.write(d);
+    });
+  }
+
+  // ---------------------------------------------------------------- sockets
+
+  /** Listen on a unix socket (a stale socket file is removed first). */
+  listen(path: string, server: Server): Promise<void> {
+    rmSync(path, { force: true });
+    this.servers.push(server);
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  consoleServer(): Server {
+    return createServer((s) => this.attachConsole(s));
+  }
+
+  // ---------------------------------------------------------------- exit
+
+  private onExit(exit: VmExit, forceGone = false): void {
+    const first = !this.stopped;
+    this.stopped = exit;
+    if (first) {
+      this.emit('event', 'SHUTDOWN', { guest: exit.reason !== 'destroyed', reason: exit.reason });
+      // Wake console clients: the guest will write no more.
+      for (const c of this.consoleClients) c.end();
+    }
+    const preserve =
+      (exit.reason === 'panic' && this.record.onCrash === 'preserve') ||
+      (exit.reason === 'poweroff' && this.record.onPoweroff === 'preserve');
+    if (preserve && !forceGone) return; // stays listed (---s-- / ----c-) until destroyed
+    this.close(exit.exitCode);
+  }
+
+  /** Remove the entry, close the sockets and tell the process to exit. */
+  close(code: number): void {
+    if (this.closing) return;
+    this.closing = true;
+    // Remove the entry first: once `shutdown -w` / `destroy` see the process gone, list is clean.
+    try {
+      const rec = readRecord(this.record.name, this.stateRoot);
+      if (!rec || rec.pid === process.pid) removeEntry(this.record.name, this.stateRoot);
+    } catch {
+      // best effort
+    }
+    for (const s of this.servers) s.close();
+    for (const c of this.consoleClients) c.destroy();
+    this.emit('gone', code);
+  }
+}

@@ -1,0 +1,120 @@
+// A tiny arm64 "kernel" for the toolstack tests, built at test time with the cross toolchain: an
+// arm64 Image (booting.rst header) that needs no Linux. It enables the PL011, prints
+// "tiny guest: hello", then (default) polls: the power key (PL061 line 3) or '!' powers off (PSCI
+// SYSTEM_OFF), a SysRq (BREAK then 'o' or 'b') powers off or resets (SYSTEM_RESET), any other byte
+// is echoed. The `idle` variant waits in WFI forever after its greeting (xl's -b state).
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const GREETING = 'tiny guest: hello';
+
+const SOURCE = `
+    .text
+    .globl _head
+_head:
+    b _start
+    .word 0
+    .quad 0                 // text_offset
+    .quad _end - _head      // image_size
+    .quad 0                 // flags
+    .quad 0, 0, 0
+    .word 0x644d5241        // "ARM\\x64"
+    .word 0
+_start:
+    ldr x1, =0x09000000
+    mov w2, #0x301          // UARTCR: UARTEN | TXE | RXE
+    str w2, [x1, #0x30]
+    mov w2, #0x50           // UARTIMSC: RXIM | RTIM (the host sees a listening driver)
+    str w2, [x1, #0x38]
+    adr x3, msg
+1:  ldrb w4, [x3], #1
+    cbz w4, 2f
+    str w4, [x1]
+    b 1b
+2:
+#ifdef IDLE
+3:  wfi
+    b 3b
+#else
+    ldr x5, =0x09030000
+    mov w9, #0              // 1 after a BREAK: the next byte is a SysRq key
+loop:
+    ldr w6, [x5, #0x20]     // PL061 data, line 3 (power key)
+    cbnz w6, off
+    ldr w6, [x1, #0x18]     // UARTFR
+    tbnz w6, #4, loop       // RXFE
+    ldr w7, [x1]
+    tbz w7, #10, 4f         // DR.BE: break
+    mov w9, #1
+    b loop
+4:  and w8, w7, #0xff
+    cbz w9, 5f
+    mov w9, #0
+    cmp w8, #'o'
+    b.eq off
+    cmp w8, #'b'
+    b.eq reset
+    b loop
+5:  cmp w8, #'!'
+    b.eq off
+    str w8, [x1]
+    b loop
+off:
+    ldr x0, =0x84000008     // PSCI SYSTEM_OFF
+    hvc #0
+    b .
+reset:
+    ldr x0, =0x84000009     // PSCI SYSTEM_RESET
+    hvc #0
+    b .
+#endif
+msg: .asciz "${GREETING}\\r\\n"
+    .balign 8
+    .ltorg
+    .balign 8
+_end:
+`;
+
+const CC = 'aarch64-linux-gnu-gcc';
+const OBJCOPY = 'aarch64-linux-gnu-objcopy';
+
+/** Whether the cross toolchain is there (tests skip without it). */
+export function haveCrossToolchain(): boolean {
+  try {
+    execFileSync(CC, ['--version'], { stdio: 'ignore' });
+    execFileSync(OBJCOPY, ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const built = new Map<string, string>();
+
+/** Build the tiny guest (once per process and variant); returns the Image's path. */
+export function tinyGuestImage(variant: 'echo' | 'idle' = 'echo'): string {
+  const have = built.get(variant);
+  if (have && existsSync(have)) return have;
+  const dir = mkdtempSync(join(tmpdir(), 'typevisor-tiny-'));
+  const src = join(dir, 'guest.S');
+  writeFileSync(src, SOURCE);
+  const elf = join(dir, 'guest.elf');
+  const image = join(dir, `Image-${variant}`);
+  execFileSync(CC, [
+    '-nostdlib',
+    '-static',
+    ...(variant === 'idle' ? ['-DIDLE'] : []),
+    '-Wl,-Ttext=0',
+    '-Wl,--build-id=none',
+    '-Wl,-e,_head',
+    '-o',
+    elf,
+    src,
+  ]);
+  execFileSync(OBJCOPY, ['-O', 'binary', elf, image]);
+  built.set(variant, image);
+  return image;
+}
