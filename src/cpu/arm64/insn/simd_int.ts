@@ -506,6 +506,15 @@ function vecDiff(s: Diff): (c: Arm64Cpu, i: number) => void {
     const m = RM(i);
     const lanes = 64 / e;
     const base = q ? lanes : 0;
+    if (s.name === 'PMULL') {
+      const u8 = c.vU8;
+      const u16 = c.vU16;
+      const nb = (n << 4) + (q ? 8 : 0);
+      const mb = (m << 4) + (q ? 8 : 0);
+      for (let k = 0; k < 8; k++) u16[256 + k] = polyMul8(u8[nb + k], u8[mb + k]);
+      for (let k = 0; k < 8; k++) u16[(d << 3) + k] = u16[256 + k];
+      return;
+    }
     const ext = (v: bigint, w: number): bigint => (s.sgn ? SX(v, w) : v);
     if (s.kind === 'HN') {
       for (let k = 0; k < lanes; k++) tmp[k] = s.op(c, gE(c, n, e2, k), gE(c, m, e2, k), 0n, e);
@@ -1151,32 +1160,37 @@ function permute(op: number): (c: Arm64Cpu, i: number) => void {
     const size = SZ(i);
     const q = QF(i);
     if (size === 3 && !q) undef(c, i);
-    const eb = 1 << size;
-    const bytes = q ? 16 : 8;
-    const lanes = bytes / eb;
-    const u8 = c.vU8;
-    const n = RN(i) << 4;
-    const m = RM(i) << 4;
-    const d = RD(i) << 4;
+    // work in units of the element (64-bit elements as pairs of 32-bit words)
+    const arr = size === 0 ? c.vU8 : size === 1 ? c.vU16 : c.vU32;
+    const w = size === 3 ? 2 : 1;
+    const sh = size === 3 ? 2 : 4 - size;
+    const lanes = (q ? 16 : 8) >> size;
+    const nb = RN(i) << sh;
+    const mb = RM(i) << sh;
+    const db = RD(i) << sh;
+    const sb = SCR << sh;
     for (let k = 0; k < lanes; k++) {
-      let src: number; // byte offset of the source element
+      let src: number; // unit offset of the source element
       if (kind === 1) {
         // UZP: result = even (or odd) elements of m:n
         const x = 2 * k + part;
-        src = x < lanes ? n + x * eb : m + (x - lanes) * eb;
+        src = x < lanes ? nb + x * w : mb + (x - lanes) * w;
       } else if (kind === 2) {
         // TRN: result[2p] = n[2p+part], result[2p+1] = m[2p+part]
-        const p = k >>> 1;
-        src = (k & 1 ? m : n) + (2 * p + part) * eb;
+        src = (k & 1 ? mb : nb) + ((k & ~1) + part) * w;
       } else {
         // ZIP: result[2p] = n[base+p], result[2p+1] = m[base+p]
-        const p = (k >>> 1) + part * (lanes >>> 1);
-        src = (k & 1 ? m : n) + p * eb;
+        src = (k & 1 ? mb : nb) + ((k >>> 1) + part * (lanes >>> 1)) * w;
       }
-      for (let x = 0; x < eb; x++) u8[512 + k * eb + x] = u8[src + x];
+      if (w === 1) arr[sb + k] = arr[src];
+      else {
+        arr[sb + 2 * k] = arr[src];
+        arr[sb + 2 * k + 1] = arr[src + 1];
+      }
     }
-    for (let b = 0; b < bytes; b++) u8[d + b] = u8[512 + b];
-    if (!q) zeroHi(c, d >> 4);
+    const units = lanes * w;
+    for (let k = 0; k < units; k++) arr[db + k] = arr[sb + k];
+    if (!q) zeroHi(c, RD(i));
   };
 }
 [
