@@ -493,6 +493,21 @@ function mkDiff(): Map<number, Diff> {
 }
 const DIFF = mkDiff();
 
+type N3 = (a: number, b: number, d: number) => number;
+const nSum: N3 = (a, b) => a + b;
+const nDif: N3 = (a, b) => a - b;
+const nAbd: N3 = (a, b) => Math.abs(a - b);
+const nAba: N3 = (a, b, d) => d + Math.abs(a - b);
+const nMul: N3 = (a, b) => a * b;
+const nMla: N3 = (a, b, d) => d + a * b;
+const nMls: N3 = (a, b, d) => d - a * b;
+/** Number versions of the widening ops (operands already sign- or zero-extended). */
+const DIFF_NUM: Record<string, N3 | undefined> = {
+  SADDL: nSum, UADDL: nSum, SADDW: nSum, UADDW: nSum,
+  SSUBL: nDif, USUBL: nDif, SSUBW: nDif, USUBW: nDif,
+  SABDL: nAbd, UABDL: nAbd, SABAL: nAba, UABAL: nAba,
+  SMULL: nMul, UMULL: nMul, SMLAL: nMla, UMLAL: nMla, SMLSL: nMls, UMLSL: nMls,
+};
 function vecDiff(s: Diff): (c: Arm64Cpu, i: number) => void {
   return (c, i) => {
     c.checkFp();
@@ -513,6 +528,29 @@ function vecDiff(s: Diff): (c: Arm64Cpu, i: number) => void {
       const mb = (m << 4) + (q ? 8 : 0);
       for (let k = 0; k < 8; k++) u16[256 + k] = polyMul8(u8[nb + k], u8[mb + k]);
       for (let k = 0; k < 8; k++) u16[(d << 3) + k] = u16[256 + k];
+      return;
+    }
+    const nop = DIFF_NUM[s.name];
+    if (nop && e <= 16) {
+      // exact in doubles: narrow operands <= 16 bits, wide results <= 32 bits (computed into scratch)
+      const nar = e === 8 ? c.vU8 : c.vU16;
+      const wide = e === 8 ? c.vU16 : c.vU32;
+      const ln = LOG(e);
+      const lw = LOG(e2);
+      const sb = SCR << lw;
+      const nb = s.kind === 'W' ? n << lw : (n << ln) + base;
+      const mb = (m << ln) + base;
+      const db = d << lw;
+      for (let k = 0; k < lanes; k++) {
+        let a = s.kind === 'W' ? wide[nb + k] : nar[nb + k];
+        let b = nar[mb + k];
+        if (s.sgn) {
+          a = s.kind === 'W' ? sxn(a, e2) : sxn(a, e);
+          b = sxn(b, e);
+        }
+        wide[sb + k] = nop(a, b, wide[db + k]);
+      }
+      for (let k = 0; k < lanes; k++) wide[db + k] = wide[sb + k];
       return;
     }
     const ext = (v: bigint, w: number): bigint => (s.sgn ? SX(v, w) : v);
@@ -1531,6 +1569,12 @@ const ELEMS: ElemDef[] = [
   ['SQDMLAL_elem', 0, '0011', 'long', true, DIFF.get(0b1001)!.op, true],
   ['SQDMLSL_elem', 0, '0111', 'long', true, DIFF.get(0b1011)!.op, true],
 ];
+const ELEM_NUM: Record<string, N3 | undefined> = {
+  MUL_elem: (a, b) => Math.imul(a, b),
+  MLA_elem: (a, b, d) => d + Math.imul(a, b),
+  MLS_elem: (a, b, d) => d - Math.imul(a, b),
+  SMULL_elem: nMul, UMULL_elem: nMul, SMLAL_elem: nMla, UMLAL_elem: nMla, SMLSL_elem: nMls, UMLSL_elem: nMls,
+};
 for (const [name, u, opc, shape, sgn, op, scal] of ELEMS) {
   P(`0 q ${u} 01111 ss l M mmmm ${opc} h 0 nnnnn ddddd`, name, (c, i) => {
     c.checkFp();
@@ -1541,6 +1585,32 @@ for (const [name, u, opc, shape, sgn, op, scal] of ELEMS) {
     const [idx, m] = elemIndex(i, size);
     const d = RD(i);
     const n = RN(i);
+    const nm = ELEM_NUM[name];
+    if (nm && (shape === 'same' || e === 16)) {
+      if (shape === 'same') {
+        const arr = e === 16 ? c.vU16 : c.vU32;
+        const lg = LOG(e);
+        const bv = arr[(m << lg) + idx];
+        const nb = n << lg;
+        const db = d << lg;
+        const lanes = (q ? 128 : 64) / e;
+        for (let k = 0; k < lanes; k++) arr[db + k] = nm(arr[nb + k], bv, arr[db + k]);
+        if (!q) zeroHi(c, d);
+      } else {
+        const u16 = c.vU16;
+        const u32 = c.vU32;
+        let bv = u16[(m << 3) + idx];
+        if (sgn) bv = sxn(bv, 16);
+        const nb = (n << 3) + (q ? 4 : 0);
+        for (let k = 0; k < 4; k++) {
+          let a = u16[nb + k];
+          if (sgn) a = sxn(a, 16);
+          u32[128 + k] = nm(a, bv, u32[(d << 2) + k]);
+        }
+        for (let k = 0; k < 4; k++) u32[(d << 2) + k] = u32[128 + k];
+      }
+      return;
+    }
     let b = gE(c, m, e, idx);
     if (shape === 'same') {
       const lanes = (q ? 128 : 64) / e;
