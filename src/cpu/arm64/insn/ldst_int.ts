@@ -231,6 +231,168 @@ function ldstReg(cpu: Arm64Cpu, insn: number): void {
   gprOp(cpu, k, insn & 31, 0);
 }
 
+// Specialised register-offset and 9-bit-immediate forms of the most frequent loads and stores.
+
+function ldrXReg(cpu: Arm64Cpu, insn: number): void {
+  const option = (insn >>> 13) & 7;
+  if ((option & 2) === 0) cpu.undefinedInstruction(insn);
+  const n = (insn >>> 5) & 31;
+  const t = insn & 31;
+  if (n === 31) spCheck(cpu, n);
+  addrReg(cpu, n, (insn >>> 16) & 31, option, (insn & 0x1000) !== 0 ? 3 : 0);
+  const r = cpu.r;
+  const v = cpu.mmu.read64(A.lo, A.hi);
+  const d = wzs(t) << 1;
+  r[d] = v;
+  r[d + 1] = cpu.mmu.hi;
+}
+
+function ldrXImm9(cpu: Arm64Cpu, insn: number): void {
+  const mode = (insn >>> 10) & 3; // 0 unscaled, 1 post, 2 unprivileged, 3 pre
+  const n = (insn >>> 5) & 31;
+  const t = insn & 31;
+  const imm = (insn << 11) >> 23;
+  if ((mode & 1) !== 0 && n === t && n !== 31) cpu.undefinedInstruction(insn);
+  if (n === 31) spCheck(cpu, n);
+  addrImm(cpu, n, mode === 1 ? 0 : imm);
+  const r = cpu.r;
+  const v = cpu.mmu.read64(A.lo, A.hi, mode === 2 ? ACC_UNPRIV : 0);
+  const d = wzs(t) << 1;
+  r[d] = v;
+  r[d + 1] = cpu.mmu.hi;
+  if ((mode & 1) !== 0) writeback(cpu, n, imm);
+}
+
+function strXReg(cpu: Arm64Cpu, insn: number): void {
+  const option = (insn >>> 13) & 7;
+  if ((option & 2) === 0) cpu.undefinedInstruction(insn);
+  const n = (insn >>> 5) & 31;
+  const t = insn & 31;
+  if (n === 31) spCheck(cpu, n);
+  addrReg(cpu, n, (insn >>> 16) & 31, option, (insn & 0x1000) !== 0 ? 3 : 0);
+  const r = cpu.r;
+  const ts = rzs(t) << 1;
+  cpu.mmu.write64(A.lo, A.hi, r[ts], r[ts + 1]);
+}
+
+function strXImm9(cpu: Arm64Cpu, insn: number): void {
+  const mode = (insn >>> 10) & 3; // 0 unscaled, 1 post, 2 unprivileged, 3 pre
+  const n = (insn >>> 5) & 31;
+  const t = insn & 31;
+  const imm = (insn << 11) >> 23;
+  if ((mode & 1) !== 0 && n === t && n !== 31) cpu.undefinedInstruction(insn);
+  if (n === 31) spCheck(cpu, n);
+  addrImm(cpu, n, mode === 1 ? 0 : imm);
+  const r = cpu.r;
+  const ts = rzs(t) << 1;
+  cpu.mmu.write64(A.lo, A.hi, r[ts], r[ts + 1], mode === 2 ? ACC_UNPRIV : 0);
+  if ((mode & 1) !== 0) writeback(cpu, n, imm);
+}
+
+function ldrWReg(cpu: Arm64Cpu, insn: number): void {
+  const option = (insn >>> 13) & 7;
+  if ((option & 2) === 0) cpu.undefinedInstruction(insn);
+  const n = (insn >>> 5) & 31;
+  const t = insn & 31;
+  if (n === 31) spCheck(cpu, n);
+  addrReg(cpu, n, (insn >>> 16) & 31, option, (insn & 0x1000) !== 0 ? 2 : 0);
+  const r = cpu.r;
+  const d = wzs(t) << 1;
+  r[d] = cpu.mmu.read32(A.lo, A.hi);
+  r[d + 1] = 0;
+}
+
+function ldrWImm9(cpu: Arm64Cpu, insn: number): void {
+  const mode = (insn >>> 10) & 3; // 0 unscaled, 1 post, 2 unprivileged, 3 pre
+  const n = (insn >>> 5) & 31;
+  const t = insn & 31;
+  const imm = (insn << 11) >> 23;
+  if ((mode & 1) !== 0 && n === t && n !== 31) cpu.undefinedInstruction(insn);
+  if (n === 31) spCheck(cpu, n);
+  addrImm(cpu, n, mode === 1 ? 0 : imm);
+  const r = cpu.r;
+  const d = wzs(t) << 1;
+  r[d] = cpu.mmu.read32(A.lo, A.hi, mode === 2 ? ACC_UNPRIV : 0);
+  r[d + 1] = 0;
+  if ((mode & 1) !== 0) writeback(cpu, n, imm);
+}
+
+function strWReg(cpu: Arm64Cpu, insn: number): void {
+  const option = (insn >>> 13) & 7;
+  if ((option & 2) === 0) cpu.undefinedInstruction(insn);
+  const n = (insn >>> 5) & 31;
+  const t = insn & 31;
+  if (n === 31) spCheck(cpu, n);
+  addrReg(cpu, n, (insn >>> 16) & 31, option, (insn & 0x1000) !== 0 ? 2 : 0);
+  const r = cpu.r;
+  cpu.mmu.write32(A.lo, A.hi, r[rzs(t) << 1]);
+}
+
+function strWImm9(cpu: Arm64Cpu, insn: number): void {
+  const mode = (insn >>> 10) & 3; // 0 unscaled, 1 post, 2 unprivileged, 3 pre
+  const n = (insn >>> 5) & 31;
+  const t = insn & 31;
+  const imm = (insn << 11) >> 23;
+  if ((mode & 1) !== 0 && n === t && n !== 31) cpu.undefinedInstruction(insn);
+  if (n === 31) spCheck(cpu, n);
+  addrImm(cpu, n, mode === 1 ? 0 : imm);
+  const r = cpu.r;
+  cpu.mmu.write32(A.lo, A.hi, r[rzs(t) << 1], mode === 2 ? ACC_UNPRIV : 0);
+  if ((mode & 1) !== 0) writeback(cpu, n, imm);
+}
+
+function ldrbReg(cpu: Arm64Cpu, insn: number): void {
+  const option = (insn >>> 13) & 7;
+  if ((option & 2) === 0) cpu.undefinedInstruction(insn);
+  const n = (insn >>> 5) & 31;
+  const t = insn & 31;
+  if (n === 31) spCheck(cpu, n);
+  addrReg(cpu, n, (insn >>> 16) & 31, option, (insn & 0x1000) !== 0 ? 0 : 0);
+  const r = cpu.r;
+  const d = wzs(t) << 1;
+  r[d] = cpu.mmu.read8(A.lo, A.hi);
+  r[d + 1] = 0;
+}
+
+function ldrbImm9(cpu: Arm64Cpu, insn: number): void {
+  const mode = (insn >>> 10) & 3; // 0 unscaled, 1 post, 2 unprivileged, 3 pre
+  const n = (insn >>> 5) & 31;
+  const t = insn & 31;
+  const imm = (insn << 11) >> 23;
+  if ((mode & 1) !== 0 && n === t && n !== 31) cpu.undefinedInstruction(insn);
+  if (n === 31) spCheck(cpu, n);
+  addrImm(cpu, n, mode === 1 ? 0 : imm);
+  const r = cpu.r;
+  const d = wzs(t) << 1;
+  r[d] = cpu.mmu.read8(A.lo, A.hi, mode === 2 ? ACC_UNPRIV : 0);
+  r[d + 1] = 0;
+  if ((mode & 1) !== 0) writeback(cpu, n, imm);
+}
+
+function strbReg(cpu: Arm64Cpu, insn: number): void {
+  const option = (insn >>> 13) & 7;
+  if ((option & 2) === 0) cpu.undefinedInstruction(insn);
+  const n = (insn >>> 5) & 31;
+  const t = insn & 31;
+  if (n === 31) spCheck(cpu, n);
+  addrReg(cpu, n, (insn >>> 16) & 31, option, (insn & 0x1000) !== 0 ? 0 : 0);
+  const r = cpu.r;
+  cpu.mmu.write8(A.lo, A.hi, r[rzs(t) << 1] & 0xff);
+}
+
+function strbImm9(cpu: Arm64Cpu, insn: number): void {
+  const mode = (insn >>> 10) & 3; // 0 unscaled, 1 post, 2 unprivileged, 3 pre
+  const n = (insn >>> 5) & 31;
+  const t = insn & 31;
+  const imm = (insn << 11) >> 23;
+  if ((mode & 1) !== 0 && n === t && n !== 31) cpu.undefinedInstruction(insn);
+  if (n === 31) spCheck(cpu, n);
+  addrImm(cpu, n, mode === 1 ? 0 : imm);
+  const r = cpu.r;
+  cpu.mmu.write8(A.lo, A.hi, r[rzs(t) << 1] & 0xff, mode === 2 ? ACC_UNPRIV : 0);
+  if ((mode & 1) !== 0) writeback(cpu, n, imm);
+}
+
 // ---- pairs ----
 
 /** LDP/STP/LDPSW/LDNP/STNP (general registers). */
@@ -508,6 +670,18 @@ export const patterns: Pattern[] = [
   { bits: 'xx 111 0 00 xx 0 xxxxxxxxx xx xxxxx xxxxx', name: 'LDST_imm9', handler: ldstImm9 },
   // register offset: size 111 V=0 00 opc 1 Rm option S 10 Rn Rt
   { bits: 'xx 111 0 00 xx 1 xxxxx xxx x 10 xxxxx xxxxx', name: 'LDST_reg', handler: ldstReg },
+  { bits: '11 111 0 00 01 1 xxxxx xxx x 10 xxxxx xxxxx', name: 'LDRX_reg', handler: ldrXReg },
+  { bits: '11 111 0 00 01 0 xxxxxxxxx xx xxxxx xxxxx', name: 'LDRX_imm9', handler: ldrXImm9 },
+  { bits: '11 111 0 00 00 1 xxxxx xxx x 10 xxxxx xxxxx', name: 'STRX_reg', handler: strXReg },
+  { bits: '11 111 0 00 00 0 xxxxxxxxx xx xxxxx xxxxx', name: 'STRX_imm9', handler: strXImm9 },
+  { bits: '10 111 0 00 01 1 xxxxx xxx x 10 xxxxx xxxxx', name: 'LDRW_reg', handler: ldrWReg },
+  { bits: '10 111 0 00 01 0 xxxxxxxxx xx xxxxx xxxxx', name: 'LDRW_imm9', handler: ldrWImm9 },
+  { bits: '10 111 0 00 00 1 xxxxx xxx x 10 xxxxx xxxxx', name: 'STRW_reg', handler: strWReg },
+  { bits: '10 111 0 00 00 0 xxxxxxxxx xx xxxxx xxxxx', name: 'STRW_imm9', handler: strWImm9 },
+  { bits: '00 111 0 00 01 1 xxxxx xxx x 10 xxxxx xxxxx', name: 'LDRB_reg', handler: ldrbReg },
+  { bits: '00 111 0 00 01 0 xxxxxxxxx xx xxxxx xxxxx', name: 'LDRB_imm9', handler: ldrbImm9 },
+  { bits: '00 111 0 00 00 1 xxxxx xxx x 10 xxxxx xxxxx', name: 'STRB_reg', handler: strbReg },
+  { bits: '00 111 0 00 00 0 xxxxxxxxx xx xxxxx xxxxx', name: 'STRB_imm9', handler: strbImm9 },
   // pairs: opc 101 V=0 mode(000 NP, 001 post, 010 offset, 011 pre) L imm7 Rt2 Rn Rt
   { bits: 'xx 101 0 0xx x xxxxxxx xxxxx xxxxx xxxxx', name: 'LDST_pair', handler: ldstPair },
   { bits: '10 101 0 010 1 xxxxxxx xxxxx xxxxx xxxxx', name: 'LDP_X', handler: ldpX },
