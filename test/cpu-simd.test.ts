@@ -44,9 +44,23 @@ const v3 = (op: string, ts: string[]): void => ts.forEach((t) => add(`${op} v0.$
 const v2 = (op: string, ts: string[]): void => ts.forEach((t) => add(`${op} v0.${t}, v1.${t}`));
 
 // three same
-for (const op of ['add', 'sub', 'cmeq', 'cmge', 'cmgt', 'cmhi', 'cmhs', 'cmtst', 'sqadd', 'uqadd', 'sqsub', 'uqsub'])
+for (const op of [
+  'add',
+  'sub',
+  'cmeq',
+  'cmge',
+  'cmgt',
+  'cmhi',
+  'cmhs',
+  'cmtst',
+  'sqadd',
+  'uqadd',
+  'sqsub',
+  'uqsub',
+])
   v3(op, ALLT);
-for (const op of ['sshl', 'ushl', 'srshl', 'urshl', 'sqshl', 'uqshl', 'sqrshl', 'uqrshl', 'addp']) v3(op, ALLT);
+for (const op of ['sshl', 'ushl', 'srshl', 'urshl', 'sqshl', 'uqshl', 'sqrshl', 'uqrshl', 'addp'])
+  v3(op, ALLT);
 for (const op of ['mul', 'mla', 'mls', 'smax', 'smin', 'umax', 'umin', 'smaxp', 'sminp', 'umaxp', 'uminp'])
   v3(op, BHS);
 for (const op of ['shadd', 'uhadd', 'srhadd', 'urhadd', 'shsub', 'uhsub', 'sabd', 'uabd', 'saba', 'uaba'])
@@ -55,7 +69,20 @@ for (const op of ['sqdmulh', 'sqrdmulh']) v3(op, [...H, ...S]);
 for (const op of ['pmul', 'and', 'bic', 'orr', 'orn', 'eor', 'bsl', 'bit', 'bif']) v3(op, B);
 add('add v1.4s, v1.4s, v1.4s');
 add('eor v2.16b, v1.16b, v2.16b');
-for (const op of ['add', 'sub', 'cmeq', 'cmge', 'cmgt', 'cmhi', 'cmhs', 'cmtst', 'sshl', 'ushl', 'srshl', 'urshl'])
+for (const op of [
+  'add',
+  'sub',
+  'cmeq',
+  'cmge',
+  'cmgt',
+  'cmhi',
+  'cmhs',
+  'cmtst',
+  'sshl',
+  'ushl',
+  'srshl',
+  'urshl',
+])
   add(`${op} d0, d1, d2`);
 for (const op of ['sqadd', 'uqadd', 'sqsub', 'uqsub', 'sqshl', 'uqshl', 'sqrshl', 'uqrshl'])
   for (const r of ['b', 'h', 's', 'd']) add(`${op} ${r}0, ${r}1, ${r}2`);
@@ -67,7 +94,22 @@ const LONG: [string, string, string][] = [
   ['4s', '4h', '8h'],
   ['2d', '2s', '4s'],
 ];
-for (const op of ['saddl', 'uaddl', 'ssubl', 'usubl', 'sabal', 'uabal', 'sabdl', 'uabdl', 'smlal', 'umlal', 'smlsl', 'umlsl', 'smull', 'umull'])
+for (const op of [
+  'saddl',
+  'uaddl',
+  'ssubl',
+  'usubl',
+  'sabal',
+  'uabal',
+  'sabdl',
+  'uabdl',
+  'smlal',
+  'umlal',
+  'smlsl',
+  'umlsl',
+  'smull',
+  'umull',
+])
   for (const [w, n, n2] of LONG) {
     add(`${op} v0.${w}, v1.${n}, v2.${n}`);
     add(`${op}2 v0.${w}, v1.${n2}, v2.${n2}`);
@@ -108,7 +150,8 @@ for (const op of ['saddlp', 'uaddlp', 'sadalp', 'uadalp']) {
 for (const op of ['suqadd', 'usqadd', 'sqabs', 'sqneg', 'abs', 'neg']) v2(op, ALLT);
 for (const op of ['cls', 'clz']) v2(op, BHS);
 for (const op of ['cnt', 'not', 'rbit']) v2(op, B);
-for (const op of ['cmgt', 'cmge', 'cmeq', 'cmle', 'cmlt']) ALLT.forEach((t) => add(`${op} v0.${t}, v1.${t}, #0`));
+for (const op of ['cmgt', 'cmge', 'cmeq', 'cmle', 'cmlt'])
+  ALLT.forEach((t) => add(`${op} v0.${t}, v1.${t}, #0`));
 for (const op of ['xtn', 'sqxtn', 'uqxtn', 'sqxtun'])
   for (const [w, n, n2] of LONG) {
     add(`${op} v0.${n}, v1.${w}`);
@@ -121,7 +164,8 @@ for (const [w, n, n2] of LONG) {
 }
 v2('urecpe', S);
 v2('ursqrte', S);
-for (const op of ['suqadd', 'usqadd', 'sqabs', 'sqneg']) for (const r of ['b', 'h', 's', 'd']) add(`${op} ${r}0, ${r}1`);
+for (const op of ['suqadd', 'usqadd', 'sqabs', 'sqneg'])
+  for (const r of ['b', 'h', 's', 'd']) add(`${op} ${r}0, ${r}1`);
 add('abs d0, d1');
 add('neg d0, d1');
 for (const op of ['cmgt', 'cmge', 'cmeq', 'cmle', 'cmlt']) add(`${op} d0, d1, #0`);
@@ -157,7 +201,9 @@ for (const [t, r, idx] of [
   add(`dup v0.${t}, v1.${r}[${idx}]`);
   add(`dup v0.${t}, ${r === 'd' ? 'x' : 'w'}1`);
   add(`mov v0.${r}[${idx}], ${r === 'd' ? 'x' : 'w'}1`);
-  add(`mov v0.${r}[${idx}], v1.${r}[${(idx * 3 + 1) % (16 / ({ b: 1, h: 2, s: 4, d: 8 } as Record<string, number>)[r])}]`);
+  add(
+    `mov v0.${r}[${idx}], v1.${r}[${(idx * 3 + 1) % (16 / ({ b: 1, h: 2, s: 4, d: 8 } as Record<string, number>)[r])}]`,
+  );
   add(`mov ${r}0, v1.${r}[${idx}]`);
 }
 add('umov w0, v1.b[9]');
@@ -294,17 +340,60 @@ const FT: [string, Kind][] = [
   ['2d', 'd'],
 ];
 for (const op of [
-  'fadd', 'fsub', 'fmul', 'fdiv', 'fmla', 'fmls', 'fmax', 'fmin', 'fmaxnm', 'fminnm', 'fmaxp', 'fminp',
-  'fmaxnmp', 'fminnmp', 'faddp', 'fabd', 'fmulx', 'fcmeq', 'fcmge', 'fcmgt', 'facge', 'facgt', 'frecps', 'frsqrts',
+  'fadd',
+  'fsub',
+  'fmul',
+  'fdiv',
+  'fmla',
+  'fmls',
+  'fmax',
+  'fmin',
+  'fmaxnm',
+  'fminnm',
+  'fmaxp',
+  'fminp',
+  'fmaxnmp',
+  'fminnmp',
+  'faddp',
+  'fabd',
+  'fmulx',
+  'fcmeq',
+  'fcmge',
+  'fcmgt',
+  'facge',
+  'facgt',
+  'frecps',
+  'frsqrts',
 ])
   for (const [t, k] of FT) add(`${op} v0.${t}, v1.${t}, v2.${t}`, k);
 for (const op of [
-  'fabs', 'fneg', 'fsqrt', 'frintn', 'frintm', 'frintp', 'frintz', 'frinta', 'frintx', 'frinti', 'fcvtns', 'fcvtms',
-  'fcvtas', 'fcvtps', 'fcvtzs', 'fcvtnu', 'fcvtmu', 'fcvtau', 'fcvtpu', 'fcvtzu', 'frecpe', 'frsqrte',
+  'fabs',
+  'fneg',
+  'fsqrt',
+  'frintn',
+  'frintm',
+  'frintp',
+  'frintz',
+  'frinta',
+  'frintx',
+  'frinti',
+  'fcvtns',
+  'fcvtms',
+  'fcvtas',
+  'fcvtps',
+  'fcvtzs',
+  'fcvtnu',
+  'fcvtmu',
+  'fcvtau',
+  'fcvtpu',
+  'fcvtzu',
+  'frecpe',
+  'frsqrte',
 ])
   for (const [t, k] of FT) add(`${op} v0.${t}, v1.${t}`, k);
 for (const op of ['scvtf', 'ucvtf']) for (const [t] of FT) add(`${op} v0.${t}, v1.${t}`);
-for (const op of ['fcmgt', 'fcmge', 'fcmeq', 'fcmle', 'fcmlt']) for (const [t, k] of FT) add(`${op} v0.${t}, v1.${t}, #0.0`, k);
+for (const op of ['fcmgt', 'fcmge', 'fcmeq', 'fcmle', 'fcmlt'])
+  for (const [t, k] of FT) add(`${op} v0.${t}, v1.${t}, #0.0`, k);
 add('fcvtn v0.4h, v1.4s', 'f');
 add('fcvtn2 v0.8h, v1.4s', 'f');
 add('fcvtn v0.2s, v1.2d', 'd');
@@ -345,7 +434,21 @@ for (const [r, k] of [
 ] as [string, Kind][]) {
   for (const op of ['fmulx', 'fcmeq', 'fcmge', 'fcmgt', 'facge', 'facgt', 'fabd', 'frecps', 'frsqrts'])
     add(`${op} ${r}0, ${r}1, ${r}2`, k);
-  for (const op of ['frecpe', 'frsqrte', 'frecpx', 'fcvtns', 'fcvtms', 'fcvtas', 'fcvtps', 'fcvtzs', 'fcvtnu', 'fcvtmu', 'fcvtau', 'fcvtpu', 'fcvtzu'])
+  for (const op of [
+    'frecpe',
+    'frsqrte',
+    'frecpx',
+    'fcvtns',
+    'fcvtms',
+    'fcvtas',
+    'fcvtps',
+    'fcvtzs',
+    'fcvtnu',
+    'fcvtmu',
+    'fcvtau',
+    'fcvtpu',
+    'fcvtzu',
+  ])
     add(`${op} ${r}0, ${r}1`, k);
   add(`scvtf ${r}0, ${r}1`);
   add(`ucvtf ${r}0, ${r}1`);
@@ -385,13 +488,26 @@ function intReg(out: Buffer, off: number): void {
           let v: number;
           const top = b === eb - 1;
           switch (pick) {
-            case 0: v = 0; break;
-            case 1: v = b === 0 ? 1 : 0; break;
-            case 2: v = top ? 0x7f : 0xff; break; // max signed
-            case 3: v = top ? 0x80 : 0; break; // min signed
-            case 4: v = 0xff; break; // -1
-            case 5: v = top ? 0x80 : rndInt(256); break;
-            default: v = top ? 0x7f : rndInt(256);
+            case 0:
+              v = 0;
+              break;
+            case 1:
+              v = b === 0 ? 1 : 0;
+              break;
+            case 2:
+              v = top ? 0x7f : 0xff;
+              break; // max signed
+            case 3:
+              v = top ? 0x80 : 0;
+              break; // min signed
+            case 4:
+              v = 0xff;
+              break; // -1
+            case 5:
+              v = top ? 0x80 : rndInt(256);
+              break;
+            default:
+              v = top ? 0x7f : rndInt(256);
           }
           out[o + e + b] = v;
         }
@@ -405,11 +521,32 @@ const F_SPECIAL = [
   0x4effffff, 0x4f000000, 0xcf000000, 0x5f000000, 0x4f800000, 0x3fa00000, 0x40200000, 0xc0600000,
 ];
 const D_SPECIAL = [
-  0x0n, 0x8000000000000000n, 0x1n, 0x800fffffffffffffn, 0x0010000000000000n, 0x3ff0000000000000n,
-  0xbff0000000000000n, 0x3ff8000000000000n, 0x4000000000000000n, 0x3fe0000000000000n, 0x7fefffffffffffffn,
-  0x7ff0000000000000n, 0xfff0000000000000n, 0x7ff8000000000123n, 0xfff8000000000321n, 0x7ff0000000000456n,
-  0xfff4000000000001n, 0x4330000000000001n, 0x41dfffffffc00000n, 0x41e0000000000000n, 0xc1e0000000000000n,
-  0x43e0000000000000n, 0xc3e0000000000000n, 0x43f0000000000000n, 0x3ff4000000000000n, 0x4004000000000000n,
+  0x0n,
+  0x8000000000000000n,
+  0x1n,
+  0x800fffffffffffffn,
+  0x0010000000000000n,
+  0x3ff0000000000000n,
+  0xbff0000000000000n,
+  0x3ff8000000000000n,
+  0x4000000000000000n,
+  0x3fe0000000000000n,
+  0x7fefffffffffffffn,
+  0x7ff0000000000000n,
+  0xfff0000000000000n,
+  0x7ff8000000000123n,
+  0xfff8000000000321n,
+  0x7ff0000000000456n,
+  0xfff4000000000001n,
+  0x4330000000000001n,
+  0x41dfffffffc00000n,
+  0x41e0000000000000n,
+  0xc1e0000000000000n,
+  0x43e0000000000000n,
+  0xc3e0000000000000n,
+  0x43f0000000000000n,
+  0x3ff4000000000000n,
+  0x4004000000000000n,
 ];
 function fpReg(out: Buffer, off: number, dbl: boolean): void {
   if (dbl) {
@@ -418,7 +555,8 @@ function fpReg(out: Buffer, off: number, dbl: boolean): void {
       if (rndInt(3) === 0) v = D_SPECIAL[rndInt(D_SPECIAL.length)];
       else {
         const exp = BigInt(1023 + rndInt(80) - 40);
-        v = (BigInt(rndInt(2)) << 63n) | (exp << 52n) | ((BigInt(rnd32()) << 20n) | BigInt(rnd32() & 0xfffff));
+        v =
+          (BigInt(rndInt(2)) << 63n) | (exp << 52n) | ((BigInt(rnd32()) << 20n) | BigInt(rnd32() & 0xfffff));
       }
       out.writeBigUInt64LE(v, off + 8 * k);
     }
@@ -511,16 +649,23 @@ function runReference(cases: Case[]): { buf: Buffer; words: number[] } {
   const dir = mkdtempSync(join(tmpdir(), 'typevisor-simd-'));
   try {
     writeFileSync(join(dir, 'simdref.c'), cProgram());
-    execFileSync('aarch64-linux-gnu-gcc', ['-static', '-O1', '-o', join(dir, 'simdref'), join(dir, 'simdref.c')], {
-      stdio: 'pipe',
-    });
+    execFileSync(
+      'aarch64-linux-gnu-gcc',
+      ['-static', '-O1', '-o', join(dir, 'simdref'), join(dir, 'simdref.c')],
+      {
+        stdio: 'pipe',
+      },
+    );
     const input = Buffer.alloc(cases.length * CASE);
     cases.forEach((c, i) => {
       c.data.copy(input, i * CASE);
       input.writeUInt32LE(c.op, i * CASE + 88);
     });
     writeFileSync(join(dir, 'cases.bin'), input);
-    const r = spawnSync('sh', ['-c', `qemu-aarch64 ${join(dir, 'simdref')} < ${join(dir, 'cases.bin')} > ${join(dir, 'out.bin')}`]);
+    const r = spawnSync('sh', [
+      '-c',
+      `qemu-aarch64 ${join(dir, 'simdref')} < ${join(dir, 'cases.bin')} > ${join(dir, 'out.bin')}`,
+    ]);
     if (r.status !== 0) throw new Error(`reference program failed: ${r.stderr}`);
     const buf = readFileSync(join(dir, 'out.bin'));
     if (buf.length !== cases.length * RES) throw new Error(`reference program wrote ${buf.length} bytes`);
@@ -553,7 +698,12 @@ function runOnCpu(t: TestCpu, addr: number, c: Case): { out: Buffer; ok: boolean
 
 const hexb = (b: Buffer, from: number, to: number): string => {
   const parts: string[] = [];
-  for (let r = from; r < to; r += 16) parts.push(Buffer.from(b.subarray(r, Math.min(r + 16, to))).reverse().toString('hex'));
+  for (let r = from; r < to; r += 16)
+    parts.push(
+      Buffer.from(b.subarray(r, Math.min(r + 16, to)))
+        .reverse()
+        .toString('hex'),
+    );
   return parts.join(' ');
 };
 
@@ -614,14 +764,29 @@ test('permutes: ZIP1/ZIP2/UZP1/UZP2/TRN1/TRN2 on byte and halfword lanes', () =>
   const zip1 = n.slice(0, 8).flatMap((_, k) => [n[k], m[k]]);
   assert.deepEqual(bytes(exec1(0x4e023820, setup), 0), zip1);
   // zip2 v0.16b = 0x4e027820
-  assert.deepEqual(bytes(exec1(0x4e027820, setup), 0), n.slice(0, 8).flatMap((_, k) => [n[8 + k], m[8 + k]]));
+  assert.deepEqual(
+    bytes(exec1(0x4e027820, setup), 0),
+    n.slice(0, 8).flatMap((_, k) => [n[8 + k], m[8 + k]]),
+  );
   // uzp1 v0.16b = 0x4e021820 ; uzp2 = 0x4e025820
   const cat = [...n, ...m];
-  assert.deepEqual(bytes(exec1(0x4e021820, setup), 0), cat.filter((_, k) => k % 2 === 0));
-  assert.deepEqual(bytes(exec1(0x4e025820, setup), 0), cat.filter((_, k) => k % 2 === 1));
+  assert.deepEqual(
+    bytes(exec1(0x4e021820, setup), 0),
+    cat.filter((_, k) => k % 2 === 0),
+  );
+  assert.deepEqual(
+    bytes(exec1(0x4e025820, setup), 0),
+    cat.filter((_, k) => k % 2 === 1),
+  );
   // trn1 v0.16b = 0x4e022820 ; trn2 = 0x4e026820
-  assert.deepEqual(bytes(exec1(0x4e022820, setup), 0), n.map((_, k) => (k % 2 ? m[k - 1] : n[k])));
-  assert.deepEqual(bytes(exec1(0x4e026820, setup), 0), n.map((_, k) => (k % 2 ? m[k] : n[k + 1])));
+  assert.deepEqual(
+    bytes(exec1(0x4e022820, setup), 0),
+    n.map((_, k) => (k % 2 ? m[k - 1] : n[k])),
+  );
+  assert.deepEqual(
+    bytes(exec1(0x4e026820, setup), 0),
+    n.map((_, k) => (k % 2 ? m[k] : n[k + 1])),
+  );
   // zip1 v0.4h, v1.4h, v2.4h = 0x0e423820: halfwords n0 m0 n1 m1, upper 64 bits zero
   const t = exec1(0x0e423820, (t) => {
     setup(t);
@@ -636,7 +801,10 @@ test('EXT, TBL and TBX', () => {
     setBytes(t, 2, (b) => 0x10 + b);
   };
   // ext v0.16b, v1.16b, v2.16b, #3 = 0x6e021820
-  assert.deepEqual(bytes(exec1(0x6e021820, setup), 0), [...Array(16).keys()].map((k) => k + 3));
+  assert.deepEqual(
+    bytes(exec1(0x6e021820, setup), 0),
+    [...Array(16).keys()].map((k) => k + 3),
+  );
   // tbl v0.16b, {v1.16b, v2.16b}, v3.16b = 0x4e032020 ; indexes 31, 0, 32 (out of range), 255, 16...
   const idx = [31, 0, 32, 255, 16, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
   const expect = idx.map((x) => (x < 32 ? x : 0));
@@ -647,7 +815,10 @@ test('EXT, TBL and TBX', () => {
   };
   assert.deepEqual(bytes(exec1(0x4e032020, st), 0), expect);
   // tbx v0.16b, {v1.16b, v2.16b}, v3.16b = 0x4e033020: out of range keeps the destination byte
-  assert.deepEqual(bytes(exec1(0x4e033020, st), 0), idx.map((x) => (x < 32 ? x : 0xaa)));
+  assert.deepEqual(
+    bytes(exec1(0x4e033020, st), 0),
+    idx.map((x) => (x < 32 ? x : 0xaa)),
+  );
 });
 
 test('saturating arithmetic sets FPSR.QC and clamps', () => {
@@ -656,7 +827,10 @@ test('saturating arithmetic sets FPSR.QC and clamps', () => {
     setBytes(t, 1, (b) => [0x7f, 0x80, 1][b % 3]);
     setBytes(t, 2, (b) => [1, 0xff, 2][b % 3]);
   });
-  assert.deepEqual(bytes(t, 0), [...Array(16).keys()].map((b) => [0x7f, 0x80, 3][b % 3]));
+  assert.deepEqual(
+    bytes(t, 0),
+    [...Array(16).keys()].map((b) => [0x7f, 0x80, 3][b % 3]),
+  );
   assert.equal(t.cpu.fpsr & QC, QC);
   // uqsub v0.8h, v1.8h, v2.8h = 0x6e622c20: 5 - 7 -> 0 (QC)
   t = exec1(0x6e622c20, (t) => {

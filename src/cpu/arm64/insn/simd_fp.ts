@@ -72,7 +72,10 @@ const SUB: Pair3 = { s: fpu.fpSub32, d: fpu.fpSub64 };
 const MUL: Pair3 = { s: (c, d, n, m) => fpu.fpMul32(c, d, n, m), d: (c, d, n, m) => fpu.fpMul64(c, d, n, m) };
 const MULX: Pair3 = { s: fpu.fpMulX32, d: fpu.fpMulX64 };
 const DIV: Pair3 = { s: fpu.fpDiv32, d: fpu.fpDiv64 };
-const FMLA: Pair3 = { s: (c, d, n, m) => fpu.fpMulAdd32(c, d, d, n, m), d: (c, d, n, m) => fpu.fpMulAdd64(c, d, d, n, m) };
+const FMLA: Pair3 = {
+  s: (c, d, n, m) => fpu.fpMulAdd32(c, d, d, n, m),
+  d: (c, d, n, m) => fpu.fpMulAdd64(c, d, d, n, m),
+};
 const FMLS: Pair3 = {
   s: (c, d, n, m) => fpu.fpMulAdd32(c, d, d, n, m, false, true),
   d: (c, d, n, m) => fpu.fpMulAdd64(c, d, d, n, m, false, true),

@@ -81,7 +81,15 @@ const bAbs = (v: bigint): bigint => (v < 0n ? -v : v);
 const bShift = (v: bigint, sh: number): bigint => (sh >= 0 ? v << BigInt(sh) : v >> BigInt(-sh));
 
 /** The register-shift family (SSHL..UQRSHL): a shifted by SInt(b<7:0>). */
-function regShift(c: Arm64Cpu, a: bigint, b: bigint, e: number, uns: boolean, round: boolean, sat: boolean): bigint {
+function regShift(
+  c: Arm64Cpu,
+  a: bigint,
+  b: bigint,
+  e: number,
+  uns: boolean,
+  round: boolean,
+  sat: boolean,
+): bigint {
   let sh = Number(b & 0xffn);
   if (sh >= 128) sh -= 256;
   let v = uns ? a : SX(a, e);
@@ -100,7 +108,6 @@ function polyMul8(a: number, b: number): number {
 type Op3 = (c: Arm64Cpu, a: bigint, b: bigint, d: bigint, e: number) => bigint;
 type Op1 = (c: Arm64Cpu, a: bigint, d: bigint, e: number) => bigint;
 const tmp: bigint[] = new Array<bigint>(16).fill(0n);
-const tmp2: bigint[] = new Array<bigint>(16).fill(0n);
 
 /** Elementwise three-operand op over `lanes` lanes; scalar: one lane and zero the rest. */
 function ew3(c: Arm64Cpu, d: number, n: number, m: number, e: number, lanes: number, f: Op3): void {
@@ -154,7 +161,8 @@ const patterns: Pattern[] = [];
 const P = (bits: string, name: string, handler: (c: Arm64Cpu, i: number) => void): void => {
   if (bits.includes('hhhh')) {
     // shift-by-immediate: immh == 0000 belongs to another group (modified immediate / unallocated)
-    for (const h of ['1hhh', '01hh', '001h', '0001']) patterns.push({ bits: bits.replace('hhhh', h), name, handler });
+    for (const h of ['1hhh', '01hh', '001h', '0001'])
+      patterns.push({ bits: bits.replace('hhhh', h), name, handler });
   } else patterns.push({ bits, name, handler });
 };
 const undef = (c: Arm64Cpu, i: number): never => c.undefinedInstruction(i);
@@ -183,30 +191,108 @@ const cmpRes = (t: boolean, e: number): bigint => (t ? ONES(e) : 0n);
 function mkSame(): Map<number, Same> {
   const t = new Map<number, Same>();
   const add = (u: number, opc: number, s: Same): void => void t.set((u << 5) | opc, s);
-  add(0, 0b00000, { name: 'SHADD', vsz: NO64, ssz: 0, op: (c, a, b, _d, e) => (SX(a, e) + SX(b, e)) >> 1n,
-    fast: (e) => (a, b) => Math.floor((sxn(a, e) + sxn(b, e)) / 2) });
-  add(1, 0b00000, { name: 'UHADD', vsz: NO64, ssz: 0, op: (c, a, b) => (a + b) >> 1n, fast: () => (a, b) => Math.floor((a + b) / 2) });
-  add(0, 0b00010, { name: 'SRHADD', vsz: NO64, ssz: 0, op: (c, a, b, _d, e) => (SX(a, e) + SX(b, e) + 1n) >> 1n,
-    fast: (e) => (a, b) => Math.floor((sxn(a, e) + sxn(b, e) + 1) / 2) });
-  add(1, 0b00010, { name: 'URHADD', vsz: NO64, ssz: 0, op: (c, a, b) => (a + b + 1n) >> 1n, fast: () => (a, b) => Math.floor((a + b + 1) / 2) });
-  add(0, 0b00100, { name: 'SHSUB', vsz: NO64, ssz: 0, op: (c, a, b, _d, e) => (SX(a, e) - SX(b, e)) >> 1n,
-    fast: (e) => (a, b) => Math.floor((sxn(a, e) - sxn(b, e)) / 2) });
-  add(1, 0b00100, { name: 'UHSUB', vsz: NO64, ssz: 0, op: (c, a, b) => (a - b) >> 1n, fast: () => (a, b) => Math.floor((a - b) / 2) });
-  add(0, 0b00001, { name: 'SQADD', vsz: ALL, ssz: ALL, op: (c, a, b, _d, e) => satS(c, SX(a, e) + SX(b, e), e),
-    fast: (e) => (a, b, _d, c) => satSn(c, sxn(a, e) + sxn(b, e), e) });
-  add(1, 0b00001, { name: 'UQADD', vsz: ALL, ssz: ALL, op: (c, a, b, _d, e) => satU(c, a + b, e),
-    fast: (e) => (a, b, _d, c) => satUn(c, a + b, e) });
-  add(0, 0b00101, { name: 'SQSUB', vsz: ALL, ssz: ALL, op: (c, a, b, _d, e) => satS(c, SX(a, e) - SX(b, e), e),
-    fast: (e) => (a, b, _d, c) => satSn(c, sxn(a, e) - sxn(b, e), e) });
-  add(1, 0b00101, { name: 'UQSUB', vsz: ALL, ssz: ALL, op: (c, a, b, _d, e) => satU(c, a - b, e),
-    fast: (e) => (a, b, _d, c) => satUn(c, a - b, e) });
-  add(0, 0b00110, { name: 'CMGT', vsz: ALL, ssz: D, op: (c, a, b, _d, e) => cmpRes(SX(a, e) > SX(b, e), e),
-    fast: (e) => (a, b) => (sxn(a, e) > sxn(b, e) ? -1 : 0) });
-  add(0, 0b00111, { name: 'CMGE', vsz: ALL, ssz: D, op: (c, a, b, _d, e) => cmpRes(SX(a, e) >= SX(b, e), e),
-    fast: (e) => (a, b) => (sxn(a, e) >= sxn(b, e) ? -1 : 0) });
-  add(1, 0b00110, { name: 'CMHI', vsz: ALL, ssz: D, op: (c, a, b, _d, e) => cmpRes(a > b, e), fast: () => (a, b) => (a > b ? -1 : 0) });
-  add(1, 0b00111, { name: 'CMHS', vsz: ALL, ssz: D, op: (c, a, b, _d, e) => cmpRes(a >= b, e), fast: () => (a, b) => (a >= b ? -1 : 0) });
-  const sh = (uns: boolean, round: boolean, sat: boolean): Op3 => (c, a, b, _d, e) => regShift(c, a, b, e, uns, round, sat);
+  add(0, 0b00000, {
+    name: 'SHADD',
+    vsz: NO64,
+    ssz: 0,
+    op: (c, a, b, _d, e) => (SX(a, e) + SX(b, e)) >> 1n,
+    fast: (e) => (a, b) => Math.floor((sxn(a, e) + sxn(b, e)) / 2),
+  });
+  add(1, 0b00000, {
+    name: 'UHADD',
+    vsz: NO64,
+    ssz: 0,
+    op: (c, a, b) => (a + b) >> 1n,
+    fast: () => (a, b) => Math.floor((a + b) / 2),
+  });
+  add(0, 0b00010, {
+    name: 'SRHADD',
+    vsz: NO64,
+    ssz: 0,
+    op: (c, a, b, _d, e) => (SX(a, e) + SX(b, e) + 1n) >> 1n,
+    fast: (e) => (a, b) => Math.floor((sxn(a, e) + sxn(b, e) + 1) / 2),
+  });
+  add(1, 0b00010, {
+    name: 'URHADD',
+    vsz: NO64,
+    ssz: 0,
+    op: (c, a, b) => (a + b + 1n) >> 1n,
+    fast: () => (a, b) => Math.floor((a + b + 1) / 2),
+  });
+  add(0, 0b00100, {
+    name: 'SHSUB',
+    vsz: NO64,
+    ssz: 0,
+    op: (c, a, b, _d, e) => (SX(a, e) - SX(b, e)) >> 1n,
+    fast: (e) => (a, b) => Math.floor((sxn(a, e) - sxn(b, e)) / 2),
+  });
+  add(1, 0b00100, {
+    name: 'UHSUB',
+    vsz: NO64,
+    ssz: 0,
+    op: (c, a, b) => (a - b) >> 1n,
+    fast: () => (a, b) => Math.floor((a - b) / 2),
+  });
+  add(0, 0b00001, {
+    name: 'SQADD',
+    vsz: ALL,
+    ssz: ALL,
+    op: (c, a, b, _d, e) => satS(c, SX(a, e) + SX(b, e), e),
+    fast: (e) => (a, b, _d, c) => satSn(c, sxn(a, e) + sxn(b, e), e),
+  });
+  add(1, 0b00001, {
+    name: 'UQADD',
+    vsz: ALL,
+    ssz: ALL,
+    op: (c, a, b, _d, e) => satU(c, a + b, e),
+    fast: (e) => (a, b, _d, c) => satUn(c, a + b, e),
+  });
+  add(0, 0b00101, {
+    name: 'SQSUB',
+    vsz: ALL,
+    ssz: ALL,
+    op: (c, a, b, _d, e) => satS(c, SX(a, e) - SX(b, e), e),
+    fast: (e) => (a, b, _d, c) => satSn(c, sxn(a, e) - sxn(b, e), e),
+  });
+  add(1, 0b00101, {
+    name: 'UQSUB',
+    vsz: ALL,
+    ssz: ALL,
+    op: (c, a, b, _d, e) => satU(c, a - b, e),
+    fast: (e) => (a, b, _d, c) => satUn(c, a - b, e),
+  });
+  add(0, 0b00110, {
+    name: 'CMGT',
+    vsz: ALL,
+    ssz: D,
+    op: (c, a, b, _d, e) => cmpRes(SX(a, e) > SX(b, e), e),
+    fast: (e) => (a, b) => (sxn(a, e) > sxn(b, e) ? -1 : 0),
+  });
+  add(0, 0b00111, {
+    name: 'CMGE',
+    vsz: ALL,
+    ssz: D,
+    op: (c, a, b, _d, e) => cmpRes(SX(a, e) >= SX(b, e), e),
+    fast: (e) => (a, b) => (sxn(a, e) >= sxn(b, e) ? -1 : 0),
+  });
+  add(1, 0b00110, {
+    name: 'CMHI',
+    vsz: ALL,
+    ssz: D,
+    op: (c, a, b, _d, e) => cmpRes(a > b, e),
+    fast: () => (a, b) => (a > b ? -1 : 0),
+  });
+  add(1, 0b00111, {
+    name: 'CMHS',
+    vsz: ALL,
+    ssz: D,
+    op: (c, a, b, _d, e) => cmpRes(a >= b, e),
+    fast: () => (a, b) => (a >= b ? -1 : 0),
+  });
+  const sh =
+    (uns: boolean, round: boolean, sat: boolean): Op3 =>
+    (c, a, b, _d, e) =>
+      regShift(c, a, b, e, uns, round, sat);
   add(0, 0b01000, { name: 'SSHL', vsz: ALL, ssz: D, op: sh(false, false, false) });
   add(1, 0b01000, { name: 'USHL', vsz: ALL, ssz: D, op: sh(true, false, false) });
   add(0, 0b01001, { name: 'SQSHL', vsz: ALL, ssz: ALL, op: sh(false, false, true) });
@@ -219,36 +305,116 @@ function mkSame(): Map<number, Same> {
   const smin: Op3 = (c, a, b, _d, e) => (SX(a, e) <= SX(b, e) ? a : b);
   const umax: Op3 = (c, a, b) => (a >= b ? a : b);
   const umin: Op3 = (c, a, b) => (a <= b ? a : b);
-  const fsmax = (e: number): NOp => (a, b) => (sxn(a, e) >= sxn(b, e) ? a : b);
-  const fsmin = (e: number): NOp => (a, b) => (sxn(a, e) <= sxn(b, e) ? a : b);
+  const fsmax =
+    (e: number): NOp =>
+    (a, b) =>
+      sxn(a, e) >= sxn(b, e) ? a : b;
+  const fsmin =
+    (e: number): NOp =>
+    (a, b) =>
+      sxn(a, e) <= sxn(b, e) ? a : b;
   const fumax = (): NOp => (a, b) => (a >= b ? a : b);
   const fumin = (): NOp => (a, b) => (a <= b ? a : b);
   add(0, 0b01100, { name: 'SMAX', vsz: NO64, ssz: 0, op: smax, fast: fsmax });
   add(0, 0b01101, { name: 'SMIN', vsz: NO64, ssz: 0, op: smin, fast: fsmin });
   add(1, 0b01100, { name: 'UMAX', vsz: NO64, ssz: 0, op: umax, fast: fumax });
   add(1, 0b01101, { name: 'UMIN', vsz: NO64, ssz: 0, op: umin, fast: fumin });
-  add(0, 0b01110, { name: 'SABD', vsz: NO64, ssz: 0, op: (c, a, b, _d, e) => bAbs(SX(a, e) - SX(b, e)),
-    fast: (e) => (a, b) => Math.abs(sxn(a, e) - sxn(b, e)) });
-  add(1, 0b01110, { name: 'UABD', vsz: NO64, ssz: 0, op: (c, a, b) => bAbs(a - b), fast: () => (a, b) => Math.abs(a - b) });
-  add(0, 0b01111, { name: 'SABA', vsz: NO64, ssz: 0, op: (c, a, b, d, e) => d + bAbs(SX(a, e) - SX(b, e)),
-    fast: (e) => (a, b, d) => d + Math.abs(sxn(a, e) - sxn(b, e)) });
-  add(1, 0b01111, { name: 'UABA', vsz: NO64, ssz: 0, op: (c, a, b, d) => d + bAbs(a - b), fast: () => (a, b, d) => d + Math.abs(a - b) });
+  add(0, 0b01110, {
+    name: 'SABD',
+    vsz: NO64,
+    ssz: 0,
+    op: (c, a, b, _d, e) => bAbs(SX(a, e) - SX(b, e)),
+    fast: (e) => (a, b) => Math.abs(sxn(a, e) - sxn(b, e)),
+  });
+  add(1, 0b01110, {
+    name: 'UABD',
+    vsz: NO64,
+    ssz: 0,
+    op: (c, a, b) => bAbs(a - b),
+    fast: () => (a, b) => Math.abs(a - b),
+  });
+  add(0, 0b01111, {
+    name: 'SABA',
+    vsz: NO64,
+    ssz: 0,
+    op: (c, a, b, d, e) => d + bAbs(SX(a, e) - SX(b, e)),
+    fast: (e) => (a, b, d) => d + Math.abs(sxn(a, e) - sxn(b, e)),
+  });
+  add(1, 0b01111, {
+    name: 'UABA',
+    vsz: NO64,
+    ssz: 0,
+    op: (c, a, b, d) => d + bAbs(a - b),
+    fast: () => (a, b, d) => d + Math.abs(a - b),
+  });
   add(0, 0b10000, { name: 'ADD', vsz: ALL, ssz: D, op: (c, a, b) => a + b, fast: () => (a, b) => a + b });
   add(1, 0b10000, { name: 'SUB', vsz: ALL, ssz: D, op: (c, a, b) => a - b, fast: () => (a, b) => a - b });
-  add(0, 0b10001, { name: 'CMTST', vsz: ALL, ssz: D, op: (c, a, b, _d, e) => cmpRes((a & b) !== 0n, e), fast: () => (a, b) => ((a & b) !== 0 ? -1 : 0) });
-  add(1, 0b10001, { name: 'CMEQ', vsz: ALL, ssz: D, op: (c, a, b, _d, e) => cmpRes(a === b, e), fast: () => (a, b) => (a === b ? -1 : 0) });
-  add(0, 0b10010, { name: 'MLA', vsz: NO64, ssz: 0, op: (c, a, b, d) => d + a * b, fast: () => (a, b, d) => d + Math.imul(a, b) });
-  add(1, 0b10010, { name: 'MLS', vsz: NO64, ssz: 0, op: (c, a, b, d) => d - a * b, fast: () => (a, b, d) => d - Math.imul(a, b) });
-  add(0, 0b10011, { name: 'MUL', vsz: NO64, ssz: 0, op: (c, a, b) => a * b, fast: () => (a, b) => Math.imul(a, b) });
-  add(1, 0b10011, { name: 'PMUL', vsz: 0b0001, ssz: 0, op: (c, a, b) => BigInt(polyMul8(Number(a), Number(b))), fast: () => polyMul8 });
+  add(0, 0b10001, {
+    name: 'CMTST',
+    vsz: ALL,
+    ssz: D,
+    op: (c, a, b, _d, e) => cmpRes((a & b) !== 0n, e),
+    fast: () => (a, b) => ((a & b) !== 0 ? -1 : 0),
+  });
+  add(1, 0b10001, {
+    name: 'CMEQ',
+    vsz: ALL,
+    ssz: D,
+    op: (c, a, b, _d, e) => cmpRes(a === b, e),
+    fast: () => (a, b) => (a === b ? -1 : 0),
+  });
+  add(0, 0b10010, {
+    name: 'MLA',
+    vsz: NO64,
+    ssz: 0,
+    op: (c, a, b, d) => d + a * b,
+    fast: () => (a, b, d) => d + Math.imul(a, b),
+  });
+  add(1, 0b10010, {
+    name: 'MLS',
+    vsz: NO64,
+    ssz: 0,
+    op: (c, a, b, d) => d - a * b,
+    fast: () => (a, b, d) => d - Math.imul(a, b),
+  });
+  add(0, 0b10011, {
+    name: 'MUL',
+    vsz: NO64,
+    ssz: 0,
+    op: (c, a, b) => a * b,
+    fast: () => (a, b) => Math.imul(a, b),
+  });
+  add(1, 0b10011, {
+    name: 'PMUL',
+    vsz: 0b0001,
+    ssz: 0,
+    op: (c, a, b) => BigInt(polyMul8(Number(a), Number(b))),
+    fast: () => polyMul8,
+  });
   add(0, 0b10100, { name: 'SMAXP', vsz: NO64, ssz: 0, op: smax, fast: fsmax, pairwise: true });
   add(0, 0b10101, { name: 'SMINP', vsz: NO64, ssz: 0, op: smin, fast: fsmin, pairwise: true });
   add(1, 0b10100, { name: 'UMAXP', vsz: NO64, ssz: 0, op: umax, fast: fumax, pairwise: true });
   add(1, 0b10101, { name: 'UMINP', vsz: NO64, ssz: 0, op: umin, fast: fumin, pairwise: true });
-  add(0, 0b10111, { name: 'ADDP', vsz: ALL, ssz: 0, op: (c, a, b) => a + b, fast: () => (a, b) => a + b, pairwise: true });
-  add(0, 0b10110, { name: 'SQDMULH', vsz: HS, ssz: HS, op: (c, a, b, _d, e) => satS(c, (2n * SX(a, e) * SX(b, e)) >> BigInt(e), e) });
-  add(1, 0b10110, { name: 'SQRDMULH', vsz: HS, ssz: HS,
-    op: (c, a, b, _d, e) => satS(c, (2n * SX(a, e) * SX(b, e) + (1n << BigInt(e - 1))) >> BigInt(e), e) });
+  add(0, 0b10111, {
+    name: 'ADDP',
+    vsz: ALL,
+    ssz: 0,
+    op: (c, a, b) => a + b,
+    fast: () => (a, b) => a + b,
+    pairwise: true,
+  });
+  add(0, 0b10110, {
+    name: 'SQDMULH',
+    vsz: HS,
+    ssz: HS,
+    op: (c, a, b, _d, e) => satS(c, (2n * SX(a, e) * SX(b, e)) >> BigInt(e), e),
+  });
+  add(1, 0b10110, {
+    name: 'SQRDMULH',
+    vsz: HS,
+    ssz: HS,
+    op: (c, a, b, _d, e) => satS(c, (2n * SX(a, e) * SX(b, e) + (1n << BigInt(e - 1))) >> BigInt(e), e),
+  });
   return t;
 }
 const SAME = mkSame();
@@ -458,11 +624,34 @@ function mkDiff(): Map<number, Diff> {
   add(0, 0b0011, { name: 'SSUBW', kind: 'W', sz: NO64, sgn: true, op: dif });
   add(1, 0b0011, { name: 'USUBW', kind: 'W', sz: NO64, sgn: false, op: dif });
   // HN: op gets the wide values, e = narrow size
-  add(0, 0b0100, { name: 'ADDHN', kind: 'HN', sz: NO64, sgn: false, op: (c, a, b, _d, e) => (a + b) >> BigInt(e) });
-  add(1, 0b0100, { name: 'RADDHN', kind: 'HN', sz: NO64, sgn: false, op: (c, a, b, _d, e) => (a + b + (1n << BigInt(e - 1))) >> BigInt(e) });
-  add(0, 0b0110, { name: 'SUBHN', kind: 'HN', sz: NO64, sgn: false, op: (c, a, b, _d, e) => BigInt.asUintN(2 * e, a - b) >> BigInt(e) });
-  add(1, 0b0110, { name: 'RSUBHN', kind: 'HN', sz: NO64, sgn: false,
-    op: (c, a, b, _d, e) => BigInt.asUintN(2 * e, a - b + (1n << BigInt(e - 1))) >> BigInt(e) });
+  add(0, 0b0100, {
+    name: 'ADDHN',
+    kind: 'HN',
+    sz: NO64,
+    sgn: false,
+    op: (c, a, b, _d, e) => (a + b) >> BigInt(e),
+  });
+  add(1, 0b0100, {
+    name: 'RADDHN',
+    kind: 'HN',
+    sz: NO64,
+    sgn: false,
+    op: (c, a, b, _d, e) => (a + b + (1n << BigInt(e - 1))) >> BigInt(e),
+  });
+  add(0, 0b0110, {
+    name: 'SUBHN',
+    kind: 'HN',
+    sz: NO64,
+    sgn: false,
+    op: (c, a, b, _d, e) => BigInt.asUintN(2 * e, a - b) >> BigInt(e),
+  });
+  add(1, 0b0110, {
+    name: 'RSUBHN',
+    kind: 'HN',
+    sz: NO64,
+    sgn: false,
+    op: (c, a, b, _d, e) => BigInt.asUintN(2 * e, a - b + (1n << BigInt(e - 1))) >> BigInt(e),
+  });
   add(0, 0b0101, { name: 'SABAL', kind: 'L', sz: NO64, sgn: true, op: (c, a, b, d) => d + bAbs(a - b) });
   add(1, 0b0101, { name: 'UABAL', kind: 'L', sz: NO64, sgn: false, op: (c, a, b, d) => d + bAbs(a - b) });
   add(0, 0b0111, { name: 'SABDL', kind: 'L', sz: NO64, sgn: true, op: (c, a, b) => bAbs(a - b) });
@@ -474,13 +663,35 @@ function mkDiff(): Map<number, Diff> {
   add(0, 0b1100, { name: 'SMULL', kind: 'L', sz: NO64, sgn: true, op: (c, a, b) => a * b });
   add(1, 0b1100, { name: 'UMULL', kind: 'L', sz: NO64, sgn: false, op: (c, a, b) => a * b });
   // e passed to L ops is the wide size
-  add(0, 0b1001, { name: 'SQDMLAL', kind: 'L', sz: HS, sgn: true, scalar: true,
-    op: (c, a, b, d, e) => satS(c, SX(d, e) + satS(c, 2n * a * b, e), e) });
-  add(0, 0b1011, { name: 'SQDMLSL', kind: 'L', sz: HS, sgn: true, scalar: true,
-    op: (c, a, b, d, e) => satS(c, SX(d, e) - satS(c, 2n * a * b, e), e) });
-  add(0, 0b1101, { name: 'SQDMULL', kind: 'L', sz: HS, sgn: true, scalar: true, op: (c, a, b, _d, e) => satS(c, 2n * a * b, e) });
+  add(0, 0b1001, {
+    name: 'SQDMLAL',
+    kind: 'L',
+    sz: HS,
+    sgn: true,
+    scalar: true,
+    op: (c, a, b, d, e) => satS(c, SX(d, e) + satS(c, 2n * a * b, e), e),
+  });
+  add(0, 0b1011, {
+    name: 'SQDMLSL',
+    kind: 'L',
+    sz: HS,
+    sgn: true,
+    scalar: true,
+    op: (c, a, b, d, e) => satS(c, SX(d, e) - satS(c, 2n * a * b, e), e),
+  });
+  add(0, 0b1101, {
+    name: 'SQDMULL',
+    kind: 'L',
+    sz: HS,
+    sgn: true,
+    scalar: true,
+    op: (c, a, b, _d, e) => satS(c, 2n * a * b, e),
+  });
   add(0, 0b1110, {
-    name: 'PMULL', kind: 'L', sz: 0b0001, sgn: false,
+    name: 'PMULL',
+    kind: 'L',
+    sz: 0b0001,
+    sgn: false,
     op: (c, a, b) => {
       let r = 0;
       const x = Number(a);
@@ -503,10 +714,24 @@ const nMla: N3 = (a, b, d) => d + a * b;
 const nMls: N3 = (a, b, d) => d - a * b;
 /** Number versions of the widening ops (operands already sign- or zero-extended). */
 const DIFF_NUM: Record<string, N3 | undefined> = {
-  SADDL: nSum, UADDL: nSum, SADDW: nSum, UADDW: nSum,
-  SSUBL: nDif, USUBL: nDif, SSUBW: nDif, USUBW: nDif,
-  SABDL: nAbd, UABDL: nAbd, SABAL: nAba, UABAL: nAba,
-  SMULL: nMul, UMULL: nMul, SMLAL: nMla, UMLAL: nMla, SMLSL: nMls, UMLSL: nMls,
+  SADDL: nSum,
+  UADDL: nSum,
+  SADDW: nSum,
+  UADDW: nSum,
+  SSUBL: nDif,
+  USUBL: nDif,
+  SSUBW: nDif,
+  USUBW: nDif,
+  SABDL: nAbd,
+  UABDL: nAbd,
+  SABAL: nAba,
+  UABAL: nAba,
+  SMULL: nMul,
+  UMULL: nMul,
+  SMLAL: nMla,
+  UMLAL: nMla,
+  SMLSL: nMls,
+  UMLSL: nMls,
 };
 function vecDiff(s: Diff): (c: Arm64Cpu, i: number) => void {
   return (c, i) => {
@@ -627,16 +852,16 @@ for (const [key, s] of MISC) {
   const u = key >> 5;
   const opc = (key & 31).toString(2).padStart(5, '0');
   if (s.name !== 'CMEQ_zero')
-  P(`0 q ${u} 01110 ss 10000 ${opc} 10 nnnnn ddddd`, s.name, (c, i) => {
-    c.checkFp();
-    const size = SZ(i);
-    const q = QF(i);
-    if (((s.vsz >> size) & 1) === 0 || (size === 3 && !q)) undef(c, i);
-    const e = 8 << size;
-    const d = RD(i);
-    ew1(c, d, RN(i), e, (q ? 128 : 64) / e, s.op);
-    if (!q) zeroHi(c, d);
-  });
+    P(`0 q ${u} 01110 ss 10000 ${opc} 10 nnnnn ddddd`, s.name, (c, i) => {
+      c.checkFp();
+      const size = SZ(i);
+      const q = QF(i);
+      if (((s.vsz >> size) & 1) === 0 || (size === 3 && !q)) undef(c, i);
+      const e = 8 << size;
+      const d = RD(i);
+      ew1(c, d, RN(i), e, (q ? 128 : 64) / e, s.op);
+      if (!q) zeroHi(c, d);
+    });
   if (s.ssz)
     P(`01 ${u} 11110 ss 10000 ${opc} 10 nnnnn ddddd`, `${s.name}_scalar`, (c, i) => {
       c.checkFp();
@@ -754,7 +979,6 @@ P('0 q 0 01110 ss 10000 00010 10 nnnnn ddddd', 'SADDLP', addlp(true, false));
 P('0 q 1 01110 ss 10000 00010 10 nnnnn ddddd', 'UADDLP', addlp(false, false));
 P('0 q 0 01110 ss 10000 00110 10 nnnnn ddddd', 'SADALP', addlp(true, true));
 P('0 q 1 01110 ss 10000 00110 10 nnnnn ddddd', 'UADALP', addlp(false, true));
-
 
 /**
  * Fast narrowing without saturation: narrow lane k of the result (written to lanes base..base+lanes-1 of
@@ -880,7 +1104,9 @@ P('0 q 1 01110 10 10000 11100 10 nnnnn ddddd', 'URSQRTE', uest(true));
 // Across lanes
 // ---------------------------------------------------------------------------------------------------
 
-function across(kind: 'ADDV' | 'SADDLV' | 'UADDLV' | 'SMAXV' | 'SMINV' | 'UMAXV' | 'UMINV'): (c: Arm64Cpu, i: number) => void {
+function across(
+  kind: 'ADDV' | 'SADDLV' | 'UADDLV' | 'SMAXV' | 'SMINV' | 'UMAXV' | 'UMINV',
+): (c: Arm64Cpu, i: number) => void {
   const sgn = kind === 'SADDLV' || kind === 'SMAXV' || kind === 'SMINV';
   const long = kind === 'SADDLV' || kind === 'UADDLV';
   const op = kind === 'ADDV' || long ? 0 : kind === 'SMAXV' || kind === 'UMAXV' ? 1 : 2;
@@ -1239,7 +1465,11 @@ function permute(op: number): (c: Arm64Cpu, i: number) => void {
   ['TRN2', 0b110],
   ['ZIP2', 0b111],
 ].forEach(([name, op]) => {
-  P(`0 q 001110 ss 0 mmmmm 0 ${(op as number).toString(2).padStart(3, '0')} 10 nnnnn ddddd`, name as string, permute(op as number));
+  P(
+    `0 q 001110 ss 0 mmmmm 0 ${(op as number).toString(2).padStart(3, '0')} 10 nnnnn ddddd`,
+    name as string,
+    permute(op as number),
+  );
 });
 
 P('0 q 101110 00 0 mmmmm 0 iiii 0 nnnnn ddddd', 'EXT', (c, i) => {
@@ -1319,23 +1549,93 @@ const rshrN =
     else r = v >> (sh > 31 ? 31 : sh);
     return acc ? d + r : r;
   };
-const rshr = (uns: boolean, round: boolean, acc: boolean): ShOp => (c, a, d, e, sh) => {
-  let v = uns ? a : SX(a, e);
-  if (round) v += 1n << BigInt(sh - 1);
-  v >>= BigInt(sh);
-  return acc ? d + v : v;
-};
+const rshr =
+  (uns: boolean, round: boolean, acc: boolean): ShOp =>
+  (c, a, d, e, sh) => {
+    let v = uns ? a : SX(a, e);
+    if (round) v += 1n << BigInt(sh - 1);
+    v >>= BigInt(sh);
+    return acc ? d + v : v;
+  };
 const SHIFTS: ShiftDef[] = [
-  { name: 'SSHR', u: 0, opc: '00000', right: true, scalar: 'D', op: rshr(false, false, false), fast: rshrN(false, false, false) },
-  { name: 'USHR', u: 1, opc: '00000', right: true, scalar: 'D', op: rshr(true, false, false), fast: rshrN(true, false, false) },
-  { name: 'SSRA', u: 0, opc: '00010', right: true, scalar: 'D', op: rshr(false, false, true), fast: rshrN(false, false, true) },
-  { name: 'USRA', u: 1, opc: '00010', right: true, scalar: 'D', op: rshr(true, false, true), fast: rshrN(true, false, true) },
-  { name: 'SRSHR', u: 0, opc: '00100', right: true, scalar: 'D', op: rshr(false, true, false), fast: rshrN(false, true, false) },
-  { name: 'URSHR', u: 1, opc: '00100', right: true, scalar: 'D', op: rshr(true, true, false), fast: rshrN(true, true, false) },
-  { name: 'SRSRA', u: 0, opc: '00110', right: true, scalar: 'D', op: rshr(false, true, true), fast: rshrN(false, true, true) },
-  { name: 'URSRA', u: 1, opc: '00110', right: true, scalar: 'D', op: rshr(true, true, true), fast: rshrN(true, true, true) },
   {
-    name: 'SRI', u: 1, opc: '01000', right: true, scalar: 'D',
+    name: 'SSHR',
+    u: 0,
+    opc: '00000',
+    right: true,
+    scalar: 'D',
+    op: rshr(false, false, false),
+    fast: rshrN(false, false, false),
+  },
+  {
+    name: 'USHR',
+    u: 1,
+    opc: '00000',
+    right: true,
+    scalar: 'D',
+    op: rshr(true, false, false),
+    fast: rshrN(true, false, false),
+  },
+  {
+    name: 'SSRA',
+    u: 0,
+    opc: '00010',
+    right: true,
+    scalar: 'D',
+    op: rshr(false, false, true),
+    fast: rshrN(false, false, true),
+  },
+  {
+    name: 'USRA',
+    u: 1,
+    opc: '00010',
+    right: true,
+    scalar: 'D',
+    op: rshr(true, false, true),
+    fast: rshrN(true, false, true),
+  },
+  {
+    name: 'SRSHR',
+    u: 0,
+    opc: '00100',
+    right: true,
+    scalar: 'D',
+    op: rshr(false, true, false),
+    fast: rshrN(false, true, false),
+  },
+  {
+    name: 'URSHR',
+    u: 1,
+    opc: '00100',
+    right: true,
+    scalar: 'D',
+    op: rshr(true, true, false),
+    fast: rshrN(true, true, false),
+  },
+  {
+    name: 'SRSRA',
+    u: 0,
+    opc: '00110',
+    right: true,
+    scalar: 'D',
+    op: rshr(false, true, true),
+    fast: rshrN(false, true, true),
+  },
+  {
+    name: 'URSRA',
+    u: 1,
+    opc: '00110',
+    right: true,
+    scalar: 'D',
+    op: rshr(true, true, true),
+    fast: rshrN(true, true, true),
+  },
+  {
+    name: 'SRI',
+    u: 1,
+    opc: '01000',
+    right: true,
+    scalar: 'D',
     op: (c, a, d, e, sh) => {
       const mask = sh >= e ? 0n : ONES(e) >> BigInt(sh);
       return (d & ~mask) | ((a >> BigInt(sh)) & mask);
@@ -1346,9 +1646,21 @@ const SHIFTS: ShiftDef[] = [
       return (d & ~mask) | ((a >>> sh) & mask);
     },
   },
-  { name: 'SHL', u: 0, opc: '01010', right: false, scalar: 'D', op: (c, a, d, e, sh) => a << BigInt(sh), fast: (a, d, e, sh) => a << sh },
   {
-    name: 'SLI', u: 1, opc: '01010', right: false, scalar: 'D',
+    name: 'SHL',
+    u: 0,
+    opc: '01010',
+    right: false,
+    scalar: 'D',
+    op: (c, a, d, e, sh) => a << BigInt(sh),
+    fast: (a, d, e, sh) => a << sh,
+  },
+  {
+    name: 'SLI',
+    u: 1,
+    opc: '01010',
+    right: false,
+    scalar: 'D',
     op: (c, a, d, e, sh) => {
       const mask = (ONES(e) << BigInt(sh)) & ONES(e);
       return (d & ~mask) | ((a << BigInt(sh)) & mask);
@@ -1358,12 +1670,35 @@ const SHIFTS: ShiftDef[] = [
       return (d & ~mask) | ((a << sh) & mask);
     },
   },
-  { name: 'SQSHL_imm', u: 0, opc: '01110', right: false, scalar: 'all', op: (c, a, d, e, sh) => satS(c, SX(a, e) << BigInt(sh), e) },
-  { name: 'UQSHL_imm', u: 1, opc: '01110', right: false, scalar: 'all', op: (c, a, d, e, sh) => satU(c, a << BigInt(sh), e) },
-  { name: 'SQSHLU', u: 1, opc: '01100', right: false, scalar: 'all', op: (c, a, d, e, sh) => satU(c, SX(a, e) << BigInt(sh), e) },
+  {
+    name: 'SQSHL_imm',
+    u: 0,
+    opc: '01110',
+    right: false,
+    scalar: 'all',
+    op: (c, a, d, e, sh) => satS(c, SX(a, e) << BigInt(sh), e),
+  },
+  {
+    name: 'UQSHL_imm',
+    u: 1,
+    opc: '01110',
+    right: false,
+    scalar: 'all',
+    op: (c, a, d, e, sh) => satU(c, a << BigInt(sh), e),
+  },
+  {
+    name: 'SQSHLU',
+    u: 1,
+    opc: '01100',
+    right: false,
+    scalar: 'all',
+    op: (c, a, d, e, sh) => satU(c, SX(a, e) << BigInt(sh), e),
+  },
 ];
 /** 64-bit lane versions of the common shifts (int32 halves, no BigInt). */
-function shift64(name: string): ((c: Arm64Cpu, d: number, n: number, sh: number, lane: number) => void) | undefined {
+function shift64(
+  name: string,
+): ((c: Arm64Cpu, d: number, n: number, sh: number, lane: number) => void) | undefined {
   const kind = ['SHL', 'USHR', 'SSHR', 'USRA', 'SSRA'].indexOf(name);
   if (kind < 0) return undefined;
   return (c, d, n, sh, lane) => {
@@ -1479,13 +1814,7 @@ for (const [name, u, opc, sgn, round, sat, uns] of NSHIFTS) {
         (lo, hi) => i64.lsr64(lo, hi, sh),
       );
     if (name === 'RSHRN' && e < 32)
-      return narrowFast(
-        c,
-        i,
-        e,
-        (a) => Math.floor((a + 2 ** (sh - 1)) / 2 ** sh),
-        LO,
-      );
+      return narrowFast(c, i, e, (a) => Math.floor((a + 2 ** (sh - 1)) / 2 ** sh), LO);
     const d = RD(i);
     const n = RN(i);
     const lanes = 64 / e;
@@ -1573,7 +1902,12 @@ const ELEM_NUM: Record<string, N3 | undefined> = {
   MUL_elem: (a, b) => Math.imul(a, b),
   MLA_elem: (a, b, d) => d + Math.imul(a, b),
   MLS_elem: (a, b, d) => d - Math.imul(a, b),
-  SMULL_elem: nMul, UMULL_elem: nMul, SMLAL_elem: nMla, UMLAL_elem: nMla, SMLSL_elem: nMls, UMLSL_elem: nMls,
+  SMULL_elem: nMul,
+  UMULL_elem: nMul,
+  SMLAL_elem: nMla,
+  UMLAL_elem: nMla,
+  SMLSL_elem: nMls,
+  UMLSL_elem: nMls,
 };
 for (const [name, u, opc, shape, sgn, op, scal] of ELEMS) {
   P(`0 q ${u} 01111 ss l M mmmm ${opc} h 0 nnnnn ddddd`, name, (c, i) => {
