@@ -629,7 +629,7 @@ function buildCases(): Case[] {
   const cases: Case[] = [];
   INSNS.forEach(([, kind], op) => {
     const fpcrs = kind === 'i' ? [0] : FP_FPCRS;
-    const per = kind === 'i' ? 24 : 6;
+    const per = kind === 'i' ? 40 : 10;
     for (const fpcr of fpcrs)
       for (let r = 0; r < per; r++) {
         const data = Buffer.alloc(88);

@@ -1210,25 +1210,34 @@ function dupElem(c: Arm64Cpu, i: number): void {
   const idx = imm5 >>> (size + 1);
   const d = RD(i);
   const n = RN(i);
-  if (size === 0) {
-    const v = c.vU8[(n << 4) + idx];
-    c.vU8.fill(v, d << 4, (d << 4) + (q ? 16 : 8));
-  } else if (size === 1) {
-    const v = c.vU16[(n << 3) + idx];
-    c.vU16.fill(v, d << 3, (d << 3) + (q ? 8 : 4));
-  } else if (size === 2) {
-    const v = c.vU32[(n << 2) + idx];
-    c.vU32.fill(v, d << 2, (d << 2) + (q ? 4 : 2));
-  } else {
-    const lo = c.vU32[(n << 2) + 2 * idx];
-    const hi = c.vU32[(n << 2) + 2 * idx + 1];
-    const u = c.vU32;
-    u[d << 2] = lo;
-    u[(d << 2) + 1] = hi;
-    u[(d << 2) + 2] = lo;
-    u[(d << 2) + 3] = hi;
+  const u = c.vU32;
+  const db = d << 2;
+  if (size === 3) {
+    const lo = u[(n << 2) + 2 * idx];
+    const hi = u[(n << 2) + 2 * idx + 1];
+    u[db] = lo;
+    u[db + 1] = hi;
+    u[db + 2] = lo;
+    u[db + 3] = hi;
+    return;
   }
-  if (!q) zeroHi(c, d);
+  let w: number;
+  if (size === 0) w = c.vU8[(n << 4) + idx] * 0x01010101;
+  else if (size === 1) w = c.vU16[(n << 3) + idx] * 0x10001;
+  else w = u[(n << 2) + idx];
+  fillWords(u, db, w, q);
+}
+/** Write the 32-bit pattern w to the 2 (q = 0, upper half zeroed) or 4 words of a register at word db. */
+function fillWords(u: Uint32Array, db: number, w: number, q: number): void {
+  u[db] = w;
+  u[db + 1] = w;
+  if (q) {
+    u[db + 2] = w;
+    u[db + 3] = w;
+  } else {
+    u[db + 2] = 0;
+    u[db + 3] = 0;
+  }
 }
 P('0 q 0 01110000 iiiii 0 0000 1 nnnnn ddddd', 'DUP_element', dupElem);
 P('0 q 0 01110000 iiiii 0 0001 1 nnnnn ddddd', 'DUP_general', (c, i) => {
@@ -1253,8 +1262,7 @@ P('0 q 0 01110000 iiiii 0 0001 1 nnnnn ddddd', 'DUP_general', (c, i) => {
   if (size === 0) w = (lo & 0xff) * 0x01010101;
   else if (size === 1) w = (lo & 0xffff) * 0x10001;
   else w = lo;
-  u.fill(w >>> 0, d << 2, (d << 2) + (q ? 4 : 2));
-  if (!q) zeroHi(c, d);
+  fillWords(u, d << 2, w, q);
 });
 P('0 1 0 01110000 iiiii 0 0011 1 nnnnn ddddd', 'INS_general', (c, i) => {
   c.checkFp();
