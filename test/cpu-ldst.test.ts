@@ -463,6 +463,27 @@ test('LDAR/STLR and exclusives need natural alignment: alignment fault with FAR 
   assert.equal(X(t, 0), pv(11, 8));
 });
 
+test('SCTLR_EL1.A = 1: every unaligned access faults', () => {
+  let t = setup(['ldr x0, [x1, #8]']);
+  t.cpu.setXBig(1, BigInt(D + 4));
+  t.cpu.sys.SCTLR_EL1 |= 1n << 1n;
+  t.cpu.mmu.onRegsChanged();
+  t.step(1);
+  assert.equal(hex(esr(t)), hex((0x25n << 26n) | (1n << 25n) | 0x21n));
+  assert.equal(t.cpu.sys.FAR_EL1, BigInt(D + 12));
+  t = setup(['ldr w2, [x1, #4]', 'strh w0, [x1, #28]']);
+  t.cpu.sys.SCTLR_EL1 |= 1n << 1n;
+  t.cpu.mmu.onRegsChanged();
+  t.cpu.setXBig(1, BigInt(D));
+  t.step(2);
+  assert.equal(X(t, 2), pv(4, 4));
+  assert.equal(pc(t), BigInt(RAM_BASE + 8));
+  t.cpu.setXBig(1, BigInt(D + 1));
+  t.cpu.setPc(BigInt(RAM_BASE + 4));
+  t.step(1);
+  assert.equal(hex(esr(t)), hex((0x25n << 26n) | (1n << 25n) | (1n << 6n) | 0x21n));
+});
+
 test('SP alignment check (SCTLR_EL1.SA) raises EC 0x26 for SP-based accesses only', () => {
   let t = setup(['ldr x2, [sp]'], { 1: BigInt(D + 8) });
   t.cpu.setSpEl(1, BigInt(D + 8));

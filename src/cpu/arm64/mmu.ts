@@ -13,8 +13,10 @@
 // leaf entries (flushVa's lastLevel makes no difference).
 //
 // Memory attributes are not modelled for accesses (MAIR only shows up in AT's PAR_EL1). Unaligned
-// accesses to RAM always work (SCTLR_EL1.A is treated as 0, also with the MMU off); an unaligned
-// access to an MMIO region raises an alignment fault (MMIO is Device memory).
+// accesses to RAM work unless SCTLR_EL1.A is set (also with the MMU off, where the architecture would
+// treat data as Device memory); an unaligned access to an MMIO region raises an alignment fault
+// (MMIO is Device memory). SIMD&FP Q accesses are made as two 8-byte accesses (alignment checked
+// per 8 bytes with SCTLR_EL1.A = 1).
 
 import type { Arm64Cpu } from './cpu.js';
 
@@ -355,8 +357,9 @@ export class Mmu {
   }
 
   private readSlow(lo: number, hi: number, size: number, flags: number): number {
-    if ((flags & ACC_ALIGN) !== 0 && (lo & (size - 1)) !== 0)
+    if ((lo & (size - 1)) !== 0 && ((flags & ACC_ALIGN) !== 0 || (this.sctlr & 2) !== 0)) {
       this.abort(FSC_ALIGNMENT, lo, hi, A_READ, false);
+    }
     const mi = (flags & ACC_UNPRIV) !== 0 ? 0 : this.cpu.el;
     const pa = this.translate(lo, hi, A_READ, mi, 0);
     const n1 = 4096 - (lo & 0xfff);
@@ -377,8 +380,9 @@ export class Mmu {
   }
 
   private writeSlow(lo: number, hi: number, size: number, v: number, vhi: number, flags: number): void {
-    if ((flags & ACC_ALIGN) !== 0 && (lo & (size - 1)) !== 0)
+    if ((lo & (size - 1)) !== 0 && ((flags & ACC_ALIGN) !== 0 || (this.sctlr & 2) !== 0)) {
       this.abort(FSC_ALIGNMENT, lo, hi, A_WRITE, false);
+    }
     const mi = (flags & ACC_UNPRIV) !== 0 ? 0 : this.cpu.el;
     const pa = this.translate(lo, hi, A_WRITE, mi, 0);
     const n1 = 4096 - (lo & 0xfff);
