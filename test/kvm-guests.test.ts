@@ -119,3 +119,33 @@ test('guest (e): reset through the i8042 is reported as a reboot', { skip }, asy
     m.close();
   }
 });
+
+test('a vCPU halted inside KVM is interrupted so the VM stops cleanly', { skip }, async () => {
+  const { m } = machine({ cpus: 2 });
+  try {
+    m.load(0x1000, buildGuest('smphang'));
+    m.setupRealMode(0, 0x1000);
+    const r = await m.run();
+    assert.deepEqual(r, { reason: 'exit', code: 0 });
+  } finally {
+    m.close();
+  }
+});
+
+test('KVM_IOEVENTFD: matching port writes signal the eventfd instead of exiting', { skip }, async () => {
+  const { eventfdRead } = await import('../src/cpu/kvm/sys.js');
+  const { m } = machine({ irqchip: false });
+  try {
+    const fd = m.vm.ioeventfd({ addr: 0x600, len: 1, pio: true, datamatch: 0x42n });
+    const seen: number[] = [];
+    m.addPorts(0x600, 1, 'probe', { out: (_p, _s, v) => seen.push(v) });
+    m.load(0x1000, buildGuest('ioevt'));
+    m.setupRealMode(0, 0x1000);
+    assert.deepEqual(await m.run(), { reason: 'exit', code: 0 });
+    assert.deepEqual(seen, [0x43]);
+    assert.equal(eventfdRead(fd), 3n);
+    assert.equal(eventfdRead(fd), 0n);
+  } finally {
+    m.close();
+  }
+});

@@ -13,7 +13,8 @@ import { Uart8250 } from '../devices/uart8250.js';
 import { VirtioMmioTransport } from '../devices/virtio/mmio.js';
 import type { VirtioDevice } from '../devices/virtio/mmio.js';
 import { GuestError, PortBus, runLoopAsync, runLoopSync, type StopReason } from '../cpu/kvm/exits.js';
-import { Kvm, KVM_CAP, type KvmVcpu, type KvmVm, type Segment, type Sregs } from '../cpu/kvm/kvm.js';
+import { Kvm, KVM_CAP, RUN, type KvmVcpu, type KvmVm, type Segment, type Sregs } from '../cpu/kvm/kvm.js';
+import { kickThreads } from '../cpu/kvm/sys.js';
 
 export const X86_MEM = {
   COM1: 0x3f8,
@@ -278,8 +279,20 @@ export class X86Machine {
       ),
     ).catch((e: unknown) => {
       this.requestStop({ reason: 'stopped', why: String(e) });
-      throw e;
+      return e instanceof Error ? e : new Error(String(e));
     });
+    // Bring every other vCPU out of KVM_RUN (it may sit in an in-kernel HLT forever): ask it not to
+    // re-enter, then interrupt its thread until its loop has ended.
+    const settled = loops.map(() => false);
+    loops.forEach((p, i) => p.then(() => (settled[i] = true), () => (settled[i] = true)));
+    for (let tries = 0; settled.some((s) => !s); tries++) {
+      for (const v of this.vcpus) v.run.setUint8(RUN.immediateExit, 1);
+      kickThreads();
+      await new Promise((r) => setTimeout(r, Math.min(50, 1 + tries)));
+      if (tries > 2000) throw new GuestError('a vCPU did not leave KVM_RUN after being interrupted for 100 s', 'KVM_RUN');
+    }
+    for (const v of this.vcpus) v.run.setUint8(RUN.immediateExit, 0);
+    if (first instanceof Error) throw first;
     return this.stop ?? first;
   }
 

@@ -2,6 +2,7 @@
 // Every failing call throws a KvmError that names the call (ioctl name) and carries errno.
 
 import { createRequire } from 'node:module';
+import fs from 'node:fs';
 import os from 'node:os';
 
 const require = createRequire(import.meta.url);
@@ -152,4 +153,32 @@ export function eventfdRead(fd: number): bigint {
   const r = libcReady().read(fd, b, 8);
   if (r !== 8) return 0n;
   return new BigUint64Array(b.buffer)[0];
+}
+
+const SYS_tgkill = 234; // x86_64
+const KICK_SIGNAL = 'SIGURG';
+let kickInstalled = false;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+let syscall3: any;
+
+/**
+ * Interrupt every other thread of this process that sits in a blocking system call (a vCPU in
+ * KVM_RUN on a pool thread returns EINTR), by sending it SIGURG. A no-op handler is installed so
+ * the signal interrupts without doing anything else. Returns how many threads were signalled.
+ */
+export function kickThreads(): number {
+  if (!kickInstalled) {
+    process.on(KICK_SIGNAL, () => {});
+    kickInstalled = true;
+  }
+  syscall3 ??= koffi().load('libc.so.6').func('long syscall(long nr, long a, long b, long c)');
+  const pid = process.pid;
+  const sig = os.constants.signals[KICK_SIGNAL];
+  let n = 0;
+  for (const t of fs.readdirSync('/proc/self/task')) {
+    const tid = Number(t);
+    if (tid === pid) continue;
+    if (syscall3(SYS_tgkill, pid, tid, sig) === 0) n++;
+  }
+  return n;
 }
