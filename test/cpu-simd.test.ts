@@ -401,8 +401,8 @@ add('fcvtn2 v0.4s, v1.2d', 'd');
 add('fcvtxn v0.2s, v1.2d', 'd');
 add('fcvtxn2 v0.4s, v1.2d', 'd');
 add('fcvtxn s0, d1', 'd');
-add('fcvtl v0.4s, v1.4h');
-add('fcvtl2 v0.4s, v1.8h');
+add('fcvtl v0.4s, v1.4h', 'f');
+add('fcvtl2 v0.4s, v1.8h', 'f');
 add('fcvtl v0.2d, v1.2s', 'f');
 add('fcvtl2 v0.2d, v1.4s', 'f');
 add('fcvtn2 v1.4s, v1.2d', 'd');
@@ -575,7 +575,8 @@ const RM = 2 << 22;
 const RZ = 3 << 22;
 const FZ = 1 << 24;
 const DN = 1 << 25;
-const FP_FPCRS = [0, RP, RM, RZ, FZ, DN, FZ | DN | RM];
+const AHP = 1 << 26;
+const FP_FPCRS = [0, RP, RM, RZ, FZ, DN, FZ | DN | RM, AHP | RZ];
 
 // Case record (112 bytes): V0..V3 (64), X0, X1 (16), fpcr (8), op (4), pad (20).
 // Result record (96 bytes): V0..V3 (64), X0 (8), fpsr (8), insn (4), pad (12).
