@@ -8,12 +8,13 @@
 //   monotonic clock in nanoseconds divided by 16, counted from the moment the first timer of the
 //   machine was created.
 // - deterministic: ticks = base + idle, where base = the sum of `icount` (retired instructions) over
-//   all vCPUs of the machine and idle = ticks skipped while every running vCPU waited in WFI (poll()
-//   then advances the counter straight to the earliest armed timer deadline, so idle time costs
-//   nothing and depends only on guest state). `icount` only advances at the end of a run slice, so
+//   all vCPUs of the machine and idle = ticks skipped while every running vCPU waited in WFI/WFE
+//   (poll() then advances the counter straight to the earliest armed timer deadline, or event-stream
+//   event for a vCPU in WFE, so idle time costs nothing and depends only on guest state). `icount` only advances at the end of a run slice, so
 //   within a slice successive reads return at least the previous value + 1: the value read is
 //   max(base + idle, last + 1). Each read is an instruction, so this never runs ahead of the
-//   instruction count. One instruction = one tick: a 62.5 MIPS nominal clock.
+//   instruction count. One instruction = one tick: a 62.5 MIPS nominal clock. Timers compare against
+//   max(base + idle, last value read).
 //
 // Timer outputs and the CNTKCTL_EL1 event stream are evaluated when a timer register is written and
 // when the machine calls poll() (between run slices); CTL.ISTATUS is computed at each read. The event
