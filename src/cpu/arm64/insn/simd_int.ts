@@ -431,6 +431,18 @@ function vecSame(s: Same): (c: Arm64Cpu, i: number) => void {
     const n = RN(i);
     const m = RM(i);
     const lanes = (q ? 128 : 64) / e;
+    if (s.pairwise && size === 3 && s.name === 'ADDP') {
+      const u = c.vI32;
+      const lo0 = i64.add64(u[4 * n], u[4 * n + 1], u[4 * n + 2], u[4 * n + 3]);
+      const hi0 = i64.rhi;
+      const lo1 = i64.add64(u[4 * m], u[4 * m + 1], u[4 * m + 2], u[4 * m + 3]);
+      const hi1 = i64.rhi;
+      u[4 * d] = lo0;
+      u[4 * d + 1] = hi0;
+      u[4 * d + 2] = lo1;
+      u[4 * d + 3] = hi1;
+      return;
+    }
     if (s.pairwise) {
       // concatenation m:n, result lane k = op(x[2k], x[2k+1])
       const half = lanes >> 1;
@@ -820,6 +832,20 @@ interface Misc {
   ssz: number;
   op: Op1;
 }
+/** Number versions (lanes <= 32 bits, unsigned input, result stored modulo 2^e). */
+const MISC_NUM: Record<string, ((a: number, e: number) => number) | undefined> = {
+  CLZ: (a, e) => Math.clz32(a) - (32 - e),
+  CLS: (a, e) => {
+    const x = sxn(a, e);
+    return Math.clz32(x < 0 ? ~x : x) - (32 - e) - 1;
+  },
+  ABS: (a, e) => Math.abs(sxn(a, e)),
+  NEG: (a) => -a,
+  CMGT_zero: (a, e) => (sxn(a, e) > 0 ? -1 : 0),
+  CMGE_zero: (a, e) => (sxn(a, e) >= 0 ? -1 : 0),
+  CMLE_zero: (a, e) => (sxn(a, e) <= 0 ? -1 : 0),
+  CMLT_zero: (a, e) => (sxn(a, e) < 0 ? -1 : 0),
+};
 const bitLen = (v: bigint): number => (v === 0n ? 0 : v.toString(2).length);
 function clsb(v: bigint, e: number): bigint {
   const x = SX(v, e);
@@ -859,7 +885,15 @@ for (const [key, s] of MISC) {
       if (((s.vsz >> size) & 1) === 0 || (size === 3 && !q)) undef(c, i);
       const e = 8 << size;
       const d = RD(i);
-      ew1(c, d, RN(i), e, (q ? 128 : 64) / e, s.op);
+      const nf = MISC_NUM[s.name];
+      if (nf && e <= 32) {
+        const arr = arrFor(c, e);
+        const lg = LOG(e);
+        const nb = RN(i) << lg;
+        const db = d << lg;
+        const lanes = (q ? 128 : 64) / e;
+        for (let k = 0; k < lanes; k++) arr[db + k] = nf(arr[nb + k], e);
+      } else ew1(c, d, RN(i), e, (q ? 128 : 64) / e, s.op);
       if (!q) zeroHi(c, d);
     });
   if (s.ssz)
@@ -1180,11 +1214,13 @@ P('0 q 1 01110 ss 11000 11010 10 nnnnn ddddd', 'UMINV', across('UMINV'));
 // Scalar pairwise ADDP (D only)
 P('01 0 11110 11 11000 11011 10 nnnnn ddddd', 'ADDP_scalar', (c, i) => {
   c.checkFp();
-  const u = c.vU64;
-  const n = RN(i);
-  const d = RD(i);
-  u[2 * d] = u[2 * n] + u[2 * n + 1];
-  u[2 * d + 1] = 0n;
+  const u = c.vI32;
+  const n = RN(i) << 2;
+  const d = RD(i) << 2;
+  u[d] = i64.add64(u[n], u[n + 1], u[n + 2], u[n + 3]);
+  u[d + 1] = i64.rhi;
+  u[d + 2] = 0;
+  u[d + 3] = 0;
 });
 
 // ---------------------------------------------------------------------------------------------------
