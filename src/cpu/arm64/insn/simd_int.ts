@@ -12,7 +12,6 @@
 
 import type { Pattern } from '../decode.js';
 import type { Arm64Cpu } from '../cpu.js';
-import { rz, wz } from '../cpu.js';
 import * as i64 from '../int64.js';
 
 export const RD = (i: number): number => i & 31;
@@ -21,6 +20,10 @@ export const RM = (i: number): number => (i >>> 16) & 31;
 export const QF = (i: number): number => (i >>> 30) & 1;
 export const SZ = (i: number): number => (i >>> 22) & 3;
 export const FPSR_QC = 1 << 27;
+
+/** Register slots for XZR reads / writes (as cpu.ts's rz/wz; kept local to avoid an import cycle). */
+const rz = (n: number): number => (n === 31 ? 32 : n);
+const wz = (n: number): number => (n === 31 ? 33 : n);
 
 const SCR = 32; // scratch "register" index (bytes 512..527)
 
