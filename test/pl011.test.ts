@@ -202,3 +202,30 @@ test('pushRxWhenReady never drops input and keeps the order', () => {
   assert.equal(u.pendingRx, 0, 'enabling the FIFO makes room');
   assert.deepEqual([r(DR), r(DR), r(DR)], [7, 8, 9]);
 });
+
+test('break condition: DR.BE with a NUL, RSR.BE, RIS.BE until ICR', () => {
+  const { u, r, w } = uart();
+  w(LCR_H, FEN | 0x60);
+  u.pushRx([0x61]);
+  assert.equal(u.sendBreak(), true);
+  u.pushRx([0x62]);
+  assert.equal(r(RIS) & (1 << 9), 1 << 9, 'BEIS');
+  assert.equal(r(DR), 0x61);
+  assert.equal(r(RSR), 0);
+  // DR: BE is bit 10, data 0; RSR: BE is bit 2
+  assert.equal(r(DR), 1 << 10);
+  assert.equal(r(RSR), 1 << 2);
+  w(RSR, 0); // ECR
+  assert.equal(r(RSR), 0);
+  assert.equal(r(DR), 0x62);
+  w(ICR, 1 << 9);
+  assert.equal(r(RIS) & (1 << 9), 0);
+  // Not when the FIFO is full
+  u.pushRx(new Uint8Array(32));
+  assert.equal(u.sendBreak(), false);
+  // rxReady: UART and receiver enabled and an RX interrupt unmasked (what the console waits for)
+  assert.equal(u.rxReady, false);
+  w(CR, 0x301);
+  w(IMSC, RTI);
+  assert.equal(u.rxReady, true);
+});

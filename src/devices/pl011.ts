@@ -4,9 +4,9 @@
 // (FR.TXFE = 1, TXFF = 0, BUSY = 0). Because every write drains through the TX trigger level at once,
 // the TX interrupt (RIS.TX) is raised by every DR write and whenever IMSC unmasks TXIM; it stays
 // until ICR clears it (the driver then only unmasks TXIM when it has more to send).
-// Input: the host pushes bytes with pushRx() (at most rxSpace() of them: nothing is ever dropped,
-// so there are no overrun errors) or queues any amount with pushRxWhenReady(), which feeds the FIFO
-// as the guest reads it. RX FIFO: 32 entries when LCR_H.FEN is set, else a 1-byte holding register.
+// Input: the host pushes bytes with pushRx() (at most rxSpace() of them: nothing is ever dropped, so
+// there are no overrun errors) or queues any amount with pushRxWhenReady(), which feeds the FIFO as
+// the guest reads it; sendBreak() receives a line break (a NUL with DR.BE, RSR.BE and RIS.BE). RX FIFO: 32 entries when LCR_H.FEN is set, else a 1-byte holding register.
 // RIS.RX is set while the FIFO holds at least the IFLS trigger level (FIFO off: one byte); RIS.RT
 // (receive timeout) is raised when bytes arrive and holds while the FIFO is non-empty, until ICR
 // clears it or the FIFO drains. Transmission happens whatever CR says (like QEMU's model: firmware
@@ -20,6 +20,7 @@ const FIFO_DEPTH = 32;
 export const PL011_INT_RX = 1 << 4;
 export const PL011_INT_TX = 1 << 5;
 export const PL011_INT_RT = 1 << 6;
+export const PL011_INT_BE = 1 << 9;
 const INT_MASK = 0x7ff;
 
 // FR bits
@@ -60,6 +61,10 @@ export class Pl011 implements MmioDevice {
   /** Latched interrupt bits (TX, RT); RX is derived from the FIFO level. */
   private txLatch = false;
   private rtLatch = false;
+  /** Break interrupt (RIS.BE), latched when a break is received, cleared by ICR. */
+  private beLatch = false;
+  /** RSR: error flags (FE, PE, BE, OE in bits 3:0) of the last character read from DR. */
+  private rsr = 0;
   private irqLevel = false;
 
   constructor(private readonly setIrq: (level: boolean) => void = () => {}) {}
@@ -99,6 +104,7 @@ export class Pl011 implements MmioDevice {
     this.rx[(this.rxHead + this.rxCount) % FIFO_DEPTH] = 1 << 10;
     this.rxCount++;
     this.rtLatch = true;
+    this.beLatch = true;
     this.update();
     return true;
   }
@@ -140,6 +146,7 @@ export class Pl011 implements MmioDevice {
     const level = this.lcrh & LCRH_FEN ? LEVELS[Math.min(4, (this.ifls >>> 3) & 7)] : 1;
     if (this.rxCount >= level) r |= PL011_INT_RX;
     if (this.rtLatch && this.rxCount > 0) r |= PL011_INT_RT;
+    if (this.beLatch) r |= PL011_INT_BE;
     if (this.txLatch) r |= PL011_INT_TX;
     return r;
   }
@@ -162,14 +169,15 @@ export class Pl011 implements MmioDevice {
         // DR: pop the RX FIFO; only the break error (BE) is ever set
         if (this.rxCount === 0) return 0;
         const b = this.rx[this.rxHead];
+        this.rsr = (b >>> 8) & 0xf;
         this.rxHead = (this.rxHead + 1) % FIFO_DEPTH;
         this.rxCount--;
         this.feed();
         this.update();
         return b;
       }
-      case 0x004: // RSR: errors are reported through DR only
-        return 0;
+      case 0x004: // RSR: the error flags of the last character read
+        return this.rsr;
       case 0x018: {
         let fr = FR_TXFE;
         if (this.rxCount === 0) fr |= FR_RXFE;
@@ -210,7 +218,8 @@ export class Pl011 implements MmioDevice {
         this.onTx(v & 0xff);
         this.txLatch = true;
         break;
-      case 0x004: // ECR: clear errors (there are none)
+      case 0x004: // ECR: any write clears RSR
+        this.rsr = 0;
         return;
       case 0x020:
         this.ilpr = v & 0xff;
@@ -243,6 +252,7 @@ export class Pl011 implements MmioDevice {
       case 0x044:
         if (v & PL011_INT_TX) this.txLatch = false;
         if (v & PL011_INT_RT) this.rtLatch = false;
+        if (v & PL011_INT_BE) this.beLatch = false;
         break;
       case 0x048:
         this.dmacr = v & 7;
