@@ -979,3 +979,25 @@ test('AdvSIMD instructions trap when CPACR_EL1.FPEN disables FP/SIMD', () => {
   assert.equal(Number(t.cpu.sys.ESR_EL1 >> 26n), EC.FP_ACCESS);
   assert.deepEqual(Array.from(t.cpu.vU32.subarray(0, 4)), [7, 7, 7, 7], 'destination untouched');
 });
+
+test('DUP / INS from register 31 read XZR, not SP', () => {
+  // dup v0.4s, wzr = 0x4e040fe0
+  let t = exec1(0x4e040fe0, (t) => {
+    t.cpu.r[62] = 0x1234; // slot 31 is SP
+    t.cpu.r[63] = 0x5678;
+    setBytes(t, 0, () => 0xee);
+  });
+  assert.deepEqual(bytes(t, 0), Array(16).fill(0));
+  // mov v0.d[1], xzr = 0x4e181fe0
+  t = exec1(0x4e181fe0, (t) => {
+    t.cpu.r[62] = 0x1234;
+    setBytes(t, 0, () => 0xee);
+  });
+  assert.deepEqual(bytes(t, 0), [...Array(8).fill(0xee), ...Array(8).fill(0)]);
+  // umov w1, v0.s[1] = 0x0e0c3c01
+  t = exec1(0x0e0c3c01, (t) => {
+    t.cpu.vU32[1] = 0xdeadbeef;
+    t.cpu.setX(1, -1, -1);
+  });
+  assert.equal(t.cpu.xBig(1), 0xdeadbeefn);
+});
