@@ -105,7 +105,7 @@ test('misbehaving guests get a clear error and a clean stop; nothing leaks', { s
   m0.close();
   const fds = openFds();
   for (let round = 0; round < 3; round++) {
-    await expectFailure('triple', {}, /triple fault|shut down|internal error/);
+    await expectFailure('triple', {}, /guest shut down \(triple fault\) at rip 0x/);
     await expectFailure('oob', {}, /wrote to physical address 0xbffffffc, which is neither RAM/);
     await expectFailure('flood', { maxExits: 10000 }, /more than 10000 exits/);
   }
