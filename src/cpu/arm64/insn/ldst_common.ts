@@ -6,7 +6,7 @@ import type { Arm64Cpu } from '../cpu.js';
 const TWO32 = 4294967296;
 const EC_SP_ALIGN = 0x26;
 
-/** The address computed by the last addr*() call (uint32 halves). */
+/** The address computed by the last addr*() call (halves stored as int32: they stay small integers). */
 export const A = { lo: 0, hi: 0 };
 
 /** SP alignment check (SCTLR_EL1.SA at EL1, SA0 at EL0) when the base register is SP (n = 31). */
@@ -20,15 +20,15 @@ export function spCheck(cpu: Arm64Cpu, n: number): void {
 export function addrImm(cpu: Arm64Cpu, n: number, off: number): void {
   const r = cpu.r;
   const s = (r[n << 1] >>> 0) + off;
-  A.lo = s >>> 0;
-  A.hi = (r[(n << 1) | 1] + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) >>> 0;
+  A.lo = s | 0;
+  A.hi = (r[(n << 1) | 1] + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
 }
 
 /** A = (lo, hi) + off (|off| < 2^31). */
 export function addrAdd(lo: number, hi: number, off: number): void {
   const s = (lo >>> 0) + off;
-  A.lo = s >>> 0;
-  A.hi = (hi + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) >>> 0;
+  A.lo = s | 0;
+  A.hi = (hi + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
 }
 
 /**
@@ -44,8 +44,8 @@ export function addrReg(cpu: Arm64Cpu, n: number, m: number, option: number, shi
     mlo <<= shift;
   }
   const s = (r[n << 1] >>> 0) + (mlo >>> 0);
-  A.lo = s >>> 0;
-  A.hi = (r[(n << 1) | 1] + mhi + (s >= TWO32 ? 1 : 0)) >>> 0;
+  A.lo = s | 0;
+  A.hi = (r[(n << 1) | 1] + mhi + (s >= TWO32 ? 1 : 0)) | 0;
 }
 
 /** X[n] (SP for 31) = X[n] + off. */

@@ -137,8 +137,8 @@ function ldrXUimm(cpu: Arm64Cpu, insn: number): void {
   if (n === 31) spCheck(cpu, n);
   const r = cpu.r;
   const s = (r[n << 1] >>> 0) + (((insn >>> 10) & 0xfff) << 3);
-  const lo = s >>> 0;
-  const hi = (r[(n << 1) | 1] + (s >= 4294967296 ? 1 : 0)) >>> 0;
+  const lo = s | 0;
+  const hi = (r[(n << 1) | 1] + (s >= 4294967296 ? 1 : 0)) | 0;
   const mmu = cpu.mmu;
   const v = mmu.read64(lo, hi);
   const d = wzs(insn & 31) << 1;
@@ -151,8 +151,8 @@ function strXUimm(cpu: Arm64Cpu, insn: number): void {
   if (n === 31) spCheck(cpu, n);
   const r = cpu.r;
   const s = (r[n << 1] >>> 0) + (((insn >>> 10) & 0xfff) << 3);
-  const lo = s >>> 0;
-  const hi = (r[(n << 1) | 1] + (s >= 4294967296 ? 1 : 0)) >>> 0;
+  const lo = s | 0;
+  const hi = (r[(n << 1) | 1] + (s >= 4294967296 ? 1 : 0)) | 0;
   const ts = rzs(insn & 31) << 1;
   cpu.mmu.write64(lo, hi, r[ts], r[ts + 1]);
 }
@@ -162,8 +162,8 @@ function ldrWUimm(cpu: Arm64Cpu, insn: number): void {
   if (n === 31) spCheck(cpu, n);
   const r = cpu.r;
   const s = (r[n << 1] >>> 0) + (((insn >>> 10) & 0xfff) << 2);
-  const lo = s >>> 0;
-  const hi = (r[(n << 1) | 1] + (s >= 4294967296 ? 1 : 0)) >>> 0;
+  const lo = s | 0;
+  const hi = (r[(n << 1) | 1] + (s >= 4294967296 ? 1 : 0)) | 0;
   const d = wzs(insn & 31) << 1;
   r[d] = cpu.mmu.read32(lo, hi);
   r[d + 1] = 0;
@@ -174,8 +174,8 @@ function strWUimm(cpu: Arm64Cpu, insn: number): void {
   if (n === 31) spCheck(cpu, n);
   const r = cpu.r;
   const s = (r[n << 1] >>> 0) + (((insn >>> 10) & 0xfff) << 2);
-  const lo = s >>> 0;
-  const hi = (r[(n << 1) | 1] + (s >= 4294967296 ? 1 : 0)) >>> 0;
+  const lo = s | 0;
+  const hi = (r[(n << 1) | 1] + (s >= 4294967296 ? 1 : 0)) | 0;
   cpu.mmu.write32(lo, hi, r[rzs(insn & 31) << 1]);
 }
 
@@ -184,8 +184,8 @@ function ldrbUimm(cpu: Arm64Cpu, insn: number): void {
   if (n === 31) spCheck(cpu, n);
   const r = cpu.r;
   const s = (r[n << 1] >>> 0) + ((insn >>> 10) & 0xfff);
-  const lo = s >>> 0;
-  const hi = (r[(n << 1) | 1] + (s >= 4294967296 ? 1 : 0)) >>> 0;
+  const lo = s | 0;
+  const hi = (r[(n << 1) | 1] + (s >= 4294967296 ? 1 : 0)) | 0;
   const d = wzs(insn & 31) << 1;
   r[d] = cpu.mmu.read8(lo, hi);
   r[d + 1] = 0;
@@ -196,8 +196,8 @@ function strbUimm(cpu: Arm64Cpu, insn: number): void {
   if (n === 31) spCheck(cpu, n);
   const r = cpu.r;
   const s = (r[n << 1] >>> 0) + ((insn >>> 10) & 0xfff);
-  const lo = s >>> 0;
-  const hi = (r[(n << 1) | 1] + (s >= 4294967296 ? 1 : 0)) >>> 0;
+  const lo = s | 0;
+  const hi = (r[(n << 1) | 1] + (s >= 4294967296 ? 1 : 0)) | 0;
   cpu.mmu.write8(lo, hi, r[rzs(insn & 31) << 1] & 0xff);
 }
 
