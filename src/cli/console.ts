@@ -39,6 +39,7 @@ export function attachConsole(name: string, socketPath: string): Promise<number>
     const sock = connect(socketPath);
     let done = false;
     let connected = false;
+    let detaching = false;
     const finish = (code: number, message?: string): void => {
       if (done) return;
       done = true;
@@ -55,15 +56,27 @@ export function attachConsole(name: string, socketPath: string): Promise<number>
     const onData = (chunk: Buffer): void => {
       const i = chunk.indexOf(ESCAPE_BYTE);
       if (i >= 0) {
+        // Send what came before Ctrl-], then wait for the VM process to close its side (so it has read
+        // everything) before going.
+        const msg = `\r\ntypevisor: detached from ${name}; the guest keeps running\n`;
+        detaching = true;
+        stdin.off('data', onData);
         if (i > 0) sock.write(chunk.subarray(0, i));
-        sock.end(() => finish(0, `\r\ntypevisor: detached from ${name}; the guest keeps running\n`));
-        setTimeout(() => finish(0, `\r\ntypevisor: detached from ${name}; the guest keeps running\n`), 200).unref();
+        sock.end();
+        sock.once('close', () => finish(0, msg));
+        setTimeout(() => finish(0, msg), 1000).unref();
         return;
       }
       sock.write(chunk);
     };
     const onEnd = (): void => {
-      setTimeout(() => finish(0), 500);
+      if (detaching) return;
+      setTimeout(() => {
+        detaching = true;
+        sock.end();
+        sock.once('close', () => finish(0));
+        setTimeout(() => finish(0), 1000).unref();
+      }, 500);
     };
     const onSigint = (): void => finish(0, `\r\ntypevisor: detached from ${name}; the guest keeps running\n`);
     sock.on('connect', () => {
@@ -77,8 +90,12 @@ export function attachConsole(name: string, socketPath: string): Promise<number>
       stdin.resume();
       process.on('SIGINT', onSigint);
     });
-    sock.on('data', (d: Buffer) => process.stdout.write(d));
-    sock.on('end', () => finish(0, `\r\ntypevisor: ${name} stopped; console closed\n`));
+    sock.on('data', (d: Buffer) => {
+      if (!detaching) process.stdout.write(d);
+    });
+    sock.on('end', () => {
+      if (!detaching) finish(0, `\r\ntypevisor: ${name} stopped; console closed\n`);
+    });
     sock.on('error', (e) => {
       if (!connected) reject(new UserError(`console: cannot attach to ${name}: ${e.message}`, 1));
       else finish(1, `\r\ntypevisor: console of ${name}: ${e.message}\n`);

@@ -88,6 +88,7 @@ export class VmHost extends EventEmitter<VmHostEvents> {
   private started = false;
   private stopped: VmExit | undefined;
   private closing = false;
+  private earlierInstructions = 0;
 
   constructor(
     readonly record: VmRecord,
@@ -97,7 +98,11 @@ export class VmHost extends EventEmitter<VmHostEvents> {
     this.paths = entryPaths(record.name, stateRoot);
     this.vm = new Vm(record.spec);
     this.vm.console.on('data', (chunk: Buffer) => this.output(chunk));
-    this.vm.on('reboot', () => this.emit('event', 'RESET', { guest: true, reason: 'guest-reset' }));
+    this.vm.on('reboot', () => {
+      // The next boot gets a new machine: keep the count of the one before (CPU time accumulates).
+      this.earlierInstructions += this.vm.machineForTests?.instructions ?? 0;
+      this.emit('event', 'RESET', { guest: true, reason: 'guest-reset' });
+    });
   }
 
   /** Read NAME's entry (vm.json, or spec.json while `create` has not written vm.json yet). */
@@ -125,6 +130,7 @@ export class VmHost extends EventEmitter<VmHostEvents> {
 
   status(): HostStatus {
     const st = this.vm.stats();
+    const instructions = this.earlierInstructions + st.instructions;
     const bal = this.vm.balloonInfo();
     return {
       name: this.record.name,
@@ -133,8 +139,8 @@ export class VmHost extends EventEmitter<VmHostEvents> {
       vcpus: st.cpus,
       memoryMiB: st.memoryMiB,
       currentMiB: bal ? Math.round(bal.targetMiB) : st.memoryMiB,
-      instructions: st.instructions,
-      cpuTimeS: st.instructions / NOMINAL_HZ,
+      instructions,
+      cpuTimeS: instructions / NOMINAL_HZ,
       boots: this.vm.boots,
       uptimeS: (Date.now() - Date.parse(this.record.created)) / 1000,
       pid: process.pid,

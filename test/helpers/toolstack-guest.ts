@@ -2,12 +2,13 @@
 // arm64 Image (booting.rst header) that needs no Linux. It enables the PL011, prints
 // "tiny guest: hello", then (default) polls: the power key (PL061 line 3) or '!' powers off (PSCI
 // SYSTEM_OFF), a SysRq (BREAK then 'o' or 'b') powers off or resets (SYSTEM_RESET), any other byte
-// is echoed. The `idle` variant waits in WFI forever after its greeting (xl's -b state).
+// is echoed (FIFOs on, as Linux's driver sets them). The `idle` variant waits in WFI forever after its greeting (xl's -b state).
 
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const GREETING = 'tiny guest: hello';
 
@@ -25,6 +26,8 @@ _head:
     .word 0
 _start:
     ldr x1, =0x09000000
+    mov w2, #0x70           // UARTLCR_H: 8 bits, FIFOs on (room for BREAK + key)
+    str w2, [x1, #0x2c]
     mov w2, #0x301          // UARTCR: UARTEN | TXE | RXE
     str w2, [x1, #0x30]
     mov w2, #0x50           // UARTIMSC: RXIM | RTIM (the host sees a listening driver)
@@ -117,4 +120,89 @@ export function tinyGuestImage(variant: 'echo' | 'idle' = 'echo'): string {
   execFileSync(OBJCOPY, ['-O', 'binary', elf, image]);
   built.set(variant, image);
   return image;
+}
+
+// ---------------------------------------------------------------- running the CLI in tests
+
+
+/** dist/src/cli/main.js */
+export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `typevisor ARGS` with TYPEVISOR_STATE_DIR=stateDir; `input` is written to its stdin (then closed unless keepOpenMs). */
+export function tv(
+  stateDir: string,
+  args: string[],
+  opts: { input?: string | Buffer; keepOpenMs?: number; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, TYPEVISOR_STATE_DIR: stateDir },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('latin1')));
+    child.stdin.on('error', () => {});
+    if (opts.input !== undefined) child.stdin.write(opts.input);
+    if (opts.keepOpenMs) setTimeout(() => child.stdin.end(), opts.keepOpenMs);
+    else child.stdin.end();
+    const t = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+    child.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A temporary state directory; cleanup() SIGKILLs every VM process recorded in it and removes it. */
+export function tempStateDir(): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'typevisor-state-'));
+  return {
+    dir,
+    cleanup: () => {
+      for (const n of readdirSync(dir)) {
+        if (n.startsWith('.')) continue;
+        try {
+          const rec = JSON.parse(readFileSync(join(dir, n, 'vm.json'), 'utf8')) as { pid: number };
+          process.kill(rec.pid, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Poll `f` until it returns a truthy value (or throw after timeoutMs). */
+export async function until<T>(f: () => T | Promise<T>, what: string, timeoutMs = 15_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Whether process `pid` is still there (a zombie counts as gone). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  } catch {
+    return true;
+  }
 }
