@@ -191,6 +191,27 @@ const HS = 0b0110;
 const D = 0b1000;
 
 const cmpRes = (t: boolean, e: number): bigint => (t ? ONES(e) : 0n);
+/** SQDMULH / SQRDMULH of one 16- or 32-bit lane without BigInt. */
+function qdmulh(c: Arm64Cpu, a: number, b: number, e: number, round: boolean): number {
+  const x = sxn(a, e);
+  const y = sxn(b, e);
+  if (e === 16) {
+    const p = 2 * x * y + (round ? 32768 : 0);
+    return satSn(c, Math.floor(p / 65536), 16);
+  }
+  if (x === -0x80000000 && y === -0x80000000) {
+    c.fpsr |= FPSR_QC;
+    return 0x7fffffff;
+  }
+  // (2*x*y [+ 2^31]) >> 32 == (x*y [+ 2^30]) >> 31, product as a 64-bit (lo, hi) pair
+  let lo = i64.smul32(x, y);
+  let hi = i64.rhi;
+  if (round) {
+    lo = i64.add64(lo, hi, 0x40000000, 0);
+    hi = i64.rhi;
+  }
+  return (hi << 1) | (lo >>> 31);
+}
 function mkSame(): Map<number, Same> {
   const t = new Map<number, Same>();
   const add = (u: number, opc: number, s: Same): void => void t.set((u << 5) | opc, s);
@@ -411,12 +432,14 @@ function mkSame(): Map<number, Same> {
     vsz: HS,
     ssz: HS,
     op: (c, a, b, _d, e) => satS(c, (2n * SX(a, e) * SX(b, e)) >> BigInt(e), e),
+    fast: (e) => (a, b, _d, c) => qdmulh(c, a, b, e, false),
   });
   add(1, 0b10110, {
     name: 'SQRDMULH',
     vsz: HS,
     ssz: HS,
     op: (c, a, b, _d, e) => satS(c, (2n * SX(a, e) * SX(b, e) + (1n << BigInt(e - 1))) >> BigInt(e), e),
+    fast: (e) => (a, b, _d, c) => qdmulh(c, a, b, e, true),
   });
   return t;
 }
