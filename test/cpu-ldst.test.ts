@@ -569,7 +569,6 @@ const V = (t: TestCpu, n: number): bigint => {
   for (let k = 15; k >= 0; k--) v = (v << 8n) | BigInt(t.cpu.vU8[n * 16 + k]);
   return v;
 };
-const M128 = (1n << 128n) - 1n;
 /** Fill V0..V31 with a recognisable pattern (to see zeroing and lane preservation). */
 function fillV(t: TestCpu): void {
   for (let i = 0; i < 512; i++) t.cpu.vU8[i] = (i * 29 + 7) & 0xff;

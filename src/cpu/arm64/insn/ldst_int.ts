@@ -95,7 +95,6 @@ function gprOp(cpu: Arm64Cpu, k: number, t: number, flags: number): void {
 }
 
 const kindOf = (insn: number): number => ((insn >>> 28) & 12) | ((insn >>> 22) & 3);
-const isStore = (k: number): boolean => (k & 3) === 0;
 
 // ---- literal ----
 
