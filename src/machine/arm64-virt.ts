@@ -190,6 +190,9 @@ export class Arm64VirtMachine implements PsciMachine {
     });
   }
 
+  /** Run-loop statistics: wall time slept with every vCPU idle, and how often. */
+  readonly stats = { idleMs: 0, idleSleeps: 0 };
+
   /** Hook called between slices (device polling by the VMM). */
   onSlice: () => void = () => {};
 
@@ -221,7 +224,12 @@ export class Arm64VirtMachine implements PsciMachine {
         // Every vCPU waits (WFI) or is off: sleep until the earliest timer deadline or a kick.
         let ms = 50;
         for (const t of this.timers) ms = Math.min(ms, t.nextDeadlineMs());
-        if (ms > 0) await this.sleep(Math.max(1, Math.ceil(ms)));
+        if (ms > 0) {
+          const t1 = Date.now();
+          await this.sleep(Math.max(1, Math.ceil(ms)));
+          this.stats.idleMs += Date.now() - t1;
+          this.stats.idleSleeps++;
+        }
         else await new Promise((r) => setImmediate(r));
       } else {
         await new Promise((r) => setImmediate(r));

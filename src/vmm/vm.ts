@@ -210,6 +210,13 @@ export class Vm extends EventEmitter {
   }
 
   private finish(state: VmState, exit: VmExit): VmExit {
+    if (process.env.TYPEVISOR_STATS && this.machine) {
+      const m = this.machine;
+      process.stderr.write(
+        `typevisor: stats: ${m.instructions} instructions in ${((Date.now() - this.startedAt) / 1000).toFixed(1)} s; ` +
+          `idle ${m.stats.idleMs} ms in ${m.stats.idleSleeps} sleeps\n`,
+      );
+    }
     this.state = state;
     this.devices?.close();
     this.console.end();
