@@ -117,6 +117,7 @@ export async function buildArm64Guest(
   if (spec.rng) addVirtio('virtio-rng', new VirtioRng());
   if (spec.console === 'virtio') {
     vcon = new VirtioConsole({ output });
+    vcon.onRxSpace = () => machine.kick();
     addVirtio('virtio-console', vcon);
   }
   if (spec.balloon) {
