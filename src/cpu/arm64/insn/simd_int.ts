@@ -1041,15 +1041,19 @@ P('0 q 0 01110 ss 10000 00110 10 nnnnn ddddd', 'SADALP', addlp(true, true));
 P('0 q 1 01110 ss 10000 00110 10 nnnnn ddddd', 'UADALP', addlp(false, true));
 
 /**
- * Fast narrowing without saturation: narrow lane k of the result (written to lanes base..base+lanes-1 of
- * Vd) = f(wide lane k of Vn) for lanes of e <= 16 bits, or fw(lo, hi) for e == 32.
+ * Narrowing without BigInt: narrow lane k of the result (lanes base..base+lanes-1 of Vd) from wide lane k
+ * of Vn. kind: 0 = truncate (XTN), 1 = shift right by sh then saturate/truncate per the flags.
+ * For e == 32 only the truncating forms (XTN, SHRN) are handled here.
  */
 function narrowFast(
   c: Arm64Cpu,
   i: number,
   e: number,
-  f: (a: number) => number,
-  fw: (lo: number, hi: number) => number,
+  sh: number,
+  sgn: boolean,
+  round: boolean,
+  sat: boolean,
+  uns: boolean,
 ): void {
   const q = QF(i);
   const d = RD(i);
@@ -1058,8 +1062,8 @@ function narrowFast(
   const base = q ? lanes : 0;
   if (e === 32) {
     const u = c.vI32;
-    const r0 = fw(u[4 * n], u[4 * n + 1]);
-    const r1 = fw(u[4 * n + 2], u[4 * n + 3]);
+    const r0 = sh === 0 ? u[4 * n] : i64.lsr64(u[4 * n], u[4 * n + 1], sh);
+    const r1 = sh === 0 ? u[4 * n + 2] : i64.lsr64(u[4 * n + 2], u[4 * n + 3], sh);
     u[4 * d + base] = r0;
     u[4 * d + base + 1] = r1;
   } else {
@@ -1068,14 +1072,21 @@ function narrowFast(
     const lw = LOG(2 * e);
     const ln = LOG(e);
     const sb = SCR << ln;
-    for (let k = 0; k < lanes; k++) nar[sb + k] = f(wide[(n << lw) + k]);
+    const nb = n << lw;
+    const div = 2 ** sh;
+    const add = round ? 2 ** (sh - 1) : 0;
+    for (let k = 0; k < lanes; k++) {
+      let v: number = wide[nb + k];
+      if (sgn) v = sxn(v, 2 * e);
+      if (sh) v = Math.floor((v + add) / div);
+      if (sat) v = uns ? satUn(c, v, e) : satSn(c, v, e);
+      nar[sb + k] = v;
+    }
     const db = (d << ln) + base;
     for (let k = 0; k < lanes; k++) nar[db + k] = nar[sb + k];
   }
   if (!q) zeroHi(c, d);
 }
-const ID = (a: number): number => a;
-const LO = (lo: number): number => lo;
 // Narrowing: XTN, SQXTN, UQXTN, SQXTUN (vector and scalar)
 type Narrow = (c: Arm64Cpu, v: bigint, e: number) => bigint; // v: wide unsigned, e: narrow size
 const NARROW: [string, number, string, Narrow, boolean][] = [
@@ -1091,7 +1102,12 @@ for (const [name, u, opc, f, scal] of NARROW) {
     if (size === 3) undef(c, i);
     const q = QF(i);
     const e = 8 << size;
-    if (name === 'XTN') return narrowFast(c, i, e, ID, LO);
+    if (name === 'XTN') return narrowFast(c, i, e, 0, false, false, false, false);
+    if (e < 32) {
+      if (name === 'SQXTN') return narrowFast(c, i, e, 0, true, false, true, false);
+      if (name === 'UQXTN') return narrowFast(c, i, e, 0, false, false, true, true);
+      if (name === 'SQXTUN') return narrowFast(c, i, e, 0, true, false, true, true);
+    }
     const d = RD(i);
     const n = RN(i);
     const lanes = 64 / e;
@@ -1875,16 +1891,7 @@ for (const [name, u, opc, sgn, round, sat, uns] of NSHIFTS) {
     if (e === 64) undef(c, i);
     const q = QF(i);
     const sh = 2 * e - IMMHB(i);
-    if (name === 'SHRN')
-      return narrowFast(
-        c,
-        i,
-        e,
-        (a) => a >>> sh,
-        (lo, hi) => i64.lsr64(lo, hi, sh),
-      );
-    if (name === 'RSHRN' && e < 32)
-      return narrowFast(c, i, e, (a) => Math.floor((a + 2 ** (sh - 1)) / 2 ** sh), LO);
+    if (name === 'SHRN' || e < 32) return narrowFast(c, i, e, sh, sgn, round, sat, uns);
     const d = RD(i);
     const n = RN(i);
     const lanes = 64 / e;
