@@ -573,3 +573,44 @@ test('cache maintenance helper: faults carry CM and WnR', () => {
   assert.equal(r64(t, P(0) + 0x78), 0n);
   assert.equal(r64(t, P(0)), mark(0));
 });
+
+test('MMIO through a mapping: 8-byte access as two 4-byte device accesses, low half first', () => {
+  const t = setup();
+  const log: string[] = [];
+  t.mem.addMmio(0x0900_0000, 0x1000, 'fake', {
+    read: (off, size) => {
+      log.push(`r${size}@${off}`);
+      return off === 0x10 ? 0x89abcdef : 0x01234567;
+    },
+    write: (off, size, v) => log.push(`w${size}@${off}=${v.toString(16)}`),
+  });
+  w64(t, L3_0 + 12 * 8, page(0x0900_0000, { ap: 0, attr: 1, uxn: 1, pxn: 1 }));
+  assert.equal(rv(t, vp(12) + 0x10), 0x0123456789abcdefn);
+  wv(t, vp(12) + 0x20, 0xaabbccdd11223344n);
+  assert.deepEqual(log, ['r4@16', 'r4@20', 'w4@32=11223344', 'w4@36=aabbccdd']);
+  // unaligned access to Device memory: alignment fault
+  expectFault(t, 1, () => rv(t, vp(12) + 0x14), esrOf(0x25, 0x21), vp(12) + 0x14);
+});
+
+test('TLB maintenance also drops the executor fetch cache (remapped code runs)', () => {
+  const t = setup();
+  t.mem.dv.setUint32(P(12) - RAM_BASE, ENC.movz7, true);
+  t.mem.dv.setUint32(P(13) - RAM_BASE, ENC.add1, true);
+  w64(t, L3_0 + 13 * 8, page(P(12), { ap: 0, uxn: 1 }));
+  t.cpu.setPc(BigInt(vp(13)));
+  t.step(1);
+  assert.equal(t.cpu.xBig(0), 7n);
+  w64(t, L3_0 + 13 * 8, page(P(13), { ap: 0, uxn: 1 }));
+  for (const flush of [() => t.cpu.mmu.flushAll(), () => t.cpu.mmu.flushVa(vp(13), 0, -1, true)]) {
+    t.cpu.setXBig(0, 7n);
+    w64(t, L3_0 + 13 * 8, page(P(12), { ap: 0, uxn: 1 }));
+    t.cpu.mmu.flushAll();
+    t.cpu.setPc(BigInt(vp(13)));
+    t.step(1); // runs movz from P(12), caching the fetch page
+    w64(t, L3_0 + 13 * 8, page(P(13), { ap: 0, uxn: 1 }));
+    flush();
+    t.cpu.setPc(BigInt(vp(13)));
+    t.step(1);
+    assert.equal(t.cpu.xBig(0), 8n);
+  }
+});
