@@ -142,3 +142,9 @@ test('64-bit direct boot through KVM: the kernel gets boot_params in %rsi', { sk
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('runX86Guest: a guest that never stops is stopped by its timeout', { skip: kvmMissing() ?? toolsMissing() }, async () => {
+  const r = await runX86Guest({ kernel: buildGuestElf('spin64', 0x1000000), cmdline: '', cpus: 2, memoryMiB: 32, disks: [], output: () => {}, timeoutMs: 300 });
+  assert.equal(r.reason, 'stopped');
+  assert.match(r.why ?? '', /timeout after 300 ms/);
+});

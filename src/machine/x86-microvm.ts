@@ -162,6 +162,18 @@ export class X86Machine {
     if (!this.stop) this.stop = r;
   }
 
+  /**
+   * Stop a running VM from outside its vCPUs (a timeout, a management request): records the
+   * reason and interrupts every vCPU thread in KVM_RUN. Only meaningful in async mode (in sync mode
+   * the vCPU runs on this thread).
+   */
+  stopNow(r: X86StopReason): void {
+    this.requestStop(r);
+    if (this.closed) return;
+    for (const v of this.vcpus) v.run.setUint8(RUN.immediateExit, 1);
+    kickThreads();
+  }
+
   /** Copy bytes into guest RAM. */
   load(addr: number, data: Uint8Array, what = 'image'): void {
     this.mem.load(addr, data, what);
@@ -347,6 +359,8 @@ export interface RunX86GuestOptions {
   onInput?: (feed: (bytes: Uint8Array) => void) => void;
   /** Stop the guest after this many exits to the VMM. */
   maxExits?: number;
+  /** Stop the guest after this many milliseconds (reason 'stopped'). */
+  timeoutMs?: number;
 }
 
 /**
@@ -354,7 +368,7 @@ export interface RunX86GuestOptions {
  * are virtio-blk over virtio-mmio, announced on the command line. Resolves when the guest stops:
  * 'reboot' (i8042 reset or a reboot system event), 'poweroff', 'exit' (debug port).
  */
-export async function runX86Guest(opts: RunX86GuestOptions): Promise<{ reason: string; code?: number }> {
+export async function runX86Guest(opts: RunX86GuestOptions): Promise<{ reason: string; code?: number; why?: string }> {
   const fs = await import('node:fs');
   const { VirtioBlk } = await import('../devices/virtio/blk.js');
   const { loadLinux } = await import('./x86-boot.js');
@@ -376,7 +390,9 @@ export async function runX86Guest(opts: RunX86GuestOptions): Promise<{ reason: s
     const cmdline = [opts.cmdline, m.virtioCmdline()].filter((s) => s).join(' ');
     const info = loadLinux(m.mem, { kernel, initrd, cmdline, cpus: opts.cpus, levelIrqs });
     m.setupLongMode(0, info.entry, info.zeroPage);
-    const r = await m.run();
+    const timer = opts.timeoutMs ? setTimeout(() => m.stopNow({ reason: 'stopped', why: `timeout after ${opts.timeoutMs} ms` }), opts.timeoutMs) : undefined;
+    const r = await m.run().finally(() => clearTimeout(timer));
+    if (r.reason === 'stopped') return { reason: 'stopped', why: r.why } as { reason: string };
     return r.reason === 'exit' ? { reason: 'exit', code: r.code } : { reason: r.reason };
   } finally {
     m.close();
