@@ -11,7 +11,9 @@ import { measureRealModeExitRate, realModeExitLoopGuest } from '../src/cpu/kvm/p
 
 const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bench/programs/exitloop.c');
 
-export async function benchKvmExits(opts: { exits?: number; log?: (s: string) => void } = {}): Promise<{ typevisor: number; c: number; ratio: number }> {
+export async function benchKvmExits(
+  opts: { exits?: number; log?: (s: string) => void } = {},
+): Promise<{ typevisor: number; c: number; ratio: number }> {
   const n = opts.exits ?? Number(process.env.KVM_EXITS ?? 200_000);
   const log = opts.log ?? ((s: string) => console.log(s));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tv-kvm-exits-'));

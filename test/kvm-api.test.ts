@@ -56,7 +56,12 @@ test('a failing ioctl names itself and carries errno', { skip: noKvm }, () => {
     // KVM_RUN on the system fd is not a system ioctl: the kernel answers EINVAL or ENOTTY.
     assert.throws(
       () => ioctlInt(k.fd, KVM.SET_TSS_ADDR, 'KVM_SET_TSS_ADDR', 0),
-      (e: unknown) => e instanceof KvmError && e.op === 'KVM_SET_TSS_ADDR' && typeof e.errno === 'number' && e.errno > 0 && /KVM_SET_TSS_ADDR failed: E[A-Z]+/.test(e.message),
+      (e: unknown) =>
+        e instanceof KvmError &&
+        e.op === 'KVM_SET_TSS_ADDR' &&
+        typeof e.errno === 'number' &&
+        e.errno > 0 &&
+        /KVM_SET_TSS_ADDR failed: E[A-Z]+/.test(e.message),
     );
   } finally {
     k.close();
@@ -84,7 +89,11 @@ test('registers and segment registers round-trip', { skip: noKvm }, () => {
   }
 });
 
-async function expectFailure(guest: string, opts: Partial<ConstructorParameters<typeof X86Machine>[0]>, re: RegExp) {
+async function expectFailure(
+  guest: string,
+  opts: Partial<ConstructorParameters<typeof X86Machine>[0]>,
+  re: RegExp,
+) {
   const m = new X86Machine({ memoryMiB: 16, irqchip: false, ...opts });
   const ram = m.vm.regions[0].map.addr;
   try {

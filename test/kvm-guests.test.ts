@@ -50,7 +50,13 @@ test('guest (b): virtio-blk over virtio-mmio writes and reads back a sector', { 
     m.close();
     const onDisk = fs.readFileSync(disk).subarray(512, 1024);
     for (let i = 0; i < 512; i++) assert.equal(onDisk[i], (i * 7 + 3) & 0xff, `disk byte ${i}`);
-    assert.equal(fs.readFileSync(disk).subarray(0, 512).every((b) => b === 0), true);
+    assert.equal(
+      fs
+        .readFileSync(disk)
+        .subarray(0, 512)
+        .every((b) => b === 0),
+      true,
+    );
   } finally {
     m.close();
     fs.rmSync(dir, { recursive: true, force: true });

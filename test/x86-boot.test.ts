@@ -18,7 +18,9 @@ import { buildGuestElf, kvmMissing, toolsMissing } from './fixtures/x86/build.js
 /** A Debian amd64 bzImage fetched with apt-get download (cached in the temp dir), or why not. */
 function debianKernel(): { path?: string; why?: string } {
   const dir = path.join(os.tmpdir(), 'typevisor-debian-amd64-kernel');
-  const cached = fs.existsSync(dir) ? fs.readdirSync(path.join(dir, 'x/boot')).find((f) => f.startsWith('vmlinuz-')) : undefined;
+  const cached = fs.existsSync(dir)
+    ? fs.readdirSync(path.join(dir, 'x/boot')).find((f) => f.startsWith('vmlinuz-'))
+    : undefined;
   if (cached) return { path: path.join(dir, 'x/boot', cached) };
   try {
     fs.mkdirSync(dir, { recursive: true });
@@ -40,48 +42,66 @@ function debianKernel(): { path?: string; why?: string } {
 
 const deb = debianKernel();
 
-test('bzImage: a Debian amd64 kernel is parsed and boot_params are written', { skip: deb.why && `skipped: ${deb.why}` }, () => {
-  const img = new Uint8Array(fs.readFileSync(deb.path!));
-  const bz = parseBzImage(img);
-  assert.ok(bz.version >= 0x020c, `protocol 0x${bz.version.toString(16)}`);
-  assert.equal(bz.entry64, 0x100200);
-  const mem = new GuestMemory(0, 256 << 20);
-  const initrd = new Uint8Array(100_000).fill(0x5a);
-  const cmdline = 'console=ttyS0 virtio_mmio.device=512@0xd0000000:5';
-  const info = loadLinux(mem, { kernel: img, initrd, cmdline, cpus: 2, levelIrqs: [5] });
-  assert.equal(info.format, 'bzImage');
-  assert.equal(info.entry, 0x100200);
-  const zp = BOOT_LAYOUT.ZERO_PAGE;
-  const dv = mem.dv;
-  assert.equal(dv.getUint16(zp + 0x1fe, true), 0xaa55);
-  assert.equal(dv.getUint32(zp + 0x202, true), 0x53726448, 'HdrS copied');
-  assert.equal(dv.getUint16(zp + 0x206, true), bz.version);
-  assert.equal(mem.u8[zp + 0x210], 0xff, 'type_of_loader');
-  assert.equal(mem.u8[zp + 0x211] & 0x81, 0x81, 'LOADED_HIGH | CAN_USE_HEAP');
-  assert.equal(dv.getUint16(zp + 0x236, true) & 1, 1, 'XLF_KERNEL_64');
-  const cmdPtr = dv.getUint32(zp + 0x228, true);
-  assert.equal(cmdPtr, BOOT_LAYOUT.CMDLINE);
-  assert.equal(Buffer.from(mem.u8.subarray(cmdPtr, cmdPtr + cmdline.length + 1)).toString('latin1'), cmdline + '\0');
-  const rd = dv.getUint32(zp + 0x218, true);
-  assert.equal(dv.getUint32(zp + 0x21c, true), initrd.length);
-  assert.equal(rd % 4096, 0);
-  assert.ok(rd + initrd.length <= Math.min(256 << 20, bz.initrdAddrMax + 1));
-  assert.ok(rd >= info.kernelEnd);
-  assert.equal(mem.u8[rd], 0x5a);
-  assert.equal(mem.u8[zp + 0x1e8], 3, 'e820 entries');
-  const e820 = [0, 1, 2].map((i) => {
-    const o = zp + 0x2d0 + i * 20;
-    return [Number(dv.getBigUint64(o, true)), Number(dv.getBigUint64(o + 8, true)), dv.getUint32(o + 16, true)];
-  });
-  assert.deepEqual(e820, [
-    [0, 0x9fc00, 1],
-    [0x9fc00, 0x100000 - 0x9fc00, 2],
-    [0x100000, (256 << 20) - 0x100000, 1],
-  ]);
-  const setup = (bz.setupSects + 1) * 512;
-  assert.deepEqual(mem.u8.subarray(0x100000, 0x100000 + 64), img.subarray(setup, setup + 64), 'protected-mode kernel at 1 MiB');
-  assert.equal(Buffer.from(mem.u8.subarray(BOOT_LAYOUT.MPTABLE, BOOT_LAYOUT.MPTABLE + 4)).toString(), '_MP_');
-});
+test(
+  'bzImage: a Debian amd64 kernel is parsed and boot_params are written',
+  { skip: deb.why && `skipped: ${deb.why}` },
+  () => {
+    const img = new Uint8Array(fs.readFileSync(deb.path!));
+    const bz = parseBzImage(img);
+    assert.ok(bz.version >= 0x020c, `protocol 0x${bz.version.toString(16)}`);
+    assert.equal(bz.entry64, 0x100200);
+    const mem = new GuestMemory(0, 256 << 20);
+    const initrd = new Uint8Array(100_000).fill(0x5a);
+    const cmdline = 'console=ttyS0 virtio_mmio.device=512@0xd0000000:5';
+    const info = loadLinux(mem, { kernel: img, initrd, cmdline, cpus: 2, levelIrqs: [5] });
+    assert.equal(info.format, 'bzImage');
+    assert.equal(info.entry, 0x100200);
+    const zp = BOOT_LAYOUT.ZERO_PAGE;
+    const dv = mem.dv;
+    assert.equal(dv.getUint16(zp + 0x1fe, true), 0xaa55);
+    assert.equal(dv.getUint32(zp + 0x202, true), 0x53726448, 'HdrS copied');
+    assert.equal(dv.getUint16(zp + 0x206, true), bz.version);
+    assert.equal(mem.u8[zp + 0x210], 0xff, 'type_of_loader');
+    assert.equal(mem.u8[zp + 0x211] & 0x81, 0x81, 'LOADED_HIGH | CAN_USE_HEAP');
+    assert.equal(dv.getUint16(zp + 0x236, true) & 1, 1, 'XLF_KERNEL_64');
+    const cmdPtr = dv.getUint32(zp + 0x228, true);
+    assert.equal(cmdPtr, BOOT_LAYOUT.CMDLINE);
+    assert.equal(
+      Buffer.from(mem.u8.subarray(cmdPtr, cmdPtr + cmdline.length + 1)).toString('latin1'),
+      cmdline + '\0',
+    );
+    const rd = dv.getUint32(zp + 0x218, true);
+    assert.equal(dv.getUint32(zp + 0x21c, true), initrd.length);
+    assert.equal(rd % 4096, 0);
+    assert.ok(rd + initrd.length <= Math.min(256 << 20, bz.initrdAddrMax + 1));
+    assert.ok(rd >= info.kernelEnd);
+    assert.equal(mem.u8[rd], 0x5a);
+    assert.equal(mem.u8[zp + 0x1e8], 3, 'e820 entries');
+    const e820 = [0, 1, 2].map((i) => {
+      const o = zp + 0x2d0 + i * 20;
+      return [
+        Number(dv.getBigUint64(o, true)),
+        Number(dv.getBigUint64(o + 8, true)),
+        dv.getUint32(o + 16, true),
+      ];
+    });
+    assert.deepEqual(e820, [
+      [0, 0x9fc00, 1],
+      [0x9fc00, 0x100000 - 0x9fc00, 2],
+      [0x100000, (256 << 20) - 0x100000, 1],
+    ]);
+    const setup = (bz.setupSects + 1) * 512;
+    assert.deepEqual(
+      mem.u8.subarray(0x100000, 0x100000 + 64),
+      img.subarray(setup, setup + 64),
+      'protected-mode kernel at 1 MiB',
+    );
+    assert.equal(
+      Buffer.from(mem.u8.subarray(BOOT_LAYOUT.MPTABLE, BOOT_LAYOUT.MPTABLE + 4)).toString(),
+      '_MP_',
+    );
+  },
+);
 
 test('bzImage: clear errors for what cannot boot', () => {
   assert.throws(() => parseBzImage(new Uint8Array(1024)), /not a bzImage/);
@@ -122,29 +142,45 @@ test('ELF vmlinux: segments at their physical addresses, entry translated', { sk
   assert.throws(() => parseElfKernel(new Uint8Array(100)), /not an ELF/);
 });
 
-test('64-bit direct boot through KVM: the kernel gets boot_params in %rsi', { skip: kvmMissing() ?? toolsMissing() }, async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tv-x86-boot-'));
-  const disk = path.join(dir, 'd.img');
-  fs.writeFileSync(disk, Buffer.alloc(4096));
-  const out: number[] = [];
-  try {
-    const r = await runX86Guest({
-      kernel: buildGuestElf('kernel64', 0x1000000),
-      cmdline: 'console=ttyS0',
-      cpus: 1,
-      memoryMiB: 64,
-      disks: [{ path: disk, readOnly: true }],
-      output: (b) => out.push(...b),
-    });
-    assert.deepEqual(r, { reason: 'exit', code: 0 });
-    assert.equal(Buffer.from(out).toString(), 'console=ttyS0 virtio_mmio.device=512@0xd0000000:5|3\n');
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+test(
+  '64-bit direct boot through KVM: the kernel gets boot_params in %rsi',
+  { skip: kvmMissing() ?? toolsMissing() },
+  async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tv-x86-boot-'));
+    const disk = path.join(dir, 'd.img');
+    fs.writeFileSync(disk, Buffer.alloc(4096));
+    const out: number[] = [];
+    try {
+      const r = await runX86Guest({
+        kernel: buildGuestElf('kernel64', 0x1000000),
+        cmdline: 'console=ttyS0',
+        cpus: 1,
+        memoryMiB: 64,
+        disks: [{ path: disk, readOnly: true }],
+        output: (b) => out.push(...b),
+      });
+      assert.deepEqual(r, { reason: 'exit', code: 0 });
+      assert.equal(Buffer.from(out).toString(), 'console=ttyS0 virtio_mmio.device=512@0xd0000000:5|3\n');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
-test('runX86Guest: a guest that never stops is stopped by its timeout', { skip: kvmMissing() ?? toolsMissing() }, async () => {
-  const r = await runX86Guest({ kernel: buildGuestElf('spin64', 0x1000000), cmdline: '', cpus: 2, memoryMiB: 32, disks: [], output: () => {}, timeoutMs: 300 });
-  assert.equal(r.reason, 'stopped');
-  assert.match(r.why ?? '', /timeout after 300 ms/);
-});
+test(
+  'runX86Guest: a guest that never stops is stopped by its timeout',
+  { skip: kvmMissing() ?? toolsMissing() },
+  async () => {
+    const r = await runX86Guest({
+      kernel: buildGuestElf('spin64', 0x1000000),
+      cmdline: '',
+      cpus: 2,
+      memoryMiB: 32,
+      disks: [],
+      output: () => {},
+      timeoutMs: 300,
+    });
+    assert.equal(r.reason, 'stopped');
+    assert.match(r.why ?? '', /timeout after 300 ms/);
+  },
+);

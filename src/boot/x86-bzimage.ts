@@ -64,15 +64,20 @@ export function parseBzImage(img: Uint8Array, what = 'kernel'): BzImage {
   const dv = new DataView(img.buffer, img.byteOffset, img.byteLength);
   const version = dv.getUint16(HDR.version, true);
   if (version < 0x020c) {
-    throw new BootFormatError(`${what}: boot protocol ${version >> 8}.${version & 0xff} is too old; 64-bit direct boot needs 2.12 or later`);
+    throw new BootFormatError(
+      `${what}: boot protocol ${version >> 8}.${version & 0xff} is too old; 64-bit direct boot needs 2.12 or later`,
+    );
   }
   const xlf = dv.getUint16(HDR.xloadflags, true);
-  if (!(xlf & XLF_KERNEL_64)) throw new BootFormatError(`${what}: not a 64-bit kernel (XLF_KERNEL_64 not set in xloadflags)`);
-  if (!(img[HDR.loadflags] & LOADED_HIGH)) throw new BootFormatError(`${what}: kernel does not load high (LOADED_HIGH not set)`);
+  if (!(xlf & XLF_KERNEL_64))
+    throw new BootFormatError(`${what}: not a 64-bit kernel (XLF_KERNEL_64 not set in xloadflags)`);
+  if (!(img[HDR.loadflags] & LOADED_HIGH))
+    throw new BootFormatError(`${what}: kernel does not load high (LOADED_HIGH not set)`);
   let setupSects = img[HDR.setup_sects];
   if (setupSects === 0) setupSects = 4;
   const setupBytes = (setupSects + 1) * 512;
-  if (setupBytes >= img.length) throw new BootFormatError(`${what}: truncated (setup is ${setupBytes} bytes of ${img.length})`);
+  if (setupBytes >= img.length)
+    throw new BootFormatError(`${what}: truncated (setup is ${setupBytes} bytes of ${img.length})`);
   // The header ends at 0x202 + the byte at 0x201 (the jump's offset).
   const hdrEnd = Math.min(0x202 + img[0x201], 0x290);
   const loadAddr = 0x100000;

@@ -25,16 +25,19 @@ export function parseElfKernel(img: Uint8Array, what = 'kernel'): ElfKernel {
   if (!isElf(img)) throw new BootFormatError(`${what}: not an ELF file`);
   const dv = new DataView(img.buffer, img.byteOffset, img.byteLength);
   if (img[4] !== 2 || img[5] !== 1) throw new BootFormatError(`${what}: not a little-endian ELF64 file`);
-  if (dv.getUint16(18, true) !== 62) throw new BootFormatError(`${what}: not an x86_64 ELF (e_machine ${dv.getUint16(18, true)})`);
+  if (dv.getUint16(18, true) !== 62)
+    throw new BootFormatError(`${what}: not an x86_64 ELF (e_machine ${dv.getUint16(18, true)})`);
   const num = (v: bigint, f: string) => {
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new BootFormatError(`${what}: ${f} 0x${v.toString(16)} out of range`);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER))
+      throw new BootFormatError(`${what}: ${f} 0x${v.toString(16)} out of range`);
     return Number(v);
   };
   let entry = dv.getBigUint64(24, true);
   const phoff = num(dv.getBigUint64(32, true), 'e_phoff');
   const phentsize = dv.getUint16(54, true);
   const phnum = dv.getUint16(56, true);
-  if (phentsize < 56 || phoff + phnum * phentsize > img.length) throw new BootFormatError(`${what}: program headers out of the file`);
+  if (phentsize < 56 || phoff + phnum * phentsize > img.length)
+    throw new BootFormatError(`${what}: program headers out of the file`);
   const segments: ElfSegment[] = [];
   let low = Infinity;
   let high = 0;
@@ -46,7 +49,8 @@ export function parseElfKernel(img: Uint8Array, what = 'kernel'): ElfKernel {
     const paddr = dv.getBigUint64(o + 24, true);
     const filesz = num(dv.getBigUint64(o + 32, true), 'p_filesz');
     const memsz = num(dv.getBigUint64(o + 40, true), 'p_memsz');
-    if (offset + filesz > img.length || filesz > memsz) throw new BootFormatError(`${what}: segment ${i} lies outside the file`);
+    if (offset + filesz > img.length || filesz > memsz)
+      throw new BootFormatError(`${what}: segment ${i} lies outside the file`);
     // A kernel linked at a virtual address: translate its entry through the segment holding it.
     if (entry >= vaddr && entry < vaddr + BigInt(memsz) && vaddr !== paddr) entry = entry - vaddr + paddr;
     const pa = num(paddr, 'p_paddr');

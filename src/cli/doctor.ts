@@ -32,9 +32,19 @@ function fmtRate(r: number): string {
   return `${r.toFixed(0)} /s`;
 }
 
-export async function diagnose(opts: { exits?: number; iterations?: number; kvmPath?: string } = {}): Promise<DoctorReport> {
+export async function diagnose(
+  opts: { exits?: number; iterations?: number; kvmPath?: string } = {},
+): Promise<DoctorReport> {
   const kvmPath = opts.kvmPath ?? '/dev/kvm';
-  const rep: DoctorReport = { kvmPath, exists: fs.existsSync(kvmPath), opens: false, modules: [], cpuFlags: [], verdict: 'unavailable', advice: [] };
+  const rep: DoctorReport = {
+    kvmPath,
+    exists: fs.existsSync(kvmPath),
+    opens: false,
+    modules: [],
+    cpuFlags: [],
+    verdict: 'unavailable',
+    advice: [],
+  };
   try {
     rep.modules = fs.readdirSync('/sys/module').filter((m) => /^kvm/.test(m));
   } catch {
@@ -46,7 +56,10 @@ export async function diagnose(opts: { exits?: number; iterations?: number; kvmP
   } catch {
     /* not Linux */
   }
-  if (os.arch() !== 'x64') rep.advice.push(`host is ${os.arch()}: the kvm backend runs x86_64 guests on x86_64 hosts only (for now)`);
+  if (os.arch() !== 'x64')
+    rep.advice.push(
+      `host is ${os.arch()}: the kvm backend runs x86_64 guests on x86_64 hosts only (for now)`,
+    );
   if (rep.exists) {
     try {
       fs.closeSync(fs.openSync(kvmPath, 'r+'));
@@ -57,7 +70,10 @@ export async function diagnose(opts: { exits?: number; iterations?: number; kvmP
   }
   if (!rep.opens || os.arch() !== 'x64') {
     rep.advice.push('use --accel tcg: the software AArch64 CPU runs arm64 Linux guests on any host');
-    if (rep.exists && !rep.opens) rep.advice.push(`${kvmPath} exists but cannot be opened (${rep.openError}); add your user to the kvm group`);
+    if (rep.exists && !rep.opens)
+      rep.advice.push(
+        `${kvmPath} exists but cannot be opened (${rep.openError}); add your user to the kvm group`,
+      );
     return rep;
   }
   try {
@@ -85,10 +101,14 @@ export async function diagnose(opts: { exits?: number; iterations?: number; kvmP
   }
   rep.verdict = rep.computeRate >= HARDWARE_COMPUTE_RATE ? 'hardware' : 'software';
   if (rep.verdict === 'hardware') {
-    rep.advice.push('kvm: x86_64 Linux guests (x86-microvm) at near-native speed; --accel auto picks kvm for x86_64');
+    rep.advice.push(
+      'kvm: x86_64 Linux guests (x86-microvm) at near-native speed; --accel auto picks kvm for x86_64',
+    );
     rep.advice.push('tcg: arm64 Linux guests (arm64-virt) through the software CPU');
   } else {
-    rep.advice.push('kvm: only small guests are practical here (the project\'s test guests); a Linux kernel would crawl or stop with an emulation failure');
+    rep.advice.push(
+      "kvm: only small guests are practical here (the project's test guests); a Linux kernel would crawl or stop with an emulation failure",
+    );
     rep.advice.push('tcg: use it for Linux guests (arm64-virt); --accel auto should pick tcg on this host');
   }
   return rep;
@@ -96,12 +116,22 @@ export async function diagnose(opts: { exits?: number; iterations?: number; kvmP
 
 export function formatReport(r: DoctorReport): string {
   const L: string[] = [];
-  L.push(`${r.kvmPath}: ${r.exists ? (r.opens ? 'present, opens read/write' : `present, cannot open (${r.openError})`) : 'absent'}`);
+  L.push(
+    `${r.kvmPath}: ${r.exists ? (r.opens ? 'present, opens read/write' : `present, cannot open (${r.openError})`) : 'absent'}`,
+  );
   if (r.apiVersion !== undefined) L.push(`KVM API version: ${r.apiVersion}`);
-  if (r.caps) L.push(`capabilities: ${Object.entries(r.caps).map(([k, v]) => `${k}=${v}`).join(' ')}`);
-  L.push(`kernel modules: ${r.modules.join(', ') || 'none found'}; CPU flags: ${r.cpuFlags.join(' ') || 'no vmx/svm'}`);
+  if (r.caps)
+    L.push(
+      `capabilities: ${Object.entries(r.caps)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')}`,
+    );
+  L.push(
+    `kernel modules: ${r.modules.join(', ') || 'none found'}; CPU flags: ${r.cpuFlags.join(' ') || 'no vmx/svm'}`,
+  );
   if (r.exitRate !== undefined) L.push(`port-I/O exit loop: ${fmtRate(r.exitRate)} exits`);
-  if (r.computeRate !== undefined) L.push(`guest compute loop: ${fmtRate(r.computeRate)} iterations (native hardware: ~1 G/s)`);
+  if (r.computeRate !== undefined)
+    L.push(`guest compute loop: ${fmtRate(r.computeRate)} iterations (native hardware: ~1 G/s)`);
   if (r.probeError) L.push(`probe failed: ${r.probeError}`);
   L.push(
     `verdict: ${
@@ -118,7 +148,9 @@ export function formatReport(r: DoctorReport): string {
 
 export async function main(args: string[]): Promise<number> {
   if (args.includes('-h') || args.includes('--help')) {
-    process.stdout.write('usage: typevisor doctor [--json]\n  Check /dev/kvm and measure which backends this host can run, and how fast.\n');
+    process.stdout.write(
+      'usage: typevisor doctor [--json]\n  Check /dev/kvm and measure which backends this host can run, and how fast.\n',
+    );
     return 0;
   }
   const unknown = args.filter((a) => a !== '--json');

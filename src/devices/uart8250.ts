@@ -134,7 +134,10 @@ export class Uart8250 {
   }
 
   /** A PortDevice view at `base` (8 ports). */
-  ports(base: number): { in(port: number, size: number): number; out(port: number, size: number, value: number): void } {
+  ports(base: number): {
+    in(port: number, size: number): number;
+    out(port: number, size: number, value: number): void;
+  } {
     return {
       in: (port) => this.read(port - base),
       out: (port, _size, value) => this.write(port - base, value),

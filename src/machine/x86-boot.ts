@@ -58,16 +58,27 @@ export function loadLinux(mem: GuestMemory, o: LinuxBootOptions): LinuxBootInfo 
     const bz = parseBzImage(o.kernel);
     zp.set(bz.header, HDR.setup_sects);
     const end = bz.loadAddr + Math.max(bz.kernel.length, bz.initSize);
-    if (end > memSize) throw new BootFormatError(`kernel needs memory up to 0x${end.toString(16)}; give the guest more than ${memSize >> 20} MiB`);
+    if (end > memSize)
+      throw new BootFormatError(
+        `kernel needs memory up to 0x${end.toString(16)}; give the guest more than ${memSize >> 20} MiB`,
+      );
     mem.load(bz.loadAddr, bz.kernel, 'kernel');
     initrdMax = bz.initrdAddrMax || initrdMax;
     cmdlineMax = bz.cmdlineSize || 255;
-    info = { format: 'bzImage', entry: bz.entry64, zeroPage: BOOT_LAYOUT.ZERO_PAGE, kernelStart: bz.loadAddr, kernelEnd: end };
+    info = {
+      format: 'bzImage',
+      entry: bz.entry64,
+      zeroPage: BOOT_LAYOUT.ZERO_PAGE,
+      kernelStart: bz.loadAddr,
+      kernelEnd: end,
+    };
   } else if (isElf(o.kernel)) {
     const elf = parseElfKernel(o.kernel);
     for (const s of elf.segments) {
       if (s.paddr < BOOT_LAYOUT.HIGH_MEM || s.paddr + s.memsz > memSize) {
-        throw new BootFormatError(`kernel segment at 0x${s.paddr.toString(16)} (${s.memsz} bytes) does not fit in guest RAM of ${memSize >> 20} MiB`);
+        throw new BootFormatError(
+          `kernel segment at 0x${s.paddr.toString(16)} (${s.memsz} bytes) does not fit in guest RAM of ${memSize >> 20} MiB`,
+        );
       }
       mem.load(s.paddr, s.data, 'kernel segment');
       mem.u8.fill(0, s.paddr + s.data.length, s.paddr + s.memsz);
@@ -78,7 +89,13 @@ export function loadLinux(mem: GuestMemory, o: LinuxBootOptions): LinuxBootInfo 
     dv.setUint16(HDR.version, 0x020f, true);
     zp[HDR.loadflags] = 0x01;
     dv.setUint32(HDR.kernel_alignment, 0x1000000, true);
-    info = { format: 'elf', entry: elf.entry, zeroPage: BOOT_LAYOUT.ZERO_PAGE, kernelStart: elf.low, kernelEnd: elf.high };
+    info = {
+      format: 'elf',
+      entry: elf.entry,
+      zeroPage: BOOT_LAYOUT.ZERO_PAGE,
+      kernelStart: elf.low,
+      kernelEnd: elf.high,
+    };
   } else {
     throw new BootFormatError('kernel: neither a bzImage nor an ELF vmlinux');
   }
@@ -89,7 +106,9 @@ export function loadLinux(mem: GuestMemory, o: LinuxBootOptions): LinuxBootInfo 
   // Command line.
   const cmd = new TextEncoder().encode(o.cmdline);
   if (cmd.length >= Math.min(cmdlineMax, BOOT_LAYOUT.CMDLINE_MAX)) {
-    throw new BootFormatError(`command line is ${cmd.length} bytes; this kernel accepts at most ${cmdlineMax - 1}`);
+    throw new BootFormatError(
+      `command line is ${cmd.length} bytes; this kernel accepts at most ${cmdlineMax - 1}`,
+    );
   }
   mem.load(BOOT_LAYOUT.CMDLINE, cmd, 'command line');
   mem.u8[BOOT_LAYOUT.CMDLINE + cmd.length] = 0;
@@ -101,7 +120,9 @@ export function loadLinux(mem: GuestMemory, o: LinuxBootOptions): LinuxBootInfo 
     const top = Math.min(memSize, initrdMax + 1);
     const addr = Math.floor((top - o.initrd.length) / 4096) * 4096;
     if (addr < info.kernelEnd) {
-      throw new BootFormatError(`initrd (${o.initrd.length} bytes) does not fit between the kernel and 0x${top.toString(16)}; give the guest more memory`);
+      throw new BootFormatError(
+        `initrd (${o.initrd.length} bytes) does not fit between the kernel and 0x${top.toString(16)}; give the guest more memory`,
+      );
     }
     mem.load(addr, o.initrd, 'initrd');
     dv.setUint32(HDR.ramdisk_image, addr, true);
@@ -123,7 +144,11 @@ export function loadLinux(mem: GuestMemory, o: LinuxBootOptions): LinuxBootInfo 
     dv.setUint32(off + 16, t, true);
   });
 
-  mem.load(BOOT_LAYOUT.MPTABLE, buildMpTable(BOOT_LAYOUT.MPTABLE, { cpus: o.cpus, levelIrqs: o.levelIrqs }), 'MP table');
+  mem.load(
+    BOOT_LAYOUT.MPTABLE,
+    buildMpTable(BOOT_LAYOUT.MPTABLE, { cpus: o.cpus, levelIrqs: o.levelIrqs }),
+    'MP table',
+  );
   mem.load(BOOT_LAYOUT.ZERO_PAGE, zp, 'boot_params');
   return info;
 }

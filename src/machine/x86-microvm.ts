@@ -53,7 +53,10 @@ export interface X86MachineOptions {
 }
 
 /** A port handler the embedder (tests) can add. */
-export type PortHandler = { in?: (port: number, size: number) => number; out?: (port: number, size: number, value: number) => void };
+export type PortHandler = {
+  in?: (port: number, size: number) => number;
+  out?: (port: number, size: number, value: number) => void;
+};
 
 export class X86Machine {
   readonly kvm: Kvm;
@@ -96,7 +99,10 @@ export class X86Machine {
       if (opts.pit ?? this.irqchip) this.vm.createPit2();
       const ram = this.vm.addRam(0, this.memSize);
       this.mem = new GuestMemory(0, this.memSize, ram.map.buffer);
-      this.uart = new Uart8250({ output: opts.output ?? (() => {}), setIrq: (l) => this.setIrq(X86_MEM.COM1_IRQ, l) });
+      this.uart = new Uart8250({
+        output: opts.output ?? (() => {}),
+        setIrq: (l) => this.setIrq(X86_MEM.COM1_IRQ, l),
+      });
       this.ports.add(X86_MEM.COM1, 8, 'com1', this.uart.ports(X86_MEM.COM1));
       this.i8042 = new I8042(() => this.requestStop({ reason: 'reboot' }));
       this.ports.add(X86_MEM.I8042_DATA, 1, 'i8042-data', this.i8042.ports());
@@ -145,7 +151,10 @@ export class X86Machine {
   /** `virtio_mmio.device=` arguments announcing the virtio slots to Linux. */
   virtioCmdline(): string {
     return this.virtio
-      .map((_, n) => `virtio_mmio.device=${X86_MEM.VIRTIO_SIZE}@0x${(X86_MEM.VIRTIO_BASE + n * X86_MEM.VIRTIO_STRIDE).toString(16)}:${X86_MEM.VIRTIO_IRQ0 + n}`)
+      .map(
+        (_, n) =>
+          `virtio_mmio.device=${X86_MEM.VIRTIO_SIZE}@0x${(X86_MEM.VIRTIO_BASE + n * X86_MEM.VIRTIO_STRIDE).toString(16)}:${X86_MEM.VIRTIO_IRQ0 + n}`,
+      )
       .join(' ');
   }
 
@@ -210,7 +219,20 @@ export class X86Machine {
     for (let i = 0; i < 2048; i++) dv.setBigUint64(pd + i * 8, (BigInt(i) << 21n) | 0x83n, true);
     const v = this.vcpus[id];
     const s = v.getSregs();
-    const code: Segment = { base: 0n, limit: 0xffffffff, selector: 0x10, type: 11, present: 1, dpl: 0, db: 0, s: 1, l: 1, g: 1, avl: 0, unusable: 0 };
+    const code: Segment = {
+      base: 0n,
+      limit: 0xffffffff,
+      selector: 0x10,
+      type: 11,
+      present: 1,
+      dpl: 0,
+      db: 0,
+      s: 1,
+      l: 1,
+      g: 1,
+      avl: 0,
+      unusable: 0,
+    };
     const data: Segment = { ...code, selector: 0x18, type: 3, l: 0, db: 1 };
     const ns: Sregs = {
       ...s,
@@ -228,7 +250,15 @@ export class X86Machine {
       efer: 0x500n, // LME | LMA
     };
     v.setSregs(ns);
-    v.setRegs({ rip: BigInt(entry), rsi: BigInt(bootParams), rflags: 2n, rsp: 0n, rbp: 0n, rdi: 0n, rbx: 0n });
+    v.setRegs({
+      rip: BigInt(entry),
+      rsi: BigInt(bootParams),
+      rflags: 2n,
+      rsp: 0n,
+      rbp: 0n,
+      rdi: 0n,
+      rbx: 0n,
+    });
   }
 
   private loopOptions(id: number) {
@@ -252,7 +282,10 @@ export class X86Machine {
     const orig = { read: mem.readPhys.bind(mem), write: mem.writePhys.bind(mem) };
     const check = (pa: number, size: number, what: string) => {
       if (!mem.isRam(pa, size) && !mem.findMmio(pa)) {
-        throw new GuestError(`guest ${what} physical address 0x${pa.toString(16)}, which is neither RAM (0-0x${this.memSize.toString(16)}) nor a device; stopped`, 'KVM_RUN');
+        throw new GuestError(
+          `guest ${what} physical address 0x${pa.toString(16)}, which is neither RAM (0-0x${this.memSize.toString(16)}) nor a device; stopped`,
+          'KVM_RUN',
+        );
       }
     };
     mem.readPhys = (pa, size) => (check(pa, size, 'read from'), orig.read(pa, size));
@@ -296,12 +329,18 @@ export class X86Machine {
     // Bring every other vCPU out of KVM_RUN (it may sit in an in-kernel HLT forever): ask it not to
     // re-enter, then interrupt its thread until its loop has ended.
     const settled = loops.map(() => false);
-    loops.forEach((p, i) => p.then(() => (settled[i] = true), () => (settled[i] = true)));
+    loops.forEach((p, i) =>
+      p.then(
+        () => (settled[i] = true),
+        () => (settled[i] = true),
+      ),
+    );
     for (let tries = 0; settled.some((s) => !s); tries++) {
       for (const v of this.vcpus) v.run.setUint8(RUN.immediateExit, 1);
       kickThreads();
       await new Promise((r) => setTimeout(r, Math.min(50, 1 + tries)));
-      if (tries > 2000) throw new GuestError('a vCPU did not leave KVM_RUN after being interrupted for 100 s', 'KVM_RUN');
+      if (tries > 2000)
+        throw new GuestError('a vCPU did not leave KVM_RUN after being interrupted for 100 s', 'KVM_RUN');
     }
     for (const v of this.vcpus) v.run.setUint8(RUN.immediateExit, 0);
     if (first instanceof Error) throw first;
@@ -329,7 +368,13 @@ export class X86Machine {
   }
 
   /** Whether this host's KVM offers what this machine needs. */
-  static hostCaps(): { irqchip: boolean; pit2: boolean; irqfd: boolean; ioeventfd: boolean; maxVcpus: number } {
+  static hostCaps(): {
+    irqchip: boolean;
+    pit2: boolean;
+    irqfd: boolean;
+    ioeventfd: boolean;
+    maxVcpus: number;
+  } {
     const k = new Kvm();
     try {
       return {
@@ -368,7 +413,9 @@ export interface RunX86GuestOptions {
  * are virtio-blk over virtio-mmio, announced on the command line. Resolves when the guest stops:
  * 'reboot' (i8042 reset or a reboot system event), 'poweroff', 'exit' (debug port).
  */
-export async function runX86Guest(opts: RunX86GuestOptions): Promise<{ reason: string; code?: number; why?: string }> {
+export async function runX86Guest(
+  opts: RunX86GuestOptions,
+): Promise<{ reason: string; code?: number; why?: string }> {
   const fs = await import('node:fs');
   const { VirtioBlk } = await import('../devices/virtio/blk.js');
   const { loadLinux } = await import('./x86-boot.js');
@@ -377,20 +424,35 @@ export async function runX86Guest(opts: RunX86GuestOptions): Promise<{ reason: s
     try {
       return new Uint8Array(fs.readFileSync(f));
     } catch (e) {
-      throw new Error(`${what} ${f}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new Error(
+        `${what} ${f}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      );
     }
   };
   const kernel = read(opts.kernel, 'kernel');
   const initrd = opts.initrd === undefined ? undefined : read(opts.initrd, 'initrd');
-  const m = new X86Machine({ memoryMiB: opts.memoryMiB, cpus: opts.cpus, output: opts.output, maxExits: opts.maxExits, unbackedMmio: 'ignore', mode: 'async' });
+  const m = new X86Machine({
+    memoryMiB: opts.memoryMiB,
+    cpus: opts.cpus,
+    output: opts.output,
+    maxExits: opts.maxExits,
+    unbackedMmio: 'ignore',
+    mode: 'async',
+  });
   try {
     const levelIrqs: number[] = [];
-    for (const d of opts.disks) levelIrqs.push(m.addVirtio(new VirtioBlk({ path: d.path, readOnly: d.readOnly })).irq);
+    for (const d of opts.disks)
+      levelIrqs.push(m.addVirtio(new VirtioBlk({ path: d.path, readOnly: d.readOnly })).irq);
     opts.onInput?.((b) => m.uart.receive(b));
     const cmdline = [opts.cmdline, m.virtioCmdline()].filter((s) => s).join(' ');
     const info = loadLinux(m.mem, { kernel, initrd, cmdline, cpus: opts.cpus, levelIrqs });
     m.setupLongMode(0, info.entry, info.zeroPage);
-    const timer = opts.timeoutMs ? setTimeout(() => m.stopNow({ reason: 'stopped', why: `timeout after ${opts.timeoutMs} ms` }), opts.timeoutMs) : undefined;
+    const timer = opts.timeoutMs
+      ? setTimeout(
+          () => m.stopNow({ reason: 'stopped', why: `timeout after ${opts.timeoutMs} ms` }),
+          opts.timeoutMs,
+        )
+      : undefined;
     const r = await m.run().finally(() => clearTimeout(timer));
     if (r.reason === 'stopped') return { reason: 'stopped', why: r.why } as { reason: string };
     return r.reason === 'exit' ? { reason: 'exit', code: r.code } : { reason: r.reason };

@@ -19,7 +19,8 @@ export class PortBus {
 
   add(base: number, size: number, name: string, dev: PortDevice): void {
     for (const r of this.ranges) {
-      if (base < r.base + r.size && r.base < base + size) throw new Error(`port range ${name} at 0x${base.toString(16)} overlaps ${r.name}`);
+      if (base < r.base + r.size && r.base < base + size)
+        throw new Error(`port range ${name} at 0x${base.toString(16)} overlaps ${r.name}`);
     }
     this.ranges.push({ base, size, name, dev });
   }
@@ -49,10 +50,7 @@ export class PortBus {
 }
 
 export type StopReason =
-  | { reason: 'hlt' }
-  | { reason: 'stopped'; why: string }
-  | { reason: 'reboot' }
-  | { reason: 'poweroff' };
+  { reason: 'hlt' } | { reason: 'stopped'; why: string } | { reason: 'reboot' } | { reason: 'poweroff' };
 
 export interface RunLoopOptions {
   ports: PortBus;
@@ -85,7 +83,8 @@ export function handleExit(v: KvmVcpu, o: RunLoopOptions): StopReason | undefine
       if (off + size * count > run.byteLength) throw new GuestError(`vCPU ${v.id}: bad port I/O data offset`);
       for (let i = 0; i < count; i++, off += size) {
         if (dir === 1) {
-          const val = size === 1 ? run.getUint8(off) : size === 2 ? run.getUint16(off, true) : run.getUint32(off, true);
+          const val =
+            size === 1 ? run.getUint8(off) : size === 2 ? run.getUint16(off, true) : run.getUint32(off, true);
           o.ports.out(port, size, val);
         } else {
           const val = o.ports.in(port, size);
@@ -105,7 +104,8 @@ export function handleExit(v: KvmVcpu, o: RunLoopOptions): StopReason | undefine
           o.mem.writePhys(pa, 4, run.getUint32(40, true));
           o.mem.writePhys(pa + 4, 4, run.getUint32(44, true));
         } else {
-          const val = len === 1 ? run.getUint8(40) : len === 2 ? run.getUint16(40, true) : run.getUint32(40, true);
+          const val =
+            len === 1 ? run.getUint8(40) : len === 2 ? run.getUint16(40, true) : run.getUint32(40, true);
           o.mem.writePhys(pa, len, val);
         }
       } else if (len === 8) {
@@ -128,11 +128,21 @@ export function handleExit(v: KvmVcpu, o: RunLoopOptions): StopReason | undefine
     }
     case EXIT.FAIL_ENTRY: {
       const hw = run.getBigUint64(32, true);
-      throw new GuestError(`vCPU ${v.id}: KVM could not enter the guest (hardware entry failure reason 0x${hw.toString(16)})`, 'KVM_RUN');
+      throw new GuestError(
+        `vCPU ${v.id}: KVM could not enter the guest (hardware entry failure reason 0x${hw.toString(16)})`,
+        'KVM_RUN',
+      );
     }
     case EXIT.INTERNAL_ERROR: {
       const sub = run.getUint32(32, true);
-      const what = sub === 1 ? 'emulation failure' : sub === 2 ? 'simultaneous exceptions' : sub === 3 ? 'delivery event' : `suberror ${sub}`;
+      const what =
+        sub === 1
+          ? 'emulation failure'
+          : sub === 2
+            ? 'simultaneous exceptions'
+            : sub === 3
+              ? 'delivery event'
+              : `suberror ${sub}`;
       throw new GuestError(`vCPU ${v.id}: KVM internal error: ${what} at rip ${safeRip(v)}`, 'KVM_RUN');
     }
     case EXIT.SYSTEM_EVENT: {
@@ -140,7 +150,10 @@ export function handleExit(v: KvmVcpu, o: RunLoopOptions): StopReason | undefine
       return type === 2 ? { reason: 'reboot' } : { reason: 'poweroff' };
     }
     default:
-      throw new GuestError(`vCPU ${v.id}: unexpected KVM exit ${EXIT_NAMES[reason] ?? reason} at rip ${safeRip(v)}`, 'KVM_RUN');
+      throw new GuestError(
+        `vCPU ${v.id}: unexpected KVM exit ${EXIT_NAMES[reason] ?? reason} at rip ${safeRip(v)}`,
+        'KVM_RUN',
+      );
   }
 }
 
@@ -158,7 +171,8 @@ export function runLoopSync(v: KvmVcpu, o: RunLoopOptions): StopReason {
   for (let n = 0; ; n++) {
     const stop = o.stopRequested();
     if (stop) return stop;
-    if (n >= max) throw new GuestError(`vCPU ${v.id}: guest made more than ${max} exits to the VMM; stopped`, 'KVM_RUN');
+    if (n >= max)
+      throw new GuestError(`vCPU ${v.id}: guest made more than ${max} exits to the VMM; stopped`, 'KVM_RUN');
     const r = v.runOnce();
     if (r < 0) continue;
     const s = handleExit(v, o);
@@ -172,7 +186,8 @@ export async function runLoopAsync(v: KvmVcpu, o: RunLoopOptions): Promise<StopR
   for (let n = 0; ; n++) {
     const stop = o.stopRequested();
     if (stop) return stop;
-    if (n >= max) throw new GuestError(`vCPU ${v.id}: guest made more than ${max} exits to the VMM; stopped`, 'KVM_RUN');
+    if (n >= max)
+      throw new GuestError(`vCPU ${v.id}: guest made more than ${max} exits to the VMM; stopped`, 'KVM_RUN');
     const r = await v.runAsync();
     if (r < 0) continue;
     const s = handleExit(v, o);

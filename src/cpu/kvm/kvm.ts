@@ -64,7 +64,19 @@ export const KVM = {
 } as const;
 
 export const KVM_API_VERSION = 12;
-export const KVM_CAP = { IRQCHIP: 0, HLT: 1, USER_MEMORY: 3, SET_TSS_ADDR: 4, EXT_CPUID: 7, PIT2: 33, IRQFD: 32, IOEVENTFD: 36, NR_VCPUS: 9, MAX_VCPUS: 66, IMMEDIATE_EXIT: 136 } as const;
+export const KVM_CAP = {
+  IRQCHIP: 0,
+  HLT: 1,
+  USER_MEMORY: 3,
+  SET_TSS_ADDR: 4,
+  EXT_CPUID: 7,
+  PIT2: 33,
+  IRQFD: 32,
+  IOEVENTFD: 36,
+  NR_VCPUS: 9,
+  MAX_VCPUS: 66,
+  IMMEDIATE_EXIT: 136,
+} as const;
 
 export const EXIT = {
   UNKNOWN: 0,
@@ -82,7 +94,9 @@ export const EXIT = {
   INTERNAL_ERROR: 17,
   SYSTEM_EVENT: 24,
 } as const;
-export const EXIT_NAMES: Record<number, string> = Object.fromEntries(Object.entries(EXIT).map(([k, v]) => [v, k]));
+export const EXIT_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(EXIT).map(([k, v]) => [v, k]),
+);
 
 const EINTR = 4;
 const EAGAIN = 11;
@@ -104,17 +118,64 @@ export interface Segment {
 }
 
 export interface Regs {
-  rax: bigint; rbx: bigint; rcx: bigint; rdx: bigint; rsi: bigint; rdi: bigint; rsp: bigint; rbp: bigint;
-  r8: bigint; r9: bigint; r10: bigint; r11: bigint; r12: bigint; r13: bigint; r14: bigint; r15: bigint;
-  rip: bigint; rflags: bigint;
+  rax: bigint;
+  rbx: bigint;
+  rcx: bigint;
+  rdx: bigint;
+  rsi: bigint;
+  rdi: bigint;
+  rsp: bigint;
+  rbp: bigint;
+  r8: bigint;
+  r9: bigint;
+  r10: bigint;
+  r11: bigint;
+  r12: bigint;
+  r13: bigint;
+  r14: bigint;
+  r15: bigint;
+  rip: bigint;
+  rflags: bigint;
 }
-const REG_NAMES = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'rflags'] as const;
+const REG_NAMES = [
+  'rax',
+  'rbx',
+  'rcx',
+  'rdx',
+  'rsi',
+  'rdi',
+  'rsp',
+  'rbp',
+  'r8',
+  'r9',
+  'r10',
+  'r11',
+  'r12',
+  'r13',
+  'r14',
+  'r15',
+  'rip',
+  'rflags',
+] as const;
 
 export interface Sregs {
-  cs: Segment; ds: Segment; es: Segment; fs: Segment; gs: Segment; ss: Segment; tr: Segment; ldt: Segment;
+  cs: Segment;
+  ds: Segment;
+  es: Segment;
+  fs: Segment;
+  gs: Segment;
+  ss: Segment;
+  tr: Segment;
+  ldt: Segment;
   gdt: { base: bigint; limit: number };
   idt: { base: bigint; limit: number };
-  cr0: bigint; cr2: bigint; cr3: bigint; cr4: bigint; cr8: bigint; efer: bigint; apicBase: bigint;
+  cr0: bigint;
+  cr2: bigint;
+  cr3: bigint;
+  cr4: bigint;
+  cr8: bigint;
+  efer: bigint;
+  apicBase: bigint;
   interruptBitmap: bigint[];
 }
 const SEG_NAMES = ['cs', 'ds', 'es', 'fs', 'gs', 'ss', 'tr', 'ldt'] as const;
@@ -163,7 +224,9 @@ export function encodeSregs(s: Sregs): Uint8Array {
   dv.setUint16(200, s.gdt.limit, true);
   dv.setBigUint64(208, s.idt.base, true);
   dv.setUint16(216, s.idt.limit, true);
-  [s.cr0, s.cr2, s.cr3, s.cr4, s.cr8, s.efer, s.apicBase].forEach((v, i) => dv.setBigUint64(224 + i * 8, v, true));
+  [s.cr0, s.cr2, s.cr3, s.cr4, s.cr8, s.efer, s.apicBase].forEach((v, i) =>
+    dv.setBigUint64(224 + i * 8, v, true),
+  );
   s.interruptBitmap.forEach((v, i) => dv.setBigUint64(280 + i * 8, v, true));
   return buf;
 }
@@ -187,7 +250,8 @@ export class Kvm {
     this.fd = sysOpen(path, O_RDWR | O_CLOEXEC);
     try {
       const v = this.apiVersion();
-      if (v !== KVM_API_VERSION) throw new KvmError(`${path}: KVM API version ${v}, expected ${KVM_API_VERSION}`);
+      if (v !== KVM_API_VERSION)
+        throw new KvmError(`${path}: KVM API version ${v}, expected ${KVM_API_VERSION}`);
     } catch (e) {
       sysClose(this.fd);
       throw e;
@@ -285,7 +349,13 @@ export class KvmVm {
 
   /** mmap anonymous memory and register it as guest RAM at `gpa`. */
   addRam(gpa: number, size: number): RamRegion {
-    const map = sysMmap(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, `guest RAM ${size} bytes`);
+    const map = sysMmap(
+      size,
+      PROT_READ | PROT_WRITE,
+      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+      -1,
+      `guest RAM ${size} bytes`,
+    );
     const slot = this.regions.length;
     try {
       this.setUserMemoryRegion(slot, gpa, size, map.addr);
@@ -389,7 +459,13 @@ export class KvmVm {
   }
 }
 
-export const MP_STATE = { RUNNABLE: 0, UNINITIALIZED: 1, INIT_RECEIVED: 2, HALTED: 3, SIPI_RECEIVED: 4 } as const;
+export const MP_STATE = {
+  RUNNABLE: 0,
+  UNINITIALIZED: 1,
+  INIT_RECEIVED: 2,
+  HALTED: 3,
+  SIPI_RECEIVED: 4,
+} as const;
 
 /** struct kvm_run offsets (x86_64). */
 export const RUN = {
@@ -473,7 +549,10 @@ export class KvmVcpu {
     });
     const n = ioctlPtr(this.fd, KVM.SET_MSRS, 'KVM_SET_MSRS', b);
     if (n !== msrs.length) {
-      throw new KvmError(`KVM_SET_MSRS set ${n} of ${msrs.length} MSRs (MSR 0x${msrs[n].index.toString(16)} refused)`, 'KVM_SET_MSRS');
+      throw new KvmError(
+        `KVM_SET_MSRS set ${n} of ${msrs.length} MSRs (MSR 0x${msrs[n].index.toString(16)} refused)`,
+        'KVM_SET_MSRS',
+      );
     }
     return n;
   }

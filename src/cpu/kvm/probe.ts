@@ -13,7 +13,25 @@ function imm32(n: number): number[] {
 
 /** mov $n,%ecx; mov $0x10,%dx; 1: out %al,%dx; dec %ecx; jnz 1b; mov $0x501,%dx; out %al,%dx; hlt */
 export function exitLoopGuest(n: number): Uint8Array {
-  return Uint8Array.from([0xb9, ...imm32(n), 0x66, 0xba, SINK_PORT, 0x00, 0xee, 0xff, 0xc9, 0x75, 0xfb, 0x66, 0xba, 0x01, 0x05, 0xee, 0xf4]);
+  return Uint8Array.from([
+    0xb9,
+    ...imm32(n),
+    0x66,
+    0xba,
+    SINK_PORT,
+    0x00,
+    0xee,
+    0xff,
+    0xc9,
+    0x75,
+    0xfb,
+    0x66,
+    0xba,
+    0x01,
+    0x05,
+    0xee,
+    0xf4,
+  ]);
 }
 
 /** mov $n,%ecx; 1: dec %ecx; jnz 1b; mov $0x501,%dx; out %al,%dx; hlt */
@@ -58,7 +76,24 @@ export function measureComputeRate(n = 200_000_000): Promise<ProbeResult> {
 
 /** Real-mode exit loop at CS base 0 (the bench's guest, shared with its C reference). */
 export function realModeExitLoopGuest(n: number): Uint8Array {
-  return Uint8Array.from([0x66, 0xb9, ...imm32(n), 0xba, SINK_PORT, 0x00, 0xee, 0x66, 0x49, 0x75, 0xfb, 0xba, 0x01, 0x05, 0xee, 0xf4]);
+  return Uint8Array.from([
+    0x66,
+    0xb9,
+    ...imm32(n),
+    0xba,
+    SINK_PORT,
+    0x00,
+    0xee,
+    0x66,
+    0x49,
+    0x75,
+    0xfb,
+    0xba,
+    0x01,
+    0x05,
+    0xee,
+    0xf4,
+  ]);
 }
 
 /** Run the real-mode exit loop at 0x1000 through typevisor's KVM_RUN loop. */
@@ -72,7 +107,8 @@ export async function measureRealModeExitRate(n: number): Promise<ProbeResult> {
     const t0 = process.hrtime.bigint();
     const r = await m.run();
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (r.reason !== 'exit' || sunk !== n) throw new Error(`exit-loop guest stopped after ${sunk} of ${n} exits (${r.reason})`);
+    if (r.reason !== 'exit' || sunk !== n)
+      throw new Error(`exit-loop guest stopped after ${sunk} of ${n} exits (${r.reason})`);
     return { count: n, seconds, rate: n / seconds };
   } finally {
     m.close();
