@@ -403,6 +403,10 @@ test('exclusives: LDXR/STXR success, failure without a reservation, B/H/W/X size
   assert.equal(t.cpu.sys.ELR_EL1, BigInt(RAM_BASE + 4));
   assert.equal(X(t, 3), 1n, 'exception entry clears the monitor');
   assert.equal(rd(t, D + 0x404, 4), pv(0x404, 4));
+  t = setup(['ldxr w2, [x1]', 'clrex', 'stxr w3, w4, [x1]'], { 1: a + 4n, 4: 1n });
+  t.step(3);
+  assert.equal(pc(t), BigInt(RAM_BASE + 12));
+  assert.equal(X(t, 3), 1n, 'CLREX clears the monitor');
   // A reservation for another address fails.
   t = setup(['ldxr w2, [x1]', 'stxr w3, w4, [x5]'], { 1: a + 4n, 5: a + 8n, 4: 1n });
   t.step(2);
