@@ -259,3 +259,8 @@ export function createControlServer(host: VmHost): Server {
   });
   return server;
 }
+
+/** The API's paths and their methods (openapi.yaml documents each). */
+export const API_ROUTES: Record<string, string[]> = Object.fromEntries(
+  Object.entries(ROUTES).map(([path, methods]) => [path, Object.keys(methods)]),
+);

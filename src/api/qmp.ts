@@ -158,13 +158,14 @@ class QmpClient {
         i = end;
         continue;
       }
-      // A stray token (a bare word, number, string, or a closing bracket): up to the next delimiter.
+      // Stray text (bare words, numbers, strings, closing brackets): one error for the rest of the
+      // line, up to a newline or the next object.
       let j = i + 1;
       if (c === '"') {
         j = stringEnd(s, i);
         if (j < 0) break;
       } else {
-        while (j < s.length && !/[\s{[]/.test(s[j])) j++;
+        while (j < s.length && !/[\n{[]/.test(s[j])) j++;
         if (j >= s.length && !/[\]}]/.test(c)) break; // maybe incomplete
       }
       this.enqueue(s.slice(i, j));
