@@ -1073,6 +1073,30 @@ function narrowFast(
     const ln = LOG(e);
     const sb = SCR << ln;
     const nb = n << lw;
+    if (!sgn && !round && !sat) {
+      // XTN, SHRN
+      for (let k = 0; k < lanes; k++) nar[sb + k] = wide[nb + k] >>> sh;
+    } else narrowLoop(c, wide, nar, nb, sb, lanes, e, sh, sgn, round, sat, uns);
+    const db = (d << ln) + base;
+    for (let k = 0; k < lanes; k++) nar[db + k] = nar[sb + k];
+  }
+  if (!q) zeroHi(c, d);
+}
+function narrowLoop(
+  c: Arm64Cpu,
+  wide: Uint16Array | Uint32Array,
+  nar: Uint8Array | Uint16Array,
+  nb: number,
+  sb: number,
+  lanes: number,
+  e: number,
+  sh: number,
+  sgn: boolean,
+  round: boolean,
+  sat: boolean,
+  uns: boolean,
+): void {
+  {
     const div = 2 ** sh;
     const add = round ? 2 ** (sh - 1) : 0;
     for (let k = 0; k < lanes; k++) {
@@ -1082,10 +1106,7 @@ function narrowFast(
       if (sat) v = uns ? satUn(c, v, e) : satSn(c, v, e);
       nar[sb + k] = v;
     }
-    const db = (d << ln) + base;
-    for (let k = 0; k < lanes; k++) nar[db + k] = nar[sb + k];
   }
-  if (!q) zeroHi(c, d);
 }
 // Narrowing: XTN, SQXTN, UQXTN, SQXTUN (vector and scalar)
 type Narrow = (c: Arm64Cpu, v: bigint, e: number) => bigint; // v: wide unsigned, e: narrow size
