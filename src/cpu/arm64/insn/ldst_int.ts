@@ -503,6 +503,56 @@ function stpX(cpu: Arm64Cpu, insn: number): void {
   mmu.write64(A.lo, A.hi, r[s2], r[s2 + 1]);
 }
 
+/** LDP X with writeback (post-index: mode 1, pre-index: mode 3): the common frame pop. */
+function ldpXWb(cpu: Arm64Cpu, insn: number): void {
+  const t = insn & 31;
+  const t2 = (insn >>> 10) & 31;
+  const n = (insn >>> 5) & 31;
+  if (t === t2 || (n !== 31 && (n === t || n === t2))) cpu.undefinedInstruction(insn);
+  if (n === 31) spCheck(cpu, n);
+  const imm = ((insn << 10) >> 25) << 3;
+  const post = (insn & 0x1000000) === 0;
+  addrImm(cpu, n, post ? 0 : imm);
+  const lo = A.lo;
+  const hi = A.hi;
+  const mmu = cpu.mmu;
+  const r = cpu.r;
+  const a = mmu.read64(lo, hi);
+  const ah = mmu.hi;
+  addrAdd(lo, hi, 8);
+  const b = mmu.read64(A.lo, A.hi);
+  const bh = mmu.hi;
+  const d = wzs(t) << 1;
+  const d2 = wzs(t2) << 1;
+  r[d] = a;
+  r[d + 1] = ah;
+  r[d2] = b;
+  r[d2 + 1] = bh;
+  writeback(cpu, n, imm);
+}
+
+/** STP X with writeback (post-index / pre-index): the common frame push. */
+function stpXWb(cpu: Arm64Cpu, insn: number): void {
+  const t = insn & 31;
+  const t2 = (insn >>> 10) & 31;
+  const n = (insn >>> 5) & 31;
+  if (n !== 31 && (n === t || n === t2)) cpu.undefinedInstruction(insn);
+  if (n === 31) spCheck(cpu, n);
+  const imm = ((insn << 10) >> 25) << 3;
+  const post = (insn & 0x1000000) === 0;
+  addrImm(cpu, n, post ? 0 : imm);
+  const lo = A.lo;
+  const hi = A.hi;
+  const r = cpu.r;
+  const s = rzs(t) << 1;
+  const s2 = rzs(t2) << 1;
+  const mmu = cpu.mmu;
+  mmu.write64(lo, hi, r[s], r[s + 1]);
+  addrAdd(lo, hi, 8);
+  mmu.write64(A.lo, A.hi, r[s2], r[s2 + 1]);
+  writeback(cpu, n, imm);
+}
+
 // ---- exclusives and acquire/release ----
 
 function ldxr(cpu: Arm64Cpu, insn: number): void {
@@ -685,6 +735,8 @@ export const patterns: Pattern[] = [
   { bits: 'xx 101 0 0xx x xxxxxxx xxxxx xxxxx xxxxx', name: 'LDST_pair', handler: ldstPair },
   { bits: '10 101 0 010 1 xxxxxxx xxxxx xxxxx xxxxx', name: 'LDP_X', handler: ldpX },
   { bits: '10 101 0 010 0 xxxxxxx xxxxx xxxxx xxxxx', name: 'STP_X', handler: stpX },
+  { bits: '10 101 0 0x1 1 xxxxxxx xxxxx xxxxx xxxxx', name: 'LDP_X_wb', handler: ldpXWb },
+  { bits: '10 101 0 0x1 0 xxxxxxx xxxxx xxxxx xxxxx', name: 'STP_X_wb', handler: stpXWb },
   // exclusives: size 001000 o2 L o1 Rs o0 Rt2 Rn Rt
   { bits: 'xx 001000 0 1 0 xxxxx x xxxxx xxxxx xxxxx', name: 'LDXR', handler: ldxr },
   { bits: 'xx 001000 0 0 0 xxxxx x xxxxx xxxxx xxxxx', name: 'STXR', handler: stxr },
