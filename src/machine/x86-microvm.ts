@@ -85,6 +85,13 @@ export class X86Machine {
       throw new Error(`memory must be 2..${X86_MEM.MMIO_HOLE / 1048576} MiB, got ${opts.memoryMiB}`);
     }
     this.irqchip = opts.irqchip ?? true;
+    // In async mode each vCPU holds a libuv pool thread while in KVM_RUN; keep one free for I/O.
+    const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    if ((opts.mode ?? (cpus > 1 ? 'async' : 'sync')) === 'async' && cpus >= pool) {
+      throw new Error(
+        `${cpus} vCPUs need UV_THREADPOOL_SIZE of at least ${cpus + 1} (it is ${pool}); set it in the environment before starting typevisor`,
+      );
+    }
     this.kvm = new Kvm();
     try {
       this.vm = this.kvm.createVm();
@@ -250,6 +257,19 @@ export class X86Machine {
       efer: 0x500n, // LME | LMA
     };
     v.setSregs(ns);
+    // MSRs a Linux entry expects in a defined state: SYSENTER, syscall targets, KERNEL_GS_BASE,
+    // fast strings enabled in MISC_ENABLE.
+    v.setMsrs([
+      { index: 0x174, data: 0n }, // IA32_SYSENTER_CS
+      { index: 0x175, data: 0n }, // IA32_SYSENTER_ESP
+      { index: 0x176, data: 0n }, // IA32_SYSENTER_EIP
+      { index: 0xc0000081, data: 0n }, // STAR
+      { index: 0xc0000082, data: 0n }, // LSTAR
+      { index: 0xc0000083, data: 0n }, // CSTAR
+      { index: 0xc0000084, data: 0n }, // SFMASK
+      { index: 0xc0000102, data: 0n }, // KERNEL_GS_BASE
+      { index: 0x1a0, data: 1n }, // IA32_MISC_ENABLE: fast strings
+    ]);
     v.setRegs({
       rip: BigInt(entry),
       rsi: BigInt(bootParams),

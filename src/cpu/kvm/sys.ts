@@ -6,6 +6,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 
 const require = createRequire(import.meta.url);
+
+// vCPUs in async mode each occupy a libuv pool thread inside KVM_RUN. Ask for a larger pool when
+// nobody chose a size (effective only if the pool has not started yet).
+if (process.env.UV_THREADPOOL_SIZE === undefined) process.env.UV_THREADPOOL_SIZE = '16';
 // koffi is a CommonJS native addon.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Koffi = any;
