@@ -957,24 +957,33 @@ P('0 q 0 01110 ss 10000 01001 10 nnnnn ddddd', 'CMEQ_zero_vec', (c, i) => {
 });
 
 // REV64 / REV16 / REV32
+const bswap = (x: number): number => (x << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24);
+const hswap = (x: number): number => (x << 16) | (x >>> 16);
+const bswap16 = (x: number): number => ((x & 0x00ff00ff) << 8) | ((x >>> 8) & 0x00ff00ff);
 function rev(containerBytes: number): (c: Arm64Cpu, i: number) => void {
   return (c, i) => {
     c.checkFp();
     const size = SZ(i);
-    const eb = 1 << size;
-    if (eb >= containerBytes) undef(c, i);
+    if (1 << size >= containerBytes) undef(c, i);
     const q = QF(i);
-    const nbytes = q ? 16 : 8;
-    const u8 = c.vU8;
-    const n = RN(i) << 4;
-    const d = RD(i) << 4;
-    for (let b = 0; b < nbytes; b++) u8[512 + b] = u8[n + b];
-    for (let cb = 0; cb < nbytes; cb += containerBytes) {
-      const k = containerBytes / eb;
-      for (let j = 0; j < k; j++)
-        for (let x = 0; x < eb; x++) u8[d + cb + j * eb + x] = u8[512 + cb + (k - 1 - j) * eb + x];
+    const u = c.vI32;
+    const n = RN(i) << 2;
+    const d = RD(i) << 2;
+    const w = q ? 4 : 2;
+    if (containerBytes === 8) {
+      // swap the words of each doubleword, reversing the elements inside each word
+      for (let k = 0; k < w; k += 2) {
+        const lo = u[n + k];
+        const hi = u[n + k + 1];
+        u[d + k] = size === 0 ? bswap(hi) : size === 1 ? hswap(hi) : hi;
+        u[d + k + 1] = size === 0 ? bswap(lo) : size === 1 ? hswap(lo) : lo;
+      }
+    } else if (containerBytes === 4) {
+      for (let k = 0; k < w; k++) u[d + k] = size === 0 ? bswap(u[n + k]) : hswap(u[n + k]);
+    } else {
+      for (let k = 0; k < w; k++) u[d + k] = bswap16(u[n + k]);
     }
-    if (!q) zeroHi(c, RD(i));
+    if (!q) zeroHi(c, d >> 2);
   };
 }
 P('0 q 0 01110 ss 10000 00000 10 nnnnn ddddd', 'REV64', rev(8));
