@@ -12,18 +12,37 @@
 // process's pieces for embedding (VmHost, createControlServer, createQmpServer).
 
 export { Vm, type VmSpec, type VmState, type VmExit, type DiskSpec } from './vmm/vm.js';
-export { loadConfig, loadConfigText, parseFormat, type LoadOptions, type LoadResult, type ConfigFormat } from './config/load.js';
+export {
+  loadConfig,
+  loadConfigText,
+  parseFormat,
+  type LoadOptions,
+  type LoadResult,
+  type ConfigFormat,
+} from './config/load.js';
 export type { VmConfig, DiskConfig, NetConfig, BalloonConfig } from './config/vmconfig.js';
 export { validateConfig } from './config/vmconfig.js';
 export { ConfigError } from './config/errors.js';
 export { UserError } from './host/errors.js';
 export { exportXl } from './config/export.js';
 export { writeMicrovmRunner, type RunnerResult } from './config/microvm-runner.js';
-export { VmHost, ConsoleRing, ControlError, NOMINAL_HZ, type HostState, type HostStatus } from './vmm/server.js';
+export {
+  VmHost,
+  ConsoleRing,
+  ControlError,
+  NOMINAL_HZ,
+  type HostState,
+  type HostStatus,
+} from './vmm/server.js';
 export { stateDir, entryPaths, readRecord, type VmRecord, type EntryPaths } from './vmm/state.js';
 export { createControlServer } from './api/control.js';
 export { createQmpServer } from './api/qmp.js';
-export { apiRequest as controlRequest, liveRecords as listGuests, findVm as findGuest, type ApiResponse } from './api/client.js';
+export {
+  apiRequest as controlRequest,
+  liveRecords as listGuests,
+  findVm as findGuest,
+  type ApiResponse,
+} from './api/client.js';
 export { createVm } from './cli/create.js';
 export type { RunValues } from './cli/spec.js';
 

@@ -7,7 +7,15 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { haveCrossToolchain, tinyGuestImage, tv, tempStateDir, until, alive, GREETING } from './helpers/toolstack-guest.js';
+import {
+  haveCrossToolchain,
+  tinyGuestImage,
+  tv,
+  tempStateDir,
+  until,
+  alive,
+  GREETING,
+} from './helpers/toolstack-guest.js';
 import { LIST_HEADER, formatRow } from '../src/cli/list.js';
 import { apiRequest } from '../src/api/client.js';
 
@@ -37,12 +45,20 @@ async function list(dir: string): Promise<Row[]> {
   return parseList(r.stdout);
 }
 
-function record(dir: string, name: string): { pid: number; id: number; name: string; spec: { memoryMiB: number } } {
+function record(
+  dir: string,
+  name: string,
+): { pid: number; id: number; name: string; spec: { memoryMiB: number } } {
   return JSON.parse(readFileSync(join(dir, name, 'vm.json'), 'utf8'));
 }
 
 /** Connect to a console socket and collect what arrives. */
-function consoleClient(path: string): { text: () => string; write: (s: string) => void; close: () => void; ended: Promise<void> } {
+function consoleClient(path: string): {
+  text: () => string;
+  write: (s: string) => void;
+  close: () => void;
+  ended: Promise<void>;
+} {
   const sock = connect(path);
   let buf = '';
   sock.on('data', (d: Buffer) => (buf += d.toString('latin1')));
@@ -53,9 +69,18 @@ function consoleClient(path: string): { text: () => string; write: (s: string) =
 
 test('list header and rows are formatted exactly like xl list', () => {
   // From seed 003 (xl list on a Xen host).
-  assert.equal(LIST_HEADER, 'Name                                        ID   Mem VCPUs      State   Time(s)');
-  assert.equal(formatRow('Domain-0', 0, 192, 4, 'r-----', 696.2), 'Domain-0                                     0   192     4     r-----     696.2');
-  assert.equal(formatRow('xen-guest', 1, 512, 1, '-b----', 153.0), 'xen-guest                                    1   512     1     -b----     153.0');
+  assert.equal(
+    LIST_HEADER,
+    'Name                                        ID   Mem VCPUs      State   Time(s)',
+  );
+  assert.equal(
+    formatRow('Domain-0', 0, 192, 4, 'r-----', 696.2),
+    'Domain-0                                     0   192     4     r-----     696.2',
+  );
+  assert.equal(
+    formatRow('xen-guest', 1, 512, 1, '-b----', 153.0),
+    'xen-guest                                    1   512     1     -b----     153.0',
+  );
 });
 
 test('create, list, console, shutdown -w', { skip, timeout: 60_000 }, async () => {
@@ -71,11 +96,15 @@ test('create, list, console, shutdown -w', { skip, timeout: 60_000 }, async () =
     const rec = record(dir, 'xen-guest');
     assert.equal(rec.id, 1);
     assert.ok(alive(rec.pid));
-    for (const f of ['control.sock', 'qmp.sock', 'console.sock', 'vm.json']) assert.ok(existsSync(join(dir, 'xen-guest', f)), f);
+    for (const f of ['control.sock', 'qmp.sock', 'console.sock', 'vm.json'])
+      assert.ok(existsSync(join(dir, 'xen-guest', f)), f);
 
     const rows = await list(dir);
     assert.equal(rows.length, 1);
-    assert.deepEqual({ ...rows[0], time: 0 }, { name: 'xen-guest', id: 1, mem: 96, vcpus: 2, state: 'r-----', time: 0 });
+    assert.deepEqual(
+      { ...rows[0], time: 0 },
+      { name: 'xen-guest', id: 1, mem: 96, vcpus: 2, state: 'r-----', time: 0 },
+    );
     assert.ok(rows[0].time >= 0);
 
     // A late attacher sees the greeting from the ring buffer; input is echoed by the guest.
@@ -98,7 +127,16 @@ test('create, list, console, shutdown -w', { skip, timeout: 60_000 }, async () =
 test('destroy stops an idle (blocked) guest at once', { skip, timeout: 60_000 }, async () => {
   const { dir, cleanup } = tempStateDir();
   try {
-    const c = await tv(dir, ['create', '--kernel', tinyGuestImage('idle'), '--name', 'idle', '--memory', '64', '--no-rng']);
+    const c = await tv(dir, [
+      'create',
+      '--kernel',
+      tinyGuestImage('idle'),
+      '--name',
+      'idle',
+      '--memory',
+      '64',
+      '--no-rng',
+    ]);
     assert.equal(c.code, 0, c.stderr);
     const rec = record(dir, 'idle');
     await until(async () => (await list(dir))[0]?.state === '-b----', 'the idle guest to block in WFI');
@@ -114,48 +152,55 @@ test('destroy stops an idle (blocked) guest at once', { skip, timeout: 60_000 },
   }
 });
 
-test('pause / unpause change the state letters; create -p starts paused', { skip, timeout: 60_000 }, async () => {
-  const { dir, cleanup } = tempStateDir();
-  try {
-    const kernel = tinyGuestImage();
-    assert.equal((await tv(dir, ['create', '--kernel', kernel, '--name', 'a', '--memory', '64'])).code, 0);
-    assert.equal((await list(dir))[0].state, 'r-----');
-    assert.equal((await tv(dir, ['pause', 'a'])).code, 0);
-    assert.equal((await list(dir))[0].state, '--p---');
-    const t1 = (await list(dir))[0].time;
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal((await list(dir))[0].time, t1, 'a paused guest retires no instructions');
-    assert.equal((await tv(dir, ['unpause', 'a'])).code, 0);
-    assert.equal((await list(dir))[0].state, 'r-----');
+test(
+  'pause / unpause change the state letters; create -p starts paused',
+  { skip, timeout: 60_000 },
+  async () => {
+    const { dir, cleanup } = tempStateDir();
+    try {
+      const kernel = tinyGuestImage();
+      assert.equal((await tv(dir, ['create', '--kernel', kernel, '--name', 'a', '--memory', '64'])).code, 0);
+      assert.equal((await list(dir))[0].state, 'r-----');
+      assert.equal((await tv(dir, ['pause', 'a'])).code, 0);
+      assert.equal((await list(dir))[0].state, '--p---');
+      const t1 = (await list(dir))[0].time;
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await list(dir))[0].time, t1, 'a paused guest retires no instructions');
+      assert.equal((await tv(dir, ['unpause', 'a'])).code, 0);
+      assert.equal((await list(dir))[0].state, 'r-----');
 
-    // -p: nothing runs until unpause; the console then shows the greeting.
-    const p = await tv(dir, ['create', '-p', '--kernel', kernel, '--name', 'b', '--memory', '64']);
-    assert.equal(p.code, 0, p.stderr);
-    const rows = await list(dir);
-    assert.deepEqual(
-      rows.map((r) => [r.name, r.id, r.state]),
-      [
-        ['a', 1, 'r-----'],
-        ['b', 2, '--p---'],
-      ],
-    );
-    const con = consoleClient(join(dir, 'b', 'console.sock'));
-    await new Promise((r) => setTimeout(r, 200));
-    assert.equal(con.text(), '');
-    assert.equal((await tv(dir, ['unpause', 'b'])).code, 0);
-    await until(() => con.text().includes(GREETING), 'the greeting after unpause');
-    con.close();
-    assert.equal((await list(dir)).find((r) => r.name === 'b')?.state, 'r-----');
-  } finally {
-    cleanup();
-  }
-});
+      // -p: nothing runs until unpause; the console then shows the greeting.
+      const p = await tv(dir, ['create', '-p', '--kernel', kernel, '--name', 'b', '--memory', '64']);
+      assert.equal(p.code, 0, p.stderr);
+      const rows = await list(dir);
+      assert.deepEqual(
+        rows.map((r) => [r.name, r.id, r.state]),
+        [
+          ['a', 1, 'r-----'],
+          ['b', 2, '--p---'],
+        ],
+      );
+      const con = consoleClient(join(dir, 'b', 'console.sock'));
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(con.text(), '');
+      assert.equal((await tv(dir, ['unpause', 'b'])).code, 0);
+      await until(() => con.text().includes(GREETING), 'the greeting after unpause');
+      con.close();
+      assert.equal((await list(dir)).find((r) => r.name === 'b')?.state, 'r-----');
+    } finally {
+      cleanup();
+    }
+  },
+);
 
 test('a VM process killed with SIGKILL leaves no stale entry', { skip, timeout: 60_000 }, async () => {
   const { dir, cleanup } = tempStateDir();
   try {
     const kernel = tinyGuestImage();
-    assert.equal((await tv(dir, ['create', '--kernel', kernel, '--name', 'victim', '--memory', '64'])).code, 0);
+    assert.equal(
+      (await tv(dir, ['create', '--kernel', kernel, '--name', 'victim', '--memory', '64'])).code,
+      0,
+    );
     const rec = record(dir, 'victim');
     process.kill(rec.pid, 'SIGKILL');
     await until(() => !alive(rec.pid), 'the VM process to die');
@@ -163,7 +208,10 @@ test('a VM process killed with SIGKILL leaves no stale entry', { skip, timeout: 
     assert.equal(existsSync(join(dir, 'victim')), false);
     assert.deepEqual(readdirSync(join(dir, '.ids')), [], 'its id is free again');
     // The name and the id can be used again.
-    assert.equal((await tv(dir, ['create', '--kernel', kernel, '--name', 'victim', '--memory', '64'])).code, 0);
+    assert.equal(
+      (await tv(dir, ['create', '--kernel', kernel, '--name', 'victim', '--memory', '64'])).code,
+      0,
+    );
     assert.equal(record(dir, 'victim').id, 1);
     // A dead entry is also cleared by other verbs (create of the same name after a SIGKILL).
     process.kill(record(dir, 'victim').pid, 'SIGKILL');
@@ -175,110 +223,134 @@ test('a VM process killed with SIGKILL leaves no stale entry', { skip, timeout: 
   }
 });
 
-test('two guests with one name are refused; config errors start nothing', { skip, timeout: 60_000 }, async () => {
-  const { dir, cleanup } = tempStateDir();
-  try {
-    const kernel = tinyGuestImage();
-    assert.equal((await tv(dir, ['create', '--kernel', kernel, '--name', 'web', '--memory', '64'])).code, 0);
-    const dup = await tv(dir, ['create', '--kernel', kernel, '--name', 'web', '--memory', '64']);
-    assert.equal(dup.code, 1);
-    assert.equal(dup.stderr.trim().split('\n').length, 1, dup.stderr);
-    assert.match(dup.stderr, /^typevisor: a guest named 'web' is already running \(id 1, pid \d+\)/);
-    const rows = await list(dir);
-    assert.deepEqual(rows.map((r) => [r.name, r.state]), [['web', 'r-----']]);
+test(
+  'two guests with one name are refused; config errors start nothing',
+  { skip, timeout: 60_000 },
+  async () => {
+    const { dir, cleanup } = tempStateDir();
+    try {
+      const kernel = tinyGuestImage();
+      assert.equal(
+        (await tv(dir, ['create', '--kernel', kernel, '--name', 'web', '--memory', '64'])).code,
+        0,
+      );
+      const dup = await tv(dir, ['create', '--kernel', kernel, '--name', 'web', '--memory', '64']);
+      assert.equal(dup.code, 1);
+      assert.equal(dup.stderr.trim().split('\n').length, 1, dup.stderr);
+      assert.match(dup.stderr, /^typevisor: a guest named 'web' is already running \(id 1, pid \d+\)/);
+      const rows = await list(dir);
+      assert.deepEqual(
+        rows.map((r) => [r.name, r.state]),
+        [['web', 'r-----']],
+      );
 
-    // Bad config: one clear line naming the file and key, non-zero, nothing started.
-    const bad = join(dir, '..', `bad-${process.pid}-${Date.now()}.json`);
-    writeFileSync(bad, JSON.stringify({ name: 'bad', kernel, memoryMiB: 'lots' }));
-    const b = await tv(dir, ['create', bad]);
-    assert.equal(b.code, 2);
-    assert.equal(b.stderr.trim().split('\n').length, 1, b.stderr);
-    assert.match(b.stderr, /memoryMiB/);
-    // Not an arm64 Image: refused before anything starts.
-    const notImage = join(dir, '..', `notimage-${process.pid}-${Date.now()}`);
-    writeFileSync(notImage, 'hello');
-    const k = await tv(dir, ['create', '--kernel', notImage, '--name', 'bad2']);
-    assert.equal(k.code, 2);
-    assert.equal(k.stderr.trim().split('\n').length, 1, k.stderr);
-    assert.match(k.stderr, /not an arm64 Linux Image/);
-    const m = await tv(dir, ['create', '--kernel', kernel, '--name', 'bad3', '--cpus', '99']);
-    assert.equal(m.code, 2);
-    assert.match(m.stderr, /--cpus/);
-    assert.deepEqual(
-      readdirSync(dir).filter((n) => !n.startsWith('.')),
-      ['web'],
-    );
-  } finally {
-    cleanup();
-  }
-});
+      // Bad config: one clear line naming the file and key, non-zero, nothing started.
+      const bad = join(dir, '..', `bad-${process.pid}-${Date.now()}.json`);
+      writeFileSync(bad, JSON.stringify({ name: 'bad', kernel, memoryMiB: 'lots' }));
+      const b = await tv(dir, ['create', bad]);
+      assert.equal(b.code, 2);
+      assert.equal(b.stderr.trim().split('\n').length, 1, b.stderr);
+      assert.match(b.stderr, /memoryMiB/);
+      // Not an arm64 Image: refused before anything starts.
+      const notImage = join(dir, '..', `notimage-${process.pid}-${Date.now()}`);
+      writeFileSync(notImage, 'hello');
+      const k = await tv(dir, ['create', '--kernel', notImage, '--name', 'bad2']);
+      assert.equal(k.code, 2);
+      assert.equal(k.stderr.trim().split('\n').length, 1, k.stderr);
+      assert.match(k.stderr, /not an arm64 Linux Image/);
+      const m = await tv(dir, ['create', '--kernel', kernel, '--name', 'bad3', '--cpus', '99']);
+      assert.equal(m.code, 2);
+      assert.match(m.stderr, /--cpus/);
+      assert.deepEqual(
+        readdirSync(dir).filter((n) => !n.startsWith('.')),
+        ['web'],
+      );
+    } finally {
+      cleanup();
+    }
+  },
+);
 
-test('reboot boots the guest again; balloon sets the target; console Ctrl-] detaches', { skip, timeout: 60_000 }, async () => {
-  const { dir, cleanup } = tempStateDir();
-  try {
-    const kernel = tinyGuestImage();
-    assert.equal((await tv(dir, ['create', '--kernel', kernel, '--name', 'r', '--memory', '128', '--balloon'])).code, 0);
-    const con = consoleClient(join(dir, 'r', 'console.sock'));
-    await until(() => con.text().includes(GREETING), 'the greeting');
-    assert.equal((await tv(dir, ['reboot', 'r'])).code, 0);
-    await until(() => con.text().split(GREETING).length === 3, 'the greeting after the reboot');
-    const vm = await apiRequest(join(dir, 'r', 'control.sock'), 'GET', '/vm');
-    assert.equal((vm.body as { boots: number }).boots, 2);
-    con.close();
+test(
+  'reboot boots the guest again; balloon sets the target; console Ctrl-] detaches',
+  { skip, timeout: 60_000 },
+  async () => {
+    const { dir, cleanup } = tempStateDir();
+    try {
+      const kernel = tinyGuestImage();
+      assert.equal(
+        (await tv(dir, ['create', '--kernel', kernel, '--name', 'r', '--memory', '128', '--balloon'])).code,
+        0,
+      );
+      const con = consoleClient(join(dir, 'r', 'console.sock'));
+      await until(() => con.text().includes(GREETING), 'the greeting');
+      assert.equal((await tv(dir, ['reboot', 'r'])).code, 0);
+      await until(() => con.text().split(GREETING).length === 3, 'the greeting after the reboot');
+      const vm = await apiRequest(join(dir, 'r', 'control.sock'), 'GET', '/vm');
+      assert.equal((vm.body as { boots: number }).boots, 2);
+      con.close();
 
-    assert.equal((await tv(dir, ['balloon', 'r', '100'])).code, 0);
-    assert.equal((await list(dir))[0].mem, 100);
-    const bad = await tv(dir, ['balloon', 'r', '500']);
-    assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /from 0 to 128 MiB/);
+      assert.equal((await tv(dir, ['balloon', 'r', '100'])).code, 0);
+      assert.equal((await list(dir))[0].mem, 100);
+      const bad = await tv(dir, ['balloon', 'r', '500']);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /from 0 to 128 MiB/);
 
-    // Ctrl-] (0x1d) detaches; what came before it reaches the guest (another attached console sees
-    // the echo: several consoles share the guest).
-    const watcher = consoleClient(join(dir, 'r', 'console.sock'));
-    const c = await tv(dir, ['console', 'r'], { input: Buffer.from('xyz\x1d'), keepOpenMs: 10_000 });
-    assert.equal(c.code, 0);
-    assert.match(c.stderr, /detached from r; the guest keeps running/);
-    await until(() => watcher.text().includes('xyz'), 'the echo of the input sent before Ctrl-]');
-    watcher.close();
-    assert.equal((await list(dir))[0].state, 'r-----');
-  } finally {
-    cleanup();
-  }
-});
+      // Ctrl-] (0x1d) detaches; what came before it reaches the guest (another attached console sees
+      // the echo: several consoles share the guest).
+      const watcher = consoleClient(join(dir, 'r', 'console.sock'));
+      const c = await tv(dir, ['console', 'r'], { input: Buffer.from('xyz\x1d'), keepOpenMs: 10_000 });
+      assert.equal(c.code, 0);
+      assert.match(c.stderr, /detached from r; the guest keeps running/);
+      await until(() => watcher.text().includes('xyz'), 'the echo of the input sent before Ctrl-]');
+      watcher.close();
+      assert.equal((await list(dir))[0].state, 'r-----');
+    } finally {
+      cleanup();
+    }
+  },
+);
 
-test('autostart creates the guests of a directory once; launch runs a config in the foreground', { skip, timeout: 60_000 }, async () => {
-  const { dir, cleanup } = tempStateDir();
-  try {
-    const kernel = tinyGuestImage();
-    const auto = join(dir, '..', `auto-${process.pid}-${Date.now()}`);
-    const { mkdirSync } = await import('node:fs');
-    mkdirSync(auto);
-    writeFileSync(join(auto, 'one.json'), JSON.stringify({ name: 'one', kernel, memoryMiB: 64 }));
-    writeFileSync(join(auto, 'two.cfg'), `name = "two"\nmemory = 80\nkernel = "${kernel}"\n`);
-    writeFileSync(join(auto, 'README'), 'not a config');
-    const a = await tv(dir, ['autostart', auto]);
-    assert.equal(a.code, 0, a.stderr);
-    assert.deepEqual(
-      (await list(dir)).map((r) => [r.name, r.mem]),
-      [
-        ['one', 64],
-        ['two', 80],
-      ],
-    );
-    const again = await tv(dir, ['autostart', auto]);
-    assert.equal(again.code, 0, again.stderr);
-    assert.match(again.stderr, /one .* is already running/);
-    assert.equal((await list(dir)).length, 2);
+test(
+  'autostart creates the guests of a directory once; launch runs a config in the foreground',
+  { skip, timeout: 60_000 },
+  async () => {
+    const { dir, cleanup } = tempStateDir();
+    try {
+      const kernel = tinyGuestImage();
+      const auto = join(dir, '..', `auto-${process.pid}-${Date.now()}`);
+      const { mkdirSync } = await import('node:fs');
+      mkdirSync(auto);
+      writeFileSync(join(auto, 'one.json'), JSON.stringify({ name: 'one', kernel, memoryMiB: 64 }));
+      writeFileSync(join(auto, 'two.cfg'), `name = "two"\nmemory = 80\nkernel = "${kernel}"\n`);
+      writeFileSync(join(auto, 'README'), 'not a config');
+      const a = await tv(dir, ['autostart', auto]);
+      assert.equal(a.code, 0, a.stderr);
+      assert.deepEqual(
+        (await list(dir)).map((r) => [r.name, r.mem]),
+        [
+          ['one', 64],
+          ['two', 80],
+        ],
+      );
+      const again = await tv(dir, ['autostart', auto]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stderr, /one .* is already running/);
+      assert.equal((await list(dir)).length, 2);
 
-    // launch = run: the console is on stdio; '!' makes the tiny guest power off.
-    const l = await tv(dir, ['launch', join(auto, 'one.json'), '--name', 'fg'], { input: 'hi!', timeoutMs: 30_000 });
-    assert.equal(l.code, 0, l.stderr);
-    assert.ok(l.stdout.includes(GREETING));
-    assert.ok(l.stdout.includes('hi'));
-  } finally {
-    cleanup();
-  }
-});
+      // launch = run: the console is on stdio; '!' makes the tiny guest power off.
+      const l = await tv(dir, ['launch', join(auto, 'one.json'), '--name', 'fg'], {
+        input: 'hi!',
+        timeoutMs: 30_000,
+      });
+      assert.equal(l.code, 0, l.stderr);
+      assert.ok(l.stdout.includes(GREETING));
+      assert.ok(l.stdout.includes('hi'));
+    } finally {
+      cleanup();
+    }
+  },
+);
 
 test('microvm-runner scripts drive the toolstack', { skip, timeout: 60_000 }, async () => {
   const { dir, cleanup } = tempStateDir();
@@ -307,3 +379,81 @@ test('microvm-runner scripts drive the toolstack', { skip, timeout: 60_000 }, as
     cleanup();
   }
 });
+
+test(
+  'on_poweroff = "preserve" keeps a powered-off guest listed (---s--) until destroy',
+  { skip, timeout: 60_000 },
+  async () => {
+    const { dir, cleanup } = tempStateDir();
+    try {
+      const cfg = join(dir, '..', `keep-${process.pid}-${Date.now()}.cfg`);
+      writeFileSync(
+        cfg,
+        `name = "keep"\nmemory = 64\nkernel = "${tinyGuestImage()}"\non_poweroff = "preserve"\n`,
+      );
+      assert.equal((await tv(dir, ['create', cfg])).code, 0);
+      const rec = record(dir, 'keep');
+      // '!' makes the tiny guest power off.
+      const con = await tv(dir, ['console', 'keep'], { input: '!', keepOpenMs: 500 });
+      assert.equal(con.code, 0);
+      await until(async () => (await list(dir))[0]?.state === '---s--', 'the ---s-- state');
+      assert.ok(alive(rec.pid));
+      // The console still shows the last screen, then closes.
+      const late = await tv(dir, ['console', 'keep'], { keepOpenMs: 5000 });
+      assert.ok(late.stdout.includes(GREETING));
+      assert.match(late.stderr, /keep stopped; console closed/);
+      const p = await tv(dir, ['pause', 'keep']);
+      assert.equal(p.code, 1);
+      assert.match(p.stderr, /cannot pause: the VM has stopped/);
+      assert.equal((await tv(dir, ['destroy', 'keep'])).code, 0);
+      assert.equal(alive(rec.pid), false);
+      assert.deepEqual(await list(dir), []);
+    } finally {
+      cleanup();
+    }
+  },
+);
+
+test(
+  'commands name a guest by name or id; unknown guests get one clear line',
+  { skip, timeout: 60_000 },
+  async () => {
+    const { dir, cleanup } = tempStateDir();
+    try {
+      assert.equal(
+        (await tv(dir, ['create', '--kernel', tinyGuestImage('idle'), '--name', 'n1', '--memory', '64']))
+          .code,
+        0,
+      );
+      assert.equal(
+        (await tv(dir, ['create', '--kernel', tinyGuestImage('idle'), '--name', 'n2', '--memory', '64']))
+          .code,
+        0,
+      );
+      const l = await tv(dir, ['list', 'n2']);
+      assert.deepEqual(
+        parseList(l.stdout).map((r) => [r.name, r.id]),
+        [['n2', 2]],
+      );
+      assert.equal((await tv(dir, ['pause', '2'])).code, 0);
+      assert.deepEqual(
+        (await list(dir)).map((r) => r.state),
+        ['-b----', '--p---'],
+      );
+      for (const verb of ['console', 'shutdown', 'reboot', 'destroy', 'pause', 'unpause']) {
+        const r = await tv(dir, [verb, 'ghost']);
+        assert.equal(r.code, 1, verb);
+        assert.equal(r.stderr, "typevisor: no running guest named 'ghost' (see typevisor list)\n", verb);
+      }
+      const r = await tv(dir, ['list', 'ghost']);
+      assert.equal(r.code, 1);
+      assert.equal((await tv(dir, ['destroy', '1'])).code, 0);
+      assert.deepEqual(
+        (await list(dir)).map((x) => x.name),
+        ['n2'],
+      );
+    } finally {
+      cleanup();
+    }
+  },
+);

@@ -34,7 +34,10 @@ export function apiRequest(
         socketPath,
         method,
         path,
-        headers: text === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) },
+        headers:
+          text === undefined
+            ? {}
+            : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) },
         timeout: timeoutMs,
       },
       (res) => {
@@ -65,7 +68,9 @@ export function apiRequest(
 /** The fault message of an error response, or a description of the status. */
 export function faultOf(r: ApiResponse): string {
   const b = r.body as { fault_message?: string } | undefined;
-  return b && typeof b === 'object' && typeof b.fault_message === 'string' ? b.fault_message : `HTTP ${r.status}`;
+  return b && typeof b === 'object' && typeof b.fault_message === 'string'
+    ? b.fault_message
+    : `HTTP ${r.status}`;
 }
 
 /** Seconds a new entry may go without answering before it counts as dead (the VM process is starting). */
@@ -75,7 +80,10 @@ const STARTUP_GRACE_S = 30;
  * Whether NAME's entry belongs to a live VM process. A dead pid, or a process that has not answered
  * on its control socket long after its creation, makes it stale.
  */
-export async function entryAlive(name: string, dir = stateDir()): Promise<{ alive: boolean; record?: VmRecord }> {
+export async function entryAlive(
+  name: string,
+  dir = stateDir(),
+): Promise<{ alive: boolean; record?: VmRecord }> {
   const record = readRecord(name, dir);
   if (!record) {
     // `create` writes vm.json right after spawning the VM process; an entry without one is new or broken.
@@ -115,22 +123,24 @@ export async function liveRecords(dir = stateDir()): Promise<VmRecord[]> {
 
 /** Find a running VM by name (or by id, as xl accepts a domid); a UserError when there is none. */
 export async function findVm(nameOrId: string, dir = stateDir()): Promise<VmRecord> {
-  let name = nameOrId;
   if (/^\d+$/.test(nameOrId) && !readRecord(nameOrId, dir)) {
     const byId = (await liveRecords(dir)).find((r) => r.id === Number(nameOrId));
     if (byId) return byId;
   }
-  const { alive, record } = await entryAlive(name, dir);
+  const { alive, record } = await entryAlive(nameOrId, dir);
   if (record && alive) return record;
-  if (record || entryNames(dir).includes(name)) {
-    if (!alive) removeEntry(name, dir);
-  }
-  name = nameOrId;
-  throw new UserError(`no running guest named '${name}' (see typevisor list)`, 1);
+  if (record && !alive) removeEntry(nameOrId, dir);
+  throw new UserError(`no running guest named '${nameOrId}' (see typevisor list)`, 1);
 }
 
 /** Call the control API of the named VM; a non-2xx answer becomes a UserError with its fault message. */
-export async function callVm(record: VmRecord, method: string, path: string, body?: unknown, dir = stateDir()): Promise<unknown> {
+export async function callVm(
+  record: VmRecord,
+  method: string,
+  path: string,
+  body?: unknown,
+  dir = stateDir(),
+): Promise<unknown> {
   let r: ApiResponse;
   try {
     r = await apiRequest(entryPaths(record.name, dir).control, method, path, body);

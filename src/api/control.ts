@@ -36,12 +36,20 @@ function checkBody(
   fields: Record<string, { type: FieldType; required?: boolean; values?: readonly string[] }>,
 ): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new ApiError(400, `expected a JSON object as the request body, got ${body === null ? 'null' : Array.isArray(body) ? 'an array' : typeof body}`);
+    throw new ApiError(
+      400,
+      `expected a JSON object as the request body, got ${body === null ? 'null' : Array.isArray(body) ? 'an array' : typeof body}`,
+    );
   }
   const o = body as Record<string, unknown>;
   for (const k of Object.keys(o)) {
     if (!(k in fields)) {
-      throw new ApiError(400, `unknown field \`${k}\`, expected one of: ${Object.keys(fields).map((f) => `\`${f}\``).join(', ')}`);
+      throw new ApiError(
+        400,
+        `unknown field \`${k}\`, expected one of: ${Object.keys(fields)
+          .map((f) => `\`${f}\``)
+          .join(', ')}`,
+      );
     }
   }
   for (const [k, f] of Object.entries(fields)) {
@@ -63,7 +71,10 @@ function checkBody(
       throw new ApiError(400, `invalid type for field \`${k}\`: expected ${what}, got ${JSON.stringify(v)}`);
     }
     if (f.values && !f.values.includes(v as string)) {
-      throw new ApiError(400, `invalid value for field \`${k}\`: expected one of ${f.values.map((x) => `"${x}"`).join(', ')}, got ${JSON.stringify(v)}`);
+      throw new ApiError(
+        400,
+        `invalid value for field \`${k}\`: expected one of ${f.values.map((x) => `"${x}"`).join(', ')}, got ${JSON.stringify(v)}`,
+      );
     }
   }
   return o;
@@ -129,7 +140,9 @@ const ROUTES: Record<string, Record<string, Handler>> = {
       };
     },
     PATCH: async (host, body) => {
-      const o = checkBody(await body(), { state: { type: 'string', required: true, values: ['Paused', 'Resumed'] } });
+      const o = checkBody(await body(), {
+        state: { type: 'string', required: true, values: ['Paused', 'Resumed'] },
+      });
       if (o.state === 'Paused') host.pause();
       else await host.resume();
       return undefined;
@@ -144,7 +157,11 @@ const ROUTES: Record<string, Record<string, Handler>> = {
   '/actions': {
     PUT: async (host, body) => {
       const o = checkBody(await body(), {
-        action_type: { type: 'string', required: true, values: ['InstanceStart', 'SendCtrlAltDel', 'FlushMetrics'] },
+        action_type: {
+          type: 'string',
+          required: true,
+          values: ['InstanceStart', 'SendCtrlAltDel', 'FlushMetrics'],
+        },
       });
       if (o.action_type === 'InstanceStart') await host.start();
       else if (o.action_type === 'SendCtrlAltDel') host.shutdown();
@@ -195,7 +212,10 @@ const ROUTES: Record<string, Record<string, Handler>> = {
       if (!b) throw new ApiError(400, 'No balloon device configured');
       const amount = o.amount_mib as number;
       if (amount > b.memoryMiB) {
-        throw new ApiError(400, `invalid value for field \`amount_mib\`: ${amount} is more than the guest's ${b.memoryMiB} MiB`);
+        throw new ApiError(
+          400,
+          `invalid value for field \`amount_mib\`: ${amount} is more than the guest's ${b.memoryMiB} MiB`,
+        );
       }
       host.setBalloon(b.memoryMiB - amount);
       return undefined;
@@ -233,7 +253,9 @@ export async function handleRequest(host: VmHost, req: IncomingMessage, res: Ser
     }
     let bodyRead: Promise<unknown> | undefined;
     const body = (): Promise<unknown> =>
-      (bodyRead ??= readBody(req).then((t) => (t.trim() === '' && method !== 'PATCH' && path !== '/actions' ? undefined : parseJson(t))));
+      (bodyRead ??= readBody(req).then((t) =>
+        t.trim() === '' && method !== 'PATCH' && path !== '/actions' ? undefined : parseJson(t),
+      ));
     const out = await handler(host, body);
     if (!bodyRead) req.resume();
     send(res, out === undefined ? 204 : 200, out);
@@ -254,7 +276,9 @@ export function createControlServer(host: VmHost): Server {
   server.on('clientError', (err, socket) => {
     if (socket.writable) {
       const text = JSON.stringify({ fault_message: `malformed HTTP request: ${err.message}` });
-      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+      );
     } else socket.destroy();
   });
   return server;

@@ -43,7 +43,8 @@ function checkArgs(name: string, spec: Record<string, 'int' | 'str' | 'bool'> = 
   for (const [k, t] of Object.entries(spec)) {
     const v = a[k];
     if (v === undefined) throw new QmpError('GenericError', `Parameter '${k}' is missing`);
-    const ok = t === 'int' ? Number.isSafeInteger(v) : t === 'str' ? typeof v === 'string' : typeof v === 'boolean';
+    const ok =
+      t === 'int' ? Number.isSafeInteger(v) : t === 'str' ? typeof v === 'string' : typeof v === 'boolean';
     if (!ok) {
       const want = t === 'int' ? 'integer' : t === 'str' ? 'string' : 'boolean';
       throw new QmpError('GenericError', `Invalid parameter type for '${k}', expected: ${want}`);
@@ -102,7 +103,8 @@ const COMMANDS: Record<string, Command> = {
     run: (host, a) => {
       if (!host.balloon()) throw new QmpError('DeviceNotActive', 'No balloon device has been activated');
       const value = a.value as number;
-      if (value <= 0) throw new QmpError('GenericError', "Parameter 'value' expects a size greater than zero");
+      if (value <= 0)
+        throw new QmpError('GenericError', "Parameter 'value' expects a size greater than zero");
       host.setBalloon(Math.min(host.record.spec.memoryMiB, value / MiB));
     },
   },
@@ -140,7 +142,10 @@ class QmpClient {
     this.pending += data;
     if (this.pending.length > MAX_PENDING) {
       this.pending = '';
-      this.error('GenericError', `JSON parse error, input longer than ${MAX_PENDING} bytes without a complete value`);
+      this.error(
+        'GenericError',
+        `JSON parse error, input longer than ${MAX_PENDING} bytes without a complete value`,
+      );
       return;
     }
     let i = 0;
@@ -249,8 +254,10 @@ function stripEnable(args: unknown): unknown {
   if (typeof args !== 'object' || args === null || Array.isArray(args)) return args;
   const { enable, ...rest } = args as Args;
   if (enable !== undefined) {
-    if (!Array.isArray(enable)) throw new QmpError('GenericError', "Invalid parameter type for 'enable', expected: array");
-    if (enable.length > 0) throw new QmpError('GenericError', `Capability '${String(enable[0])}' not available`);
+    if (!Array.isArray(enable))
+      throw new QmpError('GenericError', "Invalid parameter type for 'enable', expected: array");
+    if (enable.length > 0)
+      throw new QmpError('GenericError', `Capability '${String(enable[0])}' not available`);
   }
   return rest;
 }
@@ -292,7 +299,8 @@ export function createQmpServer(host: VmHost): Server {
   const clients = new Set<QmpClient>();
   host.on('event', (event, data) => {
     for (const c of clients) {
-      if (c.negotiated) c.send(data ? { event, data, timestamp: timestamp() } : { event, timestamp: timestamp() });
+      if (c.negotiated)
+        c.send(data ? { event, data, timestamp: timestamp() } : { event, timestamp: timestamp() });
     }
   });
   return createServer((sock) => {
@@ -304,7 +312,10 @@ export function createQmpServer(host: VmHost): Server {
     sock.on('close', () => clients.delete(client));
     const [major, minor, micro] = VMM_VERSION.split('.').map((x) => Number.parseInt(x, 10) || 0);
     client.send({
-      QMP: { version: { qemu: { major, minor, micro }, package: `typevisor ${VMM_VERSION}` }, capabilities: [] },
+      QMP: {
+        version: { qemu: { major, minor, micro }, package: `typevisor ${VMM_VERSION}` },
+        capabilities: [],
+      },
     });
   });
 }

@@ -21,7 +21,9 @@ export async function main(args: string[]): Promise<number> {
     strict: true,
   });
   if (values.help) {
-    process.stdout.write(`usage: typevisor autostart [DIR]\n\nCreates every guest configured in DIR (default ${DEFAULT_AUTOSTART_DIR}; *.json, *.cfg) that is not running.\n`);
+    process.stdout.write(
+      `usage: typevisor autostart [DIR]\n\nCreates every guest configured in DIR (default ${DEFAULT_AUTOSTART_DIR}; *.json, *.cfg) that is not running.\n`,
+    );
     return 0;
   }
   if (positionals.length > 1) throw new UserError('autostart: expected at most one directory');
@@ -29,7 +31,9 @@ export async function main(args: string[]): Promise<number> {
   let files: string[];
   try {
     if (!statSync(dir).isDirectory()) throw new UserError(`autostart: ${dir} is not a directory`);
-    files = readdirSync(dir).filter((f) => /\.(json|cfg)$/.test(f)).sort();
+    files = readdirSync(dir)
+      .filter((f) => /\.(json|cfg)$/.test(f))
+      .sort();
   } catch (e) {
     if (e instanceof UserError) throw e;
     throw new UserError(`autostart: cannot read ${dir}: ${(e as Error).message}`);
@@ -48,7 +52,9 @@ export async function main(args: string[]): Promise<number> {
       process.stderr.write(`typevisor: created ${rec.name} (id ${rec.id}) from ${path}\n`);
     } catch (e) {
       failures++;
-      process.stderr.write(`typevisor: ${path}: ${e instanceof UserError ? e.message.replace(new RegExp(`^${escapeRe(path)}: `), '') : (e as Error).message}\n`);
+      process.stderr.write(
+        `typevisor: ${path}: ${e instanceof UserError ? e.message.replace(new RegExp(`^${escapeRe(path)}: `), '') : (e as Error).message}\n`,
+      );
     }
   }
   return failures > 0 ? 1 : 0;

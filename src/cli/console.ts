@@ -27,7 +27,8 @@ export async function main(args: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  if (positionals.length !== 1) throw new UserError('console: expected one guest name (typevisor console NAME)');
+  if (positionals.length !== 1)
+    throw new UserError('console: expected one guest name (typevisor console NAME)');
   const rec = await findVm(positionals[0]);
   return attachConsole(rec.name, entryPaths(rec.name, stateDir()).console);
 }

@@ -65,7 +65,8 @@ export async function main(args: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  if (positionals.length > 1) throw new UserError(`create: expected one config file, got ${positionals.join(' ')}`);
+  if (positionals.length > 1)
+    throw new UserError(`create: expected one config file, got ${positionals.join(' ')}`);
   const configPath = positionals[0];
   const spec = await specFromOptions(values, configPath);
   let onPoweroff: string | undefined;
@@ -76,7 +77,9 @@ export async function main(args: string[]): Promise<number> {
     onCrash = config.onCrash;
   }
   const rec = await createVm(spec, { startPaused: values.paused, onPoweroff, onCrash });
-  process.stderr.write(`typevisor: created ${rec.name} (id ${rec.id}, pid ${rec.pid})${values.paused ? ', paused' : ''}\n`);
+  process.stderr.write(
+    `typevisor: created ${rec.name} (id ${rec.id}, pid ${rec.pid})${values.paused ? ', paused' : ''}\n`,
+  );
   if (values.c || values.attach) return attachConsole(rec.name, entryPaths(rec.name).console);
   return 0;
 }
@@ -159,7 +162,10 @@ export async function createVm(spec: VmSpec, opts: CreateOptions = {}): Promise<
         } catch {
           // gone already
         }
-        throw new UserError(`guest '${name}' did not answer on ${paths.control} within ${READY_TIMEOUT_MS / 1000} s; see ${paths.log}`, 1);
+        throw new UserError(
+          `guest '${name}' did not answer on ${paths.control} within ${READY_TIMEOUT_MS / 1000} s; see ${paths.log}`,
+          1,
+        );
       }
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -174,11 +180,17 @@ export async function createVm(spec: VmSpec, opts: CreateOptions = {}): Promise<
 function startFailure(name: string, logPath: string, code: number): UserError {
   let last = '';
   try {
-    const lines = readFileSync(logPath, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '');
+    const lines = readFileSync(logPath, 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '');
     last = lines.filter((l) => l.startsWith('typevisor: ')).at(-1) ?? lines.at(-1) ?? '';
   } catch {
     // no log
   }
   last = last.replace(/^typevisor: /, '');
-  return new UserError(last ? last : `the VM process of '${name}' exited (status ${code}) before it was ready`, code === 2 ? 2 : 1);
+  return new UserError(
+    last ? last : `the VM process of '${name}' exited (status ${code}) before it was ready`,
+    code === 2 ? 2 : 1,
+  );
 }

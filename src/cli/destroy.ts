@@ -14,10 +14,13 @@ export async function main(args: string[]): Promise<number> {
     strict: true,
   });
   if (values.help) {
-    process.stdout.write('usage: typevisor destroy NAME\n\nStops the guest NAME (or its id) at once, like pulling the plug.\n');
+    process.stdout.write(
+      'usage: typevisor destroy NAME\n\nStops the guest NAME (or its id) at once, like pulling the plug.\n',
+    );
     return 0;
   }
-  if (positionals.length !== 1) throw new UserError('destroy: expected one guest name (typevisor destroy NAME)');
+  if (positionals.length !== 1)
+    throw new UserError('destroy: expected one guest name (typevisor destroy NAME)');
   const dir = stateDir();
   const rec = await findVm(positionals[0], dir);
   let asked = false;

@@ -46,7 +46,14 @@ export function stateLetters(state: string | undefined): string {
 }
 
 /** One line in xl list's format (xl_list.c: "%-40s %5d %5lu %5d     %c%c%c%c%c%c  %8.1f"). */
-export function formatRow(name: string, id: number, memMiB: number, vcpus: number, letters: string, timeS: number): string {
+export function formatRow(
+  name: string,
+  id: number,
+  memMiB: number,
+  vcpus: number,
+  letters: string,
+  timeS: number,
+): string {
   return `${name.padEnd(40)} ${String(id).padStart(5)} ${String(Math.round(memMiB)).padStart(5)} ${String(vcpus).padStart(5)}     ${letters}  ${timeS.toFixed(1).padStart(8)}`;
 }
 
@@ -73,14 +80,27 @@ export async function main(args: string[]): Promise<number> {
   }
   const infos = await Promise.all(records.map((r) => info(r, dir)));
   if (values.long) {
-    process.stdout.write(JSON.stringify(records.map((r, i) => ({ ...r, status: infos[i] ?? null })), null, 2) + '\n');
+    process.stdout.write(
+      JSON.stringify(
+        records.map((r, i) => ({ ...r, status: infos[i] ?? null })),
+        null,
+        2,
+      ) + '\n',
+    );
     return 0;
   }
   const lines = [LIST_HEADER];
   records.forEach((r, i) => {
     const s = infos[i];
     lines.push(
-      formatRow(r.name, r.id, s?.current_mem_mib ?? r.spec.memoryMiB, s?.vcpu_count ?? r.spec.cpus, stateLetters(s?.state), s?.cpu_time_s ?? 0),
+      formatRow(
+        r.name,
+        r.id,
+        s?.current_mem_mib ?? r.spec.memoryMiB,
+        s?.vcpu_count ?? r.spec.cpus,
+        stateLetters(s?.state),
+        s?.cpu_time_s ?? 0,
+      ),
     );
   });
   process.stdout.write(lines.join('\n') + '\n');

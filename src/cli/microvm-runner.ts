@@ -15,7 +15,11 @@ as microvm.nix does for its hypervisors. $TYPEVISOR in their environment names t
 export async function main(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
-    options: { help: { type: 'boolean', short: 'h' }, out: { type: 'string', short: 'o' }, from: { type: 'string' } },
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      out: { type: 'string', short: 'o' },
+      from: { type: 'string' },
+    },
     allowPositionals: true,
     strict: true,
   });
@@ -23,7 +27,10 @@ export async function main(args: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  if (positionals.length !== 1) throw new UserError('microvm-runner: expected one config file (typevisor microvm-runner CONFIG --out DIR)');
+  if (positionals.length !== 1)
+    throw new UserError(
+      'microvm-runner: expected one config file (typevisor microvm-runner CONFIG --out DIR)',
+    );
   if (!values.out) throw new UserError('microvm-runner: --out DIR is required');
   const r = writeMicrovmRunner(positionals[0], values.out, { from: values.from });
   for (const w of r.warnings) process.stderr.write(`typevisor: warning: ${w}\n`);

@@ -16,7 +16,8 @@ async function run(verb: 'pause' | 'unpause', args: string[]): Promise<number> {
     process.stdout.write(`usage: typevisor ${verb} NAME\n`);
     return 0;
   }
-  if (positionals.length !== 1) throw new UserError(`${verb}: expected one guest name (typevisor ${verb} NAME)`);
+  if (positionals.length !== 1)
+    throw new UserError(`${verb}: expected one guest name (typevisor ${verb} NAME)`);
   const rec = await findVm(positionals[0]);
   await callVm(rec, 'PATCH', '/vm', { state: verb === 'pause' ? 'Paused' : 'Resumed' });
   return 0;

@@ -15,7 +15,8 @@ export async function main(args: string[]): Promise<number> {
     process.stdout.write('usage: typevisor reboot NAME\n\nAsks the guest NAME (or its id) to reboot.\n');
     return 0;
   }
-  if (positionals.length !== 1) throw new UserError('reboot: expected one guest name (typevisor reboot NAME)');
+  if (positionals.length !== 1)
+    throw new UserError('reboot: expected one guest name (typevisor reboot NAME)');
   const rec = await findVm(positionals[0]);
   await callVm(rec, 'PUT', '/reboot');
   return 0;

@@ -27,11 +27,13 @@ export async function main(args: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  if (positionals.length !== 1) throw new UserError('shutdown: expected one guest name (typevisor shutdown [-w] NAME)');
+  if (positionals.length !== 1)
+    throw new UserError('shutdown: expected one guest name (typevisor shutdown [-w] NAME)');
   let graceMs: number | undefined;
   if (values.grace !== undefined) {
     const g = Number(values.grace);
-    if (!/^\d+(\.\d+)?$/.test(values.grace) || !Number.isFinite(g)) throw new UserError(`--grace: expected seconds, got '${values.grace}'`);
+    if (!/^\d+(\.\d+)?$/.test(values.grace) || !Number.isFinite(g))
+      throw new UserError(`--grace: expected seconds, got '${values.grace}'`);
     graceMs = Math.round(g * 1000);
   }
   const rec = await findVm(positionals[0]);

@@ -18,7 +18,8 @@ export async function main(args: string[]): Promise<number> {
     allowPositionals: true,
     strict: true,
   });
-  if (positionals.length !== 1) throw new UserError('usage: typevisor vm-server [--state-dir DIR] NAME (internal; use typevisor create)');
+  if (positionals.length !== 1)
+    throw new UserError('usage: typevisor vm-server [--state-dir DIR] NAME (internal; use typevisor create)');
   const name = positionals[0];
   const dir = values['state-dir'] ?? stateDir();
   let host: VmHost;
@@ -63,7 +64,9 @@ if (isEntry()) {
         process.stderr.write(`typevisor: ${err.message}\n`);
         process.exit(err instanceof UserError ? err.exitCode : 2);
       }
-      process.stderr.write(`typevisor: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.stderr.write(
+        `typevisor: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
       process.exit(70);
     },
   );

@@ -228,7 +228,9 @@ export class VmHost extends EventEmitter<VmHostEvents> {
     this.requireLive('set the balloon');
     if (!this.record.spec.balloon) throw new ControlError('No balloon device configured');
     if (!Number.isFinite(targetMiB) || targetMiB < 0 || targetMiB > this.record.spec.memoryMiB) {
-      throw new ControlError(`balloon target ${targetMiB} MiB is outside 0 to ${this.record.spec.memoryMiB} MiB`);
+      throw new ControlError(
+        `balloon target ${targetMiB} MiB is outside 0 to ${this.record.spec.memoryMiB} MiB`,
+      );
     }
     if (!this.started) throw new ControlError('cannot set the balloon: the VM has not been started');
     this.vm.setBalloonTarget(targetMiB);

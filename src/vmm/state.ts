@@ -13,7 +13,16 @@
 // two concurrent `create`s never share either. An entry whose process is gone (SIGKILL, crash) is
 // stale: isAlive() says so and removeEntry() clears it; `list` and `create` do that on sight.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { VmSpec } from './vm.js';
 
@@ -79,7 +88,8 @@ export function writeJsonAtomic(path: string, value: unknown): void {
 export function readRecord(name: string, dir = stateDir()): VmRecord | undefined {
   try {
     const r = JSON.parse(readFileSync(entryPaths(name, dir).record, 'utf8')) as VmRecord;
-    if (typeof r?.name !== 'string' || typeof r.id !== 'number' || typeof r.pid !== 'number') return undefined;
+    if (typeof r?.name !== 'string' || typeof r.id !== 'number' || typeof r.pid !== 'number')
+      return undefined;
     return r;
   } catch {
     return undefined;

@@ -124,7 +124,6 @@ export function tinyGuestImage(variant: 'echo' | 'idle' = 'echo'): string {
 
 // ---------------------------------------------------------------- running the CLI in tests
 
-
 /** dist/src/cli/main.js */
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
