@@ -84,10 +84,10 @@ test('list header and rows are formatted exactly like xl list', () => {
 });
 
 test('create, list, console, shutdown -w', { skip, timeout: 60_000 }, async () => {
-  const { dir, cleanup } = tempStateDir();
+  const { dir, work, cleanup } = tempStateDir();
   try {
     const kernel = tinyGuestImage();
-    const cfg = join(dir, '..', `tiny-${process.pid}-${Date.now()}.cfg`);
+    const cfg = join(work, 'tiny.cfg');
     // An xl config, as in seed 003.
     writeFileSync(cfg, `name = "xen-guest"\nmemory = 96\nvcpus = 2\nkernel = "${kernel}"\n`);
     const c = await tv(dir, ['create', cfg, '--no-rng']);
@@ -227,7 +227,7 @@ test(
   'two guests with one name are refused; config errors start nothing',
   { skip, timeout: 60_000 },
   async () => {
-    const { dir, cleanup } = tempStateDir();
+    const { dir, work, cleanup } = tempStateDir();
     try {
       const kernel = tinyGuestImage();
       assert.equal(
@@ -245,14 +245,14 @@ test(
       );
 
       // Bad config: one clear line naming the file and key, non-zero, nothing started.
-      const bad = join(dir, '..', `bad-${process.pid}-${Date.now()}.json`);
+      const bad = join(work, 'bad.json');
       writeFileSync(bad, JSON.stringify({ name: 'bad', kernel, memoryMiB: 'lots' }));
       const b = await tv(dir, ['create', bad]);
       assert.equal(b.code, 2);
       assert.equal(b.stderr.trim().split('\n').length, 1, b.stderr);
       assert.match(b.stderr, /memoryMiB/);
       // Not an arm64 Image: refused before anything starts.
-      const notImage = join(dir, '..', `notimage-${process.pid}-${Date.now()}`);
+      const notImage = join(work, 'notimage');
       writeFileSync(notImage, 'hello');
       const k = await tv(dir, ['create', '--kernel', notImage, '--name', 'bad2']);
       assert.equal(k.code, 2);
@@ -315,10 +315,10 @@ test(
   'autostart creates the guests of a directory once; launch runs a config in the foreground',
   { skip, timeout: 60_000 },
   async () => {
-    const { dir, cleanup } = tempStateDir();
+    const { dir, work, cleanup } = tempStateDir();
     try {
       const kernel = tinyGuestImage();
-      const auto = join(dir, '..', `auto-${process.pid}-${Date.now()}`);
+      const auto = join(work, 'auto');
       const { mkdirSync } = await import('node:fs');
       mkdirSync(auto);
       writeFileSync(join(auto, 'one.json'), JSON.stringify({ name: 'one', kernel, memoryMiB: 64 }));
@@ -353,10 +353,10 @@ test(
 );
 
 test('microvm-runner scripts drive the toolstack', { skip, timeout: 60_000 }, async () => {
-  const { dir, cleanup } = tempStateDir();
+  const { dir, work, cleanup } = tempStateDir();
   try {
     const kernel = tinyGuestImage();
-    const base = join(dir, '..', `mvm-${process.pid}-${Date.now()}`);
+    const base = join(work, 'mvm');
     const { mkdirSync, chmodSync } = await import('node:fs');
     const { execFileSync } = await import('node:child_process');
     mkdirSync(base);
@@ -384,9 +384,9 @@ test(
   'on_poweroff = "preserve" keeps a powered-off guest listed (---s--) until destroy',
   { skip, timeout: 60_000 },
   async () => {
-    const { dir, cleanup } = tempStateDir();
+    const { dir, work, cleanup } = tempStateDir();
     try {
-      const cfg = join(dir, '..', `keep-${process.pid}-${Date.now()}.cfg`);
+      const cfg = join(work, 'keep.cfg');
       writeFileSync(
         cfg,
         `name = "keep"\nmemory = 64\nkernel = "${tinyGuestImage()}"\non_poweroff = "preserve"\n`,

@@ -102,6 +102,7 @@ export function tinyGuestImage(variant: 'echo' | 'idle' = 'echo'): string {
   const have = built.get(variant);
   if (have && existsSync(have)) return have;
   const dir = mkdtempSync(join(tmpdir(), 'typevisor-tiny-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const src = join(dir, 'guest.S');
   writeFileSync(src, SOURCE);
   const elf = join(dir, 'guest.elf');
@@ -160,13 +161,24 @@ export function tv(
   });
 }
 
-/** A temporary state directory; cleanup() SIGKILLs every VM process recorded in it and removes it. */
-export function tempStateDir(): { dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), 'typevisor-state-'));
+/**
+ * A temporary state directory (`dir`) inside a scratch directory (`work`, for configs and the like);
+ * cleanup() SIGKILLs every VM process recorded in the state directory and removes both.
+ */
+export function tempStateDir(): { dir: string; work: string; cleanup: () => void } {
+  const work = mkdtempSync(join(tmpdir(), 'typevisor-test-'));
+  const dir = join(work, 'state');
   return {
     dir,
+    work,
     cleanup: () => {
-      for (const n of readdirSync(dir)) {
+      let names: string[] = [];
+      try {
+        names = readdirSync(dir);
+      } catch {
+        // never created
+      }
+      for (const n of names) {
         if (n.startsWith('.')) continue;
         try {
           const rec = JSON.parse(readFileSync(join(dir, n, 'vm.json'), 'utf8')) as { pid: number };
@@ -175,7 +187,7 @@ export function tempStateDir(): { dir: string; cleanup: () => void } {
           // gone already
         }
       }
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(work, { recursive: true, force: true });
     },
   };
 }
