@@ -25,6 +25,7 @@ const VERBS: Record<string, Verb> = {
   balloon: { summary: 'set the memory a guest keeps, in MiB (virtio-balloon)', load: () => import('./balloon.js') },
   launch: { summary: 'boot a config in the foreground (same as run CONFIG)', load: () => import('./launch.js') },
   autostart: { summary: 'create every guest configured in a directory (default /etc/typevisor/auto)', load: () => import('./autostart.js') },
+  doctor: { summary: 'which engines this host can run (tcg, /dev/kvm) and how fast', load: () => import('./doctor.js') },
   'microvm-runner': { summary: 'write microvm.nix-style runner scripts for a config', load: () => import('./microvm-runner.js') },
 };
 

@@ -98,6 +98,8 @@ export class CodeCache {
     const ppn = (this.mem.ramBase >>> PAGE_SHIFT) + ramPage;
     const p = this.pages.get(ppn);
     if (p) p.fill(undefined);
+    // Until something on this page is decoded again, stores to it need not call back.
+    this.mem.codePages[ramPage] = 0;
   }
 
   invalidateAll(): void {
@@ -442,6 +444,7 @@ export class Arm64Cpu {
           if (h === undefined) {
             h = this.code.decoder.decode(insn).handler;
             this.fetchHandlers[idx] = h;
+            mem.codePages[this.fetchRamWord >>> 10] = 1;
           }
           const nl = (pcLo + 4) >>> 0;
           this.nextLo = nl;
