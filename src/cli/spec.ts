@@ -6,6 +6,7 @@ import { UserError } from '../host/errors.js';
 import type { VmSpec, DiskSpec } from '../vmm/vm.js';
 import { loadConfig } from '../config/load.js';
 import { buildDefaultImage } from '../image/build.js';
+import { sniffKernelArch } from '../config/common.js';
 
 export const RUN_OPTIONS = {
   kernel: { type: 'string' },
@@ -19,6 +20,8 @@ export const RUN_OPTIONS = {
   console: { type: 'string' },
   name: { type: 'string' },
   from: { type: 'string' },
+  arch: { type: 'string' },
+  accel: { type: 'string' },
   'no-rng': { type: 'boolean' },
   balloon: { type: 'boolean' },
   deterministic: { type: 'boolean' },
@@ -43,6 +46,9 @@ options:
   --memory MIB          guest RAM in MiB (default 512)
   --disk PATH[,ro]      virtio-blk disk from a raw image; repeatable
   --console serial|virtio   console on the PL011 (ttyAMA0, default) or virtio-console (hvc0)
+  --arch aarch64|x86_64 guest architecture (default: from the kernel; aarch64)
+  --accel tcg|kvm|auto  engine: the software CPU (tcg, aarch64 guests) or /dev/kvm (kvm, x86_64
+                        guests on x86_64 hosts); auto picks the one that runs the guest's arch
   --name NAME           guest name
   --from FORMAT         config format: native, xl, fuchsia, microvm, camkes (default: detected)
   --no-rng              no virtio-rng device
@@ -67,6 +73,8 @@ export interface RunValues {
   console?: string;
   name?: string;
   from?: string;
+  arch?: string;
+  accel?: string;
   'no-rng'?: boolean;
   balloon?: boolean;
   deterministic?: boolean;
@@ -102,6 +110,36 @@ function requireFile(what: string, path: string): string {
 
 export const DEFAULT_CMDLINE_SERIAL = 'console=ttyAMA0 earlycon=pl011,0x09000000 rdinit=/init';
 export const DEFAULT_CMDLINE_VIRTIO = 'console=hvc0 earlycon=pl011,0x09000000 rdinit=/init';
+export const DEFAULT_CMDLINE_X86 = 'console=ttyS0 reboot=k panic=-1';
+
+/**
+ * The guest architecture and engine. The software CPU (tcg) runs aarch64 guests; /dev/kvm (kvm) runs
+ * x86_64 guests on an x86_64 host. `auto` picks the engine that can run the guest's architecture.
+ */
+export function resolveEngine(
+  values: RunValues,
+  spec: Partial<VmSpec>,
+  kernel: string | undefined,
+): { arch: 'aarch64' | 'x86_64'; accel: 'tcg' | 'kvm' } {
+  const archText = values.arch ?? spec.arch ?? (kernel ? sniffKernelArch(kernel) : undefined) ?? 'aarch64';
+  if (archText !== 'aarch64' && archText !== 'x86_64') {
+    throw new UserError(`--arch: expected aarch64 or x86_64, got '${archText}'`);
+  }
+  const accelText = values.accel ?? spec.accel ?? 'auto';
+  if (accelText !== 'tcg' && accelText !== 'kvm' && accelText !== 'auto') {
+    throw new UserError(`--accel: expected tcg, kvm or auto, got '${accelText}'`);
+  }
+  const accel = accelText === 'auto' ? (archText === 'x86_64' ? 'kvm' : 'tcg') : accelText;
+  if (archText === 'aarch64' && accel === 'kvm') {
+    throw new UserError(
+      `--accel kvm: aarch64 guests need an arm64 host for kvm (this host is ${process.arch}); use --accel tcg (the software CPU)`,
+    );
+  }
+  if (archText === 'x86_64' && accel === 'tcg') {
+    throw new UserError('--accel tcg: the software CPU is AArch64; x86_64 guests run with --accel kvm');
+  }
+  return { arch: archText, accel };
+}
 
 /** Build the VmSpec from a config file (optional) and command-line options (which win). */
 export async function specFromOptions(values: RunValues, configPath?: string): Promise<VmSpec> {
@@ -109,10 +147,9 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
   if (configPath) {
     const { config, warnings } = loadConfig(configPath, { from: values.from });
     for (const w of warnings) process.stderr.write(`typevisor: warning: ${w}\n`);
-    if (config.arch && config.arch !== 'aarch64') {
-      throw new UserError(`${configPath}: arch '${config.arch}' guests run on the kvm engine; only aarch64 guests run here`);
-    }
     spec = {
+      arch: config.arch,
+      accel: config.accel === 'auto' ? undefined : config.accel,
       name: config.name,
       cpus: config.cpus,
       memoryMiB: config.memoryMiB,
@@ -136,11 +173,15 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
   const memoryMiB = values.memory !== undefined ? intOption('memory', values.memory, 64, 16384) : (spec.memoryMiB ?? 512);
   let kernel = values.kernel ?? spec.kernel;
   let initrd = values.initrd ?? spec.initrd;
+  if (!kernel && (values.arch ?? spec.arch ?? 'aarch64') !== 'aarch64') {
+    throw new UserError('--kernel: x86_64 guests need a kernel (bzImage or ELF vmlinux); the default image is arm64');
+  }
   if (!kernel) {
     const img = await buildDefaultImage({ log: (m: string) => process.stderr.write(`typevisor: ${m}\n`) });
     kernel = img.kernel;
     initrd ??= img.initrd;
   }
+  const { arch, accel } = resolveEngine(values, spec, kernel);
   const disks = values.disk ? values.disk.map(parseDiskOption) : (spec.disks ?? []);
   for (const d of disks) requireFile('--disk', d.path);
   return {
@@ -155,7 +196,15 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
     cmdline:
       values.cmdline ??
       spec.cmdline ??
-      (values.dtb || spec.dtb ? undefined : consoleKind === 'virtio' ? DEFAULT_CMDLINE_VIRTIO : DEFAULT_CMDLINE_SERIAL),
+      (arch === 'x86_64'
+        ? DEFAULT_CMDLINE_X86
+        : values.dtb || spec.dtb
+          ? undefined
+          : consoleKind === 'virtio'
+            ? DEFAULT_CMDLINE_VIRTIO
+            : DEFAULT_CMDLINE_SERIAL),
+    arch,
+    accel,
     console: consoleKind,
     disks,
     rng: values['no-rng'] ? false : (spec.rng ?? true),

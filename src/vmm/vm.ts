@@ -14,6 +14,9 @@ export interface DiskSpec {
 
 export interface VmSpec {
   name: string;
+  /** Guest architecture (default aarch64) and engine (tcg: the software CPU; kvm: /dev/kvm). */
+  arch?: 'aarch64' | 'x86_64';
+  accel?: 'tcg' | 'kvm';
   cpus: number;
   memoryMiB: number;
   kernel: string;
