@@ -457,3 +457,52 @@ test(
     }
   },
 );
+
+test(
+  'console on a terminal (raw mode): keys reach the guest, Ctrl-] detaches; create -c attaches',
+  { skip, timeout: 60_000 },
+  async (t) => {
+    const { execFileSync, spawn } = await import('node:child_process');
+    try {
+      execFileSync('script', ['--version'], { stdio: 'ignore' });
+    } catch {
+      t.skip('script(1) is not installed (it provides the pseudo-terminal)');
+      return;
+    }
+    const { dir, cleanup } = tempStateDir();
+    let child: import('node:child_process').ChildProcess | undefined;
+    try {
+      const { CLI } = await import('./helpers/toolstack-guest.js');
+      const kernel = tinyGuestImage();
+      // create -c: the console follows the start; from a pipe, the end of input detaches.
+      const c = await tv(dir, ['create', '-c', '--kernel', kernel, '--name', 'tty', '--memory', '64'], {
+        input: 'first',
+        keepOpenMs: 1000,
+      });
+      assert.equal(c.code, 0, c.stderr);
+      assert.ok(c.stdout.includes(GREETING) && c.stdout.includes('first'), c.stdout);
+      assert.equal((await list(dir))[0].state, 'r-----');
+
+      // script(1) gives the console a pseudo-terminal: raw mode, so 0x1d arrives as a byte.
+      const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+      child = spawn('script', ['-qec', `${q(process.execPath)} ${q(CLI)} console tty`, '/dev/null'], {
+        env: { ...process.env, TYPEVISOR_STATE_DIR: dir },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      const closed = new Promise<number | null>((r) => child!.on('close', r));
+      await until(() => out.includes('Ctrl-] detaches'), 'the console to attach');
+      child.stdin!.write('typed');
+      await until(() => out.includes('typed'), 'the guest to echo the keys');
+      child.stdin!.write('\x1d');
+      await until(() => out.includes('the guest keeps running'), 'Ctrl-] to detach');
+      child.stdin!.end();
+      assert.equal(await closed, 0);
+      assert.equal((await list(dir))[0].state, 'r-----');
+    } finally {
+      if (child && child.exitCode === null) child.kill('SIGKILL');
+      cleanup();
+    }
+  },
+);
