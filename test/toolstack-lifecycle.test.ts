@@ -506,3 +506,44 @@ test(
     }
   },
 );
+
+test(
+  'concurrent creates get distinct ids; of two with one name exactly one wins; SIGTERM cleans up',
+  { skip, timeout: 60_000 },
+  async () => {
+    const { dir, cleanup } = tempStateDir();
+    try {
+      const kernel = tinyGuestImage('idle');
+      const args = (name: string) => ['create', '--kernel', kernel, '--name', name, '--memory', '64'];
+      const results = await Promise.all([
+        tv(dir, args('c1')),
+        tv(dir, args('c2')),
+        tv(dir, args('c3')),
+        tv(dir, args('c3')),
+      ]);
+      assert.deepEqual(
+        results.map((r) => r.code).sort(),
+        [0, 0, 0, 1],
+        results.map((r) => r.stderr).join(''),
+      );
+      const rows = await list(dir);
+      assert.deepEqual(
+        rows.map((r) => r.name),
+        ['c1', 'c2', 'c3'].sort((a, b) => record(dir, a).id - record(dir, b).id),
+      );
+      assert.deepEqual(rows.map((r) => r.id).sort(), [1, 2, 3]);
+
+      // SIGTERM: the VM process stops the guest and removes its own entry.
+      const { pid, id: freed } = record(dir, 'c2');
+      process.kill(pid, 'SIGTERM');
+      await until(() => !alive(pid), 'the VM process to exit on SIGTERM');
+      assert.equal(existsSync(join(dir, 'c2')), false);
+      assert.deepEqual((await list(dir)).map((r) => r.name).sort(), ['c1', 'c3']);
+      // The lowest free id is reused.
+      assert.equal((await tv(dir, args('c4'))).code, 0);
+      assert.equal(record(dir, 'c4').id, freed);
+    } finally {
+      cleanup();
+    }
+  },
+);
