@@ -1,6 +1,7 @@
 // `npm run bench -- NAME`: benchmarks, each printed side by side with a peer in the same run.
 const BENCHES: Record<string, () => Promise<void>> = {
   cpu: async () => (await import('./cpu.js')).benchCpu(),
+  boot: async () => (await import('./boot.js')).benchBoot(),
   'kvm-exits': async () => {
     await (await import('./kvm-exits.js')).benchKvmExits();
   },

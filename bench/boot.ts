@@ -1,0 +1,77 @@
+// `npm run bench -- boot`: the default guest (Debian's arm64 kernel + the busybox initramfs) booted on
+// typevisor's software CPU and on Debian's qemu-system-aarch64 (-M virt,gic-version=3 -cpu cortex-a53,
+// TCG) in the same run, each timed from launch to the marker /init prints, with each process's peak
+// RSS (VmHWM) read at that moment.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildDefaultImage, INIT_READY_MARKER } from '../src/image/build.js';
+import { repoRoot } from './util.js';
+
+const CMDLINE = 'console=ttyAMA0 rdinit=/init';
+const MEMORY_MIB = 512;
+
+interface BootRun {
+  seconds: number;
+  peakRssMiB: number;
+}
+
+function peakRssMiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+function timeToMarker(name: string, cmd: string, args: string[], timeoutMs: number): Promise<BootRun> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const p: ChildProcess = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let done = false;
+    const timer = setTimeout(() => {
+      done = true;
+      p.kill('SIGKILL');
+      reject(new Error(`${name}: no '${INIT_READY_MARKER}' within ${timeoutMs / 1000} s; output:\n${out.slice(-2000)}`));
+    }, timeoutMs);
+    const onData = (d: Buffer): void => {
+      if (done) return;
+      out += d.toString('latin1');
+      if (out.includes(INIT_READY_MARKER)) {
+        done = true;
+        const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+        const rss = peakRssMiB(p.pid!);
+        clearTimeout(timer);
+        p.kill('SIGKILL');
+        resolve({ seconds, peakRssMiB: rss });
+      }
+    };
+    p.stdout!.on('data', onData);
+    p.stderr!.on('data', onData);
+    p.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`${name}: ${e.message}`));
+    });
+  });
+}
+
+export async function benchBoot(): Promise<void> {
+  const img = await buildDefaultImage({ log: (m) => process.stderr.write(`bench boot: ${m}\n`) });
+  process.stderr.write(`bench boot: qemu-system-aarch64 (TCG, cortex-a53, GICv3), ${MEMORY_MIB} MiB, 1 vCPU...\n`);
+  const qemu = await timeToMarker(
+    'qemu-system-aarch64',
+    'qemu-system-aarch64',
+    ['-M', 'virt,gic-version=3', '-cpu', 'cortex-a53', '-accel', 'tcg', '-m', String(MEMORY_MIB), '-smp', '1', '-nographic',
+      '-no-reboot', '-kernel', img.kernel, '-initrd', img.initrd, '-append', CMDLINE],
+    300_000,
+  );
+  process.stderr.write(`bench boot: typevisor (software CPU), ${MEMORY_MIB} MiB, 1 vCPU...\n`);
+  const tv = await timeToMarker(
+    'typevisor',
+    process.execPath,
+    [join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'run', '--kernel', img.kernel, '--initrd', img.initrd,
+      '--cmdline', CMDLINE, '--memory', String(MEMORY_MIB), '--no-rng'],
+    900_000,
+  );
+  process.stdout.write(`peak RSS: typevisor ${tv.peakRssMiB.toFixed(0)} MiB, qemu ${qemu.peakRssMiB.toFixed(0)} MiB\n`);
+  process.stdout.write(`boot: typevisor ${tv.seconds.toFixed(2)} s, qemu ${qemu.seconds.toFixed(2)} s, ratio ${(tv.seconds / qemu.seconds).toFixed(2)}\n`);
+}
