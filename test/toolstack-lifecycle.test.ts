@@ -338,7 +338,7 @@ test(
       assert.match(again.stderr, /one .* is already running/);
       assert.equal((await list(dir)).length, 2);
 
-      // launch = run: the console is on stdio; '!' makes the tiny guest power off.
+      // launch: run in the foreground (console on stdio; '!' makes the tiny guest power off)...
       const l = await tv(dir, ['launch', join(auto, 'one.json'), '--name', 'fg'], {
         input: 'hi!',
         timeoutMs: 30_000,
@@ -346,6 +346,24 @@ test(
       assert.equal(l.code, 0, l.stderr);
       assert.ok(l.stdout.includes(GREETING));
       assert.ok(l.stdout.includes('hi'));
+      assert.match(l.stderr, /guest powered off/);
+      // ...registered while it runs: list, balloon and shutdown -w reach it.
+      const fg = tv(dir, ['launch', join(auto, 'one.json'), '--name', 'fg2', '--balloon'], {
+        input: '',
+        keepOpenMs: 60_000,
+        timeoutMs: 60_000,
+      });
+      await until(async () => (await list(dir)).some((r) => r.name === 'fg2'), 'the launched guest in list');
+      assert.equal((await tv(dir, ['balloon', 'fg2', '48'])).code, 0);
+      assert.equal((await list(dir)).find((r) => r.name === 'fg2')?.mem, 48);
+      assert.equal((await tv(dir, ['shutdown', '-w', 'fg2'])).code, 0);
+      const done = await fg;
+      assert.equal(done.code, 0, done.stderr);
+      assert.ok(done.stdout.includes(GREETING));
+      assert.deepEqual(
+        (await list(dir)).map((r) => r.name),
+        ['one', 'two'],
+      );
     } finally {
       cleanup();
     }

@@ -89,7 +89,7 @@ export async function entryAlive(
     // `create` writes vm.json right after spawning the VM process; an entry without one is new or broken.
     return { alive: entryAgeS(name, dir) < STARTUP_GRACE_S };
   }
-  if (!pidAlive(record.pid)) return { alive: false, record };
+  if (!pidAlive(record.pid, record.pidStart)) return { alive: false, record };
   try {
     await apiRequest(entryPaths(name, dir).control, 'GET', '/', undefined, 3000);
     return { alive: true, record };
@@ -152,9 +152,9 @@ export async function callVm(
 }
 
 /** Wait until process `pid` has exited (polling), or the timeout passes; true when it exited. */
-export async function waitPidExit(pid: number, timeoutMs = Infinity): Promise<boolean> {
+export async function waitPidExit(pid: number, timeoutMs = Infinity, startTime?: number): Promise<boolean> {
   const end = Date.now() + timeoutMs;
-  while (pidAlive(pid)) {
+  while (pidAlive(pid, startTime)) {
     if (Date.now() > end) return false;
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -14,6 +14,7 @@ import {
   claimId,
   ensureStateDir,
   entryPaths,
+  pidStartTime,
   releaseId,
   removeEntry,
   stateDir,
@@ -90,7 +91,7 @@ function serverPath(): string {
 }
 
 /** Claim NAME in the state directory; a live guest of that name is an error, a dead one is cleared. */
-async function claimName(name: string, dir: string): Promise<void> {
+export async function claimName(name: string, dir: string): Promise<void> {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       mkdirSync(entryPaths(name, dir).dir, { mode: 0o700 });
@@ -140,7 +141,7 @@ export async function createVm(spec: VmSpec, opts: CreateOptions = {}): Promise<
     });
     closeSync(log);
     if (child.pid === undefined) throw new UserError(`cannot start the VM process for '${name}'`, 1);
-    const record: VmRecord = { ...base, pid: child.pid };
+    const record: VmRecord = { ...base, pid: child.pid, pidStart: pidStartTime(child.pid) };
     writeJsonAtomic(paths.record, record);
     let exited: number | null | undefined;
     child.on('exit', (code, signal) => {

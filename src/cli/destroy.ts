@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { UserError } from '../host/errors.js';
 import { apiRequest, findVm, waitPidExit } from '../api/client.js';
-import { entryPaths, removeEntry, stateDir } from '../vmm/state.js';
+import { entryPaths, pidAlive, removeEntry, stateDir } from '../vmm/state.js';
 
 export async function main(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -30,13 +30,13 @@ export async function main(args: string[]): Promise<number> {
   } catch {
     // not answering: kill it below
   }
-  if (!asked || !(await waitPidExit(rec.pid, 5000))) {
+  if (!asked || !(await waitPidExit(rec.pid, 5000, rec.pidStart))) {
     try {
-      process.kill(rec.pid, 'SIGKILL');
+      if (pidAlive(rec.pid, rec.pidStart)) process.kill(rec.pid, 'SIGKILL');
     } catch {
       // gone already
     }
-    await waitPidExit(rec.pid, 5000);
+    await waitPidExit(rec.pid, 5000, rec.pidStart);
   }
   removeEntry(rec.name, dir);
   return 0;

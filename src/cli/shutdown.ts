@@ -40,7 +40,7 @@ export async function main(args: string[]): Promise<number> {
   await callVm(rec, 'PUT', '/shutdown', graceMs === undefined ? undefined : { grace_ms: graceMs });
   if (values.wait) {
     process.stderr.write(`typevisor: waiting for ${rec.name} to shut down\n`);
-    await waitPidExit(rec.pid);
+    await waitPidExit(rec.pid, Infinity, rec.pidStart);
     process.stderr.write(`typevisor: ${rec.name} has shut down\n`);
   }
   return 0;

@@ -312,7 +312,11 @@ export class VmHost extends EventEmitter<VmHostEvents> {
     } catch {
       // best effort
     }
-    for (const s of this.servers) s.close();
+    for (const s of this.servers) {
+      s.close();
+      // HTTP keep-alive connections would hold the process open.
+      (s as Server & { closeAllConnections?: () => void }).closeAllConnections?.();
+    }
     for (const c of this.consoleClients) c.destroy();
     this.emit('gone', code);
   }

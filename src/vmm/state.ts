@@ -32,6 +32,8 @@ export interface VmRecord {
   id: number;
   /** The VM process. */
   pid: number;
+  /** Its start time (see pidStartTime), so that a reused pid is not taken for it. */
+  pidStart?: number;
   spec: VmSpec;
   /** ISO time of creation. */
   created: string;
@@ -107,21 +109,34 @@ export function entryNames(dir = stateDir()): string[] {
   return names.filter((n) => !n.startsWith('.')).sort();
 }
 
-/** Whether process `pid` exists and is a typevisor VM process (checked on /proc where there is one). */
-export function pidAlive(pid: number): boolean {
+/** The start time of process `pid` (clock ticks after boot, /proc/PID/stat field 22), if known. */
+export function pidStartTime(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const start = Number(fields[19]);
+    return Number.isFinite(start) ? start : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether process `pid` is alive. With `startTime` (recorded when the entry was written), a pid that
+ * the system has since given to another process counts as dead. A zombie counts as dead.
+ */
+export function pidAlive(pid: number, startTime?: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  // A recycled pid belongs to some other program: the VM process's command line names vm-server.
   try {
-    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
-    if (!cmd.includes('vm-server')) return false;
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const st = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    if (st === 'Z' || st === 'X') return false; // a zombie has exited
+    const rest = stat.slice(stat.lastIndexOf(')') + 2);
+    if (rest[0] === 'Z' || rest[0] === 'X') return false;
+    if (startTime !== undefined && Number(rest.split(' ')[19]) !== startTime) return false;
   } catch {
     // no /proc (or it vanished): trust kill(0)
   }

@@ -151,11 +151,12 @@ export function tv(
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString('latin1')));
     child.stdin.on('error', () => {});
     if (opts.input !== undefined) child.stdin.write(opts.input);
-    if (opts.keepOpenMs) setTimeout(() => child.stdin.end(), opts.keepOpenMs);
-    else child.stdin.end();
+    const keep = opts.keepOpenMs ? setTimeout(() => child.stdin.end(), opts.keepOpenMs) : undefined;
+    if (!keep) child.stdin.end();
     const t = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
     child.on('close', (code) => {
       clearTimeout(t);
+      clearTimeout(keep);
       resolve({ code, stdout, stderr });
     });
   });
