@@ -565,3 +565,20 @@ test(
     }
   },
 );
+
+test(
+  'a state directory too long for unix sockets is one clear error',
+  { skip, timeout: 30_000 },
+  async () => {
+    const { dir, cleanup } = tempStateDir();
+    try {
+      const deep = join(dir, 'x'.repeat(90));
+      const r = await tv(deep, ['create', '--kernel', tinyGuestImage(), '--name', 'long']);
+      assert.equal(r.code, 2);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, /more than the 107 a unix socket allows; .*TYPEVISOR_STATE_DIR/);
+    } finally {
+      cleanup();
+    }
+  },
+);

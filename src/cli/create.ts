@@ -16,6 +16,7 @@ import {
   entryPaths,
   pidStartTime,
   releaseId,
+  socketPathProblem,
   removeEntry,
   stateDir,
   writeJsonAtomic,
@@ -118,6 +119,8 @@ export async function createVm(spec: VmSpec, opts: CreateOptions = {}): Promise<
   readArm64Image(spec.kernel);
   const dir = ensureStateDir(opts.stateRoot ?? stateDir());
   const name = spec.name;
+  const tooLong = socketPathProblem(name, dir);
+  if (tooLong) throw new UserError(tooLong);
   await claimName(name, dir);
   const paths = entryPaths(name, dir);
   let id = 0;

@@ -11,6 +11,7 @@ import { readArm64Image } from '../boot/arm64-image.js';
 import { VmHost } from '../vmm/server.js';
 import {
   claimId,
+  socketPathProblem,
   ensureStateDir,
   pidStartTime,
   releaseId,
@@ -56,6 +57,8 @@ export async function main(args: string[]): Promise<number> {
   }
   readArm64Image(spec.kernel);
   const dir = ensureStateDir(stateDir());
+  const tooLong = socketPathProblem(spec.name, dir);
+  if (tooLong) throw new UserError(tooLong);
   await claimName(spec.name, dir);
   let id = 0;
   let host: VmHost;

@@ -80,6 +80,20 @@ export function entryPaths(name: string, dir = stateDir()): EntryPaths {
   };
 }
 
+/** The longest unix socket path Linux takes (sun_path is 108 bytes with the terminating NUL). */
+export const MAX_SOCKET_PATH = 107;
+
+/** A reason the entry's socket paths cannot work, or undefined when they fit. */
+export function socketPathProblem(name: string, dir = stateDir()): string | undefined {
+  const p = entryPaths(name, dir);
+  const longest = [p.control, p.qmp, p.console].reduce((a, b) =>
+    Buffer.byteLength(b) > Buffer.byteLength(a) ? b : a,
+  );
+  const n = Buffer.byteLength(longest);
+  if (n <= MAX_SOCKET_PATH) return undefined;
+  return `the socket path ${longest} is ${n} bytes, more than the ${MAX_SOCKET_PATH} a unix socket allows; use a shorter guest name or set TYPEVISOR_STATE_DIR to a shorter directory`;
+}
+
 /** Write a file atomically (temp file + rename), so readers never see half of it. */
 export function writeJsonAtomic(path: string, value: unknown): void {
   const tmp = `${path}.${process.pid}.tmp`;
