@@ -23,7 +23,8 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { UserError } from '../host/errors.js';
 import type { VmSpec } from './vm.js';
 
 export interface VmRecord {
@@ -56,14 +57,23 @@ export interface EntryPaths {
 
 /** The state directory (not created). */
 export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.TYPEVISOR_STATE_DIR) return env.TYPEVISOR_STATE_DIR;
+  if (env.TYPEVISOR_STATE_DIR) return resolve(env.TYPEVISOR_STATE_DIR);
   if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, 'typevisor');
   const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
   return join('/tmp', `typevisor-${uid}`);
 }
 
+/** Create the state directory (mode 0700); one that another user owns is refused (its sockets could be anyone's). */
 export function ensureStateDir(dir = stateDir()): string {
   mkdirSync(join(dir, '.ids'), { recursive: true, mode: 0o700 });
+  const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
+  const owner = statSync(dir).uid;
+  if (uid !== undefined && owner !== uid) {
+    throw new UserError(
+      `state directory ${dir} belongs to user ${owner}, not to you (${uid}); set TYPEVISOR_STATE_DIR to a directory of yours`,
+      1,
+    );
+  }
   return dir;
 }
 
