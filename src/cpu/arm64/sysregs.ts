@@ -187,7 +187,9 @@ export interface SysRegDef {
 }
 
 /** Registers implemented here, indexed by sysregKey (65536 entries). */
-export const sysRegTable: (SysRegDef | undefined)[] = new Array<SysRegDef | undefined>(1 << 16).fill(undefined);
+export const sysRegTable: (SysRegDef | undefined)[] = new Array<SysRegDef | undefined>(1 << 16).fill(
+  undefined,
+);
 
 const el0Rw = (): number => EL0_OK;
 const el0Ro = (_cpu: Arm64Cpu, read: boolean): number => (read ? EL0_OK : EL0_UNDEF);
@@ -198,7 +200,15 @@ function def(op0: number, op1: number, crn: number, crm: number, op2: number, d:
   sysRegTable[k] = d;
 }
 /** A read-only EL1 register with a constant value. */
-function constant(op0: number, op1: number, crn: number, crm: number, op2: number, name: string, v: bigint): void {
+function constant(
+  op0: number,
+  op1: number,
+  crn: number,
+  crm: number,
+  op2: number,
+  name: string,
+  v: bigint,
+): void {
   def(op0, op1, crn, crm, op2, { name, read: () => v });
 }
 /** A plain EL1 read/write register kept in a SysRegs field, with the writable bits `mask`. */
@@ -229,6 +239,7 @@ function buildTable(): void {
   constant(3, 0, 0, 0, 0, 'MIDR_EL1', MIDR_VALUE);
   def(3, 0, 0, 0, 5, { name: 'MPIDR_EL1', read: (cpu) => (1n << 31n) | BigInt(cpu.id & 0xff) });
   constant(3, 0, 0, 0, 6, 'REVIDR_EL1', 0n);
+  for (const op2 of [1, 2, 3, 4, 7]) constant(3, 0, 0, 0, op2, `ID_RES_0_${op2}`, 0n);
   // CRm = 1..7: the AArch32 and AArch64 ID registers; every unassigned encoding is RAZ.
   const idNames: Record<string, string> = {
     '1,0': 'ID_PFR0_EL1',
@@ -488,7 +499,11 @@ function buildTable(): void {
   constant(2, 0, 7, 14, 6, 'DBGAUTHSTATUS_EL1', 0n);
   // Debug communications channel: no external debugger; EL0 access unless MDSCR_EL1.TDCC.
   const dcc = (cpu: Arm64Cpu): number => ((cpu.sys.MDSCR_EL1 & (1n << 12n)) !== 0n ? EL0_TRAP : EL0_OK);
-  def(2, 3, 0, 1, 0, { name: 'MDCCSR_EL0', el0: (cpu, read) => (read ? dcc(cpu) : EL0_UNDEF), read: () => 0n });
+  def(2, 3, 0, 1, 0, {
+    name: 'MDCCSR_EL0',
+    el0: (cpu, read) => (read ? dcc(cpu) : EL0_UNDEF),
+    read: () => 0n,
+  });
   def(2, 3, 0, 4, 0, { name: 'DBGDTR_EL0', el0: dcc, read: () => 0n, write: () => {} });
   def(2, 3, 0, 5, 0, { name: 'DBGDTRRX_EL0', el0: dcc, read: () => 0n, write: () => {} }); // DBGDTRTX_EL0 on write
 }

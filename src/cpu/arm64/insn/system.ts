@@ -119,11 +119,11 @@ const nop: Handler = () => {};
 /** CPUs waiting in WFE (rather than WFI): only those are woken by SEV. */
 const inWfe = new WeakSet<Arm64Cpu>();
 
-function wfi(cpu: Arm64Cpu, insn: number): void {
+function wfi(cpu: Arm64Cpu): void {
   // Wake-up events: an interrupt, masked or not.
   if (cpu.irqLine || cpu.fiqLine) return;
+  // At EL0 with SCTLR_EL1.nTWI = 0, a WFI that would wait traps to EL1 instead.
   if (cpu.el === 0 && (cpu.mmu.sctlr & SCTLR_NTWI) === 0) cpu.raise(EC_WFX, WFX_ISS);
-  void insn;
   inWfe.delete(cpu);
   cpu.waiting = true;
 }
