@@ -85,6 +85,7 @@ export class VmHost extends EventEmitter<VmHostEvents> {
   readonly ring = new ConsoleRing();
   private readonly consoleClients = new Set<Socket>();
   private readonly servers: Server[] = [];
+  private readonly connections = new Set<Socket>();
   private started = false;
   private stopped: VmExit | undefined;
   private closing = false;
@@ -271,6 +272,10 @@ export class VmHost extends EventEmitter<VmHostEvents> {
   listen(path: string, server: Server): Promise<void> {
     rmSync(path, { force: true });
     this.servers.push(server);
+    server.on('connection', (s: Socket) => {
+      this.connections.add(s);
+      s.on('close', () => this.connections.delete(s));
+    });
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(path, () => {
@@ -318,6 +323,10 @@ export class VmHost extends EventEmitter<VmHostEvents> {
       (s as Server & { closeAllConnections?: () => void }).closeAllConnections?.();
     }
     for (const c of this.consoleClients) c.destroy();
+    // Clients still connected (QMP, HTTP) get a moment for the last replies, then are cut.
+    setTimeout(() => {
+      for (const c of this.connections) c.destroy();
+    }, 50).unref();
     this.emit('gone', code);
   }
 }
