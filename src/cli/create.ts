@@ -115,6 +115,11 @@ export async function claimName(name: string, dir: string): Promise<void> {
 
 /** Start `spec` as a detached VM process; resolves with its record once its control socket answers. */
 export async function createVm(spec: VmSpec, opts: CreateOptions = {}): Promise<VmRecord> {
+  if (spec.arch && spec.arch !== 'aarch64') {
+    throw new UserError(
+      `${spec.name}: ${spec.arch} guests (the kvm engine) run in the foreground with 'typevisor run' for now; create, launch and the control sockets manage aarch64 guests`,
+    );
+  }
   // Catch a bad kernel here, before anything starts.
   readArm64Image(spec.kernel);
   const dir = ensureStateDir(opts.stateRoot ?? stateDir());

@@ -55,6 +55,11 @@ export async function main(args: string[]): Promise<number> {
     onPoweroff = config.onPoweroff;
     onCrash = config.onCrash;
   }
+  if (spec.arch && spec.arch !== 'aarch64') {
+    throw new UserError(
+      `${spec.name}: ${spec.arch} guests (the kvm engine) run in the foreground with 'typevisor run' for now; create, launch and the control sockets manage aarch64 guests`,
+    );
+  }
   readArm64Image(spec.kernel);
   const dir = ensureStateDir(stateDir());
   const tooLong = socketPathProblem(spec.name, dir);
