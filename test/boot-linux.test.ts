@@ -60,7 +60,7 @@ function one(r: RunResult, key: string): string {
   return v[0];
 }
 
-test('boots to a shell: uname -m, virtio devices, ext4 disk written, synced and read back after a reboot', { skip: skipReason, timeout: 3 * BOOT_TIMEOUT_MS }, async () => {
+test('boots to a shell: uname -m, virtio devices, ext4 disk written and synced, read back on the next boot', { skip: skipReason, timeout: 3 * BOOT_TIMEOUT_MS }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'typevisor-boot-'));
   try {
     const disk = join(dir, 'disk.ext4');
@@ -85,12 +85,24 @@ test('boots to a shell: uname -m, virtio devices, ext4 disk written, synced and 
     assert.equal(one(first, 'mounted'), '0');
     assert.equal(one(first, 'umounted'), '0');
 
+    // Second boot: read-only disk, console on virtio-console (hvc0).
     const second = await runGuest(
-      ['--disk', `${disk},ro`],
-      ['mkdir -p /mnt && mount -t ext4 -o ro /dev/vda /mnt', 'echo "@@content=$(cat /mnt/hello.txt)"', 'poweroff -f', ''].join('\n'),
+      ['--disk', `${disk},ro`, '--console', 'virtio'],
+      [
+        'mkdir -p /mnt && mount -t ext4 -o ro /dev/vda /mnt',
+        'echo "@@content=$(cat /mnt/hello.txt)"',
+        'echo "@@tty=$(tty)"',
+        'echo "@@virtio=$(cat /sys/bus/virtio/devices/*/device | tr "\\n" " ")"',
+        'echo x > /mnt/new 2>/dev/null; echo "@@rowrite=$?"',
+        'poweroff -f',
+        '',
+      ].join('\n'),
     );
     assert.equal(second.code, 0, second.err);
     assert.equal(one(second, 'content'), 'written by typevisor test 42');
+    assert.equal(one(second, 'tty'), '/dev/hvc0');
+    assert.deepEqual(one(second, 'virtio').split(/\s+/).filter(Boolean).sort(), ['0x0002', '0x0003', '0x0004']);
+    assert.notEqual(one(second, 'rowrite'), '0');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -130,4 +142,42 @@ test("a user DTB with seed 001's layout boots (RAM at 0x48000000, initrd at 0x54
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a guest reboot boots it again; a kernel panic exits with status 3', { skip: skipReason, timeout: 2 * BOOT_TIMEOUT_MS }, async () => {
+  const { Vm } = await import('../src/vmm/vm.js');
+  const vm = new Vm({
+    name: 'reboot-test',
+    cpus: 1,
+    memoryMiB: 256,
+    kernel: image!.kernel,
+    initrd: image!.initrd,
+    cmdline: 'console=ttyAMA0 rdinit=/init',
+    console: 'serial',
+    disks: [],
+    rng: true,
+    balloon: false,
+  });
+  let out = '';
+  let readyCount = 0;
+  let reboots = 0;
+  vm.on('reboot', () => reboots++);
+  await vm.start();
+  vm.console.on('data', (d: Buffer) => {
+    out += d.toString('latin1');
+    const n = out.split('typevisor: init ready').length - 1;
+    if (n > readyCount) {
+      readyCount = n;
+      vm.input.write(n === 1 ? 'reboot -f\n' : 'poweroff -f\n');
+    }
+  });
+  const exit = await vm.wait();
+  assert.equal(exit.reason, 'poweroff', out.slice(-2000));
+  assert.equal(reboots, 1);
+  assert.equal(readyCount, 2);
+
+  const panic = await runGuest(['--memory', '256', '--cmdline', 'console=ttyAMA0 rdinit=/missing init=/missing'], '');
+  assert.equal(panic.code, 3, `exit status ${panic.code}; stderr: ${panic.err}`);
+  assert.match(panic.out, /Kernel panic - not syncing/);
+  assert.match(panic.err, /guest kernel panicked/);
 });

@@ -93,6 +93,11 @@ export async function buildArm64Guest(
   // ---- devices ----
   const disks: VirtioBlk[] = [];
   let vcon: VirtioConsole | undefined;
+  /**
+   * Linux's virtio-console discards input that arrives between posting its receive buffers and
+   * registering the port as a console; once the guest has written to the port, the port is set up.
+   */
+  let vconTalked = false;
   let balloon: VirtioBalloon | undefined;
   const slots: number[] = [];
   const addVirtio = (name: string, dev: ConstructorParameters<typeof VirtioMmioTransport>[1]): void => {
@@ -116,7 +121,12 @@ export async function buildArm64Guest(
   }
   if (spec.rng) addVirtio('virtio-rng', new VirtioRng());
   if (spec.console === 'virtio') {
-    vcon = new VirtioConsole({ output });
+    vcon = new VirtioConsole({
+      output: (bytes) => {
+        vconTalked = true;
+        output(bytes);
+      },
+    });
     vcon.onRxSpace = () => machine.kick();
     addVirtio('virtio-console', vcon);
   }
@@ -174,7 +184,7 @@ export async function buildArm64Guest(
     balloon,
     // Input enters the guest only once its driver listens (the PL011 driver drains the FIFO when the
     // port opens; virtio-console takes what fits in the posted buffers), so nothing is lost.
-    consoleIn: (bytes) => (vcon ? vcon.write(bytes) : machine.uart.rxReady ? machine.uart.pushRx(bytes) : 0),
+    consoleIn: (bytes) => (vcon ? (vconTalked ? vcon.write(bytes) : 0) : machine.uart.rxReady ? machine.uart.pushRx(bytes) : 0),
     sysrq: (key) => {
       const k = key.charCodeAt(0);
       if (vcon) return vcon.write(Uint8Array.of(0x0f, k)) === 2;
