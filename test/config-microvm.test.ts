@@ -196,7 +196,7 @@ test('runner scripts: written, executable, bash -n clean, the expected command l
   const text = (s: string): string => readFileSync(join(out, 'bin', s), 'utf8');
   assert.match(
     text('microvm-run'),
-    new RegExp(`exec "\\$TYPEVISOR" run '${cfg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}' "\\$@"\\n`),
+    new RegExp(`exec "\\$TYPEVISOR" launch '${cfg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}' "\\$@"\\n`),
   );
   assert.match(text('microvm-run'), /Control socket \(from the config\): .*netvm\.sock/);
   assert.match(text('microvm-shutdown'), /exec "\$TYPEVISOR" shutdown -w 'netvm'\n/);
@@ -208,7 +208,7 @@ test('runner scripts: written, executable, bash -n clean, the expected command l
   writeFileSync(fake, '#!/usr/bin/env bash\nprintf "%s|" "$@"\n', { mode: 0o755 });
   const run = (s: string, args: string[] = []): string =>
     execFileSync(join(out, 'bin', s), args, { env: { ...process.env, TYPEVISOR: fake } }).toString();
-  assert.equal(run('microvm-run'), `run|${cfg}|`);
+  assert.equal(run('microvm-run'), `launch|${cfg}|`);
   assert.equal(run('microvm-shutdown'), 'shutdown|-w|netvm|');
   assert.equal(run('microvm-balloon', ['512']), 'balloon|netvm|512|');
   assert.equal(run('microvm-console'), 'console|netvm|');
@@ -232,7 +232,7 @@ test('runner for an xl config and for a config whose path needs quoting', () => 
   for (const p of r.scripts) execFileSync('bash', ['-n', p]);
   assert.equal(
     execFileSync(r.scripts[0]!, { env: { ...process.env, TYPEVISOR: fake } }).toString(),
-    `run|${cfg}|`,
+    `launch|${cfg}|`,
   );
   assert.equal(
     execFileSync(r.scripts[1]!, { env: { ...process.env, TYPEVISOR: fake } }).toString(),

@@ -1,7 +1,7 @@
 // Runner scripts in the manner of microvm.nix (lib/runner.nix): a VM's bin/ directory holds
 // microvm-run, microvm-shutdown, microvm-balloon and microvm-console, here calling typevisor's CLI:
 //
-//   microvm-run          exec typevisor run CONFIG          (foreground; the config names the socket)
+//   microvm-run          exec typevisor launch CONFIG       (foreground, registered so the other scripts find it)
 //   microvm-shutdown     typevisor shutdown -w NAME
 //   microvm-balloon MIB  typevisor balloon NAME MIB
 //   microvm-console      exec typevisor console NAME
@@ -61,7 +61,7 @@ export function writeMicrovmRunner(
     'microvm-run':
       head(`Boots the VM '${vm.name}' in the foreground.`) +
       socketNote +
-      `exec "$TYPEVISOR" run ${shellQuote(config)} "$@"\n`,
+      `exec "$TYPEVISOR" launch ${shellQuote(config)} "$@"\n`,
     'microvm-shutdown':
       head(`Shuts the VM '${vm.name}' down and waits for it to stop.`) +
       `exec "$TYPEVISOR" shutdown -w ${name}\n`,
