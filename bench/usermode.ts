@@ -51,9 +51,13 @@ export function runUserProgram(file: string, maxInstructions = 20e9): UserRun {
   // Identity map RAM with 2 MiB blocks through TTBR0 (T0SZ = 25, walk starts at level 1).
   const dv = mem.dv;
   dv.setBigUint64(PT - RAM + 8, BigInt(PT + 0x1000) | 3n, true);
-  for (let i = 0; i < RAM_SIZE / 0x20_0000; i++) {
+  const blocks = RAM_SIZE / 0x20_0000;
+  for (let i = 0; i < blocks; i++) {
     const pa = BigInt(RAM + i * 0x20_0000);
-    dv.setBigUint64(PT + 0x1000 - RAM + i * 8, pa | 1n | (1n << 10n) | (3n << 8n) | (1n << 6n) | (1n << 53n), true);
+    // The program's blocks: EL0 read/write (AP = 01), which makes them PXN for EL1. The last block holds
+    // the page tables and the vectors: EL1 only (AP = 00), executable at EL1, UXN.
+    const attrs = i === blocks - 1 ? 1n | (1n << 10n) | (3n << 8n) | (1n << 54n) : 1n | (1n << 10n) | (3n << 8n) | (1n << 6n) | (1n << 53n);
+    dv.setBigUint64(PT + 0x1000 - RAM + i * 8, pa | attrs, true);
   }
   cpu.sys.MAIR_EL1 = 0xffn;
   cpu.sys.TCR_EL1 = 25n | (1n << 23n) | (2n << 32n) | (1n << 8n) | (1n << 10n) | (3n << 12n);
