@@ -1,9 +1,7 @@
 #!/usr/bin/env node
 // typevisor's command-line entry: one module per verb (like kvmtool's builtin-*.c).
 
-import { realpathSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
-import { UserError } from '../host/errors.js';
+import { isEntry, runAsProgram } from './entry.js';
 
 interface Verb {
   summary: string;
@@ -51,30 +49,4 @@ export async function main(argv: string[]): Promise<number> {
   return mod.main(rest);
 }
 
-function isEntry(): boolean {
-  try {
-    return !!process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntry()) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      if (err instanceof UserError || (err instanceof Error && err.name === 'ConfigError')) {
-        process.stderr.write(`typevisor: ${err.message}\n`);
-        process.exitCode = err instanceof UserError ? err.exitCode : 2;
-      } else if (err instanceof Error && /^ERR_PARSE_ARGS/.test(String((err as { code?: string }).code))) {
-        process.stderr.write(`typevisor: ${err.message}\n`);
-        process.exitCode = 2;
-      } else {
-        process.stderr.write(`typevisor: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-        process.exitCode = 70;
-      }
-    },
-  );
-}
+if (isEntry(import.meta.url)) runAsProgram(main);

@@ -2,10 +2,9 @@
 // the guest from DIR/NAME/spec.json, serves control.sock (HTTP API), qmp.sock (QMP) and console.sock
 // (raw console), and exits when the VM is gone, removing its state entry.
 
-import { realpathSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { UserError } from '../host/errors.js';
+import { isEntry, runAsProgram } from './entry.js';
 import { VmHost } from '../vmm/server.js';
 import { stateDir } from '../vmm/state.js';
 import { createControlServer } from '../api/control.js';
@@ -46,28 +45,4 @@ export async function main(args: string[]): Promise<number> {
 }
 
 // Run directly (`node vm-server.js ...`, as `create` does): the verb stays out of the CLI's list.
-function isEntry(): boolean {
-  try {
-    return !!process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntry()) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      if (err instanceof UserError || (err instanceof Error && err.name === 'ConfigError')) {
-        process.stderr.write(`typevisor: ${err.message}\n`);
-        process.exit(err instanceof UserError ? err.exitCode : 2);
-      }
-      process.stderr.write(
-        `typevisor: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-      );
-      process.exit(70);
-    },
-  );
-}
+if (isEntry(import.meta.url)) runAsProgram(main, true);
