@@ -173,9 +173,10 @@ export class Vm extends EventEmitter {
   }
 
   private output(bytes: Uint8Array): void {
-    this.console.write(Buffer.from(bytes));
+    const buf = Buffer.from(bytes);
+    this.console.write(buf);
     if (!this.panicSeen) {
-      this.tail = (this.tail + Buffer.from(bytes).toString('latin1')).slice(-256);
+      this.tail = (this.tail + buf.toString('latin1')).slice(-256);
       if (this.tail.includes(PANIC_MARKER)) {
         this.panicSeen = true;
         // Let the kernel print its panic message, then stop.
