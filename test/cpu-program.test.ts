@@ -7,21 +7,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runUserProgram } from '../bench/usermode.js';
+import { missingTool } from './helpers/tools.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 
-function missingTool(): string | false {
-  for (const t of ['aarch64-linux-gnu-gcc', 'qemu-aarch64']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' });
-    } catch {
-      return `${t} is not installed (run bash scripts/setup.sh)`;
-    }
-  }
-  return false;
-}
 
-test('sortbench (1 round) computes the same checksum as qemu-aarch64', { skip: missingTool() }, () => {
+test('sortbench (1 round) computes the same checksum as qemu-aarch64', { skip: missingTool('aarch64-linux-gnu-gcc', 'qemu-aarch64') }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'tv-prog-'));
   try {
     const exe = join(dir, 'sortbench');

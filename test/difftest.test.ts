@@ -2,20 +2,10 @@
 // the full thing). Skipped, saying why, when the cross compiler or qemu-aarch64 is missing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { missingTool } from './helpers/tools.js';
 import { CLASSES, difftest, compare, type Outcome } from '../scripts/difftest.js';
 
-function haveTools(): string | undefined {
-  for (const t of ['aarch64-linux-gnu-gcc', 'qemu-aarch64']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' });
-    } catch {
-      return `${t} is not installed (run bash scripts/setup.sh)`;
-    }
-  }
-  return undefined;
-}
-const missing = haveTools();
+const missing = missingTool('aarch64-linux-gnu-gcc', 'qemu-aarch64');
 
 test('compare() reports a register, vector and memory mismatch', () => {
   const mk = (): Outcome => ({ signo: 0, faultIndex: 0, state: new Uint8Array(800), diffs: new Map() });
