@@ -51,6 +51,12 @@ function timeToMarker(name: string, cmd: string, args: string[], timeoutMs: numb
       clearTimeout(timer);
       reject(new Error(`${name}: ${e.message}`));
     });
+    p.on('exit', (code, signal) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      reject(new Error(`${name} exited (${signal ?? code}) before '${INIT_READY_MARKER}'; output:\n${out.slice(-2000)}`));
+    });
   });
 }
 
@@ -61,7 +67,8 @@ export async function benchBoot(): Promise<void> {
     'qemu-system-aarch64',
     'qemu-system-aarch64',
     ['-M', 'virt,gic-version=3', '-cpu', 'cortex-a53', '-accel', 'tcg', '-m', String(MEMORY_MIB), '-smp', '1', '-nographic',
-      '-no-reboot', '-kernel', img.kernel, '-initrd', img.initrd, '-append', CMDLINE],
+      // No default NIC: QEMU would want its option ROM (ipxe-qemu), and typevisor's side has no network either.
+      '-nic', 'none', '-no-reboot', '-kernel', img.kernel, '-initrd', img.initrd, '-append', CMDLINE],
     300_000,
   );
   process.stderr.write(`bench boot: typevisor (software CPU), ${MEMORY_MIB} MiB, 1 vCPU...\n`);
