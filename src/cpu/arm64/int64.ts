@@ -136,18 +136,20 @@ export function addFlags32(cpu: Arm64Cpu, a: number, b: number, cin: number): nu
   return r;
 }
 
-/** Unsigned 32x32 -> 64 multiply. */
+/**
+ * Unsigned 32x32 -> 64 multiply. The low half is exact from Math.imul. The double product is within
+ * 2^10 of the exact one, so its high half is off by at most one; comparing the double's low part
+ * with the exact low half tells which way.
+ */
 export function umul32(a: number, b: number): number {
-  a >>>= 0;
-  b >>>= 0;
-  const a0 = a & 0xffff;
-  const a1 = a >>> 16;
-  const b0 = b & 0xffff;
-  const b1 = b >>> 16;
-  const mid = a0 * b1 + a1 * b0; // < 2^33
-  const low = a0 * b0 + (mid % 65536) * 65536; // < 2^49
-  rhi = (a1 * b1 + Math.floor(mid / 65536) + Math.floor(low / TWO32)) | 0;
-  return low | 0;
+  const lo = Math.imul(a, b);
+  const p = (a >>> 0) * (b >>> 0);
+  let hi = Math.floor(p / TWO32);
+  const diff = (lo >>> 0) - (p - hi * TWO32);
+  if (diff > 2147483648) hi--;
+  else if (diff < -2147483648) hi++;
+  rhi = hi | 0;
+  return lo;
 }
 
 /** Signed 32x32 -> 64 multiply. */
