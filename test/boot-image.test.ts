@@ -8,8 +8,10 @@ import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { GuestMemory } from '../src/devices/memory.js';
 import {
+  checkArm64ImageFile,
   decompressKernel,
   loadArm64Image,
+  loadArm64ImageFile,
   parseArm64Header,
   readArm64Image,
 } from '../src/boot/arm64-image.js';
@@ -111,6 +113,101 @@ test('arm64 Image: gzip-compressed Image is decompressed; missing file is named'
   assert.throws(() => readArm64Image(path.join(dir, 'nope')), /kernel .*nope: cannot read: no such file/);
   const bad = Uint8Array.from([0x1f, 0x8b, 1, 2, 3]);
   assert.throws(() => decompressKernel(bad, 'k.gz'), /k.gz: looks gzip-compressed but does not decompress/);
+});
+
+/** An EFI zboot image: "MZ", "zimg", payload offset/size at 8/12, "gzip" at 24, then the payload. */
+function zboot(payload: Uint8Array, alg = 'gzip'): Uint8Array {
+  const b = Buffer.alloc(0x100 + payload.length);
+  b.write('MZ', 0, 'latin1');
+  b.write('zimg', 4, 'latin1');
+  b.writeUInt32LE(0x100, 8);
+  b.writeUInt32LE(payload.length, 12);
+  b.write(alg, 24, 'latin1');
+  b.set(payload, 0x100);
+  return new Uint8Array(b);
+}
+
+test('arm64 Image from a file: plain, gzip and EFI zboot load like loadArm64Image, in chunks', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tv-imgf-'));
+  // Larger than one read chunk (1 MiB) and than one inflate chunk, with a BSS after it.
+  const img = synth({ textOffset: 0x80000n, imageSize: 0x18_0000n, body: 0x14_0000 - 64 });
+  for (let i = 64; i < img.length; i++) img[i] = (i * 7 + (i >> 12)) & 0xff;
+  const files = {
+    plain: img,
+    gz: new Uint8Array(gzipSync(img)),
+    zboot: zboot(new Uint8Array(gzipSync(img))),
+  };
+  const want = new GuestMemory(0x4000_0000, 4 << 20);
+  want.u8.fill(0xcc);
+  const k0 = loadArm64Image(want, img);
+  for (const [name, bytes] of Object.entries(files)) {
+    const p = path.join(dir, name);
+    fs.writeFileSync(p, bytes);
+    const mem = new GuestMemory(0x4000_0000, 4 << 20);
+    mem.u8.fill(0xcc);
+    const k = await loadArm64ImageFile(mem, p);
+    assert.deepEqual(k, k0, name);
+    assert.ok(Buffer.from(mem.u8).equals(Buffer.from(want.u8)), `${name}: same RAM contents`);
+    assert.deepEqual(await checkArm64ImageFile(p), k0.header, `${name}: check`);
+  }
+  // Old kernels (image_size 0): text_offset 0x80000 and the length from the data.
+  const old = synth({ imageSize: 0n, body: 0x3000 - 64 });
+  fs.writeFileSync(path.join(dir, 'old.gz'), gzipSync(old));
+  const mem = new GuestMemory(0x4000_0000, 4 << 20);
+  const k = await loadArm64ImageFile(mem, path.join(dir, 'old.gz'));
+  assert.equal(k.entry, 0x4008_0000);
+  assert.equal(k.end, 0x4008_3000);
+});
+
+test('arm64 Image from a file: the same errors as reading it whole', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tv-imgf-'));
+  const put = (name: string, bytes: Uint8Array): string => {
+    const p = path.join(dir, name);
+    fs.writeFileSync(p, bytes);
+    return p;
+  };
+  const mem = new GuestMemory(0x4000_0000, 1 << 20);
+  await assert.rejects(
+    loadArm64ImageFile(mem, path.join(dir, 'nope')),
+    /kernel .*nope: cannot read: no such file/,
+  );
+  await assert.rejects(
+    checkArm64ImageFile(path.join(dir, 'nope')),
+    /kernel .*nope: cannot read: no such file/,
+  );
+  const tiny = put('tiny', new Uint8Array(10));
+  await assert.rejects(loadArm64ImageFile(mem, tiny), /tiny: .*only 10 bytes/);
+  await assert.rejects(checkArm64ImageFile(tiny), /tiny: .*only 10 bytes/);
+  await assert.rejects(
+    loadArm64ImageFile(mem, put('tiny.gz', gzipSync(new Uint8Array(10)))),
+    /only 10 bytes/,
+  );
+  await assert.rejects(
+    loadArm64ImageFile(mem, put('magic', synth({ magic: 0x12345678 }))),
+    /not an arm64 Linux Image/,
+  );
+  await assert.rejects(loadArm64ImageFile(mem, put('be', synth({ flags: 1n }))), /is a big-endian kernel/);
+  await assert.rejects(
+    loadArm64ImageFile(mem, put('big.gz', gzipSync(synth({ imageSize: 0x20_0000n })))),
+    /big.gz: needs 0x200000 bytes of RAM at 0x40000000/,
+  );
+  // Longer than RAM: nothing is written past its end, and the message gives the whole size.
+  await assert.rejects(
+    loadArm64ImageFile(mem, put('long', synth({ imageSize: 0n, body: (2 << 20) - 64 }))),
+    /long: needs 0x200000 bytes of RAM at 0x40080000/,
+  );
+  const bad = put('bad.gz', Uint8Array.from([0x1f, 0x8b, 1, 2, 3]));
+  await assert.rejects(loadArm64ImageFile(mem, bad), /bad.gz: looks gzip-compressed but does not decompress/);
+  await assert.rejects(checkArm64ImageFile(bad), /bad.gz: looks gzip-compressed but does not decompress/);
+  const cut = new Uint8Array(gzipSync(synth()));
+  await assert.rejects(
+    loadArm64ImageFile(mem, put('cut.gz', cut.subarray(0, cut.length - 20))),
+    /cut.gz: looks gzip-compressed but does not decompress/,
+  );
+  await assert.rejects(
+    loadArm64ImageFile(mem, put('lz4', zboot(new Uint8Array(100), 'lz4'))),
+    /compressed with 'lz4'; only gzip is supported/,
+  );
 });
 
 function findDebianKernel(): string | undefined {

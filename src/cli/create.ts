@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { UserError } from '../host/errors.js';
 import { loadConfig } from '../config/load.js';
-import { readArm64Image } from '../boot/arm64-image.js';
+import { checkArm64ImageFile } from '../boot/arm64-image.js';
 import { apiRequest, entryAlive } from '../api/client.js';
 import {
   claimId,
@@ -121,7 +121,7 @@ export async function createVm(spec: VmSpec, opts: CreateOptions = {}): Promise<
     );
   }
   // Catch a bad kernel here, before anything starts.
-  readArm64Image(spec.kernel);
+  await checkArm64ImageFile(spec.kernel);
   const dir = ensureStateDir(opts.stateRoot ?? stateDir());
   const name = spec.name;
   const tooLong = socketPathProblem(name, dir);

@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { UserError } from '../host/errors.js';
 import { loadConfig } from '../config/load.js';
-import { readArm64Image } from '../boot/arm64-image.js';
+import { checkArm64ImageFile } from '../boot/arm64-image.js';
 import { VmHost } from '../vmm/server.js';
 import {
   claimId,
@@ -60,7 +60,7 @@ export async function main(args: string[]): Promise<number> {
       `${spec.name}: ${spec.arch} guests (the kvm engine) run in the foreground with 'typevisor run' for now; create, launch and the control sockets manage aarch64 guests`,
     );
   }
-  readArm64Image(spec.kernel);
+  await checkArm64ImageFile(spec.kernel);
   const dir = ensureStateDir(stateDir());
   const tooLong = socketPathProblem(spec.name, dir);
   if (tooLong) throw new UserError(tooLong);

@@ -2,12 +2,13 @@
 // the boot vCPU's entry state. With a user DTB (--dtb) its /memory decides where the kernel goes
 // (seed 001: RAM from 0x4800_0000, initrd at 0x5400_0000, DTB at 0x4700_0000).
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { UserError } from '../host/errors.js';
 import { Arm64VirtMachine, VIRT } from '../machine/arm64-virt.js';
 import { writeArm64Dtb } from '../machine/arm64-dt.js';
-import { readArm64Image, loadArm64Image } from '../boot/arm64-image.js';
+import { loadArm64ImageFile } from '../boot/arm64-image.js';
+import type { GuestMemory } from '../devices/memory.js';
 import { parseDtb, readMemory, readChosen, patchDtb } from '../boot/fdt-parse.js';
 import { findNode } from '../boot/fdt.js';
 import { VirtioMmioTransport } from '../devices/virtio/mmio.js';
@@ -74,6 +75,19 @@ function readUserDtb(path: string): UserDtbInfo {
   };
 }
 
+/** Read `length` bytes of an open file into guest RAM at `pa` (a range already checked to be RAM). */
+function readIntoRam(mem: GuestMemory, pa: number, fd: number, length: number, what: string): void {
+  const off = pa - mem.ramBase;
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, mem.u8, off + done, length - done, done);
+    if (n === 0)
+      throw new UserError(`${what}: the file shrank while it was read (${done} of ${length} bytes)`);
+    done += n;
+  }
+  if (length > 0) mem.noteWrite(off, length);
+}
+
 export async function buildArm64Guest(
   spec: VmSpec,
   output: (bytes: Uint8Array) => void,
@@ -137,25 +151,33 @@ export async function buildArm64Guest(
   machine.uart.onTx = (byte: number) => output(Uint8Array.of(byte));
 
   // ---- boot files ----
-  const { data: kernelData } = readArm64Image(spec.kernel);
+  // Kernel and initrd go from their files straight into guest RAM (no host copy of either).
   const kernelBase = user ? alignUp(user.memBase, SZ_2M) : VIRT.RAM;
-  const kernel = loadArm64Image(mem, kernelData, { base: kernelBase, what: `kernel ${spec.kernel}` });
+  const kernel = await loadArm64ImageFile(mem, spec.kernel, {
+    base: kernelBase,
+    what: `kernel ${spec.kernel}`,
+  });
   const ramEnd = mem.ramEnd;
   const dtbAddr = user && user.memBase - 16 * MiB >= VIRT.RAM ? user.memBase - 16 * MiB : ramEnd - SZ_2M;
   let initrd: { start: number; end: number } | undefined;
   if (spec.initrd) {
-    const data = readFileSync(spec.initrd);
-    let start: number;
-    if (user?.initrdStart !== undefined) start = user.initrdStart;
-    else start = Math.max(alignUp(kernel.end, SZ_2M), mem.ramBase + Math.min(ramSize / 2, 128 * MiB));
-    if (start + data.length > dtbAddr && start < dtbAddr + SZ_2M) start = alignUp(kernel.end, SZ_2M);
-    if (!mem.isRam(start, data.length) || (start < dtbAddr + SZ_2M && start + data.length > dtbAddr)) {
-      throw new UserError(
-        `initrd ${spec.initrd} (${data.length} bytes) does not fit in guest RAM after the kernel; give the guest more memory (--memory)`,
-      );
+    const fd = openSync(spec.initrd, 'r');
+    try {
+      const length = fstatSync(fd).size;
+      let start: number;
+      if (user?.initrdStart !== undefined) start = user.initrdStart;
+      else start = Math.max(alignUp(kernel.end, SZ_2M), mem.ramBase + Math.min(ramSize / 2, 128 * MiB));
+      if (start + length > dtbAddr && start < dtbAddr + SZ_2M) start = alignUp(kernel.end, SZ_2M);
+      if (!mem.isRam(start, length) || (start < dtbAddr + SZ_2M && start + length > dtbAddr)) {
+        throw new UserError(
+          `initrd ${spec.initrd} (${length} bytes) does not fit in guest RAM after the kernel; give the guest more memory (--memory)`,
+        );
+      }
+      readIntoRam(mem, start, fd, length, `initrd ${spec.initrd}`);
+      initrd = { start, end: start + length };
+    } finally {
+      closeSync(fd);
     }
-    mem.load(start, data, `initrd ${spec.initrd}`);
-    initrd = { start, end: start + data.length };
   }
 
   let dtb: Uint8Array;
