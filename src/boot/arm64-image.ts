@@ -14,7 +14,7 @@
 
 import * as fs from 'node:fs';
 import { pipeline } from 'node:stream';
-import * as zlib from 'node:zlib';
+import { createRequire } from 'node:module';
 import type { GuestMemory } from '../devices/memory.js';
 import { UserError } from '../host/errors.js';
 
@@ -92,9 +92,13 @@ export function parseArm64Header(data: Uint8Array, what = 'kernel', length = dat
   };
 }
 
+/** node:zlib, loaded only for a compressed kernel (plain Images are the common case). */
+const zlib = (): typeof import('node:zlib') =>
+  createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib');
+
 function gunzip(data: Uint8Array, what: string): Uint8Array {
   try {
-    return new Uint8Array(zlib.gunzipSync(data));
+    return new Uint8Array(zlib().gunzipSync(data));
   } catch (e) {
     throw new UserError(`${what}: looks gzip-compressed but does not decompress: ${(e as Error).message}`);
   }
@@ -271,7 +275,7 @@ async function* imageChunks(file: string, what: string): AsyncGenerator<Uint8Arr
   let readError: unknown;
   const source = fs.createReadStream(file, { start: gz.start, end: gz.end - 1, highWaterMark: 64 * 1024 });
   source.on('error', (e) => (readError = e));
-  const inflater = zlib.createGunzip({ chunkSize: 64 * 1024 });
+  const inflater = zlib().createGunzip({ chunkSize: 64 * 1024 });
   // Errors of either side end the iteration below; destroying the inflater closes the file too.
   pipeline(source, inflater, () => {});
   try {

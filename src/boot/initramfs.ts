@@ -6,7 +6,7 @@
 // file data padded to a multiple of 4. A symlink's data is its target. The archive ends with the
 // entry "TRAILER!!!".
 
-import { gzipSync } from 'node:zlib';
+import { createRequire } from 'node:module';
 
 export const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
@@ -166,6 +166,9 @@ export class CpioWriter {
 
   /** The gzip-compressed archive (what the kernel's CONFIG_RD_GZIP unpacks). */
   toGzip(level = 6): Uint8Array {
+    // node:zlib on first use: the VMM loads this module (through the image cache) but only the image
+    // build compresses.
+    const { gzipSync } = createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib');
     return new Uint8Array(gzipSync(this.toBytes(), { level }));
   }
 }

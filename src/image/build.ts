@@ -12,7 +12,7 @@
 //
 // buildDefaultImage() is what `typevisor image build` and the default `typevisor run` call.
 
-import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -102,6 +102,11 @@ interface RunResult {
 }
 
 function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): RunResult {
+  // node:child_process on first use: `typevisor run` loads this module for the cached image and then
+  // boots in the same process, which should not carry child_process (with net and dgram; see rng.ts).
+  const { spawnSync } = createRequire(import.meta.url)(
+    'node:child_process',
+  ) as typeof import('node:child_process');
   const r = spawnSync(cmd, args, {
     cwd: opts.cwd,
     env: { ...process.env, LC_ALL: 'C', DEBIAN_FRONTEND: 'noninteractive', ...opts.env },

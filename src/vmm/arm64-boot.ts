@@ -3,7 +3,7 @@
 // (seed 001: RAM from 0x4800_0000, initrd at 0x5400_0000, DTB at 0x4700_0000).
 
 import { closeSync, fstatSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { UserError } from '../host/errors.js';
 import { Arm64VirtMachine, VIRT } from '../machine/arm64-virt.js';
 import { writeArm64Dtb } from '../machine/arm64-dt.js';
@@ -73,6 +73,25 @@ function readUserDtb(path: string): UserDtbInfo {
     cpus: Math.max(1, cpus),
     initrdStart: chosen.initrdStart !== undefined ? Number(chosen.initrdStart) : undefined,
   };
+}
+
+/**
+ * 32 random bytes for /chosen/rng-seed: from /dev/urandom, or node:crypto where there is none.
+ * Loading node:crypto initialises OpenSSL, RSS the VMM need not carry for 32 bytes (see rng.ts).
+ */
+function rngSeed(): Uint8Array {
+  const seed = new Uint8Array(32);
+  try {
+    const fd = openSync('/dev/urandom', 'r');
+    try {
+      if (readSync(fd, seed, 0, 32, null) === 32) return seed;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // no /dev/urandom: below
+  }
+  return (createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')).randomBytes(32);
 }
 
 /** Read `length` bytes of an open file into guest RAM at `pa` (a range already checked to be RAM). */
@@ -192,7 +211,7 @@ export async function buildArm64Guest(
       serialConsole: spec.console === 'serial',
       initrd,
       virtioSlots: slots,
-      rngSeed: randomBytes(32),
+      rngSeed: rngSeed(),
     });
   }
   if (spec.dumpDtb) writeFileSync(spec.dumpDtb, dtb);

@@ -1,12 +1,24 @@
 // virtio-rng (virtio 1.2, "Entropy Device"): one request queue; the device fills each writable
 // buffer with bytes from the host's CSPRNG (node:crypto randomFillSync).
 
-import { randomFillSync } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { VirtioDeviceBase } from './device.js';
 import { VIRTIO_ID } from './mmio.js';
 
 /** Most bytes returned for one request (the driver asks again for more). */
 const MAX_PER_REQUEST = 64 * 1024;
+
+/**
+ * node:crypto, loaded when the guest first asks for entropy rather than with this module: loading it
+ * initialises OpenSSL, RSS that a VM without virtio-rng need not pay (node:crypto, node:zlib and
+ * node:child_process together: 2 MiB of `typevisor run`'s peak RSS).
+ */
+let randomFill: ((buf: Uint8Array) => void) | undefined;
+function fill(buf: Uint8Array): void {
+  randomFill ??= (createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto'))
+    .randomFillSync;
+  randomFill(buf);
+}
 
 export class VirtioRng extends VirtioDeviceBase {
   readonly deviceId = VIRTIO_ID.RNG;
@@ -33,7 +45,7 @@ export class VirtioRng extends VirtioDeviceBase {
           if (n <= 0) break;
           const view = mem.sliceForWrite(seg.addr, n);
           if (!view) break;
-          randomFillSync(view);
+          fill(view);
           written += n;
         }
       }
