@@ -1,6 +1,7 @@
 // Differential testing of the software AArch64 CPU against QEMU (qemu-aarch64, user mode, -cpu cortex-a53).
 //
-//   npm run difftest -- --seed S --cases N [--class int|branch|ldst|fp|simd] [--max-report K]
+//   npm run difftest -- --seed S --cases N [--class int|branch|ldst|fp|simd] [--max-report K] [--interp-only]
+//   Each case runs on the interpreter and again translated as a block (jit.ts), unless --interp-only.
 //
 // Random instruction sequences per encoding class run on QEMU (through scripts/difftest/harness.c, built
 // here with Debian's aarch64 cross gcc) and on typevisor's CPU from the same registers and memory. X
@@ -15,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { GuestMemory } from '../src/devices/memory.js';
 import { Arm64Cpu, CodeCache } from '../src/cpu/arm64/cpu.js';
+import { MAX_BLOCK } from '../src/cpu/arm64/jit.js';
 
 const CODE = 0x4000_0000;
 const SCRATCH = 0x4002_0000;
@@ -149,7 +151,11 @@ function randomState(r: Rng, cls: ClassName): Uint8Array {
   dv.setBigUint64(256, BigInt(r.below(16)) << 28n, true);
   let fpcr = 0;
   if ((cls === 'fp' || cls === 'simd') && r.chance(0.5)) {
-    fpcr = (r.below(4) << 22) | (r.chance(0.3) ? 1 << 24 : 0) | (r.chance(0.3) ? 1 << 25 : 0) | (r.chance(0.2) ? 1 << 26 : 0);
+    fpcr =
+      (r.below(4) << 22) |
+      (r.chance(0.3) ? 1 << 24 : 0) |
+      (r.chance(0.3) ? 1 << 25 : 0) |
+      (r.chance(0.2) ? 1 << 26 : 0);
   }
   dv.setBigUint64(264, BigInt(fpcr), true);
   dv.setBigUint64(272, 0n, true);
@@ -157,7 +163,12 @@ function randomState(r: Rng, cls: ClassName): Uint8Array {
     const base = 288 + v * 16;
     const k = r.below(4);
     for (let half = 0; half < 2; half++) {
-      if (k === 0) dv.setBigUint64(base + half * 8, r.pick(F64_SPECIAL) ^ (r.chance(0.3) ? BigInt(r.below(8)) : 0n), true);
+      if (k === 0)
+        dv.setBigUint64(
+          base + half * 8,
+          r.pick(F64_SPECIAL) ^ (r.chance(0.3) ? BigInt(r.below(8)) : 0n),
+          true,
+        );
       else if (k === 1) {
         dv.setUint32(base + half * 8, r.pick(F32_SPECIAL), true);
         dv.setUint32(base + half * 8 + 4, r.pick(F32_SPECIAL), true);
@@ -202,8 +213,10 @@ function genInt(r: Rng): number {
   for (;;) {
     let w = r.u32();
     const k = r.below(10);
-    if (k < 4) w = ((w & ~(7 << 26)) | (4 << 26)) >>> 0; // data processing (immediate)
-    else if (k < 5) w = ((w & ~(7 << 25)) | (5 << 25)) >>> 0; // anywhere in data processing (register)
+    if (k < 4)
+      w = ((w & ~(7 << 26)) | (4 << 26)) >>> 0; // data processing (immediate)
+    else if (k < 5)
+      w = ((w & ~(7 << 25)) | (5 << 25)) >>> 0; // anywhere in data processing (register)
     else {
       const [m, v] = r.pick(DP_REG_GROUPS);
       const field = ((bits(w, 28, 21) & ~m) | v) & 0xff;
@@ -284,7 +297,7 @@ function genFp(r: Rng): number {
     let w = ((r.pick([0x1e, 0x1f, 0x9e, 0x1e, 0x1e]) << 24) | (r.u32() & 0xffffff)) >>> 0;
     if (r.chance(0.8)) {
       w = (w & ~(3 << 22)) | (r.below(2) << 22) | (1 << 21); // single or double, bit 21 set
-      if ((w >>> 24) !== 0x1f) {
+      if (w >>> 24 !== 0x1f) {
         const [m, v] = r.pick(FP_GROUPS);
         const field = ((bits(w, 15, 10) & ~m) | v) & 0x3f;
         w = (w & ~(0x3f << 10)) | (field << 10);
@@ -392,7 +405,11 @@ async function runQemu(harness: string, cases: Case[], prologueWords: { n: numbe
     const chunks: Buffer[] = [];
     p.stdout.on('data', (d: Buffer) => chunks.push(d));
     p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolvePromise(Buffer.concat(chunks)) : reject(new Error(`qemu-aarch64 harness exited with ${code}`))));
+    p.on('close', (code) =>
+      code === 0
+        ? resolvePromise(Buffer.concat(chunks))
+        : reject(new Error(`qemu-aarch64 harness exited with ${code}`)),
+    );
     p.stdin.end(input);
   });
   let o = 0;
@@ -436,7 +453,11 @@ export class TypevisorRunner {
     dv.setBigUint64(off(l1) + 8, BigInt(l2) | 3n, true);
     dv.setBigUint64(off(l2), BigInt(l3) | 3n, true);
     for (let p = 0; p < (SCRATCH + SCRATCH_SIZE - CODE) / 0x1000; p++) {
-      dv.setBigUint64(off(l3) + p * 8, BigInt(CODE + p * 0x1000) | 3n | (1n << 10n) | (3n << 8n) | (1n << 6n) | (1n << 53n), true);
+      dv.setBigUint64(
+        off(l3) + p * 8,
+        BigInt(CODE + p * 0x1000) | 3n | (1n << 10n) | (3n << 8n) | (1n << 6n) | (1n << 53n),
+        true,
+      );
     }
     const sys = this.cpu.sys;
     sys.MAIR_EL1 = 0xffn;
@@ -452,8 +473,17 @@ export class TypevisorRunner {
     this.cpu.mmu.onRegsChanged();
   }
 
-  run(c: Case, prologueWords: number): Outcome {
+  /**
+   * Run one case. `jit`: translate it as blocks at once (jit.ts) and run them, instead of
+   * interpreting one instruction at a time. A translated block runs on past the case's last word
+   * into the zeroed rest of the page, where UDF #0 ends it: that UNDEF at the end address counts
+   * as the case completing.
+   */
+  run(c: Case, prologueWords: number, jit = false): Outcome {
     const cpu = this.cpu;
+    cpu.code.jit = jit;
+    cpu.code.jitThreshold = 1;
+    cpu.stopOnException = true;
     const mem = this.mem;
     const start = CODE + prologueWords * 4;
     const code = new Uint8Array(c.insns.length * 4);
@@ -484,7 +514,8 @@ export class TypevisorRunner {
     let faultIndex = 0;
     for (let steps = 0; steps < MAX_STEPS; steps++) {
       if (cpu.pcHi === 0 && cpu.pcLo === end) break;
-      cpu.run(1);
+      // A block runs only with MAX_BLOCK instructions of budget left (see Arm64Cpu.run).
+      cpu.run(jit ? MAX_STEPS + MAX_BLOCK : 1);
       if (cpu.el !== 0) {
         const esr = Number(cpu.sys.ESR_EL1);
         const ec = esr >>> 26;
@@ -498,10 +529,12 @@ export class TypevisorRunner {
                 ? SIGBUS
                 : SIGSEGV;
         faultIndex = Number((cpu.sys.ELR_EL1 - BigInt(start)) / 4n);
+        if (jit && ec === 0 && faultIndex === c.insns.length) signo = 0; // the UDF after the case
         // registers as at the faulting instruction: back to EL0's view
         const spsr = Number(cpu.sys.SPSR_EL1);
         cpu.nzcv = spsr >>> 28;
         cpu.setElSp(0, 0);
+        if (signo === 0) faultIndex = 0;
         break;
       }
       if (cpu.waiting) cpu.waiting = false;
@@ -527,7 +560,9 @@ const REG_NAMES = [...Array.from({ length: 31 }, (_, i) => `x${i}`), 'sp', 'nzcv
 export function compare(q: Outcome, t: Outcome): string[] {
   const d: string[] = [];
   if (q.signo !== t.signo || (q.signo !== 0 && q.faultIndex !== t.faultIndex)) {
-    d.push(`outcome: qemu ${q.signo ? `signal ${q.signo} at insn ${q.faultIndex}` : 'completed'}, typevisor ${t.signo ? `signal ${t.signo} at insn ${t.faultIndex}` : 'completed'}`);
+    d.push(
+      `outcome: qemu ${q.signo ? `signal ${q.signo} at insn ${q.faultIndex}` : 'completed'}, typevisor ${t.signo ? `signal ${t.signo} at insn ${t.faultIndex}` : 'completed'}`,
+    );
     return d;
   }
   const qd = new DataView(q.state.buffer, q.state.byteOffset);
@@ -542,7 +577,10 @@ export function compare(q: Outcome, t: Outcome): string[] {
   for (let v = 0; v < 32; v++) {
     const a = Buffer.from(q.state.subarray(288 + v * 16, 304 + v * 16));
     const b = Buffer.from(t.state.subarray(288 + v * 16, 304 + v * 16));
-    if (!a.equals(b)) d.push(`v${v}: qemu ${Buffer.from(a).reverse().toString('hex')}, typevisor ${Buffer.from(b).reverse().toString('hex')}`);
+    if (!a.equals(b))
+      d.push(
+        `v${v}: qemu ${Buffer.from(a).reverse().toString('hex')}, typevisor ${Buffer.from(b).reverse().toString('hex')}`,
+      );
   }
   if (q.signo === 0) {
     const keys = new Set([...q.diffs.keys(), ...t.diffs.keys()]);
@@ -569,7 +607,9 @@ export function buildHarness(): string {
     try {
       execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
     } catch {
-      throw new Error(`difftest needs ${tool}: run 'bash scripts/setup.sh' (installs gcc-aarch64-linux-gnu and qemu-user)`);
+      throw new Error(
+        `difftest needs ${tool}: run 'bash scripts/setup.sh' (installs gcc-aarch64-linux-gnu and qemu-user)`,
+      );
     }
   }
   const src = join(root, 'scripts', 'difftest');
@@ -593,7 +633,16 @@ export interface DiffResult {
   reports: string[];
 }
 
-export async function difftest(seed: number, cases: number, classes: readonly ClassName[], maxReport: number): Promise<DiffResult> {
+/** Which executors each case runs on: the interpreter, and (by default) also as a translated block. */
+export type Engines = 'interp' | 'both';
+
+export async function difftest(
+  seed: number,
+  cases: number,
+  classes: readonly ClassName[],
+  maxReport: number,
+  engines: Engines = 'both',
+): Promise<DiffResult> {
   const harness = buildHarness();
   const r = new Rng(seed);
   const runner = new TypevisorRunner();
@@ -610,15 +659,20 @@ export async function difftest(seed: number, cases: number, classes: readonly Cl
   const codeStart = CODE + pw.n * 4;
   while (generated < cases) {
     const batch: Case[] = [];
-    for (let i = 0; i < BATCH && generated < cases; i++, generated++) batch.push(generateCase(r, classes[generated % classes.length], codeStart));
+    for (let i = 0; i < BATCH && generated < cases; i++, generated++)
+      batch.push(generateCase(r, classes[generated % classes.length], codeStart));
     const qs = await runQemu(harness, batch, pw);
     batch.forEach((c, i) => {
       if (qs[i].signo === 0) completed++;
       let t: Outcome;
       let diff: string[];
       try {
-        t = runner.run(c, pw.n);
+        t = runner.run(c, pw.n, false);
         diff = compare(qs[i], t);
+        if (diff.length === 0 && engines !== 'interp') {
+          t = runner.run(c, pw.n, true);
+          diff = compare(qs[i], t).map((d) => `translated block: ${d}`);
+        }
       } catch (e) {
         diff = [`typevisor threw: ${e instanceof Error ? e.message : String(e)}`];
       }
@@ -629,7 +683,8 @@ export async function difftest(seed: number, cases: number, classes: readonly Cl
       } else {
         pc.failed++;
         failed++;
-        if (reports.length < maxReport) reports.push(`FAIL [${c.cls}]\n${describeCase(c, pw.n)}\n  diff:\n    ${diff.join('\n    ')}`);
+        if (reports.length < maxReport)
+          reports.push(`FAIL [${c.cls}]\n${describeCase(c, pw.n)}\n  diff:\n    ${diff.join('\n    ')}`);
       }
     });
   }
@@ -643,6 +698,7 @@ async function main(): Promise<number> {
       cases: { type: 'string', default: '1000' },
       class: { type: 'string' },
       'max-report': { type: 'string', default: '100' },
+      'interp-only': { type: 'boolean', default: false },
     },
   });
   const seed = Number(values.seed);
@@ -659,11 +715,23 @@ async function main(): Promise<number> {
     }
     classes = [values.class as ClassName];
   }
-  const res = await difftest(seed, cases, classes, Number(values['max-report']));
+  const res = await difftest(
+    seed,
+    cases,
+    classes,
+    Number(values['max-report']),
+    values['interp-only'] ? 'interp' : 'both',
+  );
   for (const rep of res.reports) process.stdout.write(rep + '\n');
-  if (res.failed > res.reports.length) process.stdout.write(`(${res.failed - res.reports.length} more failures not shown; raise --max-report)\n`);
-  for (const [cls, c] of res.perClass) process.stdout.write(`${cls}: ${c.passed} passed, ${c.failed} failed\n`);
-  process.stdout.write(`(${res.completed} of ${cases} cases ran to their end on QEMU; the others raised a signal there)\n`);
+  if (res.failed > res.reports.length)
+    process.stdout.write(
+      `(${res.failed - res.reports.length} more failures not shown; raise --max-report)\n`,
+    );
+  for (const [cls, c] of res.perClass)
+    process.stdout.write(`${cls}: ${c.passed} passed, ${c.failed} failed\n`);
+  process.stdout.write(
+    `(${res.completed} of ${cases} cases ran to their end on QEMU; the others raised a signal there)\n`,
+  );
   process.stdout.write(`${res.passed} passed, ${res.failed} failed\n`);
   return res.failed === 0 ? 0 : 1;
 }

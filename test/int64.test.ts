@@ -7,7 +7,10 @@ const M64 = (1n << 64n) - 1n;
 const u64 = (lo: number, hi: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
 const s64 = (lo: number, hi: number): bigint => BigInt.asIntN(64, u64(lo, hi));
 
-const EDGES = [0, 1, 2, 3, 0x7fffffff, 0x80000000, 0x80000001, 0xfffffffe, 0xffffffff, 0xffff, 0x10000, 0x1ffff, 0xdeadbeef].map((v) => v | 0); // register halves are int32
+const EDGES = [
+  0, 1, 2, 3, 0x7fffffff, 0x80000000, 0x80000001, 0xfffffffe, 0xffffffff, 0xffff, 0x10000, 0x1ffff,
+  0xdeadbeef,
+].map((v) => v | 0); // register halves are int32
 
 function* values(n: number): Generator<number> {
   yield* EDGES;
@@ -30,6 +33,17 @@ test('umul32 and smul32 give the exact 64-bit product', () => {
       const slo = smul32(a, b);
       assert.equal(s64(slo, rhi), BigInt(a | 0) * BigInt(b | 0), `smul32(${a}, ${b})`);
     }
+  }
+});
+
+test('umul32 where the double product rounds up across a 2^32 boundary', () => {
+  // 0xfffffffd * 0xaaaaaaab has low half 0xffffffff, and the double (ulp 2^11 there) rounds up.
+  for (const [a, b] of [
+    [0xfffffffd, 0xaaaaaaab],
+    [0xaaaaaaab, 0xfffffffd],
+  ]) {
+    const lo = umul32(a | 0, b | 0);
+    assert.equal(u64(lo, rhi), BigInt(a) * BigInt(b));
   }
 });
 

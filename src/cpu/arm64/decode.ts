@@ -25,7 +25,8 @@ interface CompiledPattern {
 
 export function compilePattern(p: Pattern): CompiledPattern {
   const bits = p.bits.replace(/[ _]/g, '');
-  if (bits.length !== 32) throw new Error(`pattern ${p.name}: expected 32 bits, got ${bits.length} ('${p.bits}')`);
+  if (bits.length !== 32)
+    throw new Error(`pattern ${p.name}: expected 32 bits, got ${bits.length} ('${p.bits}')`);
   let mask = 0;
   let value = 0;
   let specificity = 0;
@@ -59,11 +60,16 @@ export class Decoder {
     }
   }
 
+  /** The handler of encodings no pattern matches. */
+  get undefinedHandler(): Handler {
+    return this.undefined.handler;
+  }
+
   decode(insn: number): { name: string; handler: Handler } {
     const bucket = this.buckets[(insn >>> 25) & 0xf];
     for (let i = 0; i < bucket.length; i++) {
       const p = bucket[i];
-      if (((insn & p.mask) >>> 0) === p.value) return p;
+      if ((insn & p.mask) >>> 0 === p.value) return p;
     }
     return this.undefined;
   }

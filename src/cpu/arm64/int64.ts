@@ -137,17 +137,16 @@ export function addFlags32(cpu: Arm64Cpu, a: number, b: number, cin: number): nu
 }
 
 /**
- * Unsigned 32x32 -> 64 multiply. The low half is exact from Math.imul. The double product is within
- * 2^10 of the exact one, so its high half is off by at most one; comparing the double's low part
- * with the exact low half tells which way.
+ * Unsigned 32x32 -> 64 multiply. The low half is exact from Math.imul. The double product rounds to
+ * within 2^10 of the exact one, and never below hi * 2^32 (that is representable and rounding is
+ * monotonic), so its high half is either right or one too big: too big exactly when the double's
+ * low part is far (more than 2^31) below the exact low half.
  */
 export function umul32(a: number, b: number): number {
   const lo = Math.imul(a, b);
   const p = (a >>> 0) * (b >>> 0);
   let hi = Math.floor(p / TWO32);
-  const diff = (lo >>> 0) - (p - hi * TWO32);
-  if (diff > 2147483648) hi--;
-  else if (diff < -2147483648) hi++;
+  if ((lo >>> 0) - (p - hi * TWO32) > 2147483648) hi--;
   rhi = hi | 0;
   return lo;
 }
