@@ -39,24 +39,36 @@ function setW(d: number, v: string, sp = false): string {
 
 /** Statements defining `bl`/`bh`: Xm shifted by a constant (type 0 LSL, 1 LSR, 2 ASR, 3 ROR). */
 function shift64(m: number, type: number, amt: number): string {
-  const l = zlo(m);
-  const h = zhi(m);
-  if (amt === 0) return `const bl = ${l}, bh = ${h};`;
-  const pre = `const ml = ${l}, mh = ${h};`;
+  return shift64From(zlo(m), zhi(m), type, amt, '');
+}
+
+/**
+ * Statements defining `bl${s}`/`bh${s}`: the 64-bit value (l, h) (expressions) shifted by a constant.
+ * The suffix `s` keeps the names of two uses in one block apart.
+ */
+function shift64From(l: string, h: string, type: number, amt: number, s: string): string {
+  const bl = `bl${s}`;
+  const bh = `bh${s}`;
+  if (amt === 0) return `const ${bl} = ${l}, ${bh} = ${h};`;
+  const [ml, mh] = [`ml${s}`, `mh${s}`];
+  const pre = `const ${ml} = ${l}, ${mh} = ${h};`;
   switch (type) {
     case 0:
-      if (amt < 32) return `${pre} const bl = ml << ${amt}, bh = (mh << ${amt}) | (ml >>> ${32 - amt});`;
-      return `${pre} const bl = 0, bh = ml << ${amt - 32};`;
+      if (amt < 32)
+        return `${pre} const ${bl} = ${ml} << ${amt}, ${bh} = (${mh} << ${amt}) | (${ml} >>> ${32 - amt});`;
+      return `${pre} const ${bl} = 0, ${bh} = ${ml} << ${amt - 32};`;
     case 1:
-      if (amt < 32) return `${pre} const bl = (ml >>> ${amt}) | (mh << ${32 - amt}), bh = mh >>> ${amt};`;
-      return `${pre} const bl = mh >>> ${amt - 32}, bh = 0;`;
+      if (amt < 32)
+        return `${pre} const ${bl} = (${ml} >>> ${amt}) | (${mh} << ${32 - amt}), ${bh} = ${mh} >>> ${amt};`;
+      return `${pre} const ${bl} = ${mh} >>> ${amt - 32}, ${bh} = 0;`;
     case 2:
-      if (amt < 32) return `${pre} const bl = (ml >>> ${amt}) | (mh << ${32 - amt}), bh = mh >> ${amt};`;
-      return `${pre} const bl = mh >> ${amt - 32}, bh = mh >> 31;`;
+      if (amt < 32)
+        return `${pre} const ${bl} = (${ml} >>> ${amt}) | (${mh} << ${32 - amt}), ${bh} = ${mh} >> ${amt};`;
+      return `${pre} const ${bl} = ${mh} >> ${amt - 32}, ${bh} = ${mh} >> 31;`;
     default: {
-      if (amt === 32) return `${pre} const bl = mh, bh = ml;`;
-      const [a, b, k] = amt < 32 ? ['ml', 'mh', amt] : ['mh', 'ml', amt - 32];
-      return `${pre} const bl = (${a} >>> ${k}) | (${b} << ${32 - k}), bh = (${b} >>> ${k}) | (${a} << ${32 - k});`;
+      if (amt === 32) return `${pre} const ${bl} = ${mh}, ${bh} = ${ml};`;
+      const [a, b, k] = amt < 32 ? [ml, mh, amt] : [mh, ml, amt - 32];
+      return `${pre} const ${bl} = (${a} >>> ${k}) | (${b} << ${32 - k}), ${bh} = (${b} >>> ${k}) | (${a} << ${32 - k});`;
     }
   }
 }
@@ -400,4 +412,33 @@ def(['LDP_X', 'STP_X', 'LDP_X_wb', 'STP_X_wb'], true, (insn) => {
     ? `const v = mmu.read64(al, ah); const vh = mmu.hi; const u = mmu.read64(bl, bh); const uh = mmu.hi; ${setX(t, 'v', 'vh')} ${setX(t2, 'u', 'uh')}`
     : `mmu.write64(al, ah, ${zlo(t)}, ${zhi(t)}); mmu.write64(bl, bh, ${zlo(t2)}, ${zhi(t2)});`;
   return `{ ${a} ${a2} ${access} ${wb ? writeback(n, imm) : ''} }`;
+});
+
+// ---- bitfield move (UBFM, SBFM: LSL, LSR, ASR, UBFX, SBFX, UXTW, SXTW, ...) ----
+
+/** ones(k) for 0 <= k <= 32, as int32. */
+const ones = (k: number): number => (k >= 32 ? -1 : (1 << k) - 1);
+
+def(['UBFM_x', 'SBFM_x'], false, (insn) => {
+  const { d, n } = fields(insn);
+  if (d === 31) return '';
+  const immr = (insn >>> 16) & 63;
+  const imms = (insn >>> 10) & 63;
+  const signed = (insn & 0x40000000) === 0;
+  const w = imms >= immr ? imms - immr + 1 : imms + 1;
+  // the field: Xn >> immr (imms >= immr), or Xn's low w bits that will move up
+  const src = shift64From(zlo(n), zhi(n), 1, imms >= immr ? immr : 0, '');
+  let field: string;
+  if (signed) {
+    field =
+      w <= 32
+        ? `let l = ${w === 32 ? 'bl | 0' : `(bl << ${32 - w}) >> ${32 - w}`}; let h = l >> 31;`
+        : `let l = bl; let h = ${w === 64 ? 'bh | 0' : `(bh << ${64 - w}) >> ${64 - w}`};`;
+  } else {
+    field = w <= 32 ? `let l = bl & ${ones(w)}; let h = 0;` : `let l = bl; let h = bh & ${ones(w - 32)};`;
+  }
+  if (imms < immr) {
+    return `{ ${src} ${field} { ${shift64From('l', 'h', 0, 64 - immr, '2')} l = bl2; h = bh2; } ${setX(d, 'l', 'h')} }`;
+  }
+  return `{ ${src} ${field} ${setX(d, 'l', 'h')} }`;
 });
