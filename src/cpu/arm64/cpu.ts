@@ -81,18 +81,25 @@ function decoder(): Decoder {
   return sharedDecoder;
 }
 
-/** Decoded handlers, translated blocks and block-entry counts of one physical code page. */
+/** Decoded handlers and translated blocks of one physical code page. */
 export class CodePage {
-  readonly handlers: (Handler | undefined)[] = new Array<Handler | undefined>(1024).fill(undefined);
+  /** Per word: index of its handler in Decoder.handlerTable, 0 = not decoded (2 KiB a page). */
+  readonly decoded = new Uint16Array(1024);
   /** Translated blocks by entry word; allocated with the page's first block. */
   blocks: (BlockFn | undefined)[] | undefined;
-  /** How often each word was entered as a block head in the interpreter (saturates at the threshold). */
-  readonly heat = new Uint16Array(1024);
+  /** Where the page's words count in CodeCache.heat. */
+  readonly heatBase: number;
   constructor(
     /** Index of the page's first word in the RAM word array. */
     readonly ramWord: number,
-  ) {}
+    ppn: number,
+  ) {
+    this.heatBase = Math.imul(ppn, 0x9e3779b1) >>> 16;
+  }
 }
+
+/** Slots of CodeCache.heat: block-head entry counts of all pages, hashed (a collision only makes a block translate early). */
+const HEAT_SLOTS = 1 << 16;
 
 /**
  * A block head is translated once the interpreter has entered it this many times (environment:
@@ -111,6 +118,9 @@ export class CodeCache {
   /** Block-head entries before translation (the difftest uses 1 to translate everything at once). */
   jitThreshold = JIT_THRESHOLD;
 
+  /** How often block heads were entered in the interpreter, by (page.heatBase + word) mod HEAT_SLOTS. */
+  readonly heat = new Uint16Array(HEAT_SLOTS);
+
   constructor(readonly mem: GuestMemory) {
     mem.onCodeWrite = (ramPage) => this.invalidateRamPage(ramPage);
     if (process.env.TYPEVISOR_JIT_STATS) {
@@ -126,7 +136,7 @@ export class CodeCache {
     const ppn = Math.floor(pa / 4096);
     let p = this.pages.get(ppn);
     if (!p) {
-      p = new CodePage(((pa - this.mem.ramBase) >>> 2) & ~1023);
+      p = new CodePage(((pa - this.mem.ramBase) >>> 2) & ~1023, ppn);
       this.pages.set(ppn, p);
       this.mem.codePages[p.ramWord >>> 10] = 1;
     }
@@ -168,9 +178,8 @@ export class CodeCache {
   }
 
   private static clear(p: CodePage): void {
-    p.handlers.fill(undefined);
+    p.decoded.fill(0);
     p.blocks?.fill(undefined);
-    p.heat.fill(0);
   }
 }
 
@@ -254,7 +263,7 @@ export class Arm64Cpu {
   private fetchPageHi = -1;
   private fetchPa = 0;
   private fetchPage: CodePage | undefined;
-  private fetchHandlers: (Handler | undefined)[] = [];
+  private fetchDecoded = new Uint16Array(0);
   private fetchRamWord = -1;
 
   constructor(
@@ -494,6 +503,8 @@ export class Arm64Cpu {
     const ramBase = mem.ramBase;
     const jit = this.code.jit;
     const threshold = this.code.jitThreshold;
+    const heat = this.code.heat;
+    const table = this.code.decoder.handlerTable;
     // Blocks run only while at least MAX_BLOCK instructions of the budget are left, so a run never
     // retires more than `budget`.
     // True when the next instruction starts a block: after a branch taken, a block, an exception, or
@@ -523,7 +534,7 @@ export class Arm64Cpu {
             this.fetchPa = pa;
             const page = this.code.page(pa);
             this.fetchPage = page;
-            this.fetchHandlers = page.handlers;
+            this.fetchDecoded = page.decoded;
             this.fetchRamWord = (pa - ramBase) >>> 2;
             this.fetchPageLo = pageLo;
             this.fetchPageHi = this.pcHi;
@@ -533,7 +544,13 @@ export class Arm64Cpu {
             const page = this.fetchPage!;
             const blocks = page.blocks;
             let blk = blocks !== undefined ? blocks[idx] : undefined;
-            if (blk === undefined && ++page.heat[idx] >= threshold) blk = this.code.translate(page, idx);
+            if (blk === undefined) {
+              const slot = (page.heatBase + idx) & (HEAT_SLOTS - 1);
+              if (++heat[slot] >= threshold) {
+                heat[slot] = 0;
+                blk = this.code.translate(page, idx);
+              }
+            }
             if (blk !== undefined) {
               const k = blk(this, budget - done - MAX_BLOCK);
               done += k;
@@ -543,10 +560,13 @@ export class Arm64Cpu {
             }
           }
           const insn = u32[this.fetchRamWord + idx];
-          let h = this.fetchHandlers[idx];
-          if (h === undefined) {
-            h = this.code.decoder.decode(insn).handler;
-            this.fetchHandlers[idx] = h;
+          const hx = this.fetchDecoded[idx];
+          let h: Handler;
+          if (hx !== 0) h = table[hx];
+          else {
+            const d = this.code.decoder.decode(insn);
+            h = d.handler;
+            this.fetchDecoded[idx] = d.index;
             mem.codePages[this.fetchRamWord >>> 10] = 1;
           }
           const nl = (pcLo + 4) >>> 0;

@@ -16,6 +16,8 @@ export interface Pattern {
 }
 
 interface CompiledPattern {
+  /** Index of the handler in Decoder.handlerTable (set by the Decoder; 0 before). */
+  index: number;
   mask: number;
   value: number;
   specificity: number;
@@ -39,18 +41,33 @@ export function compilePattern(p: Pattern): CompiledPattern {
       if (ch === '1') value |= 1 << bit;
     }
   }
-  return { mask: mask >>> 0, value: value >>> 0, specificity, name: p.name, handler: p.handler };
+  return { index: 0, mask: mask >>> 0, value: value >>> 0, specificity, name: p.name, handler: p.handler };
 }
 
 /** A decoder built from pattern lists. Lookup buckets patterns by bits [28:25] (the A64 op0 field). */
 export class Decoder {
   private readonly buckets: CompiledPattern[][] = [];
+  private readonly undefined: CompiledPattern;
+  /**
+   * Every distinct handler, so a decoded instruction can be cached as a 16-bit index (slot 0 means
+   * "not decoded yet").
+   */
+  readonly handlerTable: Handler[] = [() => {}];
 
-  constructor(
-    groups: Pattern[][],
-    private readonly undefined: { name: string; handler: Handler },
-  ) {
+  constructor(groups: Pattern[][], undef: { name: string; handler: Handler }) {
+    const indexes = new Map<Handler, number>();
+    const indexOf = (h: Handler): number => {
+      let i = indexes.get(h);
+      if (i === undefined) {
+        i = this.handlerTable.push(h) - 1;
+        indexes.set(h, i);
+      }
+      return i;
+    };
+    this.undefined = { index: indexOf(undef.handler), mask: 0, value: 0, specificity: 0, ...undef };
     const all = groups.flat().map(compilePattern);
+    for (const p of all) p.index = indexOf(p.handler);
+    if (this.handlerTable.length > 65535) throw new Error('decoder: more than 65535 handlers');
     all.sort((a, b) => b.specificity - a.specificity);
     for (let op0 = 0; op0 < 16; op0++) {
       const sample = op0 << 25;
@@ -65,7 +82,7 @@ export class Decoder {
     return this.undefined.handler;
   }
 
-  decode(insn: number): { name: string; handler: Handler } {
+  decode(insn: number): { name: string; handler: Handler; index: number } {
     const bucket = this.buckets[(insn >>> 25) & 0xf];
     for (let i = 0; i < bucket.length; i++) {
       const p = bucket[i];
