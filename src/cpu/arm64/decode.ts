@@ -4,7 +4,7 @@
 
 import type { Arm64Cpu } from './cpu.js';
 
-/** Executes one instruction. `insn` is the raw 32-bit word (as an unsigned number). */
+/** Executes one instruction. `insn` is the raw 32-bit word, as int32 or uint32 (handlers use only bit operations on it). */
 export type Handler = (cpu: Arm64Cpu, insn: number) => void;
 
 export interface Pattern {
