@@ -140,7 +140,10 @@ export class Vm extends EventEmitter {
   balloonInfo(): { targetMiB: number; balloonMiB: number } | undefined {
     const b = this.devices?.balloon;
     if (!b) return undefined;
-    return { targetMiB: this.spec.memoryMiB - (b.targetPages * 4096) / 1048576, balloonMiB: (b.actualPages * 4096) / 1048576 };
+    return {
+      targetMiB: this.spec.memoryMiB - (b.targetPages * 4096) / 1048576,
+      balloonMiB: (b.actualPages * 4096) / 1048576,
+    };
   }
 
   /** Stop the VM at once (like `xl destroy`): the guest gets no chance to flush. */
@@ -151,7 +154,11 @@ export class Vm extends EventEmitter {
 
   /** Instructions retired and vCPU count, for `list`. */
   stats(): { instructions: number; cpus: number; memoryMiB: number } {
-    return { instructions: this.machine?.instructions ?? 0, cpus: this.spec.cpus, memoryMiB: this.spec.memoryMiB };
+    return {
+      instructions: this.machine?.instructions ?? 0,
+      cpus: this.spec.cpus,
+      memoryMiB: this.spec.memoryMiB,
+    };
   }
 
   get machineForTests(): Arm64VirtMachine | undefined {
@@ -200,14 +207,20 @@ export class Vm extends EventEmitter {
   private async loop(): Promise<VmExit> {
     for (;;) {
       const reason: StopReason = await this.machine!.run();
-      if (this.panicSeen) return this.finish('crashed', { reason: 'panic', exitCode: 3, message: 'guest kernel panicked' });
+      if (this.panicSeen)
+        return this.finish('crashed', { reason: 'panic', exitCode: 3, message: 'guest kernel panicked' });
       if (this.destroyed || reason === 'stopped') {
         return this.finish('shutdown', { reason: 'destroyed', exitCode: 0, message: 'VM destroyed' });
       }
-      if (reason === 'poweroff') return this.finish('shutdown', { reason: 'poweroff', exitCode: 0, message: 'guest powered off' });
+      if (reason === 'poweroff')
+        return this.finish('shutdown', { reason: 'poweroff', exitCode: 0, message: 'guest powered off' });
       // reboot
       if (this.spec.onReboot === 'destroy') {
-        return this.finish('shutdown', { reason: 'reboot', exitCode: 0, message: 'guest rebooted; on_reboot=destroy' });
+        return this.finish('shutdown', {
+          reason: 'reboot',
+          exitCode: 0,
+          message: 'guest rebooted; on_reboot=destroy',
+        });
       }
       this.emit('reboot');
       await this.bootOnce();
@@ -235,7 +248,9 @@ export class Vm extends EventEmitter {
       process.stderr.write(
         `typevisor: stats: ${m.instructions} instructions in ${((Date.now() - this.startedAt) / 1000).toFixed(1)} s; ` +
           `idle ${m.stats.idleMs} ms in ${m.stats.idleSleeps} sleeps; peak RSS ${rssMiB.toFixed(0)} MiB, ` +
-          `guest RAM in use ${guestMiB.toFixed(0)} MiB, VMM beyond it ${(rssMiB - guestMiB).toFixed(0)} MiB\n`,
+          `guest RAM in use ${guestMiB.toFixed(0)} MiB, VMM beyond it ${(rssMiB - guestMiB).toFixed(0)} MiB; ` +
+          `${m.code.jitStats.blocks} regions translated in ${m.code.jitStats.ms.toFixed(0)} ms ran ` +
+          `${((100 * m.code.jitStats.insns) / Math.max(1, m.instructions)).toFixed(0)}% of the instructions\n`,
       );
     }
     this.state = state;

@@ -123,13 +123,6 @@ export class CodeCache {
 
   constructor(readonly mem: GuestMemory) {
     mem.onCodeWrite = (ramPage) => this.invalidateRamPage(ramPage);
-    if (process.env.TYPEVISOR_JIT_STATS) {
-      process.on('exit', () =>
-        process.stderr.write(
-          `jit: ${this.jitStats.blocks} blocks, ${this.jitStats.ms.toFixed(0)} ms, ${this.jitStats.insns} insns in blocks, ${this.pages.size} pages\n`,
-        ),
-      );
-    }
   }
 
   page(pa: number): CodePage {
@@ -143,10 +136,10 @@ export class CodeCache {
     return p;
   }
 
-  /** Translate the block entered at word `idx` of `p` and cache it. */
-  /** Blocks translated so far, and the wall time spent translating them. */
+  /** Regions translated so far, the wall time spent translating them, and instructions run in them. */
   readonly jitStats = { blocks: 0, ms: 0, insns: 0 };
 
+  /** Translate the block entered at word `idx` of `p` and cache it. */
   translate(p: CodePage, idx: number): BlockFn {
     const t0 = performance.now();
     const u32 = this.mem.u32;
