@@ -90,7 +90,7 @@ function shift32(m: number, type: number, amt: number): string {
 }
 
 /** Statements: 64-bit a + b + cin with NZCV, result in `lo`/`hi` (AddWithCarry). */
-function addFlags64(al: string, ah: string, bl: string, bh: string, cin: number): string {
+function addFlags64(al: string, ah: string, bl: string, bh: string, cin: number | string): string {
   return (
     `const al = ${al}, ah = ${ah}, xl = ${bl}, xh = ${bh};` +
     ` const s = (al >>> 0) + (xl >>> 0) + ${cin}; const t = (ah >>> 0) + (xh >>> 0) + (s >= ${TWO32} ? 1 : 0);` +
@@ -354,29 +354,32 @@ function addrImm(n: number, off: number): string {
   return `${check}const s = (${slo(n)} >>> 0) + ${off}; const al = s | 0, ah = (${shi(n)} + (s >= ${TWO32} ? 1 : s < 0 ? -1 : 0)) | 0;`;
 }
 
-def(['LDR_X_uimm', 'STR_X_uimm', 'LDR_W_uimm', 'STR_W_uimm', 'LDRB_uimm'], true, (insn) => {
+def(['LDR_X_uimm', 'STR_X_uimm', 'LDR_W_uimm', 'STR_W_uimm', 'LDRB_uimm', 'STRB_uimm'], true, (insn) => {
   const size = insn >>> 30;
-  const load = (insn & 0x400000) !== 0;
-  const t = insn & 31;
   const a = addrImm((insn >>> 5) & 31, ((insn >>> 10) & 0xfff) << size);
-  if (size === 3) {
-    if (load) return `{ ${a} const v = mmu.read64(al, ah); ${setX(t, 'v', 'mmu.hi')} }`;
-    return `{ ${a} mmu.write64(al, ah, ${zlo(t)}, ${zhi(t)}); }`;
-  }
-  if (size === 2) {
-    if (load) return `{ ${a} const v = mmu.read32(al, ah); ${setW(t, 'v')} }`;
-    return `{ ${a} mmu.write32(al, ah, ${zlo(t)}); }`;
-  }
-  if (size === 0 && load) return `{ ${a} const v = mmu.read8(al, ah); ${setW(t, 'v')} }`;
-  return undefined;
+  return `{ ${a} ${access(size, (insn & 0x400000) !== 0, insn & 31)} }`;
 });
 
-def(['LDRX_reg', 'STRX_reg'], true, (insn) => {
+/** Statements: a load of `size` (0 byte, 2 word, 3 doubleword) from (al, ah) into Rt, or a store of Rt there. */
+function access(size: number, load: boolean, t: number): string | undefined {
+  if (size === 3)
+    return load
+      ? `const v = mmu.read64(al, ah); ${setX(t, 'v', 'mmu.hi')}`
+      : `mmu.write64(al, ah, ${zlo(t)}, ${zhi(t)});`;
+  if (size === 2)
+    return load ? `const v = mmu.read32(al, ah); ${setW(t, 'v')}` : `mmu.write32(al, ah, ${zlo(t)});`;
+  if (size === 0)
+    return load ? `const v = mmu.read8(al, ah); ${setW(t, 'v')}` : `mmu.write8(al, ah, ${zlo(t)} & 0xff);`;
+  return undefined;
+}
+
+def(['LDRX_reg', 'STRX_reg', 'LDRW_reg', 'STRW_reg', 'LDRB_reg', 'STRB_reg'], true, (insn) => {
   const option = (insn >>> 13) & 7;
   if ((option & 2) === 0) return undefined;
+  const size = insn >>> 30;
   const { n, m } = fields(insn);
   const t = insn & 31;
-  const shift = (insn & 0x1000) !== 0 ? 3 : 0;
+  const shift = (insn & 0x1000) !== 0 ? size : 0;
   const check = n === 31 ? 'L.spCheck(cpu, 31); ' : '';
   let off: string;
   if (m === 31) off = 'let ml = 0, mh = 0;';
@@ -384,10 +387,20 @@ def(['LDRX_reg', 'STRX_reg'], true, (insn) => {
     const mh = (option & 1) !== 0 ? zhi(m) : (option & 4) !== 0 ? `(${zlo(m)} >> 31)` : '0';
     off = `let ml = ${zlo(m)}, mh = ${mh};`;
   }
-  if (shift) off += ' mh = (mh << 3) | (ml >>> 29); ml <<= 3;';
+  if (shift) off += ` mh = (mh << ${shift}) | (ml >>> ${32 - shift}); ml <<= ${shift};`;
   const a = `${check}${off} const s = (${slo(n)} >>> 0) + (ml >>> 0); const al = s | 0, ah = (${shi(n)} + mh + (s >= ${TWO32} ? 1 : 0)) | 0;`;
-  if ((insn & 0x400000) !== 0) return `{ ${a} const v = mmu.read64(al, ah); ${setX(t, 'v', 'mmu.hi')} }`;
-  return `{ ${a} mmu.write64(al, ah, ${zlo(t)}, ${zhi(t)}); }`;
+  return `{ ${a} ${access(size, (insn & 0x400000) !== 0, t)} }`;
+});
+
+def(['LDRX_imm9', 'STRX_imm9', 'LDRW_imm9', 'STRW_imm9', 'LDRB_imm9', 'STRB_imm9'], true, (insn) => {
+  const mode = (insn >>> 10) & 3; // 0 unscaled, 1 post-index, 2 unprivileged, 3 pre-index
+  const n = (insn >>> 5) & 31;
+  const t = insn & 31;
+  if (mode === 2) return undefined;
+  if ((mode & 1) !== 0 && n === t && n !== 31) return undefined;
+  const imm = (insn << 11) >> 23;
+  const a = addrImm(n, mode === 1 ? 0 : imm);
+  return `{ ${a} ${access(insn >>> 30, (insn & 0x400000) !== 0, t)} ${(mode & 1) !== 0 ? writeback(n, imm) : ''} }`;
 });
 
 /** Statements: Xn (SP for 31) += off after the accesses (pre/post-index writeback). */
@@ -441,4 +454,42 @@ def(['UBFM_x', 'SBFM_x'], false, (insn) => {
     return `{ ${src} ${field} { ${shift64From('l', 'h', 0, 64 - immr, '2')} l = bl2; h = bh2; } ${setX(d, 'l', 'h')} }`;
   }
   return `{ ${src} ${field} ${setX(d, 'l', 'h')} }`;
+});
+
+// ---- add/subtract (extended register), with carry ----
+
+def(['ADDSUB_ext_x'], false, (insn) => {
+  const sh = (insn >>> 10) & 7;
+  if (sh > 4) return undefined;
+  const { d, n, m } = fields(insn);
+  const option = (insn >>> 13) & 7;
+  const x = zlo(m);
+  const ext = [
+    `${x} & 0xff`,
+    `${x} & 0xffff`,
+    `${x}`,
+    `${x}`,
+    `(${x} << 24) >> 24`,
+    `(${x} << 16) >> 16`,
+    `${x}`,
+    `${x}`,
+  ][option];
+  const extHi = option === 3 || option === 7 ? zhi(m) : option >= 4 ? 'el >> 31' : '0';
+  const op2 = `const el = ${ext}; const eh = ${extHi}; ${shift64From('el', 'eh', 0, sh, '')}`;
+  const sub = (insn & 0x40000000) !== 0;
+  if ((insn & 0x20000000) !== 0) {
+    return `{ ${op2} ${addFlags64(slo(n), shi(n), sub ? '~bl' : 'bl', sub ? '~bh' : 'bh', sub ? 1 : 0)} ${setX(d, 'lo', 'hi')} }`;
+  }
+  const b = sub ? ['~bl', '~bh', 1] : ['bl', 'bh', 0];
+  return `{ ${op2} const s = (${slo(n)} >>> 0) + (${b[0]} >>> 0) + ${b[2]}; const h = ${shi(n)} + ${b[1]} + (s >= ${TWO32} ? 1 : 0); ${setX(d, 's | 0', 'h | 0', true)} }`;
+});
+
+def(['ADC_SBC_x'], false, (insn) => {
+  const { d, n, m } = fields(insn);
+  const inv = (insn & 0x40000000) !== 0 ? '~' : '';
+  const b = `const ml = ${inv}${zlo(m)}, mh = ${inv}${zhi(m)};`;
+  if ((insn & 0x20000000) !== 0)
+    return `{ ${b} ${addFlags64(zlo(n), zhi(n), 'ml', 'mh', 'cpu.c')} ${setX(d, 'lo', 'hi')} }`;
+  if (d === 31) return '';
+  return `{ ${b} const s = (${zlo(n)} >>> 0) + (ml >>> 0) + cpu.c; const h = ${zhi(n)} + mh + (s >= ${TWO32} ? 1 : 0); ${setX(d, 's | 0', 'h | 0')} }`;
 });
