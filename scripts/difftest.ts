@@ -483,6 +483,7 @@ export class TypevisorRunner {
     const cpu = this.cpu;
     cpu.code.jit = jit;
     cpu.code.jitThreshold = 1;
+    cpu.code.jitRegion = 512; // regions of several basic blocks too (the default translates one at a time)
     cpu.stopOnException = true;
     const mem = this.mem;
     const start = CODE + prologueWords * 4;

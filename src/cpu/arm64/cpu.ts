@@ -15,7 +15,7 @@ import { SysRegs } from './sysregs.js';
 import { a64Groups } from './a64.js';
 import { patterns as branchPatterns } from './insn/branch.js';
 import { patterns as systemPatterns } from './insn/system.js';
-import { MAX_BLOCK, setBlockEnders, translateBlock, type BlockFn } from './jit.js';
+import { MAX_BLOCK, REGION_DEFAULT, setBlockEnders, translateBlock, type BlockFn } from './jit.js';
 
 const TWO32 = 4294967296;
 
@@ -117,6 +117,8 @@ export class CodeCache {
   jit = process.env.TYPEVISOR_JIT !== '0';
   /** Block-head entries before translation (the difftest uses 1 to translate everything at once). */
   jitThreshold = JIT_THRESHOLD;
+  /** Instructions a region may take in beyond its first basic block (see jit.ts). */
+  jitRegion = REGION_DEFAULT;
 
   /** How often block heads were entered in the interpreter, by (page.heatBase + word) mod HEAT_SLOTS. */
   readonly heat = new Uint16Array(HEAT_SLOTS);
@@ -149,6 +151,7 @@ export class CodeCache {
       (i) => u32[p.ramWord + i],
       (insn) => dec.decode(insn),
       dec.undefinedHandler,
+      this.jitRegion,
     );
     p.blocks ??= new Array<BlockFn | undefined>(1024).fill(undefined);
     p.blocks[idx] = blk;

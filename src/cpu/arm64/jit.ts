@@ -10,9 +10,11 @@
 // TLBI, IC, WFI, ERET, ...; see STRAIGHT_SYSTEM for the system instructions that do not), at the
 // page end, or after MAX_BLOCK instructions. Branch targets inside the page that are already in the
 // region are jumped to without leaving the function (a label switch), so a loop whose branch goes
-// back to the region's head runs inside it. MAX_REGION bounds how many further basic blocks a region
-// pulls in; it is 0, because measured on the default guest's boot, bigger regions ran slower in V8
-// (more cold paths in each optimized function, each one a deoptimization when first taken).
+// back to the region's head runs inside it. `maxRegion` (CodeCache.jitRegion) bounds how many
+// further instructions a region pulls in from the other basic blocks its branches reach; it is 0 by
+// default (REGION_DEFAULT), because measured on the default guest's boot, bigger regions ran slower in
+// V8 (more cold paths in each optimized function, each one a deoptimization when first taken). The
+// difftest translates with regions on, so that path stays checked.
 // Regions are cached per physical page with the decoded handlers (CodeCache) and dropped with them
 // when the page is written.
 //
@@ -81,8 +83,8 @@ export interface DecodedInsn {
 
 const hex = (v: number): string => `0x${(v >>> 0).toString(16)}`;
 
-/** Most instructions in one translated region (over all its basic blocks). */
-export const MAX_REGION = 0;
+/** Default for how many instructions a region may take in from basic blocks other than its first. */
+export const REGION_DEFAULT = 0;
 
 const TWO32 = 4294967296;
 
@@ -135,7 +137,7 @@ function inlineBranch(
 
 /**
  * Translate the region entered at word `startIdx` of a code page: the basic block there and, while
- * the region stays under MAX_REGION instructions, every basic block of the same page its branches
+ * the region stays under `maxRegion` instructions, every basic block of the same page its branches
  * reach. Control flow between them stays inside the function (a label switch), so a loop within one
  * page runs without returning to the executor. The function gets the instruction limit: it leaves
  * at the first basic-block boundary past it. `word(i)` reads the page's i-th instruction word and
@@ -146,6 +148,7 @@ export function translateBlock(
   word: (i: number) => number,
   decode: (insn: number) => DecodedInsn,
   undefinedHandler: Handler,
+  maxRegion = REGION_DEFAULT,
 ): BlockFn {
   if (!enders) throw new Error('jit: setBlockEnders() was not called');
   const handlers: Handler[] = [];
@@ -158,7 +161,7 @@ export function translateBlock(
     const target = from + off / 4;
     if (target >= 0 && target < 1024) {
       if (queued.has(target)) return `at = ${target};`;
-      if (total < MAX_REGION) {
+      if (total < maxRegion) {
         queued.add(target);
         queue.push(target);
         return `at = ${target};`;
