@@ -107,7 +107,17 @@ const HEAT_SLOTS = 1 << 16;
  * instructions): 10000 translates about 1100 regions that run 83% of the instructions; 1000
  * translates 5100 and boots slower, as V8 spends longer compiling and re-optimizing them.
  */
-export const JIT_THRESHOLD = Math.min(65535, Number(process.env.TYPEVISOR_JIT_THRESHOLD ?? 10000));
+export const JIT_THRESHOLD = jitThresholdFromEnv(process.env.TYPEVISOR_JIT_THRESHOLD);
+
+function jitThresholdFromEnv(v: string | undefined): number {
+  if (v === undefined || v === '') return 10000;
+  const n = Number(v);
+  if (Number.isInteger(n) && n >= 1 && n <= 65535) return n;
+  process.stderr.write(
+    `typevisor: TYPEVISOR_JIT_THRESHOLD: expected an integer from 1 to 65535, got '${v}'; using 10000\n`,
+  );
+  return 10000;
+}
 
 /** Decoded handlers and translated blocks per physical code page, shared by all vCPUs of a machine. */
 export class CodeCache {
