@@ -1,6 +1,7 @@
 // The 64-bit helpers on int32 halves against BigInt, on edge values and a seeded random sweep.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { xorshift32 } from './helpers/rng.js';
 import { mul64, rhi, smul32, smulh64, umul32, umulh64 } from '../src/cpu/arm64/int64.js';
 
 const M64 = (1n << 64n) - 1n;
@@ -14,14 +15,8 @@ const EDGES = [
 
 function* values(n: number): Generator<number> {
   yield* EDGES;
-  let x = 0x9e3779b9;
-  for (let i = 0; i < n; i++) {
-    // xorshift32: deterministic, covers all bit patterns
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    yield x | 0;
-  }
+  const next = xorshift32(0x9e3779b9);
+  for (let i = 0; i < n; i++) yield next() | 0;
 }
 
 test('umul32 and smul32 give the exact 64-bit product', () => {

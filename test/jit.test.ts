@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeCpu, RAM_BASE } from './helpers/arm64.js';
+import { xorshift32 } from './helpers/rng.js';
 import { GUEST_EXCEPTION, type Arm64Cpu } from '../src/cpu/arm64/cpu.js';
 import { a64Groups } from '../src/cpu/arm64/a64.js';
 import { compilePattern } from '../src/cpu/arm64/decode.js';
@@ -13,16 +14,6 @@ import { generators } from '../src/cpu/arm64/jit_gen.js';
 
 const RAM = 1 << 20;
 const CASES = 400;
-
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return x >>> 0;
-  };
-}
 
 const EDGES = [0, 1, -1, 0x7fffffff, 0x80000000 | 0, 0xfffffffe | 0, 8, 0xfff];
 // Low halves whose product's low 32 bits are 0xffffffff: the multiply's double rounds up there.
@@ -95,7 +86,7 @@ for (const pat of generatedPatterns()) {
     const t = makeCpu([], { ramSize: RAM });
     const { cpu, mem } = t;
     const code = cpu.code;
-    const next = rng(0x9e3779b9 ^ pat.value);
+    const next = xorshift32(0x9e3779b9 ^ pat.value);
     for (let i = 0; i < RAM; i += 4) mem.dv.setUint32(i, next(), true); // loads see random data
     let compared = 0;
     let generated = 0;

@@ -13,6 +13,7 @@ import { VirtioRng } from '../src/devices/virtio/rng.js';
 import { VirtioBlk } from '../src/devices/virtio/blk.js';
 import { VirtioConsole } from '../src/devices/virtio/console.js';
 import { VirtioBalloon } from '../src/devices/virtio/balloon.js';
+import { xorshift32 } from './helpers/rng.js';
 
 const RAM = 0x4000_0000;
 const RAM_SIZE = 4 << 20;
@@ -785,14 +786,7 @@ test('virtio-balloon: target, inflate/deflate accounting, actual and stats', () 
 // ---- fuzz: random rings never make a device model throw ------------------------------------------------
 
 test('virtqueue fuzz: random descriptor tables and rings never throw out of a device model', () => {
-  let seed = 0x1234_5678;
-  const rnd = () => {
-    // xorshift32
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return seed >>> 0;
-  };
+  const rnd = xorshift32(0x1234_5678);
   const img = tempImage(16);
   const makers: (() => VirtioDevice)[] = [
     () => new VirtioRng(),
