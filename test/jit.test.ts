@@ -116,7 +116,7 @@ for (const pat of generatedPatterns()) {
         if (!jit) {
           cpu.run(1);
         } else {
-          const blk = code.translate(code.page(RAM_BASE), 0);
+          const blk = code.translate(code.page(RAM_BASE), 0)!;
           try {
             blk(cpu, 0);
             // the block ran on through B . at +4: back to where the interpreter stops

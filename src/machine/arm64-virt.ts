@@ -11,6 +11,7 @@ import { Pl011 } from '../devices/pl011.js';
 import { Pl031 } from '../devices/pl031.js';
 import { Pl061 } from '../devices/pl061.js';
 import { handlePsci, resetToEntry, type PsciMachine } from './psci.js';
+import { collectGarbage } from '../host/gc.js';
 
 export const VIRT = {
   GICD: 0x0800_0000,
@@ -79,6 +80,7 @@ export class Arm64VirtMachine implements PsciMachine {
     const ramBase = opts.ramBase ?? VIRT.RAM;
     this.mem = new GuestMemory(ramBase, opts.memoryBytes);
     this.code = new CodeCache(this.mem);
+    this.code.onSweep = collectGarbage;
     const hooks = {
       hvc: (cpu: Arm64Cpu) => handlePsci(this, cpu),
       smc: (cpu: Arm64Cpu) => handlePsci(this, cpu),

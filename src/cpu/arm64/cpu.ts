@@ -85,16 +85,25 @@ function decoder(): Decoder {
 export class CodePage {
   /** Per word: index of its handler in Decoder.handlerTable, 0 = not decoded (2 KiB a page). */
   readonly decoded = new Uint16Array(1024);
-  /** Translated blocks by entry word; allocated with the page's first block. */
-  blocks: (BlockFn | undefined)[] | undefined;
+  /**
+   * Translated blocks: `blockAt[word]` is 1 + the block's index in `blocks`, 0 = none. Both are
+   * allocated with the page's first block (1 KiB plus the list, where a 1024-slot array took 8 KiB);
+   * a page holds at most 255 blocks.
+   */
+  blockAt: Uint8Array | undefined;
+  blocks: BlockFn[] = [];
+  /** CodeCache.epoch when a vCPU last entered the page (see CodeCache.sweep). */
+  used = 0;
   /** Where the page's words count in CodeCache.heat. */
   readonly heatBase: number;
   constructor(
     /** Index of the page's first word in the RAM word array. */
     readonly ramWord: number,
     ppn: number,
+    epoch: number,
   ) {
     this.heatBase = Math.imul(ppn, 0x9e3779b1) >>> 16;
+    this.used = epoch;
   }
 }
 
@@ -119,7 +128,21 @@ function jitThresholdFromEnv(v: string | undefined): number {
   return 10000;
 }
 
-/** Decoded handlers and translated blocks per physical code page, shared by all vCPUs of a machine. */
+/**
+ * Instructions retired (all vCPUs) between two sweeps of the code cache: about a second of guest time
+ * in the software CPU.
+ */
+export const SWEEP_INSNS = 32 * 1024 * 1024;
+
+/**
+ * Decoded handlers and translated blocks per physical code page, shared by all vCPUs of a machine.
+ *
+ * Pages no vCPU has entered for a whole sweep interval (SWEEP_INSNS) are dropped with their
+ * decoded words and translated blocks, which the garbage collector then reclaims: a Linux boot
+ * runs most of its code a few times (initcalls, probes) and never again, and each translated block
+ * holds about 12 KiB of V8 code, bytecode and feedback. Code that comes back is decoded and, once
+ * hot again, translated again.
+ */
 export class CodeCache {
   private readonly pages = new Map<number, CodePage>();
   readonly decoder = decoder();
@@ -133,6 +156,17 @@ export class CodeCache {
   /** How often block heads were entered in the interpreter, by (page.heatBase + word) mod HEAT_SLOTS. */
   readonly heat = new Uint16Array(HEAT_SLOTS);
 
+  /** Sweep interval count; a page records the epoch in which a vCPU last entered it. */
+  epoch = 1;
+  /** Instructions retired since the last sweep (vCPUs add theirs after each run slice). */
+  retired = 0;
+  /** Instructions between sweeps (0: never sweep). */
+  sweepInsns = SWEEP_INSNS;
+  /** The vCPUs that fetch through this cache (their current page is never dropped). */
+  readonly cpus: Arm64Cpu[] = [];
+  /** Called after a sweep that dropped pages (the machine collects garbage then). */
+  onSweep: ((dropped: number) => void) | undefined;
+
   constructor(readonly mem: GuestMemory) {
     mem.onCodeWrite = (ramPage) => this.invalidateRamPage(ramPage);
   }
@@ -141,18 +175,27 @@ export class CodeCache {
     const ppn = Math.floor(pa / 4096);
     let p = this.pages.get(ppn);
     if (!p) {
-      p = new CodePage(((pa - this.mem.ramBase) >>> 2) & ~1023, ppn);
+      p = new CodePage(((pa - this.mem.ramBase) >>> 2) & ~1023, ppn, this.epoch);
       this.pages.set(ppn, p);
       this.mem.codePages[p.ramWord >>> 10] = 1;
-    }
+    } else p.used = this.epoch;
     return p;
   }
 
-  /** Regions translated so far, the wall time spent translating them, and instructions run in them. */
-  readonly jitStats = { blocks: 0, ms: 0, insns: 0 };
+  /** Code pages cached now. */
+  get pageCount(): number {
+    return this.pages.size;
+  }
 
-  /** Translate the block entered at word `idx` of `p` and cache it. */
-  translate(p: CodePage, idx: number): BlockFn {
+  /**
+   * Regions translated so far, the wall time spent translating them, instructions run in them, and
+   * pages dropped by sweeps.
+   */
+  readonly jitStats = { blocks: 0, ms: 0, insns: 0, evicted: 0 };
+
+  /** Translate the block entered at word `idx` of `p` and cache it (undefined: the page is full). */
+  translate(p: CodePage, idx: number): BlockFn | undefined {
+    if (p.blocks.length >= 255) return undefined;
     const t0 = performance.now();
     const u32 = this.mem.u32;
     const dec = this.decoder;
@@ -163,12 +206,36 @@ export class CodeCache {
       dec.undefinedHandler,
       this.jitRegion,
     );
-    p.blocks ??= new Array<BlockFn | undefined>(1024).fill(undefined);
-    p.blocks[idx] = blk;
+    p.blockAt ??= new Uint8Array(1024);
+    p.blocks.push(blk);
+    p.blockAt[idx] = p.blocks.length;
     this.mem.codePages[p.ramWord >>> 10] = 1;
     this.jitStats.blocks++;
     this.jitStats.ms += performance.now() - t0;
     return blk;
+  }
+
+  /** Drop the pages no vCPU has entered since the previous sweep, and start a new interval. */
+  sweep(): void {
+    for (const cpu of this.cpus) {
+      const held = cpu.heldCodePage;
+      if (held) held.used = this.epoch;
+    }
+    let dropped = 0;
+    for (const [ppn, p] of this.pages) {
+      if (p.used >= this.epoch) continue;
+      this.pages.delete(ppn);
+      this.mem.codePages[p.ramWord >>> 10] = 0;
+      dropped++;
+    }
+    this.jitStats.evicted += dropped;
+    // Heat decays: a block head is translated when it is entered often, not after a long enough
+    // run of occasional entries (such code gains little and would hold translated code).
+    const heat = this.heat;
+    for (let i = 0; i < heat.length; i++) heat[i] >>>= 1;
+    this.epoch++;
+    this.retired = 0;
+    if (dropped > 0) this.onSweep?.(dropped);
   }
 
   invalidateRamPage(ramPage: number): void {
@@ -185,7 +252,8 @@ export class CodeCache {
 
   private static clear(p: CodePage): void {
     p.decoded.fill(0);
-    p.blocks?.fill(undefined);
+    p.blockAt = undefined;
+    p.blocks = [];
   }
 }
 
@@ -287,6 +355,7 @@ export class Arm64Cpu {
     this.sys = new SysRegs(this);
     this.mmu = new Mmu(this);
     this.words = new Int32Array(mem.u32.buffer, mem.u32.byteOffset, mem.u32.length);
+    code.cpus.push(this);
     // V8 keeps a number field as a small integer until a value outside int32 arrives, then gives
     // the object a new hidden class and throws away all optimized code that used the old one (every
     // translated block at once). These fields hold uint32 halves of addresses: start them as doubles.
@@ -555,8 +624,9 @@ export class Arm64Cpu {
           const idx = (pcLo & 0xfff) >>> 2;
           if (head && jit && budget - done >= MAX_BLOCK) {
             const page = this.fetchPage!;
-            const blocks = page.blocks;
-            let blk = blocks !== undefined ? blocks[idx] : undefined;
+            const at = page.blockAt;
+            const bx = at !== undefined ? at[idx] : 0;
+            let blk = bx !== 0 ? page.blocks[bx - 1] : undefined;
             if (blk === undefined) {
               const slot = (page.heatBase + idx) & (HEAT_SLOTS - 1);
               if (++heat[slot] >= threshold) {
@@ -602,7 +672,15 @@ export class Arm64Cpu {
       }
     }
     this.icount += done;
+    const code = this.code;
+    code.retired += done;
+    if (code.retired >= code.sweepInsns && code.sweepInsns > 0) code.sweep();
     return done;
+  }
+
+  /** The code page instructions are fetched from now (the code cache keeps it through a sweep). */
+  get heldCodePage(): CodePage | undefined {
+    return this.fetchPage;
   }
 
   /** Physical address of the current fetch page (for diagnostics). */

@@ -1,0 +1,73 @@
+// The code cache's sweep: a code page no vCPU has entered for a whole sweep interval is dropped with
+// its decoded words and translated blocks (so V8 can free them), the page a vCPU is running in is
+// kept however long it stays there, and code that comes back runs from what memory holds now.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { makeCpu, RAM_BASE } from './helpers/arm64.js';
+
+const PAGE_A = [
+  0x91000400, // add x0, x0, #1
+  0xd1000421, // sub x1, x1, #1
+  0xb5ffffc1, // cbnz x1, .-8
+  0x140003fd, // b .+0x1000-12 (page B)
+];
+const PAGE_B = [
+  0x91000442, // add x2, x2, #1
+  0xd1000463, // sub x3, x3, #1
+  0xb5ffffc3, // cbnz x3, .-8
+  0xd503207f, // wfi
+];
+
+function machine(): ReturnType<typeof makeCpu> {
+  const t = makeCpu(PAGE_A);
+  PAGE_B.forEach((w, i) => t.mem.dv.setUint32(0x1000 + i * 4, w, true));
+  t.cpu.code.jitThreshold = 10;
+  t.cpu.code.sweepInsns = 500;
+  return t;
+}
+
+function runLoops(t: ReturnType<typeof makeCpu>, a: number, b: number): void {
+  t.cpu.waiting = false;
+  t.cpu.pcLo = RAM_BASE;
+  t.cpu.setX(0, 0, 0);
+  t.cpu.setX(1, a, 0);
+  t.cpu.setX(2, 0, 0);
+  t.cpu.setX(3, b, 0);
+  // In slices, as a machine runs its vCPUs: the cache sweeps between slices.
+  for (let slice = 0; slice < 1000 && !t.cpu.waiting; slice++) t.cpu.run(200);
+  assert.ok(t.cpu.waiting, 'the program reaches its WFI');
+}
+
+test('a sweep drops code pages left behind and keeps the page the vCPU runs in', () => {
+  const t = machine();
+  const code = t.cpu.code;
+  runLoops(t, 100, 5000);
+  assert.equal(t.cpu.xlo(0), 100);
+  assert.equal(t.cpu.xlo(2), 5000);
+  assert.ok(code.jitStats.blocks >= 2, `both loops translated (${code.jitStats.blocks})`);
+  assert.ok(code.epoch > 10, `sweeps ran while in page B's loop (epoch ${code.epoch})`);
+  assert.equal(code.jitStats.evicted, 1, 'page A dropped once');
+  assert.equal(code.pageCount, 1, 'only page B is cached');
+  assert.equal(t.cpu.heldCodePage?.ramWord, 1024, 'the vCPU runs in page B');
+  assert.equal(t.mem.codePages[0], 0, 'stores to page A no longer call the code cache');
+  assert.equal(t.mem.codePages[1], 1, 'stores to page B still invalidate its code');
+});
+
+test('code run again after its page was dropped is decoded from memory as it is now', () => {
+  const t = machine();
+  runLoops(t, 100, 5000);
+  assert.equal(t.cpu.code.jitStats.evicted, 1);
+  // Page A is not watched any more: rewrite its first instruction behind the cache's back.
+  t.mem.dv.setUint32(0, 0x91000800, true); // add x0, x0, #2
+  runLoops(t, 100, 5000);
+  assert.equal(t.cpu.xlo(0), 200, 'the new instruction ran, not a stale translation');
+  assert.equal(t.cpu.xlo(2), 5000);
+});
+
+test('with sweeps off nothing is dropped', () => {
+  const t = machine();
+  t.cpu.code.sweepInsns = 0;
+  runLoops(t, 100, 5000);
+  assert.equal(t.cpu.code.jitStats.evicted, 0);
+  assert.equal(t.cpu.code.pageCount, 2);
+});
