@@ -3,7 +3,7 @@
 // input a writable one.
 
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { residentBytes } from '../host/resident.js';
 import { PassThrough, Writable } from 'node:stream';
 import { Arm64VirtMachine, type StopReason } from '../machine/arm64-virt.js';
 import { buildArm64Guest, type GuestDevices } from './arm64-boot.js';
@@ -230,27 +230,16 @@ export class Vm extends EventEmitter {
   private finish(state: VmState, exit: VmExit): VmExit {
     if (process.env.TYPEVISOR_STATS && this.machine) {
       const m = this.machine;
-      // Resident size of the mapping that backs guest RAM (the one anonymous mapping of its size):
-      // what the guest touched. Everything else resident is the VMM's own memory.
-      let guestKb = NaN;
-      try {
-        const smaps = readFileSync('/proc/self/smaps', 'utf8').split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/);
-        const want = m.mem.ramSize / 1024;
-        for (const block of smaps) {
-          const size = Number(/\nSize:\s+(\d+) kB/.exec(block)?.[1]);
-          if (size >= want && size < want + 4096) guestKb = Number(/\nRss:\s+(\d+) kB/.exec(block)?.[1]);
-        }
-      } catch {
-        // not Linux: no figure
-      }
-      const guestMiB = guestKb / 1024;
+      // What the guest touched of its RAM; everything else resident is the VMM's own memory.
+      const guestMiB = (residentBytes(m.mem.u8) ?? NaN) / 1048576;
       const rssMiB = process.resourceUsage().maxRSS / 1024;
       process.stderr.write(
         `typevisor: stats: ${m.instructions} instructions in ${((Date.now() - this.startedAt) / 1000).toFixed(1)} s; ` +
           `idle ${m.stats.idleMs} ms in ${m.stats.idleSleeps} sleeps; peak RSS ${rssMiB.toFixed(0)} MiB, ` +
           `guest RAM in use ${guestMiB.toFixed(0)} MiB, VMM beyond it ${(rssMiB - guestMiB).toFixed(0)} MiB; ` +
           `${m.code.jitStats.blocks} regions translated in ${m.code.jitStats.ms.toFixed(0)} ms ran ` +
-          `${((100 * m.code.jitStats.insns) / Math.max(1, m.instructions)).toFixed(0)}% of the instructions\n`,
+          `${((100 * m.code.jitStats.insns) / Math.max(1, m.instructions)).toFixed(0)}% of the instructions; ` +
+          `${m.code.pageCount} code pages cached, ${m.code.jitStats.evicted} dropped by sweeps\n`,
       );
     }
     this.state = state;
