@@ -74,8 +74,8 @@ export async function benchBoot(): Promise<void> {
   process.stderr.write(`bench boot: typevisor (software CPU), ${MEMORY_MIB} MiB, 1 vCPU...\n`);
   const tv = await timeToMarker(
     'typevisor',
-    process.execPath,
-    [join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'run', '--kernel', img.kernel, '--initrd', img.initrd,
+    join(repoRoot, 'bin', 'typevisor'),
+    ['run', '--kernel', img.kernel, '--initrd', img.initrd,
       '--cmdline', CMDLINE, '--memory', String(MEMORY_MIB), '--no-rng'],
     900_000,
   );

@@ -7,6 +7,7 @@ import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { UserError } from '../host/errors.js';
+import { VM_NODE_OPTIONS, vmEnv } from '../host/vm-process.js';
 import { loadConfig } from '../config/load.js';
 import { checkArm64ImageFile } from '../boot/arm64-image.js';
 import { apiRequest, entryAlive } from '../api/client.js';
@@ -142,10 +143,10 @@ export async function createVm(spec: VmSpec, opts: CreateOptions = {}): Promise<
     };
     writeJsonAtomic(paths.spec, base);
     const log = openSync(paths.log, 'a', 0o600);
-    const child = spawn(process.execPath, [serverPath(), '--state-dir', dir, name], {
+    const child = spawn(process.execPath, [...VM_NODE_OPTIONS, serverPath(), '--state-dir', dir, name], {
       detached: true,
       stdio: ['ignore', log, log],
-      env: { ...process.env, TYPEVISOR_STATE_DIR: dir },
+      env: vmEnv({ ...process.env, TYPEVISOR_STATE_DIR: dir }),
     });
     closeSync(log);
     if (child.pid === undefined) throw new UserError(`cannot start the VM process for '${name}'`, 1);

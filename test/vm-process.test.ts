@@ -1,0 +1,48 @@
+// The typevisor command (bin/typevisor) starts the CLI in a Node.js with the VM process's options
+// and environment (src/host/vm-process.ts), in the same process (exec), and leaves a setting the
+// user made alone.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { VM_ENV, VM_NODE_OPTIONS } from '../src/host/vm-process.js';
+
+const bin = fileURLToPath(new URL('../../bin/typevisor', import.meta.url));
+const preload = fileURLToPath(new URL('../../test/fixtures/report-runtime.cjs', import.meta.url));
+
+interface Runtime {
+  pid: number;
+  execArgv: string[];
+  arena?: string;
+}
+
+function start(env: NodeJS.ProcessEnv): {
+  pid: number;
+  status: number | null;
+  stdout: string;
+  runtime: Runtime;
+} {
+  const r = spawnSync(bin, ['--help'], {
+    encoding: 'utf8',
+    env: { ...env, NODE_OPTIONS: `--require ${preload}` },
+  });
+  const line = /^runtime: (.*)$/m.exec(r.stderr);
+  assert.ok(line, `the preload reported: ${r.stderr}`);
+  return { pid: r.pid, status: r.status, stdout: r.stdout, runtime: JSON.parse(line[1]) as Runtime };
+}
+
+test('bin/typevisor runs the CLI with the VM process options', () => {
+  const env = { ...process.env };
+  delete env.MALLOC_ARENA_MAX;
+  const r = start(env);
+  assert.equal(r.status, 0);
+  assert.match(r.stdout, /usage: typevisor <command>/);
+  assert.deepEqual(r.runtime.execArgv, [...VM_NODE_OPTIONS]);
+  assert.equal(r.runtime.arena, VM_ENV.MALLOC_ARENA_MAX);
+  assert.equal(r.runtime.pid, r.pid, 'the shell exec()s Node.js: no process in between');
+});
+
+test('bin/typevisor keeps a MALLOC_ARENA_MAX the user set', () => {
+  const r = start({ ...process.env, MALLOC_ARENA_MAX: '4' });
+  assert.equal(r.runtime.arena, '4');
+});
