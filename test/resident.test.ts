@@ -22,3 +22,21 @@ test('counts the pages written into a large buffer, not the pages only read', { 
   assert.equal(buf[1], 0xaa, 'the first bytes are restored');
   assert.equal(buf[0], 0);
 });
+
+test('finds each of several large buffers, wherever the kernel merged their mappings', { skip }, () => {
+  // Anonymous mappings made one after another are often merged into one; a buffer can then sit in
+  // the middle of a mapping.
+  const bufs = [0, 1, 2, 3].map(() => new Uint8Array(new ArrayBuffer(16 << 20)));
+  bufs.forEach((b, k) => {
+    for (let i = 0; i < 10 * (k + 1); i++) b[i * 2 * PAGE + 9] = k + 1;
+  });
+  bufs.forEach((b, k) => assert.equal(residentBytes(b), 10 * (k + 1) * PAGE, `buffer ${k}`));
+});
+
+test('finds a view in the middle of a mapping', { skip }, () => {
+  const whole = new Uint8Array(new ArrayBuffer(48 << 20));
+  const mid = whole.subarray(16 << 20, 32 << 20);
+  for (let i = 0; i < 7; i++) mid[i * 5 * PAGE + 100] = 1;
+  for (let i = 0; i < 5; i++) whole[(40 << 20) + i * PAGE] = 1; // beyond the view
+  assert.equal(residentBytes(mid), 7 * PAGE);
+});

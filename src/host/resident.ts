@@ -27,34 +27,49 @@ export function residentBytes(buf: Uint8Array): number | undefined {
   }
 }
 
-/** Address of buf[0]: its sentinel, looked for at both ends of every large enough anonymous mapping. */
+/** Address of buf[0]: its sentinel, looked for in every large enough anonymous mapping. */
 function findAddress(buf: Uint8Array): number | undefined {
   const want = buf.subarray(0, SENTINEL);
   const fd = openSync('/proc/self/mem', 'r');
   try {
-    const window = Buffer.alloc(2 * PAGE);
+    const maps: [number, number][] = [];
     for (const line of readFileSync('/proc/self/maps', 'utf8').split('\n')) {
       const m = /^([0-9a-f]+)-([0-9a-f]+) rw.p [0-9a-f]+ [0-9a-f:]+ 0\s*$/.exec(line);
-      if (!m) continue;
-      const start = parseInt(m[1], 16);
-      const end = parseInt(m[2], 16);
-      if (end - start < buf.byteLength) continue;
-      // The buffer starts within a page or two of the mapping's start, or ends there before its end.
+      if (m && parseInt(m[2], 16) - parseInt(m[1], 16) >= buf.byteLength)
+        maps.push([parseInt(m[1], 16), parseInt(m[2], 16)]);
+    }
+    const look = (from: number, size: number, window: Buffer): number | undefined => {
+      const n = readSync(fd, window, 0, size, from);
+      const at = window.subarray(0, n).indexOf(want);
+      return at >= 0 ? from + at : undefined;
+    };
+    // Usually the buffer is a mapping of its own, or at one end of a merged one: look near the ends
+    // first (only pages the buffer's first bytes can be on: reading maps the zero page).
+    const small = Buffer.alloc(2 * PAGE);
+    for (const [start, end] of maps) {
       const lastStart = Math.floor((end - buf.byteLength) / PAGE) * PAGE;
-      // (Only pages the buffer's first bytes can be on are read: reading maps the zero page.)
-      for (const [from, size] of [
-        [start, PAGE],
-        [Math.max(start, lastStart - PAGE), 2 * PAGE],
-      ]) {
-        const n = readSync(fd, window, 0, size, from);
-        const at = window.subarray(0, n).indexOf(want);
-        if (at >= 0) return from + at;
+      const found = look(start, PAGE, small) ?? look(Math.max(start, lastStart - PAGE), 2 * PAGE, small);
+      if (found !== undefined && verify(fd, buf, found)) return found;
+    }
+    // Otherwise read the mappings through (a second or so for a few GiB).
+    const big = Buffer.alloc(1 << 20);
+    for (const [start, end] of maps) {
+      for (let from = start; from < end; from += big.length - SENTINEL) {
+        const found = look(from, Math.min(big.length, end - from), big);
+        if (found !== undefined && verify(fd, buf, found)) return found;
       }
     }
     return undefined;
   } finally {
     closeSync(fd);
   }
+}
+
+/** Whether `addr` is buf[0]: a second sentinel written into buf is read back there. */
+function verify(fd: number, buf: Uint8Array, addr: number): boolean {
+  for (let i = 0; i < SENTINEL; i++) buf[i] = (Math.random() * 256) | 0;
+  const back = Buffer.alloc(SENTINEL);
+  return readSync(fd, back, 0, SENTINEL, addr) === SENTINEL && back.equals(buf.subarray(0, SENTINEL));
 }
 
 /** Bytes in pages of [addr, addr + len) that are present and this process's own. */
