@@ -12,7 +12,8 @@ import { join, resolve } from 'node:path';
 import { buildDefaultImage, type DefaultImage } from '../src/image/build.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
-const cli = join(root, 'dist', 'src', 'cli', 'main.js');
+/** The command users run (it starts dist/src/cli/main.js with the VM process's Node.js options). */
+const typevisor = join(root, 'bin', 'typevisor');
 const BOOT_TIMEOUT_MS = 15 * 60 * 1000;
 
 let image: DefaultImage | undefined;
@@ -32,7 +33,7 @@ interface RunResult {
 
 function runGuest(args: string[], script: string): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
-    const p = spawn(process.execPath, [cli, 'run', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(typevisor, ['run', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')));
