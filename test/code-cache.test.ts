@@ -51,6 +51,7 @@ test('a sweep drops code pages left behind and keeps the page the vCPU runs in',
   assert.equal(t.cpu.heldCodePage?.ramWord, 1024, 'the vCPU runs in page B');
   assert.equal(t.mem.codePages[0], 0, 'stores to page A no longer call the code cache');
   assert.equal(t.mem.codePages[1], 1, 'stores to page B still invalidate its code');
+  assert.equal(code.chunksInUse, 1, "page A's decoded words went back to the pool; page B's stay");
 });
 
 test('code run again after its page was dropped is decoded from memory as it is now', () => {
@@ -70,4 +71,30 @@ test('with sweeps off nothing is dropped', () => {
   runLoops(t, 100, 5000);
   assert.equal(t.cpu.code.jitStats.evicted, 0);
   assert.equal(t.cpu.code.pageCount, 2);
+  assert.equal(t.cpu.code.chunksInUse, 2);
+});
+
+test('the pool of decoded words grows past its first size and keeps what it held', () => {
+  // 600 pages, one instruction each (add x0, x0, #1; the last one: wfi), chained by falling through
+  // to the next page: more chunks than the pool starts with.
+  const pages = 600;
+  const t = makeCpu([], { ramSize: (pages + 1) * 4096 });
+  for (let i = 0; i < pages; i++) {
+    for (let w = 0; w < 1024; w++) t.mem.dv.setUint32(i * 4096 + w * 4, 0x91000400, true);
+  }
+  t.mem.dv.setUint32(pages * 4096, 0xd503207f, true); // wfi
+  t.cpu.code.sweepInsns = 0;
+  t.cpu.code.jit = false;
+  const before = t.cpu.code.decoded.length;
+  t.cpu.run(pages * 1024 + 1);
+  assert.ok(t.cpu.waiting);
+  assert.equal(t.cpu.xlo(0), pages * 1024);
+  assert.ok(t.cpu.code.decoded.length > before, 'the pool grew');
+  assert.equal(t.cpu.code.chunksInUse, pages * 16 + 1);
+  // Run it all again from the decoded words.
+  t.cpu.waiting = false;
+  t.cpu.pcLo = RAM_BASE;
+  t.cpu.run(pages * 1024 + 1);
+  assert.equal(t.cpu.xlo(0), 2 * pages * 1024);
+  assert.equal(t.cpu.code.chunksInUse, pages * 16 + 1);
 });

@@ -235,8 +235,8 @@ export class Vm extends EventEmitter {
       const rssMiB = process.resourceUsage().maxRSS / 1024;
       process.stderr.write(
         `typevisor: stats: ${m.instructions} instructions in ${((Date.now() - this.startedAt) / 1000).toFixed(1)} s; ` +
-          `idle ${m.stats.idleMs} ms in ${m.stats.idleSleeps} sleeps; peak RSS ${rssMiB.toFixed(0)} MiB, ` +
-          `guest RAM in use ${guestMiB.toFixed(0)} MiB, VMM beyond it ${(rssMiB - guestMiB).toFixed(0)} MiB; ` +
+          `idle ${m.stats.idleMs} ms in ${m.stats.idleSleeps} sleeps; peak RSS ${rssMiB.toFixed(1)} MiB, ` +
+          `guest RAM in use ${guestMiB.toFixed(1)} MiB, VMM beyond it ${(rssMiB - guestMiB).toFixed(1)} MiB; ` +
           `${m.code.jitStats.blocks} regions translated in ${m.code.jitStats.ms.toFixed(0)} ms ran ` +
           `${((100 * m.code.jitStats.insns) / Math.max(1, m.instructions)).toFixed(0)}% of the instructions; ` +
           `${m.code.pageCount} code pages cached, ${m.code.jitStats.evicted} dropped by sweeps\n`,

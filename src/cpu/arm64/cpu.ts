@@ -83,8 +83,12 @@ function decoder(): Decoder {
 
 /** Decoded handlers and translated blocks of one physical code page. */
 export class CodePage {
-  /** Per word: index of its handler in Decoder.handlerTable, 0 = not decoded (2 KiB a page). */
-  readonly decoded = new Uint16Array(1024);
+  /**
+   * Where the page's decoded words are in CodeCache.decoded, per chunk of CHUNK_WORDS words: the
+   * offset of the chunk there, or 0 (the shared chunk of zeros) while none of its words is decoded.
+   * A 4 KiB page of Linux code has about a third of its 64-word chunks executed.
+   */
+  readonly chunks: number[] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
   /**
    * Translated blocks: `blockAt[word]` is 1 + the block's index in `blocks`, 0 = none. Both are
    * allocated with the page's first block (1 KiB plus the list, where a 1024-slot array took 8 KiB);
@@ -106,6 +110,9 @@ export class CodePage {
     this.used = epoch;
   }
 }
+
+/** Words per chunk of decoded handler indexes (CodePage.chunks). */
+export const CHUNK_WORDS = 64;
 
 /** Slots of CodeCache.heat: block-head entry counts of all pages, hashed (a collision only makes a block translate early). */
 const HEAT_SLOTS = 1 << 16;
@@ -155,6 +162,17 @@ export class CodeCache {
 
   /** How often block heads were entered in the interpreter, by (page.heatBase + word) mod HEAT_SLOTS. */
   readonly heat = new Uint16Array(HEAT_SLOTS);
+
+  /**
+   * Decoded words of all cached pages: per word, the index of its handler in Decoder.handlerTable,
+   * 0 = not decoded. Allocated in chunks of CHUNK_WORDS (see CodePage.chunks); chunk 0 stays all
+   * zeros. One pool, where a 2 KiB array per page held three times as much and cost a malloc'd
+   * backing store each. It grows by doubling (and is replaced then: read it after decodeInto()).
+   */
+  decoded = new Uint16Array(256 * CHUNK_WORDS);
+  /** Chunks in use or freed so far (chunk 0 included); freed ones are listed in freeChunks. */
+  private chunkTop = 1;
+  private readonly freeChunks: number[] = [];
 
   /** Sweep interval count; a page records the epoch in which a vCPU last entered it. */
   epoch = 1;
@@ -215,6 +233,58 @@ export class CodeCache {
     return blk;
   }
 
+  /**
+   * Decode `insn`, word `idx` of `p`, and record its handler; returns the handler index. The page
+   * is then watched for stores (they invalidate it).
+   */
+  decodeInto(p: CodePage, idx: number, insn: number): number {
+    const d = this.decoder.decode(insn);
+    const c = idx >>> 6;
+    let base = p.chunks[c];
+    if (base === 0) {
+      base = this.allocChunk();
+      p.chunks[c] = base;
+    }
+    this.decoded[base + (idx & (CHUNK_WORDS - 1))] = d.index;
+    this.mem.codePages[p.ramWord >>> 10] = 1;
+    return d.index;
+  }
+
+  /** Handler index recorded for word `idx` of `p` (0: not decoded). */
+  decodedAt(p: CodePage, idx: number): number {
+    return this.decoded[p.chunks[idx >>> 6] + (idx & (CHUNK_WORDS - 1))];
+  }
+
+  private allocChunk(): number {
+    const free = this.freeChunks.pop();
+    if (free !== undefined) return free;
+    const base = this.chunkTop * CHUNK_WORDS;
+    if (base + CHUNK_WORDS > this.decoded.length) {
+      const grown = new Uint16Array(this.decoded.length * 2);
+      grown.set(this.decoded);
+      this.decoded = grown;
+    }
+    this.chunkTop++;
+    return base;
+  }
+
+  /** Give a page's decoded chunks back (zeroed) to the pool. */
+  private releaseChunks(p: CodePage): void {
+    const ch = p.chunks;
+    for (let c = 0; c < ch.length; c++) {
+      const base = ch[c];
+      if (base === 0) continue;
+      this.decoded.fill(0, base, base + CHUNK_WORDS);
+      this.freeChunks.push(base);
+      ch[c] = 0;
+    }
+  }
+
+  /** Chunks of decoded words in use (for tests and statistics). */
+  get chunksInUse(): number {
+    return this.chunkTop - 1 - this.freeChunks.length;
+  }
+
   /** Drop the pages no vCPU has entered since the previous sweep, and start a new interval. */
   sweep(): void {
     for (const cpu of this.cpus) {
@@ -225,6 +295,7 @@ export class CodeCache {
     for (const [ppn, p] of this.pages) {
       if (p.used >= this.epoch) continue;
       this.pages.delete(ppn);
+      this.releaseChunks(p);
       this.mem.codePages[p.ramWord >>> 10] = 0;
       dropped++;
     }
@@ -241,17 +312,17 @@ export class CodeCache {
   invalidateRamPage(ramPage: number): void {
     const ppn = (this.mem.ramBase >>> PAGE_SHIFT) + ramPage;
     const p = this.pages.get(ppn);
-    if (p) CodeCache.clear(p);
+    if (p) this.clear(p);
     // Until something on this page is decoded again, stores to it need not call back.
     this.mem.codePages[ramPage] = 0;
   }
 
   invalidateAll(): void {
-    for (const p of this.pages.values()) CodeCache.clear(p);
+    for (const p of this.pages.values()) this.clear(p);
   }
 
-  private static clear(p: CodePage): void {
-    p.decoded.fill(0);
+  private clear(p: CodePage): void {
+    this.releaseChunks(p);
     p.blockAt = undefined;
     p.blocks = [];
   }
@@ -337,7 +408,8 @@ export class Arm64Cpu {
   private fetchPageHi = -1;
   private fetchPa = 0;
   private fetchPage: CodePage | undefined;
-  private fetchDecoded = new Uint16Array(0);
+  /** CodePage.chunks of the fetch page. */
+  private fetchChunks: number[] = [];
   /**
    * Guest RAM as int32 words, for fetching: handlers take the encoding as int32, which V8 passes as
    * a small integer (read through a Uint32Array, every word with bit 31 set, most of A64, became a
@@ -587,6 +659,7 @@ export class Arm64Cpu {
     const threshold = this.code.jitThreshold;
     const heat = this.code.heat;
     const table = this.code.decoder.handlerTable;
+    const code = this.code;
     // Blocks run only while at least MAX_BLOCK instructions of the budget are left, so a run never
     // retires more than `budget`.
     // True when the next instruction starts a block: after a branch taken, a block, an exception, or
@@ -616,7 +689,7 @@ export class Arm64Cpu {
             this.fetchPa = pa;
             const page = this.code.page(pa);
             this.fetchPage = page;
-            this.fetchDecoded = page.decoded;
+            this.fetchChunks = page.chunks;
             this.fetchRamWord = (pa - ramBase) >>> 2;
             this.fetchPageLo = pageLo;
             this.fetchPageHi = this.pcHi;
@@ -643,15 +716,8 @@ export class Arm64Cpu {
             }
           }
           const insn = words[this.fetchRamWord + idx];
-          const hx = this.fetchDecoded[idx];
-          let h: Handler;
-          if (hx !== 0) h = table[hx];
-          else {
-            const d = this.code.decoder.decode(insn);
-            h = d.handler;
-            this.fetchDecoded[idx] = d.index;
-            mem.codePages[this.fetchRamWord >>> 10] = 1;
-          }
+          const hx = code.decoded[this.fetchChunks[idx >>> 6] + (idx & (CHUNK_WORDS - 1))];
+          const h: Handler = table[hx !== 0 ? hx : code.decodeInto(this.fetchPage!, idx, insn)];
           const nl = (pcLo + 4) >>> 0;
           this.nextLo = nl;
           this.nextHi = nl === 0 ? (this.pcHi + 1) >>> 0 : this.pcHi;
@@ -672,7 +738,6 @@ export class Arm64Cpu {
       }
     }
     this.icount += done;
-    const code = this.code;
     code.retired += done;
     if (code.retired >= code.sweepInsns && code.sweepInsns > 0) code.sweep();
     return done;
