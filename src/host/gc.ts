@@ -1,7 +1,8 @@
 // A full garbage collection on request. The code cache asks for one after it drops translated code
 // (see CodeCache.sweep): that code is V8 bytecode, machine code and feedback that only a full
 // (mark-compact) collection frees, and until one runs, V8 grows the heap instead of reusing it.
-// Measured booting the default guest: 7 MiB less VMM memory, for about 20 collections of 10-20 ms.
+// Measured booting the default guest: 7 MiB less VMM memory, for 32 collections of up to 13 ms
+// (0.3 s of a 35 s boot, `node --trace-gc`).
 
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
