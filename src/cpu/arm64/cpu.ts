@@ -81,6 +81,10 @@ function decoder(): Decoder {
   return sharedDecoder;
 }
 
+/** Words per chunk of decoded handler indexes (CodePage.chunks): 1 << CHUNK_SHIFT. */
+const CHUNK_SHIFT = 6;
+export const CHUNK_WORDS = 1 << CHUNK_SHIFT;
+
 /** Decoded handlers and translated blocks of one physical code page. */
 export class CodePage {
   /**
@@ -88,7 +92,7 @@ export class CodePage {
    * offset of the chunk there, or 0 (the shared chunk of zeros) while none of its words is decoded.
    * A 4 KiB page of Linux code has about a third of its 64-word chunks executed.
    */
-  readonly chunks: number[] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+  readonly chunks: number[] = Array.from({ length: 1024 >>> CHUNK_SHIFT }, () => 0); // packed small integers
   /**
    * Translated blocks: `blockAt[word]` is 1 + the block's index in `blocks`, 0 = none. Both are
    * allocated with the page's first block (1 KiB plus the list, where a 1024-slot array took 8 KiB);
@@ -110,9 +114,6 @@ export class CodePage {
     this.used = epoch;
   }
 }
-
-/** Words per chunk of decoded handler indexes (CodePage.chunks). */
-export const CHUNK_WORDS = 64;
 
 /** Slots of CodeCache.heat: block-head entry counts of all pages, hashed (a collision only makes a block translate early). */
 const HEAT_SLOTS = 1 << 16;
@@ -239,7 +240,7 @@ export class CodeCache {
    */
   decodeInto(p: CodePage, idx: number, insn: number): number {
     const d = this.decoder.decode(insn);
-    const c = idx >>> 6;
+    const c = idx >>> CHUNK_SHIFT;
     let base = p.chunks[c];
     if (base === 0) {
       base = this.allocChunk();
@@ -248,11 +249,6 @@ export class CodeCache {
     this.decoded[base + (idx & (CHUNK_WORDS - 1))] = d.index;
     this.mem.codePages[p.ramWord >>> 10] = 1;
     return d.index;
-  }
-
-  /** Handler index recorded for word `idx` of `p` (0: not decoded). */
-  decodedAt(p: CodePage, idx: number): number {
-    return this.decoded[p.chunks[idx >>> 6] + (idx & (CHUNK_WORDS - 1))];
   }
 
   private allocChunk(): number {
@@ -716,7 +712,7 @@ export class Arm64Cpu {
             }
           }
           const insn = words[this.fetchRamWord + idx];
-          const hx = code.decoded[this.fetchChunks[idx >>> 6] + (idx & (CHUNK_WORDS - 1))];
+          const hx = code.decoded[this.fetchChunks[idx >>> CHUNK_SHIFT] + (idx & (CHUNK_WORDS - 1))];
           const h: Handler = table[hx !== 0 ? hx : code.decodeInto(this.fetchPage!, idx, insn)];
           const nl = (pcLo + 4) >>> 0;
           this.nextLo = nl;
