@@ -101,7 +101,7 @@ export class CodePage {
   blockAt: Uint8Array | undefined;
   blocks: BlockFn[] = [];
   /** CodeCache.epoch when a vCPU last entered the page (see CodeCache.sweep). */
-  used = 0;
+  used: number;
   /** Where the page's words count in CodeCache.heat. */
   readonly heatBase: number;
   constructor(
@@ -651,11 +651,11 @@ export class Arm64Cpu {
     const mem = this.mem;
     const words = this.words;
     const ramBase = mem.ramBase;
-    const jit = this.code.jit;
-    const threshold = this.code.jitThreshold;
-    const heat = this.code.heat;
-    const table = this.code.decoder.handlerTable;
     const code = this.code;
+    const jit = code.jit;
+    const threshold = code.jitThreshold;
+    const heat = code.heat;
+    const table = code.decoder.handlerTable;
     // Blocks run only while at least MAX_BLOCK instructions of the budget are left, so a run never
     // retires more than `budget`.
     // True when the next instruction starts a block: after a branch taken, a block, an exception, or
@@ -683,7 +683,7 @@ export class Arm64Cpu {
               this.raise(this.el === 0 ? EC.IABT_LOWER : EC.IABT_CUR, 0x10, this.pc);
             }
             this.fetchPa = pa;
-            const page = this.code.page(pa);
+            const page = code.page(pa);
             this.fetchPage = page;
             this.fetchChunks = page.chunks;
             this.fetchRamWord = (pa - ramBase) >>> 2;
@@ -700,13 +700,13 @@ export class Arm64Cpu {
               const slot = (page.heatBase + idx) & (HEAT_SLOTS - 1);
               if (++heat[slot] >= threshold) {
                 heat[slot] = 0;
-                blk = this.code.translate(page, idx);
+                blk = code.translate(page, idx);
               }
             }
             if (blk !== undefined) {
               const k = blk(this, budget - done - MAX_BLOCK);
               done += k;
-              this.code.jitStats.insns += k;
+              code.jitStats.insns += k;
               if (this.waiting || this.off) break;
               continue;
             }

@@ -16,7 +16,7 @@
 // V8 (more cold paths in each optimized function, each one a deoptimization when first taken). The
 // difftest translates with regions on, so that path stays checked.
 // Regions are cached per physical page with the decoded handlers (CodeCache) and dropped with them
-// when the page is written.
+// when the page is written, or when no vCPU entered the page for a sweep interval.
 //
 // Contract with the executor: on entry cpu.pcLo/pcHi is the region's first instruction. The
 // region sets cpu.pcLo before every instruction that can raise (exceptions and PC-relative forms
