@@ -4,8 +4,9 @@
 // Matching /proc/self/smaps entries by size is not enough: the kernel merges adjacent anonymous
 // mappings, and the guest RAM's mapping is sometimes merged with malloc's. So the buffer's address
 // is found instead (a random sentinel written into its first bytes, searched for through
-// /proc/self/mem at the ends of each large anonymous mapping), and its pages are counted in
-// /proc/self/pagemap (present and exclusive bits; readable without privileges). No library does this.
+// /proc/self/mem at the ends of each large anonymous mapping, [heap] included), and its pages are
+// counted in /proc/self/pagemap (present and exclusive bits; readable without privileges). No
+// library does this.
 
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 
@@ -34,12 +35,19 @@ function findAddress(buf: Uint8Array): number | undefined {
   try {
     const maps: [number, number][] = [];
     for (const line of readFileSync('/proc/self/maps', 'utf8').split('\n')) {
-      const m = /^([0-9a-f]+)-([0-9a-f]+) rw.p [0-9a-f]+ [0-9a-f:]+ 0\s*$/.exec(line);
+      // Anonymous (inode 0), named or not: malloc serves a buffer below its mmap threshold (which
+      // grows up to 32 MiB as large blocks are freed) from [heap] or a thread arena.
+      const m = /^([0-9a-f]+)-([0-9a-f]+) rw.p [0-9a-f]+ [0-9a-f:]+ 0\s*(\[heap\]|\[anon:[^\]]*\])?\s*$/.exec(line);
       if (m && parseInt(m[2], 16) - parseInt(m[1], 16) >= buf.byteLength)
         maps.push([parseInt(m[1], 16), parseInt(m[2], 16)]);
     }
     const look = (from: number, size: number, window: Buffer): number | undefined => {
-      const n = readSync(fd, window, 0, size, from);
+      let n: number;
+      try {
+        n = readSync(fd, window, 0, size, from);
+      } catch {
+        return undefined; // unmapped since /proc/self/maps was read (a freed buffer): skip it
+      }
       const at = window.subarray(0, n).indexOf(want);
       return at >= 0 ? from + at : undefined;
     };
