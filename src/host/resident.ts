@@ -12,6 +12,9 @@ import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 
 const PAGE = 4096;
 const SENTINEL = 16;
+// A writable anonymous mapping (inode 0), named or not: malloc serves a buffer below its mmap
+// threshold (which grows up to 32 MiB as large blocks are freed) from [heap] or a thread arena.
+const ANON_RW = /^([0-9a-f]+)-([0-9a-f]+) rw.p [0-9a-f]+ [0-9a-f:]+ 0\s*(\[heap\]|\[anon:[^\]]*\])?\s*$/;
 
 /** Bytes of `buf` in resident pages (pages it shares with neighbours count whole), or undefined. */
 export function residentBytes(buf: Uint8Array): number | undefined {
@@ -35,9 +38,7 @@ function findAddress(buf: Uint8Array): number | undefined {
   try {
     const maps: [number, number][] = [];
     for (const line of readFileSync('/proc/self/maps', 'utf8').split('\n')) {
-      // Anonymous (inode 0), named or not: malloc serves a buffer below its mmap threshold (which
-      // grows up to 32 MiB as large blocks are freed) from [heap] or a thread arena.
-      const m = /^([0-9a-f]+)-([0-9a-f]+) rw.p [0-9a-f]+ [0-9a-f:]+ 0\s*(\[heap\]|\[anon:[^\]]*\])?\s*$/.exec(line);
+      const m = ANON_RW.exec(line);
       if (m && parseInt(m[2], 16) - parseInt(m[1], 16) >= buf.byteLength)
         maps.push([parseInt(m[1], 16), parseInt(m[2], 16)]);
     }
