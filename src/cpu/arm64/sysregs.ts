@@ -186,18 +186,17 @@ export interface SysRegDef {
   write?: (cpu: Arm64Cpu, v: bigint) => void;
 }
 
-/** Registers implemented here, indexed by sysregKey (65536 entries). */
-export const sysRegTable: (SysRegDef | undefined)[] = new Array<SysRegDef | undefined>(1 << 16).fill(
-  undefined,
-);
+/** Registers implemented here, by sysregKey. A Map: a 65536-slot array held 512 KiB of heap for a
+ * few hundred registers (the hot ones have their own handlers in insn/system.ts). */
+export const sysRegTable = new Map<number, SysRegDef>();
 
 const el0Rw = (): number => EL0_OK;
 const el0Ro = (_cpu: Arm64Cpu, read: boolean): number => (read ? EL0_OK : EL0_UNDEF);
 
 function def(op0: number, op1: number, crn: number, crm: number, op2: number, d: SysRegDef): void {
   const k = sysregKey(op0, op1, crn, crm, op2);
-  if (sysRegTable[k] !== undefined) throw new Error(`duplicate system register ${d.name}`);
-  sysRegTable[k] = d;
+  if (sysRegTable.has(k)) throw new Error(`duplicate system register ${d.name}`);
+  sysRegTable.set(k, d);
 }
 /** A read-only EL1 register with a constant value. */
 function constant(
@@ -512,5 +511,5 @@ buildTable();
 
 /** Name of the register at `key` (table or extra), for diagnostics and tests. */
 export function sysRegName(sys: SysRegs, key: number): string | undefined {
-  return sysRegTable[key]?.name ?? sys.extra.get(key)?.name;
+  return sysRegTable.get(key)?.name ?? sys.extra.get(key)?.name;
 }

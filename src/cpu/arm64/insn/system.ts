@@ -191,7 +191,7 @@ function msrDaifClr(cpu: Arm64Cpu, insn: number): void {
 
 function mrs(cpu: Arm64Cpu, insn: number): void {
   const key = (insn >>> 5) & 0xffff;
-  const d = sysRegTable[key];
+  const d = sysRegTable.get(key);
   let v: bigint;
   if (d !== undefined) {
     if (cpu.el === 0) el0Check(cpu, insn, d, true);
@@ -207,7 +207,7 @@ function mrs(cpu: Arm64Cpu, insn: number): void {
 
 function msr(cpu: Arm64Cpu, insn: number): void {
   const key = (insn >>> 5) & 0xffff;
-  const d = sysRegTable[key];
+  const d = sysRegTable.get(key);
   const v = cpu.xBig(insn & 31);
   if (d !== undefined) {
     if (cpu.el === 0) el0Check(cpu, insn, d, false);
