@@ -16,6 +16,7 @@ import { a64Groups } from './a64.js';
 import { patterns as branchPatterns } from './insn/branch.js';
 import { patterns as systemPatterns } from './insn/system.js';
 import { MAX_BLOCK, REGION_DEFAULT, setBlockEnders, translateBlock, type BlockFn } from './jit.js';
+import { monotonicMs } from '../../host/clock.js';
 
 const TWO32 = 4294967296;
 
@@ -215,7 +216,7 @@ export class CodeCache {
   /** Translate the block entered at word `idx` of `p` and cache it (undefined: the page is full). */
   translate(p: CodePage, idx: number): BlockFn | undefined {
     if (p.blocks.length >= 255) return undefined;
-    const t0 = performance.now();
+    const t0 = monotonicMs();
     const u32 = this.mem.u32;
     const dec = this.decoder;
     const blk = translateBlock(
@@ -230,7 +231,7 @@ export class CodeCache {
     p.blockAt[idx] = p.blocks.length;
     this.mem.codePages[p.ramWord >>> 10] = 1;
     this.jitStats.blocks++;
-    this.jitStats.ms += performance.now() - t0;
+    this.jitStats.ms += monotonicMs() - t0;
     return blk;
   }
 

@@ -4,7 +4,7 @@
 //
 // The counter runs at 62.5 MHz (16 ns per tick) and is shared by all vCPUs of a machine (one counter
 // per `peers` array). Two sources:
-// - real time (default): ticks = floor((performance.now() - start) ms * 62_500), i.e. the host's
+// - real time (default): ticks = floor((monotonicMs() - start) ms * 62_500), i.e. the host's
 //   monotonic clock in nanoseconds divided by 16, counted from the moment the first timer of the
 //   machine was created.
 // - deterministic: ticks = base + idle, where base = the sum of `icount` (retired instructions) over
@@ -25,6 +25,7 @@
 
 import { EC, type Arm64Cpu } from './cpu.js';
 import { sysregKey } from './sysregs.js';
+import { monotonicMs } from '../../host/clock.js';
 
 export const CNTFRQ_HZ = 62_500_000;
 const TICKS_PER_MS = CNTFRQ_HZ / 1000;
@@ -47,7 +48,7 @@ const CTL_ISTATUS = 4;
 
 /** The system counter shared by the vCPUs of one machine. */
 export class SystemCounter {
-  private readonly start = performance.now();
+  private readonly start = monotonicMs();
   /** Deterministic mode: ticks skipped while every vCPU waited. */
   private idle = 0;
   private last = -1;
@@ -60,7 +61,7 @@ export class SystemCounter {
 
   /** Current counter value (an integer below 2^53). */
   now(): number {
-    if (!this.deterministic) return Math.floor((performance.now() - this.start) * TICKS_PER_MS);
+    if (!this.deterministic) return Math.floor((monotonicMs() - this.start) * TICKS_PER_MS);
     let base = this.idle;
     const cpus = this.cpus;
     for (let i = 0; i < cpus.length; i++) base += cpus[i].icount;
