@@ -70,7 +70,11 @@ test('finds buffers that malloc served from [heap]', { skip }, () => {
   assert.ok(heap >= 48 << 20, `the buffers are in [heap] (${heap} bytes) in one of 5 tries`);
   // Heap pages malloc used before stay resident, so each count is at least the pages written.
   got.forEach((n: number | null, k: number) =>
-    assert.ok(n !== null && n >= 5 * (k + 1) * PAGE && n <= 16 << 20, `buffer ${k}: ${n}`));
+    assert.ok(n !== null && n >= 5 * (k + 1) * PAGE && n <= 16 << 20, `buffer ${k}: ${n}`),
+  );
   // A buffer malloc placed off a page boundary spans one page more, counted whole.
-  assert.ok(filled === 16 << 20 || filled === (16 << 20) + PAGE, `a buffer written throughout counts whole: ${filled}`);
+  assert.ok(
+    filled === 16 << 20 || filled === (16 << 20) + PAGE,
+    `a buffer written throughout counts whole: ${filled}`,
+  );
 });

@@ -18,7 +18,7 @@ import {
 } from './helpers/toolstack-guest.js';
 import { LIST_HEADER, formatRow } from '../src/cli/list.js';
 import { apiRequest } from '../src/api/client.js';
-import { VM_NODE_OPTIONS } from '../src/host/vm-process.js';
+import { VM_ENV, VM_NODE_OPTIONS } from '../src/host/vm-process.js';
 
 const skip = haveCrossToolchain() ? false : 'aarch64-linux-gnu-gcc is not installed';
 
@@ -99,8 +99,11 @@ test('create, list, console, shutdown -w', { skip, timeout: 60_000 }, async () =
     assert.ok(alive(rec.pid));
     // The VM process runs in a Node.js set up for one (src/host/vm-process.ts).
     const argv = readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8').split('\0');
-    for (const o of VM_NODE_OPTIONS) assert.ok(argv.includes(o), `VM process started with ${o}: ${argv.join(' ')}`);
-    assert.match(readFileSync(`/proc/${rec.pid}/environ`, 'utf8'), /(^|\0)MALLOC_ARENA_MAX=1\0/);
+    for (const o of VM_NODE_OPTIONS)
+      assert.ok(argv.includes(o), `VM process started with ${o}: ${argv.join(' ')}`);
+    const environ = readFileSync(`/proc/${rec.pid}/environ`, 'utf8').split('\0');
+    for (const [k, v] of Object.entries(VM_ENV))
+      assert.ok(environ.includes(`${k}=${v}`), `VM process has ${k}=${v}`);
     for (const f of ['control.sock', 'qmp.sock', 'console.sock', 'vm.json'])
       assert.ok(existsSync(join(dir, 'xen-guest', f)), f);
 

@@ -13,7 +13,7 @@ const preload = fileURLToPath(new URL('../../test/fixtures/report-runtime.cjs', 
 interface Runtime {
   pid: number;
   execArgv: string[];
-  arena?: string;
+  env: Record<string, string | undefined>;
 }
 
 function start(env: NodeJS.ProcessEnv): {
@@ -33,16 +33,16 @@ function start(env: NodeJS.ProcessEnv): {
 
 test('bin/typevisor runs the CLI with the VM process options', () => {
   const env = { ...process.env };
-  delete env.MALLOC_ARENA_MAX;
+  for (const k of Object.keys(VM_ENV)) delete env[k];
   const r = start(env);
   assert.equal(r.status, 0);
   assert.match(r.stdout, /usage: typevisor <command>/);
   assert.deepEqual(r.runtime.execArgv, [...VM_NODE_OPTIONS]);
-  assert.equal(r.runtime.arena, VM_ENV.MALLOC_ARENA_MAX);
+  assert.deepEqual(r.runtime.env, VM_ENV, 'the fixture reports each variable of VM_ENV');
   assert.equal(r.runtime.pid, r.pid, 'the shell exec()s Node.js: no process in between');
 });
 
-test('bin/typevisor keeps a MALLOC_ARENA_MAX the user set', () => {
-  const r = start({ ...process.env, MALLOC_ARENA_MAX: '4' });
-  assert.equal(r.runtime.arena, '4');
+test('bin/typevisor keeps the malloc settings the user made', () => {
+  const r = start({ ...process.env, MALLOC_ARENA_MAX: '4', MALLOC_TRIM_THRESHOLD_: '65536' });
+  assert.deepEqual(r.runtime.env, { MALLOC_ARENA_MAX: '4', MALLOC_TRIM_THRESHOLD_: '65536' });
 });
