@@ -3,7 +3,7 @@
 // JavaScript heap that the software CPU fills with decoded and translated code at a high rate;
 // these settings keep what V8 and malloc hold beyond that small. Measured booting the default
 // guest to power-off (VMM memory beyond the guest RAM it touched, TYPEVISOR_STATS=1), two runs
-// each: 70-71 MiB without them, 63-64 MiB with them, boot time unchanged.
+// each: 70.4 MiB without them, 61.4-61.5 MiB with them, boot time unchanged.
 //
 // test/vm-process.test.ts checks that bin/typevisor passes the same ones.
 
