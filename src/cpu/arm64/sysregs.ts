@@ -186,8 +186,10 @@ export interface SysRegDef {
   write?: (cpu: Arm64Cpu, v: bigint) => void;
 }
 
-/** Registers implemented here, by sysregKey. A Map: a 65536-slot array held 512 KiB of heap for a
- * few hundred registers (the hot ones have their own handlers in insn/system.ts). */
+/**
+ * Registers implemented here, by sysregKey. A Map: a 65536-slot array held 512 KiB of heap for 123
+ * registers (the hot ones have handlers of their own in insn/system.ts).
+ */
 export const sysRegTable = new Map<number, SysRegDef>();
 
 const el0Rw = (): number => EL0_OK;
