@@ -189,6 +189,9 @@ export class CodeCache {
 
   constructor(readonly mem: GuestMemory) {
     mem.onCodeWrite = (ramPage) => this.invalidateRamPage(ramPage);
+    // Counts that pass 2^30 in a boot start as doubles (see the Arm64Cpu constructor).
+    this.retired = this.jitStats.insns = this.jitStats.ms = TWO32 - 1;
+    this.retired = this.jitStats.insns = this.jitStats.ms = 0;
   }
 
   page(pa: number): CodePage {
@@ -425,15 +428,23 @@ export class Arm64Cpu {
     this.mmu = new Mmu(this);
     this.words = new Int32Array(mem.u32.buffer, mem.u32.byteOffset, mem.u32.length);
     code.cpus.push(this);
-    // V8 keeps a number field as a small integer until a value outside int32 arrives, then gives
-    // the object a new hidden class and throws away all optimized code that used the old one (every
-    // translated block at once). These fields hold uint32 halves of addresses: start them as doubles.
+    // V8 keeps a number field as a small integer until a value outside its 31-bit range arrives,
+    // then gives the object a new hidden class and throws away all optimized code that used the old
+    // one (every handler and translated block at once; `node --trace-generalization` lists them).
+    // These fields hold uint32 halves of addresses, physical addresses and counts that pass 2^30
+    // in a boot: start them as doubles.
     this.pcLo = this.pcHi = this.nextLo = this.nextHi = TWO32 - 1;
-    this.fetchPageLo = this.fetchPageHi = TWO32 - 1;
+    this.fetchPageLo = this.fetchPageHi = this.fetchPa = TWO32 - 1;
     this.spEl0Lo = this.spEl0Hi = this.spEl1Lo = this.spEl1Hi = TWO32 - 1;
+    this.exclAddr = this.exclLo = this.exclHi = this.exclLo2 = this.exclHi2 = TWO32 - 1;
+    this.icount = TWO32 - 1;
     this.pcLo = this.pcHi = this.nextLo = this.nextHi = 0;
     this.fetchPageLo = this.fetchPageHi = -1;
+    this.fetchPa = 0;
     this.spEl0Lo = this.spEl0Hi = this.spEl1Lo = this.spEl1Hi = 0;
+    this.exclLo = this.exclHi = this.exclLo2 = this.exclHi2 = 0;
+    this.exclAddr = -1;
+    this.icount = 0;
   }
 
   // ---- register helpers ----

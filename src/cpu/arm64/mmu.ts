@@ -127,6 +127,10 @@ export class Mmu {
     this.codePages = mem.codePages;
     this.ramBase = mem.ramBase;
     this.ramSize = mem.ramSize;
+    // The high halves of 64-bit loads and the physical addresses of walks pass 2^30: doubles from
+    // the start (see the Arm64Cpu constructor).
+    this.hi = this.wPa = TWO32 - 1;
+    this.hi = this.wPa = 0;
     this.loadRegs();
   }
 
