@@ -33,8 +33,8 @@ export const VM_ENV: Readonly<Record<string, string>> = {
   // Give freed memory at the top of malloc's heap back at 128 KiB (glibc's default) for good. Setting
   // it turns off glibc's dynamic thresholds: once the 31 MiB kernel Image buffer was freed, they had
   // moved the trim threshold to 63 MiB, so compiler memory freed after a burst of translation
-  // stayed resident. Measured (same boot, two runs each): malloc's [heap] 8.3-8.7 MiB at power-off,
-  // 5.3 MiB with it; VMM memory beyond the guest 62.0-63.4 MiB, 60.7-61.3 MiB with it.
+  // stayed resident. Measured (same boot, four runs without, two with): malloc's [heap] 7.3-8.7 MiB
+  // at power-off, 5.3 MiB with it; VMM memory beyond the guest 62.0-63.4 MiB, 60.7-61.3 MiB with it.
   MALLOC_TRIM_THRESHOLD_: '131072',
 };
 
