@@ -2,6 +2,8 @@
 // map of guest RAM and the two system calls such programs use here: write (64) and exit (93).
 
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { GuestMemory } from '../src/devices/memory.js';
 import { Arm64Cpu, CodeCache } from '../src/cpu/arm64/cpu.js';
 
@@ -100,4 +102,15 @@ export function runUserProgram(file: string, maxInstructions = 20e9): UserRun {
   }
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   return { exitCode, stdout, instructions: cpu.icount, seconds };
+}
+
+// `node dist/bench/usermode.js PROGRAM`: run it as a process of its own (the cpu bench times whole
+// processes on both engines); the result goes to stdout as one JSON line.
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  const file = process.argv[2];
+  if (!file) {
+    process.stderr.write('usage: node dist/bench/usermode.js PROGRAM\n');
+    process.exit(2);
+  }
+  process.stdout.write(JSON.stringify(runUserProgram(file)) + '\n');
 }
