@@ -16,7 +16,12 @@ import { VM_NODE_OPTIONS, vmEnv } from '../src/host/vm-process.js';
 const RUNS = 3;
 
 /** Run `cmd args` RUNS times; the best wall time of a whole process and that run's output. */
-function bestOf(what: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): { seconds: number; stdout: string } {
+function bestOf(
+  what: string,
+  cmd: string,
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+): { seconds: number; stdout: string } {
   let best = Infinity;
   let stdout = '';
   for (let i = 0; i < RUNS; i++) {
@@ -39,8 +44,15 @@ export async function benchCpu(): Promise<void> {
   const exe = join(out, 'sortbench');
   process.stderr.write('bench cpu: building bench/programs/sortbench.c with aarch64-linux-gnu-gcc -O2\n');
   execFileSync('aarch64-linux-gnu-gcc', [
-    '-O2', '-static', '-nostdlib', '-ffreestanding', '-fno-stack-protector',
-    '-Wl,-Ttext-segment=0x40100000', '-o', exe, join(repoRoot, 'bench', 'programs', 'sortbench.c'),
+    '-O2',
+    '-static',
+    '-nostdlib',
+    '-ffreestanding',
+    '-fno-stack-protector',
+    '-Wl,-Ttext-segment=0x40100000',
+    '-o',
+    exe,
+    join(repoRoot, 'bench', 'programs', 'sortbench.c'),
   ]);
   const q = bestOf('qemu-aarch64', 'qemu-aarch64', ['-cpu', 'cortex-a53', exe]);
   const runner = fileURLToPath(new URL('./usermode.js', import.meta.url));
@@ -48,7 +60,9 @@ export async function benchCpu(): Promise<void> {
   const t = JSON.parse(tv.stdout) as UserRun;
   const qemuBest = q.seconds;
   if (t.stdout !== q.stdout || t.exitCode !== 0) {
-    throw new Error(`typevisor's result differs from qemu's: '${t.stdout.trim()}' (exit ${t.exitCode}) vs '${q.stdout.trim()}'`);
+    throw new Error(
+      `typevisor's result differs from qemu's: '${t.stdout.trim()}' (exit ${t.exitCode}) vs '${q.stdout.trim()}'`,
+    );
   }
   const tvMips = t.instructions / tv.seconds / 1e6;
   const qMips = t.instructions / qemuBest / 1e6;
@@ -56,5 +70,7 @@ export async function benchCpu(): Promise<void> {
   process.stdout.write(
     `typevisor: ${tv.seconds.toFixed(3)} s (${t.seconds.toFixed(3)} s of it running guest code); qemu-aarch64: ${qemuBest.toFixed(3)} s (best of ${RUNS} whole processes each)\n`,
   );
-  process.stdout.write(`cpu: typevisor ${tvMips.toFixed(1)} MIPS, qemu ${qMips.toFixed(1)} MIPS, ratio ${(tv.seconds / qemuBest).toFixed(2)}\n`);
+  process.stdout.write(
+    `cpu: typevisor ${tvMips.toFixed(1)} MIPS, qemu ${qMips.toFixed(1)} MIPS, ratio ${(tv.seconds / qemuBest).toFixed(2)}\n`,
+  );
 }

@@ -24,7 +24,9 @@ export async function benchKvmExits(
     // Warm up both (a first short run of each, not timed), then measure.
     const warm = Math.min(n, 10_000);
     await measureRealModeExitRate(warm);
-    execFileSync(exe, [Buffer.from(realModeExitLoopGuest(warm)).toString('hex'), String(warm)], { encoding: 'utf8' });
+    execFileSync(exe, [Buffer.from(realModeExitLoopGuest(warm)).toString('hex'), String(warm)], {
+      encoding: 'utf8',
+    });
     const tv = await measureRealModeExitRate(n);
     log(`typevisor: ${n} exits in ${tv.seconds.toFixed(3)} s = ${Math.round(tv.rate)}/s`);
     const out = execFileSync(exe, [hex, String(n)], { encoding: 'utf8' });

@@ -58,7 +58,10 @@ export function runUserProgram(file: string, maxInstructions = 20e9): UserRun {
     const pa = BigInt(RAM + i * 0x20_0000);
     // The program's blocks: EL0 read/write (AP = 01), which makes them PXN for EL1. The last block holds
     // the page tables and the vectors: EL1 only (AP = 00), executable at EL1, UXN.
-    const attrs = i === blocks - 1 ? 1n | (1n << 10n) | (3n << 8n) | (1n << 54n) : 1n | (1n << 10n) | (3n << 8n) | (1n << 6n) | (1n << 53n);
+    const attrs =
+      i === blocks - 1
+        ? 1n | (1n << 10n) | (3n << 8n) | (1n << 54n)
+        : 1n | (1n << 10n) | (3n << 8n) | (1n << 6n) | (1n << 53n);
     dv.setBigUint64(PT + 0x1000 - RAM + i * 8, pa | attrs, true);
   }
   cpu.sys.MAIR_EL1 = 0xffn;
@@ -81,7 +84,9 @@ export function runUserProgram(file: string, maxInstructions = 20e9): UserRun {
       cpu.waiting = false;
       const ec = Number(cpu.sys.ESR_EL1 >> 26n);
       if (ec !== 0x15) {
-        throw new Error(`program faulted: ESR 0x${cpu.sys.ESR_EL1.toString(16)} at 0x${cpu.sys.ELR_EL1.toString(16)}`);
+        throw new Error(
+          `program faulted: ESR 0x${cpu.sys.ESR_EL1.toString(16)} at 0x${cpu.sys.ELR_EL1.toString(16)}`,
+        );
       }
       const nr = cpu.xlo(8);
       if (nr === 93 || nr === 94) {
