@@ -9,6 +9,7 @@
 // before them, as exceptions report the faulting instruction's address.
 
 import { BITMASK_HI, BITMASK_LO, BITMASK_OK } from './int64.js';
+import { ACC_UNPRIV } from './mmu.js';
 
 export interface Generator {
   gen: (insn: number) => string | undefined;
@@ -361,15 +362,18 @@ def(['LDR_X_uimm', 'STR_X_uimm', 'LDR_W_uimm', 'STR_W_uimm', 'LDRB_uimm', 'STRB_
 });
 
 /** Statements: a load of `size` (0 byte, 2 word, 3 doubleword) from (al, ah) into Rt, or a store of Rt there. */
-function access(size: number, load: boolean, t: number): string | undefined {
+function access(size: number, load: boolean, t: number, unpriv = false): string | undefined {
+  const f = unpriv ? `, ${ACC_UNPRIV}` : ''; // LDTR/STTR: permissions checked as at EL0
   if (size === 3)
     return load
-      ? `const v = mmu.read64(al, ah); ${setX(t, 'v', 'mmu.hi')}`
-      : `mmu.write64(al, ah, ${zlo(t)}, ${zhi(t)});`;
+      ? `const v = mmu.read64(al, ah${f}); ${setX(t, 'v', 'mmu.hi')}`
+      : `mmu.write64(al, ah, ${zlo(t)}, ${zhi(t)}${f});`;
   if (size === 2)
-    return load ? `const v = mmu.read32(al, ah); ${setW(t, 'v')}` : `mmu.write32(al, ah, ${zlo(t)});`;
+    return load ? `const v = mmu.read32(al, ah${f}); ${setW(t, 'v')}` : `mmu.write32(al, ah, ${zlo(t)}${f});`;
   if (size === 0)
-    return load ? `const v = mmu.read8(al, ah); ${setW(t, 'v')}` : `mmu.write8(al, ah, ${zlo(t)} & 0xff);`;
+    return load
+      ? `const v = mmu.read8(al, ah${f}); ${setW(t, 'v')}`
+      : `mmu.write8(al, ah, ${zlo(t)} & 0xff${f});`;
   return undefined;
 }
 
@@ -393,14 +397,14 @@ def(['LDRX_reg', 'STRX_reg', 'LDRW_reg', 'STRW_reg', 'LDRB_reg', 'STRB_reg'], tr
 });
 
 def(['LDRX_imm9', 'STRX_imm9', 'LDRW_imm9', 'STRW_imm9', 'LDRB_imm9', 'STRB_imm9'], true, (insn) => {
-  const mode = (insn >>> 10) & 3; // 0 unscaled, 1 post-index, 2 unprivileged, 3 pre-index
+  const mode = (insn >>> 10) & 3; // 0 unscaled, 1 post-index, 2 unprivileged (LDTR/STTR), 3 pre-index
   const n = (insn >>> 5) & 31;
   const t = insn & 31;
-  if (mode === 2) return undefined;
   if ((mode & 1) !== 0 && n === t && n !== 31) return undefined;
   const imm = (insn << 11) >> 23;
   const a = addrImm(n, mode === 1 ? 0 : imm);
-  return `{ ${a} ${access(insn >>> 30, (insn & 0x400000) !== 0, t)} ${(mode & 1) !== 0 ? writeback(n, imm) : ''} }`;
+  const acc = access(insn >>> 30, (insn & 0x400000) !== 0, t, mode === 2);
+  return `{ ${a} ${acc} ${(mode & 1) !== 0 ? writeback(n, imm) : ''} }`;
 });
 
 /** Statements: Xn (SP for 31) += off after the accesses (pre/post-index writeback). */
