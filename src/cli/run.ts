@@ -4,17 +4,24 @@ import { parseArgs } from 'node:util';
 import { UserError } from '../host/errors.js';
 import { Vm, type VmSpec } from '../vmm/vm.js';
 import { specFromOptions, RUN_OPTIONS, RUN_HELP } from './spec.js';
+import { serveGdb, type GdbServer } from '../api/gdb.js';
 
 /** Ctrl-] leaves the console (like telnet, virsh and xl console). */
 export const ESCAPE_BYTE = 0x1d;
 
 export async function main(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: RUN_OPTIONS, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({
+    args,
+    options: RUN_OPTIONS,
+    allowPositionals: true,
+    strict: true,
+  });
   if (values.help) {
     process.stdout.write(RUN_HELP);
     return 0;
   }
-  if (positionals.length > 1) throw new UserError(`run: expected at most one config file, got ${positionals.join(' ')}`);
+  if (positionals.length > 1)
+    throw new UserError(`run: expected at most one config file, got ${positionals.join(' ')}`);
   const spec = await specFromOptions(values, positionals[0]);
   return runForeground(spec);
 }
@@ -22,7 +29,9 @@ export async function main(args: string[]): Promise<number> {
 /** x86_64 guests on /dev/kvm: COM1 console on this terminal. */
 async function runX86Foreground(spec: VmSpec): Promise<number> {
   const { runX86Guest } = await import('../machine/x86-microvm.js');
-  process.stderr.write(`typevisor: booting ${spec.name} (x86_64, kvm): ${spec.cpus} vCPU(s), ${spec.memoryMiB} MiB\n`);
+  process.stderr.write(
+    `typevisor: booting ${spec.name} (x86_64, kvm): ${spec.cpus} vCPU(s), ${spec.memoryMiB} MiB\n`,
+  );
   const stdin = process.stdin;
   let feed: ((b: Uint8Array) => void) | undefined;
   const onData = (chunk: Buffer): void => feed?.(chunk);
@@ -54,7 +63,21 @@ export async function runForeground(spec: VmSpec): Promise<number> {
       (process.stdin.isTTY ? ' (Ctrl-] quits)' : '') +
       '\n',
   );
-  await vm.start();
+  let gdb: GdbServer | undefined;
+  if (spec.gdb) {
+    gdb = await serveGdb(vm, spec.gdb);
+    process.stderr.write(
+      `typevisor: gdb stub on ${gdb.host}:${gdb.port}` +
+        (spec.gdb.wait ? ' (the guest waits for gdb to continue it)' : '') +
+        '\n',
+    );
+  }
+  try {
+    await vm.start({ paused: spec.gdb?.wait });
+  } catch (e) {
+    gdb?.close();
+    throw e;
+  }
   vm.console.pipe(process.stdout, { end: false });
   const stdin = process.stdin;
   let quitByEscape = false;
@@ -91,5 +114,6 @@ export async function runForeground(spec: VmSpec): Promise<number> {
     stdin.unref?.();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    gdb?.close();
   }
 }
