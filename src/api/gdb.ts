@@ -641,6 +641,18 @@ function debugTranslate(cpu: Arm64Cpu, va: bigint): number | undefined {
   return Number(par & 0xfffffffff000n) + (lo & 0xfff);
 }
 
+/** serveGdb(), then say on stderr where it listens (for `run`, `launch` and `create`'s VM process). */
+export async function serveGdbAnnounced(vm: GdbTarget, spec: GdbSpec): Promise<GdbServer> {
+  const s = await serveGdb(vm, spec);
+  const host = s.host.includes(':') ? `[${s.host}]` : s.host;
+  process.stderr.write(
+    `typevisor: gdb stub on ${host}:${s.port}` +
+      (spec.wait ? ' (the guest waits for gdb to continue it)' : '') +
+      '\n',
+  );
+  return s;
+}
+
 /** A listening gdb stub for a VM: one debugger at a time. */
 export interface GdbServer {
   /** The address it listens on (the port chosen when 0 was asked). */

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { UserError } from '../host/errors.js';
 import { Vm, type VmSpec } from '../vmm/vm.js';
 import { specFromOptions, RUN_OPTIONS, RUN_HELP } from './spec.js';
-import { serveGdb, type GdbServer } from '../api/gdb.js';
+import { serveGdbAnnounced, type GdbServer } from '../api/gdb.js';
 
 /** Ctrl-] leaves the console (like telnet, virsh and xl console). */
 export const ESCAPE_BYTE = 0x1d;
@@ -63,15 +63,7 @@ export async function runForeground(spec: VmSpec): Promise<number> {
       (process.stdin.isTTY ? ' (Ctrl-] quits)' : '') +
       '\n',
   );
-  let gdb: GdbServer | undefined;
-  if (spec.gdb) {
-    gdb = await serveGdb(vm, spec.gdb);
-    process.stderr.write(
-      `typevisor: gdb stub on ${gdb.host}:${gdb.port}` +
-        (spec.gdb.wait ? ' (the guest waits for gdb to continue it)' : '') +
-        '\n',
-    );
-  }
+  const gdb: GdbServer | undefined = spec.gdb ? await serveGdbAnnounced(vm, spec.gdb) : undefined;
   try {
     await vm.start({ paused: spec.gdb?.wait });
   } catch (e) {
