@@ -25,7 +25,8 @@ const LOOP = [0xb9400062, 0x11000442, 0xb9000062, 0x17fffffd];
 /** A VM as the stub sees it, around a machine run in this process. */
 class FakeVm extends EventEmitter {
   readonly machine = new Arm64VirtMachine({ cpus: 2, memoryBytes: 64 << 20 });
-  private done: Promise<unknown> | undefined;
+  /** The machine's run loop: resolves with why it ended. */
+  done: Promise<unknown> | undefined;
   boot(): void {
     const m = this.machine;
     LOOP.forEach((w, i) => m.mem.dv.setUint32(i * 4, w, true));
@@ -43,9 +44,10 @@ class FakeVm extends EventEmitter {
   destroy(): void {
     this.machine.stop('stopped');
   }
-  async stop(): Promise<void> {
+  /** Stop the machine (if it still runs) and return why its run loop ended. */
+  async stop(): Promise<unknown> {
     this.machine.stop('stopped');
-    await this.done;
+    return this.done;
   }
 }
 
@@ -218,6 +220,30 @@ test('gdb protocol: step, breakpoint, watchpoint and Ctrl-C stops', async () => 
     assert.ok(cpu.icount > icount, 'running after detach');
     assert.equal(vm.machine.isPaused, false);
   });
+});
+
+test('gdb protocol: k stops the VM', async () => {
+  const vm = new FakeVm();
+  const srv = await serveGdb(vm, { host: '127.0.0.1', port: 0, wait: true });
+  vm.boot();
+  const c = await Client.connect(srv.port);
+  try {
+    assert.equal(await c.cmd('?'), 'T05thread:1;');
+    c.raw(framePacket('k'));
+    assert.equal(await c.ack(), '+');
+    const closed = new Promise((resolve) => c.sock.once('close', resolve));
+    c.sock.resume();
+    await closed;
+    const ended = await Promise.race([
+      vm.done,
+      new Promise((r) => setTimeout(() => r('still running'), 5000)),
+    ]);
+    assert.equal(ended, 'stopped', 'the machine stopped');
+  } finally {
+    c.sock.destroy();
+    srv.close();
+    await vm.stop();
+  }
 });
 
 test('--gdb option: [HOST:]PORT, --gdb-wait needs --gdb', () => {

@@ -333,7 +333,14 @@ export class GdbStub {
         continue;
       }
       if (!this.noAck) this.send(Buffer.from('+'));
-      const reply = this.handle(unescape(Buffer.from(body)));
+      let reply: string | undefined;
+      try {
+        reply = this.handle(unescape(Buffer.from(body)));
+      } catch (e) {
+        // A request this stub gets wrong fails alone; the VM goes on.
+        process.stderr.write(`typevisor: gdb stub: ${(e as Error).message}\n`);
+        reply = E_INVALID;
+      }
       if (reply !== undefined) this.sendPacket(reply);
     }
   }

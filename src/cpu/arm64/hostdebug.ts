@@ -56,6 +56,10 @@ export class HostDebug {
   private readonly breakSet = new Set<string>();
   /** The breakpoints for the per-instruction check: PC low half -> high halves. */
   private breaks = new Map<number, number[]>();
+  /** Non-zero where a breakpoint's PC bits [17:2] index: most instructions skip the map lookup. */
+  private breakFilter = new Uint8Array(1 << 16);
+  /** Per vCPU: 1 while it steps, is held or has a watchpoint hit to report (the slower checks). */
+  private readonly special: Uint8Array;
   private readonly watches: Watch[] = [];
   /** True while a watchpoint is set: the MMU reports data accesses (see access()). */
   watching = false;
@@ -76,6 +80,7 @@ export class HostDebug {
     this.resumeLo = new Array<number>(n).fill(0);
     this.resumeHi = new Array<number>(n).fill(0);
     this.watchHit = new Array<HostStop | undefined>(n).fill(undefined);
+    this.special = new Uint8Array(n);
   }
 
   // ---- breakpoints and watchpoints (the debugger's side) ----
@@ -93,6 +98,8 @@ export class HostDebug {
       m.set(lo, list);
     }
     this.breaks = m;
+    this.breakFilter.fill(0);
+    for (const lo of m.keys()) this.breakFilter[(lo >>> 2) & 0xffff] = 1;
   }
 
   /** Add or remove a watchpoint on [addr, addr+len); len from 1 to 2^31. Returns false for a bad length. */
@@ -113,6 +120,7 @@ export class HostDebug {
   clearAll(): void {
     this.breakSet.clear();
     this.breaks = new Map();
+    this.breakFilter.fill(0);
     if (this.watches.length > 0) {
       this.watches.length = 0;
       for (const c of this.cpus) c.mmu.flushAll();
@@ -124,6 +132,7 @@ export class HostDebug {
   copyFrom(o: HostDebug): void {
     for (const k of o.breakSet) this.breakSet.add(k);
     this.breaks = o.breaks;
+    this.breakFilter.set(o.breakFilter);
     this.watches.push(...o.watches);
     this.watching = this.watches.length > 0;
   }
@@ -143,6 +152,7 @@ export class HostDebug {
       this.resumeLo[c.id] = c.pcLo >>> 0;
       this.resumeHi[c.id] = c.pcHi >>> 0;
       this.watchHit[c.id] = undefined;
+      this.special[c.id] = a !== 'c' ? 1 : 0;
       c.hostStop = undefined;
     }
     for (const c of this.cpus) c.hostDebug = needed ? this : undefined;
@@ -170,10 +180,12 @@ export class HostDebug {
    */
   stopHere(cpu: Arm64Cpu, done: number): boolean {
     const id = cpu.id;
+    if (this.special[id] === 0 && this.breakFilter[(cpu.pcLo >>> 2) & 0xffff] === 0) return false;
     if (this.hold[id]) return true;
     const hit = this.watchHit[id];
     if (hit !== undefined) {
       this.watchHit[id] = undefined;
+      this.special[id] = this.step[id] ? 1 : 0;
       cpu.hostStop = hit;
       return true;
     }
@@ -203,6 +215,7 @@ export class HostDebug {
       if (off < 0) continue;
       const addr = ((BigInt(hi >>> 0) << 32n) + BigInt((lo >>> 0) + off)) & 0xffffffffffffffffn;
       this.watchHit[cpu.id] = { reason: 'watch', watch: { kind: w.kind, addr } };
+      this.special[cpu.id] = 1;
       return;
     }
   }
