@@ -10,18 +10,12 @@ import { serveGdbAnnounced, type GdbServer } from '../api/gdb.js';
 export const ESCAPE_BYTE = 0x1d;
 
 export async function main(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: RUN_OPTIONS,
-    allowPositionals: true,
-    strict: true,
-  });
+  const { values, positionals } = parseArgs({ args, options: RUN_OPTIONS, allowPositionals: true, strict: true });
   if (values.help) {
     process.stdout.write(RUN_HELP);
     return 0;
   }
-  if (positionals.length > 1)
-    throw new UserError(`run: expected at most one config file, got ${positionals.join(' ')}`);
+  if (positionals.length > 1) throw new UserError(`run: expected at most one config file, got ${positionals.join(' ')}`);
   const spec = await specFromOptions(values, positionals[0]);
   return runForeground(spec);
 }
@@ -29,9 +23,7 @@ export async function main(args: string[]): Promise<number> {
 /** x86_64 guests on /dev/kvm: COM1 console on this terminal. */
 async function runX86Foreground(spec: VmSpec): Promise<number> {
   const { runX86Guest } = await import('../machine/x86-microvm.js');
-  process.stderr.write(
-    `typevisor: booting ${spec.name} (x86_64, kvm): ${spec.cpus} vCPU(s), ${spec.memoryMiB} MiB\n`,
-  );
+  process.stderr.write(`typevisor: booting ${spec.name} (x86_64, kvm): ${spec.cpus} vCPU(s), ${spec.memoryMiB} MiB\n`);
   const stdin = process.stdin;
   let feed: ((b: Uint8Array) => void) | undefined;
   const onData = (chunk: Buffer): void => feed?.(chunk);

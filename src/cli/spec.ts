@@ -190,14 +190,11 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
     throw new UserError(`--console: expected serial or virtio, got '${consoleKind}'`);
   }
   const cpus = values.cpus !== undefined ? intOption('cpus', values.cpus, 1, 8) : (spec.cpus ?? 1);
-  const memoryMiB =
-    values.memory !== undefined ? intOption('memory', values.memory, 64, 16384) : (spec.memoryMiB ?? 512);
+  const memoryMiB = values.memory !== undefined ? intOption('memory', values.memory, 64, 16384) : (spec.memoryMiB ?? 512);
   let kernel = values.kernel ?? spec.kernel;
   let initrd = values.initrd ?? spec.initrd;
   if (!kernel && (values.arch ?? spec.arch ?? 'aarch64') !== 'aarch64') {
-    throw new UserError(
-      '--kernel: x86_64 guests need a kernel (bzImage or ELF vmlinux); the default image is arm64',
-    );
+    throw new UserError('--kernel: x86_64 guests need a kernel (bzImage or ELF vmlinux); the default image is arm64');
   }
   if (!kernel) {
     const img = await buildDefaultImage({ log: (m: string) => process.stderr.write(`typevisor: ${m}\n`) });
