@@ -384,7 +384,9 @@ test(
       let gout = '';
       gdb.stdout.on('data', (d) => (gout += d));
       gdb.stderr.on('data', (d) => (gout += d));
+      const hung = setTimeout(() => gdb.kill('SIGKILL'), 90_000); // a bound, not a timing assertion
       const gcode = await new Promise<number | null>((resolve) => gdb.on('exit', resolve));
+      clearTimeout(hung);
       assert.equal(gcode, 0, `gdb exited with ${gcode}:\n${gout}`);
       // pc at the entry (the Image's first byte), x0 = the device tree (its magic d00dfeed, big-endian).
       assert.match(gout, /pc\s+0x40080000\s+0x40080000 <_head>/, gout);
