@@ -13,7 +13,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Arm64VirtMachine } from '../src/machine/arm64-virt.js';
 import { serveGdb, framePacket, G_BYTES, type GdbServer } from '../src/api/gdb.js';
-import { parseGdbOption } from '../src/cli/spec.js';
+import { parseGdbOption, specFromOptions } from '../src/cli/spec.js';
 import { UserError } from '../src/host/errors.js';
 import { missingTool } from './helpers/tools.js';
 
@@ -253,7 +253,31 @@ test('--gdb option: [HOST:]PORT, --gdb-wait needs --gdb', () => {
   assert.equal(parseGdbOption(undefined, undefined), undefined);
   assert.throws(() => parseGdbOption('x', undefined), UserError);
   assert.throws(() => parseGdbOption('70000', undefined), /port from 0 to 65535, got '70000'/);
-  assert.throws(() => parseGdbOption(undefined, true), /--gdb-wait: needs --gdb/);
+  assert.throws(() => parseGdbOption(undefined, true), /--gdb-wait \(gdbWait in a config\): needs --gdb/);
+});
+
+test('gdb and gdbWait in a JSON config; --gdb overrides', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'typevisor-gdbcfg-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'Image'), Buffer.alloc(64));
+    const cfg = path.join(dir, 'vm.json');
+    fs.writeFileSync(cfg, JSON.stringify({ kernel: 'Image', gdb: '[::1]:5000', gdbWait: true }));
+    assert.deepEqual((await specFromOptions({}, cfg)).gdb, { host: '::1', port: 5000, wait: true });
+    assert.deepEqual((await specFromOptions({ gdb: '6000' }, cfg)).gdb, {
+      host: '127.0.0.1',
+      port: 6000,
+      wait: true,
+    });
+    fs.writeFileSync(cfg, JSON.stringify({ kernel: 'Image', gdb: 'localhost:99999' }));
+    await assert.rejects(
+      specFromOptions({}, cfg),
+      /gdb: expected '\[HOST:\]PORT' with a port from 0 to 65535/,
+    );
+    fs.writeFileSync(cfg, JSON.stringify({ kernel: 'Image', gdbWait: true }));
+    await assert.rejects(specFromOptions({}, cfg), /gdbWait in a config\): needs --gdb/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 // ---- gdb-multiarch against `typevisor run` ----

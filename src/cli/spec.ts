@@ -7,6 +7,7 @@ import type { VmSpec, DiskSpec, GdbSpec } from '../vmm/vm.js';
 import { loadConfig } from '../config/load.js';
 import { buildDefaultImage } from '../image/build.js';
 import { sniffKernelArch } from '../config/common.js';
+import { parseListenAddress } from '../config/vmconfig.js';
 
 export const RUN_OPTIONS = {
   kernel: { type: 'string' },
@@ -112,14 +113,14 @@ export function parseDiskOption(text: string): DiskSpec {
 /** `--gdb [HOST:]PORT` (HOST may be [IPv6]) and `--gdb-wait`. */
 export function parseGdbOption(text: string | undefined, wait: boolean | undefined): GdbSpec | undefined {
   if (text === undefined) {
-    if (wait) throw new UserError('--gdb-wait: needs --gdb [HOST:]PORT (where gdb connects)');
+    if (wait) {
+      throw new UserError('--gdb-wait (gdbWait in a config): needs --gdb [HOST:]PORT (where gdb connects)');
+    }
     return undefined;
   }
-  const m = /^(?:(?:\[([^\]]+)\]|([^:]*)):)?(\d{1,5})$/.exec(text.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535)
-    throw new UserError(`--gdb: expected [HOST:]PORT with a port from 0 to 65535, got '${text}'`);
-  return { host: m[1] ?? (m[2] || '127.0.0.1'), port, wait: !!wait };
+  const a = parseListenAddress(text);
+  if (!a) throw new UserError(`--gdb: expected [HOST:]PORT with a port from 0 to 65535, got '${text}'`);
+  return { ...a, wait: !!wait };
 }
 
 function requireFile(what: string, path: string): string {
@@ -164,6 +165,7 @@ export function resolveEngine(
 /** Build the VmSpec from a config file (optional) and command-line options (which win). */
 export async function specFromOptions(values: RunValues, configPath?: string): Promise<VmSpec> {
   let spec: Partial<VmSpec> = {};
+  let configGdb: { address?: string; wait?: boolean } = {};
   if (configPath) {
     const { config, warnings } = loadConfig(configPath, { from: values.from });
     for (const w of warnings) process.stderr.write(`typevisor: warning: ${w}\n`);
@@ -184,6 +186,7 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
       balloon: !!config.balloon,
       onReboot: config.onReboot === 'destroy' ? 'destroy' : 'restart',
     };
+    configGdb = { address: config.gdb, wait: config.gdbWait };
   }
   const consoleKind = values.console ?? spec.console ?? 'serial';
   if (consoleKind !== 'serial' && consoleKind !== 'virtio') {
@@ -203,7 +206,7 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
   }
   const { arch, accel } = resolveEngine(values, spec, kernel);
   const disks = values.disk ? values.disk.map(parseDiskOption) : (spec.disks ?? []);
-  const gdb = parseGdbOption(values.gdb, values['gdb-wait']);
+  const gdb = parseGdbOption(values.gdb ?? configGdb.address, values['gdb-wait'] ?? configGdb.wait);
   if (gdb && arch !== 'aarch64')
     throw new UserError('--gdb: the gdb stub serves aarch64 guests on the software CPU (tcg)');
   for (const d of disks) requireFile('--disk', d.path);
