@@ -55,9 +55,14 @@ class FakeVm extends EventEmitter {
 class Client {
   private buf = '';
   private waiters: (() => void)[] = [];
+  private closed = false;
   constructor(readonly sock: net.Socket) {
     sock.on('data', (d) => {
       this.buf += d.toString('latin1');
+      for (const w of this.waiters.splice(0)) w();
+    });
+    sock.on('close', () => {
+      this.closed = true;
       for (const w of this.waiters.splice(0)) w();
     });
   }
@@ -78,16 +83,19 @@ class Client {
         this.buf = this.buf.slice(r[1]);
         return r[0];
       }
+      if (this.closed) throw new Error(`connection closed while waiting for ${what}`);
       if (Date.now() > deadline) throw new Error(`no ${what} from the stub; have '${this.buf}'`);
       await new Promise<void>((resolve) => {
         this.waiters.push(resolve);
-        setTimeout(resolve, 200);
+        setTimeout(resolve, 200).unref();
       });
     }
   }
   ack(): Promise<string> {
     return this.next((b) => (b.length > 0 && b[0] !== '$' ? [b[0], 1] : undefined), 'ack');
   }
+  /** What packet() last consumed, acks before the packet included. */
+  lastRaw = '';
   /** The next packet's data (checksum verified). */
   packet(): Promise<string> {
     return this.next((b) => {
@@ -96,6 +104,7 @@ class Client {
       let sum = 0;
       for (const c of Buffer.from(m[1], 'latin1')) sum = (sum + c) & 0xff;
       assert.equal(parseInt(m[2], 16), sum, `checksum of reply '${m[1]}'`);
+      this.lastRaw = m[0];
       return [m[1], m[0].length];
     }, 'packet');
   }
@@ -222,6 +231,30 @@ test('gdb protocol: step, breakpoint, watchpoint and Ctrl-C stops', async () => 
   });
 });
 
+test('gdb protocol: no-ack mode; the next connection starts with acks again', async () => {
+  await withStub(async (c, _vm, srv) => {
+    assert.equal(await c.cmd('QStartNoAckMode'), 'OK');
+    c.raw(framePacket('qAttached'));
+    assert.equal(await c.packet(), '1');
+    assert.equal(c.lastRaw[0], '$', 'no + before the reply in no-ack mode');
+    c.raw(framePacket('D'));
+    assert.equal(await c.packet(), 'OK');
+    c.sock.destroy();
+    // The server takes the next debugger once the first has gone.
+    let c2: Client | undefined;
+    for (let i = 0; i < 50 && !c2; i++) {
+      const t = await Client.connect(srv.port);
+      t.raw(framePacket('qAttached'));
+      const first = await t.ack().catch(() => 'closed');
+      if (first === '+') c2 = t;
+      else await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(c2, 'a second connection is served');
+    assert.equal(await c2.packet(), '1');
+    c2.sock.destroy();
+  });
+});
+
 test('gdb protocol: k stops the VM', async () => {
   const vm = new FakeVm();
   const srv = await serveGdb(vm, { host: '127.0.0.1', port: 0, wait: true });
@@ -236,7 +269,7 @@ test('gdb protocol: k stops the VM', async () => {
     await closed;
     const ended = await Promise.race([
       vm.done,
-      new Promise((r) => setTimeout(() => r('still running'), 5000)),
+      new Promise((r) => setTimeout(() => r('still running'), 5000).unref()),
     ]);
     assert.equal(ended, 'stopped', 'the machine stopped');
   } finally {

@@ -242,8 +242,8 @@ export interface GdbTarget {
 }
 
 /**
- * One gdb connection's protocol state for a VM. Feed it the bytes gdb sends (receive()); it writes
- * replies through `send`.
+ * The protocol state for a VM and the debugger connected to it (one at a time). Feed it the bytes
+ * gdb sends (receive()); it writes replies through `send`.
  */
 export class GdbStub {
   private machine: Arm64VirtMachine | undefined;
@@ -255,7 +255,7 @@ export class GdbStub {
   private gThread = 1;
   private cThread = 0;
   /** vCPUs run (a c/s/vCont is waiting for its stop reply). */
-  running = false;
+  private running = false;
   private lastStop = `T${hex2(SIGTRAP)}thread:1;`;
   private attached = false;
   /** The VM has stopped for good (W sent). */
@@ -283,6 +283,12 @@ export class GdbStub {
   /** gdb connected: the VM stops (as QEMU's stub stops it), and '?' reports that. */
   attach(): void {
     this.attached = true;
+    // A new connection starts from scratch: acks on, no partial packet, default threads.
+    this.noAck = false;
+    this.pending = Buffer.alloc(0);
+    this.lastPacket = undefined;
+    this.gThread = 1;
+    this.cThread = 0;
     this.target.pause();
     this.running = false;
     this.lastStop = `T${hex2(SIGTRAP)}thread:${this.machine ? this.tid(this.firstCpu()) : '1'};`;
