@@ -26,6 +26,7 @@ import { createQmpServer } from '../api/qmp.js';
 import { RUN_HELP, RUN_OPTIONS, specFromOptions } from './spec.js';
 import { claimName } from './create.js';
 import { ESCAPE_BYTE } from './run.js';
+import { serveGdbAnnounced } from '../api/gdb.js';
 
 export async function main(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -121,6 +122,7 @@ async function runRegistered(host: VmHost): Promise<number> {
   process.on('SIGTERM', onSignal);
   try {
     try {
+      if (spec.gdb) await serveGdbAnnounced(host.vm, spec.gdb);
       await host.start();
       await host.listen(host.paths.console, host.consoleServer());
       await host.listen(host.paths.qmp, createQmpServer(host));

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { UserError } from '../host/errors.js';
 import { Vm, type VmSpec } from '../vmm/vm.js';
 import { specFromOptions, RUN_OPTIONS, RUN_HELP } from './spec.js';
+import { serveGdbAnnounced, type GdbServer } from '../api/gdb.js';
 
 /** Ctrl-] leaves the console (like telnet, virsh and xl console). */
 export const ESCAPE_BYTE = 0x1d;
@@ -54,7 +55,13 @@ export async function runForeground(spec: VmSpec): Promise<number> {
       (process.stdin.isTTY ? ' (Ctrl-] quits)' : '') +
       '\n',
   );
-  await vm.start();
+  const gdb: GdbServer | undefined = spec.gdb ? await serveGdbAnnounced(vm, spec.gdb) : undefined;
+  try {
+    await vm.start({ paused: spec.gdb?.wait });
+  } catch (e) {
+    gdb?.close();
+    throw e;
+  }
   vm.console.pipe(process.stdout, { end: false });
   const stdin = process.stdin;
   let quitByEscape = false;
@@ -91,5 +98,6 @@ export async function runForeground(spec: VmSpec): Promise<number> {
     stdin.unref?.();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    gdb?.close();
   }
 }

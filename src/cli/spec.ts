@@ -3,10 +3,11 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UserError } from '../host/errors.js';
-import type { VmSpec, DiskSpec } from '../vmm/vm.js';
+import type { VmSpec, DiskSpec, GdbSpec } from '../vmm/vm.js';
 import { loadConfig } from '../config/load.js';
 import { buildDefaultImage } from '../image/build.js';
 import { sniffKernelArch } from '../config/common.js';
+import { parseListenAddress } from '../config/vmconfig.js';
 
 export const RUN_OPTIONS = {
   kernel: { type: 'string' },
@@ -26,6 +27,8 @@ export const RUN_OPTIONS = {
   balloon: { type: 'boolean' },
   deterministic: { type: 'boolean' },
   'log-unimplemented': { type: 'boolean' },
+  gdb: { type: 'string' },
+  'gdb-wait': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -55,6 +58,9 @@ options:
   --balloon             add a virtio-balloon device
   --deterministic       guest counter follows the instruction count (repeatable runs)
   --log-unimplemented   log each unimplemented instruction encoding once
+  --gdb [HOST:]PORT     serve the GDB remote protocol on TCP (HOST default 127.0.0.1; port 0: any
+                        free port, printed); connect with gdb-multiarch -ex 'target remote HOST:PORT'
+  --gdb-wait            with --gdb: hold the guest at its first instruction until gdb continues it
 
 console: on a terminal, keys go to the guest in raw mode; Ctrl-] quits (the VM is destroyed).
 From a pipe, input waits until the guest reads it. Exit status: 0 on guest power-off,
@@ -79,6 +85,8 @@ export interface RunValues {
   balloon?: boolean;
   deterministic?: boolean;
   'log-unimplemented'?: boolean;
+  gdb?: string;
+  'gdb-wait'?: boolean;
 }
 
 function intOption(name: string, text: string, min: number, max: number): number {
@@ -100,6 +108,19 @@ export function parseDiskOption(text: string): DiskSpec {
     else throw new UserError(`--disk ${text}: unknown flag '${p}' (expected ro or rw)`);
   }
   return { path: resolve(path), readOnly };
+}
+
+/** `--gdb [HOST:]PORT` (HOST may be [IPv6]) and `--gdb-wait`. */
+export function parseGdbOption(text: string | undefined, wait: boolean | undefined): GdbSpec | undefined {
+  if (text === undefined) {
+    if (wait) {
+      throw new UserError('--gdb-wait (gdbWait in a config): needs --gdb [HOST:]PORT (where gdb connects)');
+    }
+    return undefined;
+  }
+  const a = parseListenAddress(text);
+  if (!a) throw new UserError(`--gdb: expected [HOST:]PORT with a port from 0 to 65535, got '${text}'`);
+  return { ...a, wait: !!wait };
 }
 
 function requireFile(what: string, path: string): string {
@@ -144,6 +165,7 @@ export function resolveEngine(
 /** Build the VmSpec from a config file (optional) and command-line options (which win). */
 export async function specFromOptions(values: RunValues, configPath?: string): Promise<VmSpec> {
   let spec: Partial<VmSpec> = {};
+  let configGdb: { address?: string; wait?: boolean } = {};
   if (configPath) {
     const { config, warnings } = loadConfig(configPath, { from: values.from });
     for (const w of warnings) process.stderr.write(`typevisor: warning: ${w}\n`);
@@ -164,6 +186,7 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
       balloon: !!config.balloon,
       onReboot: config.onReboot === 'destroy' ? 'destroy' : 'restart',
     };
+    configGdb = { address: config.gdb, wait: config.gdbWait };
   }
   const consoleKind = values.console ?? spec.console ?? 'serial';
   if (consoleKind !== 'serial' && consoleKind !== 'virtio') {
@@ -183,6 +206,9 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
   }
   const { arch, accel } = resolveEngine(values, spec, kernel);
   const disks = values.disk ? values.disk.map(parseDiskOption) : (spec.disks ?? []);
+  const gdb = parseGdbOption(values.gdb ?? configGdb.address, values['gdb-wait'] ?? configGdb.wait);
+  if (gdb && arch !== 'aarch64')
+    throw new UserError('--gdb: the gdb stub serves aarch64 guests on the software CPU (tcg)');
   for (const d of disks) requireFile('--disk', d.path);
   return {
     name: values.name ?? spec.name ?? 'guest',
@@ -212,5 +238,6 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
     deterministic: values.deterministic,
     logUnimplemented: values['log-unimplemented'],
     onReboot: spec.onReboot,
+    gdb,
   };
 }

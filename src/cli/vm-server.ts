@@ -9,6 +9,7 @@ import { VmHost } from '../vmm/server.js';
 import { stateDir } from '../vmm/state.js';
 import { createControlServer } from '../api/control.js';
 import { createQmpServer } from '../api/qmp.js';
+import { serveGdbAnnounced } from '../api/gdb.js';
 
 export async function main(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -33,6 +34,7 @@ export async function main(args: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGHUP', () => {});
   // On a failure here the entry stays: `create` reads the message from vm.log and removes it.
+  if (host.record.spec.gdb) await serveGdbAnnounced(host.vm, host.record.spec.gdb);
   if (!host.record.startPaused) await host.start();
   await host.listen(host.paths.console, host.consoleServer());
   await host.listen(host.paths.qmp, createQmpServer(host));

@@ -62,6 +62,7 @@ export function exportXl(c: VmConfig): string {
   if (c.balloon) notes.push(`balloon ${JSON.stringify(c.balloon)}`);
   if (c.controlSocket) notes.push(`control socket ${c.controlSocket}`);
   if (c.qmpSocket) notes.push(`QMP socket ${c.qmpSocket}`);
+  if (c.gdb) notes.push(`gdb stub ${c.gdb}${c.gdbWait ? ' (waits for gdb)' : ''}`);
   if (notes.length > 0)
     out.push(`# typevisor settings xl has no key for: ${notes.join('; ').replace(/\n/g, ' ')}`);
   for (const w of c.warnings ?? []) out.push(`# typevisor warning: ${w.replace(/\n/g, ' ')}`);

@@ -13,7 +13,8 @@
 //     "nets": [{ "mac": "02:00:00:00:00:01", "bridge": "br0" }],
 //     "balloon": { "targetMiB": 512 }, "rng": true,
 //     "onPoweroff": "destroy", "onReboot": "restart", "onCrash": "destroy",
-//     "controlSocket": "web.sock"
+//     "controlSocket": "web.sock",
+//     "gdb": "127.0.0.1:1234",       "gdbWait": true
 //   }
 
 import { dirname, isAbsolute, resolve } from 'node:path';
@@ -94,6 +95,10 @@ export interface VmConfig {
   controlSocket?: string;
   /** A QMP-compatible socket. */
   qmpSocket?: string;
+  /** Serve the GDB remote protocol on [HOST:]PORT (like run --gdb). */
+  gdb?: string;
+  /** Hold the guest at its first instruction until gdb continues it (run --gdb-wait). */
+  gdbWait?: boolean;
   /** Features the source config asked for that typevisor does not support yet. */
   warnings?: string[];
 }
@@ -120,6 +125,8 @@ export const VMCONFIG_KEYS = [
   'onCrash',
   'controlSocket',
   'qmpSocket',
+  'gdb',
+  'gdbWait',
   'warnings',
 ] as const;
 
@@ -128,6 +135,13 @@ const NET_KEYS = ['mac', 'bridge', 'tap', 'model'] as const;
 const BALLOON_KEYS = ['targetMiB', 'demandPage', 'intervalS', 'thresholdMiB'] as const;
 
 export const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+
+/** A TCP listen address `[HOST:]PORT` (HOST may be [IPv6]; default 127.0.0.1), or undefined if malformed. */
+export function parseListenAddress(text: string): { host: string; port: number } | undefined {
+  const m = /^(?:(?:\[([^\]]+)\]|([^:]*)):)?(\d{1,5})$/.exec(text.trim());
+  if (!m || Number(m[3]) > 65535) return undefined;
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port: Number(m[3]) };
+}
 
 export interface ValidateOptions {
   /** Directory relative paths are resolved against (default: the file's directory). */
@@ -242,6 +256,12 @@ class Validator {
     for (const k of ['controlSocket', 'qmpSocket'] as const) {
       if (o[k] !== undefined) c[k] = this.path(k, o[k]);
     }
+    if (o.gdb !== undefined) {
+      c.gdb = this.string('gdb', o.gdb);
+      if (!parseListenAddress(c.gdb))
+        this.expected('gdb', "'[HOST:]PORT' with a port from 0 to 65535", o.gdb);
+    }
+    if (o.gdbWait !== undefined) c.gdbWait = this.bool('gdbWait', o.gdbWait);
     if (o.warnings !== undefined) {
       c.warnings = this.array('warnings', o.warnings).map((w, i) => this.string(`warnings[${i}]`, w));
     }

@@ -197,6 +197,8 @@ export class Arm64VirtMachine implements PsciMachine {
 
   /** Hook called between slices (device polling by the VMM). */
   onSlice: () => void = () => {};
+  /** Called when a vCPU stops for the host debugger (cpu.hostStop says why); the machine is paused then. */
+  onDebugStop: ((cpu: Arm64Cpu) => void) | undefined;
 
   /** Run until the guest powers off or resets, or stop() is called. */
   async run(): Promise<StopReason> {
@@ -218,6 +220,11 @@ export class Arm64VirtMachine implements PsciMachine {
           if (c.waiting) continue;
           c.run(SLICE);
           anyRan = true;
+          if (c.hostStop !== undefined) {
+            this.paused = true;
+            this.onDebugStop?.(c);
+            break;
+          }
         }
         this.onSlice();
       } while (anyRan && this.stopReason === undefined && !this.paused && Date.now() - t0 < yieldEveryMs);

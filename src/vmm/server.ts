@@ -125,7 +125,7 @@ export class VmHost extends EventEmitter<VmHostEvents> {
   async start(): Promise<void> {
     if (this.started) throw new ControlError('The VM is already running');
     this.started = true;
-    await this.vm.start();
+    await this.vm.start({ paused: this.record.spec.gdb?.wait });
     void this.vm.wait().then((exit) => this.onExit(exit));
   }
 

@@ -36,6 +36,15 @@ export interface VmSpec {
   logUnimplemented?: boolean;
   /** What a guest reboot does: boot again (default) or stop. */
   onReboot?: 'restart' | 'destroy';
+  /** Serve the GDB remote protocol here (src/api/gdb.ts); `wait`: hold the guest until gdb continues it. */
+  gdb?: GdbSpec;
+}
+
+export interface GdbSpec {
+  host: string;
+  /** TCP port (0: any free one). */
+  port: number;
+  wait: boolean;
 }
 
 export type VmState = 'created' | 'running' | 'paused' | 'shutdown' | 'crashed';
@@ -76,10 +85,14 @@ export class Vm extends EventEmitter {
     });
   }
 
-  /** Build and boot the VM; resolves once the guest is running. */
-  async start(): Promise<void> {
+  /**
+   * Build and boot the VM; resolves once the guest is running, or with `paused`, once it is ready to
+   * run its first instruction (resume() starts it).
+   */
+  async start(opts: { paused?: boolean } = {}): Promise<void> {
     if (this.exitPromise) throw new Error(`VM ${this.spec.name} is already started`);
     await this.bootOnce();
+    if (opts.paused) this.pause();
     this.exitPromise = this.loop();
   }
 
@@ -177,6 +190,8 @@ export class Vm extends EventEmitter {
     machine.onSlice = () => this.pumpInput();
     this.boots++;
     this.state = 'running';
+    // 'boot': a machine was built (at start and at each guest reboot), before it runs.
+    this.emit('boot', machine);
   }
 
   private output(bytes: Uint8Array): void {

@@ -286,6 +286,7 @@ export class Mmu {
    * translated). Checks natural alignment when `flags` has ACC_ALIGN. Raises data aborts.
    */
   translateData(lo: number, hi: number, write: boolean, size: number, flags = 0): number {
+    if (this.cpu.hostDebug?.watching) this.cpu.hostDebug.access(this.cpu, lo, hi, size, write);
     if ((flags & ACC_ALIGN) !== 0 && (lo & (size - 1)) !== 0) {
       this.abort(FSC_ALIGNMENT, lo, hi, write ? A_WRITE : A_READ, false);
     }
@@ -366,6 +367,7 @@ export class Mmu {
     }
     const mi = (flags & ACC_UNPRIV) !== 0 ? 0 : this.cpu.el;
     const pa = this.translate(lo, hi, A_READ, mi, 0);
+    if (this.cpu.hostDebug?.watching) this.cpu.hostDebug.access(this.cpu, lo, hi, size, false);
     const n1 = 4096 - (lo & 0xfff);
     if (n1 >= size) return this.readPa(pa, size, lo, hi);
     // The access crosses into the next page: translate it too, then read byte by byte.
@@ -389,6 +391,7 @@ export class Mmu {
     }
     const mi = (flags & ACC_UNPRIV) !== 0 ? 0 : this.cpu.el;
     const pa = this.translate(lo, hi, A_WRITE, mi, 0);
+    if (this.cpu.hostDebug?.watching) this.cpu.hostDebug.access(this.cpu, lo, hi, size, true);
     const n1 = 4096 - (lo & 0xfff);
     if (n1 >= size) {
       this.writePa(pa, size, v, vhi, lo, hi);
@@ -548,7 +551,9 @@ export class Mmu {
     const pageLo = lo & PAGE_MASK;
     const pa = this.wPa;
     const off = pa - this.ramBase;
-    const ram = off >= 0 && off + 4096 <= this.ramSize;
+    const hd = this.cpu.hostDebug;
+    // A page with a host watchpoint stays off the fast path, so that its accesses reach readSlow/writeSlow.
+    const ram = off >= 0 && off + 4096 <= this.ramSize && !(hd?.watching && hd.watchesPage(pageLo, hi));
     const slot = (lo >>> 12) & TLB_MASK;
     for (let mi = 0; mi < 2; mi++) {
       const i = (mi << TLB_BITS) | slot;
@@ -732,6 +737,7 @@ export class Mmu {
   /** DC ZVA: zero the naturally aligned block of `bytes` (a power of two, <= 4096) containing (lo, hi). */
   zeroBlock(lo: number, hi: number, bytes: number): void {
     const base = (lo & -bytes) >>> 0;
+    if (this.cpu.hostDebug?.watching) this.cpu.hostDebug.access(this.cpu, base, hi, bytes, true);
     const pa = this.translate(base, hi, A_WRITE, this.cpu.el, 0);
     const off = pa - this.ramBase;
     if (off >= 0 && off + bytes <= this.ramSize) {
