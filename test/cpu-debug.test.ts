@@ -714,6 +714,38 @@ loop:
 );
 
 test(
+  'with KDE = 0 (user-task debugging), EL1 code keeps running translated while EL0 is checked',
+  { skip },
+  () => {
+    const p = load({
+      el1: `
+    adr x10, data
+    mov x1, #0
+loop:
+    add x1, x1, #1
+    str x1, [x10, #24]
+    b loop`,
+    });
+    const { cpu } = p.t;
+    cpu.code.jitThreshold = 1;
+    cpu.sys.osLock = 0;
+    cpu.sys.MDSCR_EL1 = BigInt(MDE | SS);
+    cpu.sys.DBGBVR[0] = BigInt(RAM_BASE + 0x2000);
+    cpu.sys.DBGBCR[0] = BigInt(BCR_EL0);
+    cpu.debug.update();
+    assert.equal(cpu.debugArmed, true);
+    assert.equal(cpu.debug.checksAt(0), true);
+    assert.equal(cpu.debug.checksAt(1), false);
+    cpu.run(5000);
+    assert.ok(cpu.code.jitStats.insns > 4000, `${cpu.code.jitStats.insns} instructions ran translated`);
+    assert.equal(cpu.sys.ESR_EL1, 0n);
+    cpu.sys.MDSCR_EL1 = BigInt(MDE | SS | KDE);
+    cpu.debug.update();
+    assert.equal(cpu.debug.checksAt(1), true);
+  },
+);
+
+test(
   'nothing armed after Linux-style debug reset (OS lock cleared, all control registers zero)',
   { skip },
   () => {

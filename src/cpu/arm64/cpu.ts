@@ -704,8 +704,10 @@ export class Arm64Cpu {
           // the page uncached), is checked there and interpreted.
           let checked = false;
           if (pageLo !== this.fetchPageLo || this.pcHi !== this.fetchPageHi) {
-            checked = this.debugArmed;
-            if (checked) this.debug.beforeFetch();
+            if (this.debugArmed) {
+              checked = this.debug.checksAt(this.el);
+              if (checked) this.debug.beforeFetch();
+            }
             if ((pcLo & 3) !== 0) this.raise(EC.PC_ALIGN, 0, this.pc);
             const pa = this.mmu.translateFetch(pageLo, this.pcHi);
             if (!mem.isRam(pa, 4096)) {

@@ -27,9 +27,11 @@
 //
 // Cost: nothing while no breakpoint, watchpoint or step is set up. `cpu.debugArmed` is recomputed by
 // update() on writes to MDSCR_EL1, DBG{B,W}{C,V}R<n>_EL1, OSLAR_EL1, OSDLR_EL1, DBGPRCR_EL1 and on
-// host debugger changes. While it is set, the run loop interprets (no translated blocks) and calls
-// beforeFetch()/afterFetch()/afterInsn() around each instruction; while a watchpoint is set, the
-// MMU keeps its fast paths off (Mmu.setWatchArmed) and calls watch() from its slow paths.
+// host debugger changes. While it is set and checksAt(EL) (EL1 only with MDSCR_EL1.KDE, so a kernel
+// debugging a user task still runs translated), the run loop interprets the EL's instructions (no
+// translated blocks) and calls beforeFetch()/afterFetch()/afterInsn() around each one; while a
+// watchpoint is set, the MMU keeps its fast paths off (Mmu.setWatchArmed) and calls watch() from its
+// slow paths.
 //
 // Host debugger API (for a gdb stub; addresses are guest virtual addresses):
 //   cpu.debug.addHostBreakpoint(va) / removeHostBreakpoint(va)
@@ -145,6 +147,9 @@ export class DebugUnit {
   /** Enabled (E = 1) breakpoints and watchpoints, by number. */
   private bps: number[] = [];
   private wps: number[] = [];
+  /** Instructions at EL0 / EL1 are checked (see checksAt). */
+  private armedEl0 = false;
+  private armedEl1 = false;
 
   // ---- host debugger ----
   private readonly hostBps = new Set<bigint>();
@@ -185,10 +190,20 @@ export class DebugUnit {
     const guestArmed =
       guestWatch || (mde && this.bps.length > 0) || (!this.locked && (this.mdscr & MDSCR_SS) !== 0);
     const hostWatch = this.hostWps.length > 0;
-    cpu.debugArmed = guestArmed || hostWatch || this.hostBps.size > 0 || this.step;
+    const host = hostWatch || this.hostBps.size > 0 || this.step;
+    // EL1 code needs checks only with KDE (PSTATE.D is left to the checks: MSR DAIFClr does not come
+    // back through the fetch path), so the kernel runs translated while a user task is debugged.
+    this.armedEl0 = guestArmed || host;
+    this.armedEl1 = (guestArmed && (this.mdscr & MDSCR_KDE) !== 0) || host;
+    cpu.debugArmed = this.armedEl0 || this.armedEl1;
     cpu.mmu.setWatchArmed(guestWatch || hostWatch);
     // The run loop checks only on a fetch-page change: make the next instruction one.
     cpu.invalidateFetch();
+  }
+
+  /** Instructions at `el` need the checks (while cpu.debugArmed; an EL change re-enters the fetch path). */
+  checksAt(el: number): boolean {
+    return el === 0 ? this.armedEl0 : this.armedEl1;
   }
 
   /** Debug exceptions are enabled from `el` with PSTATE.D = `d` (AArch64.GenerateDebugExceptionsFrom). */
