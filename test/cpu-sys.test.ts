@@ -147,6 +147,8 @@ const ENC: Record<string, number> = {
   'msr dbgwvr1_el1, x1': 0xd51001c1,
   'mrs x0, dbgwvr1_el1': 0xd53001c0,
   'mrs x0, dbgbvr2_el1': 0xd5300280,
+  'mrs x0, dbgbvr6_el1': 0xd5300680,
+  'mrs x0, dbgwvr4_el1': 0xd53004c0,
   'mrs x0, fpcr': 0xd53b4400,
   'msr fpcr, x1': 0xd51b4401,
   'mrs x0, fpsr': 0xd53b4420,
@@ -449,7 +451,8 @@ test('UNDEF syndrome and vectors for unallocated system encodings', () => {
     'at s12e1r, x2',
     'tlbi vmalls12e1',
     'sysl x0, #0, c7, c5, #0',
-    'mrs x0, dbgbvr2_el1',
+    'mrs x0, dbgbvr6_el1', // 6 breakpoints (0..5)
+    'mrs x0, dbgwvr4_el1', // 4 watchpoints (0..3)
   ]) {
     if (ENC[s] === undefined) continue;
     expectUndef(s);
@@ -608,8 +611,11 @@ test('MRS/MSR round trips with RES0/RES1 bits', () => {
   assert.equal(roundTrip('csselr_el1', all), 0xfn, 'CSSELR_EL1: Level, InD');
   assert.equal(roundTrip('mdscr_el1', 0x1000n), 0x1000n);
   assert.equal(roundTrip('osdlr_el1', all), 1n);
-  assert.equal(roundTrip('dbgbvr1_el1', pat), pat);
-  assert.equal(roundTrip('dbgwvr1_el1', pat), pat & ~3n);
+  // DBGBVR/DBGWVR: bits [63:49] are RESS (copies of bit 48, here 1); DBGWVR bits [1:0] are RES0
+  // (DBGBVR keeps them: its context-ID layout uses bits [31:0])
+  assert.equal(roundTrip('dbgbvr1_el1', pat), 0xffff_4567_89ab_cdefn);
+  assert.equal(roundTrip('dbgwvr1_el1', pat), 0xffff_4567_89ab_cdecn);
+  assert.equal(roundTrip('dbgwvr1_el1', 0x0000_8000_0000_1234n), 0x0000_8000_0000_1234n, 'bit 48 clear');
   // SCTLR_EL1: the RES1 bits read as one, RES0 bits (e.g. 6, 10, 21, 24, 25, 27, 30, 31, 63:32) as zero
   const s = roundTrip('sctlr_el1', 0n);
   assert.equal(s, 0x30d0_0800n, 'RES1: 29 28 23 22 20 11');
@@ -733,11 +739,12 @@ test('ID registers of the advertised ARMv8.0 core', () => {
   assert.equal(read('mrs x0, mpidr_el1'), 0x8000_0000n, 'RES1 bit 31, Aff0 = 0');
   // ID_AA64PFR0_EL1: EL0 = 1 [3:0], EL1 = 1 [7:4], EL2 = EL3 = 0, FP = 0 [19:16], AdvSIMD = 0 [23:20], GIC = 1 [27:24]
   assert.equal(read('mrs x0, id_aa64pfr0_el1'), (1n << 0n) | (1n << 4n) | (1n << 24n));
-  // ID_AA64DFR0_EL1: DebugVer = 6, PMUVer [11:8] = 0, BRPs [15:12] = 1, WRPs [23:20] = 1, CTX_CMPs [31:28] = 0
+  // ID_AA64DFR0_EL1: DebugVer = 6, PMUVer [11:8] = 0, BRPs [15:12] = 5 (6), WRPs [23:20] = 3 (4),
+  // CTX_CMPs [31:28] = 1 (2): QEMU's cortex-a57 counts
   const dfr0 = read('mrs x0, id_aa64dfr0_el1');
   assert.equal(dfr0 & 0xfn, 6n);
   assert.equal((dfr0 >> 8n) & 0xfn, 0n, 'no PMU');
-  assert.equal(dfr0, 6n | (1n << 12n) | (1n << 20n));
+  assert.equal(dfr0, 6n | (5n << 12n) | (3n << 20n) | (1n << 28n));
   // ID_AA64MMFR0_EL1: PARange = 2, ASIDBits = 2, BigEnd = 0, TGran16 = 0, TGran64 = 0xF, TGran4 = 0
   assert.equal(read('mrs x0, id_aa64mmfr0_el1'), 2n | (2n << 4n) | (0xfn << 24n));
   for (const s of [
@@ -1123,7 +1130,8 @@ test('MRS/MSR fall back to registers defined by devices (GIC CPU interface, gene
   new GenericTimer(t.cpu, () => {}, true);
   // No key owned by a device shadows (or is shadowed by) the CPU's own table
   assert.ok(t.cpu.sys.extra.size > 10);
-  for (const k of t.cpu.sys.extra.keys()) assert.equal(sysRegTable.get(k), undefined, `key ${k.toString(16)}`);
+  for (const k of t.cpu.sys.extra.keys())
+    assert.equal(sysRegTable.get(k), undefined, `key ${k.toString(16)}`);
   assert.ok(t.cpu.sys.extra.has(sysregKey(3, 3, 14, 0, 0)), "CNTFRQ_EL0 is the timer's");
   t.cpu.setXBig(1, 1n);
   assert.equal(t.step(3), 3);

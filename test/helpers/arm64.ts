@@ -1,5 +1,9 @@
 // Helpers for CPU tests: a bare CPU with RAM at 0x4000_0000 and code placed at its start.
 
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { GuestMemory } from '../../src/devices/memory.js';
 import { Arm64Cpu, CodeCache, type CpuHooks } from '../../src/cpu/arm64/cpu.js';
 
@@ -13,7 +17,10 @@ export interface TestCpu {
 }
 
 /** A CPU at EL1 (MMU off) with `code` (instruction words) at RAM_BASE and PC there. */
-export function makeCpu(code: number[] = [], opts: { ramSize?: number; hooks?: Partial<CpuHooks> } = {}): TestCpu {
+export function makeCpu(
+  code: number[] = [],
+  opts: { ramSize?: number; hooks?: Partial<CpuHooks> } = {},
+): TestCpu {
   const mem = new GuestMemory(RAM_BASE, opts.ramSize ?? 16 * 1024 * 1024);
   code.forEach((w, i) => mem.dv.setUint32(i * 4, w >>> 0, true));
   const hooks: CpuHooks = { hvc: () => false, smc: () => false, ...opts.hooks };
@@ -21,4 +28,34 @@ export function makeCpu(code: number[] = [], opts: { ramSize?: number; hooks?: P
   cpu.pcLo = RAM_BASE;
   cpu.pcHi = 0;
   return { cpu, mem, step: (count = 1) => cpu.run(count) };
+}
+
+/**
+ * Assemble A64 source with the cross assembler (aarch64-linux-gnu-as, ARMv8.0-A) into instruction
+ * words placed from offset 0, and the offsets of its labels. The caller skips without the tool
+ * (missingTool('aarch64-linux-gnu-as')).
+ */
+export function assemble(source: string): { words: number[]; sym: Record<string, number> } {
+  const dir = mkdtempSync(join(tmpdir(), 'tv-asm-'));
+  try {
+    const src = join(dir, 'a.s');
+    const obj = join(dir, 'a.o');
+    const bin = join(dir, 'a.bin');
+    writeFileSync(src, source + '\n');
+    execFileSync('aarch64-linux-gnu-as', ['-march=armv8-a', '-o', obj, src], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    execFileSync('aarch64-linux-gnu-objcopy', ['-O', 'binary', '-j', '.text', obj, bin]);
+    const raw = readFileSync(bin);
+    const words: number[] = [];
+    for (let i = 0; i + 4 <= raw.length; i += 4) words.push(raw.readUInt32LE(i));
+    const sym: Record<string, number> = {};
+    for (const line of execFileSync('aarch64-linux-gnu-nm', [obj], { encoding: 'utf8' }).split('\n')) {
+      const m = /^([0-9a-f]+) [tT] (\S+)$/.exec(line.trim());
+      if (m) sym[m[2]] = parseInt(m[1], 16);
+    }
+    return { words, sym };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -12,6 +12,7 @@ import { PAGE_SHIFT } from '../../devices/memory.js';
 import { Decoder, type Handler } from './decode.js';
 import { Mmu } from './mmu.js';
 import { SysRegs } from './sysregs.js';
+import { DebugUnit, DEBUG_STOP } from './debug.js';
 import { a64Groups } from './a64.js';
 import { patterns as branchPatterns } from './insn/branch.js';
 import { patterns as systemPatterns } from './insn/system.js';
@@ -375,6 +376,13 @@ export class Arm64Cpu {
   // ---- system ----
   readonly sys: SysRegs;
   readonly mmu: Mmu;
+  /** Self-hosted debug and host debugger hooks (debug.ts). */
+  readonly debug: DebugUnit;
+  /**
+   * A breakpoint, watchpoint or step is set up (guest or host; kept by DebugUnit.update()): the run
+   * loop then interprets and checks each instruction.
+   */
+  debugArmed = false;
   /** Exclusive monitor: armed address (physical, -1 = open) and the value seen by the load-exclusive. */
   exclAddr = -1;
   exclSize = 0;
@@ -431,6 +439,7 @@ export class Arm64Cpu {
   ) {
     this.sys = new SysRegs(this);
     this.mmu = new Mmu(this);
+    this.debug = new DebugUnit(this);
     this.words = new Int32Array(mem.u32.buffer, mem.u32.byteOffset, mem.u32.length);
     code.cpus.push(this);
     // V8 keeps a number field as a small integer until a value outside its 31-bit range arrives,
@@ -558,9 +567,9 @@ export class Arm64Cpu {
   /** The current PSTATE in SPSR_EL1 format (AArch64). */
   getPstate(): number {
     const m = (this.el << 2) | (this.el === 0 ? 0 : this.spsel);
-    return ((this.nzcv << 28) | (this.daif << 6) | m) >>> 0;
+    return ((this.nzcv << 28) | (this.debug.ss << 21) | (this.daif << 6) | m) >>> 0;
   }
-  /** Restore PSTATE from an SPSR value (ERET). Returns false for an illegal return. */
+  /** Restore PSTATE from an SPSR value (ERET; PSTATE.SS is eret()'s). Returns false for an illegal return. */
   setPstate(spsr: number): boolean {
     const m = spsr & 0x1f;
     if (spsr & 0x10) return false; // AArch32 is not implemented
@@ -581,6 +590,7 @@ export class Arm64Cpu {
     const fromEl = this.el;
     const sys = this.sys;
     sys.SPSR_EL1 = BigInt(this.getPstate());
+    this.debug.ss = 0;
     sys.ELR_EL1 = (BigInt(retHi >>> 0) << 32n) | BigInt(retLo >>> 0);
     if (type === 'sync' || type === 'serror') sys.ESR_EL1 = BigInt(esr >>> 0);
     if (far !== undefined) sys.FAR_EL1 = far;
@@ -606,6 +616,7 @@ export class Arm64Cpu {
 
   /** Exceptions whose preferred return is the next instruction (SVC, HVC, SMC). */
   raiseAfter(ec: number, iss: number): never {
+    this.debug.ssAdvance();
     const esr = ((ec << 26) | (1 << 25) | (iss & 0x1ffffff)) >>> 0;
     this.enterException('sync', esr, this.nextLo, this.nextHi);
     throw GUEST_EXCEPTION;
@@ -627,6 +638,7 @@ export class Arm64Cpu {
     const elr = this.sys.ELR_EL1;
     const spsr = Number(this.sys.SPSR_EL1 & 0xffffffffn);
     this.clearExclusive();
+    const ss = this.debug.returnSS(spsr);
     if (!this.setPstate(spsr)) {
       // Illegal exception return: stay at EL1, set PSTATE.IL-equivalent by raising an illegal state.
       this.setPc(elr);
@@ -634,6 +646,7 @@ export class Arm64Cpu {
       this.nextHi = this.pcHi;
       this.raise(EC.ILLEGAL_STATE, 0);
     }
+    this.debug.ss = ss;
     this.setPc(elr);
     this.nextLo = this.pcLo;
     this.nextHi = this.pcHi;
@@ -694,7 +707,14 @@ export class Arm64Cpu {
           if (hd !== undefined && hd.stopHere(this, done)) break slice;
           const pcLo = this.pcLo;
           const pageLo = (pcLo & ~0xfff) >>> 0;
+          // Debug armed: every instruction comes through the fetch-page miss (debug.afterFetch keeps
+          // the page uncached), is checked there and interpreted.
+          let checked = false;
           if (pageLo !== this.fetchPageLo || this.pcHi !== this.fetchPageHi) {
+            if (this.debugArmed) {
+              checked = this.debug.checksAt(this.el);
+              if (checked) this.debug.beforeFetch();
+            }
             if ((pcLo & 3) !== 0) this.raise(EC.PC_ALIGN, 0, this.pc);
             const pa = this.mmu.translateFetch(pageLo, this.pcHi);
             if (!mem.isRam(pa, 4096)) {
@@ -708,9 +728,10 @@ export class Arm64Cpu {
             this.fetchRamWord = (pa - ramBase) >>> 2;
             this.fetchPageLo = pageLo;
             this.fetchPageHi = this.pcHi;
+            if (checked) this.debug.afterFetch();
           }
           const idx = (pcLo & 0xfff) >>> 2;
-          if (head && jit && budget - done >= MAX_BLOCK) {
+          if (head && jit && !checked && budget - done >= MAX_BLOCK) {
             const page = this.fetchPage!;
             const at = page.blockAt;
             const bx = at !== undefined ? at[idx] : 0;
@@ -737,6 +758,7 @@ export class Arm64Cpu {
           this.nextLo = nl;
           this.nextHi = nl === 0 ? (this.pcHi + 1) >>> 0 : this.pcHi;
           h(this, insn);
+          if (checked) this.debug.afterInsn(insn);
           head = this.nextLo !== nl;
           this.pcLo = this.nextLo;
           this.pcHi = this.nextHi;
@@ -744,6 +766,7 @@ export class Arm64Cpu {
           if (this.waiting || this.off) break;
         }
       } catch (e) {
+        if (e === DEBUG_STOP) break; // stopped for the host debugger before the instruction (debug.ts)
         if (e !== GUEST_EXCEPTION) throw e;
         // The exception has been entered: PC is at the vector. The faulting instruction counts (inside
         // a block, the instructions before it in the block are not counted).

@@ -17,6 +17,9 @@
 // treat data as Device memory); an unaligned access to an MMIO region raises an alignment fault
 // (MMIO is Device memory). SIMD&FP Q accesses are made as two 8-byte accesses (alignment checked
 // per 8 bytes with SCTLR_EL1.A = 1).
+//
+// Watchpoints (debug.ts): while one is set (setWatchArmed), the read/write fast tags stay invalid, so
+// every data access takes a slow path, which calls cpu.debug.watch() once translation succeeded.
 
 import type { Arm64Cpu } from './cpu.js';
 
@@ -64,6 +67,8 @@ export class Mmu {
   sctlr = 0;
   /** The current ASID (from TTBR0 or TTBR1 per TCR.A1, 8 or 16 bits per TCR.AS). */
   asid = 0;
+  /** A guest or host watchpoint is set: no read/write fast tags, slow paths call cpu.debug.watch(). */
+  private watchArmed = false;
 
   // ---- software TLB (see the header comment) ----
   private readonly tagLo = new Int32Array(2 * TLB_SIZE).fill(INVALID);
@@ -290,7 +295,15 @@ export class Mmu {
     if ((flags & ACC_ALIGN) !== 0 && (lo & (size - 1)) !== 0) {
       this.abort(FSC_ALIGNMENT, lo, hi, write ? A_WRITE : A_READ, false);
     }
-    return this.translate(lo, hi, write ? A_WRITE : A_READ, (flags & ACC_UNPRIV) !== 0 ? 0 : this.cpu.el, 0);
+    const pa = this.translate(
+      lo,
+      hi,
+      write ? A_WRITE : A_READ,
+      (flags & ACC_UNPRIV) !== 0 ? 0 : this.cpu.el,
+      0,
+    );
+    if (this.watchArmed) this.cpu.debug.watch(lo, hi, size, write, (flags & ACC_UNPRIV) !== 0);
+    return pa;
   }
 
   /**
@@ -368,6 +381,7 @@ export class Mmu {
     const mi = (flags & ACC_UNPRIV) !== 0 ? 0 : this.cpu.el;
     const pa = this.translate(lo, hi, A_READ, mi, 0);
     if (this.cpu.hostDebug?.watching) this.cpu.hostDebug.access(this.cpu, lo, hi, size, false);
+    if (this.watchArmed) this.cpu.debug.watch(lo, hi, size, false, (flags & ACC_UNPRIV) !== 0);
     const n1 = 4096 - (lo & 0xfff);
     if (n1 >= size) return this.readPa(pa, size, lo, hi);
     // The access crosses into the next page: translate it too, then read byte by byte.
@@ -392,6 +406,7 @@ export class Mmu {
     const mi = (flags & ACC_UNPRIV) !== 0 ? 0 : this.cpu.el;
     const pa = this.translate(lo, hi, A_WRITE, mi, 0);
     if (this.cpu.hostDebug?.watching) this.cpu.hostDebug.access(this.cpu, lo, hi, size, true);
+    if (this.watchArmed) this.cpu.debug.watch(lo, hi, size, true, (flags & ACC_UNPRIV) !== 0);
     const n1 = 4096 - (lo & 0xfff);
     if (n1 >= size) {
       this.writePa(pa, size, v, vhi, lo, hi);
@@ -565,8 +580,8 @@ export class Mmu {
       this.paPage[i] = pa;
       this.ramOff[i] = ram ? off | 0 : 0;
       this.bShift[i] = this.wShift;
-      this.rTag[i] = ram && (p & 1) !== 0 ? pageLo : INVALID;
-      this.wTag[i] = ram && (p & 2) !== 0 ? pageLo : INVALID;
+      this.rTag[i] = ram && (p & 1) !== 0 && !this.watchArmed ? pageLo : INVALID;
+      this.wTag[i] = ram && (p & 2) !== 0 && !this.watchArmed ? pageLo : INVALID;
       this.xTag[i] = ram && (p & 4) !== 0 ? pageLo : INVALID;
     }
     if (this.wShift > 12 && !this.blkOverflow) {
@@ -649,6 +664,25 @@ export class Mmu {
     this.xTag.fill(INVALID);
     this.blkCount = 0;
     this.blkOverflow = false;
+  }
+
+  /**
+   * Watchpoints set (true) or all cleared: switches the data fast paths off or back on (debug.ts).
+   */
+  setWatchArmed(on: boolean): void {
+    if (on === this.watchArmed) return;
+    this.watchArmed = on;
+    if (on) {
+      this.rTag.fill(INVALID);
+      this.wTag.fill(INVALID);
+    } else {
+      this.clearTlb(); // refilled with fast tags on demand
+    }
+  }
+
+  /** True when the top byte of a virtual address with high half `hi` is ignored (TCR_EL1.TBI0/TBI1). */
+  topIgnored(hi: number): boolean {
+    return ((hi >>> 23) & 1) === 0 ? this.tbi0 : this.tbi1;
   }
 
   /** TLBI VMALLE1 and friends. */
@@ -739,6 +773,7 @@ export class Mmu {
     const base = (lo & -bytes) >>> 0;
     if (this.cpu.hostDebug?.watching) this.cpu.hostDebug.access(this.cpu, base, hi, bytes, true);
     const pa = this.translate(base, hi, A_WRITE, this.cpu.el, 0);
+    if (this.watchArmed) this.cpu.debug.watch(base, hi, bytes, true, false);
     const off = pa - this.ramBase;
     if (off >= 0 && off + bytes <= this.ramSize) {
       this.u8.fill(0, off, off + bytes);

@@ -14,8 +14,9 @@
 // - 40-bit PA, 16-bit ASIDs, 4 KiB granule only, little-endian only.
 // - Caches as reported to software: L1 I 32 KiB 2-way, L1 D 32 KiB 4-way, L2 unified 512 KiB 16-way,
 //   64-byte lines everywhere (CLIDR LoUIS = LoUU = 1, LoC = 2). CTR_EL0: PIPT I-cache, IDC = DIC = 0.
-// - Debug: DebugVer v8.0, 2 breakpoints (1 context-aware), 2 watchpoints; their registers are storage
-//   only (no debug exception is ever generated).
+// - Debug: DebugVer v8.0, 6 breakpoints (the last 2 context-aware) and 4 watchpoints, as QEMU's
+//   cortex-a57; breakpoint, watchpoint and software step exceptions and the OS lock work as debug.ts
+//   describes.
 
 import type { Arm64Cpu } from './cpu.js';
 
@@ -37,8 +38,14 @@ export interface SysRegAccess {
 export const MIDR_VALUE = 0x410fd034n; // Arm, variant 0, architecture 0xF, Cortex-A53 (0xD03), revision 4
 /** ID_AA64PFR0_EL1: EL0 = EL1 = 1 (AArch64 only), EL2 = EL3 = 0, FP = AdvSIMD = 0 (implemented), GIC = 1. */
 export const ID_AA64PFR0_VALUE = 0x0100_0011n;
-/** ID_AA64DFR0_EL1: DebugVer = 6 (v8.0), PMUVer = 0, BRPs = 1 (2), WRPs = 1 (2), CTX_CMPs = 0 (1). */
-export const ID_AA64DFR0_VALUE = 0x0010_1006n;
+/** Breakpoints, watchpoints, and context-aware breakpoints among the breakpoints (the last ones). */
+export const NUM_BRPS = 6;
+export const NUM_WRPS = 4;
+export const NUM_CTX_CMPS = 2;
+/** ID_AA64DFR0_EL1: DebugVer = 6 (v8.0), PMUVer = 0, BRPs, WRPs and CTX_CMPs (each the count - 1). */
+export const ID_AA64DFR0_VALUE = BigInt(
+  6 | ((NUM_BRPS - 1) << 12) | ((NUM_WRPS - 1) << 20) | ((NUM_CTX_CMPS - 1) << 28),
+);
 /** ID_AA64MMFR0_EL1: PARange = 2 (40 bits), ASIDBits = 2 (16), TGran16 = 0 (no), TGran64 = 0xF (no), TGran4 = 0 (yes). */
 export const ID_AA64MMFR0_VALUE = 0x0f00_0022n;
 /** CTR_EL0: RES1 bit 31, CWG = ERG = DminLine = IminLine = 4 (64 bytes), L1Ip = PIPT, IDC = DIC = 0. */
@@ -54,8 +61,6 @@ export const CCSIDR_VALUES: Record<number, bigint> = {
 /** log2 of the DC ZVA block size in 4-byte words (DCZID_EL0.BS): 64 bytes. */
 export const DCZID_BS = 4;
 export const DC_ZVA_BYTES = 4 << DCZID_BS;
-export const NUM_BRPS = 2;
-export const NUM_WRPS = 2;
 
 // ---- SCTLR_EL1 ----
 /** Bits that are RES1 in ARMv8.0 (LSMAOE, nTLSMD, SPAN, EIS, TSCXT, EOS). */
@@ -234,6 +239,12 @@ function field(
   });
 }
 const mmuChanged = (cpu: Arm64Cpu): void => cpu.mmu.onRegsChanged();
+const debugChanged = (cpu: Arm64Cpu): void => cpu.debug.update();
+/**
+ * DBGBVR/DBGWVR as addresses: bits [63:49] read as copies of bit 48 (RESS). Bits [1:0] are RES0 in
+ * DBGWVR; DBGBVR keeps them, as its context-ID layout uses bits [31:0] (address matching ignores them).
+ */
+const debugVa = (v: bigint): bigint => BigInt.asUintN(64, BigInt.asIntN(49, v));
 
 function buildTable(): void {
   // ---- identification (op0 = 3, op1 = 0, CRn = 0) ----
@@ -434,55 +445,43 @@ function buildTable(): void {
     },
   });
 
-  // ---- debug (op0 = 2): storage only ----
+  // ---- debug (op0 = 2); debug.ts gives the breakpoint, watchpoint, step and OS lock registers effect ----
   field(2, 0, 0, 0, 2, 'OSDTRRX_EL1', 'OSDTRRX_EL1', M32);
   field(2, 0, 0, 2, 0, 'MDCCINT_EL1', 'MDCCINT_EL1', 0x6000_0000n);
-  field(2, 0, 0, 2, 2, 'MDSCR_EL1', 'MDSCR_EL1', M32);
+  field(2, 0, 0, 2, 2, 'MDSCR_EL1', 'MDSCR_EL1', M32, debugChanged);
   field(2, 0, 0, 3, 2, 'OSDTRTX_EL1', 'OSDTRTX_EL1', M32);
   field(2, 0, 0, 6, 2, 'OSECCR_EL1', 'OSECCR_EL1', M32);
-  for (let n = 0; n < NUM_BRPS; n++) {
-    def(2, 0, 0, n, 4, {
-      name: `DBGBVR${n}_EL1`,
-      read: (cpu) => cpu.sys.DBGBVR[n],
-      write: (cpu, v) => {
-        cpu.sys.DBGBVR[n] = v;
-      },
-    });
-    def(2, 0, 0, n, 5, {
-      name: `DBGBCR${n}_EL1`,
-      read: (cpu) => cpu.sys.DBGBCR[n],
-      write: (cpu, v) => {
-        cpu.sys.DBGBCR[n] = v & 0x00ff_e1e7n; // BT LBN SSC HMC BAS PMC E
-      },
-    });
-  }
-  for (let n = 0; n < NUM_WRPS; n++) {
-    def(2, 0, 0, n, 6, {
-      name: `DBGWVR${n}_EL1`,
-      read: (cpu) => cpu.sys.DBGWVR[n],
-      write: (cpu, v) => {
-        cpu.sys.DBGWVR[n] = v & ~3n;
-      },
-    });
-    def(2, 0, 0, n, 7, {
-      name: `DBGWCR${n}_EL1`,
-      read: (cpu) => cpu.sys.DBGWCR[n],
-      write: (cpu, v) => {
-        cpu.sys.DBGWCR[n] = v & 0x1fff_ffffn; // MASK WT LBN SSC HMC BAS LSC PAC E
-      },
-    });
+  // DBG{B,W}{V,C}R<n>_EL1: op0 = 2, op1 = 0, CRn = 0, CRm = n, op2 = 4..7; one array each in SysRegs.
+  const families: ['DBGBVR' | 'DBGBCR' | 'DBGWVR' | 'DBGWCR', number, number, (v: bigint) => bigint][] = [
+    ['DBGBVR', 4, NUM_BRPS, debugVa],
+    ['DBGBCR', 5, NUM_BRPS, (v) => v & 0x00ff_e1e7n], // BT LBN SSC HMC BAS PMC E
+    ['DBGWVR', 6, NUM_WRPS, (v) => debugVa(v) & ~3n],
+    ['DBGWCR', 7, NUM_WRPS, (v) => v & 0x1f1f_ffffn], // MASK WT LBN SSC HMC BAS LSC PAC E
+  ];
+  for (const [key, op2, count, mask] of families) {
+    for (let n = 0; n < count; n++) {
+      def(2, 0, 0, n, op2, {
+        name: `${key}${n}_EL1`,
+        read: (cpu) => cpu.sys[key][n],
+        write: (cpu, v) => {
+          cpu.sys[key][n] = mask(v);
+          cpu.debug.update();
+        },
+      });
+    }
   }
   constant(2, 0, 1, 0, 0, 'MDRAR_EL1', 0n);
   def(2, 0, 1, 0, 4, {
     name: 'OSLAR_EL1',
     write: (cpu, v) => {
       cpu.sys.osLock = Number(v & 1n);
+      cpu.debug.update();
     },
   });
   // OSLM = 0b10 (OS lock implemented, bits 3 and 0), OSLK in bit 1
   def(2, 0, 1, 1, 4, { name: 'OSLSR_EL1', read: (cpu) => BigInt(8 | (cpu.sys.osLock << 1)) });
-  field(2, 0, 1, 3, 4, 'OSDLR_EL1', 'OSDLR_EL1', 1n);
-  field(2, 0, 1, 4, 4, 'DBGPRCR_EL1', 'DBGPRCR_EL1', 1n);
+  field(2, 0, 1, 3, 4, 'OSDLR_EL1', 'OSDLR_EL1', 1n, debugChanged);
+  field(2, 0, 1, 4, 4, 'DBGPRCR_EL1', 'DBGPRCR_EL1', 1n, debugChanged);
   def(2, 0, 7, 8, 6, {
     name: 'DBGCLAIMSET_EL1',
     read: () => 0xffn,
