@@ -3,7 +3,9 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UserError } from '../host/errors.js';
-import type { VmSpec, DiskSpec } from '../vmm/vm.js';
+import type { VmSpec, DiskSpec, VsockSpec } from '../vmm/vm.js';
+import { MAX_SOCKET_PATH } from '../vmm/state.js';
+import { guestCidProblem } from '../devices/virtio/vsock.js';
 import { loadConfig } from '../config/load.js';
 import { buildDefaultImage } from '../image/build.js';
 import { sniffKernelArch } from '../config/common.js';
@@ -24,6 +26,7 @@ export const RUN_OPTIONS = {
   accel: { type: 'string' },
   'no-rng': { type: 'boolean' },
   balloon: { type: 'boolean' },
+  vsock: { type: 'string' },
   deterministic: { type: 'boolean' },
   'log-unimplemented': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -53,6 +56,12 @@ options:
   --from FORMAT         config format: native, xl, fuchsia, microvm, camkes (default: detected)
   --no-rng              no virtio-rng device
   --balloon             add a virtio-balloon device
+  --vsock CID[,uds=PATH]  virtio-vsock, guest CID 3 to 4294967294; host programs reach it through
+                        the Unix socket PATH as with Firecracker: connect, write 'CONNECT <port>\n',
+                        read 'OK <hostport>\n', then the stream to the guest's port; a guest
+                        connecting to CID 2 port P reaches the Unix socket PATH_P. Default PATH:
+                        NAME/vsock.sock in the state directory (create, launch), or a runtime path
+                        that run prints
   --deterministic       guest counter follows the instruction count (repeatable runs)
   --log-unimplemented   log each unimplemented instruction encoding once
 
@@ -77,6 +86,7 @@ export interface RunValues {
   accel?: string;
   'no-rng'?: boolean;
   balloon?: boolean;
+  vsock?: string;
   deterministic?: boolean;
   'log-unimplemented'?: boolean;
 }
@@ -100,6 +110,32 @@ export function parseDiskOption(text: string): DiskSpec {
     else throw new UserError(`--disk ${text}: unknown flag '${p}' (expected ro or rw)`);
   }
   return { path: resolve(path), readOnly };
+}
+
+/** `--vsock CID[,uds=PATH]`. */
+export function parseVsockOption(text: string): VsockSpec {
+  const [cidText, ...rest] = text.split(',');
+  if (!/^\d+$/.test(cidText.trim())) {
+    throw new UserError(`--vsock: expected CID[,uds=PATH] with a numeric guest CID, got '${text}'`);
+  }
+  const spec: VsockSpec = { cid: Number(cidText) };
+  const bad = guestCidProblem(spec.cid);
+  if (bad) throw new UserError(`--vsock: ${bad}`);
+  for (const p of rest) {
+    if (p.startsWith('uds=') && p.length > 4) spec.uds = checkVsockPath('--vsock uds', p.slice(4));
+    else throw new UserError(`--vsock ${text}: unknown setting '${p}' (expected uds=PATH)`);
+  }
+  return spec;
+}
+
+/** A vsock socket path, absolute, that a Unix socket can have. */
+export function checkVsockPath(what: string, path: string): string {
+  const p = resolve(path);
+  const n = Buffer.byteLength(p);
+  if (n > MAX_SOCKET_PATH) {
+    throw new UserError(`${what}: the socket path ${p} is ${n} bytes, more than the ${MAX_SOCKET_PATH} a Unix socket allows`);
+  }
+  return p;
 }
 
 function requireFile(what: string, path: string): string {
@@ -162,6 +198,7 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
       disks: (config.disks ?? []).map((d) => ({ path: d.path, readOnly: !!d.readOnly })),
       rng: config.rng ?? true,
       balloon: !!config.balloon,
+      vsock: config.vsock && { cid: config.vsock.cid, uds: config.vsock.uds },
       onReboot: config.onReboot === 'destroy' ? 'destroy' : 'restart',
     };
   }
@@ -209,6 +246,10 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
     disks,
     rng: values['no-rng'] ? false : (spec.rng ?? true),
     balloon: values.balloon ?? spec.balloon ?? false,
+    vsock:
+      values.vsock !== undefined
+        ? parseVsockOption(values.vsock)
+        : spec.vsock && { cid: spec.vsock.cid, uds: spec.vsock.uds && checkVsockPath('vsock.uds', spec.vsock.uds) },
     deterministic: values.deterministic,
     logUnimplemented: values['log-unimplemented'],
     onReboot: spec.onReboot,
