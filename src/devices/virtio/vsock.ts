@@ -205,6 +205,7 @@ export class VirtioVsock extends VirtioDeviceBase {
   private readonly log: (msg: string) => void;
   private nextLocalPort = FIRST_LOCAL_PORT;
   private transportResetPending = false;
+  private creditCheck: NodeJS.Immediate | undefined;
   /** Bumped on reset: a host connect that completes after a reset belongs to an older generation. */
   private generation = 0;
   private logged = 0;
@@ -376,6 +377,8 @@ export class VirtioVsock extends VirtioDeviceBase {
 
   private closeAll(reason: string): void {
     this.generation++;
+    if (this.creditCheck) clearImmediate(this.creditCheck);
+    this.creditCheck = undefined;
     for (const conn of [...this.conns.values()]) {
       const h = conn.state === 'connecting-out' ? conn.handlers : undefined;
       this.forget(conn, true);
@@ -545,12 +548,20 @@ export class VirtioVsock extends VirtioDeviceBase {
   /** The host stream took `n` guest bytes: credit them back, telling the guest when it runs low. */
   private forwarded(conn: Conn, n: number): void {
     conn.fwdCnt = (conn.fwdCnt + n) >>> 0;
-    if (this.conns.get(conn.key) !== conn) return;
-    const guestSeesFree = VSOCK_BUF_ALLOC - ((conn.rxCnt - conn.fwdCntSent) >>> 0);
-    if (guestSeesFree < VSOCK_BUF_ALLOC / 2) {
-      this.queueCreditUpdate(conn);
-      this.flush();
-    }
+    if (this.conns.get(conn.key) !== conn || this.creditCheck) return;
+    // Write callbacks come in bursts: decide once the burst is over, so one update carries it all.
+    this.creditCheck = setImmediate(() => {
+      this.creditCheck = undefined;
+      let any = false;
+      for (const c of this.conns.values()) {
+        const guestSeesFree = VSOCK_BUF_ALLOC - ((c.rxCnt - c.fwdCntSent) >>> 0);
+        if (c.fwdCnt !== c.fwdCntSent && guestSeesFree < VSOCK_BUF_ALLOC / 2) {
+          this.queueCreditUpdate(c);
+          any = true;
+        }
+      }
+      if (any) this.flush();
+    });
   }
 
   private queueCreditUpdate(conn: Conn): void {
