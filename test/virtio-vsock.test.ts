@@ -140,7 +140,13 @@ class Guest {
 }
 
 /** Open a guest->host connection on `guestPort` -> host `hostPort`; returns the host end. */
-async function guestConnects(g: Guest, ends: HostEnd[], guestPort: number, hostPort: number, bufAlloc = 65536): Promise<HostEnd> {
+async function guestConnects(
+  g: Guest,
+  ends: HostEnd[],
+  guestPort: number,
+  hostPort: number,
+  bufAlloc = 65536,
+): Promise<HostEnd> {
   g.send({ op: OP.REQUEST, srcPort: guestPort, dstPort: hostPort, bufAlloc });
   await tick();
   const [resp] = g.recv();
@@ -169,7 +175,8 @@ test('virtio-vsock: device id 19, three queues, guest_cid in the config space; C
   assert.equal(g.d.t.read(0x100, 4), GUEST);
   assert.equal(g.d.t.read(0x104, 4), 0);
   assert.equal(g.dev.queueMax.length, 3);
-  for (const bad of [0, 1, 2, 0xffff_ffff, 2 ** 40, 3.5, -1]) assert.ok(guestCidProblem(bad), `CID ${bad} refused`);
+  for (const bad of [0, 1, 2, 0xffff_ffff, 2 ** 40, 3.5, -1])
+    assert.ok(guestCidProblem(bad), `CID ${bad} refused`);
   for (const ok of [3, 1000, 0xffff_fffe]) assert.equal(guestCidProblem(ok), undefined, `CID ${ok} accepted`);
   assert.throws(() => new VirtioVsock({ cid: 2 }), /guest CID from 3/);
 });
@@ -277,14 +284,20 @@ test('virtio-vsock: the guest refusing (RST) a host connection is reported; a st
   const g = new Guest();
   g.postRx(4);
   const reasons: string[] = [];
-  g.dev.connectToGuest(6000, new HostEnd(), { accepted: () => assert.fail('accepted'), refused: (r) => reasons.push(r) });
+  g.dev.connectToGuest(6000, new HostEnd(), {
+    accepted: () => assert.fail('accepted'),
+    refused: (r) => reasons.push(r),
+  });
   const [req] = g.recv();
   g.send({ op: OP.RST, srcPort: 6000, dstPort: req.h.srcPort });
   assert.equal(reasons.length, 1);
   assert.match(reasons[0], /refused/);
   assert.equal(g.dev.connectionCount, 0);
   g.d.w(0x70, 0); // driver reset
-  g.dev.connectToGuest(6000, new HostEnd(), { accepted: () => assert.fail('accepted'), refused: (r) => reasons.push(r) });
+  g.dev.connectToGuest(6000, new HostEnd(), {
+    accepted: () => assert.fail('accepted'),
+    refused: (r) => reasons.push(r),
+  });
   assert.equal(reasons.length, 2);
   assert.match(reasons[1], /not running/);
 });
@@ -353,7 +366,8 @@ test('virtio-vsock: guest -> host credit: fwd_cnt only counts what the host took
   const host = await guestConnects(g, l.ends, 41000, 80);
   host.hold = true; // the host program does not read
   const chunk = Buffer.alloc(64 * 1024, 0x42);
-  for (let i = 0; i < VSOCK_BUF_ALLOC / chunk.length; i++) g.send({ op: OP.RW, srcPort: 41000, dstPort: 80 }, chunk);
+  for (let i = 0; i < VSOCK_BUF_ALLOC / chunk.length; i++)
+    g.send({ op: OP.RW, srcPort: 41000, dstPort: 80 }, chunk);
   assert.equal(g.recv().length, 0, 'no credit update while the host holds the data');
   host.release();
   await tick();
@@ -362,14 +376,18 @@ test('virtio-vsock: guest -> host credit: fwd_cnt only counts what the host took
   assert.equal(upd[0].h.fwdCnt, VSOCK_BUF_ALLOC);
   // Held again; the guest fills the whole buffer and then sends one byte more than its credit.
   host.hold = true;
-  for (let i = 0; i < VSOCK_BUF_ALLOC / chunk.length; i++) g.send({ op: OP.RW, srcPort: 41000, dstPort: 80 }, chunk);
+  for (let i = 0; i < VSOCK_BUF_ALLOC / chunk.length; i++)
+    g.send({ op: OP.RW, srcPort: 41000, dstPort: 80 }, chunk);
   g.send({ op: OP.RW, srcPort: 41000, dstPort: 80 }, Buffer.from('!'));
   const rst = g.recv();
   assert.equal(rst.length, 1);
   assert.equal(rst[0].h.op, OP.RST, 'overrunning the credit resets the connection');
   assert.equal(g.dev.connectionCount, 0);
   assert.ok(host.destroyed, 'the reset closed the host stream');
-  assert.ok(!Buffer.concat(host.received).includes(0x21), 'the byte beyond the credit never reached the host');
+  assert.ok(
+    !Buffer.concat(host.received).includes(0x21),
+    'the byte beyond the credit never reached the host',
+  );
   // CREDIT_REQUEST is answered.
   const h2 = await guestConnects(g, l.ends, 41001, 80);
   g.send({ op: OP.CREDIT_REQUEST, srcPort: 41001, dstPort: 80 });
@@ -474,7 +492,11 @@ test('vsock Unix socket: CONNECT <port> reaches the guest listener, OK <hostport
     await new Promise((r) => setTimeout(r, 10));
     rw ??= g.recv().find((p) => p.h.op === OP.RW);
   }
-  assert.equal(Buffer.concat(got).toString(), `OK ${local}\nfrom guest`, 'OK line first, then the guest bytes');
+  assert.equal(
+    Buffer.concat(got).toString(),
+    `OK ${local}\nfrom guest`,
+    'OK line first, then the guest bytes',
+  );
   assert.ok(rw, 'the bytes after CONNECT reached the guest');
   assert.equal(rw.data.toString(), 'early bytes');
   c.destroy();

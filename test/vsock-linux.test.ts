@@ -50,13 +50,19 @@ function pattern(n: number): Buffer {
 }
 
 /** Resolves with the first match of `re` in what `text()` returns, polling as output arrives. */
-function waitFor(what: string, text: () => string, re: RegExp, ms = STEP_TIMEOUT_MS): Promise<RegExpExecArray> {
+function waitFor(
+  what: string,
+  text: () => string,
+  re: RegExp,
+  ms = STEP_TIMEOUT_MS,
+): Promise<RegExpExecArray> {
   return new Promise((resolvePromise, reject) => {
     const t0 = Date.now();
     const poll = (): void => {
       const m = re.exec(text());
       if (m) return resolvePromise(m);
-      if (Date.now() - t0 > ms) return reject(new Error(`no ${re} in ${what} after ${ms / 1000} s:\n${text().slice(-3000)}`));
+      if (Date.now() - t0 > ms)
+        return reject(new Error(`no ${re} in ${what} after ${ms / 1000} s:\n${text().slice(-3000)}`));
       setTimeout(poll, 50);
     };
     poll();
@@ -82,85 +88,99 @@ function hostConnect(uds: string, port: number, after: (s: net.Socket) => void):
   });
 }
 
-test('virtio-vsock with a Linux guest: host -> guest via CONNECT, guest -> host via PATH_PORT, refusals both ways', { skip: skipReason, timeout: 3 * STEP_TIMEOUT_MS }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'typevisor-vsock-'));
-  const servers: net.Server[] = [];
-  let vm: ReturnType<typeof spawn> | undefined;
-  try {
-    // The guest program, in an initramfs appended to the default one.
-    const bin = join(dir, 'vsock-guest');
-    execFileSync('aarch64-linux-gnu-gcc', ['-O2', '-static', '-o', bin, join(root, 'test', 'helpers', 'vsock-guest.c')]);
-    const extra = new CpioWriter();
-    extra.file('bin/vsock-guest', readFileSync(bin), 0o755);
-    const initrd = join(dir, 'initramfs.cpio.gz');
-    writeFileSync(initrd, Buffer.concat([readFileSync(image!.initrd), extra.toGzip()]));
+test(
+  'virtio-vsock with a Linux guest: host -> guest via CONNECT, guest -> host via PATH_PORT, refusals both ways',
+  { skip: skipReason, timeout: 3 * STEP_TIMEOUT_MS },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'typevisor-vsock-'));
+    const servers: net.Server[] = [];
+    let vm: ReturnType<typeof spawn> | undefined;
+    try {
+      // The guest program, in an initramfs appended to the default one.
+      const bin = join(dir, 'vsock-guest');
+      execFileSync('aarch64-linux-gnu-gcc', [
+        '-O2',
+        '-static',
+        '-o',
+        bin,
+        join(root, 'test', 'helpers', 'vsock-guest.c'),
+      ]);
+      const extra = new CpioWriter();
+      extra.file('bin/vsock-guest', readFileSync(bin), 0o755);
+      const initrd = join(dir, 'initramfs.cpio.gz');
+      writeFileSync(initrd, Buffer.concat([readFileSync(image!.initrd), extra.toGzip()]));
 
-    let out = '';
-    let err = '';
-    vm = spawn(typevisor, ['run', '--initrd', initrd, '--vsock', '3', '--name', 'vsock-test'], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    vm.stdout!.on('data', (d: Buffer) => (out += d.toString('latin1')));
-    vm.stderr!.on('data', (d: Buffer) => (err += d.toString('latin1')));
-    const exited = new Promise<number | null>((r) => vm!.on('close', (code) => r(code)));
-    const console = (): string => `${out}\n--- stderr ---\n${err}`;
-    const type = (line: string): void => void vm!.stdin!.write(line + '\n');
-
-    // `run` says where the host socket is.
-    const uds = (await waitFor('stderr', () => err, /host socket (\S+) /))[1];
-    assert.ok(existsSync(uds), `${uds} exists`);
-
-    // The host listener for guest connections to port 6000: it answers with what it received.
-    let hostReceived = Buffer.alloc(0);
-    const srv = net.createServer({ allowHalfOpen: true }, (s) => {
-      const parts: Buffer[] = [];
-      s.on('data', (b) => parts.push(b));
-      s.on('end', () => {
-        hostReceived = Buffer.concat(parts);
-        s.end(`thanks ${hostReceived.length} ${checksum(hostReceived)}\n`);
+      let out = '';
+      let err = '';
+      vm = spawn(typevisor, ['run', '--initrd', initrd, '--vsock', '3', '--name', 'vsock-test'], {
+        stdio: ['pipe', 'pipe', 'pipe'],
       });
-    });
-    await new Promise<void>((r) => srv.listen(`${uds}_6000`, () => r()));
-    servers.push(srv);
+      vm.stdout!.on('data', (d: Buffer) => (out += d.toString('latin1')));
+      vm.stderr!.on('data', (d: Buffer) => (err += d.toString('latin1')));
+      const exited = new Promise<number | null>((r) => vm!.on('close', (code) => r(code)));
+      const console = (): string => `${out}\n--- stderr ---\n${err}`;
+      const type = (line: string): void => void vm!.stdin!.write(line + '\n');
 
-    // Host -> guest.
-    type('vsock-guest listen 5000 &');
-    await waitFor('the console', console, /@@listening=5000/);
-    const bulk = pattern(BULK);
-    const reply = await hostConnect(uds, 5000, (s) => {
-      s.write('hello guest\n');
-      s.end(bulk);
-    });
-    const m = /^OK (\d+)\n([^\n]*)\nbytes=(\d+) sum=(\d+)\n$/.exec(reply);
-    assert.ok(m, `reply over the vsock: ${JSON.stringify(reply.slice(0, 200))}`);
-    assert.ok(Number(m[1]) > 0, 'OK names the host-side port');
-    assert.equal(m[2], 'HELLO GUEST', 'the guest answered the line in upper case');
-    assert.equal(Number(m[3]), BULK, 'the guest received every byte');
-    assert.equal(Number(m[4]), checksum(bulk), 'in order, unchanged');
-    assert.equal((await waitFor('the console', console, /@@served=(\d+)/))[1], String(BULK));
+      // `run` says where the host socket is.
+      const uds = (await waitFor('stderr', () => err, /host socket (\S+) /))[1];
+      assert.ok(existsSync(uds), `${uds} exists`);
 
-    // Nobody listens on guest port 5001: the socket is closed without OK.
-    assert.equal(await hostConnect(uds, 5001, () => {}), '', 'closed without an answer');
+      // The host listener for guest connections to port 6000: it answers with what it received.
+      let hostReceived = Buffer.alloc(0);
+      const srv = net.createServer({ allowHalfOpen: true }, (s) => {
+        const parts: Buffer[] = [];
+        s.on('data', (b) => parts.push(b));
+        s.on('end', () => {
+          hostReceived = Buffer.concat(parts);
+          s.end(`thanks ${hostReceived.length} ${checksum(hostReceived)}\n`);
+        });
+      });
+      await new Promise<void>((r) => srv.listen(`${uds}_6000`, () => r()));
+      servers.push(srv);
 
-    // Guest -> host.
-    type(`vsock-guest connect 6000 ${BULK}`);
-    const hello = Buffer.concat([Buffer.from('hello host\n'), bulk]);
-    const r = (await waitFor('the console', console, /@@reply=([^\r\n]*)/))[1];
-    assert.equal(r, `thanks ${hello.length} ${checksum(hello)}`, 'the guest got the host listener\'s answer');
-    assert.ok(hostReceived.equals(hello), 'the host listener received what the guest sent');
+      // Host -> guest.
+      type('vsock-guest listen 5000 &');
+      await waitFor('the console', console, /@@listening=5000/);
+      const bulk = pattern(BULK);
+      const reply = await hostConnect(uds, 5000, (s) => {
+        s.write('hello guest\n');
+        s.end(bulk);
+      });
+      const m = /^OK (\d+)\n([^\n]*)\nbytes=(\d+) sum=(\d+)\n$/.exec(reply);
+      assert.ok(m, `reply over the vsock: ${JSON.stringify(reply.slice(0, 200))}`);
+      assert.ok(Number(m[1]) > 0, 'OK names the host-side port');
+      assert.equal(m[2], 'HELLO GUEST', 'the guest answered the line in upper case');
+      assert.equal(Number(m[3]), BULK, 'the guest received every byte');
+      assert.equal(Number(m[4]), checksum(bulk), 'in order, unchanged');
+      assert.equal((await waitFor('the console', console, /@@served=(\d+)/))[1], String(BULK));
 
-    // Nobody listens on host port 6001: the guest's connect is reset.
-    type('vsock-guest connect 6001 0');
-    const e = (await waitFor('the console', console, /@@connect_error_6001=([^\r\n]*)/))[1];
-    assert.match(e, /reset|refused/i);
+      // Nobody listens on guest port 5001: the socket is closed without OK.
+      assert.equal(await hostConnect(uds, 5001, () => {}), '', 'closed without an answer');
 
-    type('poweroff -f');
-    assert.equal(await exited, 0, console());
-    vm = undefined;
-    assert.ok(!existsSync(uds), 'the host socket is removed when the VM stops');
-  } finally {
-    vm?.kill('SIGKILL');
-    for (const s of servers) s.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+      // Guest -> host.
+      type(`vsock-guest connect 6000 ${BULK}`);
+      const hello = Buffer.concat([Buffer.from('hello host\n'), bulk]);
+      const r = (await waitFor('the console', console, /@@reply=([^\r\n]*)/))[1];
+      assert.equal(
+        r,
+        `thanks ${hello.length} ${checksum(hello)}`,
+        "the guest got the host listener's answer",
+      );
+      assert.ok(hostReceived.equals(hello), 'the host listener received what the guest sent');
+
+      // Nobody listens on host port 6001: the guest's connect is reset.
+      type('vsock-guest connect 6001 0');
+      const e = (await waitFor('the console', console, /@@connect_error_6001=([^\r\n]*)/))[1];
+      assert.match(e, /reset|refused/i);
+
+      type('poweroff -f');
+      assert.equal(await exited, 0, console());
+      vm = undefined;
+      assert.ok(!existsSync(uds), 'the host socket is removed when the VM stops');
+    } finally {
+      vm?.kill('SIGKILL');
+      for (const s of servers) s.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

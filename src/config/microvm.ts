@@ -372,13 +372,15 @@ export function importMicrovmObject(input: Obj, file: string, options: ImportOpt
     if (!isObj(mv.vsock)) fail('vsock', `expected an object, got ${describe(mv.vsock)}`);
     const vs = mv.vsock as Obj;
     if (vs.cid !== undefined && vs.cid !== null) {
-      if (typeof vs.cid !== 'number') fail('vsock.cid', `expected an integer from 3 to 4294967294, got ${describe(vs.cid)}`);
+      if (typeof vs.cid !== 'number')
+        fail('vsock.cid', `expected an integer from 3 to 4294967294, got ${describe(vs.cid)}`);
       const bad = guestCidProblem(vs.cid as number);
       if (bad) fail('vsock.cid', bad);
       config.vsock = { cid: vs.cid as number };
     }
     for (const sub of Object.keys(vs)) {
-      if (sub !== 'cid') warnings.push(`microvm option '${key(`vsock.${sub}`)}' is not supported by typevisor; ignored`);
+      if (sub !== 'cid')
+        warnings.push(`microvm option '${key(`vsock.${sub}`)}' is not supported by typevisor; ignored`);
     }
   }
   if (mv.socket !== undefined && mv.socket !== null)

@@ -52,9 +52,12 @@ export class VsockUnixListener {
   async listen(): Promise<void> {
     const st = lstatSync(this.path, { throwIfNoEntry: false });
     if (st) {
-      if (!st.isSocket()) throw new UserError(`--vsock uds=${this.path}: the file exists and is not a socket`);
+      if (!st.isSocket())
+        throw new UserError(`--vsock uds=${this.path}: the file exists and is not a socket`);
       if (await answers(this.path)) {
-        throw new UserError(`--vsock uds=${this.path}: another process is listening on this socket (another VM?)`);
+        throw new UserError(
+          `--vsock uds=${this.path}: another process is listening on this socket (another VM?)`,
+        );
       }
       rmSync(this.path, { force: true });
     }
@@ -97,7 +100,9 @@ export class VsockUnixListener {
     this.waiting.add(s);
     let line = Buffer.alloc(0);
     const timer = setTimeout(() => {
-      this.log(`vsock: ${this.path}: a client sent no CONNECT line within ${CONNECT_LINE_TIMEOUT_MS / 1000} s`);
+      this.log(
+        `vsock: ${this.path}: a client sent no CONNECT line within ${CONNECT_LINE_TIMEOUT_MS / 1000} s`,
+      );
       s.destroy();
     }, CONNECT_LINE_TIMEOUT_MS);
     timer.unref();
@@ -124,7 +129,9 @@ export class VsockUnixListener {
       const m = /^CONNECT (\d{1,10})$/.exec(text);
       const port = m ? Number(m[1]) : NaN;
       if (!m || port > 0xffff_ffff) {
-        this.log(`vsock: ${this.path}: expected 'CONNECT <port>', got ${JSON.stringify(text.slice(0, 40))}; connection closed`);
+        this.log(
+          `vsock: ${this.path}: expected 'CONNECT <port>', got ${JSON.stringify(text.slice(0, 40))}; connection closed`,
+        );
         s.destroy();
         return;
       }

@@ -231,12 +231,15 @@ export class VmHost extends EventEmitter<VmHostEvents> {
   /** Configure virtio-vsock before the VM starts (Firecracker's PUT /vsock). */
   setVsock(cid: number, uds: string | undefined): void {
     this.requireLive('configure vsock');
-    if (this.started) throw new ControlError('vsock can only be configured before the VM starts (InstanceStart)');
+    if (this.started)
+      throw new ControlError('vsock can only be configured before the VM starts (InstanceStart)');
     const bad = guestCidProblem(cid);
     if (bad) throw new ControlError(`invalid guest_cid: ${bad}`);
     const path = resolve(uds ?? this.paths.vsock);
     if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
-      throw new ControlError(`invalid uds_path: ${path} is longer than the ${MAX_SOCKET_PATH} bytes a Unix socket allows`);
+      throw new ControlError(
+        `invalid uds_path: ${path} is longer than the ${MAX_SOCKET_PATH} bytes a Unix socket allows`,
+      );
     }
     this.record.spec.vsock = { cid, uds: path };
   }

@@ -331,7 +331,9 @@ export class VirtioVsock extends VirtioDeviceBase {
       this.maybeShutdown(conn, VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND);
       this.flush();
     });
-    s.on('error', (e: Error) => this.note(`vsock ${conn.localPort}<->${conn.peerPort}: host stream: ${e.message}`));
+    s.on('error', (e: Error) =>
+      this.note(`vsock ${conn.localPort}<->${conn.peerPort}: host stream: ${e.message}`),
+    );
     s.resume(); // a stream paused by its previous reader (the CONNECT line) flows from here
   }
 
@@ -460,7 +462,8 @@ export class VirtioVsock extends VirtioDeviceBase {
       return;
     }
     const reply = (op: number): void => {
-      if (h.op !== VSOCK_OP.RST) this.queueControl({ op, flags: 0, srcCid: h.dstCid, srcPort: h.dstPort, dstPort: h.srcPort });
+      if (h.op !== VSOCK_OP.RST)
+        this.queueControl({ op, flags: 0, srcCid: h.dstCid, srcPort: h.dstPort, dstPort: h.srcPort });
     };
     if (h.dstCid !== VSOCK_HOST_CID) {
       this.drop(`destination CID ${h.dstCid}: only the host (CID ${VSOCK_HOST_CID}) is reachable`);
@@ -493,9 +496,11 @@ export class VirtioVsock extends VirtioDeviceBase {
       case VSOCK_OP.RW: {
         if (conn.state !== 'established' && conn.state !== 'closing')
           return this.resetConn(conn, 'data before the connection was established');
-        if (conn.peerShutdown & VSOCK_SHUTDOWN_SEND) return this.drop('data after the guest shut down sending');
+        if (conn.peerShutdown & VSOCK_SHUTDOWN_SEND)
+          return this.drop('data after the guest shut down sending');
         const free = VSOCK_BUF_ALLOC - ((conn.rxCnt - conn.fwdCnt) >>> 0);
-        if (h.len > free) return this.resetConn(conn, `the guest sent ${h.len} bytes with ${free} bytes of credit`);
+        if (h.len > free)
+          return this.resetConn(conn, `the guest sent ${h.len} bytes with ${free} bytes of credit`);
         if (h.len === 0) return;
         const data = Buffer.from(vq.readBytes(chain, VSOCK_HDR_LEN, h.len));
         conn.rxCnt = (conn.rxCnt + data.length) >>> 0;
@@ -581,7 +586,13 @@ export class VirtioVsock extends VirtioDeviceBase {
   /** The guest connects to host port h.dstPort. */
   private guestConnect(h: VsockHeader): void {
     const rst = (): void =>
-      this.queueControl({ op: VSOCK_OP.RST, flags: 0, srcCid: VSOCK_HOST_CID, srcPort: h.dstPort, dstPort: h.srcPort });
+      this.queueControl({
+        op: VSOCK_OP.RST,
+        flags: 0,
+        srcCid: VSOCK_HOST_CID,
+        srcPort: h.dstPort,
+        dstPort: h.srcPort,
+      });
     if (!this.connectHost || this.conns.size >= VSOCK_MAX_CONNECTIONS) {
       rst();
       return;
