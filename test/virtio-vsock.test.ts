@@ -578,3 +578,53 @@ test('vsock Unix socket: a live socket at the path is refused, a stale one repla
   fs.writeFileSync(uds, 'x');
   await assert.rejects(new VsockUnixListener(uds, g.dev).listen(), /not a socket/);
 });
+
+test('virtio-vsock: a host end that closes (even before the guest accepted) gets SHUTDOWN both ways, then the guest RST ends it', async () => {
+  const g = new Guest();
+  g.postRx(8);
+  const early = new HostEnd();
+  let accepted = false;
+  g.dev.connectToGuest(8000, early, {
+    accepted: () => (accepted = true),
+    refused: () => assert.fail('refused'),
+  });
+  const local = g.recv()[0].h.srcPort;
+  early.destroy();
+  await tick();
+  g.send({ op: OP.RESPONSE, srcPort: 8000, dstPort: local });
+  assert.ok(accepted);
+  const [sd] = g.recv();
+  assert.equal(sd.h.op, OP.SHUTDOWN);
+  assert.equal(sd.h.flags, VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND);
+  g.send({ op: OP.RST, srcPort: 8000, dstPort: local });
+  assert.equal(g.dev.connectionCount, 0);
+  // An established connection whose host end closes with data still waiting: data first.
+  const host = new HostEnd();
+  g.dev.connectToGuest(8001, host, { accepted: () => {}, refused: () => assert.fail('refused') });
+  const local2 = g.recv()[0].h.srcPort;
+  g.send({ op: OP.RESPONSE, srcPort: 8001, dstPort: local2, bufAlloc: 4 });
+  host.push(Buffer.from('12345678'));
+  await tick();
+  host.destroy();
+  await tick();
+  let pk = g.recv();
+  assert.deepEqual(
+    pk.map((p) => [p.h.op, p.data.toString()]),
+    [
+      [OP.RW, '1234'],
+      [OP.CREDIT_REQUEST, ''],
+    ],
+    'only the credit; the rest waits',
+  );
+  g.send({ op: OP.CREDIT_UPDATE, srcPort: 8001, dstPort: local2, bufAlloc: 4, fwdCnt: 4 });
+  pk = g.recv();
+  assert.deepEqual(
+    pk.map((p) => [p.h.op, p.data.toString(), p.h.flags]),
+    [
+      [OP.RW, '5678', 0],
+      [OP.SHUTDOWN, '', VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND],
+    ],
+  );
+  g.send({ op: OP.RST, srcPort: 8001, dstPort: local2 });
+  assert.equal(g.dev.connectionCount, 0);
+});

@@ -335,6 +335,11 @@ export class VirtioVsock extends VirtioDeviceBase {
       this.note(`vsock ${conn.localPort}<->${conn.peerPort}: host stream: ${e.message}`),
     );
     s.resume(); // a stream paused by its previous reader (the CONNECT line) flows from here
+    if (s.destroyed || s.readableEnded) {
+      // The host gave up while the guest was accepting: its events have passed already.
+      conn.hostEnded = true;
+      this.maybeShutdown(conn, VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND);
+    }
   }
 
   /** Tell the guest the host has finished sending (and, with RCV, receiving) once nothing waits. */
@@ -371,9 +376,10 @@ export class VirtioVsock extends VirtioDeviceBase {
     conn.pendingBytes = 0;
     const s = conn.stream;
     if (s && conn.state !== 'connecting-out') {
-      if (destroy) s.destroy();
-      else if (!s.writableEnded) s.end();
-      if (conn.paused) s.resume(); // let it see the end
+      // What the guest sent still goes to the host; then the stream is closed (the guest side is gone).
+      if (destroy || s.writableFinished) s.destroy();
+      else if (s.writableEnded) s.once('finish', () => s.destroy());
+      else s.end(() => s.destroy());
     }
   }
 
