@@ -166,4 +166,13 @@ test('control API PUT /vsock before start: sets CID and socket (default in the s
   r = await put({ uds_path: '/x' });
   assert.equal(r.status, 400);
   assert.match((r.body as { fault_message: string }).fault_message, /missing field `guest_cid`/);
+  // Once started (here the boot itself fails: there is no kernel), the device can no longer change.
+  await assert.rejects(host.start());
+  r = await put({ guest_cid: 5 });
+  assert.equal(r.status, 400);
+  assert.match(
+    (r.body as { fault_message: string }).fault_message,
+    /only be configured before the VM starts/,
+  );
+  assert.equal(host.record.spec.vsock?.cid, 77);
 });

@@ -140,7 +140,7 @@ test(
 
       // Host -> guest.
       type('vsock-guest listen 5000 &');
-      await waitFor('the console', console, /@@listening=5000/);
+      await waitFor('the console', () => out, /@@listening=5000/);
       const bulk = pattern(BULK);
       const reply = await hostConnect(uds, 5000, (s) => {
         s.write('hello guest\n');
@@ -152,7 +152,7 @@ test(
       assert.equal(m[2], 'HELLO GUEST', 'the guest answered the line in upper case');
       assert.equal(Number(m[3]), BULK, 'the guest received every byte');
       assert.equal(Number(m[4]), checksum(bulk), 'in order, unchanged');
-      assert.equal((await waitFor('the console', console, /@@served=(\d+)/))[1], String(BULK));
+      assert.equal((await waitFor('the console', () => out, /@@served=(\d+)\r?\n/))[1], String(BULK));
 
       // Nobody listens on guest port 5001: the socket is closed without OK.
       assert.equal(await hostConnect(uds, 5001, () => {}), '', 'closed without an answer');
@@ -160,7 +160,7 @@ test(
       // Guest -> host.
       type(`vsock-guest connect 6000 ${BULK}`);
       const hello = Buffer.concat([Buffer.from('hello host\n'), bulk]);
-      const r = (await waitFor('the console', console, /@@reply=([^\r\n]*)/))[1];
+      const r = (await waitFor('the console', () => out, /@@reply=([^\r\n]*)\r?\n/))[1];
       assert.equal(
         r,
         `thanks ${hello.length} ${checksum(hello)}`,
@@ -170,7 +170,7 @@ test(
 
       // Nobody listens on host port 6001: the guest's connect is reset.
       type('vsock-guest connect 6001 0');
-      const e = (await waitFor('the console', console, /@@connect_error_6001=([^\r\n]*)/))[1];
+      const e = (await waitFor('the console', () => out, /@@connect_error_6001=([^\r\n]*)\r?\n/))[1];
       assert.match(e, /reset|refused/i);
 
       type('poweroff -f');

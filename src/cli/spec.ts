@@ -56,12 +56,10 @@ options:
   --from FORMAT         config format: native, xl, fuchsia, microvm, camkes (default: detected)
   --no-rng              no virtio-rng device
   --balloon             add a virtio-balloon device
-  --vsock CID[,uds=PATH]  virtio-vsock, guest CID 3 to 4294967294; host programs reach it through
-                        the Unix socket PATH as with Firecracker: connect, write 'CONNECT <port>\n',
-                        read 'OK <hostport>\n', then the stream to the guest's port; a guest
-                        connecting to CID 2 port P reaches the Unix socket PATH_P. Default PATH:
-                        NAME/vsock.sock in the state directory (create, launch), or a runtime path
-                        that run prints
+  --vsock CID[,uds=PATH]  virtio-vsock with guest CID 3 to 4294967294. Host programs connect to
+                        the Unix socket PATH and write 'CONNECT <port>\\n' (Firecracker's way); a
+                        guest connecting to CID 2 port P reaches the Unix socket PATH_P. Default
+                        PATH: NAME/vsock.sock in the state directory, or for run a path it prints
   --deterministic       guest counter follows the instruction count (repeatable runs)
   --log-unimplemented   log each unimplemented instruction encoding once
 
