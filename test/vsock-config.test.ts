@@ -147,6 +147,9 @@ test('control API PUT /vsock before start: sets CID and socket (default in the s
   mkdirSync(host.paths.dir);
   await host.listen(host.paths.control, createControlServer(host));
   t.after(() => host.close(0));
+  // A spec that names a CID but no socket gets NAME/vsock.sock in the state directory.
+  const withCid = new VmHost({ ...host.record, spec: { ...host.record.spec, vsock: { cid: 9 } } }, dir);
+  assert.deepEqual(withCid.record.spec.vsock, { cid: 9, uds: join(dir, 'v', 'vsock.sock') });
   const put = (body: unknown) => apiRequest(host.paths.control, 'PUT', '/vsock', body);
   let r = await put({ guest_cid: 3 });
   assert.equal(r.status, 204);
