@@ -1,15 +1,24 @@
 // Virtio over MMIO: transport registers, split virtqueue handling (direct, indirect, event-idx,
-// malformed chains) and the blk, rng, console and balloon devices. A small "driver" below writes
-// descriptor tables and rings into a GuestMemory by hand, following the virtio 1.2 layouts.
+// malformed chains) and the blk, rng, console and balloon devices, driven by the hand-written driver
+// of test/helpers/virtio-driver.ts (descriptor tables and rings written into a GuestMemory).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { GuestMemory } from '../src/devices/memory.js';
-import { VirtioMmioTransport, type VirtioDevice } from '../src/devices/virtio/mmio.js';
-import { Driver, RAM, RAM_SIZE, F, S, D_NEXT, D_WRITE, D_INDIRECT, type Buf } from './helpers/virtio-driver.js';
+import type { VirtioDevice } from '../src/devices/virtio/mmio.js';
+import {
+  Driver,
+  RAM,
+  RAM_SIZE,
+  F,
+  S,
+  D_NEXT,
+  D_WRITE,
+  D_INDIRECT,
+  type Buf,
+} from './helpers/virtio-driver.js';
 import { VirtioRng } from '../src/devices/virtio/rng.js';
 import { VirtioBlk } from '../src/devices/virtio/blk.js';
 import { VirtioConsole } from '../src/devices/virtio/console.js';

@@ -465,11 +465,10 @@ test('vsock Unix socket: CONNECT <port> reaches the guest listener, OK <hostport
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tv-vsock-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const uds = path.join(dir, 'v.sock');
-  let listener: VsockUnixListener | undefined;
-  const g = new Guest({ connectHost: (p) => listener!.connectHostPort(p) });
-  listener = new VsockUnixListener(uds, g.dev);
+  const g: Guest = new Guest({ connectHost: (p: number): Promise<Duplex> => listener.connectHostPort(p) });
+  const listener: VsockUnixListener = new VsockUnixListener(uds, g.dev);
   await listener.listen();
-  t.after(() => listener!.close());
+  t.after(() => listener.close());
   g.postRx(16);
 
   // A host program connects and asks for guest port 52; it sends data right after the line.
