@@ -77,9 +77,9 @@ test('generation 3: linux key, lists, virtio-* switches, default-net', () => {
   assert.deepEqual(c.balloon, {});
   assert.equal(c.console, 'virtio');
   assert.equal(c.rng, true);
+  assert.deepEqual(c.vsock, { cid: 3 }, "virtio-vsock: Fuchsia's guest CID");
   assert.deepEqual(r.warnings, [
     "Fuchsia option 'virtio-gpu': virtio-gpu (and its virtio-input) is not supported by typevisor; ignored",
-    "Fuchsia option 'virtio-vsock': virtio-vsock is not supported by typevisor; ignored",
   ]);
 });
 

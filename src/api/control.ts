@@ -1,5 +1,5 @@
 // The control API on control.sock: HTTP/1.1 + JSON, shaped like Firecracker's where they overlap
-// (GET /, GET /machine-config, PUT /actions, PATCH /vm, GET/PATCH /balloon) plus typevisor's own
+// (GET /, GET /machine-config, PUT /actions, PATCH /vm, GET/PATCH /balloon, PUT /vsock) plus typevisor's own
 // (GET /vm, PUT /shutdown, PUT /reboot, PUT /destroy). Errors are Firecracker's {"fault_message"}.
 // src/api/openapi.yaml describes it.
 
@@ -191,6 +191,17 @@ const ROUTES: Record<string, Record<string, Handler>> = {
       if (b !== undefined) checkBody(b, {});
       // Answer first; the process exits right after.
       setImmediate(() => host.destroy());
+      return undefined;
+    },
+  },
+  '/vsock': {
+    PUT: async (host, body) => {
+      const o = checkBody(await body(), {
+        vsock_id: { type: 'string' },
+        guest_cid: { type: 'integer', required: true },
+        uds_path: { type: 'string' },
+      });
+      host.setVsock(o.guest_cid as number, o.uds_path as string | undefined);
       return undefined;
     },
   },

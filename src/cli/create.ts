@@ -83,6 +83,11 @@ export async function main(args: string[]): Promise<number> {
   process.stderr.write(
     `typevisor: created ${rec.name} (id ${rec.id}, pid ${rec.pid})${values.paused ? ', paused' : ''}\n`,
   );
+  if (spec.vsock) {
+    process.stderr.write(
+      `typevisor: ${rec.name}: virtio-vsock guest CID ${spec.vsock.cid}, host socket ${spec.vsock.uds ?? entryPaths(rec.name).vsock}\n`,
+    );
+  }
   if (values.c || values.attach) return attachConsole(rec.name, entryPaths(rec.name).console);
   return 0;
 }

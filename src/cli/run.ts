@@ -22,6 +22,9 @@ export async function main(args: string[]): Promise<number> {
 
 /** x86_64 guests on /dev/kvm: COM1 console on this terminal. */
 async function runX86Foreground(spec: VmSpec): Promise<number> {
+  if (spec.vsock) {
+    throw new UserError('--vsock: x86_64 guests (the kvm engine) have no virtio-vsock yet; it is on the arm64-virt machine');
+  }
   const { runX86Guest } = await import('../machine/x86-microvm.js');
   process.stderr.write(`typevisor: booting ${spec.name} (x86_64, kvm): ${spec.cpus} vCPU(s), ${spec.memoryMiB} MiB\n`);
   const stdin = process.stdin;
@@ -61,6 +64,13 @@ export async function runForeground(spec: VmSpec): Promise<number> {
   } catch (e) {
     gdb?.close();
     throw e;
+  }
+  const vsock = vm.guestDevices?.vsock;
+  if (vsock) {
+    process.stderr.write(
+      `typevisor: virtio-vsock: guest CID ${vsock.device.cid}; host socket ${vsock.path} (CONNECT <port>; guest connections to CID 2 port P reach ${vsock.path}_P)
+`,
+    );
   }
   vm.console.pipe(process.stdout, { end: false });
   const stdin = process.stdin;

@@ -3,7 +3,9 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UserError } from '../host/errors.js';
-import type { VmSpec, DiskSpec, GdbSpec } from '../vmm/vm.js';
+import type { VmSpec, DiskSpec, GdbSpec, VsockSpec } from '../vmm/vm.js';
+import { MAX_SOCKET_PATH } from '../vmm/state.js';
+import { guestCidProblem } from '../devices/virtio/vsock.js';
 import { loadConfig } from '../config/load.js';
 import { buildDefaultImage } from '../image/build.js';
 import { sniffKernelArch } from '../config/common.js';
@@ -25,6 +27,7 @@ export const RUN_OPTIONS = {
   accel: { type: 'string' },
   'no-rng': { type: 'boolean' },
   balloon: { type: 'boolean' },
+  vsock: { type: 'string' },
   deterministic: { type: 'boolean' },
   'log-unimplemented': { type: 'boolean' },
   gdb: { type: 'string' },
@@ -56,6 +59,10 @@ options:
   --from FORMAT         config format: native, xl, fuchsia, microvm, camkes (default: detected)
   --no-rng              no virtio-rng device
   --balloon             add a virtio-balloon device
+  --vsock CID[,uds=PATH]  virtio-vsock with guest CID 3 to 4294967294. Host programs connect to
+                        the Unix socket PATH and write 'CONNECT <port>\\n' (Firecracker's way); a
+                        guest connecting to CID 2 port P reaches the Unix socket PATH_P. Default
+                        PATH: NAME/vsock.sock in the state directory, or for run a path it prints
   --deterministic       guest counter follows the instruction count (repeatable runs)
   --log-unimplemented   log each unimplemented instruction encoding once
   --gdb [HOST:]PORT     serve the GDB remote protocol on TCP (HOST default 127.0.0.1; port 0: any
@@ -83,6 +90,7 @@ export interface RunValues {
   accel?: string;
   'no-rng'?: boolean;
   balloon?: boolean;
+  vsock?: string;
   deterministic?: boolean;
   'log-unimplemented'?: boolean;
   gdb?: string;
@@ -121,6 +129,32 @@ export function parseGdbOption(text: string | undefined, wait: boolean | undefin
   const a = parseListenAddress(text);
   if (!a) throw new UserError(`--gdb: expected [HOST:]PORT with a port from 0 to 65535, got '${text}'`);
   return { ...a, wait: !!wait };
+}
+
+/** `--vsock CID[,uds=PATH]`. */
+export function parseVsockOption(text: string): VsockSpec {
+  const [cidText, ...rest] = text.split(',');
+  if (!/^\d+$/.test(cidText.trim())) {
+    throw new UserError(`--vsock: expected CID[,uds=PATH] with a numeric guest CID, got '${text}'`);
+  }
+  const spec: VsockSpec = { cid: Number(cidText) };
+  const bad = guestCidProblem(spec.cid);
+  if (bad) throw new UserError(`--vsock: ${bad}`);
+  for (const p of rest) {
+    if (p.startsWith('uds=') && p.length > 4) spec.uds = checkVsockPath('--vsock uds', p.slice(4));
+    else throw new UserError(`--vsock ${text}: unknown setting '${p}' (expected uds=PATH)`);
+  }
+  return spec;
+}
+
+/** A vsock socket path, absolute, that a Unix socket can have. */
+export function checkVsockPath(what: string, path: string): string {
+  const p = resolve(path);
+  const n = Buffer.byteLength(p);
+  if (n > MAX_SOCKET_PATH) {
+    throw new UserError(`${what}: the socket path ${p} is ${n} bytes, more than the ${MAX_SOCKET_PATH} a Unix socket allows`);
+  }
+  return p;
 }
 
 function requireFile(what: string, path: string): string {
@@ -184,6 +218,7 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
       disks: (config.disks ?? []).map((d) => ({ path: d.path, readOnly: !!d.readOnly })),
       rng: config.rng ?? true,
       balloon: !!config.balloon,
+      vsock: config.vsock && { cid: config.vsock.cid, uds: config.vsock.uds },
       onReboot: config.onReboot === 'destroy' ? 'destroy' : 'restart',
     };
     configGdb = { address: config.gdb, wait: config.gdbWait };
@@ -235,6 +270,10 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
     disks,
     rng: values['no-rng'] ? false : (spec.rng ?? true),
     balloon: values.balloon ?? spec.balloon ?? false,
+    vsock:
+      values.vsock !== undefined
+        ? parseVsockOption(values.vsock)
+        : spec.vsock && { cid: spec.vsock.cid, uds: spec.vsock.uds && checkVsockPath('vsock.uds', spec.vsock.uds) },
     deterministic: values.deterministic,
     logUnimplemented: values['log-unimplemented'],
     onReboot: spec.onReboot,

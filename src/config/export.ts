@@ -3,7 +3,7 @@
 // Mapped: name, memory/maxmem, vcpus, kernel, ramdisk, device_tree, cmdline, disk (raw,
 // target=PATH last so that commas in paths survive), vif (mac, bridge, vifname, model),
 // on_poweroff/on_reboot/on_crash; type = "pvh" (what an arm guest is). typevisor-only settings
-// (arch, accel, console, rng, balloon tuning, sockets) become comments.
+// (arch, accel, console, rng, balloon tuning, vsock, sockets) become comments.
 
 import type { VmConfig } from './vmconfig.js';
 
@@ -60,6 +60,7 @@ export function exportXl(c: VmConfig): string {
   if (c.console) notes.push(`console ${c.console}`);
   if (c.rng !== undefined) notes.push(`rng ${c.rng ? 'on' : 'off'}`);
   if (c.balloon) notes.push(`balloon ${JSON.stringify(c.balloon)}`);
+  if (c.vsock) notes.push(`vsock ${JSON.stringify(c.vsock)}`);
   if (c.controlSocket) notes.push(`control socket ${c.controlSocket}`);
   if (c.qmpSocket) notes.push(`QMP socket ${c.qmpSocket}`);
   if (c.gdb) notes.push(`gdb stub ${c.gdb}${c.gdbWait ? ' (waits for gdb)' : ''}`);

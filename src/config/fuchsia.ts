@@ -25,8 +25,9 @@
 // cmdline-add|cmdline-append -> appended to cmdline, cpus -> cpus, memory -> memoryMiB,
 // balloon-* -> balloon {demandPage, intervalS, thresholdMiB (pages of 4 KiB, rounded up to MiB)},
 // virtio-balloon -> balloon on/off, virtio-console -> console virtio/serial, virtio-rng -> rng,
+// virtio-vsock -> vsock with Fuchsia's guest CID 3 (the host socket in the VM's state directory),
 // default-net -> one net with Fuchsia's default MAC 02:1a:11:00:01:00, net -> nets. Devices
-// typevisor lacks (gpu, sound, vsock, magma, wl, display, interrupt pass-through, dtb overlays):
+// typevisor lacks (gpu, sound, magma, wl, display, interrupt pass-through, dtb overlays):
 // a warning when enabled.
 
 import { ConfigError, didYouMean, describe, nameFromFile } from './errors.js';
@@ -52,6 +53,8 @@ export type FuchsiaGeneration = 1 | 2 | 3;
 
 /** Fuchsia's default guest MAC (guest_config.cc: locally administered + Google OUI). */
 export const FUCHSIA_DEFAULT_MAC = '02:1a:11:00:01:00';
+/** The CID Fuchsia's vmm gives its guest (fuchsia.virtualization's DEFAULT_GUEST_CID). */
+export const FUCHSIA_GUEST_CID = 3;
 
 type Kind = 'path' | 'string' | 'bool' | 'number' | 'size' | 'spec';
 
@@ -370,6 +373,10 @@ function build(entries: Entry[], file: string, options: ImportOptions): ImportRe
       case 'virtio-rng':
         config.rng = bool(e);
         break;
+      case 'virtio-vsock':
+        if (bool(e)) config.vsock = { cid: FUCHSIA_GUEST_CID };
+        else delete config.vsock;
+        break;
       case 'virtio-gpu':
         unsupported(e, 'virtio-gpu (and its virtio-input)');
         break;
@@ -377,7 +384,6 @@ function build(entries: Entry[], file: string, options: ImportOptions): ImportRe
       case 'virtio-magma':
       case 'virtio-sound':
       case 'virtio-sound-input':
-      case 'virtio-vsock':
       case 'virtio-wl':
       case 'virtio-mem':
         unsupported(e, e.key);

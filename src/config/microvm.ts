@@ -12,13 +12,15 @@
 // deflateOnOOM -> balloon.demandPage), vcpu -> cpus, kernel -> kernel, initrdPath -> initrd,
 // kernelParams -> cmdline, volumes -> disks (image, readOnly; id = serial or mountPoint),
 // interfaces -> nets (tap: tap = id; bridge: bridge), socket -> controlSocket,
-// qemu.serialConsole -> console. <hypervisor>.extraArgs: `-device virtio-rng-*` and
+// qemu.serialConsole -> console, vsock.cid -> vsock (the host socket in the VM's state
+// directory). <hypervisor>.extraArgs: `-device virtio-rng-*` and
 // `-device virtio-balloon*` are understood; anything else gets a warning (QEMU arguments are not
-// interpreted). Shares, PCI/USB devices, graphics, forwardPorts, vsock, hotplug memory and the
+// interpreted). Shares, PCI/USB devices, graphics, forwardPorts, hotplug memory and the
 // NixOS store options get a warning.
 
 import { existsSync } from 'node:fs';
 import { parseNixAttrs } from './nix.js';
+import { guestCidProblem } from '../devices/virtio/vsock.js';
 import { ConfigError, describe, didYouMean, nameFromFile } from './errors.js';
 import {
   baseDirOf,
@@ -65,6 +67,7 @@ const MAPPED = [
   'volumes',
   'interfaces',
   'socket',
+  'vsock',
   'qemu',
   'cloud-hypervisor',
   'firecracker',
@@ -81,7 +84,6 @@ const KNOWN_UNSUPPORTED: Record<string, string> = {
   devices: 'PCI/USB device pass-through',
   graphics: 'graphics',
   forwardPorts: 'user-mode port forwarding',
-  vsock: 'virtio-vsock',
   hotplugMem: 'memory hotplug',
   hotpluggedMem: 'memory hotplug',
   cpu: 'CPU model selection',
@@ -366,6 +368,21 @@ export function importMicrovmObject(input: Obj, file: string, options: ImportOpt
     config.nets = nets;
   }
 
+  if (mv.vsock !== undefined && mv.vsock !== null) {
+    if (!isObj(mv.vsock)) fail('vsock', `expected an object, got ${describe(mv.vsock)}`);
+    const vs = mv.vsock as Obj;
+    if (vs.cid !== undefined && vs.cid !== null) {
+      if (typeof vs.cid !== 'number')
+        fail('vsock.cid', `expected an integer from 3 to 4294967294, got ${describe(vs.cid)}`);
+      const bad = guestCidProblem(vs.cid as number);
+      if (bad) fail('vsock.cid', bad);
+      config.vsock = { cid: vs.cid as number };
+    }
+    for (const sub of Object.keys(vs)) {
+      if (sub !== 'cid')
+        warnings.push(`microvm option '${key(`vsock.${sub}`)}' is not supported by typevisor; ignored`);
+    }
+  }
   if (mv.socket !== undefined && mv.socket !== null)
     config.controlSocket = resolvePath(baseDir, str('socket', mv.socket));
 

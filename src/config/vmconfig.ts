@@ -12,6 +12,7 @@
 //     "disks": [{ "path": "disk.img", "readOnly": false }],
 //     "nets": [{ "mac": "02:00:00:00:00:01", "bridge": "br0" }],
 //     "balloon": { "targetMiB": 512 }, "rng": true,
+//     "vsock": { "cid": 3, "uds": "web.vsock" },
 //     "onPoweroff": "destroy", "onReboot": "restart", "onCrash": "destroy",
 //     "controlSocket": "web.sock",
 //     "gdb": "127.0.0.1:1234",       "gdbWait": true
@@ -19,6 +20,7 @@
 
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError, describe, didYouMean, nameFromFile } from './errors.js';
+import { guestCidProblem } from '../devices/virtio/vsock.js';
 
 export const ARCHES = ['aarch64', 'x86_64'] as const;
 export type Arch = (typeof ARCHES)[number];
@@ -71,6 +73,12 @@ export interface BalloonConfig {
   thresholdMiB?: number;
 }
 
+/** virtio-vsock: the guest's CID and the host side's Unix socket (Firecracker's convention). */
+export interface VsockConfig {
+  cid: number;
+  uds?: string;
+}
+
 export interface VmConfig {
   name: string;
   arch?: Arch;
@@ -88,6 +96,7 @@ export interface VmConfig {
   nets?: NetConfig[];
   balloon?: BalloonConfig;
   rng?: boolean;
+  vsock?: VsockConfig;
   onPoweroff?: LifecycleAction;
   onReboot?: LifecycleAction;
   onCrash?: LifecycleAction;
@@ -120,6 +129,7 @@ export const VMCONFIG_KEYS = [
   'nets',
   'balloon',
   'rng',
+  'vsock',
   'onPoweroff',
   'onReboot',
   'onCrash',
@@ -133,6 +143,7 @@ export const VMCONFIG_KEYS = [
 const DISK_KEYS = ['path', 'readOnly', 'volatile', 'id'] as const;
 const NET_KEYS = ['mac', 'bridge', 'tap', 'model'] as const;
 const BALLOON_KEYS = ['targetMiB', 'demandPage', 'intervalS', 'thresholdMiB'] as const;
+const VSOCK_KEYS = ['cid', 'uds'] as const;
 
 export const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 
@@ -250,6 +261,7 @@ class Validator {
     if (o.nets !== undefined) c.nets = this.array('nets', o.nets).map((n, i) => this.net(`nets[${i}]`, n));
     if (o.balloon !== undefined) c.balloon = this.balloon(o.balloon, c);
     if (o.rng !== undefined) c.rng = this.bool('rng', o.rng);
+    if (o.vsock !== undefined) c.vsock = this.vsock(o.vsock);
     for (const k of ['onPoweroff', 'onReboot', 'onCrash'] as const) {
       if (o[k] !== undefined) c[k] = this.oneOf(k, o[k], LIFECYCLE_ACTIONS);
     }
@@ -302,6 +314,17 @@ class Validator {
     if (o.tap !== undefined) n.tap = this.string(`${key}.tap`, o.tap);
     if (o.model !== undefined) n.model = this.string(`${key}.model`, o.model);
     return n;
+  }
+
+  vsock(v: unknown): VsockConfig {
+    const o = this.object('vsock', v, VSOCK_KEYS);
+    if (o.cid === undefined) this.fail('vsock.cid', "missing; expected the guest's CID (3 to 4294967294)");
+    if (typeof o.cid !== 'number') this.expected('vsock.cid', 'an integer from 3 to 4294967294', o.cid);
+    const bad = guestCidProblem(o.cid);
+    if (bad) this.fail('vsock.cid', bad);
+    const vs: VsockConfig = { cid: o.cid };
+    if (o.uds !== undefined) vs.uds = this.path('vsock.uds', o.uds);
+    return vs;
   }
 
   balloon(v: unknown, c: VmConfig): BalloonConfig {

@@ -4,8 +4,8 @@
 // (~/.cache/typevisor/images/default-arm64/, or $TYPEVISOR_CACHE/images/default-arm64/):
 //
 //   Image               the kernel (Debian's arm64 vmlinuz is an uncompressed Image)
-//   initramfs.cpio.gz   busybox and its applet links, the virtio-mmio/blk/rng/console/balloon and
-//                       ext4 modules with their dependencies, and an /init that loads them, prints
+//   initramfs.cpio.gz   busybox and its applet links, the virtio-mmio/blk/rng/console/balloon,
+//                       vsock and ext4 modules with their dependencies, and an /init that loads them, prints
 //                       `typevisor: init ready` and starts a shell on the console
 //   disk.ext4           a 64 MiB ext4 data disk (mkfs.ext4)
 //   manifest.json       package versions and file sizes; when it matches, a later call returns at once
@@ -25,7 +25,7 @@ import { ModuleTree } from './kmod.js';
 export const INIT_READY_MARKER = 'typevisor: init ready';
 export const DEFAULT_IMAGE_NAME = 'default-arm64';
 // Bump when the image contents change (a new /init, other modules): older caches are rebuilt.
-const MANIFEST_VERSION = 2;
+const MANIFEST_VERSION = 3;
 const DISK_BYTES = 64 << 20;
 
 /** Modules the default guest loads (their dependencies are added automatically). */
@@ -35,6 +35,9 @@ export const GUEST_MODULES = [
   'virtio_console',
   'virtio_rng',
   'virtio_balloon',
+  'vsock',
+  'vmw_vsock_virtio_transport_common',
+  'vmw_vsock_virtio_transport',
   'crc32c_generic',
   'ext4',
 ];

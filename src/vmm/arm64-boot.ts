@@ -16,6 +16,9 @@ import { VirtioBlk } from '../devices/virtio/blk.js';
 import { VirtioRng } from '../devices/virtio/rng.js';
 import { VirtioConsole } from '../devices/virtio/console.js';
 import { VirtioBalloon } from '../devices/virtio/balloon.js';
+import { VirtioVsock } from '../devices/virtio/vsock.js';
+import { VsockUnixListener } from '../host/vsock-uds.js';
+import { runtimeVsockPath } from './state.js';
 import type { VmSpec } from './vm.js';
 
 const MiB = 1024 * 1024;
@@ -26,6 +29,8 @@ export interface GuestDevices {
   disks: VirtioBlk[];
   console?: VirtioConsole;
   balloon?: VirtioBalloon;
+  /** virtio-vsock and the Unix socket of its host side. */
+  vsock?: { device: VirtioVsock; path: string };
   /** Offer console input to the guest; returns how many bytes it took now. */
   consoleIn(bytes: Uint8Array): number;
   /** Send a magic SysRq key over the console (serial BREAK + key, or ^O + key on hvc0). */
@@ -167,6 +172,20 @@ export async function buildArm64Guest(
     balloon = new VirtioBalloon();
     addVirtio('virtio-balloon', balloon);
   }
+  let vsock: { device: VirtioVsock; listener: VsockUnixListener } | undefined;
+  if (spec.vsock) {
+    const log = (m: string): boolean => process.stderr.write(`typevisor: virtio-vsock: ${m}\n`);
+    let listener: VsockUnixListener | undefined = undefined;
+    const device = new VirtioVsock({
+      cid: spec.vsock.cid,
+      connectHost: (port) => listener!.connectHostPort(port),
+      wake: () => machine.kick(),
+      log,
+    });
+    listener = new VsockUnixListener(spec.vsock.uds ?? runtimeVsockPath(spec.name), device, log);
+    addVirtio('virtio-vsock', device);
+    vsock = { device, listener };
+  }
   machine.uart.onTx = (byte: number) => output(Uint8Array.of(byte));
 
   // ---- boot files ----
@@ -217,12 +236,15 @@ export async function buildArm64Guest(
   if (spec.dumpDtb) writeFileSync(spec.dumpDtb, dtb);
   if (dtb.length > SZ_2M) throw new UserError('device tree is larger than 2 MiB');
   mem.load(dtbAddr, dtb, 'device tree');
+  // Last of the steps that can fail: nothing else holds the socket open if one of them does.
+  if (vsock) await vsock.listener.listen();
   machine.boot(kernel.entry, dtbAddr);
 
   const devices: GuestDevices = {
     disks,
     console: vcon,
     balloon,
+    vsock: vsock && { device: vsock.device, path: vsock.listener.path },
     // Input enters the guest only once its driver listens (the PL011 driver drains the FIFO when the
     // port opens; virtio-console takes what fits in the posted buffers), so nothing is lost.
     consoleIn: (bytes) => (vcon ? (vconTalked ? vcon.write(bytes) : 0) : machine.uart.rxReady ? machine.uart.pushRx(bytes) : 0),
@@ -236,6 +258,8 @@ export async function buildArm64Guest(
     pressPowerKey: () => machine.pressPowerKey(),
     close: () => {
       for (const d of disks) d.close();
+      vsock?.listener.close();
+      vsock?.device.close();
     },
   };
   return { machine, devices };

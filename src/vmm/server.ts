@@ -9,7 +9,17 @@ import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { rmSync, readFileSync } from 'node:fs';
 import { Vm, type VmExit, type VmSpec } from './vm.js';
-import { entryPaths, readRecord, removeEntry, stateDir, type EntryPaths, type VmRecord } from './state.js';
+import { resolve } from 'node:path';
+import {
+  entryPaths,
+  MAX_SOCKET_PATH,
+  readRecord,
+  removeEntry,
+  stateDir,
+  type EntryPaths,
+  type VmRecord,
+} from './state.js';
+import { guestCidProblem } from '../devices/virtio/vsock.js';
 
 /** Guest CPU time for `list`: instructions retired at a nominal 1 GHz, one instruction per cycle. */
 export const NOMINAL_HZ = 1e9;
@@ -97,6 +107,7 @@ export class VmHost extends EventEmitter<VmHostEvents> {
   ) {
     super();
     this.paths = entryPaths(record.name, stateRoot);
+    if (record.spec.vsock) record.spec.vsock.uds ??= this.paths.vsock;
     this.vm = new Vm(record.spec);
     this.vm.console.on('data', (chunk: Buffer) => this.output(chunk));
     this.vm.on('reboot', () => {
@@ -215,6 +226,22 @@ export class VmHost extends EventEmitter<VmHostEvents> {
     }
     this.vm.destroy();
     // A paused machine's run loop wakes on the stop and then returns.
+  }
+
+  /** Configure virtio-vsock before the VM starts (Firecracker's PUT /vsock). */
+  setVsock(cid: number, uds: string | undefined): void {
+    this.requireLive('configure vsock');
+    if (this.started)
+      throw new ControlError('vsock can only be configured before the VM starts (InstanceStart)');
+    const bad = guestCidProblem(cid);
+    if (bad) throw new ControlError(`invalid guest_cid: ${bad}`);
+    const path = resolve(uds ?? this.paths.vsock);
+    if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
+      throw new ControlError(
+        `invalid uds_path: ${path} is longer than the ${MAX_SOCKET_PATH} bytes a Unix socket allows`,
+      );
+    }
+    this.record.spec.vsock = { cid, uds: path };
   }
 
   balloon(): { targetMiB: number; actualMiB: number; memoryMiB: number } | undefined {

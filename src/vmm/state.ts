@@ -6,6 +6,7 @@
 //     NAME/control.sock   HTTP+JSON control API (the VM process answers here once it is up)
 //     NAME/qmp.sock       QMP subset
 //     NAME/console.sock   raw console byte stream
+//     NAME/vsock.sock     virtio-vsock's host side (with --vsock; NAME/vsock.sock_PORT for guest connections)
 //     NAME/vm.log         the VM process's stderr
 //     .ids/ID             claims domain id ID (contains the name); ids are the lowest free integer from 1
 //
@@ -23,6 +24,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { UserError } from '../host/errors.js';
 import type { VmSpec } from './vm.js';
@@ -52,6 +54,7 @@ export interface EntryPaths {
   control: string;
   qmp: string;
   console: string;
+  vsock: string;
   log: string;
 }
 
@@ -86,8 +89,17 @@ export function entryPaths(name: string, dir = stateDir()): EntryPaths {
     control: join(d, 'control.sock'),
     qmp: join(d, 'qmp.sock'),
     console: join(d, 'console.sock'),
+    vsock: join(d, 'vsock.sock'),
     log: join(d, 'vm.log'),
   };
+}
+
+/**
+ * virtio-vsock's host socket for a VM outside the state directory (`typevisor run`, the library):
+ * in $XDG_RUNTIME_DIR, else the temporary directory, named after the guest and this process.
+ */
+export function runtimeVsockPath(name: string, env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.XDG_RUNTIME_DIR || tmpdir(), `typevisor-${name}-${process.pid}.vsock`);
 }
 
 /** The longest unix socket path Linux takes (sun_path is 108 bytes with the terminating NUL). */

@@ -13,6 +13,13 @@ export interface DiskSpec {
   readOnly: boolean;
 }
 
+export interface VsockSpec {
+  /** The guest's context id (3 to 2^32-2). */
+  cid: number;
+  /** The host side's Unix socket; default: runtimeVsockPath() (VmHost: the VM's state directory). */
+  uds?: string;
+}
+
 export interface VmSpec {
   name: string;
   /** Guest architecture (default aarch64) and engine (tcg: the software CPU; kvm: /dev/kvm). */
@@ -34,6 +41,8 @@ export interface VmSpec {
   deterministic?: boolean;
   /** Log each unimplemented instruction encoding once (stderr). */
   logUnimplemented?: boolean;
+  /** virtio-vsock: the guest's CID and the host's Unix socket (Firecracker's convention). */
+  vsock?: VsockSpec;
   /** What a guest reboot does: boot again (default) or stop. */
   onReboot?: 'restart' | 'destroy';
   /** Serve the GDB remote protocol here (src/api/gdb.ts); `wait`: hold the guest until gdb continues it. */

@@ -69,7 +69,7 @@ export const INT_USED_BUFFER = 1;
 export const INT_CONFIG_CHANGE = 2;
 
 /** Device IDs (virtio 1.2, "Device Types"). */
-export const VIRTIO_ID = { NET: 1, BLOCK: 2, CONSOLE: 3, RNG: 4, BALLOON: 5 } as const;
+export const VIRTIO_ID = { NET: 1, BLOCK: 2, CONSOLE: 3, RNG: 4, BALLOON: 5, VSOCK: 19 } as const;
 
 /** What the transport gives a device model. */
 export interface VirtioHost {
