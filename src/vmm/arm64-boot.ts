@@ -223,15 +223,15 @@ export async function buildArm64Guest(
     disks,
     console: vcon,
     balloon,
-    // Input enters the guest only once its driver listens (the PL011 driver drains the FIFO when the
-    // port opens; virtio-console takes what fits in the posted buffers), so nothing is lost.
-    consoleIn: (bytes) => (vcon ? (vconTalked ? vcon.write(bytes) : 0) : machine.uart.rxReady ? machine.uart.pushRx(bytes) : 0),
+    // Input enters the guest only once it listens (the PL011 takes what fits while the guest listens,
+    // see pl011.ts; virtio-console what fits in the posted buffers); the VM keeps the rest.
+    consoleIn: (bytes) => (vcon ? (vconTalked ? vcon.write(bytes) : 0) : machine.uart.offerRx(bytes)),
     sysrq: (key) => {
       const k = key.charCodeAt(0);
       if (vcon) return vcon.write(Uint8Array.of(0x0f, k)) === 2;
       if (machine.uart.rxSpace() < 2) return false;
       machine.uart.sendBreak();
-      return machine.uart.pushRx(Uint8Array.of(k)) === 1;
+      return machine.uart.receive(Uint8Array.of(k)) === 1;
     },
     pressPowerKey: () => machine.pressPowerKey(),
     close: () => {
