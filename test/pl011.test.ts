@@ -193,7 +193,13 @@ test('receive FIFO: 32 entries, RXFF, trigger levels per IFLS, timeout interrupt
   assert.equal(r(RIS) & (RXI | RTI), 0);
   assert.equal(level(), false);
   // Each level is reached exactly at its count
-  for (const [sel, n] of [[0, 4], [1, 8], [2, 16], [3, 24], [4, 28]]) {
+  for (const [sel, n] of [
+    [0, 4],
+    [1, 8],
+    [2, 16],
+    [3, 24],
+    [4, 28],
+  ]) {
     w(IFLS, sel << 3);
     u.receive(new Uint8Array(n - 1).fill(0x31));
     assert.equal(r(RIS) & RXI, 0, `IFLS ${sel}: ${n - 1} entries`);
