@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeArm64Dtb } from '../src/machine/arm64-dt.js';
 import { Pl061 } from '../src/devices/pl061.js';
-import { handlePsci, PSCI, type PsciMachine } from '../src/machine/psci.js';
+import { handlePsci, PSCI, PSCI_IMPLEMENTED, type PsciMachine } from '../src/machine/psci.js';
 import { makeCpu, RAM_BASE } from './helpers/arm64.js';
 import { Arm64Cpu, CodeCache } from '../src/cpu/arm64/cpu.js';
 
@@ -96,7 +96,7 @@ test('PSCI: VERSION, FEATURES, CPU_ON starts a secondary at its entry with the c
   const [c0, c1] = cpus;
   c0.setX(0, PSCI.VERSION | 0, 0);
   handlePsci(m, c0);
-  assert.equal(c0.xlo(0), 0x10000);
+  assert.equal(c0.xlo(0), 0x10001, 'PSCI 1.1');
   c0.setX(0, PSCI.FEATURES | 0, 0);
   c0.setX(1, PSCI.CPU_ON_64 | 0, 0);
   handlePsci(m, c0);
@@ -146,4 +146,103 @@ test('PSCI: VERSION, FEATURES, CPU_ON starts a secondary at its entry with the c
   c0.setX(0, PSCI.SYSTEM_RESET | 0, 0);
   handlePsci(m, c0);
   assert.deepEqual(events, ['off', 'reset']);
+});
+
+/** Call `fn` on `cpu` with arguments; the 64-bit result as a signed number. */
+function call(m: PsciMachine, cpu: Arm64Cpu, fn: number, ...args: bigint[]): number {
+  cpu.setXBig(0, BigInt(fn >>> 0));
+  args.forEach((a, i) => cpu.setXBig(i + 1, a));
+  assert.equal(handlePsci(m, cpu), true);
+  return Number(BigInt.asIntN(64, cpu.xBig(0)));
+}
+
+test('PSCI_FEATURES answers for each function id as QEMU 7.2 virt does', () => {
+  const { m, cpus } = psciMachine(1);
+  // What a bare-metal probe read from qemu-system-aarch64 7.2 -M virt -cpu cortex-a57 (0 = present).
+  const qemu: [number, number][] = [
+    [0x84000000, 0],
+    [0x84000001, 0],
+    [0xc4000001, 0],
+    [0x84000002, 0],
+    [0x84000003, 0],
+    [0xc4000003, 0],
+    [0x84000004, 0],
+    [0xc4000004, 0],
+    [0x84000005, -1],
+    [0xc4000005, -1],
+    [0x84000006, 0],
+    [0x84000007, -1],
+    [0xc4000007, -1],
+    [0x84000008, 0],
+    [0x84000009, 0],
+    [0x8400000a, 0],
+    [0x8400000b, -1],
+    [0x8400000c, -1],
+    [0xc400000c, -1],
+    [0x8400000d, -1],
+    [0xc400000d, -1],
+    [0x8400000e, -1],
+    [0xc400000e, -1],
+    [0x8400000f, -1],
+    [0x84000010, -1],
+    [0x84000011, -1],
+    [0xc4000011, -1],
+    [0x84000012, -1],
+    [0xc4000012, -1],
+    [0x84000013, -1],
+    [0x84000014, -1],
+    [0xc4000014, -1],
+    [0x84000015, -1],
+    [0xc4000015, -1],
+    [0x80000000, -1],
+    [0x80000001, -1],
+    [0x80008000, -1],
+  ];
+  for (const [fn, want] of qemu) {
+    assert.equal(call(m, cpus[0], PSCI.FEATURES, BigInt(fn)), want, `PSCI_FEATURES(0x${fn.toString(16)})`);
+  }
+  assert.deepEqual(
+    qemu.filter(([, v]) => v === 0).map(([f]) => f),
+    [...PSCI_IMPLEMENTED].sort((a, b) => qemu.findIndex(([f]) => f === a) - qemu.findIndex(([f]) => f === b)),
+  );
+  // A function id with bits above 31 set is no function
+  assert.equal(call(m, cpus[0], PSCI.FEATURES, 0x1_8400_0000n), -1);
+});
+
+test('PSCI 1.1 calls: MIGRATE_INFO_TYPE, CPU_SUSPEND as WFI, AFFINITY_INFO levels, unsupported functions', () => {
+  const { m, cpus, events } = psciMachine(2);
+  const c0 = cpus[0];
+  assert.equal(call(m, c0, PSCI.VERSION), 0x10001);
+  assert.equal(call(m, c0, PSCI.MIGRATE_INFO_TYPE), 2, 'no Trusted OS: migration not required');
+  // CPU_SUSPEND (standby or power-down state id): SUCCESS, and the caller waits for an interrupt
+  for (const fn of [PSCI.CPU_SUSPEND_32, PSCI.CPU_SUSPEND_64]) {
+    c0.waiting = false;
+    assert.equal(call(m, c0, fn, 0x1_0000n, BigInt(RAM_BASE), 0n), 0);
+    assert.equal(c0.waiting, true, 'suspended until an interrupt');
+    assert.equal(c0.off, false);
+    c0.waiting = false;
+    assert.equal(call(m, c0, fn, 0x100_0000n), -2, 'affinity level 1: INVALID_PARAMETERS');
+    assert.equal(c0.waiting, false);
+  }
+  // AFFINITY_INFO: level 0 per vCPU, levels above 0 always ON, unknown MPIDR INVALID_PARAMETERS
+  assert.equal(call(m, c0, PSCI.AFFINITY_INFO_64, 0n, 0n), 0);
+  assert.equal(call(m, c0, PSCI.AFFINITY_INFO_32, 1n, 0n), 1);
+  assert.equal(call(m, c0, PSCI.AFFINITY_INFO_64, 1n, 1n), 0);
+  assert.equal(call(m, c0, PSCI.AFFINITY_INFO_64, 5n, 0n), -2);
+  // Not offered, as on QEMU 7.2
+  for (const fn of [
+    PSCI.MIGRATE_32,
+    PSCI.MIGRATE_64,
+    PSCI.MIGRATE_INFO_UP_CPU_32,
+    PSCI.MIGRATE_INFO_UP_CPU_64,
+    PSCI.SYSTEM_SUSPEND_32,
+    PSCI.SYSTEM_SUSPEND_64,
+    PSCI.SYSTEM_RESET2_32,
+    PSCI.SYSTEM_RESET2_64,
+    PSCI.MEM_PROTECT,
+    PSCI.SMCCC_VERSION,
+  ]) {
+    assert.equal(call(m, c0, fn, 0n, 0n, 0n), -1, `0x${fn.toString(16)}: NOT_SUPPORTED`);
+  }
+  assert.deepEqual(events, [], 'none of these powers off or resets');
 });
