@@ -132,7 +132,6 @@ export async function buildArm64Guest(
    */
   let vconTalked = false;
   let balloon: VirtioBalloon | undefined;
-  const slots: number[] = [];
   const addVirtio = (name: string, dev: ConstructorParameters<typeof VirtioMmioTransport>[1]): void => {
     let slot = -1;
     const t = new VirtioMmioTransport(mem, dev, {
@@ -140,7 +139,6 @@ export async function buildArm64Guest(
       log: (m) => process.stderr.write(`typevisor: ${name}: ${m}\n`),
     });
     slot = machine.addSlotDevice(name, t).slot;
-    slots.push(slot);
   };
   try {
     spec.disks.forEach((d, i) => {
@@ -210,7 +208,6 @@ export async function buildArm64Guest(
       cmdline: spec.cmdline ?? '',
       serialConsole: spec.console === 'serial',
       initrd,
-      virtioSlots: slots,
       rngSeed: rngSeed(),
     });
   }
