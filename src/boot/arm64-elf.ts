@@ -158,10 +158,9 @@ export function parseArm64Elf(
   return { entry: Number(entry), segments, low, high };
 }
 
-/** Load an ELF64 AArch64 file's segments into guest RAM (checked by parseArm64Elf first). */
-export function loadArm64ElfFile(mem: GuestMemory, fd: number, what: string): ElfKernel {
-  const size = fs.fstatSync(fd).size;
-  const read = (offset: number, length: number): Uint8Array => {
+/** Reads of an open file at an offset (short only at the end of the file). */
+export function fileReader(fd: number): (offset: number, length: number) => Uint8Array {
+  return (offset, length) => {
     const buf = new Uint8Array(length);
     let done = 0;
     while (done < length) {
@@ -171,7 +170,11 @@ export function loadArm64ElfFile(mem: GuestMemory, fd: number, what: string): El
     }
     return buf.subarray(0, done);
   };
-  const elf = parseArm64Elf(read, size, mem, what);
+}
+
+/** Load an ELF64 AArch64 file's segments into guest RAM (checked by parseArm64Elf first). */
+export function loadArm64ElfFile(mem: GuestMemory, fd: number, what: string): ElfKernel {
+  const elf = parseArm64Elf(fileReader(fd), fs.fstatSync(fd).size, mem, what);
   for (const s of elf.segments) {
     const off = s.paddr - mem.ramBase;
     let done = 0;

@@ -10,14 +10,15 @@
 // kernel (before 3.17) whose text_offset is then 0x80000 (booting.rst).
 //
 // Also accepted: a gzip-compressed Image (Image.gz), and an EFI zboot image ("zimg") whose payload
-// is gzip-compressed.
+// is gzip-compressed. loadArm64KernelFile takes, as QEMU's virt board does with -kernel, an ELF64
+// AArch64 file too (arm64-elf.ts) and anything else as a raw binary at RAM + 0x80000.
 
 import * as fs from 'node:fs';
 import { pipeline } from 'node:stream';
 import { createRequire } from 'node:module';
 import type { GuestMemory } from '../devices/memory.js';
 import { UserError } from '../host/errors.js';
-import { isElf, loadArm64ElfFile, parseArm64Elf } from './arm64-elf.js';
+import { fileReader, isElf, loadArm64ElfFile, parseArm64Elf } from './arm64-elf.js';
 
 export const ARM64_IMAGE_MAGIC = 0x644d_5241;
 export const ARM64_HEADER_SIZE = 64;
@@ -344,6 +345,10 @@ async function streamKernel(
   return { head, length };
 }
 
+function emptyKernel(what: string, why = 'the file is empty'): UserError {
+  return new UserError(`${what}: ${why}; expected an arm64 Image, an ELF or a raw binary`);
+}
+
 /**
  * Stream a kernel file into guest RAM: an arm64 Image (plain, gzip or EFI zboot) at its placement,
  * or, when `raw` allows it, anything without the Image magic as a raw binary at base + 0x80000.
@@ -383,8 +388,7 @@ async function loadStreamed(
     zeroBss(mem, header, entry, length);
     return { kind: 'image', base, entry, low: entry, end: entry + header.imageSize, header };
   }
-  if (length === 0)
-    throw new UserError(`${what}: decompresses to nothing; expected an arm64 Image or a raw binary`);
+  if (length === 0) throw emptyKernel(what, 'decompresses to nothing');
   if (!mem.isRam(entry, length)) {
     throw new UserError(
       `${what}: not an arm64 Image or ELF file, and as a raw binary its ${length} bytes do not fit in guest RAM at ` +
@@ -464,8 +468,7 @@ export async function loadArm64KernelFile(
   } finally {
     fs.closeSync(fd);
   }
-  if (size === 0)
-    throw new UserError(`${what}: the file is empty; expected an arm64 Image, an ELF or a raw binary`);
+  if (size === 0) throw emptyKernel(what);
   const { kind, entry, low, end, header } = await loadStreamed(mem, file, opts, what, true);
   return { kind, entry, low, end, header };
 }
@@ -480,18 +483,13 @@ export async function checkArm64ImageFile(file: string): Promise<Arm64ImageHeade
   const { fd, head, size } = openKernel(file);
   try {
     if (isElf(head)) {
-      const read = (offset: number, length: number): Uint8Array => {
-        const buf = new Uint8Array(length);
-        return buf.subarray(0, fs.readSync(fd, buf, 0, length, offset));
-      };
-      parseArm64Elf(read, size, undefined, what);
+      parseArm64Elf(fileReader(fd), size, undefined, what);
       return undefined;
     }
   } finally {
     fs.closeSync(fd);
   }
-  if (size === 0)
-    throw new UserError(`${what}: the file is empty; expected an arm64 Image, an ELF or a raw binary`);
+  if (size === 0) throw emptyKernel(what);
   // A plain file needs only its header and length.
   if (!gzipRange(head, size, what))
     return hasImageMagic(head) ? parseArm64Header(head, what, size) : undefined;
@@ -503,7 +501,6 @@ export async function checkArm64ImageFile(file: string): Promise<Arm64ImageHeade
     },
     () => {},
   );
-  if (length === 0)
-    throw new UserError(`${what}: decompresses to nothing; expected an arm64 Image or a raw binary`);
+  if (length === 0) throw emptyKernel(what, 'decompresses to nothing');
   return hasImageMagic(first) ? parseArm64Header(first, what, length) : undefined;
 }
