@@ -258,7 +258,11 @@ test('flow-controlled input waits while Linux boots and is not eaten by its open
     w(CR, old);
     assert.equal(offer(), 0, 'the console is no listener');
   }
-  // The tty opens: CR = UARTEN | RXE | TXE, then the drain (reads DR while FR says not empty) ...
+  // The tty opens: pl011_hwinit clears and unmasks RX and RX timeout while UARTEN is still clear
+  w(ICR, 0x7f0);
+  w(IMSC, RXI | RTI);
+  assert.equal(offer(), 0, 'not yet: the drain is still to come');
+  // pl011_startup: CR = UARTEN | RXE | TXE, then the drain (reads DR while FR says not empty) ...
   w(CR, 0x301);
   let drained = 0;
   for (let i = 0; i < 32; i++) {
@@ -267,7 +271,7 @@ test('flow-controlled input waits while Linux boots and is not eaten by its open
     drained++;
   }
   assert.equal(drained, 0, 'nothing was in the FIFO to be discarded');
-  // ... then RX and RX timeout interrupts unmasked: input flows
+  // ... then RX and RX timeout interrupts unmasked (again): input flows
   w(IMSC, RXI | RTI);
   assert.equal(offer(), script.length);
   const got: number[] = [];
@@ -287,8 +291,10 @@ test('flow control: RTS or DTR asserted means listening; a disabled receiver tak
   assert.equal(u.offerRx([1, 2, 3]), 0);
   w(IMSC, RTI);
   assert.equal(u.offerRx([1, 2, 3]), 0, 'still off');
+  w(CR, 0x300);
+  assert.equal(u.rxListening, false, 'RX timeout unmasked but the UART disabled');
   w(CR, 0x301);
-  assert.equal(u.rxListening, true, 'RX timeout unmasked');
+  assert.equal(u.rxListening, true, 'RX timeout unmasked, UART enabled');
   assert.equal(u.offerRx([1, 2, 3]), 1, 'what fits in the holding register');
   w(LCR_H, FEN);
   assert.equal(u.offerRx(new Uint8Array(40)), 31, 'what fits in the FIFO, no more');

@@ -14,12 +14,14 @@
 //    overrun (RSR.OE and RIS.OE at once, DR.OE on the next character that enters the FIFO).
 //  - offerRx(): a flow-controlled source (the console): it takes what fits while the guest listens
 //    and the caller keeps the rest, so nothing is lost. "Listens" is the receiver enabled (CR.RXE)
-//    and one of: an RX or RX-timeout interrupt unmasked, the modem-control outputs RTS or DTR
-//    asserted (Linux raises them when a tty opens the port), or the guest polling FR on an empty FIFO
-//    (POLLS_TO_LISTEN reads in a row with no other access to the UART between). Without that hold-back
-//    input that arrives during boot would sit in the FIFO until Linux opens the port, and its open
-//    (pl011_enable_interrupts) reads and discards up to two FIFOs' worth as a workaround for a
-//    hardware erratum: a script piped into the console would lose its first line.
+//    and one of: the UART enabled (CR.UARTEN) with an RX or RX-timeout interrupt unmasked, the
+//    modem-control outputs RTS or DTR asserted (Linux raises them once a tty has opened the port),
+//    or the guest polling FR on an empty FIFO (POLLS_TO_LISTEN reads in a row with no other access
+//    to the UART between). Without that hold-back, input that arrives during boot would sit in the
+//    FIFO until Linux opens the port, and its open (pl011_enable_interrupts) reads and discards up
+//    to two FIFOs' worth as a workaround for a hardware erratum: a script piped into the console
+//    would lose its first line. (Linux unmasks RX in pl011_hwinit while UARTEN is still clear, and
+//    sets UARTEN only just before that drain.)
 // sendBreak() receives a line break (a NUL with DR.BE, RSR.BE and RIS.BE).
 //
 // Interrupts (TRM 2.8): RIS.RX is set when the FIFO fill reaches the IFLS trigger level (FIFO off:
@@ -52,6 +54,7 @@ export const DR_OE = 1 << 11;
 export const RSR_OE = 1 << 3;
 
 // CR bits
+const CR_UARTEN = 1 << 0;
 const CR_RXE = 1 << 9;
 const CR_DTR = 1 << 10;
 const CR_RTS = 1 << 11;
@@ -145,13 +148,13 @@ export class Pl011 implements MmioDevice {
   }
 
   /**
-   * True when the guest wants input: receiver enabled and an RX interrupt unmasked, RTS or DTR
-   * asserted, or FR polled on an empty FIFO.
+   * True when the guest wants input: receiver enabled, and the UART enabled with an RX interrupt
+   * unmasked, RTS or DTR asserted, or FR polled on an empty FIFO.
    */
   get rxListening(): boolean {
     if ((this.cr & CR_RXE) === 0) return false;
     return (
-      (this.imsc & (PL011_INT_RX | PL011_INT_RT)) !== 0 ||
+      ((this.cr & CR_UARTEN) !== 0 && (this.imsc & (PL011_INT_RX | PL011_INT_RT)) !== 0) ||
       (this.cr & (CR_RTS | CR_DTR)) !== 0 ||
       this.emptyPolls >= POLLS_TO_LISTEN
     );
