@@ -29,7 +29,11 @@ const TXFE = 1 << 7;
 const RXI = 1 << 4;
 const TXI = 1 << 5;
 const RTI = 1 << 6;
+const OEI = 1 << 10;
 const FEN = 1 << 4;
+// DR bit 11 and RSR bit 3: overrun
+const DR_OE = 1 << 11;
+const RSR_OE = 1 << 3;
 
 function uart() {
   const irq: boolean[] = [];
@@ -119,12 +123,12 @@ test('transmit interrupt: raised after writes and when unmasked, cleared by ICR'
   assert.equal(level(), true);
 });
 
-test('receive without FIFO: one-byte holding register', () => {
+test('receive without FIFO: one-byte holding register, overrun when it is not read', () => {
   const { u, r, w, level } = uart();
   assert.equal(u.rxSpace(), 1);
-  assert.equal(u.pushRx([0x61, 0x62]), 1, 'only what fits');
+  assert.equal(u.receive([0x61]), 1);
   assert.equal(u.rxSpace(), 0);
-  assert.equal(r(FR) & (RXFE | RXFF), RXFF);
+  assert.equal(r(FR) & (RXFE | RXFF), RXFF, 'the holding register is full');
   assert.equal(r(RIS) & RXI, RXI, 'one byte reaches the trigger level');
   w(IMSC, RXI | RTI);
   assert.equal(level(), true);
@@ -133,19 +137,33 @@ test('receive without FIFO: one-byte holding register', () => {
   assert.equal(r(RIS) & (RXI | RTI), 0);
   assert.equal(level(), false);
   assert.equal(r(DR), 0, 'empty FIFO');
+  // A line that cannot be held back: 'b' fills the register, 'c' and 'd' are lost
+  assert.equal(u.receive([0x62, 0x63, 0x64]), 1);
+  assert.equal(r(RSR) & RSR_OE, RSR_OE, 'RSR.OE at once');
+  assert.equal(r(RIS) & OEI, OEI);
+  assert.equal(r(DR), 0x62, 'the character in the FIFO is still valid, without OE');
+  u.receive([0x65]);
+  assert.equal(r(DR), 0x65 | DR_OE, 'the next character to enter carries DR.OE');
+  u.receive([0x66]);
+  assert.equal(r(DR), 0x66, 'only that one');
+  assert.equal(r(RSR) & RSR_OE, RSR_OE, 'RSR.OE stays until ECR');
+  w(RSR, 0);
+  assert.equal(r(RSR), 0);
+  w(ICR, OEI);
+  assert.equal(r(RIS) & OEI, 0);
 });
 
-test('receive FIFO: trigger levels, timeout interrupt, masks', () => {
+test('receive FIFO: 32 entries, RXFF, trigger levels per IFLS, timeout interrupt, masks', () => {
   const { u, r, w, level } = uart();
   w(LCR_H, FEN | 0x60);
   assert.equal(u.rxSpace(), 32);
   w(IMSC, RXI);
   // IFLS RX level 1/2 (reset): 16 entries
-  u.pushRx(Array.from({ length: 15 }, (_, i) => 0x40 + i));
+  u.receive(Array.from({ length: 15 }, (_, i) => 0x40 + i));
   assert.equal(r(RIS) & RXI, 0);
   assert.equal(r(RIS) & RTI, RTI, 'data below the level: receive timeout');
   assert.equal(level(), false, 'RT masked');
-  u.pushRx([0x4f]);
+  u.receive([0x4f]);
   assert.equal(r(RIS) & RXI, RXI);
   assert.equal(level(), true);
   assert.equal(r(DR), 0x40);
@@ -159,11 +177,13 @@ test('receive FIFO: trigger levels, timeout interrupt, masks', () => {
   w(ICR, RTI);
   assert.equal(r(RIS) & RTI, 0);
   assert.equal(level(), false);
-  u.pushRx([0x50]);
+  u.receive([0x50]);
   assert.equal(r(RIS) & RTI, RTI);
   // Level 1/8 = 4 entries (IFLS RXIFLSEL = 0), 7/8 = 28 (RXIFLSEL = 4)
   w(IFLS, 0 << 3);
   assert.equal(r(RIS) & RXI, RXI);
+  w(ICR, RXI);
+  assert.equal(r(RIS) & RXI, 0, 'ICR clears RX while the fill stays above the level');
   w(IFLS, 4 << 3);
   assert.equal(r(RIS) & RXI, 0);
   // Drain everything in order: 0x41..0x4f, 0x50
@@ -172,43 +192,120 @@ test('receive FIFO: trigger levels, timeout interrupt, masks', () => {
   assert.deepEqual(got, [...Array.from({ length: 15 }, (_, i) => 0x41 + i), 0x50]);
   assert.equal(r(RIS) & (RXI | RTI), 0);
   assert.equal(level(), false);
+  // Each level is reached exactly at its count
+  for (const [sel, n] of [
+    [0, 4],
+    [1, 8],
+    [2, 16],
+    [3, 24],
+    [4, 28],
+  ]) {
+    w(IFLS, sel << 3);
+    u.receive(new Uint8Array(n - 1).fill(0x31));
+    assert.equal(r(RIS) & RXI, 0, `IFLS ${sel}: ${n - 1} entries`);
+    u.receive([0x32]);
+    assert.equal(r(RIS) & RXI, RXI, `IFLS ${sel}: ${n} entries`);
+    while (!(r(FR) & RXFE)) r(DR);
+  }
   // Full FIFO
-  assert.equal(u.pushRx(new Uint8Array(40).fill(1)), 32);
+  assert.equal(u.receive(new Uint8Array(40).fill(1)), 32);
   assert.equal(r(FR) & RXFF, RXFF);
   assert.equal(u.rxSpace(), 0);
+  assert.equal(r(RIS) & OEI, OEI, 'eight characters overran');
 });
 
-test('pushRxWhenReady never drops input and keeps the order', () => {
-  const { u, r, w } = uart();
-  w(LCR_H, FEN | 0x60);
-  const data = Array.from({ length: 100 }, (_, i) => i);
-  u.pushRxWhenReady(data.slice(0, 40));
-  u.pushRxWhenReady(data.slice(40));
-  assert.equal(u.rxSpace(), 0);
-  assert.equal(u.pendingRx, 68);
+test('a polling guest gets input with every interrupt masked', () => {
+  const { u, r, level } = uart();
+  const input = new TextEncoder().encode('typed while nobody listens to interrupts\n');
+  let backlog = input;
   const got: number[] = [];
-  for (let i = 0; i < 100; i++) {
-    assert.equal(r(FR) & RXFE, 0);
-    got.push(r(DR));
+  // The guest's loop: while (FR & RXFE); c = DR. The host offers the backlog between "slices".
+  for (let slice = 0; slice < 200 && got.length < input.length; slice++) {
+    backlog = backlog.subarray(u.offerRx(backlog));
+    for (let i = 0; i < 100; i++) {
+      if (r(FR) & RXFE) continue;
+      got.push(r(DR));
+    }
   }
-  assert.deepEqual(got, data);
-  assert.equal(r(FR) & RXFE, RXFE);
-  assert.equal(u.pendingRx, 0);
-  // Before the FIFO is enabled the holding register takes one byte at a time
-  w(LCR_H, 0x60);
-  u.pushRxWhenReady([7, 8, 9]);
-  assert.equal(u.pendingRx, 2);
+  assert.equal(String.fromCharCode(...got), 'typed while nobody listens to interrupts\n');
+  assert.equal(level(), false, 'no interrupt was ever unmasked');
+  assert.equal(r(RSR), 0, 'a flow-controlled source never overruns');
+});
+
+test('flow-controlled input waits while Linux boots and is not eaten by its open-time drain', () => {
+  const { u, r, w } = uart();
+  const script = new TextEncoder().encode('echo one\necho two\n');
+  const offer = (): number => u.offerRx(script);
+  // earlycon: FR (TXFF), DR, FR (BUSY) per character
+  for (const ch of 'Booting Linux') {
+    r(FR);
+    w(DR, ch.charCodeAt(0));
+    r(FR);
+    assert.equal(offer(), 0, 'earlycon is no listener');
+  }
+  // probe: IMSC = 0, ICR = all; console: CR saved, UARTEN | TXE set, characters, CR restored
+  w(IMSC, 0);
+  w(ICR, 0x7ff);
   w(LCR_H, FEN | 0x60);
-  assert.equal(u.pendingRx, 0, 'enabling the FIFO makes room');
-  assert.deepEqual([r(DR), r(DR), r(DR)], [7, 8, 9]);
+  for (let line = 0; line < 3; line++) {
+    const old = r(CR);
+    w(CR, old | 0x101);
+    for (const ch of 'console line\n') {
+      r(FR);
+      w(DR, ch.charCodeAt(0));
+    }
+    r(FR);
+    w(CR, old);
+    assert.equal(offer(), 0, 'the console is no listener');
+  }
+  // The tty opens: pl011_hwinit clears and unmasks RX and RX timeout while UARTEN is still clear
+  w(ICR, 0x7f0);
+  w(IMSC, RXI | RTI);
+  assert.equal(offer(), 0, 'not yet: the drain is still to come');
+  // pl011_startup: CR = UARTEN | RXE | TXE, then the drain (reads DR while FR says not empty) ...
+  w(CR, 0x301);
+  let drained = 0;
+  for (let i = 0; i < 32; i++) {
+    if (r(FR) & RXFE) break;
+    r(DR);
+    drained++;
+  }
+  assert.equal(drained, 0, 'nothing was in the FIFO to be discarded');
+  // ... then RX and RX timeout interrupts unmasked (again): input flows
+  w(IMSC, RXI | RTI);
+  assert.equal(offer(), script.length);
+  const got: number[] = [];
+  while (!(r(FR) & RXFE)) got.push(r(DR));
+  assert.equal(String.fromCharCode(...got), 'echo one\necho two\n');
+});
+
+test('flow control: RTS or DTR asserted means listening; a disabled receiver takes nothing', () => {
+  const { u, w } = uart();
+  assert.equal(u.rxListening, false);
+  w(CR, 0x301 | (1 << 11)); // RTS
+  assert.equal(u.rxListening, true);
+  w(CR, 0x301 | (1 << 10)); // DTR
+  assert.equal(u.rxListening, true);
+  w(CR, 0x101 | (1 << 11)); // RXE off
+  assert.equal(u.rxListening, false);
+  assert.equal(u.offerRx([1, 2, 3]), 0);
+  w(IMSC, RTI);
+  assert.equal(u.offerRx([1, 2, 3]), 0, 'still off');
+  w(CR, 0x300);
+  assert.equal(u.rxListening, false, 'RX timeout unmasked but the UART disabled');
+  w(CR, 0x301);
+  assert.equal(u.rxListening, true, 'RX timeout unmasked, UART enabled');
+  assert.equal(u.offerRx([1, 2, 3]), 1, 'what fits in the holding register');
+  w(LCR_H, FEN);
+  assert.equal(u.offerRx(new Uint8Array(40)), 31, 'what fits in the FIFO, no more');
 });
 
 test('break condition: DR.BE with a NUL, RSR.BE, RIS.BE until ICR', () => {
   const { u, r, w } = uart();
   w(LCR_H, FEN | 0x60);
-  u.pushRx([0x61]);
+  u.receive([0x61]);
   assert.equal(u.sendBreak(), true);
-  u.pushRx([0x62]);
+  u.receive([0x62]);
   assert.equal(r(RIS) & (1 << 9), 1 << 9, 'BEIS');
   assert.equal(r(DR), 0x61);
   assert.equal(r(RSR), 0);
@@ -221,11 +318,6 @@ test('break condition: DR.BE with a NUL, RSR.BE, RIS.BE until ICR', () => {
   w(ICR, 1 << 9);
   assert.equal(r(RIS) & (1 << 9), 0);
   // Not when the FIFO is full
-  u.pushRx(new Uint8Array(32));
+  u.receive(new Uint8Array(32));
   assert.equal(u.sendBreak(), false);
-  // rxReady: UART and receiver enabled and an RX interrupt unmasked (what the console waits for)
-  assert.equal(u.rxReady, false);
-  w(CR, 0x301);
-  w(IMSC, RTI);
-  assert.equal(u.rxReady, true);
 });

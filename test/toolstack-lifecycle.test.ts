@@ -264,13 +264,13 @@ test(
       assert.equal(b.code, 2);
       assert.equal(b.stderr.trim().split('\n').length, 1, b.stderr);
       assert.match(b.stderr, /memoryMiB/);
-      // Not an arm64 Image: refused before anything starts.
+      // Not a kernel (an empty file cannot even be a raw binary): refused before anything starts.
       const notImage = join(work, 'notimage');
-      writeFileSync(notImage, 'hello');
+      writeFileSync(notImage, '');
       const k = await tv(dir, ['create', '--kernel', notImage, '--name', 'bad2']);
       assert.equal(k.code, 2);
       assert.equal(k.stderr.trim().split('\n').length, 1, k.stderr);
-      assert.match(k.stderr, /not an arm64 Linux Image/);
+      assert.match(k.stderr, /the file is empty; expected an arm64 Image, an ELF or a raw binary/);
       const m = await tv(dir, ['create', '--kernel', kernel, '--name', 'bad3', '--cpus', '99']);
       assert.equal(m.code, 2);
       assert.match(m.stderr, /--cpus/);

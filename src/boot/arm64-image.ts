@@ -10,13 +10,15 @@
 // kernel (before 3.17) whose text_offset is then 0x80000 (booting.rst).
 //
 // Also accepted: a gzip-compressed Image (Image.gz), and an EFI zboot image ("zimg") whose payload
-// is gzip-compressed.
+// is gzip-compressed. loadArm64KernelFile takes, as QEMU's virt board does with -kernel, an ELF64
+// AArch64 file too (arm64-elf.ts) and anything else as a raw binary at RAM + 0x80000.
 
 import * as fs from 'node:fs';
 import { pipeline } from 'node:stream';
 import { createRequire } from 'node:module';
 import type { GuestMemory } from '../devices/memory.js';
 import { UserError } from '../host/errors.js';
+import { fileReader, isElf, loadArm64ElfFile, parseArm64Elf } from './arm64-elf.js';
 
 export const ARM64_IMAGE_MAGIC = 0x644d_5241;
 export const ARM64_HEADER_SIZE = 64;
@@ -175,6 +177,17 @@ export interface LoadArm64Options {
   what?: string;
 }
 
+/** The 2 MiB aligned base a kernel goes above (booting.rst requires the alignment). */
+function loadBase(mem: GuestMemory, opts: LoadArm64Options, what: string): number {
+  const base = opts.base ?? Math.ceil(mem.ramBase / SZ_2M) * SZ_2M;
+  if (base % SZ_2M !== 0) {
+    throw new UserError(
+      `${what}: load base 0x${base.toString(16)} is not 2 MiB aligned (booting.rst requires it)`,
+    );
+  }
+  return base;
+}
+
 /** Check the header and where the Image goes: its base and entry point. */
 function placement(
   mem: GuestMemory,
@@ -184,12 +197,7 @@ function placement(
 ): { base: number; entry: number } {
   if (h.bigEndian)
     throw new UserError(`${what}: is a big-endian kernel; typevisor runs little-endian arm64 guests`);
-  const base = opts.base ?? Math.ceil(mem.ramBase / SZ_2M) * SZ_2M;
-  if (base % SZ_2M !== 0) {
-    throw new UserError(
-      `${what}: load base 0x${base.toString(16)} is not 2 MiB aligned (booting.rst requires it)`,
-    );
-  }
+  const base = loadBase(mem, opts, what);
   return { base, entry: base + h.textOffset };
 }
 
@@ -288,16 +296,25 @@ async function* imageChunks(file: string, what: string): AsyncGenerator<Uint8Arr
   }
 }
 
+/** True when `head` (at least the first 64 bytes) carries the arm64 Image magic. */
+function hasImageMagic(head: Uint8Array): boolean {
+  return (
+    head.length >= ARM64_HEADER_SIZE &&
+    new DataView(head.buffer, head.byteOffset, head.byteLength).getUint32(56, true) === ARM64_IMAGE_MAGIC
+  );
+}
+
 /**
- * Feed a kernel file's Image to `put(chunk, offset)` once its first 64 bytes (the header) are known;
- * returns the header (checked against the whole length) and the Image's length.
+ * Feed a kernel file's bytes (decompressed: plain, gzip or EFI zboot) to `put(chunk, offset)` once
+ * `onHead` has seen its first 64 bytes (fewer when the whole file is shorter); returns those bytes
+ * and the total length.
  */
-async function streamImage(
+async function streamKernel(
   file: string,
   what: string,
-  onHeader: (head: Uint8Array) => void,
+  onHead: (head: Uint8Array) => void,
   put: (chunk: Uint8Array, offset: number) => void,
-): Promise<{ header: Arm64ImageHeader; length: number }> {
+): Promise<{ head: Uint8Array; length: number }> {
   let head: Uint8Array | undefined;
   let prefix = new Uint8Array(0);
   let length = 0;
@@ -312,15 +329,74 @@ async function streamImage(
         continue;
       }
       head = joined.slice(0, ARM64_HEADER_SIZE);
-      parseArm64Header(head, what);
-      onHeader(head);
+      onHead(head);
       chunk = joined;
     }
     put(chunk, length);
     length += chunk.length;
   }
-  // No header: the file is shorter than one (parseArm64Header says so).
-  return { header: parseArm64Header(head ?? prefix, what, length), length };
+  if (!head) {
+    // Shorter than a header: one piece.
+    head = prefix;
+    onHead(head);
+    if (prefix.length > 0) put(prefix, 0);
+    length = prefix.length;
+  }
+  return { head, length };
+}
+
+function emptyKernel(what: string, why = 'the file is empty'): UserError {
+  return new UserError(`${what}: ${why}; expected an arm64 Image, an ELF or a raw binary`);
+}
+
+/**
+ * Stream a kernel file into guest RAM: an arm64 Image (plain, gzip or EFI zboot) at its placement,
+ * or, when `raw` allows it, anything without the Image magic as a raw binary at base + 0x80000.
+ * Chunks past the end of RAM are counted, not written; the size checks at the end then fail.
+ */
+async function loadStreamed(
+  mem: GuestMemory,
+  file: string,
+  opts: LoadArm64Options,
+  what: string,
+  raw: boolean,
+): Promise<LoadedAnyKernel & { base: number }> {
+  let image: Arm64ImageHeader | undefined;
+  let base = 0;
+  let entry = 0;
+  const { head, length } = await streamKernel(
+    file,
+    what,
+    (h) => {
+      if (raw && !hasImageMagic(h)) {
+        base = loadBase(mem, opts, what);
+        entry = base + RAW_LOAD_OFFSET;
+        return;
+      }
+      image = parseArm64Header(h, what);
+      ({ base, entry } = placement(mem, image, opts, what));
+    },
+    (chunk, offset) => {
+      const pa = entry + offset;
+      if (mem.isRam(pa, chunk.length)) mem.u8.set(chunk, pa - mem.ramBase);
+    },
+  );
+  if (image) {
+    const header = parseArm64Header(head, what, length);
+    checkFits(mem, header, entry, what);
+    if (length > 0) mem.noteWrite(entry - mem.ramBase, length);
+    zeroBss(mem, header, entry, length);
+    return { kind: 'image', base, entry, low: entry, end: entry + header.imageSize, header };
+  }
+  if (length === 0) throw emptyKernel(what, 'decompresses to nothing');
+  if (!mem.isRam(entry, length)) {
+    throw new UserError(
+      `${what}: not an arm64 Image or ELF file, and as a raw binary its ${length} bytes do not fit in guest RAM at ` +
+        `0x${entry.toString(16)} (RAM is 0x${mem.ramBase.toString(16)}-0x${mem.ramEnd.toString(16)})`,
+    );
+  }
+  mem.noteWrite(entry - mem.ramBase, length);
+  return { kind: 'raw', base, entry, low: entry, end: entry + length };
 }
 
 /**
@@ -332,53 +408,99 @@ export async function loadArm64ImageFile(
   file: string,
   opts: LoadArm64Options = {},
 ): Promise<LoadedKernel> {
-  const what = opts.what ?? `kernel ${file}`;
-  let base = 0;
-  let entry = 0;
-  // Chunks past the end of RAM are counted, not written; the size check below then fails.
-  const { header, length } = await streamImage(
-    file,
-    what,
-    (head) => ({ base, entry } = placement(mem, parseArm64Header(head, what), opts, what)),
-    (chunk, offset) => {
-      const pa = entry + offset;
-      if (mem.isRam(pa, chunk.length)) mem.u8.set(chunk, pa - mem.ramBase);
-    },
-  );
-  checkFits(mem, header, entry, what);
-  if (length > 0) mem.noteWrite(entry - mem.ramBase, length);
-  zeroBss(mem, header, entry, length);
-  return { base, entry, end: entry + header.imageSize, header };
+  const k = await loadStreamed(mem, file, opts, opts.what ?? `kernel ${file}`, false);
+  return { base: k.base, entry: k.entry, end: k.end, header: k.header! };
+}
+
+// ---- any kernel QEMU's virt board boots with -kernel ----
+
+/** Where QEMU's virt board loads a raw binary (and an Image whose header gives no offset): RAM + 512 KiB. */
+export const RAW_LOAD_OFFSET = 0x8_0000;
+
+export type KernelKind = 'image' | 'elf' | 'raw';
+
+export interface LoadedAnyKernel {
+  kind: KernelKind;
+  entry: number;
+  /** Lowest and one past the highest guest-physical byte the kernel occupies (BSS included). */
+  low: number;
+  end: number;
+  /** The Image header, for kind 'image'. */
+  header?: Arm64ImageHeader;
+}
+
+function openKernel(file: string): { fd: number; head: Uint8Array; size: number } {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw cannotRead(file, e);
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    const head = new Uint8Array(64);
+    return { fd, head: head.subarray(0, fs.readSync(fd, head, 0, 64, 0)), size };
+  } catch (e) {
+    fs.closeSync(fd);
+    throw cannotRead(file, e);
+  }
 }
 
 /**
- * Check that a file is a bootable arm64 Image (plain or compressed, and then that it decompresses)
- * without keeping it in memory; returns its header.
+ * Load whatever QEMU's virt board accepts as -kernel: an ELF64 AArch64 file (segments at their
+ * physical addresses, see arm64-elf.ts), an arm64 Image (plain, gzip or EFI zboot; placed as
+ * booting.rst says), or anything else as a raw binary (decompressed first when it is gzip) at
+ * the 2 MiB aligned base + 0x80000, entered at its first byte. An empty file, a raw binary that does not
+ * fit in RAM and an ELF for another machine or class are errors.
  */
-export async function checkArm64ImageFile(file: string): Promise<Arm64ImageHeader> {
-  const what = `kernel ${file}`;
-  // A plain Image needs only its header and length.
-  let plain: { head: Uint8Array; size: number } | undefined;
+export async function loadArm64KernelFile(
+  mem: GuestMemory,
+  file: string,
+  opts: LoadArm64Options = {},
+): Promise<LoadedAnyKernel> {
+  const what = opts.what ?? `kernel ${file}`;
+  const { fd, head, size } = openKernel(file);
   try {
-    const fd = fs.openSync(file, 'r');
-    try {
-      const size = fs.fstatSync(fd).size;
-      const head = new Uint8Array(64);
-      const n = fs.readSync(fd, head, 0, 64, 0);
-      if (!gzipRange(head.subarray(0, n), size, what)) plain = { head: head.subarray(0, n), size };
-    } finally {
-      fs.closeSync(fd);
+    if (isElf(head)) {
+      const elf = loadArm64ElfFile(mem, fd, what);
+      return { kind: 'elf', entry: elf.entry, low: elf.low, end: elf.high };
     }
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw cannotRead(file, e);
+  } finally {
+    fs.closeSync(fd);
   }
-  if (plain) return parseArm64Header(plain.head, what, plain.size);
-  const { header } = await streamImage(
+  if (size === 0) throw emptyKernel(what);
+  const { kind, entry, low, end, header } = await loadStreamed(mem, file, opts, what, true);
+  return { kind, entry, low, end, header };
+}
+
+/**
+ * Check that a file is a kernel loadArm64KernelFile accepts, without keeping it in memory: an arm64
+ * Image (plain or compressed, and then that it decompresses; returns its header), an ELF64 AArch64
+ * file or a raw binary (returns undefined; where they go in RAM is checked when they are loaded).
+ */
+export async function checkArm64ImageFile(file: string): Promise<Arm64ImageHeader | undefined> {
+  const what = `kernel ${file}`;
+  const { fd, head, size } = openKernel(file);
+  try {
+    if (isElf(head)) {
+      parseArm64Elf(fileReader(fd), size, undefined, what);
+      return undefined;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (size === 0) throw emptyKernel(what);
+  // A plain file needs only its header and length.
+  if (!gzipRange(head, size, what))
+    return hasImageMagic(head) ? parseArm64Header(head, what, size) : undefined;
+  const { head: first, length } = await streamKernel(
     file,
     what,
-    () => {},
+    (h) => {
+      if (hasImageMagic(h)) parseArm64Header(h, what);
+    },
     () => {},
   );
-  return header;
+  if (length === 0) throw emptyKernel(what, 'decompresses to nothing');
+  return hasImageMagic(first) ? parseArm64Header(first, what, length) : undefined;
 }

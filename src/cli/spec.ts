@@ -43,7 +43,7 @@ CONFIG may be typevisor JSON, an xl .cfg, a Fuchsia guest config, microvm.nix op
 attributes; options given here override it.
 
 options:
-  --kernel FILE         arm64 Linux Image (plain or gzip-compressed)
+  --kernel FILE         arm64 Image (plain, gzip, EFI zboot), ELF64 or raw binary (as QEMU virt)
   --initrd FILE         initramfs / initrd
   --dtb FILE            boot with this device tree instead of the generated one
   --dump-dtb FILE       write the generated device tree to FILE (and still boot)

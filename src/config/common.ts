@@ -40,6 +40,14 @@ export function sniffKernelArch(path: string): Arch | undefined {
       const n = readSync(fd, buf, 0, buf.length, 0);
       if (n >= 0x206 && buf.toString('latin1', 0x202, 0x206) === 'HdrS') return 'x86_64';
       if (n >= 0x3c && buf.readUInt32LE(0x38) === 0x644d5241) return 'aarch64';
+      // EFI zboot ("MZ", "zimg"): of the two architectures here only arm64 builds it (vmlinuz.efi)
+      if (n >= 8 && buf.toString('latin1', 0, 2) === 'MZ' && buf.toString('latin1', 4, 8) === 'zimg') return 'aarch64';
+      // ELF: e_machine
+      if (n >= 20 && buf.readUInt32BE(0) === 0x7f454c46) {
+        const machine = buf.readUInt16LE(18);
+        if (machine === 183) return 'aarch64';
+        if (machine === 62) return 'x86_64';
+      }
     } catch {
       // unreadable: fall back to the name
     } finally {

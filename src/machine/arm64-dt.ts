@@ -1,6 +1,8 @@
 // The device tree typevisor writes for the arm64-virt board: the nodes QEMU's `virt` board has for the
 // devices typevisor provides (memory, cpus with PSCI, psci, timer, GICv3, PL011 + its clock, PL031,
-// virtio-mmio slots, chosen).
+// PL061 + gpio-keys, all 32 virtio-mmio transports, chosen). Like QEMU, every transport is listed
+// whether or not a device sits behind it (an empty one reads device ID 0, which no driver claims), in
+// address order, as QEMU 7.2's `-machine dumpdtb` shows them.
 
 import { node, regProp, u32, u64, strList, empty, writeDtb, type FdtNode } from '../boot/fdt.js';
 import { VIRT } from './arm64-virt.js';
@@ -23,8 +25,6 @@ export interface Arm64DtOptions {
   /** stdout-path: the PL011, or none when the console is virtio (hvc0 from the command line). */
   serialConsole: boolean;
   initrd?: { start: number; end: number };
-  /** Populated virtio-mmio slots. */
-  virtioSlots: number[];
   /** Bytes for /chosen/rng-seed (the kernel seeds its entropy pool with them). */
   rngSeed?: Uint8Array;
 }
@@ -109,7 +109,7 @@ export function buildArm64Dt(o: Arm64DtOptions): FdtNode {
     node('gpio-keys', { compatible: 'gpio-keys' }, [
       node('poweroff', { label: 'GPIO Key Poweroff', 'linux,code': KEY_POWER, gpios: u32(GPIO_PHANDLE, VIRT.GPIO_POWER_LINE, 0) }),
     ]),
-    ...o.virtioSlots.map((slot) => {
+    ...Array.from({ length: VIRT.VIRTIO_SLOTS }, (_, slot) => {
       const base = VIRT.VIRTIO + slot * VIRT.VIRTIO_STRIDE;
       return node(`virtio_mmio@${base.toString(16)}`, {
         compatible: 'virtio,mmio',

@@ -11,6 +11,8 @@ import { Pl011 } from '../devices/pl011.js';
 import { Pl031 } from '../devices/pl031.js';
 import { Pl061 } from '../devices/pl061.js';
 import { handlePsci, resetToEntry, type PsciMachine } from './psci.js';
+import { EMPTY_VIRTIO_MMIO } from '../devices/virtio/mmio.js';
+import type { MmioDevice } from '../devices/memory.js';
 import { collectGarbage } from '../host/gc.js';
 
 export const VIRT = {
@@ -49,6 +51,20 @@ export interface Arm64VirtOptions {
   logUnimplemented?: boolean;
 }
 
+/**
+ * The 32 virtio-mmio transports, one MMIO region (an access finds its slot by address, not by a
+ * search through 32 regions). A slot with no device reads as QEMU's empty transports do.
+ */
+class VirtioMmioSlots implements MmioDevice {
+  readonly devs: MmioDevice[] = new Array<MmioDevice>(VIRT.VIRTIO_SLOTS).fill(EMPTY_VIRTIO_MMIO);
+  read(offset: number, size: number): number {
+    return this.devs[Math.floor(offset / VIRT.VIRTIO_STRIDE)].read(offset % VIRT.VIRTIO_STRIDE, size);
+  }
+  write(offset: number, size: number, value: number): void {
+    this.devs[Math.floor(offset / VIRT.VIRTIO_STRIDE)].write(offset % VIRT.VIRTIO_STRIDE, size, value);
+  }
+}
+
 /** An MMIO device placed in a virtio slot, with its interrupt line. */
 export interface SlotDevice {
   slot: number;
@@ -65,6 +81,7 @@ export class Arm64VirtMachine implements PsciMachine {
   readonly rtc: Pl031;
   readonly gpio: Pl061;
   readonly slots: SlotDevice[] = [];
+  private readonly virtioSlots = new VirtioMmioSlots();
   private stopReason: StopReason | undefined;
   private paused = false;
   private wake: (() => void) | undefined;
@@ -109,6 +126,7 @@ export class Arm64VirtMachine implements PsciMachine {
     this.mem.addMmio(VIRT.RTC, 0x1000, 'pl031', this.rtc);
     this.gpio = new Pl061((level) => this.gic.setSpi(32 + VIRT.GPIO_SPI, level));
     this.mem.addMmio(VIRT.GPIO, 0x1000, 'pl061', this.gpio);
+    this.mem.addMmio(VIRT.VIRTIO, VIRT.VIRTIO_STRIDE * VIRT.VIRTIO_SLOTS, 'virtio-mmio', this.virtioSlots);
   }
 
   /** MPIDR affinity of a vCPU: Aff0 = index (up to 8 vCPUs, one cluster). */
@@ -120,12 +138,12 @@ export class Arm64VirtMachine implements PsciMachine {
     return this.mem.isRam(pa, len);
   }
 
-  /** Next free virtio-mmio slot's base address and SPI. */
-  addSlotDevice(name: string, dev: import('../devices/memory.js').MmioDevice): { base: number; intid: number; slot: number } {
+  /** Put a device in the next free virtio-mmio slot; returns the slot's base address and SPI. */
+  addSlotDevice(name: string, dev: MmioDevice): { base: number; intid: number; slot: number } {
     const slot = this.slots.length;
     if (slot >= VIRT.VIRTIO_SLOTS) throw new Error(`too many virtio devices (at most ${VIRT.VIRTIO_SLOTS})`);
     const base = VIRT.VIRTIO + slot * VIRT.VIRTIO_STRIDE;
-    this.mem.addMmio(base, VIRT.VIRTIO_STRIDE, name, dev);
+    this.virtioSlots.devs[slot] = dev;
     this.slots.push({ slot, name });
     return { base, intid: 32 + VIRT.VIRTIO_SPI + slot, slot };
   }

@@ -1,5 +1,10 @@
-// PSCI 1.0 (Arm DEN0022) for the arm64-virt machine, reached through HVC (or SMC) like on KVM: the
-// VMM implements the firmware interface. Function IDs and return codes are from the PSCI specification.
+// PSCI 1.1 (Arm DEN0022) for the arm64-virt machine, reached through HVC (or SMC) like on KVM: the
+// VMM implements the firmware interface. Function IDs and return codes are from the PSCI
+// specification; the set of functions and the answers follow QEMU 7.2's virt board (target/arm/psci.c),
+// checked side by side with a bare-metal probe under qemu-system-aarch64 -M virt: VERSION 1.1,
+// FEATURES 0 for each function below and NOT_SUPPORTED for everything else (MIGRATE,
+// MIGRATE_INFO_UP_CPU, SYSTEM_SUSPEND, SYSTEM_RESET2, MEM_PROTECT, SMCCC_VERSION, ...), CPU_SUSPEND
+// as WFI returning SUCCESS, AFFINITY_INFO above level 0 always ON, MIGRATE_INFO_TYPE 2 (no Trusted OS).
 
 import type { Arm64Cpu } from '../cpu/arm64/cpu.js';
 
@@ -12,18 +17,49 @@ export const PSCI = {
   CPU_ON_64: 0xc4000003,
   AFFINITY_INFO_32: 0x84000004,
   AFFINITY_INFO_64: 0xc4000004,
+  MIGRATE_32: 0x84000005,
+  MIGRATE_64: 0xc4000005,
   MIGRATE_INFO_TYPE: 0x84000006,
+  MIGRATE_INFO_UP_CPU_32: 0x84000007,
+  MIGRATE_INFO_UP_CPU_64: 0xc4000007,
   SYSTEM_OFF: 0x84000008,
   SYSTEM_RESET: 0x84000009,
   FEATURES: 0x8400000a,
+  SYSTEM_SUSPEND_32: 0x8400000e,
+  SYSTEM_SUSPEND_64: 0xc400000e,
+  SYSTEM_RESET2_32: 0x84000012,
+  SYSTEM_RESET2_64: 0xc4000012,
+  MEM_PROTECT: 0x84000013,
   SMCCC_VERSION: 0x80000000,
 } as const;
 
-const SUCCESS = 0;
-const NOT_SUPPORTED = -1;
-const INVALID_PARAMETERS = -2;
-const ALREADY_ON = -4;
-const INVALID_ADDRESS = -9;
+/** PSCI_VERSION's answer: major in bits 30:16, minor in 15:0. */
+export const PSCI_VERSION_1_1 = 0x0001_0001;
+
+export const PSCI_RET = {
+  SUCCESS: 0,
+  NOT_SUPPORTED: -1,
+  INVALID_PARAMETERS: -2,
+  ALREADY_ON: -4,
+  INVALID_ADDRESS: -9,
+} as const;
+const { SUCCESS, NOT_SUPPORTED, INVALID_PARAMETERS, ALREADY_ON, INVALID_ADDRESS } = PSCI_RET;
+
+/** The functions handled below: what PSCI_FEATURES reports as present (QEMU 7.2's list). */
+export const PSCI_IMPLEMENTED: readonly number[] = [
+  PSCI.VERSION,
+  PSCI.CPU_SUSPEND_32,
+  PSCI.CPU_SUSPEND_64,
+  PSCI.CPU_OFF,
+  PSCI.CPU_ON_32,
+  PSCI.CPU_ON_64,
+  PSCI.AFFINITY_INFO_32,
+  PSCI.AFFINITY_INFO_64,
+  PSCI.MIGRATE_INFO_TYPE,
+  PSCI.SYSTEM_OFF,
+  PSCI.SYSTEM_RESET,
+  PSCI.FEATURES,
+];
 
 export interface PsciMachine {
   cpus: Arm64Cpu[];
@@ -44,24 +80,22 @@ export function handlePsci(m: PsciMachine, cpu: Arm64Cpu): boolean {
   };
   switch (fn) {
     case PSCI.VERSION:
-      return ret(0x00010000); // 1.0
+      return ret(PSCI_VERSION_1_1);
     case PSCI.MIGRATE_INFO_TYPE:
-      return ret(2); // Trusted OS not present
+      return ret(2); // Trusted OS not present: migration not required
     case PSCI.FEATURES: {
+      // 0 for CPU_SUSPEND too: the original power_state format, platform-coordinated mode.
       const q = cpu.xlo(1) >>> 0;
-      const supported: number[] = [
-        PSCI.VERSION,
-        PSCI.CPU_OFF,
-        PSCI.CPU_ON_32,
-        PSCI.CPU_ON_64,
-        PSCI.AFFINITY_INFO_32,
-        PSCI.AFFINITY_INFO_64,
-        PSCI.MIGRATE_INFO_TYPE,
-        PSCI.SYSTEM_OFF,
-        PSCI.SYSTEM_RESET,
-        PSCI.FEATURES,
-      ];
-      return ret(supported.includes(q) ? SUCCESS : NOT_SUPPORTED);
+      return ret(PSCI_IMPLEMENTED.includes(q) && cpu.xhi(1) === 0 ? SUCCESS : NOT_SUPPORTED);
+    }
+    case PSCI.CPU_SUSPEND_32:
+    case PSCI.CPU_SUSPEND_64: {
+      // No power-down state: every suspend is a standby (WFI) that any interrupt ends, as on QEMU.
+      // power_state bits above StateType (16) would name affinity levels, which are not supported.
+      if ((cpu.xlo(1) >>> 0) & 0xfffe0000) return ret(INVALID_PARAMETERS);
+      ret(SUCCESS);
+      cpu.waiting = true;
+      return true;
     }
     case PSCI.CPU_OFF:
       cpu.off = true;
@@ -84,7 +118,7 @@ export function handlePsci(m: PsciMachine, cpu: Arm64Cpu): boolean {
     case PSCI.AFFINITY_INFO_64: {
       const target = (cpu.xlo(1) >>> 0) & 0xffffff;
       const level = cpu.xlo(2) >>> 0;
-      if (level !== 0) return ret(INVALID_PARAMETERS);
+      if (level !== 0) return ret(0); // everything above level 0 is always ON (as QEMU answers)
       const t = m.cpus.find((c) => m.affinityOf(c) === target);
       if (!t) return ret(INVALID_PARAMETERS);
       return ret(t.off ? 1 : 0); // 0 ON, 1 OFF
@@ -95,10 +129,9 @@ export function handlePsci(m: PsciMachine, cpu: Arm64Cpu): boolean {
     case PSCI.SYSTEM_RESET:
       m.systemReset();
       return true;
-    case PSCI.SMCCC_VERSION:
-      return ret(NOT_SUPPORTED);
     default:
-      if ((fn & 0xbf000000) === 0x84000000) return ret(NOT_SUPPORTED); // unknown PSCI/standard service call
+      // Other PSCI and SMCCC calls (SMCCC_VERSION included: PSCI_FEATURES says it is absent, so
+      // callers assume SMCCC 1.0) are not supported.
       return ret(NOT_SUPPORTED);
   }
 }

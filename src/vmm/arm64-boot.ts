@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { UserError } from '../host/errors.js';
 import { Arm64VirtMachine, VIRT } from '../machine/arm64-virt.js';
 import { writeArm64Dtb } from '../machine/arm64-dt.js';
-import { loadArm64ImageFile } from '../boot/arm64-image.js';
+import { loadArm64KernelFile } from '../boot/arm64-image.js';
 import type { GuestMemory } from '../devices/memory.js';
 import { parseDtb, readMemory, readChosen, patchDtb } from '../boot/fdt-parse.js';
 import { findNode } from '../boot/fdt.js';
@@ -137,7 +137,6 @@ export async function buildArm64Guest(
    */
   let vconTalked = false;
   let balloon: VirtioBalloon | undefined;
-  const slots: number[] = [];
   const addVirtio = (name: string, dev: ConstructorParameters<typeof VirtioMmioTransport>[1]): void => {
     let slot = -1;
     const t = new VirtioMmioTransport(mem, dev, {
@@ -145,7 +144,6 @@ export async function buildArm64Guest(
       log: (m) => process.stderr.write(`typevisor: ${name}: ${m}\n`),
     });
     slot = machine.addSlotDevice(name, t).slot;
-    slots.push(slot);
   };
   try {
     spec.disks.forEach((d, i) => {
@@ -191,22 +189,33 @@ export async function buildArm64Guest(
   // ---- boot files ----
   // Kernel and initrd go from their files straight into guest RAM (no host copy of either).
   const kernelBase = user ? alignUp(user.memBase, SZ_2M) : VIRT.RAM;
-  const kernel = await loadArm64ImageFile(mem, spec.kernel, {
+  const kernel = await loadArm64KernelFile(mem, spec.kernel, {
     base: kernelBase,
     what: `kernel ${spec.kernel}`,
   });
+  if (kernel.kind === 'raw') {
+    process.stderr.write(
+      `typevisor: kernel ${spec.kernel} is neither an arm64 Image nor an ELF file: running it as a raw binary at 0x${kernel.entry.toString(16)}\n`,
+    );
+  }
   const ramEnd = mem.ramEnd;
-  const dtbAddr = user && user.memBase - 16 * MiB >= VIRT.RAM ? user.memBase - 16 * MiB : ramEnd - SZ_2M;
+  // Where the device tree goes (x0 points at it for every kind of kernel): seed 001's layout below
+  // a user DTB's RAM; else the top 2 MiB of RAM for an Image, and as QEMU's virt board does
+  // (hw/arm/boot.c) for the others: at the start of RAM below an ELF's lowest segment when it fits
+  // there, and for a raw binary 2 MiB aligned after the initrd (or where an initrd would start).
+  const topWindow = user && user.memBase - 16 * MiB >= VIRT.RAM ? user.memBase - 16 * MiB : ramEnd - SZ_2M;
+  const reserved = user || kernel.kind !== 'raw' ? topWindow : undefined;
+  const initrdDefault = Math.max(alignUp(kernel.end, SZ_2M), mem.ramBase + Math.min(ramSize / 2, 128 * MiB));
   let initrd: { start: number; end: number } | undefined;
   if (spec.initrd) {
     const fd = openSync(spec.initrd, 'r');
     try {
       const length = fstatSync(fd).size;
-      let start: number;
-      if (user?.initrdStart !== undefined) start = user.initrdStart;
-      else start = Math.max(alignUp(kernel.end, SZ_2M), mem.ramBase + Math.min(ramSize / 2, 128 * MiB));
-      if (start + length > dtbAddr && start < dtbAddr + SZ_2M) start = alignUp(kernel.end, SZ_2M);
-      if (!mem.isRam(start, length) || (start < dtbAddr + SZ_2M && start + length > dtbAddr)) {
+      const hitsDtb = (start: number): boolean =>
+        reserved !== undefined && start < reserved + SZ_2M && start + length > reserved;
+      let start = user?.initrdStart ?? initrdDefault;
+      if (hitsDtb(start)) start = alignUp(kernel.end, SZ_2M);
+      if (!mem.isRam(start, length) || hitsDtb(start)) {
         throw new UserError(
           `initrd ${spec.initrd} (${length} bytes) does not fit in guest RAM after the kernel; give the guest more memory (--memory)`,
         );
@@ -229,12 +238,22 @@ export async function buildArm64Guest(
       cmdline: spec.cmdline ?? '',
       serialConsole: spec.console === 'serial',
       initrd,
-      virtioSlots: slots,
       rngSeed: rngSeed(),
     });
   }
   if (spec.dumpDtb) writeFileSync(spec.dumpDtb, dtb);
   if (dtb.length > SZ_2M) throw new UserError('device tree is larger than 2 MiB');
+  let dtbAddr = topWindow;
+  if (!user && kernel.kind === 'elf' && mem.ramBase + dtb.length <= kernel.low) dtbAddr = mem.ramBase;
+  if (!user && kernel.kind === 'raw') dtbAddr = alignUp(initrd ? initrd.end : initrdDefault, SZ_2M);
+  const overlaps = (a: number, b: number): boolean => dtbAddr < b && a < dtbAddr + dtb.length;
+  if (!mem.isRam(dtbAddr, dtb.length) || overlaps(kernel.low, kernel.end) || (initrd && overlaps(initrd.start, initrd.end))) {
+    throw new UserError(
+      `no room for the device tree (${dtb.length} bytes) at 0x${dtbAddr.toString(16)}: the kernel occupies ` +
+        `0x${kernel.low.toString(16)}-0x${kernel.end.toString(16)}${initrd ? `, the initrd 0x${initrd.start.toString(16)}-0x${initrd.end.toString(16)}` : ''}` +
+        ` in RAM 0x${mem.ramBase.toString(16)}-0x${ramEnd.toString(16)}; give the guest more memory (--memory)`,
+    );
+  }
   mem.load(dtbAddr, dtb, 'device tree');
   // Last of the steps that can fail: nothing else holds the socket open if one of them does.
   if (vsock) await vsock.listener.listen();
@@ -245,15 +264,15 @@ export async function buildArm64Guest(
     console: vcon,
     balloon,
     vsock: vsock && { device: vsock.device, path: vsock.listener.path },
-    // Input enters the guest only once its driver listens (the PL011 driver drains the FIFO when the
-    // port opens; virtio-console takes what fits in the posted buffers), so nothing is lost.
-    consoleIn: (bytes) => (vcon ? (vconTalked ? vcon.write(bytes) : 0) : machine.uart.rxReady ? machine.uart.pushRx(bytes) : 0),
+    // Input enters the guest only once it listens (the PL011 takes what fits while the guest listens,
+    // see pl011.ts; virtio-console what fits in the posted buffers); the VM keeps the rest.
+    consoleIn: (bytes) => (vcon ? (vconTalked ? vcon.write(bytes) : 0) : machine.uart.offerRx(bytes)),
     sysrq: (key) => {
       const k = key.charCodeAt(0);
       if (vcon) return vcon.write(Uint8Array.of(0x0f, k)) === 2;
       if (machine.uart.rxSpace() < 2) return false;
       machine.uart.sendBreak();
-      return machine.uart.pushRx(Uint8Array.of(k)) === 1;
+      return machine.uart.receive(Uint8Array.of(k)) === 1;
     },
     pressPowerKey: () => machine.pressPowerKey(),
     close: () => {

@@ -71,6 +71,28 @@ export const INT_CONFIG_CHANGE = 2;
 /** Device IDs (virtio 1.2, "Device Types"). */
 export const VIRTIO_ID = { NET: 1, BLOCK: 2, CONSOLE: 3, RNG: 4, BALLOON: 5, VSOCK: 19 } as const;
 
+/**
+ * A virtio-mmio slot with no device behind it, as QEMU's virt board shows its unused transports:
+ * magic, version and vendor read as on a populated slot, device ID 0 ("no device": the driver's
+ * probe skips it), every other register reads zero and writes are ignored.
+ */
+export const EMPTY_VIRTIO_MMIO: MmioDevice = {
+  read(offset: number, size: number): number {
+    if ((size !== 1 && size !== 2 && size !== 4) || offset < 0 || (offset & (size - 1)) !== 0) return 0;
+    const word = offset & ~3;
+    const v =
+      word === REG.MagicValue
+        ? VIRTIO_MMIO_MAGIC
+        : word === REG.Version
+          ? VIRTIO_MMIO_VERSION
+          : word === REG.VendorID
+            ? VIRTIO_VENDOR_ID
+            : 0;
+    return size === 4 ? v : (v >>> ((offset & 3) * 8)) & (size === 1 ? 0xff : 0xffff);
+  },
+  write(): void {},
+};
+
 /** What the transport gives a device model. */
 export interface VirtioHost {
   readonly mem: GuestMemory;
