@@ -6,7 +6,7 @@
 // interface, the generic timer) add them with define().
 //
 // The core advertised is a plain ARMv8.0-A, Cortex-A53-like PE (MIDR 0x410FD034, r0p4):
-// - AArch64 only at EL0 and EL1, no EL2/EL3, FP and AdvSIMD, GICv3 system registers, no PMU, no SVE,
+// - AArch64 only at EL0 and EL1, no EL2/EL3, FP and AdvSIMD, GICv3 system registers, PMUv3 (pmu.ts), no SVE,
 //   no crypto/CRC32/atomics/RDM/PAuth (ID_AA64ISAR* = 0), no v8.1+ memory features (no PAN, VHE, HAFDBS).
 // - MPIDR_EL1 = (1 << 31) | Aff0 with Aff0 = cpu.id (Aff1..Aff3 = 0, U = 0, MT = 0): the same affinity
 //   as the GICv3 redistributors (GICR_TYPER) and PSCI (arm64-virt affinityOf) use. One cluster, so at
@@ -37,8 +37,8 @@ export interface SysRegAccess {
 export const MIDR_VALUE = 0x410fd034n; // Arm, variant 0, architecture 0xF, Cortex-A53 (0xD03), revision 4
 /** ID_AA64PFR0_EL1: EL0 = EL1 = 1 (AArch64 only), EL2 = EL3 = 0, FP = AdvSIMD = 0 (implemented), GIC = 1. */
 export const ID_AA64PFR0_VALUE = 0x0100_0011n;
-/** ID_AA64DFR0_EL1: DebugVer = 6 (v8.0), PMUVer = 0, BRPs = 1 (2), WRPs = 1 (2), CTX_CMPs = 0 (1). */
-export const ID_AA64DFR0_VALUE = 0x0010_1006n;
+/** ID_AA64DFR0_EL1: DebugVer = 6 (v8.0), PMUVer = 1 (PMUv3, pmu.ts), BRPs = 1 (2), WRPs = 1 (2), CTX_CMPs = 0 (1). */
+export const ID_AA64DFR0_VALUE = 0x0010_1106n;
 /** ID_AA64MMFR0_EL1: PARange = 2 (40 bits), ASIDBits = 2 (16), TGran16 = 0 (no), TGran64 = 0xF (no), TGran4 = 0 (yes). */
 export const ID_AA64MMFR0_VALUE = 0x0f00_0022n;
 /** CTR_EL0: RES1 bit 31, CWG = ERG = DminLine = IminLine = 4 (64 bytes), L1Ip = PIPT, IDC = DIC = 0. */
@@ -200,6 +200,8 @@ function def(op0: number, op1: number, crn: number, crm: number, op2: number, d:
   if (sysRegTable.has(k)) throw new Error(`duplicate system register ${d.name}`);
   sysRegTable.set(k, d);
 }
+/** Add a register to the table from another CPU module (the PMU). */
+export { def as defineSysReg };
 /** A read-only EL1 register with a constant value. */
 function constant(
   op0: number,
