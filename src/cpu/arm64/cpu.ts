@@ -415,8 +415,8 @@ export class Arm64Cpu {
   excRetired = false;
   /** Set by a translated region that an exception left: its instructions before the one that raised. */
   regionPart = 0;
-  /** run() is executing. */
-  private running = false;
+  /** run() is executing (an instruction is under way). */
+  running = false;
   /** The exact count run() worked out for exactRetired() after a COUNT_SYNC (-1: none). */
   private countNow = -1;
   private countEndsRun = false;

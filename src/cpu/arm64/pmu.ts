@@ -186,14 +186,24 @@ export class Pmu {
     }
   }
 
-  /** Bring the counters up to the current instruction (call before any other effect of an access). */
+  /** Bring the counters up to the current instruction, for a read (before any other effect of it). */
   private sync(): void {
     this.advance(this.cpu.exactRetired(), this.cpu.el);
   }
 
+  /**
+   * For a write: the counters up to and including the writing instruction (which counts under the
+   * configuration it replaces), so what it writes takes effect from the next instruction.
+   */
+  private syncWrite(): void {
+    const cpu = this.cpu;
+    const before = cpu.exactRetired();
+    this.advance(cpu.running ? before + 1 : before, cpu.el);
+  }
+
   /** Apply a change of configuration: counters up to date first, then the new state. */
   private change(f: () => void): void {
-    this.sync();
+    this.syncWrite();
     f();
     this.reconfigure();
     this.updateIrq();
@@ -225,7 +235,7 @@ export class Pmu {
   }
   private writeCounter(n: number, v: bigint): void {
     if (n >= PMU_COUNTERS) return;
-    this.sync();
+    this.syncWrite();
     this.evcnt[n] = Number(v & 0xffff_ffffn);
   }
 
@@ -284,7 +294,7 @@ export class Pmu {
       el0(USR_EN | USR_SW),
       undefined,
       (p, v) => {
-        p.sync();
+        p.syncWrite();
         p.swInc(Number(v & 0xffff_ffffn));
       },
     );
@@ -299,7 +309,7 @@ export class Pmu {
       (cpu, read) => ((cpu.pmu.userenr & (read ? USR_EN | USR_CR : USR_EN)) !== 0 ? EL0_OK : EL0_TRAP),
       (p) => (p.sync(), p.cc),
       (p, v) => {
-        p.sync();
+        p.syncWrite();
         p.cc = v & M64;
       },
     );
