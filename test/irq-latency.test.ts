@@ -194,6 +194,49 @@ trial:
 ${EPILOGUE}
 ${HANDLER}`;
 
+// Another vCPU sends the SGI: CPU 0 asks for it ('sent' = 1) and spins until CPU 1 says it has sent
+// it ('sent' = 2); by then CPU 0 must have taken it. (vCPUs run in turns on one thread, so an
+// interrupt another vCPU raises is taken before this one's next instruction.)
+const SGI_OTHER = `
+main:
+    ldr x0, =0xc4000003         // PSCI CPU_ON: CPU 1 at cpu1
+    mov x1, #1
+    adr x2, cpu1
+    mov x3, #0
+    hvc #0
+    mov x19, #${TRIALS}
+    mov x20, #0
+    adr x3, flag
+    adr x4, sent
+    msr daifclr, #2
+trial:
+    str wzr, [x3]
+    mov w1, #1
+    str w1, [x4]
+1:  ldr w2, [x4]
+    cmp w2, #2
+    b.ne 1b
+    ldr w2, [x3]
+    cbnz w2, 2f
+    add x20, x20, #1
+2:  subs x19, x19, #1
+    b.ne trial
+    msr daifset, #2
+${EPILOGUE}
+cpu1:
+    adr x4, sent
+    ldr x5, =((1 << 24) | 1)    // SGI 1 to CPU 0
+1:  ldr w2, [x4]
+    cmp w2, #1
+    b.ne 1b
+    msr icc_sgi1r_el1, x5
+    mov w2, #2
+    str w2, [x4]
+    b 1b
+    .balign 8
+sent: .word 0
+${HANDLER}`;
+
 const cases: [string, string, boolean][] = [
   ['virtual timer, spinning on ISTATUS (real-time counter)', TIMER, false],
   ['virtual timer, spinning on ISTATUS (deterministic counter)', TIMER, true],
@@ -212,6 +255,15 @@ for (const [name, source, deterministic] of cases) {
       assert.equal(x(m, 20), 0, 'trials where the handler had not run yet');
     });
   }
+}
+
+for (const tier of ['interpreted', 'translated'] as Tier[]) {
+  test(`SGI from another vCPU, ${tier}: taken before this vCPU's next instruction, ${TRIALS}/${TRIALS}`, { skip: noCrossToolchain }, async () => {
+    const m = await runBareMetal(assemble(SGI_OTHER), { tier, cpus: 2 });
+    assert.equal(x(m, 19), 0, 'all trials ran');
+    assert.equal(x(m, 21), TRIALS, 'one interrupt per trial');
+    assert.equal(x(m, 20), 0, 'trials where the handler had not run when CPU 1 said it had sent the SGI');
+  });
 }
 
 for (const tier of ['interpreted', 'translated'] as Tier[]) {

@@ -101,7 +101,7 @@ function marker(out: string, key: string): string {
   return m[1].trim();
 }
 
-test('Linux probes the PMU and perf counts user instructions exactly (PERF_COUNT_HW_INSTRUCTIONS, exclude_kernel)', { skip: skipReason, timeout: BOOT_TIMEOUT_MS }, async () => {
+test('Linux probes the PMU and perf counts user instructions exactly (PERF_COUNT_HW_INSTRUCTIONS, exclude_kernel)', { skip: skipReason, timeout: BOOT_TIMEOUT_MS }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'typevisor-pmu-'));
   try {
     const src = join(dir, 'pmutest.c');
@@ -121,6 +121,7 @@ test('Linux probes the PMU and perf counts user instructions exactly (PERF_COUNT
     const c2 = Number(marker(r.out, 'count2'));
     assert.equal(c2 - c1, 2 * N, `the second loop runs ${2 * N} more instructions (counts ${c1}, ${c2})`);
     const overhead = c1 - (2 * N + 1);
+    t.diagnostic(`counts ${c1} and ${c2}: ${overhead} EL0 instructions around the loop`);
     assert.ok(overhead >= 0 && overhead < 200, `EL0 instructions around the loop: ${overhead}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -69,12 +69,15 @@ export function assemble(source: string): Uint8Array {
 
 export type Tier = 'interpreted' | 'translated';
 
-/** Run an assembled program on a 1-vCPU machine until it powers off; returns the machine. */
+/**
+ * Run an assembled program on a machine (1 vCPU unless `cpus`; vCPU 0 starts, others wait for PSCI
+ * CPU_ON) until it powers off; returns the machine.
+ */
 export async function runBareMetal(
   image: Uint8Array,
-  opts: { tier: Tier; deterministic?: boolean },
+  opts: { tier: Tier; deterministic?: boolean; cpus?: number },
 ): Promise<Arm64VirtMachine> {
-  const m = new Arm64VirtMachine({ cpus: 1, memoryBytes: 16 * 1024 * 1024, deterministic: !!opts.deterministic });
+  const m = new Arm64VirtMachine({ cpus: opts.cpus ?? 1, memoryBytes: 16 * 1024 * 1024, deterministic: !!opts.deterministic });
   m.code.jit = opts.tier === 'translated';
   m.code.jitThreshold = 1; // translate every block head at its first entry
   m.mem.u8.set(image, 0);
