@@ -187,8 +187,9 @@ export interface SysRegDef {
 }
 
 /**
- * Registers implemented here, by sysregKey. A Map: a 65536-slot array held 512 KiB of heap for 123
- * registers (the hot ones have handlers of their own in insn/system.ts).
+ * Registers implemented here, by sysregKey, and the PMU's (pmu.ts adds its 28 through defineSysReg).
+ * A Map: a 65536-slot array held 512 KiB of heap for 123 registers (the hot ones have handlers of
+ * their own in insn/system.ts).
  */
 export const sysRegTable = new Map<number, SysRegDef>();
 
