@@ -442,9 +442,6 @@ test('UNDEF syndrome and vectors for unallocated system encodings', () => {
     'msr ssbs, #1',
     'cfinv',
     'sb',
-    'mrs x0, pmcr_el0',
-    'msr pmuserenr_el0, x1',
-    'mrs x0, pmccntr_el0',
     'mrs x13, sp_el1',
     'msr sp_el1, x14',
     'mrs x0, s3_4_c1_c0_0',
@@ -739,12 +736,12 @@ test('ID registers of the advertised ARMv8.0 core', () => {
   assert.equal(read('mrs x0, mpidr_el1'), 0x8000_0000n, 'RES1 bit 31, Aff0 = 0');
   // ID_AA64PFR0_EL1: EL0 = 1 [3:0], EL1 = 1 [7:4], EL2 = EL3 = 0, FP = 0 [19:16], AdvSIMD = 0 [23:20], GIC = 1 [27:24]
   assert.equal(read('mrs x0, id_aa64pfr0_el1'), (1n << 0n) | (1n << 4n) | (1n << 24n));
-  // ID_AA64DFR0_EL1: DebugVer = 6, PMUVer [11:8] = 0, BRPs [15:12] = 5 (6), WRPs [23:20] = 3 (4),
+  // ID_AA64DFR0_EL1: DebugVer = 6, PMUVer [11:8] = 1 (PMUv3), BRPs [15:12] = 5 (6), WRPs [23:20] = 3 (4),
   // CTX_CMPs [31:28] = 1 (2): QEMU's cortex-a57 counts
   const dfr0 = read('mrs x0, id_aa64dfr0_el1');
   assert.equal(dfr0 & 0xfn, 6n);
-  assert.equal((dfr0 >> 8n) & 0xfn, 0n, 'no PMU');
-  assert.equal(dfr0, 6n | (5n << 12n) | (3n << 20n) | (1n << 28n));
+  assert.equal((dfr0 >> 8n) & 0xfn, 1n, 'PMUv3');
+  assert.equal(dfr0, 6n | (1n << 8n) | (5n << 12n) | (3n << 20n) | (1n << 28n));
   // ID_AA64MMFR0_EL1: PARange = 2, ASIDBits = 2, BigEnd = 0, TGran16 = 0, TGran64 = 0xF, TGran4 = 0
   assert.equal(read('mrs x0, id_aa64mmfr0_el1'), 2n | (2n << 4n) | (0xfn << 24n));
   for (const s of [

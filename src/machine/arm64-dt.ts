@@ -1,5 +1,5 @@
 // The device tree typevisor writes for the arm64-virt board: the nodes QEMU's `virt` board has for the
-// devices typevisor provides (memory, cpus with PSCI, psci, timer, GICv3, PL011 + its clock, PL031,
+// devices typevisor provides (memory, cpus with PSCI, psci, timer, PMU, GICv3, PL011 + its clock, PL031,
 // PL061 + gpio-keys, all 32 virtio-mmio transports, chosen). Like QEMU, every transport is listed
 // whether or not a device sits behind it (an empty one reads device ID 0, which no driver claims), in
 // address order, as QEMU 7.2's `-machine dumpdtb` shows them.
@@ -64,6 +64,8 @@ export function buildArm64Dt(o: Arm64DtOptions): FdtNode {
       ),
       'always-on': empty(),
     }),
+    // As QEMU writes it with a GICv3: no CPU mask in the PPI flags (that field is GICv2's).
+    node('pmu', { compatible: 'arm,armv8-pmuv3', interrupts: u32(PPI, VIRT.PMU_PPI - 16, LEVEL_HIGH) }),
     node(`intc@${VIRT.GICD.toString(16)}`, {
       compatible: 'arm,gic-v3',
       '#interrupt-cells': 3,

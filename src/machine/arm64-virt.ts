@@ -7,6 +7,7 @@ import { GuestMemory } from '../devices/memory.js';
 import { Arm64Cpu, CodeCache } from '../cpu/arm64/cpu.js';
 import { GicV3 } from '../devices/gicv3.js';
 import { GenericTimer } from '../cpu/arm64/timer.js';
+import { PPI_PMU } from '../cpu/arm64/pmu.js';
 import { Pl011 } from '../devices/pl011.js';
 import { Pl031 } from '../devices/pl031.js';
 import { Pl061 } from '../devices/pl061.js';
@@ -37,6 +38,7 @@ export const VIRT = {
   TIMER_PPI_PHYS: 30,
   TIMER_PPI_SEC: 29,
   TIMER_PPI_HYP: 26,
+  PMU_PPI: PPI_PMU,
 } as const;
 
 export type StopReason = 'poweroff' | 'reboot' | 'stopped';
@@ -119,6 +121,7 @@ export class Arm64VirtMachine implements PsciMachine {
     this.timers = this.cpus.map(
       (c) => new GenericTimer(c, (intid, level) => this.gic.setPpi(c.id, intid, level), !!opts.deterministic),
     );
+    for (const c of this.cpus) c.pmu.setIrq = (level) => this.gic.setPpi(c.id, VIRT.PMU_PPI, level);
 
     this.uart = new Pl011((level) => this.gic.setSpi(32 + VIRT.UART_SPI, level));
     this.mem.addMmio(VIRT.UART, 0x1000, 'pl011', this.uart);
@@ -218,7 +221,12 @@ export class Arm64VirtMachine implements PsciMachine {
   /** Called when a vCPU stops for the host debugger (cpu.hostStop says why); the machine is paused then. */
   onDebugStop: ((cpu: Arm64Cpu) => void) | undefined;
 
-  /** Run until the guest powers off or resets, or stop() is called. */
+  /**
+   * Run until the guest powers off or resets, or stop() is called. Timers are polled between slices
+   * (at most SLICE instructions apart; in deterministic mode a slice ends at the vCPU's next timer
+   * deadline, so the interrupt comes at the exact count); interrupts raised while a vCPU runs are taken
+   * within its run (see Arm64Cpu.run).
+   */
   async run(): Promise<StopReason> {
     const SLICE = 20_000;
     const yieldEveryMs = 8;
@@ -236,7 +244,9 @@ export class Arm64VirtMachine implements PsciMachine {
           if (c.off) continue;
           if (c.waiting && (c.irqLine || c.fiqLine)) c.waiting = false;
           if (c.waiting) continue;
-          c.run(SLICE);
+          const timer = this.timers[c.id];
+          timer.poll();
+          c.run(Math.min(SLICE, timer.instructionsToDeadline()));
           anyRan = true;
           if (c.hostStop !== undefined) {
             this.paused = true;

@@ -19,6 +19,7 @@ import { patterns as systemPatterns } from './insn/system.js';
 import { MAX_BLOCK, REGION_DEFAULT, setBlockEnders, translateBlock, type BlockFn } from './jit.js';
 import { monotonicMs } from '../../host/clock.js';
 import type { HostDebug, HostStop } from './hostdebug.js';
+import { Pmu } from './pmu.js';
 
 const TWO32 = 4294967296;
 
@@ -27,6 +28,12 @@ export class GuestException {
   readonly tag = 'GuestException';
 }
 export const GUEST_EXCEPTION = new GuestException();
+
+/** Thrown by Arm64Cpu.exactRetired() to have run() work out the exact instruction count (see there). */
+export class CountSync {
+  readonly tag = 'CountSync';
+}
+export const COUNT_SYNC = new CountSync();
 
 /** Slot of register n when it reads as XZR (n = 31). */
 export const rz = (n: number): number => (n === 31 ? 32 : n);
@@ -383,6 +390,8 @@ export class Arm64Cpu {
    * loop then interprets and checks each instruction.
    */
   debugArmed = false;
+  /** Performance monitors (PMUv3). */
+  readonly pmu: Pmu;
   /** Exclusive monitor: armed address (physical, -1 = open) and the value seen by the load-exclusive. */
   exclAddr = -1;
   exclSize = 0;
@@ -406,6 +415,20 @@ export class Arm64Cpu {
   fiqLine = false;
   /** Retired instructions. */
   icount = 0;
+  /**
+   * Where the last exception was entered from: the PC (low half) and EL of the instruction then
+   * executing, and whether that instruction completed (SVC/HVC/SMC; ELR points past it).
+   */
+  excFromLo = 0;
+  excFromEl = 1;
+  excRetired = false;
+  /** Set by a translated region that an exception left: its instructions before the one that raised. */
+  regionPart = 0;
+  /** run() is executing (an instruction is under way). */
+  running = false;
+  /** The exact count run() worked out for exactRetired() after a COUNT_SYNC (-1: none). */
+  private countNow = -1;
+  private countEndsRun = false;
   /** End run() at the first synchronous exception (tools that examine each fault, like the difftest). */
   stopOnException = false;
   /** Log each unallocated/unimplemented encoding once (to stderr). */
@@ -440,6 +463,7 @@ export class Arm64Cpu {
     this.sys = new SysRegs(this);
     this.mmu = new Mmu(this);
     this.debug = new DebugUnit(this);
+    this.pmu = new Pmu(this);
     this.words = new Int32Array(mem.u32.buffer, mem.u32.byteOffset, mem.u32.length);
     code.cpus.push(this);
     // V8 keeps a number field as a small integer until a value outside its 31-bit range arrives,
@@ -451,14 +475,15 @@ export class Arm64Cpu {
     this.fetchPageLo = this.fetchPageHi = this.fetchPa = TWO32 - 1;
     this.spEl0Lo = this.spEl0Hi = this.spEl1Lo = this.spEl1Hi = TWO32 - 1;
     this.exclAddr = this.exclLo = this.exclHi = this.exclLo2 = this.exclHi2 = TWO32 - 1;
-    this.icount = TWO32 - 1;
+    this.icount = this.excFromLo = this.countNow = TWO32 - 1;
     this.pcLo = this.pcHi = this.nextLo = this.nextHi = 0;
     this.fetchPageLo = this.fetchPageHi = -1;
     this.fetchPa = 0;
     this.spEl0Lo = this.spEl0Hi = this.spEl1Lo = this.spEl1Hi = 0;
     this.exclLo = this.exclHi = this.exclLo2 = this.exclHi2 = 0;
     this.exclAddr = -1;
-    this.icount = 0;
+    this.icount = this.excFromLo = 0;
+    this.countNow = -1;
   }
 
   // ---- register helpers ----
@@ -589,6 +614,9 @@ export class Arm64Cpu {
   enterException(type: ExceptionType, esr: number, retLo: number, retHi: number, far?: bigint): void {
     const fromEl = this.el;
     const sys = this.sys;
+    this.excFromLo = this.pcLo;
+    this.excFromEl = fromEl;
+    this.excRetired = retLo !== this.pcLo || retHi !== this.pcHi;
     sys.SPSR_EL1 = BigInt(this.getPstate());
     this.debug.ss = 0;
     sys.ELR_EL1 = (BigInt(retHi >>> 0) << 32n) | BigInt(retLo >>> 0);
@@ -635,6 +663,8 @@ export class Arm64Cpu {
   /** ERET from EL1. */
   eret(): void {
     if (this.el === 0) this.undefinedInstruction(0xd69f03e0);
+    // The ERET itself counts at EL1.
+    if (this.pmu.elSplit) this.pmu.advance(this.exactRetired(false) + 1, 1);
     const elr = this.sys.ELR_EL1;
     const spsr = Number(this.sys.SPSR_EL1 & 0xffffffffn);
     this.clearExclusive();
@@ -673,11 +703,35 @@ export class Arm64Cpu {
   }
 
   /**
+   * Instructions retired before the current one, exactly (the PMU counts from it). Inside run() the
+   * executor's count is not in `icount` yet (it is kept in a local, and a translated region keeps its
+   * own): the first call throws COUNT_SYNC, run() works the count out and runs the instruction again,
+   * interpreted, and then the call returns it. So call it before any other effect of the instruction,
+   * and once per instruction. `endRun`: the run ends after that instruction (a PMU register access:
+   * the next run() bounds its budget by the counters' new state).
+   */
+  exactRetired(endRun = true): number {
+    if (!this.running) return this.icount;
+    const c = this.countNow;
+    if (c < 0) {
+      this.excFromLo = this.pcLo; // where the region that catches it was (see jit.ts)
+      this.countEndsRun = endRun;
+      throw COUNT_SYNC;
+    }
+    this.countNow = -1;
+    return c;
+  }
+
+  /**
    * Execute up to `budget` instructions. Returns the number retired. Stops early when the CPU waits
-   * (WFI/WFE) or is turned off.
+   * (WFI/WFE) or is turned off. Interrupts are taken before the next instruction in the interpreter,
+   * and at the end of the current basic block (at most MAX_BLOCK - 1 instructions on) in translated code.
    */
   run(budget: number): number {
     let done = 0;
+    const pmu = this.pmu;
+    if (pmu.active) budget = pmu.clampBudget(budget);
+    this.running = true;
     const mem = this.mem;
     const words = this.words;
     const ramBase = mem.ramBase;
@@ -696,11 +750,11 @@ export class Arm64Cpu {
       try {
         while (done < budget) {
           if ((this.irqLine || this.fiqLine) && (hd === undefined || !hd.masksIrq(this))) {
-            if (this.irqLine && (this.daif & DAIF_I) === 0) {
-              this.enterException('irq', 0, this.pcLo, this.pcHi);
-              head = true;
-            } else if (this.fiqLine && (this.daif & DAIF_F) === 0) {
-              this.enterException('fiq', 0, this.pcLo, this.pcHi);
+            const irq = this.irqLine && (this.daif & DAIF_I) === 0;
+            if (irq || (this.fiqLine && (this.daif & DAIF_F) === 0)) {
+              if (pmu.elSplit) pmu.advance(this.icount + done, this.el);
+              this.countNow = -1;
+              this.enterException(irq ? 'irq' : 'fiq', 0, this.pcLo, this.pcHi);
               head = true;
             }
           }
@@ -767,16 +821,30 @@ export class Arm64Cpu {
         }
       } catch (e) {
         if (e === DEBUG_STOP) break; // stopped for the host debugger before the instruction (debug.ts)
+        if (e === COUNT_SYNC) {
+          // exactRetired() asked: PC is still at the instruction; run it again, interpreted.
+          done += this.regionPart;
+          this.regionPart = 0;
+          this.countNow = this.icount + done;
+          if (this.countEndsRun) budget = done + 1;
+          head = false;
+          continue;
+        }
         if (e !== GUEST_EXCEPTION) throw e;
-        // The exception has been entered: PC is at the vector. The faulting instruction counts (inside
-        // a block, the instructions before it in the block are not counted).
-        done++;
+        // The exception has been entered: PC is at the vector. The instruction that raised counts, and
+        // so do those a translated region ran before it.
+        done += this.regionPart + 1;
+        this.regionPart = 0;
         head = true;
+        if (pmu.active) pmu.exceptionTaken(this.icount + done, this.excFromEl, this.excRetired);
         if (this.stopOnException) break;
       }
     }
     if (hd !== undefined && this.hostStop === undefined) hd.stopHere(this, done);
+    this.running = false;
+    this.countNow = -1;
     this.icount += done;
+    if (pmu.active) pmu.advance(this.icount, this.el);
     code.retired += done;
     if (code.retired >= code.sweepInsns && code.sweepInsns > 0) code.sweep();
     return done;

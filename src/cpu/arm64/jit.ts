@@ -22,9 +22,12 @@
 // region sets cpu.pcLo before every instruction that can raise (exceptions and PC-relative forms
 // read it; pcHi cannot change inside one page), and on a normal exit leaves cpu.pcLo/pcHi at the
 // next instruction and returns the number of instructions retired. An exception thrown inside
-// (GUEST_EXCEPTION) has already moved PC to the vector; the executor then counts one instruction
-// for the region (the count only drives statistics and the deterministic clock, which need it
-// monotonic, not exact).
+// (GUEST_EXCEPTION, or COUNT_SYNC from Arm64Cpu.exactRetired) passes through the region's catch,
+// which leaves in cpu.regionPart how many of its instructions ran before the one that threw (that
+// one's address is cpu.excFromLo), so the executor's count is exact (the PMU counts from it).
+// A region also leaves at the end of a basic block when an unmasked interrupt is pending, so an
+// interrupt raised by a store to a device, or by a system register write, is taken within
+// MAX_BLOCK - 1 instructions even in a loop that stays inside the region.
 
 import type { Handler } from './decode.js';
 import type { Arm64Cpu } from './cpu.js';
@@ -198,12 +201,14 @@ export function translateBlock(
         tail = br.cond === undefined ? taken : `if (${br.cond}) { ${taken} } else { ${goTo(i, 4)} }`;
       } else if (enders.has(d.handler) || d.handler === undefinedHandler) {
         // The handler gets the next PC (pc + 4) and sends us wherever it decides: leave the region.
-        body.push(`n += ${len}; cpu.pcLo = base + ${i * 4};`);
-        counted = true;
+        // The block counts once the handler returned (see the catch below).
+        body.push(`cpu.pcLo = base + ${i * 4};`);
         body.push(
           `{ const t = base + ${(i + 1) * 4}; if (t >= ${TWO32}) { cpu.nextLo = 0; cpu.nextHi = (cpu.pcHi + 1) >>> 0; } else { cpu.nextLo = t; cpu.nextHi = cpu.pcHi; } }`,
         );
         body.push(call(insn, d.handler));
+        body.push(`n += ${len};`);
+        counted = true;
         tail = 'cpu.pcLo = cpu.nextLo; cpu.pcHi = cpu.nextHi; return n;';
       } else {
         const gen = generators.get(d.name);
@@ -231,10 +236,13 @@ export function translateBlock(
     'const r = cpu.r;\nconst mmu = cpu.mmu;\n' +
     `const base = cpu.pcLo - ${startIdx * 4};\n` +
     `let n = 0;\nlet at = ${startIdx};\n` +
-    'for (;;) {\n' +
+    'try {\nfor (;;) {\n' +
     `switch (at) {\n${cases.join('\n')}\ndefault: throw new Error('jit: no label ' + at);\n}\n` +
-    'if (n > limit) { cpu.pcLo = base + at * 4; return n; }\n' +
-    '}\n};';
+    'if (n > limit || ((cpu.irqLine || cpu.fiqLine) && cpu.interruptPending())) { cpu.pcLo = base + at * 4; return n; }\n' +
+    '}\n} catch (e) {\n' +
+    // `n` counts the basic blocks completed; the one that threw started at `at`.
+    `const k = ((cpu.excFromLo - base) >>> 2) - at;\ncpu.regionPart = n + (k >= 0 && k < ${MAX_BLOCK} ? k : 0);\nthrow e;\n}\n` +
+    '};';
   // new Function: the translator's whole point is code V8 compiles; no library does A64 -> JS.
   return new Function('H', 'L', src)(handlers, LIB) as BlockFn;
 }

@@ -6,7 +6,7 @@
 // interface, the generic timer) add them with define().
 //
 // The core advertised is a plain ARMv8.0-A, Cortex-A53-like PE (MIDR 0x410FD034, r0p4):
-// - AArch64 only at EL0 and EL1, no EL2/EL3, FP and AdvSIMD, GICv3 system registers, no PMU, no SVE,
+// - AArch64 only at EL0 and EL1, no EL2/EL3, FP and AdvSIMD, GICv3 system registers, PMUv3 (pmu.ts), no SVE,
 //   no crypto/CRC32/atomics/RDM/PAuth (ID_AA64ISAR* = 0), no v8.1+ memory features (no PAN, VHE, HAFDBS).
 // - MPIDR_EL1 = (1 << 31) | Aff0 with Aff0 = cpu.id (Aff1..Aff3 = 0, U = 0, MT = 0): the same affinity
 //   as the GICv3 redistributors (GICR_TYPER) and PSCI (arm64-virt affinityOf) use. One cluster, so at
@@ -42,9 +42,9 @@ export const ID_AA64PFR0_VALUE = 0x0100_0011n;
 export const NUM_BRPS = 6;
 export const NUM_WRPS = 4;
 export const NUM_CTX_CMPS = 2;
-/** ID_AA64DFR0_EL1: DebugVer = 6 (v8.0), PMUVer = 0, BRPs, WRPs and CTX_CMPs (each the count - 1). */
+/** ID_AA64DFR0_EL1: DebugVer = 6 (v8.0), PMUVer = 1 (PMUv3, pmu.ts), BRPs, WRPs and CTX_CMPs (each the count - 1). */
 export const ID_AA64DFR0_VALUE = BigInt(
-  6 | ((NUM_BRPS - 1) << 12) | ((NUM_WRPS - 1) << 20) | ((NUM_CTX_CMPS - 1) << 28),
+  6 | (1 << 8) | ((NUM_BRPS - 1) << 12) | ((NUM_WRPS - 1) << 20) | ((NUM_CTX_CMPS - 1) << 28),
 );
 /** ID_AA64MMFR0_EL1: PARange = 2 (40 bits), ASIDBits = 2 (16), TGran16 = 0 (no), TGran64 = 0xF (no), TGran4 = 0 (yes). */
 export const ID_AA64MMFR0_VALUE = 0x0f00_0022n;
@@ -192,8 +192,9 @@ export interface SysRegDef {
 }
 
 /**
- * Registers implemented here, by sysregKey. A Map: a 65536-slot array held 512 KiB of heap for 123
- * registers (the hot ones have handlers of their own in insn/system.ts).
+ * Registers implemented here, by sysregKey, and the PMU's (pmu.ts adds its 28 through defineSysReg).
+ * A Map: a 65536-slot array held 512 KiB of heap for 123 registers (the hot ones have handlers of
+ * their own in insn/system.ts).
  */
 export const sysRegTable = new Map<number, SysRegDef>();
 
@@ -205,6 +206,8 @@ function def(op0: number, op1: number, crn: number, crm: number, op2: number, d:
   if (sysRegTable.has(k)) throw new Error(`duplicate system register ${d.name}`);
   sysRegTable.set(k, d);
 }
+/** Add a register to the table from another CPU module (the PMU). */
+export { def as defineSysReg };
 /** A read-only EL1 register with a constant value. */
 function constant(
   op0: number,

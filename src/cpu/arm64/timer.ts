@@ -16,8 +16,12 @@
 //   instruction count. One instruction = one tick: a 62.5 MIPS nominal clock. Timers compare against
 //   max(base + idle, last value read).
 //
-// Timer outputs and the CNTKCTL_EL1 event stream are evaluated when a timer register is written and
-// when the machine calls poll() (between run slices); CTL.ISTATUS is computed at each read. The event
+// Timer outputs are evaluated when a timer register is written, when CTL or TVAL is read, when the
+// counter is read,
+// and when the machine calls poll() (between run slices; in deterministic mode a vCPU's slice ends
+// at its next timer deadline, instructionsToDeadline()). So a guest that sees ISTATUS set, or a
+// counter value past CVAL, takes the interrupt before its next instruction (when unmasked). The
+// CNTKCTL_EL1 event stream is evaluated by poll(). The event
 // stream ends a WFE wait or sets the vCPU's event register, through `onEvent` (at most one event per
 // poll).
 // EL0 accesses denied by CNTKCTL_EL1 trap to EL1 with EC 0x18 (ISS: Op0, Op2, Op1, CRn, Rt, CRm,
@@ -260,7 +264,27 @@ export class GenericTimer {
   }
 
   private readCtl(t: TimerChannel): bigint {
-    return BigInt(t.ctl | (t.fired(this.counter.current()) ? CTL_ISTATUS : 0));
+    const now = this.counter.current();
+    this.evaluate(t, now);
+    return BigInt(t.ctl | (t.fired(now) ? CTL_ISTATUS : 0));
+  }
+
+  /** A guest read of the counter: both outputs follow the value it sees. */
+  private readCount(): number {
+    const v = this.counter.read();
+    this.evaluate(this.virt, v);
+    this.evaluate(this.phys, v);
+    return v;
+  }
+
+  /**
+   * Deterministic mode: instructions (of any vCPU) until this vCPU's earliest armed timer fires, at
+   * least 1; Infinity in real-time mode or with no timer armed.
+   */
+  instructionsToDeadline(): number {
+    if (!this.counter.deterministic) return Infinity;
+    const d = this.nextDeadlineTicks();
+    return d === Infinity ? d : Math.max(1, d - this.counter.current());
   }
 
   private writeCtl(t: TimerChannel, v: bigint): void {
@@ -275,7 +299,7 @@ export class GenericTimer {
 
   /** TVAL reads (CVAL - counter)[31:0]; bits [63:32] are RES0. */
   private readTval(t: TimerChannel): bigint {
-    const diff = t.cval - BigInt(this.counter.read());
+    const diff = t.cval - BigInt(this.readCount());
     return diff & 0xffff_ffffn;
   }
 
@@ -327,7 +351,7 @@ export class GenericTimer {
     const frq = (k: number): boolean => (k & (EL0PCTEN | EL0VCTEN)) !== 0;
     const vten = (k: number): boolean => (k & EL0VTEN) !== 0;
     const pten = (k: number): boolean => (k & EL0PTEN) !== 0;
-    const readCounter = (): bigint => BigInt(counter.read());
+    const readCounter = (): bigint => BigInt(this.readCount());
     // CNTFRQ_EL0 is writable at the highest implemented Exception level (EL1 here), UNDEFINED at EL0.
     // It only informs software: the counter always runs at CNTFRQ_HZ.
     cpu.sys.define(sysregKey(3, 3, 14, 0, 0), {
