@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { makeCpu, RAM_BASE } from './helpers/arm64.js';
 import type { Arm64Cpu } from '../src/cpu/arm64/cpu.js';
 import { sysregKey } from '../src/cpu/arm64/sysregs.js';
-import { GenericTimer, SystemCounter } from '../src/cpu/arm64/timer.js';
+import { GenericTimer, NEAR_DEADLINE_SLICE, SystemCounter } from '../src/cpu/arm64/timer.js';
 import { GicV3 } from '../src/devices/gicv3.js';
 
 const REGS: Record<string, [number, number, number, number, number]> = {
@@ -219,11 +219,19 @@ test('real-time counter: 62.5 MHz from the host monotonic clock', async () => {
   const ticks = Number(c2 - c1);
   assert.ok(ticks >= Math.floor((c - b) * 62_500) - 1, `${ticks} ticks at least the inner interval`);
   assert.ok(ticks <= Math.ceil((d - a) * 62_500) + 1, `${ticks} ticks at most the outer interval`);
-  // A timer one second away
+  // A timer one second away: the time left is CVAL minus the counter, bracketed by two reads of it
+  // (no assumption on how long the test itself takes).
   msr(cpu, 'CNTV_TVAL_EL0', 62_500_000);
   msr(cpu, 'CNTV_CTL_EL0', 1);
+  const cval = mrs(cpu, 'CNTV_CVAL_EL0');
+  const before = mrs(cpu, 'CNTVCT_EL0');
   const ms = timer.nextDeadlineMs();
-  assert.ok(ms > 900 && ms <= 1000, `deadline in ${ms} ms`);
+  const after = mrs(cpu, 'CNTVCT_EL0');
+  assert.ok(cval - before <= 62_500_000n, 'CVAL = count at the write + TVAL');
+  assert.ok(
+    ms <= Number(cval - before) / 62_500 && ms >= Number(cval - after) / 62_500,
+    `deadline in ${ms} ms`,
+  );
   msr(cpu, 'CNTV_CTL_EL0', 3);
   assert.equal(timer.nextDeadlineMs(), Infinity);
   // Already due
@@ -235,6 +243,35 @@ test('real-time counter: 62.5 MHz from the host monotonic clock', async () => {
   const counter = new SystemCounter([cpu], false);
   const t2 = new GenericTimer(makeCpu().cpu, () => {}, { counter });
   assert.equal(t2.counter, counter);
+});
+
+test('run slices shrink towards a real-time deadline: half the instructions left at the peak rate, at least NEAR_DEADLINE_SLICE', () => {
+  const { cpu, timer } = setup(false);
+  const rate = 100_000; // instructions per ms
+  assert.equal(timer.instructionsToDeadline(rate), Infinity, 'no timer armed');
+  msr(cpu, 'CNTV_TVAL_EL0', 62_500_000); // one second
+  msr(cpu, 'CNTV_CTL_EL0', 1);
+  const cval = Number(mrs(cpu, 'CNTV_CVAL_EL0'));
+  const before = Number(mrs(cpu, 'CNTVCT_EL0'));
+  const n = timer.instructionsToDeadline(rate);
+  const after = Number(mrs(cpu, 'CNTVCT_EL0'));
+  const half = (ticks: number): number => Math.floor((ticks / 62_500) * rate * 0.5);
+  assert.ok(
+    n <= half(cval - before) && n >= half(cval - after),
+    `${n} instructions for about 1 s at ${rate}/ms`,
+  );
+  assert.equal(
+    timer.instructionsToDeadline(0),
+    NEAR_DEADLINE_SLICE,
+    'no rate measured yet: the shortest slice',
+  );
+  // one second at 1 instruction per ms: 500, fewer than the shortest slice
+  msr(cpu, 'CNTV_TVAL_EL0', 62_500_000);
+  assert.equal(timer.instructionsToDeadline(1), NEAR_DEADLINE_SLICE);
+  msr(cpu, 'CNTV_TVAL_EL0', 0); // fired: the line is raised, nothing left to wait for
+  timer.poll();
+  assert.equal(cpu.irqLine, true);
+  assert.equal(timer.instructionsToDeadline(rate), Infinity);
 });
 
 test('EL0 access control (CNTKCTL_EL1): denied accesses trap with EC 0x18', () => {

@@ -6,7 +6,8 @@
 import { GuestMemory } from '../devices/memory.js';
 import { Arm64Cpu, CodeCache } from '../cpu/arm64/cpu.js';
 import { GicV3 } from '../devices/gicv3.js';
-import { GenericTimer } from '../cpu/arm64/timer.js';
+import { GenericTimer, NEAR_DEADLINE_SLICE } from '../cpu/arm64/timer.js';
+import { monotonicMs } from '../host/clock.js';
 import { PPI_PMU } from '../cpu/arm64/pmu.js';
 import { Pl011 } from '../devices/pl011.js';
 import { Pl031 } from '../devices/pl031.js';
@@ -118,6 +119,7 @@ export class Arm64VirtMachine implements PsciMachine {
     this.mem.addMmio(VIRT.GICR, VIRT.GICR_STRIDE * opts.cpus, 'gicv3-redistributors', this.gic.redistributors());
     for (const c of this.cpus) this.gic.attachCpu(c);
 
+    this.insnsPerMs = this.cpus.map(() => 0);
     this.timers = this.cpus.map(
       (c) => new GenericTimer(c, (intid, level) => this.gic.setPpi(c.id, intid, level), !!opts.deterministic),
     );
@@ -221,11 +223,16 @@ export class Arm64VirtMachine implements PsciMachine {
   /** Called when a vCPU stops for the host debugger (cpu.hostStop says why); the machine is paused then. */
   onDebugStop: ((cpu: Arm64Cpu) => void) | undefined;
 
+  /** Instructions per millisecond each vCPU ran at its fastest lately (slices end near timer deadlines). */
+  private readonly insnsPerMs: number[];
+
   /**
    * Run until the guest powers off or resets, or stop() is called. Timers are polled between slices
-   * (at most SLICE instructions apart; in deterministic mode a slice ends at the vCPU's next timer
-   * deadline, so the interrupt comes at the exact count); interrupts raised while a vCPU runs are taken
-   * within its run (see Arm64Cpu.run).
+   * (at most SLICE instructions apart; near a deadline slices shrink, see
+   * GenericTimer.instructionsToDeadline: in deterministic mode a slice ends at the vCPU's next timer
+   * deadline, so the interrupt comes at the exact count; in real-time mode at most NEAR_DEADLINE_SLICE
+   * instructions after it); interrupts raised while a vCPU runs are taken within its run (see
+   * Arm64Cpu.run).
    */
   async run(): Promise<StopReason> {
     const SLICE = 20_000;
@@ -246,7 +253,11 @@ export class Arm64VirtMachine implements PsciMachine {
           if (c.waiting) continue;
           const timer = this.timers[c.id];
           timer.poll();
-          c.run(Math.min(SLICE, timer.instructionsToDeadline()));
+          const t1 = monotonicMs();
+          const ran = c.run(Math.min(SLICE, timer.instructionsToDeadline(this.insnsPerMs[c.id])));
+          // The vCPU's peak rate: it follows a faster slice at once and decays slowly after a slower one.
+          const ms = monotonicMs() - t1;
+          if (ran >= NEAR_DEADLINE_SLICE && ms > 0) this.insnsPerMs[c.id] = Math.max(ran / ms, this.insnsPerMs[c.id] * 0.99);
           anyRan = true;
           if (c.hostStop !== undefined) {
             this.paused = true;

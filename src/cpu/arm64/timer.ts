@@ -34,6 +34,9 @@ import { monotonicMs } from '../../host/clock.js';
 export const CNTFRQ_HZ = 62_500_000;
 const TICKS_PER_MS = CNTFRQ_HZ / 1000;
 
+/** The shortest run slice near a real-time timer deadline (see GenericTimer.instructionsToDeadline). */
+export const NEAR_DEADLINE_SLICE = 512;
+
 export const PPI_VIRT_TIMER = 27;
 export const PPI_PHYS_TIMER = 30;
 
@@ -278,13 +281,20 @@ export class GenericTimer {
   }
 
   /**
-   * Deterministic mode: instructions (of any vCPU) until this vCPU's earliest armed timer fires, at
-   * least 1; Infinity in real-time mode or with no timer armed.
+   * How many instructions the vCPU may run before the run loop polls this timer again (Infinity with
+   * no timer armed). Deterministic mode: exactly the instructions (of any vCPU) until the earliest
+   * armed timer fires, at least 1. Real-time mode: half of what the host would run until the deadline
+   * at `insnsPerMs` (the vCPU's measured peak rate), so slices shrink towards the deadline, and never
+   * fewer than NEAR_DEADLINE_SLICE: a deadline the guest does not observe is taken at most
+   * NEAR_DEADLINE_SLICE instructions (plus the rest of a translated block) after it passes, as long as
+   * the host runs no faster than twice the measured peak rate.
    */
-  instructionsToDeadline(): number {
-    if (!this.counter.deterministic) return Infinity;
+  instructionsToDeadline(insnsPerMs = 0): number {
     const d = this.nextDeadlineTicks();
-    return d === Infinity ? d : Math.max(1, d - this.counter.current());
+    if (d === Infinity) return d;
+    const ticks = d - this.counter.current();
+    if (this.counter.deterministic) return Math.max(1, ticks);
+    return Math.max(NEAR_DEADLINE_SLICE, Math.floor((ticks / TICKS_PER_MS) * insnsPerMs * 0.5));
   }
 
   private writeCtl(t: TimerChannel, v: bigint): void {
