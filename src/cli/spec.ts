@@ -7,6 +7,8 @@ import type { VmSpec, DiskSpec } from '../vmm/vm.js';
 import { loadConfig } from '../config/load.js';
 import { buildDefaultImage } from '../image/build.js';
 import { sniffKernelArch } from '../config/common.js';
+import { netRequestFromConfig, parseNetOption, resolveNets, type NetRequest } from '../vmm/net.js';
+import { networkBridge } from './network.js';
 
 export const RUN_OPTIONS = {
   kernel: { type: 'string' },
@@ -17,6 +19,7 @@ export const RUN_OPTIONS = {
   cpus: { type: 'string' },
   memory: { type: 'string' },
   disk: { type: 'string', multiple: true },
+  net: { type: 'string', multiple: true },
   console: { type: 'string' },
   name: { type: 'string' },
   from: { type: 'string' },
@@ -45,6 +48,14 @@ options:
   --cpus N              vCPUs, 1 to 8 (default 1)
   --memory MIB          guest RAM in MiB (default 512)
   --disk PATH[,ro]      virtio-blk disk from a raw image; repeatable
+  --net user[,mac=MAC][,hostfwd=tcp::HOSTPORT-:GUESTPORT]...
+                        a virtio-net NIC with user-mode networking (passt; no root needed): DHCP,
+                        DNS and the host's services at the gateway address; hostfwd forwards a port
+  --net tap=IFNAME[,mac=MAC]       a NIC on TAP device IFNAME (existing or new)
+  --net bridge=BRIDGE[,mac=MAC]    a NIC on a new TAP attached to BRIDGE (removed with the VM)
+  --net network=NAME[,mac=MAC]     a NIC on a typevisor network (typevisor network create)
+                        --net is repeatable (eth0, eth1...); the MAC defaults to a stable
+                        02:74:... address derived from the guest name and the NIC's index
   --console serial|virtio   console on the PL011 (ttyAMA0, default) or virtio-console (hvc0)
   --arch aarch64|x86_64 guest architecture (default: from the kernel; aarch64)
   --accel tcg|kvm|auto  engine: the software CPU (tcg, aarch64 guests) or /dev/kvm (kvm, x86_64
@@ -70,6 +81,7 @@ export interface RunValues {
   cpus?: string;
   memory?: string;
   disk?: string[];
+  net?: string[];
   console?: string;
   name?: string;
   from?: string;
@@ -144,6 +156,7 @@ export function resolveEngine(
 /** Build the VmSpec from a config file (optional) and command-line options (which win). */
 export async function specFromOptions(values: RunValues, configPath?: string): Promise<VmSpec> {
   let spec: Partial<VmSpec> = {};
+  let configNets: NetRequest[] = [];
   if (configPath) {
     const { config, warnings } = loadConfig(configPath, { from: values.from });
     for (const w of warnings) process.stderr.write(`typevisor: warning: ${w}\n`);
@@ -164,6 +177,7 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
       balloon: !!config.balloon,
       onReboot: config.onReboot === 'destroy' ? 'destroy' : 'restart',
     };
+    configNets = (config.nets ?? []).map(netRequestFromConfig);
   }
   const consoleKind = values.console ?? spec.console ?? 'serial';
   if (consoleKind !== 'serial' && consoleKind !== 'virtio') {
@@ -184,8 +198,11 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
   const { arch, accel } = resolveEngine(values, spec, kernel);
   const disks = values.disk ? values.disk.map(parseDiskOption) : (spec.disks ?? []);
   for (const d of disks) requireFile('--disk', d.path);
+  const name = values.name ?? spec.name ?? 'guest';
+  const netRequests = values.net ? values.net.map(parseNetOption) : configNets;
+  const nets = resolveNets(netRequests, name, networkBridge);
   return {
-    name: values.name ?? spec.name ?? 'guest',
+    name,
     cpus,
     memoryMiB,
     kernel: requireFile('--kernel', kernel),
@@ -207,6 +224,7 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
     accel,
     console: consoleKind,
     disks,
+    nets,
     rng: values['no-rng'] ? false : (spec.rng ?? true),
     balloon: values.balloon ?? spec.balloon ?? false,
     deterministic: values.deterministic,

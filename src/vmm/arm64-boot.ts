@@ -16,6 +16,8 @@ import { VirtioBlk } from '../devices/virtio/blk.js';
 import { VirtioRng } from '../devices/virtio/rng.js';
 import { VirtioConsole } from '../devices/virtio/console.js';
 import { VirtioBalloon } from '../devices/virtio/balloon.js';
+import { VirtioNet, DEFAULT_MTU } from '../devices/virtio/net.js';
+import { macBytes, openNetBackend } from './net.js';
 import type { VmSpec } from './vm.js';
 
 const MiB = 1024 * 1024;
@@ -24,6 +26,7 @@ const alignUp = (v: number, a: number): number => Math.ceil(v / a) * a;
 
 export interface GuestDevices {
   disks: VirtioBlk[];
+  nets: VirtioNet[];
   console?: VirtioConsole;
   balloon?: VirtioBalloon;
   /** Offer console input to the guest; returns how many bytes it took now. */
@@ -152,6 +155,20 @@ export async function buildArm64Guest(
     for (const d of disks) d.close();
     throw new UserError(`--disk: ${(e as Error).message}`);
   }
+  // NICs: each backend (passt, a TAP) is opened before the guest starts, so that its errors come first.
+  const nets: VirtioNet[] = [];
+  try {
+    for (const [i, n] of (spec.nets ?? []).entries()) {
+      const backend = await openNetBackend(n, i, spec.name, DEFAULT_MTU);
+      const net = new VirtioNet({ mac: macBytes(n.mac), backend, mtu: DEFAULT_MTU, kick: () => machine.kick() });
+      nets.push(net);
+      addVirtio(`virtio-net${i}`, net);
+    }
+  } catch (e) {
+    for (const d of disks) d.close();
+    for (const n of nets) n.close();
+    throw e;
+  }
   if (spec.rng) addVirtio('virtio-rng', new VirtioRng());
   if (spec.console === 'virtio') {
     vcon = new VirtioConsole({
@@ -221,6 +238,7 @@ export async function buildArm64Guest(
 
   const devices: GuestDevices = {
     disks,
+    nets,
     console: vcon,
     balloon,
     // Input enters the guest only once its driver listens (the PL011 driver drains the FIFO when the
@@ -236,6 +254,7 @@ export async function buildArm64Guest(
     pressPowerKey: () => machine.pressPowerKey(),
     close: () => {
       for (const d of disks) d.close();
+      for (const n of nets) n.close();
     },
   };
   return { machine, devices };

@@ -7,6 +7,7 @@ import { residentBytes } from '../host/resident.js';
 import { PassThrough, Writable } from 'node:stream';
 import { Arm64VirtMachine, type StopReason } from '../machine/arm64-virt.js';
 import { buildArm64Guest, type GuestDevices } from './arm64-boot.js';
+import type { NetSpec } from './net.js';
 
 export interface DiskSpec {
   path: string;
@@ -26,6 +27,8 @@ export interface VmSpec {
   cmdline?: string;
   console: 'serial' | 'virtio';
   disks: DiskSpec[];
+  /** virtio-net NICs, in order (eth0, eth1...). */
+  nets?: NetSpec[];
   rng: boolean;
   balloon: boolean;
   /** Write the generated device tree here (before booting). */
