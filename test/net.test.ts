@@ -16,7 +16,7 @@ import { defaultMac } from '../src/vmm/net.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const typevisor = join(root, 'bin', 'typevisor');
-const BOOT_TIMEOUT_MS = 10 * 60 * 1000;
+const BOOT_TIMEOUT_MS = 15 * 60 * 1000;
 
 function which(cmd: string): string {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).stdout.trim();
