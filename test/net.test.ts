@@ -13,6 +13,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { buildDefaultImage, NIC_ADDRESS_MARKER } from '../src/image/build.js';
 import { defaultMac } from '../src/vmm/net.js';
+import { apiRequest } from '../src/api/client.js';
+import { haveCrossToolchain, tinyGuestImage, until } from './helpers/toolstack-guest.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const typevisor = join(root, 'bin', 'typevisor');
@@ -261,6 +263,36 @@ test('--net errors name the NIC and come before the guest starts', { skip: skipR
     assert.match(p.stderr, /--net #1 \(tap=tvx0\): .*(no permission|needs CAP_NET_ADMIN)/);
   } finally {
     rmSync(bin, { recursive: true, force: true });
+    ns.close();
+  }
+});
+
+test('Firecracker API: PUT /network-interfaces/{id} before InstanceStart adds a NIC on a TAP; refused after', { skip: skipReason || (!haveCrossToolchain() && 'aarch64-linux-gnu-gcc is not installed'), timeout: 120_000 }, async () => {
+  const ns = new Netns();
+  try {
+    const c = ns.typevisor(['create', '-p', '--kernel', tinyGuestImage('idle'), '--name', 'fc', '--memory', '64']);
+    assert.equal(c.code, 0, c.err);
+    const sock = join(ns.state, 'fc', 'control.sock');
+    const put = (id: string, body: unknown) => apiRequest(sock, 'PUT', `/network-interfaces/${id}`, body);
+    const fault = (r: { body: unknown }) => (r.body as { fault_message: string }).fault_message;
+    let r = await put('eth0', { iface_id: 'eth0', host_dev_name: 'tvapi0', guest_mac: '01:00:00:00:00:01' });
+    assert.equal(r.status, 400);
+    assert.match(fault(r), /network interface eth0: .*multicast/);
+    r = await put('eth0', { iface_id: 'eth1', host_dev_name: 'tvapi0' });
+    assert.equal(r.status, 400);
+    assert.match(fault(r), /iface_id/);
+    r = await put('eth0', { iface_id: 'eth0', host_dev_name: 'tvapi0', guest_mac: '02:00:00:00:00:42' });
+    assert.equal(r.status, 204, JSON.stringify(r.body));
+    assert.equal((await apiRequest(sock, 'PUT', '/actions', { action_type: 'InstanceStart' })).status, 204);
+    // The VM process opened the TAP (a new one, since none existed).
+    await until(() => spawnSync(IP, ['netns', 'exec', ns.name, 'ip', 'link', 'show', 'tvapi0']).status === 0, 'TAP tvapi0');
+    r = await put('eth1', { iface_id: 'eth1', host_dev_name: 'tvapi1' });
+    assert.equal(r.status, 400);
+    assert.match(fault(r), /not supported after starting/);
+    assert.equal((await apiRequest(sock, 'PUT', '/destroy')).status, 204);
+    // The TAP was the VM's (not persistent): it goes with the VM process.
+    await until(() => spawnSync(IP, ['netns', 'exec', ns.name, 'ip', 'link', 'show', 'tvapi0']).status !== 0, 'TAP tvapi0 removed');
+  } finally {
     ns.close();
   }
 });

@@ -17,6 +17,8 @@ import type { NetBackend } from '../devices/virtio/net.js';
 export type { HostFwd };
 
 export interface NetSpec {
+  /** An identifier given by the user (Firecracker's iface_id). */
+  id?: string;
   /** user: passt; tap: the TAP device `tap` (existing or new); bridge: a new TAP on `bridge`. */
   mode: 'user' | 'tap' | 'bridge';
   /** Locally administered unicast MAC, lower case. */

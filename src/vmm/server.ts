@@ -5,6 +5,7 @@
 // The protocol servers are handed in by the caller (cli/vm-server.ts), so this layer does not
 // import the API layer above it.
 
+import { resolveNets, type NetRequest, type NetSpec } from './net.js';
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { rmSync, readFileSync } from 'node:fs';
@@ -119,6 +120,30 @@ export class VmHost extends EventEmitter<VmHostEvents> {
 
   get isStarted(): boolean {
     return this.started;
+  }
+
+  /**
+   * Firecracker's PUT /network-interfaces/{id} before InstanceStart: add (or replace, by id) a NIC on
+   * TAP device `tap`. A bad MAC, a MAC another NIC has, or a VM already started is refused.
+   */
+  setNetworkInterface(id: string, tap: string, mac: string | undefined): void {
+    if (this.started) throw new ControlError('The requested operation is not supported after starting the microVM.');
+    const spec = this.vm.spec;
+    const nets = [...(spec.nets ?? [])];
+    const at = nets.findIndex((n) => n.id === id);
+    const req: NetRequest = { id, mode: 'tap', tap, mac };
+    const reqs: NetRequest[] = nets.map((n) => ({ ...n }));
+    if (at >= 0) reqs[at] = req;
+    else reqs.push(req);
+    let resolved: NetSpec[];
+    try {
+      resolved = resolveNets(reqs, spec.name, () => {
+        throw new ControlError('only host_dev_name (a TAP device) is supported here');
+      });
+    } catch (e) {
+      throw new ControlError(`network interface ${id}: ${(e as Error).message}`);
+    }
+    spec.nets = resolved;
   }
 
   /** Boot the guest (InstanceStart). */
