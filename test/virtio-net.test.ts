@@ -1,10 +1,16 @@
 // virtio-net against a fake backend, driven by the hand-written driver of helpers/virtio-driver.ts:
 // config space, transmit (with and without a virtio header on the backend), receive into one buffer
-// and merged buffers, the bounded backlog with backend flow control, and a malicious driver.
+// and merged buffers, the bounded backlog with backend flow control, a malicious driver; and passt's
+// stream framing.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Driver, S } from './helpers/virtio-driver.js';
+import { PasstBackend } from '../src/host/passt.js';
 import {
   VirtioNet,
   RX_BACKLOG,
@@ -210,4 +216,43 @@ test('virtio-net: transmit stops while the backend is full and continues on txRe
   be.txReady();
   assert.equal(be.sent.length, 3);
   assert.deepEqual(be.sent[2], Buffer.from(frame(60, 2)));
+});
+
+test('passt backend: 4-byte big-endian length framing both ways, frames split across reads', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'typevisor-passt-'));
+  const path = join(dir, 's');
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(path, r));
+  try {
+    const peerP = new Promise<Socket>((r) => server.once('connection', r));
+    const sock = connect(path);
+    await new Promise((r) => sock.once('connect', r));
+    const peer = await peerP;
+    const be = new PasstBackend(sock);
+    const got: Buffer[] = [];
+    be.start((f) => got.push(Buffer.from(f)), () => {});
+    const f1 = Buffer.from(frame(60, 1));
+    const f2 = Buffer.from(frame(1514, 2));
+    const len = (n: number) => Buffer.from([0, 0, n >> 8, n & 255]);
+    const wire = Buffer.concat([len(60), f1, len(1514), f2]);
+    // Split in awkward places: inside the first length, inside the second frame.
+    peer.write(wire.subarray(0, 2));
+    await new Promise((r) => setTimeout(r, 20));
+    peer.write(wire.subarray(2, 700));
+    await new Promise((r) => setTimeout(r, 20));
+    peer.write(wire.subarray(700));
+    for (let i = 0; i < 100 && got.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(got, [f1, f2]);
+    // Transmit: pieces are joined behind their length.
+    const recv: Buffer[] = [];
+    peer.on('data', (d: Buffer) => recv.push(d));
+    be.transmit([f1.subarray(0, 10), f1.subarray(10)], 60);
+    for (let i = 0; i < 100 && Buffer.concat(recv).length < 64; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(Buffer.concat(recv), Buffer.concat([len(60), f1]));
+    be.close();
+    peer.destroy();
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -22,6 +22,9 @@ export interface HostFwd {
   guestPort: number;
 }
 
+/** Largest frame passt sends (its MTU is at most 65520, plus the Ethernet header). */
+const MAX_FRAME = 65536;
+
 /** passt's own lines that say nothing to a typevisor user (it runs without syslog, as nobody). */
 const NOISE = /^(Failed to send \d+ bytes to syslog|Don't run as root\. Changing to nobody\.\.\.|No external routable interface for IPv6)$/;
 
@@ -74,6 +77,12 @@ export class PasstBackend implements NetBackend {
       let off = 0;
       while (buf.length - off >= 4) {
         const len = buf.readUInt32BE(off);
+        if (len > MAX_FRAME) {
+          // Not passt's framing any more: stop rather than buffer without bound.
+          process.stderr.write(`typevisor: passt sent a frame of ${len} bytes; its NIC is disconnected\n`);
+          this.close();
+          return;
+        }
         if (buf.length - off - 4 < len) break;
         // A view of the chunk, no copy: the device copies it once into the guest's buffers.
         receive(buf.subarray(off + 4, off + 4 + len));
