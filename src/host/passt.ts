@@ -70,29 +70,39 @@ export class PasstBackend implements NetBackend {
     sock.on('error', () => {});
   }
 
+  private receive: (frame: Uint8Array) => void = () => {};
+  private txReady: () => void = () => {};
+  private listening = false;
+
   start(receive: (frame: Uint8Array) => void, txReady: () => void): void {
-    this.sock.on('data', (chunk: Buffer) => {
-      let buf = this.partial ? Buffer.concat([this.partial, chunk]) : chunk;
-      this.partial = undefined;
-      let off = 0;
-      while (buf.length - off >= 4) {
-        const len = buf.readUInt32BE(off);
-        if (len > MAX_FRAME) {
-          // Not passt's framing any more: stop rather than buffer without bound.
-          process.stderr.write(`typevisor: passt sent a frame of ${len} bytes; its NIC is disconnected\n`);
-          this.close();
-          return;
-        }
-        if (buf.length - off - 4 < len) break;
-        // A view of the chunk, no copy: the device copies it once into the guest's buffers.
-        receive(buf.subarray(off + 4, off + 4 + len));
-        off += 4 + len;
+    this.receive = receive;
+    this.txReady = txReady;
+    if (!this.listening) {
+      this.listening = true;
+      this.sock.on('data', (chunk: Buffer) => this.onData(chunk));
+      this.sock.on('drain', () => this.txReady());
+    }
+    this.resume();
+  }
+
+  private onData(chunk: Buffer): void {
+    const buf = this.partial ? Buffer.concat([this.partial, chunk]) : chunk;
+    this.partial = undefined;
+    let off = 0;
+    while (buf.length - off >= 4) {
+      const len = buf.readUInt32BE(off);
+      if (len > MAX_FRAME) {
+        // Not passt's framing any more: stop rather than buffer without bound.
+        process.stderr.write(`typevisor: passt sent a frame of ${len} bytes; its NIC is disconnected\n`);
+        this.close();
+        return;
       }
-      if (off < buf.length) this.partial = Buffer.from(buf.subarray(off));
-      buf = Buffer.alloc(0);
-    });
-    this.sock.on('drain', txReady);
-    this.sock.resume();
+      if (buf.length - off - 4 < len) break;
+      // A view of the chunk, no copy: the device copies it once into the guest's buffers.
+      this.receive(buf.subarray(off + 4, off + 4 + len));
+      off += 4 + len;
+    }
+    if (off < buf.length) this.partial = Buffer.from(buf.subarray(off));
   }
 
   transmit(pieces: Uint8Array[], length: number): boolean {

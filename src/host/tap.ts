@@ -144,13 +144,18 @@ export class TapBackend implements NetBackend {
     readonly name: string,
   ) {}
 
+  private receive: (frame: Uint8Array) => void = () => {};
+
   start(receive: (frame: Uint8Array) => void): void {
+    this.receive = receive;
+    this.resume();
+    if (this.worker) return;
     const w = new Worker(new URL('./tap-reader.js', import.meta.url), {
       workerData: { fd: this.fd, flags: this.flags, max: 65536 + VNET_HDR_BYTES },
     });
     w.on('message', (frames: ArrayBuffer[]) => {
       if (this.closed) return;
-      for (const f of frames) receive(new Uint8Array(f));
+      for (const f of frames) this.receive(new Uint8Array(f));
     });
     w.on('error', (e) => process.stderr.write(`typevisor: TAP ${this.name}: reader stopped: ${e.message}\n`));
     w.unref();

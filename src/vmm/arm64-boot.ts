@@ -17,7 +17,8 @@ import { VirtioRng } from '../devices/virtio/rng.js';
 import { VirtioConsole } from '../devices/virtio/console.js';
 import { VirtioBalloon } from '../devices/virtio/balloon.js';
 import { VirtioNet, DEFAULT_MTU } from '../devices/virtio/net.js';
-import { macBytes, openNetBackend } from './net.js';
+import type { NetBackend } from '../devices/virtio/net.js';
+import { macBytes } from './net.js';
 import type { VmSpec } from './vm.js';
 
 const MiB = 1024 * 1024;
@@ -110,9 +111,11 @@ function readIntoRam(mem: GuestMemory, pa: number, fd: number, length: number, w
   if (length > 0) mem.noteWrite(off, length);
 }
 
+/** `netBackends`: the host side of each of spec.nets, opened by the caller (they outlive a reboot). */
 export async function buildArm64Guest(
   spec: VmSpec,
   output: (bytes: Uint8Array) => void,
+  netBackends: NetBackend[] = [],
 ): Promise<{ machine: Arm64VirtMachine; devices: GuestDevices }> {
   const user = spec.dtb ? readUserDtb(spec.dtb) : undefined;
   let ramSize = spec.memoryMiB * MiB;
@@ -155,20 +158,14 @@ export async function buildArm64Guest(
     for (const d of disks) d.close();
     throw new UserError(`--disk: ${(e as Error).message}`);
   }
-  // NICs: each backend (passt, a TAP) is opened before the guest starts, so that its errors come first.
   const nets: VirtioNet[] = [];
-  try {
-    for (const [i, n] of (spec.nets ?? []).entries()) {
-      const backend = await openNetBackend(n, i, spec.name, DEFAULT_MTU);
-      const net = new VirtioNet({ mac: macBytes(n.mac), backend, mtu: DEFAULT_MTU, kick: () => machine.kick() });
-      nets.push(net);
-      addVirtio(`virtio-net${i}`, net);
-    }
-  } catch (e) {
-    for (const d of disks) d.close();
-    for (const n of nets) n.close();
-    throw e;
-  }
+  (spec.nets ?? []).forEach((n, i) => {
+    const backend = netBackends[i];
+    if (!backend) throw new Error(`NIC ${i}: no backend was opened for it`);
+    const net = new VirtioNet({ mac: macBytes(n.mac), backend, mtu: DEFAULT_MTU, kick: () => machine.kick() });
+    nets.push(net);
+    addVirtio(`virtio-net${i}`, net);
+  });
   if (spec.rng) addVirtio('virtio-rng', new VirtioRng());
   if (spec.console === 'virtio') {
     vcon = new VirtioConsole({
@@ -254,7 +251,7 @@ export async function buildArm64Guest(
     pressPowerKey: () => machine.pressPowerKey(),
     close: () => {
       for (const d of disks) d.close();
-      for (const n of nets) n.close();
+      for (const n of nets) n.detach();
     },
   };
   return { machine, devices };

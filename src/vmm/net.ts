@@ -186,3 +186,15 @@ export async function openNetBackend(n: NetSpec, index: number, vmName: string, 
   }
   return new TapBackend(t.fd, t.name);
 }
+
+/** Open every NIC's backend, in order; on an error, close the ones already open. */
+export async function openNetBackends(nets: NetSpec[], vmName: string, mtu: number): Promise<NetBackend[]> {
+  const out: NetBackend[] = [];
+  try {
+    for (const [i, n] of nets.entries()) out.push(await openNetBackend(n, i, vmName, mtu));
+  } catch (e) {
+    for (const b of out) b.close();
+    throw e;
+  }
+  return out;
+}

@@ -37,7 +37,9 @@ export const RX_BACKLOG = 256;
 
 /**
  * The host end of a NIC. A backend hands received frames to the device through the `receive`
- * callback given to start(); pause()/resume() are flow control from the device.
+ * callback given to start(); pause()/resume() are flow control from the device. start() may be
+ * called again (a new device after a reboot): the new callbacks replace the old ones. The backend
+ * belongs to whoever opened it, which closes it.
  */
 export interface NetBackend {
   /** Frames on this backend carry the 12-byte virtio_net_hdr (a TAP with IFF_VNET_HDR). */
@@ -259,8 +261,12 @@ export class VirtioNet extends VirtioDeviceBase {
     }
   }
 
-  close(): void {
-    this.backend.close();
+  /** This device is gone (the machine stopped or rebooted): frames from the backend are dropped. */
+  detach(): void {
+    this.backend.start(
+      () => {},
+      () => {},
+    );
   }
 }
 
