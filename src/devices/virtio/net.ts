@@ -97,7 +97,10 @@ export class VirtioNet extends VirtioDeviceBase {
       (frame) => this.receive(frame),
       () => {
         this.txBlocked = false;
-        if (this.attached && this.host.active) this.notify(TX);
+        if (this.attached && this.host.active) {
+          this.notify(TX);
+          this.kick();
+        }
       },
     );
   }
@@ -125,13 +128,12 @@ export class VirtioNet extends VirtioDeviceBase {
     }
     this.backlog.push(frame);
     this.deliver();
-    if (this.backlog.length > 0) {
-      if (this.backlog.length >= RX_BACKLOG && !this.paused) {
-        this.paused = true;
-        this.backend.pause();
-      }
-      this.kick();
+    if (this.backlog.length >= RX_BACKLOG && !this.paused) {
+      this.paused = true;
+      this.backend.pause();
     }
+    // Wake a guest idling in WFI: for the interrupt just raised, or to post more buffers.
+    this.kick();
   }
 
   /** Move backlogged frames into the guest's receive buffers while it has some. */
