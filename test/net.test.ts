@@ -18,7 +18,7 @@ import { haveCrossToolchain, tinyGuestImage, until } from './helpers/toolstack-g
 
 const root = resolve(import.meta.dirname, '..', '..');
 const typevisor = join(root, 'bin', 'typevisor');
-const BOOT_TIMEOUT_MS = 15 * 60 * 1000;
+const BOOT_TIMEOUT_MS = 20 * 60 * 1000;
 
 function which(cmd: string): string {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).stdout.trim();
@@ -152,7 +152,7 @@ class Guest {
 
 const SKIP = skipReason || imageError;
 
-test('typevisor network: DHCP lease, ping to the bridge, two guests exchange a file over TCP; destroy cleans up', { skip: SKIP, timeout: 2 * BOOT_TIMEOUT_MS }, async () => {
+test('typevisor network: DHCP lease, ping to the bridge, two guests exchange a file over TCP; destroy cleans up', { skip: SKIP, timeout: 3 * BOOT_TIMEOUT_MS }, async () => {
   const ns = new Netns();
   try {
     const created = ns.typevisor(['network', 'create', 'lan', '--subnet', '10.77.0.1/24']);
@@ -195,7 +195,7 @@ test('typevisor network: DHCP lease, ping to the bridge, two guests exchange a f
   }
 });
 
-test('--net user: the guest fetches from an HTTP server on the host, the host reaches the guest through hostfwd', { skip: SKIP, timeout: BOOT_TIMEOUT_MS }, async () => {
+test('--net user: the guest fetches from an HTTP server on the host, the host reaches the guest through hostfwd', { skip: SKIP, timeout: 3 * BOOT_TIMEOUT_MS }, async () => {
   const ns = new Netns();
   try {
     ns.addUplink();
