@@ -137,8 +137,11 @@ export class VmHost extends EventEmitter<VmHostEvents> {
     else reqs.push(req);
     let resolved: NetSpec[];
     try {
-      resolved = resolveNets(reqs, spec.name, () => {
-        throw new ControlError('only host_dev_name (a TAP device) is supported here');
+      // NICs given at create time keep the bridge their network resolved to then.
+      resolved = resolveNets(reqs, spec.name, (name, what) => {
+        const bridge = nets.find((n) => n.network === name)?.bridge;
+        if (bridge === undefined) throw new Error(`${what}: network ${name} is unknown`);
+        return bridge;
       });
     } catch (e) {
       throw new ControlError(`network interface ${id}: ${(e as Error).message}`);
