@@ -141,7 +141,8 @@ class Guest {
   }
 
   async address(): Promise<string> {
-    return (await this.waitFor(new RegExp(`^${NIC_ADDRESS_MARKER}0 ([0-9.]+)/(\\d+)$`), 'eth0 DHCP address'))[1];
+    // The line may follow the shell prompt on the same line: DHCP finishes in the background.
+    return (await this.waitFor(new RegExp(`${NIC_ADDRESS_MARKER}0 ([0-9.]+)/(\\d+)$`), 'eth0 DHCP address'))[1];
   }
 
   async poweroff(): Promise<number | null> {
