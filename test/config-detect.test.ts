@@ -126,7 +126,7 @@ test('--from overrides detection, and wins over an ambiguity', () => {
 });
 
 test('imported configs pass the native validator and carry their warnings', () => {
-  for (const f of ['xen-guest-bundle.cfg', 'fuchsia-linux-gen3.json', 'microvm-seed004.json']) {
+  for (const f of ['xl-manpage-pv.cfg', 'fuchsia-linux-gen3.json', 'microvm-seed004.json']) {
     const r = loadConfig(join(FIX, f));
     assert.ok(r.warnings.length > 0, f);
     assert.deepEqual(r.config.warnings, r.warnings, f);

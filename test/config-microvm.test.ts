@@ -64,7 +64,7 @@ test('nested "microvm" object: volumes, interfaces, shares, socket, kernelParams
     /microvm\.volumes\[0\]: .*var\.img does not exist; microvm\.nix would create it \(1024 MiB\) but typevisor does not/,
   );
   assert.doesNotMatch(all, /ro\.img does not exist/, 'autoCreate false: no warning');
-  assert.match(all, /microvm\.interfaces\[1\]: bridged networking \(bridge br0\) is not implemented/);
+  assert.doesNotMatch(all, /interfaces/, 'tap and bridge interfaces are supported');
   assert.match(
     all,
     /microvm option 'microvm\.shares' \(shared directories \(9p\/virtiofs\)\) is not supported by typevisor; ignored/,
@@ -128,6 +128,10 @@ test('errors name the file, the option path and the expectation', () => {
   throwsConfig(
     () => importMicrovm('{"microvm":{"interfaces":[{"type":"tap"}]}}', 'm.json'),
     /^m\.json: microvm\.interfaces\[0\]\.id: missing; a tap interface needs/,
+  );
+  throwsConfig(
+    () => importMicrovm('{"microvm":{"interfaces":[{"type":"macvtap","id":"x","macvtap":{"link":"eth0"}}]}}', 'm.json'),
+    /^m\.json: microvm\.interfaces\[0\]\.type: macvtap is not supported by typevisor .*use type = "bridge"/,
   );
   throwsConfig(
     () => importMicrovm('{"microvm":{"interfaces":[{"type":"vde","id":"x"}]}}', 'm.json'),
@@ -247,4 +251,13 @@ test('runner: a bad config is a ConfigError and writes nothing', () => {
     /Zircon guests are not supported/,
   );
   assert.throws(() => statSync(join(out, 'bin')));
+});
+
+test('interfaces of type user are user-mode networking, imported without a warning', () => {
+  const { config, warnings } = importMicrovm(
+    '{"microvm":{"interfaces":[{"type":"user","id":"qemu","mac":"02:00:00:00:00:09"}]}}',
+    'm.json',
+  );
+  assert.deepEqual(config.nets, [{ mac: '02:00:00:00:00:09' }]);
+  assert.deepEqual(warnings, []);
 });

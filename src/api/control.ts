@@ -1,5 +1,6 @@
 // The control API on control.sock: HTTP/1.1 + JSON, shaped like Firecracker's where they overlap
-// (GET /, GET /machine-config, PUT /actions, PATCH /vm, GET/PATCH /balloon, PUT /vsock) plus typevisor's own
+// (GET /, GET /machine-config, PUT /actions, PATCH /vm, GET/PATCH /balloon, PUT /vsock and PUT
+// /network-interfaces/{id} before start) plus typevisor's own
 // (GET /vm, PUT /shutdown, PUT /reboot, PUT /destroy). Errors are Firecracker's {"fault_message"}.
 // src/api/openapi.yaml describes it.
 
@@ -107,7 +108,10 @@ function parseJson(text: string): unknown {
   }
 }
 
-type Handler = (host: VmHost, body: () => Promise<unknown>) => Promise<unknown> | unknown;
+type Handler = (host: VmHost, body: () => Promise<unknown>, param: string) => Promise<unknown> | unknown;
+
+/** Paths with a parameter: the route's key, and a pattern whose group 1 is the parameter. */
+const PARAM_ROUTES: [string, RegExp][] = [['/network-interfaces/{iface_id}', /^\/network-interfaces\/([A-Za-z0-9_.-]{1,64})$/]];
 
 /** path -> method -> handler; a handler's return value is the JSON response (undefined: 204). */
 const ROUTES: Record<string, Record<string, Handler>> = {
@@ -205,6 +209,21 @@ const ROUTES: Record<string, Record<string, Handler>> = {
       return undefined;
     },
   },
+  '/network-interfaces/{iface_id}': {
+    // Firecracker's: before InstanceStart, a NIC on the TAP device host_dev_name.
+    PUT: async (host, body, id) => {
+      const o = checkBody(await body(), {
+        iface_id: { type: 'string', required: true },
+        host_dev_name: { type: 'string', required: true },
+        guest_mac: { type: 'string' },
+      });
+      if (o.iface_id !== id) {
+        throw new ApiError(400, `invalid value for field \`iface_id\`: ${JSON.stringify(o.iface_id)} is not the ${JSON.stringify(id)} of the path`);
+      }
+      host.setNetworkInterface(id, o.host_dev_name as string, o.guest_mac as string | undefined);
+      return undefined;
+    },
+  },
   '/balloon': {
     GET: (host) => {
       const b = host.balloon();
@@ -254,7 +273,16 @@ export async function handleRequest(host: VmHost, req: IncomingMessage, res: Ser
     const url = new URL(req.url ?? '/', 'http://localhost');
     let path = url.pathname;
     if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
-    const route = ROUTES[path];
+    let param = '';
+    let key = path;
+    for (const [k, re] of PARAM_ROUTES) {
+      const m = re.exec(path);
+      if (m) {
+        key = k;
+        param = m[1];
+      }
+    }
+    const route = ROUTES[key];
     if (!route) throw new ApiError(404, `unknown path ${path}; see openapi.yaml for the API`);
     const method = req.method ?? 'GET';
     const handler = route[method];
@@ -267,7 +295,7 @@ export async function handleRequest(host: VmHost, req: IncomingMessage, res: Ser
       (bodyRead ??= readBody(req).then((t) =>
         t.trim() === '' && method !== 'PATCH' && path !== '/actions' ? undefined : parseJson(t),
       ));
-    const out = await handler(host, body);
+    const out = await handler(host, body, param);
     if (!bodyRead) req.resume();
     send(res, out === undefined ? 204 : 200, out);
   } catch (e) {

@@ -23,6 +23,7 @@ const VERBS: Record<string, Verb> = {
   balloon: { summary: 'set the memory a guest keeps, in MiB (virtio-balloon)', load: () => import('./balloon.js') },
   launch: { summary: 'boot a config in the foreground, registered like create (Fuchsia guest launch)', load: () => import('./launch.js') },
   autostart: { summary: 'create every guest configured in a directory (default /etc/typevisor/auto)', load: () => import('./autostart.js') },
+  network: { summary: 'host networks: a bridge with DHCP for guests (network create/list/destroy)', load: () => import('./network.js') },
   doctor: { summary: 'which engines this host can run (tcg, /dev/kvm) and how fast', load: () => import('./doctor.js') },
   'microvm-runner': { summary: 'write microvm.nix-style runner scripts for a config', load: () => import('./microvm-runner.js') },
 };

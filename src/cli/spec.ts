@@ -10,6 +10,8 @@ import { loadConfig } from '../config/load.js';
 import { buildDefaultImage } from '../image/build.js';
 import { sniffKernelArch } from '../config/common.js';
 import { parseListenAddress } from '../config/vmconfig.js';
+import { netRequestFromConfig, parseNetOption, resolveNets, type NetRequest } from '../vmm/net.js';
+import { networkBridge } from './network.js';
 
 export const RUN_OPTIONS = {
   kernel: { type: 'string' },
@@ -20,6 +22,7 @@ export const RUN_OPTIONS = {
   cpus: { type: 'string' },
   memory: { type: 'string' },
   disk: { type: 'string', multiple: true },
+  net: { type: 'string', multiple: true },
   console: { type: 'string' },
   name: { type: 'string' },
   from: { type: 'string' },
@@ -51,6 +54,14 @@ options:
   --cpus N              vCPUs, 1 to 8 (default 1)
   --memory MIB          guest RAM in MiB (default 512)
   --disk PATH[,ro]      virtio-blk disk from a raw image; repeatable
+  --net user[,mac=MAC][,hostfwd=tcp::HOSTPORT-:GUESTPORT]...
+                        a virtio-net NIC with user-mode networking (passt; no root needed): DHCP,
+                        DNS and the host's services at the gateway address; hostfwd forwards a port
+  --net tap=IFNAME[,mac=MAC]       a NIC on TAP device IFNAME (existing or new)
+  --net bridge=BRIDGE[,mac=MAC]    a NIC on a new TAP attached to BRIDGE (removed with the VM)
+  --net network=NAME[,mac=MAC]     a NIC on a typevisor network (typevisor network create)
+                        --net is repeatable (eth0, eth1...); the MAC defaults to a stable
+                        02:74:... address derived from the guest name and the NIC's index
   --console serial|virtio   console on the PL011 (ttyAMA0, default) or virtio-console (hvc0)
   --arch aarch64|x86_64 guest architecture (default: from the kernel; aarch64)
   --accel tcg|kvm|auto  engine: the software CPU (tcg, aarch64 guests) or /dev/kvm (kvm, x86_64
@@ -83,6 +94,7 @@ export interface RunValues {
   cpus?: string;
   memory?: string;
   disk?: string[];
+  net?: string[];
   console?: string;
   name?: string;
   from?: string;
@@ -200,6 +212,7 @@ export function resolveEngine(
 export async function specFromOptions(values: RunValues, configPath?: string): Promise<VmSpec> {
   let spec: Partial<VmSpec> = {};
   let configGdb: { address?: string; wait?: boolean } = {};
+  let configNets: NetRequest[] = [];
   if (configPath) {
     const { config, warnings } = loadConfig(configPath, { from: values.from });
     for (const w of warnings) process.stderr.write(`typevisor: warning: ${w}\n`);
@@ -222,6 +235,7 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
       onReboot: config.onReboot === 'destroy' ? 'destroy' : 'restart',
     };
     configGdb = { address: config.gdb, wait: config.gdbWait };
+    configNets = (config.nets ?? []).map(netRequestFromConfig);
   }
   const consoleKind = values.console ?? spec.console ?? 'serial';
   if (consoleKind !== 'serial' && consoleKind !== 'virtio') {
@@ -245,8 +259,14 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
   if (gdb && arch !== 'aarch64')
     throw new UserError('--gdb: the gdb stub serves aarch64 guests on the software CPU (tcg)');
   for (const d of disks) requireFile('--disk', d.path);
+  const name = values.name ?? spec.name ?? 'guest';
+  const netRequests = values.net ? values.net.map(parseNetOption) : configNets;
+  const nets = resolveNets(netRequests, name, networkBridge);
+  if (arch === 'x86_64' && nets.length > 0) {
+    throw new UserError('--net: virtio-net is wired on the arm64-virt machine only; x86_64 guests have no NIC yet');
+  }
   return {
-    name: values.name ?? spec.name ?? 'guest',
+    name,
     cpus,
     memoryMiB,
     kernel: requireFile('--kernel', kernel),
@@ -268,6 +288,7 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
     accel,
     console: consoleKind,
     disks,
+    nets,
     rng: values['no-rng'] ? false : (spec.rng ?? true),
     balloon: values.balloon ?? spec.balloon ?? false,
     vsock:

@@ -6,6 +6,7 @@
 // (arch, accel, console, rng, balloon tuning, vsock, sockets) become comments.
 
 import type { VmConfig } from './vmconfig.js';
+import { bridgeName } from '../host/network.js';
 
 function q(s: string): string {
   // xl strings: double quotes with backslash escapes.
@@ -44,7 +45,8 @@ export function exportXl(c: VmConfig): string {
     const specs = c.nets.map((n) => {
       const parts: string[] = [];
       if (n.mac) parts.push(`mac=${n.mac}`);
-      if (n.bridge) parts.push(`bridge=${n.bridge}`);
+      if (n.network) parts.push(`bridge=${bridgeName(n.network)}`);
+      else if (n.bridge) parts.push(`bridge=${n.bridge}`);
       if (n.tap) parts.push(`vifname=${n.tap}`);
       if (n.model) parts.push(`model=${n.model}`);
       return `'${parts.join(',')}'`;
@@ -58,6 +60,10 @@ export function exportXl(c: VmConfig): string {
   if (c.arch) notes.push(`arch ${c.arch}`);
   if (c.accel) notes.push(`accel ${c.accel}`);
   if (c.console) notes.push(`console ${c.console}`);
+  c.nets?.forEach((n, i) => {
+    if (n.network === undefined && n.bridge === undefined && n.tap === undefined)
+      notes.push(`NIC ${i} user-mode networking${n.hostfwd ? ` (hostfwd ${n.hostfwd.join(' ')})` : ''}`);
+  });
   if (c.rng !== undefined) notes.push(`rng ${c.rng ? 'on' : 'off'}`);
   if (c.balloon) notes.push(`balloon ${JSON.stringify(c.balloon)}`);
   if (c.vsock) notes.push(`vsock ${JSON.stringify(c.vsock)}`);

@@ -11,9 +11,9 @@
 // balloon when balloonMem > 0 or balloon = true (initialBalloonMem -> balloon.targetMiB,
 // deflateOnOOM -> balloon.demandPage), vcpu -> cpus, kernel -> kernel, initrdPath -> initrd,
 // kernelParams -> cmdline, volumes -> disks (image, readOnly; id = serial or mountPoint),
-// interfaces -> nets (tap: tap = id; bridge: bridge), socket -> controlSocket,
-// qemu.serialConsole -> console, vsock.cid -> vsock (the host socket in the VM's state
-// directory). <hypervisor>.extraArgs: `-device virtio-rng-*` and
+// interfaces -> nets (tap: tap = id; bridge: bridge, tap = id; user: user-mode networking; macvtap:
+// error), socket -> controlSocket, qemu.serialConsole -> console, vsock.cid -> vsock (the host socket
+// in the VM's state directory). <hypervisor>.extraArgs: `-device virtio-rng-*` and
 // `-device virtio-balloon*` are understood; anything else gets a warning (QEMU arguments are not
 // interpreted). Shares, PCI/USB devices, graphics, forwardPorts, hotplug memory and the
 // NixOS store options get a warning.
@@ -346,18 +346,13 @@ export function importMicrovmObject(input: Obj, file: string, options: ImportOpt
             fail(`${k}.bridge`, 'missing; a bridge interface needs the host bridge');
           n.bridge = str(`${k}.bridge`, o.bridge);
           if (id) n.tap = id;
-          warnings.push(
-            `microvm ${key(k)}: bridged networking (bridge ${n.bridge}) is not implemented in typevisor yet; the interface is recorded but not connected`,
-          );
           break;
         case 'user':
-          warnings.push(
-            `microvm ${key(k)}: user-mode (slirp) networking is not supported by typevisor; the interface is recorded but not connected`,
-          );
           break;
         case 'macvtap':
-          warnings.push(
-            `microvm ${key(k)}: macvtap networking is not supported by typevisor; the interface is recorded but not connected`,
+          fail(
+            `${k}.type`,
+            `macvtap is not supported by typevisor (it has no macvtap backend); use type = "bridge" with the host bridge, or type = "tap"`,
           );
           break;
         default:

@@ -54,10 +54,17 @@ export interface DiskConfig {
   id?: string;
 }
 
+/**
+ * One NIC (virtio-net). Its host side: `network` (a typevisor network), `bridge` (a new TAP on that
+ * bridge; `tap` names it), `tap` alone (that TAP device), or none of these: user-mode networking
+ * (passt), where `hostfwd` forwards host ports ("tcp::8080-:80", QEMU's syntax).
+ */
 export interface NetConfig {
   mac?: string;
+  network?: string;
   bridge?: string;
   tap?: string;
+  hostfwd?: string[];
   /** Device model; typevisor implements virtio-net. */
   model?: string;
 }
@@ -141,7 +148,7 @@ export const VMCONFIG_KEYS = [
 ] as const;
 
 const DISK_KEYS = ['path', 'readOnly', 'volatile', 'id'] as const;
-const NET_KEYS = ['mac', 'bridge', 'tap', 'model'] as const;
+const NET_KEYS = ['mac', 'network', 'bridge', 'tap', 'hostfwd', 'model'] as const;
 const BALLOON_KEYS = ['targetMiB', 'demandPage', 'intervalS', 'thresholdMiB'] as const;
 const VSOCK_KEYS = ['cid', 'uds'] as const;
 
@@ -310,8 +317,12 @@ class Validator {
       if (!MAC_RE.test(mac)) this.expected(`${key}.mac`, 'a MAC address like 02:00:00:00:00:01', o.mac);
       n.mac = mac.toLowerCase();
     }
+    if (o.network !== undefined) n.network = this.string(`${key}.network`, o.network);
     if (o.bridge !== undefined) n.bridge = this.string(`${key}.bridge`, o.bridge);
     if (o.tap !== undefined) n.tap = this.string(`${key}.tap`, o.tap);
+    if (o.hostfwd !== undefined) {
+      n.hostfwd = this.array(`${key}.hostfwd`, o.hostfwd).map((h, i) => this.string(`${key}.hostfwd[${i}]`, h));
+    }
     if (o.model !== undefined) n.model = this.string(`${key}.model`, o.model);
     return n;
   }

@@ -412,6 +412,10 @@ export function parseXlVif(spec: string, where: { file: string; line: number; ke
       case 'vifname':
         net.tap = val;
         break;
+      case 'script':
+        // vif-bridge (the default) is what the bridge backend does: a TAP attached to the bridge.
+        if (val.split('/').pop() !== 'vif-bridge') ignored.push(`${k}=${val}`);
+        break;
       case 'model':
         net.model = val;
         break;
@@ -423,6 +427,7 @@ export function parseXlVif(spec: string, where: { file: string; line: number; ke
         else fail(`unknown vif parameter '${k}'`);
     }
   }
+  // Without bridge= (Xen would use xenbr0): vifname= is a TAP device, neither is user-mode networking.
   return { net, ignored };
 }
 
@@ -601,10 +606,8 @@ export function importXl(text: string, file: string, options: ImportOptions = {}
       const v = parseXlVif(item.value, { file, line: item.line, key: `vif[${i}]` });
       if (v.ignored.length > 0)
         warnings.push(`xl vif[${i}]: ${v.ignored.join(', ')} not supported by typevisor; ignored`);
-      if (v.net.bridge)
-        warnings.push(
-          `xl vif[${i}]: bridged networking (bridge=${v.net.bridge}) is not implemented in typevisor yet; the interface is recorded but not connected`,
-        );
+      if (v.net.model && !/^virtio(-net)?$/.test(v.net.model))
+        warnings.push(`xl vif[${i}]: model=${v.net.model}: typevisor's NIC is virtio-net; the guest sees a virtio-net device`);
       nets.push(v.net);
     });
     config.nets = nets;

@@ -35,6 +35,7 @@ export const GUEST_MODULES = [
   'virtio_console',
   'virtio_rng',
   'virtio_balloon',
+  'virtio_net',
   'vsock',
   'vmw_vsock_virtio_transport_common',
   'vmw_vsock_virtio_transport',
@@ -273,6 +274,42 @@ export function busyboxApplets(bin: Uint8Array): string[] {
   return names.includes('sh') ? names : fallback;
 }
 
+/** Where the default guest keeps its udhcpc event script. */
+export const UDHCPC_SCRIPT = '/etc/udhcpc.script';
+
+/** Prefix of the line the guest prints when a NIC has its address: `typevisor: eth0 10.77.0.23/24`. */
+export const NIC_ADDRESS_MARKER = 'typevisor: eth';
+
+/** busybox udhcpc's event script: set the address, default route and resolv.conf, then say so. */
+export function udhcpcScript(): string {
+  return [
+    '#!/bin/sh',
+    '# udhcpc event script (typevisor default guest): $1 is the event, the lease is in the environment.',
+    'case "$1" in',
+    '  deconfig)',
+    '    ip addr flush dev "$interface"',
+    '    ip link set "$interface" up',
+    '    ;;',
+    '  bound|renew)',
+    '    if ! ip addr show dev "$interface" | grep -q " $ip/$mask "; then',
+    '      ip addr flush dev "$interface"',
+    '      ip addr add "$ip/$mask" dev "$interface"',
+    '    fi',
+    '    if [ -n "$router" ]; then',
+    '      ip route del default dev "$interface" 2>/dev/null',
+    '      for r in $router; do ip route add default via "$r" dev "$interface" && break; done',
+    '    fi',
+    '    if [ -n "$dns" ]; then',
+    '      { [ -n "$domain" ] && echo "search $domain"; for d in $dns; do echo "nameserver $d"; done; } >/etc/resolv.conf',
+    '    fi',
+    `    [ "$1" = bound ] && echo "typevisor: $interface $ip/$mask" >/dev/console`,
+    '    ;;',
+    'esac',
+    'exit 0',
+    '',
+  ].join('\n');
+}
+
 export function initScript(kernelRelease: string, modules: string[]): string {
   const lines = [
     '#!/bin/sh',
@@ -287,12 +324,18 @@ export function initScript(kernelRelease: string, modules: string[]): string {
     'mount -t tmpfs tmpfs /tmp',
     'mount -t tmpfs tmpfs /run',
     'hostname typevisor',
+    'ip link set lo up',
     `M=/lib/modules/${kernelRelease}`,
     ...modules.map(
       (m) => `insmod $M/${m} 2>/dev/null || echo "typevisor: insmod ${path.basename(m)} failed"`,
     ),
     '# With console=hvc0 the console only exists once virtio_console is loaded: reopen it now.',
     'if (exec </dev/console) 2>/dev/null; then exec </dev/console >/dev/console 2>&1; fi',
+    '# Every NIC takes an address by DHCP in the background (no NIC: nothing to wait for).',
+    'for n in /sys/class/net/eth*; do',
+    '  [ -e "$n" ] || continue',
+    `  udhcpc -i "\${n##*/}" -s ${UDHCPC_SCRIPT} -b -t 10 -T 2 -S >/dev/null 2>&1 &`,
+    'done',
     `echo "${INIT_READY_MARKER}"`,
     'setsid cttyhack /bin/sh -l',
     'echo "typevisor: shell exited, powering off"',
@@ -432,6 +475,7 @@ export async function buildDefaultImage(opts: BuildImageOptions = {}): Promise<D
     cpio.file('etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n');
     cpio.file('etc/group', 'root:x:0:\n');
     cpio.file('etc/hostname', 'typevisor\n');
+    cpio.file(UDHCPC_SCRIPT.slice(1), udhcpcScript(), 0o755);
     cpio.file('etc/profile', 'export PATH=/bin:/sbin:/usr/bin:/usr/sbin\nexport PS1="\\h:\\w# "\n');
     const modRoot = `lib/modules/${release}`;
     const depLines: string[] = [];

@@ -19,6 +19,9 @@ import { VirtioBalloon } from '../devices/virtio/balloon.js';
 import { VirtioVsock } from '../devices/virtio/vsock.js';
 import { VsockUnixListener } from '../host/vsock-uds.js';
 import { runtimeVsockPath } from './state.js';
+import { VirtioNet, DEFAULT_MTU } from '../devices/virtio/net.js';
+import type { NetBackend } from '../devices/virtio/net.js';
+import { macBytes } from './net.js';
 import type { VmSpec } from './vm.js';
 
 const MiB = 1024 * 1024;
@@ -27,6 +30,7 @@ const alignUp = (v: number, a: number): number => Math.ceil(v / a) * a;
 
 export interface GuestDevices {
   disks: VirtioBlk[];
+  nets: VirtioNet[];
   console?: VirtioConsole;
   balloon?: VirtioBalloon;
   /** virtio-vsock and the Unix socket of its host side. */
@@ -112,9 +116,11 @@ function readIntoRam(mem: GuestMemory, pa: number, fd: number, length: number, w
   if (length > 0) mem.noteWrite(off, length);
 }
 
+/** `netBackends`: the host side of each of spec.nets, opened by the caller (they outlive a reboot). */
 export async function buildArm64Guest(
   spec: VmSpec,
   output: (bytes: Uint8Array) => void,
+  netBackends: NetBackend[] = [],
 ): Promise<{ machine: Arm64VirtMachine; devices: GuestDevices }> {
   const user = spec.dtb ? readUserDtb(spec.dtb) : undefined;
   let ramSize = spec.memoryMiB * MiB;
@@ -155,6 +161,14 @@ export async function buildArm64Guest(
     for (const d of disks) d.close();
     throw new UserError(`--disk: ${(e as Error).message}`);
   }
+  const nets: VirtioNet[] = [];
+  (spec.nets ?? []).forEach((n, i) => {
+    const backend = netBackends[i];
+    if (!backend) throw new Error(`NIC ${i}: no backend was opened for it`);
+    const net = new VirtioNet({ mac: macBytes(n.mac), backend, mtu: DEFAULT_MTU, kick: () => machine.kick() });
+    nets.push(net);
+    addVirtio(`virtio-net${i}`, net);
+  });
   if (spec.rng) addVirtio('virtio-rng', new VirtioRng());
   if (spec.console === 'virtio') {
     vcon = new VirtioConsole({
@@ -261,6 +275,7 @@ export async function buildArm64Guest(
 
   const devices: GuestDevices = {
     disks,
+    nets,
     console: vcon,
     balloon,
     vsock: vsock && { device: vsock.device, path: vsock.listener.path },
@@ -279,6 +294,7 @@ export async function buildArm64Guest(
       for (const d of disks) d.close();
       vsock?.listener.close();
       vsock?.device.close();
+      for (const n of nets) n.detach();
     },
   };
   return { machine, devices };

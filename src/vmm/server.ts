@@ -5,6 +5,7 @@
 // The protocol servers are handed in by the caller (cli/vm-server.ts), so this layer does not
 // import the API layer above it.
 
+import { resolveNets, type NetRequest, type NetSpec } from './net.js';
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { rmSync, readFileSync } from 'node:fs';
@@ -130,6 +131,33 @@ export class VmHost extends EventEmitter<VmHostEvents> {
 
   get isStarted(): boolean {
     return this.started;
+  }
+
+  /**
+   * Firecracker's PUT /network-interfaces/{id} before InstanceStart: add (or replace, by id) a NIC on
+   * TAP device `tap`. A bad MAC, a MAC another NIC has, or a VM already started is refused.
+   */
+  setNetworkInterface(id: string, tap: string, mac: string | undefined): void {
+    if (this.started) throw new ControlError('The requested operation is not supported after starting the microVM.');
+    const spec = this.vm.spec;
+    const nets = [...(spec.nets ?? [])];
+    const at = nets.findIndex((n) => n.id === id);
+    const req: NetRequest = { id, mode: 'tap', tap, mac };
+    const reqs: NetRequest[] = nets.map((n) => ({ ...n }));
+    if (at >= 0) reqs[at] = req;
+    else reqs.push(req);
+    let resolved: NetSpec[];
+    try {
+      // NICs given at create time keep the bridge their network resolved to then.
+      resolved = resolveNets(reqs, spec.name, (name, what) => {
+        const bridge = nets.find((n) => n.network === name)?.bridge;
+        if (bridge === undefined) throw new Error(`${what}: network ${name} is unknown`);
+        return bridge;
+      });
+    } catch (e) {
+      throw new ControlError(`network interface ${id}: ${(e as Error).message}`);
+    }
+    spec.nets = resolved;
   }
 
   /** Boot the guest (InstanceStart). */

@@ -7,6 +7,8 @@ import { residentBytes } from '../host/resident.js';
 import { PassThrough, Writable } from 'node:stream';
 import { Arm64VirtMachine, type StopReason } from '../machine/arm64-virt.js';
 import { buildArm64Guest, type GuestDevices } from './arm64-boot.js';
+import { openNetBackends, type NetSpec } from './net.js';
+import { DEFAULT_MTU, type NetBackend } from '../devices/virtio/net.js';
 
 export interface DiskSpec {
   path: string;
@@ -33,6 +35,8 @@ export interface VmSpec {
   cmdline?: string;
   console: 'serial' | 'virtio';
   disks: DiskSpec[];
+  /** virtio-net NICs, in order (eth0, eth1...). */
+  nets?: NetSpec[];
   rng: boolean;
   balloon: boolean;
   /** Write the generated device tree here (before booting). */
@@ -75,6 +79,8 @@ export class Vm extends EventEmitter {
   state: VmState = 'created';
   private machine: Arm64VirtMachine | undefined;
   private devices: GuestDevices | undefined;
+  /** The NICs' host side (passt, TAPs): opened before the first boot, kept across reboots. */
+  private netBackends: NetBackend[] | undefined;
   private readonly inputQueue: Buffer[] = [];
   private panicSeen = false;
   private tail = '';
@@ -100,7 +106,12 @@ export class Vm extends EventEmitter {
    */
   async start(opts: { paused?: boolean } = {}): Promise<void> {
     if (this.exitPromise) throw new Error(`VM ${this.spec.name} is already started`);
-    await this.bootOnce();
+    try {
+      await this.bootOnce();
+    } catch (e) {
+      this.closeNets();
+      throw e;
+    }
     if (opts.paused) this.pause();
     this.exitPromise = this.loop();
   }
@@ -193,7 +204,9 @@ export class Vm extends EventEmitter {
 
   private async bootOnce(): Promise<void> {
     this.devices?.close();
-    const { machine, devices } = await buildArm64Guest(this.spec, (bytes) => this.output(bytes));
+    // Errors of a NIC's host side (no passt, no bridge, no permission) come before the guest starts.
+    this.netBackends ??= await openNetBackends(this.spec.nets ?? [], this.spec.name, DEFAULT_MTU);
+    const { machine, devices } = await buildArm64Guest(this.spec, (bytes) => this.output(bytes), this.netBackends);
     this.machine = machine;
     this.devices = devices;
     machine.onSlice = () => this.pumpInput();
@@ -201,6 +214,11 @@ export class Vm extends EventEmitter {
     this.state = 'running';
     // 'boot': a machine was built (at start and at each guest reboot), before it runs.
     this.emit('boot', machine);
+  }
+
+  private closeNets(): void {
+    for (const b of this.netBackends ?? []) b.close();
+    this.netBackends = undefined;
   }
 
   private output(bytes: Uint8Array): void {
@@ -268,6 +286,7 @@ export class Vm extends EventEmitter {
     }
     this.state = state;
     this.devices?.close();
+    this.closeNets();
     this.console.end();
     this.emit('exit', exit);
     return exit;

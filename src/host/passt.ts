@@ -1,0 +1,132 @@
+// User-mode networking through Debian's passt(1), one process per NIC, as a virtio-net backend.
+//
+// passt gets one end of a socketpair as fd 3 (`--fd 3`; Node's extra 'pipe' stdio is a socketpair)
+// and speaks QEMU's stream framing on it: each Ethernet frame preceded by its length as a 4-byte
+// big-endian integer. It is started without -f, so it forks into the background once it has set up
+// (its forwarded ports bound): the first process's exit status says whether it could. It exits by
+// itself when its socket closes, which close() does, as does the end of this process.
+//
+// The guest gets the host's address and routes by DHCP; the gateway address reaches the host's own
+// loopback services. `-m MTU` keeps the MTU it advertises within what the NIC offers.
+
+import { spawn } from 'node:child_process';
+import type { Socket } from 'node:net';
+import { UserError } from './errors.js';
+import type { NetBackend } from '../devices/virtio/net.js';
+
+export interface HostFwd {
+  proto: 'tcp' | 'udp';
+  /** Host address to listen on ('' for all). */
+  hostAddr: string;
+  hostPort: number;
+  guestPort: number;
+}
+
+/** Largest frame passt sends (its MTU is at most 65520, plus the Ethernet header). */
+const MAX_FRAME = 65536;
+
+/** passt's own lines that say nothing to a typevisor user (it runs without syslog, as nobody). */
+const NOISE = /^(Failed to send \d+ bytes to syslog|Don't run as root\. Changing to nobody\.\.\.|No external routable interface for IPv6)$/;
+
+/** Start passt for one NIC; resolves once it is ready. `what` names the NIC in errors. */
+export async function startPasst(opts: { mtu: number; hostfwd: HostFwd[]; what: string }): Promise<PasstBackend> {
+  const args = ['-q', '--fd', '3', '-m', String(opts.mtu)];
+  for (const f of opts.hostfwd) {
+    const spec = `${f.hostAddr ? `${f.hostAddr}/` : ''}${f.hostPort}:${f.guestPort}`;
+    args.push(f.proto === 'tcp' ? '-t' : '-u', spec);
+  }
+  const child = spawn('passt', args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4096)));
+  const sock = child.stdio[3] as Socket;
+  const code = await new Promise<number | string>((resolve) => {
+    child.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ENOENT' ? 'missing' : e.message));
+    child.once('exit', (c, sig) => resolve(c ?? `killed by ${sig}`));
+  });
+  if (code !== 0) {
+    sock.destroy();
+    if (code === 'missing') {
+      throw new UserError(
+        `${opts.what}: user-mode networking needs passt, which is not installed (Debian: apt-get install passt)`,
+      );
+    }
+    const lines = err
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !NOISE.test(l));
+    throw new UserError(`${opts.what}: passt failed to start: ${lines.join('; ') || `exit status ${code}`}`);
+  }
+  return new PasstBackend(sock);
+}
+
+export class PasstBackend implements NetBackend {
+  readonly vnetHdr = false;
+  /** Bytes of a frame (or its length) split across socket reads. */
+  private partial: Buffer | undefined;
+  private closed = false;
+
+  constructor(private readonly sock: Socket) {
+    sock.pause();
+    sock.on('error', () => {});
+  }
+
+  private receive: (frame: Uint8Array) => void = () => {};
+  private txReady: () => void = () => {};
+  private listening = false;
+
+  start(receive: (frame: Uint8Array) => void, txReady: () => void): void {
+    this.receive = receive;
+    this.txReady = txReady;
+    if (!this.listening) {
+      this.listening = true;
+      this.sock.on('data', (chunk: Buffer) => this.onData(chunk));
+      this.sock.on('drain', () => this.txReady());
+    }
+    this.resume();
+  }
+
+  private onData(chunk: Buffer): void {
+    const buf = this.partial ? Buffer.concat([this.partial, chunk]) : chunk;
+    this.partial = undefined;
+    let off = 0;
+    while (buf.length - off >= 4) {
+      const len = buf.readUInt32BE(off);
+      if (len > MAX_FRAME) {
+        // Not passt's framing any more: stop rather than buffer without bound.
+        process.stderr.write(`typevisor: passt sent a frame of ${len} bytes; its NIC is disconnected\n`);
+        this.close();
+        return;
+      }
+      if (buf.length - off - 4 < len) break;
+      // A view of the chunk, no copy: the device copies it once into the guest's buffers.
+      this.receive(buf.subarray(off + 4, off + 4 + len));
+      off += 4 + len;
+    }
+    if (off < buf.length) this.partial = Buffer.from(buf.subarray(off));
+  }
+
+  transmit(pieces: Uint8Array[], length: number): boolean {
+    if (this.closed) return true;
+    const out = Buffer.allocUnsafe(4 + length);
+    out.writeUInt32BE(length, 0);
+    let pos = 4;
+    for (const p of pieces) {
+      out.set(p, pos);
+      pos += p.length;
+    }
+    return this.sock.write(out);
+  }
+
+  pause(): void {
+    this.sock.pause();
+  }
+
+  resume(): void {
+    if (!this.closed) this.sock.resume();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.sock.destroy();
+  }
+}

@@ -1,0 +1,194 @@
+// TAP devices through /dev/net/tun (Documentation/networking/tuntap.rst), as a virtio-net backend:
+// IFF_TAP | IFF_NO_PI | IFF_VNET_HDR with a 12-byte header (TUNSETVNETHDRSZ), so the guest's
+// virtio_net_hdr passes straight through. Node has no ioctl, hence koffi for open/ioctl/poll.
+//
+// Node will not wrap a TAP fd in a net.Socket, and a non-blocking read from the main thread would
+// have to poll; so a worker thread (tap-reader.ts) reads frames and posts them back in batches.
+// Writes are synchronous from the main thread: one writev per frame, from views of guest RAM.
+// A TAP this module creates (not TUNSETPERSIST) disappears when its fd is closed.
+
+import { execFileSync } from 'node:child_process';
+import { closeSync, writevSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { UserError } from './errors.js';
+import type { NetBackend } from '../devices/virtio/net.js';
+
+const TUNSETIFF = 0x400454ca;
+const TUNSETVNETHDRSZ = 0x400454d8;
+const IFF_TAP = 0x0002;
+const IFF_NO_PI = 0x1000;
+const IFF_VNET_HDR = 0x4000;
+const O_RDWR = 2;
+const O_CLOEXEC = 0o2000000;
+export const IFNAMSIZ = 16;
+export const VNET_HDR_BYTES = 12;
+
+interface TunLibc {
+  open: (path: string, flags: number) => number;
+  ioctl: (fd: number, req: number, arg: Uint8Array) => number;
+  errno: () => number;
+}
+let libc: TunLibc | undefined;
+function lc(): TunLibc {
+  if (libc) return libc;
+  // koffi is a CommonJS native addon.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const k: any = createRequire(import.meta.url)('koffi');
+  const lib = k.load('libc.so.6');
+  libc = {
+    open: lib.func('int open(const char *path, int flags)'),
+    ioctl: lib.func('int ioctl(int fd, unsigned long req, void *arg)'),
+    errno: () => k.errno() as number,
+  };
+  return libc;
+}
+
+function errnoName(e: number): string {
+  return Object.entries(os.constants.errno).find(([, v]) => v === e)?.[0] ?? `errno ${e}`;
+}
+
+/**
+ * Open (or create) TAP `name` with a virtio header; a name ending in %d lets the kernel pick the
+ * number. Returns the fd and the device's actual name. `what` names the NIC in errors.
+ */
+export function openTap(name: string, what: string): { fd: number; name: string } {
+  if (Buffer.byteLength(name) >= IFNAMSIZ) {
+    throw new UserError(`${what}: interface name '${name}' is longer than ${IFNAMSIZ - 1} bytes`);
+  }
+  const c = lc();
+  const fd = c.open('/dev/net/tun', O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    const e = c.errno();
+    const why =
+      e === os.constants.errno.ENOENT
+        ? 'there is no /dev/net/tun on this host (load the tun module)'
+        : e === os.constants.errno.EACCES || e === os.constants.errno.EPERM
+          ? 'no permission to open /dev/net/tun (run as root, or use --net user which needs no privileges)'
+          : `cannot open /dev/net/tun: ${errnoName(e)}`;
+    throw new UserError(`${what}: ${why}`);
+  }
+  try {
+    const ifr = new Uint8Array(40);
+    ifr.set(Buffer.from(name), 0);
+    new DataView(ifr.buffer).setUint16(16, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, true);
+    if (c.ioctl(fd, TUNSETIFF, ifr) < 0) {
+      const e = c.errno();
+      const why =
+        e === os.constants.errno.EPERM || e === os.constants.errno.EACCES
+          ? 'no permission to create or attach a TAP device (needs CAP_NET_ADMIN: run as root, or use --net user)'
+          : e === os.constants.errno.EBUSY
+            ? 'the TAP device is in use by another process'
+            : e === os.constants.errno.EINVAL
+              ? `'${name}' exists and is not a TAP device`
+              : errnoName(e);
+      throw new UserError(`${what}: TAP ${name}: ${why}`);
+    }
+    const end = ifr.indexOf(0);
+    const actual = Buffer.from(ifr.subarray(0, end < 0 || end > IFNAMSIZ ? IFNAMSIZ : end)).toString();
+    const sz = new Uint8Array(4);
+    new DataView(sz.buffer).setInt32(0, VNET_HDR_BYTES, true);
+    if (c.ioctl(fd, TUNSETVNETHDRSZ, sz) < 0) {
+      throw new UserError(`${what}: TAP ${actual}: TUNSETVNETHDRSZ failed: ${errnoName(c.errno())}`);
+    }
+    return { fd, name: actual };
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+}
+
+/** Run `ip ARGS...`; a failure is a UserError naming `what` with ip's own message. */
+export function ip(what: string, args: string[]): string {
+  try {
+    return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    const err = e as { code?: string; stderr?: string };
+    if (err.code === 'ENOENT') throw new UserError(`${what}: the 'ip' command (iproute2) is not installed`);
+    throw new UserError(`${what}: ip ${args.join(' ')}: ${(err.stderr ?? String(e)).trim()}`);
+  }
+}
+
+/** What kind of link host interface `name` is ('bridge', 'tun', '' for a plain one), or undefined when there is none. */
+export function linkKind(name: string): string | undefined {
+  // ip rather than /sys/class/net: sysfs shows the namespace it was mounted in, not this process's.
+  if (!/^[^/\s]{1,15}$/.test(name)) return undefined;
+  try {
+    const out = execFileSync('ip', ['-j', '-d', 'link', 'show', 'dev', name], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const links = JSON.parse(out) as { linkinfo?: { info_kind?: string } }[];
+    return links[0]?.linkinfo?.info_kind ?? '';
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether host interface `name` exists and is a Linux bridge. */
+export function isBridge(name: string): boolean {
+  return linkKind(name) === 'bridge';
+}
+
+/** A TAP device as a virtio-net backend (frames carry the 12-byte virtio header). */
+export class TapBackend implements NetBackend {
+  readonly vnetHdr = true;
+  private worker: Worker | undefined;
+  /** [0]: 1 = stop, [1]: 1 = paused (shared with the reader thread). */
+  private readonly flags = new Int32Array(new SharedArrayBuffer(8));
+  private closed = false;
+
+  constructor(
+    readonly fd: number,
+    readonly name: string,
+  ) {}
+
+  private receive: (frame: Uint8Array) => void = () => {};
+
+  start(receive: (frame: Uint8Array) => void): void {
+    this.receive = receive;
+    this.resume();
+    if (this.worker) return;
+    const w = new Worker(new URL('./tap-reader.js', import.meta.url), {
+      workerData: { fd: this.fd, flags: this.flags, max: 65536 + VNET_HDR_BYTES },
+    });
+    w.on('message', (frames: ArrayBuffer[]) => {
+      if (this.closed) return;
+      for (const f of frames) this.receive(new Uint8Array(f));
+    });
+    w.on('error', (e) => process.stderr.write(`typevisor: TAP ${this.name}: reader stopped: ${e.message}\n`));
+    w.unref();
+    this.worker = w;
+  }
+
+  transmit(pieces: Uint8Array[]): boolean {
+    if (this.closed) return true;
+    try {
+      writevSync(this.fd, pieces);
+    } catch {
+      // The interface is down or gone: the frame is lost, as on a cable that is unplugged.
+    }
+    return true;
+  }
+
+  pause(): void {
+    Atomics.store(this.flags, 1, 1);
+  }
+
+  resume(): void {
+    Atomics.store(this.flags, 1, 0);
+    Atomics.notify(this.flags, 1);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    Atomics.store(this.flags, 0, 1);
+    Atomics.notify(this.flags, 1);
+    const w = this.worker;
+    // The reader leaves its poll loop within one poll timeout; the fd is closed after it has.
+    if (w) w.once('exit', () => closeSync(this.fd));
+    else closeSync(this.fd);
+  }
+}
