@@ -197,7 +197,7 @@ export class Arm64VirtMachine implements PsciMachine {
 
   /** Hook called between slices (device polling by the VMM). */
   onSlice: () => void = () => {};
-  /** Called when a vCPU stops for the host debugger (cpu.hostStop says why); the machine is paused then. */
+  /** Called when a vCPU stops for the host debugger (cpu.debug.stop says why); the machine is paused then. */
   onDebugStop: ((cpu: Arm64Cpu) => void) | undefined;
 
   /** Run until the guest powers off or resets, or stop() is called. */
@@ -217,10 +217,10 @@ export class Arm64VirtMachine implements PsciMachine {
         for (const c of this.cpus) {
           if (c.off) continue;
           if (c.waiting && (c.irqLine || c.fiqLine)) c.waiting = false;
-          if (c.waiting) continue;
+          if (c.waiting || c.debug.held) continue; // held: stopped by the host debugger while others run
           c.run(SLICE);
           anyRan = true;
-          if (c.hostStop !== undefined) {
+          if (c.debug.stop !== undefined) {
             this.paused = true;
             this.onDebugStop?.(c);
             break;

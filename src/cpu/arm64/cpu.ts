@@ -18,7 +18,6 @@ import { patterns as branchPatterns } from './insn/branch.js';
 import { patterns as systemPatterns } from './insn/system.js';
 import { MAX_BLOCK, REGION_DEFAULT, setBlockEnders, translateBlock, type BlockFn } from './jit.js';
 import { monotonicMs } from '../../host/clock.js';
-import type { HostDebug, HostStop } from './hostdebug.js';
 
 const TWO32 = 4294967296;
 
@@ -411,10 +410,6 @@ export class Arm64Cpu {
   /** Log each unallocated/unimplemented encoding once (to stderr). */
   logUnimplemented = false;
   private readonly loggedUnimplemented = new Set<number>();
-  /** A host debugger's breakpoints, watchpoints and step (hostdebug.ts); undefined: none to check. */
-  hostDebug: HostDebug | undefined = undefined;
-  /** Why run() stopped early for the host debugger (cleared when it resumes). */
-  hostStop: HostStop | undefined = undefined;
 
   // fetch cache: the current code page
   private fetchPageLo = -1;
@@ -682,8 +677,7 @@ export class Arm64Cpu {
     const words = this.words;
     const ramBase = mem.ramBase;
     const code = this.code;
-    const hd = this.hostDebug;
-    const jit = code.jit && hd === undefined;
+    const jit = code.jit;
     const threshold = code.jitThreshold;
     const heat = code.heat;
     const table = code.decoder.handlerTable;
@@ -692,10 +686,11 @@ export class Arm64Cpu {
     // True when the next instruction starts a block: after a branch taken, a block, an exception, or
     // at the start of the slice. Only block heads are counted and translated.
     let head = true;
-    slice: while (done < budget && !this.off && !this.waiting) {
+    while (done < budget && !this.off && !this.waiting) {
       try {
         while (done < budget) {
-          if ((this.irqLine || this.fiqLine) && (hd === undefined || !hd.masksIrq(this))) {
+          // Interrupts stay pending while the host debugger steps (debug.ts).
+          if ((this.irqLine || this.fiqLine) && !(this.debugArmed && this.debug.hostStepping)) {
             if (this.irqLine && (this.daif & DAIF_I) === 0) {
               this.enterException('irq', 0, this.pcLo, this.pcHi);
               head = true;
@@ -704,7 +699,6 @@ export class Arm64Cpu {
               head = true;
             }
           }
-          if (hd !== undefined && hd.stopHere(this, done)) break slice;
           const pcLo = this.pcLo;
           const pageLo = (pcLo & ~0xfff) >>> 0;
           // Debug armed: every instruction comes through the fetch-page miss (debug.afterFetch keeps
@@ -775,7 +769,6 @@ export class Arm64Cpu {
         if (this.stopOnException) break;
       }
     }
-    if (hd !== undefined && this.hostStop === undefined) hd.stopHere(this, done);
     this.icount += done;
     code.retired += done;
     if (code.retired >= code.sweepInsns && code.sweepInsns > 0) code.sweep();
