@@ -678,9 +678,11 @@ w1: str x3, [x10, #16]
     assert.equal(cpu.debug.removeHostWatchpoint(BigInt(RAM_BASE + 0x10014), 4, 'write'), false);
     cpu.debug.clearHost();
     assert.equal(cpu.debugArmed, false);
-    cpu.run(100);
+    cpu.code.jitThreshold = 1;
+    cpu.run(5000);
     assert.equal(cpu.debug.takeStop(), undefined);
     assert.equal(cpu.xBig(4), 4n);
+    assert.ok(cpu.code.jitStats.insns > 0, 'nothing armed: translated code runs again');
   },
 );
 

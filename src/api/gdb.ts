@@ -399,7 +399,7 @@ export class GdbStub {
 
   /** A vCPU stopped at a breakpoint, a watchpoint or after a step (the machine is paused). */
   private onStop(cpu: Arm64Cpu): void {
-    const stop = cpu.debug.stop;
+    const stop = cpu.debug.takeStop();
     if (!this.running || stop === undefined) return;
     this.target.pause();
     this.running = false;
