@@ -628,7 +628,7 @@ target:
 // =====================================================================================
 
 test(
-  'host breakpoint, watchpoint and step stop run() before the instruction, uncounted; guest state untouched',
+  'host stops: breakpoint before its instruction, step after one, watchpoint after the access; resume passes a breakpoint; guest state untouched',
   { skip },
   () => {
     const p = load({
@@ -648,36 +648,71 @@ w1: str x3, [x10, #16]
     assert.equal(cpu.pcLo, p.at('b1'));
     assert.equal(cpu.xBig(2), 0n);
     assert.equal(cpu.icount, n);
-    // The breakpoint at PC stops at once; stepping moves past it, one instruction per run()
+    // Without a resume the breakpoint at PC stops at once; stepping moves past it, one instruction each
     assert.equal(cpu.run(100), 0);
     assert.equal(cpu.debug.takeStop()?.reason, 'breakpoint');
-    cpu.debug.hostStep = true;
+    cpu.debug.hostResume('step');
     n = cpu.run(100);
     assert.equal(n, 1);
     assert.deepEqual(cpu.debug.takeStop(), { reason: 'step', pc: BigInt(p.at('b1') + 4) });
     assert.equal(cpu.xBig(2), 2n);
+    cpu.debug.hostResume('step');
     assert.equal(cpu.run(100), 1);
     assert.equal(cpu.xBig(3), 3n);
-    cpu.debug.hostStep = false;
     cpu.debug.removeHostBreakpoint(BigInt(p.at('b1')));
-    // A write watchpoint on data+20..23 stops before the STR to data+16..23
+    // A write watchpoint on data+20..23: the STR to data+16..23 completes, the stop is at the next
+    // instruction and names the first watched byte written
     cpu.debug.addHostWatchpoint(BigInt(RAM_BASE + 0x10014), 4, 'write');
-    cpu.run(100);
+    cpu.debug.addHostWatchpoint(BigInt(RAM_BASE + 0x10014), 4, 'write'); // again: no second one
+    cpu.debug.hostResume('continue');
+    assert.equal(cpu.run(100), 1, 'the STR retired');
     assert.deepEqual(cpu.debug.takeStop(), {
       reason: 'watchpoint',
-      pc: BigInt(p.at('w1')),
-      addr: BigInt(RAM_BASE + 0x10010),
-      write: true,
+      pc: BigInt(p.at('w1') + 4),
+      addr: BigInt(RAM_BASE + 0x10014),
+      kind: 'write',
     });
-    assert.equal(mem.dv.getUint32(0x10010, true), 0x3333_3333, 'the store has not happened');
+    assert.equal(mem.dv.getUint32(0x10010, true), 3, 'the store happened');
+    assert.equal(cpu.xBig(4), 0n, 'the next instruction has not');
+    assert.equal(cpu.debug.removeHostWatchpoint(BigInt(RAM_BASE + 0x10014), 4, 'write'), true);
+    assert.equal(cpu.debug.removeHostWatchpoint(BigInt(RAM_BASE + 0x10014), 4, 'write'), false);
     cpu.debug.clearHost();
     assert.equal(cpu.debugArmed, false);
-    cpu.run(100);
+    cpu.code.jitThreshold = 1;
+    cpu.run(5000);
     assert.equal(cpu.debug.takeStop(), undefined);
-    assert.equal(mem.dv.getUint32(0x10010, true), 3);
     assert.equal(cpu.xBig(4), 4n);
+    assert.ok(cpu.code.jitStats.insns > 0, 'nothing armed: translated code runs again');
   },
 );
+
+test('host resume from a breakpoint runs on; an interrupt stays pending while stepping', { skip }, () => {
+  const p = load({
+    el1: `
+    msr daifclr, #2
+loop:
+    add x1, x1, #1
+    b loop`,
+  });
+  const { cpu } = p.t;
+  const loop = BigInt(p.at('loop'));
+  cpu.debug.addHostBreakpoint(loop);
+  cpu.run(100);
+  assert.equal(cpu.debug.takeStop()?.reason, 'breakpoint');
+  cpu.debug.hostResume('continue');
+  cpu.run(100);
+  assert.deepEqual(cpu.debug.takeStop(), { reason: 'breakpoint', pc: loop });
+  assert.equal(cpu.xBig(1), 1n, 'the loop ran once from the breakpoint back to it');
+  cpu.irqLine = true;
+  cpu.debug.hostResume('step');
+  assert.equal(cpu.run(100), 1);
+  assert.deepEqual(cpu.debug.takeStop(), { reason: 'step', pc: loop + 4n });
+  assert.equal(cpu.xBig(1), 2n, 'the step ran the ADD, not the IRQ vector');
+  cpu.debug.clearHost();
+  cpu.run(100);
+  assert.equal(cpu.xBig(1), 2n, 'not stepping: the IRQ is taken at once, the loop does not go on');
+  assert.notEqual(cpu.pcLo >>> 0, p.at('loop'));
+});
 
 test(
   'armed debug bypasses translated blocks: a watchpoint set after a loop was translated still fires in it',

@@ -231,6 +231,31 @@ test('gdb protocol: step, breakpoint, watchpoint and Ctrl-C stops', async () => 
   });
 });
 
+test('gdb protocol: vCont holds the threads it does not resume', async () => {
+  await withStub(async (c, vm) => {
+    const [cpu0, cpu1] = vm.machine.cpus;
+    // The second vCPU runs the same loop on the next word (as if PSCI had started it there).
+    cpu1.off = false;
+    cpu1.pcLo = RAM;
+    cpu1.pcHi = 0;
+    cpu1.setX(3, COUNTER + 4, 0);
+    const count1 = (): number => vm.machine.mem.dv.getUint32(COUNTER + 4 - RAM, true);
+    // Thread 2 runs to a breakpoint on the store (the loop's third instruction); thread 1 stays put.
+    assert.equal(await c.cmd(`Z0,${(RAM + 8).toString(16)},4`), 'OK');
+    const [icount0, pc0] = [cpu0.icount, cpu0.pcLo];
+    assert.equal(await c.cmd('vCont;c:2'), 'T05thread:2;');
+    assert.equal(cpu1.pcLo, RAM + 8);
+    assert.equal(cpu0.icount, icount0, 'the held thread ran nothing');
+    assert.equal(cpu0.pcLo, pc0);
+    // Both run; the watchpoint on thread 2's counter stops them.
+    assert.equal(await c.cmd(`z0,${(RAM + 8).toString(16)},4`), 'OK');
+    assert.equal(await c.cmd(`Z2,${(COUNTER + 4).toString(16)},4`), 'OK');
+    assert.equal(await c.cmd('vCont;c'), `T05thread:2;watch:${(COUNTER + 4).toString(16)};`);
+    assert.equal(count1(), 1);
+    assert.equal(cpu1.pcLo, RAM + 12, 'stopped after the store');
+  });
+});
+
 test('gdb protocol: no-ack mode; the next connection starts with acks again', async () => {
   await withStub(async (c, _vm, srv) => {
     assert.equal(await c.cmd('QStartNoAckMode'), 'OK');

@@ -9,12 +9,12 @@
 // description: the org.gnu.gdb.aarch64.core and .fpu features), ?, g/G, p/P, m/M/X (virtual
 // addresses, translated by the selected vCPU's MMU without faulting it; only RAM: unmapped addresses
 // and device registers answer E14), c/s/C/S, vCont (c, s, t), Z0/Z1 breakpoints and Z2/Z3/Z4
-// watchpoints (host-side, see src/cpu/arm64/hostdebug.ts), thread queries, D (detach) and k (kill).
+// watchpoints (host-side: the host debugger API of src/cpu/arm64/debug.ts), thread queries, D (detach) and k (kill).
 // A watchpoint stops the vCPU after the access, at the next instruction (as QEMU's gdbstub does).
 
 import * as net from 'node:net';
 import type { Arm64Cpu } from '../cpu/arm64/cpu.js';
-import { HostDebug, type ResumeAction, type WatchKind } from '../cpu/arm64/hostdebug.js';
+import type { HostResume, HostWatchKind } from '../cpu/arm64/debug.js';
 import type { Arm64VirtMachine } from '../machine/arm64-virt.js';
 import type { GdbSpec, VmExit } from '../vmm/vm.js';
 import { UserError } from '../host/errors.js';
@@ -247,7 +247,10 @@ export interface GdbTarget {
  */
 export class GdbStub {
   private machine: Arm64VirtMachine | undefined;
-  private hd: HostDebug | undefined;
+  /** Breakpoints as `type:addr` (gdb's Z0 and Z1 are kept apart, as it inserts and removes them apart). */
+  private readonly breaks = new Set<string>();
+  /** Watchpoints, kept here too so that they carry over to a rebooted machine's vCPUs. */
+  private readonly watches: { addr: bigint; len: number; kind: HostWatchKind }[] = [];
   private pending: Buffer = Buffer.alloc(0);
   private noAck = false;
   private lastPacket: Buffer | undefined;
@@ -269,15 +272,15 @@ export class GdbStub {
 
   /** Use this machine (at start and after a guest reboot): breakpoints and watchpoints carry over. */
   setMachine(m: Arm64VirtMachine): void {
-    const hd = new HostDebug(m.cpus);
-    if (this.hd) hd.copyFrom(this.hd);
     this.machine = m;
-    this.hd = hd;
     m.onDebugStop = (cpu) => this.onStop(cpu);
+    for (const c of m.cpus) {
+      for (const k of this.breaks) c.debug.addHostBreakpoint(BigInt(k.slice(2)));
+      for (const w of this.watches) c.debug.addHostWatchpoint(w.addr, w.len, w.kind);
+    }
     if (!this.attached) return;
     // A rebooted guest keeps running under the debugger's breakpoints; one stopped by it stays stopped.
-    if (this.running) hd.resume(m.cpus.map(() => 'c'));
-    else this.target.pause();
+    if (!this.running) this.target.pause();
   }
 
   /** gdb connected: the VM stops (as QEMU's stub stops it), and '?' reports that. */
@@ -298,7 +301,9 @@ export class GdbStub {
   detach(): void {
     if (!this.attached) return;
     this.attached = false;
-    this.hd?.detach();
+    this.breaks.clear();
+    this.watches.length = 0;
+    for (const c of this.machine?.cpus ?? []) c.debug.clearHost();
     this.running = false;
     if (!this.gone) this.target.resume();
   }
@@ -394,23 +399,24 @@ export class GdbStub {
 
   /** A vCPU stopped at a breakpoint, a watchpoint or after a step (the machine is paused). */
   private onStop(cpu: Arm64Cpu): void {
-    const stop = cpu.hostStop;
+    const stop = cpu.debug.takeStop();
     if (!this.running || stop === undefined) return;
     this.target.pause();
     this.running = false;
     this.gThread = cpu.id + 1;
     let r = `T${hex2(SIGTRAP)}thread:${this.tid(cpu)};`;
-    if (stop.watch) {
-      const name: Record<WatchKind, string> = { write: 'watch', read: 'rwatch', access: 'awatch' };
-      r += `${name[stop.watch.kind]}:${stop.watch.addr.toString(16)};`;
+    if (stop.reason === 'watchpoint') {
+      const name: Record<HostWatchKind, string> = { write: 'watch', read: 'rwatch', access: 'awatch' };
+      r += `${name[stop.kind]}:${stop.addr.toString(16)};`;
     }
     this.lastStop = r;
     this.sendPacket(r);
   }
 
-  private resume(actions: ResumeAction[]): string | undefined {
-    if (!actions.some((a) => a !== 't')) return this.lastStop; // nothing to run
-    this.hd!.resume(actions);
+  /** Resume the vCPUs with an action each (by index). */
+  private resume(actions: HostResume[]): string | undefined {
+    if (!actions.some((a) => a !== 'hold')) return this.lastStop; // nothing to run
+    for (const c of this.machine!.cpus) c.debug.hostResume(actions[c.id]);
     this.running = true;
     this.target.resume();
     return undefined;
@@ -487,7 +493,7 @@ export class GdbStub {
           REGISTERS[32].write(cpu, Buffer.from(le64(Number(pc & M32), Number(pc >> 32n))));
         }
         const step = cmd === 's' || cmd === 'S';
-        return this.resume(m.cpus.map((c) => (step && c === cpu ? 's' : 'c')));
+        return this.resume(m.cpus.map((c) => (step && c === cpu ? 'step' : 'continue')));
       }
       case 'v':
         return this.handleV(text);
@@ -499,14 +505,22 @@ export class GdbStub {
         if (addr === undefined || kind === undefined) return E_INVALID;
         const on = cmd === 'Z';
         if (type === '0' || type === '1') {
-          this.hd!.setBreak(type === '0' ? 'sw' : 'hw', addr, on);
+          const a = BigInt.asUintN(64, addr);
+          if (on) this.breaks.add(`${type}:${a}`);
+          else this.breaks.delete(`${type}:${a}`);
+          // The address stays a breakpoint while either kind is set there.
+          const set = this.breaks.has(`0:${a}`) || this.breaks.has(`1:${a}`);
+          for (const c of m.cpus) {
+            if (set) c.debug.addHostBreakpoint(a);
+            else c.debug.removeHostBreakpoint(a);
+          }
           return 'OK';
         }
-        const wk: WatchKind | undefined = ({ '2': 'write', '3': 'read', '4': 'access' } as const)[
+        const wk: HostWatchKind | undefined = ({ '2': 'write', '3': 'read', '4': 'access' } as const)[
           type as '2'
         ];
         if (!wk) return '';
-        return this.hd!.setWatch(wk, addr, kind, on) ? 'OK' : E_INVALID;
+        return this.setWatch(addr, kind, wk, on) ? 'OK' : E_INVALID;
       }
       case 'H': {
         const t = this.parseTid(args.slice(1));
@@ -586,16 +600,16 @@ export class GdbStub {
     if (text === 'vCont?') return 'vCont;c;C;s;S;t';
     if (!text.startsWith('vCont;')) return ''; // vMustReplyEmpty and the rest
     const cpus = this.machine!.cpus;
-    const actions: (ResumeAction | undefined)[] = cpus.map(() => undefined);
+    const actions: (HostResume | undefined)[] = cpus.map(() => undefined);
     for (const item of text.slice(6).split(';')) {
       const [act, t] = item.split(':');
       const a =
         act[0] === 'c' || act[0] === 'C'
-          ? 'c'
+          ? 'continue'
           : act[0] === 's' || act[0] === 'S'
-            ? 's'
+            ? 'step'
             : act[0] === 't'
-              ? 't'
+              ? 'hold'
               : undefined;
       if (!a) return E_INVALID;
       const tid = t === undefined ? -1 : this.parseTid(t);
@@ -605,7 +619,27 @@ export class GdbStub {
         if ((tid <= 0 || tid === c.id + 1) && actions[c.id] === undefined) actions[c.id] = a;
     }
     // Threads that no action names stay stopped.
-    return this.resume(actions.map((a) => a ?? 't'));
+    return this.resume(actions.map((a) => a ?? 'hold'));
+  }
+
+  /** Z2-Z4 / z2-z4 on every vCPU; false for a length debug.ts does not take. */
+  private setWatch(addr: bigint, len: number, kind: HostWatchKind, on: boolean): boolean {
+    const a = BigInt.asUintN(64, addr);
+    const i = this.watches.findIndex((w) => w.addr === a && w.len === len && w.kind === kind);
+    for (const c of this.machine!.cpus) {
+      if (!on) c.debug.removeHostWatchpoint(a, len, kind);
+      else {
+        try {
+          c.debug.addHostWatchpoint(a, len, kind);
+        } catch (e) {
+          if (e instanceof RangeError) return false;
+          throw e;
+        }
+      }
+    }
+    if (on && i < 0) this.watches.push({ addr: a, len, kind });
+    if (!on && i >= 0) this.watches.splice(i, 1);
+    return true;
   }
 
   /** Guest RAM at a virtual address of the selected vCPU, up to len bytes (fewer at an unmapped page). */

@@ -220,7 +220,7 @@ export class Arm64VirtMachine implements PsciMachine {
 
   /** Hook called between slices (device polling by the VMM). */
   onSlice: () => void = () => {};
-  /** Called when a vCPU stops for the host debugger (cpu.hostStop says why); the machine is paused then. */
+  /** Called when a vCPU stops for the host debugger (cpu.debug.stop says why); the machine is paused then. */
   onDebugStop: ((cpu: Arm64Cpu) => void) | undefined;
 
   /** Instructions per millisecond each vCPU ran at its fastest lately (slices end near timer deadlines). */
@@ -250,7 +250,7 @@ export class Arm64VirtMachine implements PsciMachine {
         for (const c of this.cpus) {
           if (c.off) continue;
           if (c.waiting && (c.irqLine || c.fiqLine)) c.waiting = false;
-          if (c.waiting) continue;
+          if (c.waiting || c.debug.held) continue; // held: stopped by the host debugger while others run
           const timer = this.timers[c.id];
           timer.poll();
           const t1 = monotonicMs();
@@ -259,7 +259,7 @@ export class Arm64VirtMachine implements PsciMachine {
           const ms = monotonicMs() - t1;
           if (ran >= NEAR_DEADLINE_SLICE && ms > 0) this.insnsPerMs[c.id] = Math.max(ran / ms, this.insnsPerMs[c.id] * 0.99);
           anyRan = true;
-          if (c.hostStop !== undefined) {
+          if (c.debug.stop !== undefined) {
             this.paused = true;
             this.onDebugStop?.(c);
             break;

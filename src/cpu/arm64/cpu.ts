@@ -18,7 +18,6 @@ import { patterns as branchPatterns } from './insn/branch.js';
 import { patterns as systemPatterns } from './insn/system.js';
 import { MAX_BLOCK, REGION_DEFAULT, setBlockEnders, translateBlock, type BlockFn } from './jit.js';
 import { monotonicMs } from '../../host/clock.js';
-import type { HostDebug, HostStop } from './hostdebug.js';
 import { Pmu } from './pmu.js';
 
 const TWO32 = 4294967296;
@@ -434,10 +433,6 @@ export class Arm64Cpu {
   /** Log each unallocated/unimplemented encoding once (to stderr). */
   logUnimplemented = false;
   private readonly loggedUnimplemented = new Set<number>();
-  /** A host debugger's breakpoints, watchpoints and step (hostdebug.ts); undefined: none to check. */
-  hostDebug: HostDebug | undefined = undefined;
-  /** Why run() stopped early for the host debugger (cleared when it resumes). */
-  hostStop: HostStop | undefined = undefined;
 
   // fetch cache: the current code page
   private fetchPageLo = -1;
@@ -736,8 +731,7 @@ export class Arm64Cpu {
     const words = this.words;
     const ramBase = mem.ramBase;
     const code = this.code;
-    const hd = this.hostDebug;
-    const jit = code.jit && hd === undefined;
+    const jit = code.jit;
     const threshold = code.jitThreshold;
     const heat = code.heat;
     const table = code.decoder.handlerTable;
@@ -746,10 +740,11 @@ export class Arm64Cpu {
     // True when the next instruction starts a block: after a branch taken, a block, an exception, or
     // at the start of the slice. Only block heads are counted and translated.
     let head = true;
-    slice: while (done < budget && !this.off && !this.waiting) {
+    while (done < budget && !this.off && !this.waiting) {
       try {
         while (done < budget) {
-          if ((this.irqLine || this.fiqLine) && (hd === undefined || !hd.masksIrq(this))) {
+          // Interrupts stay pending while the host debugger steps (debug.ts).
+          if ((this.irqLine || this.fiqLine) && !(this.debugArmed && this.debug.hostStepping)) {
             const irq = this.irqLine && (this.daif & DAIF_I) === 0;
             if (irq || (this.fiqLine && (this.daif & DAIF_F) === 0)) {
               if (pmu.elSplit) pmu.advance(this.icount + done, this.el);
@@ -758,7 +753,6 @@ export class Arm64Cpu {
               head = true;
             }
           }
-          if (hd !== undefined && hd.stopHere(this, done)) break slice;
           const pcLo = this.pcLo;
           const pageLo = (pcLo & ~0xfff) >>> 0;
           // Debug armed: every instruction comes through the fetch-page miss (debug.afterFetch keeps
@@ -840,7 +834,6 @@ export class Arm64Cpu {
         if (this.stopOnException) break;
       }
     }
-    if (hd !== undefined && this.hostStop === undefined) hd.stopHere(this, done);
     this.running = false;
     this.countNow = -1;
     this.icount += done;

@@ -1,5 +1,5 @@
-// Self-hosted debug of the software CPU (Arm ARM D2, "AArch64 Self-hosted Debug"), and the hooks a
-// host debugger (a gdb stub) uses at the same check points.
+// Self-hosted debug of the software CPU (Arm ARM D2, "AArch64 Self-hosted Debug"), and the host
+// debugger's breakpoints, watchpoints, step and hold (the gdb stub's), at the same check points.
 //
 // Guest debug (EL1 is the debug target; no EL2/EL3, Non-secure):
 // - Breakpoint exceptions (EC 0x30 from EL0 / 0x31 at EL1, IFSC 0x22) from DBGBCR<n>/DBGBVR<n>:
@@ -33,21 +33,22 @@
 // watchpoint is set, the MMU keeps its fast paths off (Mmu.setWatchArmed) and calls watch() from its
 // slow paths.
 //
-// Host debugger API (for a gdb stub; addresses are guest virtual addresses):
+// Host debugger API (for the gdb stub, src/api/gdb.ts; addresses are guest virtual addresses):
 //   cpu.debug.addHostBreakpoint(va) / removeHostBreakpoint(va)
 //   cpu.debug.addHostWatchpoint(va, len, kind) / removeHostWatchpoint(va, len, kind)
-//       kind: 'write' | 'read' | 'access'; len 1..2^31
-//   cpu.debug.hostStep = true         run() executes one instruction (or takes one exception) and stops
+//       kind: 'write' | 'read' | 'access'; len 1..2^31; adding one already set changes nothing
+//   cpu.debug.hostResume('continue' | 'step' | 'hold')   before the vCPU runs again after a stop
 //   cpu.debug.clearHost()
 //   cpu.run(budget) then returns early with cpu.debug.stop set (a HostStop); read it and clear it
-//   with cpu.debug.takeStop(). Stops happen *before* the instruction executes (breakpoint, watchpoint:
-//   the access has not happened, PC is the load/store; gdb's aarch64 target expects watchpoints that
-//   trigger before the access) or after exactly one instruction (step). The stopping instruction is not
-//   counted as retired. Host breakpoints and watchpoints apply at every EL and regardless of the
-//   guest's debug state, and are checked before the guest's. A breakpoint at the PC where run() starts
-//   stops at once (without a step): resume from one by stepping first, which ignores a host breakpoint
-//   on the instruction it steps. An interrupt can be taken at a step (the step then stops after the
-//   handler's first instruction).
+//   with cpu.debug.takeStop(). A breakpoint stops *before* its instruction executes (not counted as
+//   retired). A watchpoint stops *after* the accessing instruction, before the next one (as QEMU's
+//   gdbstub reports it: PC at the next instruction, the access done), with addr = the first watched
+//   byte the access touched. A step stops after exactly one instruction (or one exception entry);
+//   interrupts stay pending while stepping (as QEMU's gdbstub steps by default). Host breakpoints
+//   and watchpoints apply at every EL and regardless of the guest's debug state, and are checked
+//   before the guest's. A breakpoint at the PC where run() starts stops at once, except on the first
+//   instruction after hostResume() (so resuming from a breakpoint moves on). 'hold': the vCPU stays
+//   stopped (`held`; the machine's run loop does not run it) while others run (vCont's t).
 
 import type { Arm64Cpu } from './cpu.js';
 import { NUM_BRPS, NUM_CTX_CMPS, NUM_WRPS } from './sysregs.js';
@@ -76,10 +77,12 @@ export const DEBUG_STOP = new DebugStopSignal();
 /** Why run() returned early for the host debugger. */
 export type HostStop =
   | { reason: 'breakpoint'; pc: bigint }
-  | { reason: 'watchpoint'; pc: bigint; addr: bigint; write: boolean }
+  | { reason: 'watchpoint'; pc: bigint; addr: bigint; kind: HostWatchKind }
   | { reason: 'step'; pc: bigint };
 
 export type HostWatchKind = 'write' | 'read' | 'access';
+/** What a vCPU does when the host debugger resumes it. */
+export type HostResume = 'continue' | 'step' | 'hold';
 
 interface HostWatch {
   lo: number;
@@ -157,8 +160,16 @@ export class DebugUnit {
   private readonly hostBpLo = new Set<number>();
   private readonly hostWps: HostWatch[] = [];
   private step = false;
-  /** Instructions begun since hostStep was set. */
+  /** Instructions begun since hostResume('step'). */
   private stepCount = 0;
+  /** The vCPU stays stopped (hostResume('hold')): the machine's run loop skips it. */
+  held = false;
+  /** The PC of the last hostResume() (a breakpoint there does not stop the first instruction). */
+  private resumeLo = 0;
+  private resumeHi = 0;
+  private resumed = false;
+  /** A host watchpoint hit by the current instruction: stops before the next one. */
+  private watchHit: { addr: bigint; kind: HostWatchKind } | undefined;
   /** Set when run() returned early for the host debugger (see the header); takeStop() clears it. */
   stop: HostStop | undefined;
 
@@ -227,13 +238,25 @@ export class DebugUnit {
    */
   beforeFetch(): void {
     const cpu = this.cpu;
-    // A step's first instruction ignores a host breakpoint on it (the step moves off it).
-    let first = false;
-    if (this.step) {
-      if (this.stepCount++ >= 1) this.hostStop({ reason: 'step', pc: cpu.pc });
-      first = true;
+    if (this.watchHit !== undefined) {
+      const { addr, kind } = this.watchHit;
+      this.watchHit = undefined;
+      this.hostStop({ reason: 'watchpoint', pc: cpu.pc, addr, kind });
     }
-    if (!first && this.hostBpLo.size > 0 && this.hostBpLo.has(cpu.pcLo >>> 0) && this.hostBps.has(cpu.pc)) {
+    // The first instruction after a resume ignores a host breakpoint at the resume PC (so resuming
+    // from a breakpoint moves on).
+    let passOver = false;
+    if (this.resumed) {
+      this.resumed = false;
+      passOver = cpu.pcLo >>> 0 === this.resumeLo && cpu.pcHi >>> 0 === this.resumeHi;
+    }
+    if (this.step && this.stepCount++ >= 1) this.hostStop({ reason: 'step', pc: cpu.pc });
+    if (
+      !passOver &&
+      this.hostBpLo.size > 0 &&
+      this.hostBpLo.has(cpu.pcLo >>> 0) &&
+      this.hostBps.has(cpu.pc)
+    ) {
       this.hostStop({ reason: 'breakpoint', pc: cpu.pc });
     }
     this.stepping = false;
@@ -326,10 +349,13 @@ export class DebugUnit {
     const cpu = this.cpu;
     const hiMask = cpu.mmu.topIgnored(hi) ? 0x00ff_ffff : -1;
     for (const w of this.hostWps) {
+      if (this.watchHit !== undefined) break;
       if (w.kind === 'write' ? !write : w.kind === 'read' ? write : false) continue;
-      if (overlap(lo, hi, size, w.lo, w.hi, w.len, hiMask) !== -1) {
-        this.hostStop({ reason: 'watchpoint', pc: cpu.pc, addr: big(lo, hi), write });
-      }
+      if (overlap(lo, hi, size, w.lo, w.hi, w.len, hiMask) === -1) continue;
+      // The first watched byte accessed: the access's start, or the watch's start when it begins inside.
+      const inside = overlap(lo, hi, 1, w.lo, w.hi, w.len, hiMask) !== -1;
+      const addr = inside ? big(lo, hi) : big(w.lo, w.hi);
+      this.watchHit = { addr, kind: w.kind };
     }
     if (this.wps.length === 0 || (this.mdscr & MDSCR_MDE) === 0 || !this.enabledHere()) return;
     for (const n of this.wps) {
@@ -419,27 +445,43 @@ export class DebugUnit {
     if (!Number.isInteger(len) || len < 1 || len > 0x8000_0000) {
       throw new RangeError(`watchpoint length: expected 1 to 2^31 bytes, got ${len}`);
     }
-    const v = BigInt.asUintN(64, va);
-    this.hostWps.push({ lo: lo32(v) | 0, hi: hi32(v) | 0, len, kind });
+    if (this.findHostWatchpoint(va, len, kind) < 0) {
+      const v = BigInt.asUintN(64, va);
+      this.hostWps.push({ lo: lo32(v) | 0, hi: hi32(v) | 0, len, kind });
+    }
     this.update();
   }
 
   removeHostWatchpoint(va: bigint, len: number, kind: HostWatchKind): boolean {
-    const v = BigInt.asUintN(64, va);
-    const i = this.hostWps.findIndex(
-      (w) => w.lo === (lo32(v) | 0) && w.hi === (hi32(v) | 0) && w.len === len && w.kind === kind,
-    );
+    const i = this.findHostWatchpoint(va, len, kind);
     if (i >= 0) this.hostWps.splice(i, 1);
     this.update();
     return i >= 0;
   }
 
-  get hostStep(): boolean {
+  private findHostWatchpoint(va: bigint, len: number, kind: HostWatchKind): number {
+    const v = BigInt.asUintN(64, va);
+    const lo = lo32(v) | 0;
+    const hi = hi32(v) | 0;
+    return this.hostWps.findIndex((w) => w.lo === lo && w.hi === hi && w.len === len && w.kind === kind);
+  }
+
+  /** Interrupts stay pending while the host debugger steps this vCPU (the run loop asks, while armed). */
+  get hostStepping(): boolean {
     return this.step;
   }
-  set hostStep(on: boolean) {
-    this.step = on;
+
+  /** Resume after a stop: run on, step one instruction, or stay stopped; clears the last stop. */
+  hostResume(action: HostResume): void {
+    const cpu = this.cpu;
+    this.step = action === 'step';
+    this.held = action === 'hold';
     this.stepCount = 0;
+    this.stop = undefined;
+    this.watchHit = undefined;
+    this.resumed = true;
+    this.resumeLo = cpu.pcLo >>> 0;
+    this.resumeHi = cpu.pcHi >>> 0;
     this.update();
   }
 
@@ -448,7 +490,10 @@ export class DebugUnit {
     this.hostBpLo.clear();
     this.hostWps.length = 0;
     this.step = false;
+    this.held = false;
+    this.resumed = false;
     this.stop = undefined;
+    this.watchHit = undefined;
     this.update();
   }
 

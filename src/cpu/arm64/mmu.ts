@@ -291,7 +291,6 @@ export class Mmu {
    * translated). Checks natural alignment when `flags` has ACC_ALIGN. Raises data aborts.
    */
   translateData(lo: number, hi: number, write: boolean, size: number, flags = 0): number {
-    if (this.cpu.hostDebug?.watching) this.cpu.hostDebug.access(this.cpu, lo, hi, size, write);
     if ((flags & ACC_ALIGN) !== 0 && (lo & (size - 1)) !== 0) {
       this.abort(FSC_ALIGNMENT, lo, hi, write ? A_WRITE : A_READ, false);
     }
@@ -380,7 +379,6 @@ export class Mmu {
     }
     const mi = (flags & ACC_UNPRIV) !== 0 ? 0 : this.cpu.el;
     const pa = this.translate(lo, hi, A_READ, mi, 0);
-    if (this.cpu.hostDebug?.watching) this.cpu.hostDebug.access(this.cpu, lo, hi, size, false);
     if (this.watchArmed) this.cpu.debug.watch(lo, hi, size, false, (flags & ACC_UNPRIV) !== 0);
     const n1 = 4096 - (lo & 0xfff);
     if (n1 >= size) return this.readPa(pa, size, lo, hi);
@@ -405,7 +403,6 @@ export class Mmu {
     }
     const mi = (flags & ACC_UNPRIV) !== 0 ? 0 : this.cpu.el;
     const pa = this.translate(lo, hi, A_WRITE, mi, 0);
-    if (this.cpu.hostDebug?.watching) this.cpu.hostDebug.access(this.cpu, lo, hi, size, true);
     if (this.watchArmed) this.cpu.debug.watch(lo, hi, size, true, (flags & ACC_UNPRIV) !== 0);
     const n1 = 4096 - (lo & 0xfff);
     if (n1 >= size) {
@@ -566,9 +563,7 @@ export class Mmu {
     const pageLo = lo & PAGE_MASK;
     const pa = this.wPa;
     const off = pa - this.ramBase;
-    const hd = this.cpu.hostDebug;
-    // A page with a host watchpoint stays off the fast path, so that its accesses reach readSlow/writeSlow.
-    const ram = off >= 0 && off + 4096 <= this.ramSize && !(hd?.watching && hd.watchesPage(pageLo, hi));
+    const ram = off >= 0 && off + 4096 <= this.ramSize;
     const slot = (lo >>> 12) & TLB_MASK;
     for (let mi = 0; mi < 2; mi++) {
       const i = (mi << TLB_BITS) | slot;
@@ -771,7 +766,6 @@ export class Mmu {
   /** DC ZVA: zero the naturally aligned block of `bytes` (a power of two, <= 4096) containing (lo, hi). */
   zeroBlock(lo: number, hi: number, bytes: number): void {
     const base = (lo & -bytes) >>> 0;
-    if (this.cpu.hostDebug?.watching) this.cpu.hostDebug.access(this.cpu, base, hi, bytes, true);
     const pa = this.translate(base, hi, A_WRITE, this.cpu.el, 0);
     if (this.watchArmed) this.cpu.debug.watch(base, hi, bytes, true, false);
     const off = pa - this.ramBase;
