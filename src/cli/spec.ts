@@ -161,7 +161,14 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
       console: config.console,
       disks: (config.disks ?? []).map((d) => ({ path: d.path, readOnly: !!d.readOnly })),
       rng: config.rng ?? true,
-      balloon: !!config.balloon,
+      balloon: config.balloon
+        ? {
+            targetMiB: config.balloon.targetMiB,
+            deflateOnOom: config.balloon.demandPage,
+            statsIntervalS: config.balloon.intervalS,
+            autoThresholdMiB: config.balloon.thresholdMiB,
+          }
+        : false,
       onReboot: config.onReboot === 'destroy' ? 'destroy' : 'restart',
     };
   }
@@ -208,7 +215,7 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
     console: consoleKind,
     disks,
     rng: values['no-rng'] ? false : (spec.rng ?? true),
-    balloon: values.balloon ?? spec.balloon ?? false,
+    balloon: spec.balloon || values.balloon || false,
     deterministic: values.deterministic,
     logUnimplemented: values['log-unimplemented'],
     onReboot: spec.onReboot,
