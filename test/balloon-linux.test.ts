@@ -57,7 +57,7 @@ test(
         sock.write(`${cmd}\n`);
         const re = new RegExp(`@@${key}=(\\S+)`);
         const m = await until(() => re.exec(out.slice(from)), `@@${key} from the guest; console:\n${out.slice(-2000)}`, STEP_MS);
-        return m[1];
+        return m![1];
       };
       const api = async (method: string, path: string, body?: unknown) => {
         const r = await apiRequest(join(dir, 'bt', 'control.sock'), method, path, body);
@@ -67,10 +67,10 @@ test(
         assert.equal(await run('echo @@up=$((40+2))', 'up'), '42');
         // Statistics from Linux's driver, once polling is on.
         assert.equal((await api('PATCH', '/balloon/statistics', { stats_polling_interval_s: 1 })).status, 204);
-        const stats = await until(async () => {
+        const stats = (await until(async () => {
           const r = await api('GET', '/balloon/statistics');
           return r.status === 200 && r.body.available_memory !== undefined ? r.body : undefined;
-        }, 'balloon statistics from the guest', STEP_MS);
+        }, 'balloon statistics from the guest', STEP_MS))!;
         assert.ok(stats.total_memory > 400 * MiB && stats.total_memory <= 512 * MiB, `total_memory ${stats.total_memory}`);
 
         // 300 MiB of non-zero pages in tmpfs (1 MiB of `yes` output copied 300 times), then freed.
@@ -80,6 +80,11 @@ test(
           'filled',
         );
         const filled = vmRss(rec.pid);
+        // Polling brings fresh statistics: the guest's available memory fell by the file's size.
+        await until(async () => {
+          const r = await api('GET', '/balloon/statistics');
+          return r.body.available_memory < stats.available_memory - 200 * MiB;
+        }, `fresh statistics (available memory was ${mib(stats.available_memory)} MiB)`, STEP_MS);
         await run('rm /b/fill; echo @@freed=$(ls /b | wc -l)', 'freed');
         const freed = vmRss(rec.pid);
 
