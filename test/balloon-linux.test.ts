@@ -43,20 +43,26 @@ test(
   async () => {
     const { dir, cleanup } = tempStateDir();
     try {
-      const c = await tv(dir, ['create', '--name', 'bt', '--memory', '512', '--balloon'], { timeoutMs: 120_000 });
+      const c = await tv(dir, ['create', '--name', 'bt', '--memory', '512', '--balloon'], {
+        timeoutMs: 120_000,
+      });
       assert.equal(c.code, 0, c.stderr);
       const rec = JSON.parse(readFileSync(join(dir, 'bt', 'vm.json'), 'utf8')) as { pid: number };
       const sock = connect(join(dir, 'bt', 'console.sock'));
       let out = '';
       sock.on('data', (d: Buffer) => (out += d.toString('latin1')));
       sock.on('error', () => {});
-      // Each command prints "@@key=value" with a value the guest computes (the echo of the typed
-      // command holds the unexpanded text, so it never matches).
+      // Each command prints a line "@@key=NUMBER" with a number the guest computes (the echo of the
+      // typed command holds the unexpanded text, so it never matches).
       const run = async (cmd: string, key: string): Promise<string> => {
         const from = out.length;
         sock.write(`${cmd}\n`);
-        const re = new RegExp(`@@${key}=(\\S+)`);
-        const m = await until(() => re.exec(out.slice(from)), `@@${key} from the guest; console:\n${out.slice(-2000)}`, STEP_MS);
+        const re = new RegExp(`(?:^|\\n)@@${key}=(\\d+)`);
+        const m = await until(
+          () => re.exec(out.slice(from)),
+          `@@${key} from the guest; console:\n${out.slice(-2000)}`,
+          STEP_MS,
+        );
         return m![1];
       };
       const api = async (method: string, path: string, body?: unknown) => {
@@ -66,12 +72,22 @@ test(
       try {
         assert.equal(await run('echo @@up=$((40+2))', 'up'), '42');
         // Statistics from Linux's driver, once polling is on.
-        assert.equal((await api('PATCH', '/balloon/statistics', { stats_polling_interval_s: 1 })).status, 204);
-        const stats = (await until(async () => {
-          const r = await api('GET', '/balloon/statistics');
-          return r.status === 200 && r.body.available_memory !== undefined ? r.body : undefined;
-        }, 'balloon statistics from the guest', STEP_MS))!;
-        assert.ok(stats.total_memory > 400 * MiB && stats.total_memory <= 512 * MiB, `total_memory ${stats.total_memory}`);
+        assert.equal(
+          (await api('PATCH', '/balloon/statistics', { stats_polling_interval_s: 1 })).status,
+          204,
+        );
+        const stats = (await until(
+          async () => {
+            const r = await api('GET', '/balloon/statistics');
+            return r.status === 200 && r.body.available_memory !== undefined ? r.body : undefined;
+          },
+          'balloon statistics from the guest',
+          STEP_MS,
+        ))!;
+        assert.ok(
+          stats.total_memory > 400 * MiB && stats.total_memory <= 512 * MiB,
+          `total_memory ${stats.total_memory}`,
+        );
 
         // 300 MiB of non-zero pages in tmpfs (1 MiB of `yes` output copied 300 times), then freed.
         await run(
@@ -81,10 +97,14 @@ test(
         );
         const filled = vmRss(rec.pid);
         // Polling brings fresh statistics: the guest's available memory fell by the file's size.
-        await until(async () => {
-          const r = await api('GET', '/balloon/statistics');
-          return r.body.available_memory < stats.available_memory - 200 * MiB;
-        }, `fresh statistics (available memory was ${mib(stats.available_memory)} MiB)`, STEP_MS);
+        await until(
+          async () => {
+            const r = await api('GET', '/balloon/statistics');
+            return r.body.available_memory < stats.available_memory - 200 * MiB;
+          },
+          `fresh statistics (available memory was ${mib(stats.available_memory)} MiB)`,
+          STEP_MS,
+        );
         await run('rm /b/fill; echo @@freed=$(ls /b | wc -l)', 'freed');
         const freed = vmRss(rec.pid);
 
@@ -105,15 +125,25 @@ test(
           ballooned <= filled - 250 * MiB,
           `VmRSS ${mib(filled)} MiB -> ${mib(ballooned)} MiB: expected a fall of at least 250 MiB`,
         );
-        await until(async () => (await api('GET', '/balloon')).body.actual_mib <= 136, 'the guest to inflate the balloon', STEP_MS);
+        await until(
+          async () => (await api('GET', '/balloon')).body.actual_mib <= 136,
+          'the guest to inflate the balloon',
+          STEP_MS,
+        );
         const keeps = (await api('GET', '/balloon')).body.actual_mib;
         assert.ok(keeps <= 136, `the guest keeps about 128 MiB (${keeps})`);
 
         // Deflate: the guest gets its memory back and uses it.
         const d = await tv(dir, ['balloon', 'bt', '512']);
         assert.equal(d.code, 0, d.stderr);
-        await until(async () => (await api('GET', '/balloon')).body.actual_mib === 512, 'the guest to deflate', STEP_MS);
-        const avail = Number(await run("echo @@avail=$(grep MemAvailable /proc/meminfo | tr -s ' ' | cut -d' ' -f2)", 'avail'));
+        await until(
+          async () => (await api('GET', '/balloon')).body.actual_mib === 512,
+          'the guest to deflate',
+          STEP_MS,
+        );
+        const avail = Number(
+          await run("echo @@avail=$(grep MemAvailable /proc/meminfo | tr -s ' ' | cut -d' ' -f2)", 'avail'),
+        );
         assert.ok(avail * 1024 > (FILL_MIB + 50) * MiB, `MemAvailable ${avail} kB after deflating`);
         const size = await run(
           `i=0; while [ $i -lt ${FILL_MIB} ]; do cat /b/chunk; i=$((i+1)); done > /b/fill; echo @@refilled=$(wc -c < /b/fill)`,

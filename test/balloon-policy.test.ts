@@ -24,7 +24,8 @@ test('a Fuchsia config: balloon-interval, balloon-threshold and balloon-demand-p
   withFiles(
     {
       Image: 'not a real kernel',
-      'guest.cfg': '--linux=Image\n--memory=512M\n--balloon-interval=5\n--balloon-threshold=2560\n--balloon-demand-page\n',
+      'guest.cfg':
+        '--linux=Image\n--memory=512M\n--balloon-interval=5\n--balloon-threshold=2560\n--balloon-demand-page\n',
     },
     async (dir) => {
       const spec = await specFromOptions({ arch: 'aarch64' }, join(dir, 'guest.cfg'));
@@ -58,7 +59,10 @@ test('microvm.nix: mem + balloonMem is the RAM; initialBalloonMem is in the ball
 
 test('--balloon adds a default balloon; a config without one has none', () =>
   withFiles({ Image: 'x', 'g.json': JSON.stringify({ name: 'g', kernel: 'Image' }) }, async (dir) => {
-    assert.equal(balloonSpec((await specFromOptions({ arch: 'aarch64' }, join(dir, 'g.json'))).balloon), undefined);
+    assert.equal(
+      balloonSpec((await specFromOptions({ arch: 'aarch64' }, join(dir, 'g.json'))).balloon),
+      undefined,
+    );
     const s = await specFromOptions({ arch: 'aarch64', balloon: true }, join(dir, 'g.json'));
     assert.deepEqual(balloonSpec(s.balloon), {});
   }));
@@ -89,7 +93,7 @@ function fakeHost(): VirtioHost & { configChanges: number } {
   };
 }
 
-test('the poller applies Fuchsia\'s policy when statistics arrive, only with a threshold and an interval', () => {
+test("the poller applies Fuchsia's policy when statistics arrive, only with a threshold and an interval", () => {
   const dev = new VirtioBalloon();
   const host = fakeHost();
   dev.attach(host);

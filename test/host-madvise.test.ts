@@ -91,7 +91,10 @@ test('ranges inside one host page drop nothing; bad ranges throw', { skip }, () 
   u8.fill(1);
   const d = dropPages(u8, 10, hostPageSize() - 20);
   assert.equal(d.start, d.end);
-  assert.ok(u8.every((x) => x === 1), 'nothing changed');
+  assert.ok(
+    u8.every((x) => x === 1),
+    'nothing changed',
+  );
   assert.throws(() => dropPages(u8, 8 * MiB - 10, 20), RangeError);
   assert.throws(() => dropPages(u8, -1, 20), RangeError);
 });

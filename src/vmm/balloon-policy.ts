@@ -27,7 +27,12 @@ export function balloonSpec(b: boolean | BalloonSpec | undefined): BalloonSpec |
 }
 
 /** Fuchsia's target (pages) after a statistics report: current + available - threshold, within RAM. */
-export function fuchsiaTarget(currentPages: number, availableBytes: bigint, thresholdMiB: number, ramBytes: number): number {
+export function fuchsiaTarget(
+  currentPages: number,
+  availableBytes: bigint,
+  thresholdMiB: number,
+  ramBytes: number,
+): number {
   const available = Number(availableBytes / BigInt(BALLOON_PAGE_SIZE));
   const threshold = Math.ceil((thresholdMiB * MiB) / BALLOON_PAGE_SIZE);
   return Math.max(0, Math.min(ramBytes / BALLOON_PAGE_SIZE, currentPages + available - threshold));

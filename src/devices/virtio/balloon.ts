@@ -79,7 +79,12 @@ export class VirtioBalloon extends VirtioDeviceBase {
     if (opts.deflateOnOom ?? true) f |= 1n << BigInt(VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
     if (reporting) f |= 1n << BigInt(VIRTIO_BALLOON_F_REPORTING);
     this.features = f;
-    this.offered = ['inflate', 'deflate', ...(stats ? ['stats' as const] : []), ...(reporting ? ['reporting' as const] : [])];
+    this.offered = [
+      'inflate',
+      'deflate',
+      ...(stats ? ['stats' as const] : []),
+      ...(reporting ? ['reporting' as const] : []),
+    ];
     // Linux's driver needs at least 32 entries in the reporting queue (PAGE_REPORTING_CAPACITY).
     this.queueMax = this.offered.map((r) => (r === 'stats' ? 4 : r === 'reporting' ? 32 : 256));
   }
@@ -190,7 +195,7 @@ export class VirtioBalloon extends VirtioDeviceBase {
     // Neighbours that may share a host page with a run's first or last page.
     const reach = Math.ceil(hostPageSize() / BALLOON_PAGE_SIZE);
     pfns.sort((a, b) => a - b);
-    for (let i = 0; i < pfns.length; ) {
+    for (let i = 0; i < pfns.length;) {
       let j = i + 1;
       while (j < pfns.length && pfns[j] === pfns[j - 1] + 1) j++;
       const first = pfns[i];
@@ -282,7 +287,12 @@ export class VirtioBalloon extends VirtioDeviceBase {
   }
 
   restoreState(state: unknown): void {
-    const s = state as { inflated: number[]; statsHead: number | null; rejectedPages: number; reportedBytes?: number };
+    const s = state as {
+      inflated: number[];
+      statsHead: number | null;
+      rejectedPages: number;
+      reportedBytes?: number;
+    };
     this.inflated.clear();
     for (const p of s.inflated) this.inflated.add(p);
     this.statsHead = s.statsHead ?? undefined;
