@@ -92,11 +92,13 @@ test(
         // 300 MiB of non-zero pages in tmpfs (1 MiB from /dev/urandom copied 300 times by 10 cats:
         // few system calls and processes, which are slow on the software CPU), then freed.
         const fill = `for k in 1 2 3 4 5 6 7 8 9 10; do cat${' /b/chunk'.repeat(FILL_MIB / 10)}; done > /b/fill`;
-        await run(
+        // (du, not wc -c: busybox's wc reads the whole file, minutes on the software CPU.)
+        const filledKiB = await run(
           `mkdir -p /b && mount -t tmpfs -o size=${FILL_MIB + 64}m tmpfs /b && ` +
-            `head -c ${MiB} /dev/urandom > /b/chunk && ${fill}; echo @@filled=$(wc -c < /b/fill)`,
+            `head -c ${MiB} /dev/urandom > /b/chunk && ${fill}; echo @@filled=$(du -k /b/fill | cut -f1)`,
           'filled',
         );
+        assert.equal(Number(filledKiB), FILL_MIB * 1024, 'the guest filled 300 MiB (du -k: KiB)');
         const filled = vmRss(rec.pid);
         // Polling brings fresh statistics: the guest's available memory fell by the file's size.
         await until(
@@ -147,8 +149,8 @@ test(
           await run("echo @@avail=$(grep MemAvailable /proc/meminfo | tr -s ' ' | cut -d' ' -f2)", 'avail'),
         );
         assert.ok(avail * 1024 > (FILL_MIB + 50) * MiB, `MemAvailable ${avail} kB after deflating`);
-        const size = await run(`${fill}; echo @@refilled=$(wc -c < /b/fill)`, 'refilled');
-        assert.equal(Number(size), FILL_MIB * MiB, 'the guest filled 300 MiB again');
+        const size = await run(`${fill}; echo @@refilled=$(du -k /b/fill | cut -f1)`, 'refilled');
+        assert.equal(Number(size), FILL_MIB * 1024, 'the guest filled 300 MiB again (du -k: KiB)');
         const refilled = vmRss(rec.pid);
         console.log(`balloon: after deflating and filling again VmRSS ${mib(refilled)} MiB`);
         assert.ok(refilled >= ballooned + 250 * MiB, 'the memory came back into use');
