@@ -114,28 +114,28 @@ test(
 
         const b = await tv(dir, ['balloon', 'bt', '128']);
         assert.equal(b.code, 0, b.stderr);
-        let ballooned = vmRss(rec.pid);
-        await until(
-          () => (ballooned = vmRss(rec.pid)) <= filled - 250 * MiB,
-          `VmRSS to fall 250 MiB below ${mib(filled)} MiB (now ${mib(ballooned)} MiB)`,
-          STEP_MS,
-        ).catch(() => {});
-        const info = (await api('GET', '/balloon')).body;
-        console.log(
-          `balloon: VmRSS after filling ${FILL_MIB} MiB ${mib(filled)} MiB, after rm ${mib(freed)} MiB, ` +
-            `after balloon 128 ${mib(ballooned)} MiB (balloon holds ${info.actual_mib} MiB of the guest's ${512} MiB)`,
-        );
-        assert.ok(
-          ballooned <= filled - 250 * MiB,
-          `VmRSS ${mib(filled)} MiB -> ${mib(ballooned)} MiB: expected a fall of at least 250 MiB`,
-        );
+        // actual_mib of GET /balloon is the memory the guest has now (less its balloon).
         await until(
           async () => (await api('GET', '/balloon')).body.actual_mib <= 136,
           'the guest to inflate the balloon',
           STEP_MS,
         );
         const keeps = (await api('GET', '/balloon')).body.actual_mib;
-        assert.ok(keeps <= 136, `the guest keeps about 128 MiB (${keeps})`);
+        let ballooned = vmRss(rec.pid);
+        await until(
+          () => (ballooned = vmRss(rec.pid)) <= filled - 250 * MiB,
+          `VmRSS to fall 250 MiB below ${mib(filled)} MiB (now ${mib(ballooned)} MiB)`,
+          STEP_MS,
+        ).catch(() => {});
+        // Free page reporting usually gives most of it back as soon as the file is deleted.
+        console.log(
+          `balloon: VmRSS after filling ${FILL_MIB} MiB ${mib(filled)} MiB, right after rm ${mib(freed)} MiB, ` +
+            `after balloon 128 (the guest keeps ${keeps} MiB) ${mib(ballooned)} MiB`,
+        );
+        assert.ok(
+          ballooned <= filled - 250 * MiB,
+          `VmRSS ${mib(filled)} MiB -> ${mib(ballooned)} MiB: expected a fall of at least 250 MiB`,
+        );
 
         // Deflate: the guest gets its memory back and uses it.
         const d = await tv(dir, ['balloon', 'bt', '512']);
