@@ -97,6 +97,25 @@ test(
       r = await req('GET', '/balloon');
       assert.equal((r.body as { amount_mib: number }).amount_mib, 28);
       assert.equal((r.body as { target_mib: number }).target_mib, 100);
+      assert.equal((r.body as { stats_polling_interval_s: number }).stats_polling_interval_s, 0);
+      assert.equal((r.body as { deflate_on_oom: boolean }).deflate_on_oom, true);
+
+      // Balloon statistics: off until a polling interval is set (this guest has no balloon driver,
+      // so only the sizes come back).
+      r = await req('GET', '/balloon/statistics');
+      assert.equal(r.status, 400);
+      assert.match((r.body as { fault_message: string }).fault_message, /not enabled/);
+      assert.equal((await req('PATCH', '/balloon/statistics', { stats_polling_interval_s: 2 })).status, 204);
+      r = await req('GET', '/balloon');
+      assert.equal((r.body as { stats_polling_interval_s: number }).stats_polling_interval_s, 2);
+      r = await req('GET', '/balloon/statistics');
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.body, { target_pages: 28 * 256, actual_pages: 0, target_mib: 28, actual_mib: 0 });
+      r = await req('PATCH', '/balloon/statistics', { stats_polling_interval_s: -1 });
+      assert.equal(r.status, 400);
+      assert.match((r.body as { fault_message: string }).fault_message, /`stats_polling_interval_s`/);
+      r = await req('PATCH', '/balloon/statistics', { interval: 1 });
+      assert.match((r.body as { fault_message: string }).fault_message, /unknown field `interval`/);
 
       // Errors: Firecracker's {"fault_message"}, naming the field.
       const fault = (x: { body: unknown }) => (x.body as { fault_message: string }).fault_message;

@@ -24,6 +24,7 @@ import { VirtioBlk } from '../src/devices/virtio/blk.js';
 import { VirtioConsole } from '../src/devices/virtio/console.js';
 import { VirtioBalloon } from '../src/devices/virtio/balloon.js';
 import { xorshift32 } from './helpers/rng.js';
+import { residentBytes } from '../src/host/resident.js';
 
 // ---- transport -----------------------------------------------------------------------------------
 
@@ -591,6 +592,133 @@ test('virtio-balloon: target, inflate/deflate accounting, actual and stats', () 
   assert.deepEqual(d.used(2), []);
   assert.equal(bal.requestStats(), true);
   assert.deepEqual(d.used(2), [{ id: sh, len: 0 }]);
+});
+
+const BALLOON_F = { STATS: 1n, DEFLATE_ON_OOM: 2n, REPORTING: 5n };
+const residentSkip = process.platform !== 'linux' ? 'needs Linux madvise and /proc/self/pagemap' : false;
+
+/** Fill guest RAM [pa, pa+len) with a pattern that has no zero byte. */
+function pattern(d: Driver, pa: number, len: number): void {
+  for (let i = 0; i < len; i += 4) d.mem.dv.setUint32(pa - RAM + i, 0x01010101 + i, true);
+}
+
+function isZero(d: Driver, pa: number, len: number): boolean {
+  return d.bytes(pa, len).every((x) => x === 0);
+}
+
+/** Send page frame numbers on the inflate (0) or deflate (1) queue, 256 to a buffer as Linux does. */
+function sendPfns(d: Driver, q: number, pfns: number[]): void {
+  for (let i = 0; i < pfns.length; i += 256) {
+    const part = pfns.slice(i, i + 256);
+    const buf = Buffer.alloc(4 * part.length);
+    part.forEach((p, k) => buf.writeUInt32LE(p, 4 * k));
+    const at = d.alloc(buf.length);
+    d.put(at, buf);
+    d.avail(q, d.chain(q, [{ addr: at, len: buf.length }]));
+    d.kick(q);
+    assert.equal(d.used(q).length, 1, 'the buffer comes back');
+  }
+}
+
+test('virtio-balloon: inflation gives the pages back to the host; deflation hands them back zero', { skip: residentSkip }, () => {
+  const bal = new VirtioBalloon();
+  const d = new Driver(bal, { ramSize: 64 << 20 });
+  d.init(~0n, 8);
+  const region = RAM + (32 << 20);
+  const pages = 4096; // 16 MiB
+  pattern(d, region - 4096, (pages + 2) * 4096);
+  const view = d.mem.u8.subarray(region - RAM, region - RAM + pages * 4096);
+  const before = residentBytes(view)!;
+  // A page of translated code inside the region is invalidated when it goes into the balloon.
+  const codePage = (region - RAM) / 4096 + 77;
+  d.mem.codePages[codePage] = 1;
+  const invalidated: number[] = [];
+  d.mem.onCodeWrite = (p) => invalidated.push(p);
+  // Linux inflates in no particular order: shuffle the page numbers.
+  const pfns = Array.from({ length: pages }, (_, i) => region / 4096 + i);
+  const rnd = xorshift32(7);
+  for (let i = pfns.length - 1; i > 0; i--) {
+    const j = rnd() % (i + 1);
+    [pfns[i], pfns[j]] = [pfns[j], pfns[i]];
+  }
+  sendPfns(d, 0, pfns);
+  assert.equal(bal.inflated.size, pages);
+  const after = residentBytes(view)!;
+  assert.ok(before >= 16 << 20, `the region was resident (${before})`);
+  assert.ok(after <= 2 * 4096, `resident ${before} -> ${after}: the 16 MiB went back (but the host pages it shares at its ends)`);
+  assert.ok(isZero(d, region, pages * 4096), 'balloon pages read zero');
+  assert.notEqual(d.mem.u8[region - RAM - 1], 0, 'the page before the balloon is kept');
+  assert.notEqual(d.mem.u8[region - RAM + pages * 4096], 0, 'the page after it is kept');
+  assert.ok(invalidated.includes(codePage), 'cached code on a dropped page is invalidated');
+
+  // A single page between pages outside the balloon still reads zero afterwards.
+  const lone = RAM + (8 << 20) + 5 * 4096;
+  pattern(d, lone - 4096, 3 * 4096);
+  sendPfns(d, 0, [lone / 4096]);
+  assert.ok(isZero(d, lone, 4096));
+  assert.notEqual(d.mem.u8[lone - RAM - 1], 0);
+  assert.notEqual(d.mem.u8[lone - RAM + 4096], 0);
+
+  // Deflate: the guest takes the pages back, zero, and uses them.
+  sendPfns(d, 1, pfns.slice(0, 1000));
+  assert.equal(bal.inflated.size, pages + 1 - 1000);
+  assert.ok(isZero(d, region, pages * 4096), 'deflated pages read zero');
+  d.mem.u8[region - RAM + 100] = 9;
+  assert.equal(d.mem.u8[region - RAM + 100], 9);
+});
+
+test('virtio-balloon: queues follow the negotiated features; free page reporting drops what the guest reports', { skip: residentSkip }, () => {
+  for (const withStats of [false, true]) {
+    const bal = new VirtioBalloon();
+    assert.equal(bal.queueMax.length, 4, 'inflate, deflate, stats, reporting offered');
+    const d = new Driver(bal, { ramSize: 64 << 20 });
+    const drop = withStats ? 0n : 1n << BALLOON_F.STATS;
+    d.init(~drop, 8);
+    assert.equal(bal.statsActive, withStats);
+    // Linux numbers the reporting queue 3 with the stats queue, 2 without it.
+    const rq = withStats ? 3 : 2;
+    const region = RAM + (40 << 20);
+    pattern(d, region, 8 << 20);
+    const view = d.mem.u8.subarray(region - RAM, region - RAM + (8 << 20));
+    const before = residentBytes(view)!;
+    // Two 2 MiB blocks in one chain (device-writable buffers, as Linux adds them), one more alone.
+    d.avail(rq, d.chain(rq, [
+      { addr: region, len: 2 << 20, write: true },
+      { addr: region + (4 << 20), len: 2 << 20, write: true },
+    ]));
+    d.avail(rq, d.chain(rq, [{ addr: region + (6 << 20), len: 2 << 20, write: true }]));
+    d.kick(rq);
+    assert.equal(d.used(rq).length, 2, 'both reports come back');
+    assert.equal(bal.reportedBytes, 6 << 20);
+    const after = residentBytes(view)!;
+    assert.ok(before >= 8 << 20 && before - after >= (6 << 20) - 3 * 2 * 4096, `resident ${before} -> ${after}`);
+    assert.ok(isZero(d, region + 4096, (2 << 20) - 2 * 4096), 'reported pages read zero');
+    assert.notEqual(d.mem.u8[region - RAM + (3 << 20)], 0, 'memory not reported is kept');
+    assert.equal(bal.inflated.size, 0, 'reported pages are not in the balloon');
+    if (withStats) {
+      // Statistics on queue 2: the device holds the buffer and returns it to ask for fresh ones.
+      const sb = d.alloc(10);
+      const s = Buffer.alloc(10);
+      s.writeUInt16LE(6, 0);
+      s.writeBigUInt64LE(300n << 20n, 2);
+      d.put(sb, s);
+      const head = d.chain(2, [{ addr: sb, len: 10 }]);
+      d.avail(2, head);
+      d.kick(2);
+      assert.deepEqual(bal.stats, { 'available-memory': 300n << 20n });
+      assert.equal(bal.requestStats(), true);
+      assert.deepEqual(d.used(2), [{ id: head, len: 0 }]);
+      assert.equal(bal.requestStats(), false, 'nothing to return until the driver adds the buffer again');
+    } else {
+      assert.equal(bal.requestStats(), false, 'no stats queue in use');
+    }
+  }
+});
+
+test('virtio-balloon: options leave features and queues out', () => {
+  const bal = new VirtioBalloon({ stats: false, reporting: false, deflateOnOom: false });
+  assert.equal(bal.features, 0n);
+  assert.equal(bal.queueMax.length, 2);
 });
 
 // ---- fuzz: random rings never make a device model throw ------------------------------------------------

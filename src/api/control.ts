@@ -1,6 +1,6 @@
 // The control API on control.sock: HTTP/1.1 + JSON, shaped like Firecracker's where they overlap
-// (GET /, GET /machine-config, PUT /actions, PATCH /vm, GET/PATCH /balloon, PUT /vsock and PUT
-// /network-interfaces/{id} before start) plus typevisor's own
+// (GET /, GET /machine-config, PUT /actions, PATCH /vm, GET/PATCH /balloon, GET/PATCH
+// /balloon/statistics, PUT /vsock and PUT /network-interfaces/{id} before start) plus typevisor's own
 // (GET /vm, PUT /shutdown, PUT /reboot, PUT /destroy). Errors are Firecracker's {"fault_message"}.
 // src/api/openapi.yaml describes it.
 
@@ -20,6 +20,8 @@ export class ApiError extends Error {
 }
 
 const MAX_BODY = 64 * 1024;
+/** The longest balloon statistics polling interval (a day, as the config's balloon.intervalS). */
+const MAX_STATS_INTERVAL_S = 86400;
 
 /** Firecracker's instance states. */
 export function firecrackerState(s: HostState): string {
@@ -230,8 +232,8 @@ const ROUTES: Record<string, Record<string, Handler>> = {
       if (!b) throw new ApiError(400, 'No balloon device configured');
       return {
         amount_mib: Math.round(b.memoryMiB - b.targetMiB),
-        deflate_on_oom: false,
-        stats_polling_interval_s: 0,
+        deflate_on_oom: b.deflateOnOom,
+        stats_polling_interval_s: b.statsIntervalS,
         target_mib: Math.round(b.targetMiB),
         actual_mib: Math.round(b.actualMiB),
       };
@@ -248,6 +250,40 @@ const ROUTES: Record<string, Record<string, Handler>> = {
         );
       }
       host.setBalloon(b.memoryMiB - amount);
+      return undefined;
+    },
+  },
+  '/balloon/statistics': {
+    GET: (host) => {
+      const b = host.balloon();
+      if (!b) throw new ApiError(400, 'No balloon device configured');
+      if (b.statsIntervalS <= 0) {
+        throw new ApiError(
+          400,
+          'Statistics for the balloon device are not enabled (PATCH /balloon/statistics with stats_polling_interval_s)',
+        );
+      }
+      const out: Record<string, number> = {
+        target_pages: b.targetPages,
+        actual_pages: b.actualPages,
+        target_mib: Math.round(b.memoryMiB - b.targetMiB),
+        actual_mib: Math.round(b.memoryMiB - b.actualMiB),
+      };
+      // Firecracker's names are the virtio tags' names with underscores (free_memory, ...).
+      for (const [k, v] of Object.entries(b.stats)) out[k.replace(/-/g, '_')] = Number(v);
+      return out;
+    },
+    PATCH: async (host, body) => {
+      const o = checkBody(await body(), { stats_polling_interval_s: { type: 'integer', required: true } });
+      const s = o.stats_polling_interval_s as number;
+      if (s < 0 || s > MAX_STATS_INTERVAL_S) {
+        throw new ApiError(
+          400,
+          `invalid value for field \`stats_polling_interval_s\`: expected 0 (off) to ${MAX_STATS_INTERVAL_S} seconds, got ${s}`,
+        );
+      }
+      if (!host.balloon()) throw new ApiError(400, 'No balloon device configured');
+      host.setBalloonStatsInterval(s);
       return undefined;
     },
   },

@@ -11,6 +11,7 @@
 
 import { createServer, type Server, type Socket } from 'node:net';
 import { ControlError, type VmHost } from '../vmm/server.js';
+import { BALLOON_PAGE_SIZE } from '../devices/virtio/balloon.js';
 import { VMM_VERSION } from './version.js';
 
 const MAX_PENDING = 1024 * 1024;
@@ -112,7 +113,8 @@ const COMMANDS: Record<string, Command> = {
     run: (host) => {
       const b = host.balloon();
       if (!b) throw new QmpError('DeviceNotActive', 'No balloon device has been activated');
-      return { actual: Math.round(b.actualMiB * MiB) };
+      // The guest's memory now: configured memory less the pages its driver put in the balloon.
+      return { actual: b.memoryMiB * MiB - b.actualPages * BALLOON_PAGE_SIZE };
     },
   },
 };

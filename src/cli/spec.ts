@@ -230,7 +230,14 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
       console: config.console,
       disks: (config.disks ?? []).map((d) => ({ path: d.path, readOnly: !!d.readOnly })),
       rng: config.rng ?? true,
-      balloon: !!config.balloon,
+      balloon: config.balloon
+        ? {
+            targetMiB: config.balloon.targetMiB,
+            deflateOnOom: config.balloon.demandPage,
+            statsIntervalS: config.balloon.intervalS,
+            autoThresholdMiB: config.balloon.thresholdMiB,
+          }
+        : false,
       vsock: config.vsock && { cid: config.vsock.cid, uds: config.vsock.uds },
       onReboot: config.onReboot === 'destroy' ? 'destroy' : 'restart',
     };
@@ -290,7 +297,7 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
     disks,
     nets,
     rng: values['no-rng'] ? false : (spec.rng ?? true),
-    balloon: values.balloon ?? spec.balloon ?? false,
+    balloon: spec.balloon || values.balloon || false,
     vsock:
       values.vsock !== undefined
         ? parseVsockOption(values.vsock)

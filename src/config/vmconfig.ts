@@ -74,9 +74,12 @@ export interface BalloonConfig {
   targetMiB?: number;
   /** Fuchsia's balloon-demand-page: deflate on the guest's demand. */
   demandPage?: boolean;
-  /** Seconds between balloon statistics polls (Fuchsia's balloon-interval). */
+  /** Seconds between balloon statistics polls (Fuchsia's balloon-interval, Firecracker's stats_polling_interval_s). */
   intervalS?: number;
-  /** Fuchsia's balloon-threshold (MiB of free guest memory kept). */
+  /**
+   * Fuchsia's balloon-threshold (MiB of guest memory kept available): with intervalS, Fuchsia's
+   * automatic policy sets the target from the guest's available memory at every poll.
+   */
   thresholdMiB?: number;
 }
 

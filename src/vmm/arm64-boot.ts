@@ -15,7 +15,8 @@ import { VirtioMmioTransport } from '../devices/virtio/mmio.js';
 import { VirtioBlk } from '../devices/virtio/blk.js';
 import { VirtioRng } from '../devices/virtio/rng.js';
 import { VirtioConsole } from '../devices/virtio/console.js';
-import { VirtioBalloon } from '../devices/virtio/balloon.js';
+import { BALLOON_PAGE_SIZE, VirtioBalloon } from '../devices/virtio/balloon.js';
+import { balloonSpec } from './balloon-policy.js';
 import { VirtioVsock } from '../devices/virtio/vsock.js';
 import { VsockUnixListener } from '../host/vsock-uds.js';
 import { runtimeVsockPath } from './state.js';
@@ -180,8 +181,10 @@ export async function buildArm64Guest(
     vcon.onRxSpace = () => machine.kick();
     addVirtio('virtio-console', vcon);
   }
-  if (spec.balloon) {
-    balloon = new VirtioBalloon();
+  const bs = balloonSpec(spec.balloon);
+  if (bs) {
+    balloon = new VirtioBalloon({ deflateOnOom: bs.deflateOnOom ?? true });
+    if (bs.targetMiB !== undefined) balloon.setTarget(((spec.memoryMiB - bs.targetMiB) * MiB) / BALLOON_PAGE_SIZE);
     addVirtio('virtio-balloon', balloon);
   }
   let vsock: { device: VirtioVsock; listener: VsockUnixListener } | undefined;

@@ -9,6 +9,7 @@ import { resolveNets, type NetRequest, type NetSpec } from './net.js';
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { rmSync, readFileSync } from 'node:fs';
+import { balloonSpec } from './balloon-policy.js';
 import { Vm, type VmExit, type VmSpec } from './vm.js';
 import { resolve } from 'node:path';
 import {
@@ -272,11 +273,40 @@ export class VmHost extends EventEmitter<VmHostEvents> {
     this.record.spec.vsock = { cid, uds: path };
   }
 
-  balloon(): { targetMiB: number; actualMiB: number; memoryMiB: number } | undefined {
-    if (!this.record.spec.balloon) return undefined;
+  balloon():
+    | {
+        targetMiB: number;
+        actualMiB: number;
+        memoryMiB: number;
+        targetPages: number;
+        actualPages: number;
+        deflateOnOom: boolean;
+        statsIntervalS: number;
+        stats: Record<string, bigint>;
+      }
+    | undefined {
+    const spec = balloonSpec(this.record.spec.balloon);
+    if (!spec) return undefined;
     const b = this.vm.balloonInfo();
     const mem = this.record.spec.memoryMiB;
-    return { targetMiB: b?.targetMiB ?? mem, actualMiB: mem - (b?.balloonMiB ?? 0), memoryMiB: mem };
+    return {
+      targetMiB: b?.targetMiB ?? mem,
+      actualMiB: mem - (b?.balloonMiB ?? 0),
+      memoryMiB: mem,
+      targetPages: b?.targetPages ?? 0,
+      actualPages: b?.actualPages ?? 0,
+      deflateOnOom: b?.deflateOnOom ?? spec.deflateOnOom ?? true,
+      statsIntervalS: b?.statsIntervalS ?? spec.statsIntervalS ?? 0,
+      stats: b?.stats ?? {},
+    };
+  }
+
+  /** Poll the balloon's statistics every `seconds` (0: stop polling). */
+  setBalloonStatsInterval(seconds: number): void {
+    this.requireLive('set the balloon statistics interval');
+    if (!this.record.spec.balloon) throw new ControlError('No balloon device configured');
+    if (!this.started) throw new ControlError('cannot set the balloon statistics interval: the VM has not been started');
+    this.vm.setBalloonStatsInterval(seconds);
   }
 
   /** Set the memory the guest should keep (MiB). */

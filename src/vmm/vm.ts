@@ -9,6 +9,7 @@ import { Arm64VirtMachine, type StopReason } from '../machine/arm64-virt.js';
 import { buildArm64Guest, type GuestDevices } from './arm64-boot.js';
 import { openNetBackends, type NetSpec } from './net.js';
 import { DEFAULT_MTU, type NetBackend } from '../devices/virtio/net.js';
+import { BalloonPoller, balloonSpec, type BalloonSpec } from './balloon-policy.js';
 
 export interface DiskSpec {
   path: string;
@@ -38,7 +39,8 @@ export interface VmSpec {
   /** virtio-net NICs, in order (eth0, eth1...). */
   nets?: NetSpec[];
   rng: boolean;
-  balloon: boolean;
+  /** A virtio-balloon: true for the defaults, or its settings. */
+  balloon: boolean | BalloonSpec;
   /** Write the generated device tree here (before booting). */
   dumpDtb?: string;
   /** Derive the guest's counter from the instruction count (repeatable runs). */
@@ -58,6 +60,17 @@ export interface GdbSpec {
   /** TCP port (0: any free one). */
   port: number;
   wait: boolean;
+}
+
+export interface BalloonInfo {
+  targetMiB: number;
+  balloonMiB: number;
+  targetPages: number;
+  actualPages: number;
+  deflateOnOom: boolean;
+  statsIntervalS: number;
+  /** The guest's latest statistics by name (virtio 1.2 5.5.6.3; bytes or counts). */
+  stats: Record<string, bigint>;
 }
 
 export type VmState = 'created' | 'running' | 'paused' | 'shutdown' | 'crashed';
@@ -81,6 +94,7 @@ export class Vm extends EventEmitter {
   private devices: GuestDevices | undefined;
   /** The NICs' host side (passt, TAPs): opened before the first boot, kept across reboots. */
   private netBackends: NetBackend[] | undefined;
+  private balloonPoller: BalloonPoller | undefined;
   private readonly inputQueue: Buffer[] = [];
   private panicSeen = false;
   private tail = '';
@@ -169,14 +183,26 @@ export class Vm extends EventEmitter {
     return true;
   }
 
-  /** Balloon state in MiB (target the guest should keep, actual held by the balloon), if any. */
-  balloonInfo(): { targetMiB: number; balloonMiB: number } | undefined {
+  /** Balloon state (target the guest should keep and actual held by the balloon in MiB, statistics), if any. */
+  balloonInfo(): BalloonInfo | undefined {
     const b = this.devices?.balloon;
     if (!b) return undefined;
     return {
       targetMiB: this.spec.memoryMiB - (b.targetPages * 4096) / 1048576,
       balloonMiB: (b.actualPages * 4096) / 1048576,
+      targetPages: b.targetPages,
+      actualPages: b.actualPages,
+      deflateOnOom: balloonSpec(this.spec.balloon)?.deflateOnOom ?? true,
+      statsIntervalS: this.balloonPoller?.intervalS ?? 0,
+      stats: b.stats,
     };
+  }
+
+  /** Poll the balloon's statistics every `seconds` (0: stop). False when there is no balloon. */
+  setBalloonStatsInterval(seconds: number): boolean {
+    if (!this.balloonPoller) return false;
+    this.balloonPoller.setInterval(seconds);
+    return true;
   }
 
   /** Stop the VM at once (like `xl destroy`): the guest gets no chance to flush. */
@@ -209,6 +235,17 @@ export class Vm extends EventEmitter {
     const { machine, devices } = await buildArm64Guest(this.spec, (bytes) => this.output(bytes), this.netBackends);
     this.machine = machine;
     this.devices = devices;
+    const interval = this.balloonPoller?.intervalS;
+    this.balloonPoller?.close();
+    this.balloonPoller = undefined;
+    const bs = balloonSpec(this.spec.balloon);
+    if (devices.balloon && bs) {
+      // A reboot keeps the polling interval the VM had.
+      this.balloonPoller = new BalloonPoller(devices.balloon, this.spec.memoryMiB * 1048576, {
+        ...bs,
+        statsIntervalS: interval ?? bs.statsIntervalS,
+      });
+    }
     machine.onSlice = () => this.pumpInput();
     this.boots++;
     this.state = 'running';
@@ -285,6 +322,7 @@ export class Vm extends EventEmitter {
       );
     }
     this.state = state;
+    this.balloonPoller?.close();
     this.devices?.close();
     this.closeNets();
     this.console.end();

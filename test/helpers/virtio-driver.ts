@@ -21,7 +21,7 @@ export interface Buf {
 
 /** A hand-written virtio driver: enough to feed descriptor chains to a device. */
 export class Driver {
-  readonly mem = new GuestMemory(RAM, RAM_SIZE);
+  readonly mem: GuestMemory;
   readonly t: VirtioMmioTransport;
   irq = false;
   irqEdges = 0;
@@ -34,8 +34,9 @@ export class Driver {
 
   constructor(
     readonly dev: VirtioDevice,
-    opts: { eventIdx?: boolean; indirect?: boolean } = {},
+    opts: { eventIdx?: boolean; indirect?: boolean; ramSize?: number } = {},
   ) {
+    this.mem = new GuestMemory(RAM, opts.ramSize ?? RAM_SIZE);
     this.t = new VirtioMmioTransport(this.mem, dev, {
       setIrq: (l) => {
         if (l && !this.irq) this.irqEdges++;
