@@ -5,16 +5,14 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { buildDefaultImage, type DefaultImage } from '../src/image/build.js';
+import { BOOT_TIMEOUT_MS, marker as one, runGuest } from './helpers/run-guest.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
-/** The command users run (it starts dist/src/cli/main.js with the VM process's Node.js options). */
-const typevisor = join(root, 'bin', 'typevisor');
-const BOOT_TIMEOUT_MS = 15 * 60 * 1000;
 
 let image: DefaultImage | undefined;
 let skipReason: string | false = false;
@@ -22,43 +20,6 @@ try {
   image = await buildDefaultImage({ log: () => {} });
 } catch (e) {
   skipReason = `the default guest image cannot be built here: ${(e as Error).message}`;
-}
-
-interface RunResult {
-  code: number | null;
-  out: string;
-  err: string;
-  markers: Map<string, string[]>;
-}
-
-function runGuest(args: string[], script: string): Promise<RunResult> {
-  return new Promise((resolvePromise, reject) => {
-    const p = spawn(typevisor, ['run', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString('latin1')));
-    const timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      reject(new Error(`guest did not finish in ${BOOT_TIMEOUT_MS / 1000} s; console so far:\n${out.slice(-3000)}\n${err}`));
-    }, BOOT_TIMEOUT_MS);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      const markers = new Map<string, string[]>();
-      for (const line of out.split(/\r?\n/)) {
-        const m = /^@@([a-z0-9_]+)=(.*)$/.exec(line.trim());
-        if (m) markers.set(m[1], [...(markers.get(m[1]) ?? []), m[2].trim()]);
-      }
-      resolvePromise({ code, out, err, markers });
-    });
-    p.stdin.end(script);
-  });
-}
-
-function one(r: RunResult, key: string): string {
-  const v = r.markers.get(key);
-  assert.ok(v && v.length > 0, `no @@${key}= line in the console output:\n${r.out.slice(-4000)}\n--- stderr ---\n${r.err}`);
-  return v[0];
 }
 
 test('boots to a shell: uname -m, virtio devices, ext4 disk written and synced, read back on the next boot', { skip: skipReason, timeout: 3 * BOOT_TIMEOUT_MS }, async () => {

@@ -12,17 +12,15 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { buildDefaultImage, type DefaultImage } from '../src/image/build.js';
 import { CpioWriter } from '../src/boot/initramfs.js';
 import { missingTool } from './helpers/tools.js';
+import { BOOT_TIMEOUT_MS, marker, runGuest } from './helpers/run-guest.js';
 
-const root = resolve(import.meta.dirname, '..', '..');
-const typevisor = join(root, 'bin', 'typevisor');
-const BOOT_TIMEOUT_MS = 15 * 60 * 1000;
 const N = 1_000_000;
 
 let image: DefaultImage | undefined;
@@ -76,31 +74,6 @@ int main(void) {
 }
 `;
 
-function runGuest(args: string[], script: string): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const p = spawn(typevisor, ['run', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString('latin1')));
-    const timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      reject(new Error(`guest did not finish in ${BOOT_TIMEOUT_MS / 1000} s; console so far:\n${out.slice(-3000)}\n${err}`));
-    }, BOOT_TIMEOUT_MS);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolvePromise({ code, out, err });
-    });
-    p.stdin.end(script);
-  });
-}
-
-function marker(out: string, key: string): string {
-  const m = new RegExp(`^@@${key}=(.*)$`, 'm').exec(out.replace(/\r/g, ''));
-  assert.ok(m, `no @@${key}= line in the console output:\n${out.slice(-4000)}`);
-  return m[1].trim();
-}
-
 test('Linux probes the PMU and perf counts user instructions exactly (PERF_COUNT_HW_INSTRUCTIONS, exclude_kernel)', { skip: skipReason, timeout: BOOT_TIMEOUT_MS }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'typevisor-pmu-'));
   try {
@@ -116,9 +89,9 @@ test('Linux probes the PMU and perf counts user instructions exactly (PERF_COUNT
       ['echo "@@probe=$(dmesg | grep "hw perfevents")"', '/pmutest', 'poweroff -f', ''].join('\n'),
     );
     assert.equal(r.code, 0, r.err);
-    assert.match(marker(r.out, 'probe'), /hw perfevents: enabled with armv8_pmuv3 PMU driver, 7 counters available/);
-    const c1 = Number(marker(r.out, 'count1'));
-    const c2 = Number(marker(r.out, 'count2'));
+    assert.match(marker(r, 'probe'), /hw perfevents: enabled with armv8_pmuv3 PMU driver, 7 counters available/);
+    const c1 = Number(marker(r, 'count1'));
+    const c2 = Number(marker(r, 'count2'));
     assert.equal(c2 - c1, 2 * N, `the second loop runs ${2 * N} more instructions (counts ${c1}, ${c2})`);
     const overhead = c1 - (2 * N + 1);
     t.diagnostic(`counts ${c1} and ${c2}: ${overhead} EL0 instructions around the loop`);
