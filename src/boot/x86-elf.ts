@@ -2,22 +2,25 @@
 // physical addresses; the entry point is startup_64's physical address. The header and program
 // headers are read by elf.ts; errors are BootFormatError like the bzImage loader's.
 
-import { bytesReader, EHDR_SIZE, EM_X86_64, isElf as hasElfMagic, parseElf64 } from './elf.js';
+import {
+  bytesReader,
+  EHDR_SIZE,
+  EM_X86_64,
+  isElf as hasElfMagic,
+  parseElf64,
+  type ElfKernel as Elf64Kernel,
+} from './elf.js';
 import { BootFormatError } from './x86-bzimage.js';
 
+/** A segment with its file bytes (x86-boot.ts copies them in). */
 export interface ElfSegment {
   paddr: number;
   data: Uint8Array;
   memsz: number;
 }
 
-export interface ElfKernel {
-  entry: number;
-  segments: ElfSegment[];
-  /** Lowest and one past the highest physical address the segments occupy. */
-  low: number;
-  high: number;
-}
+/** elf.ts's kernel, with each segment's file bytes instead of its file offset. */
+export type ElfKernel = Omit<Elf64Kernel, 'segments'> & { segments: ElfSegment[] };
 
 /** True when `img` is long enough for an ELF64 header and starts with the ELF magic. */
 export function isElf(img: Uint8Array): boolean {
