@@ -25,14 +25,18 @@ import { ModuleTree } from './kmod.js';
 export const INIT_READY_MARKER = 'typevisor: init ready';
 export const DEFAULT_IMAGE_NAME = 'default-arm64';
 // Bump when the image contents change (a new /init, other modules): older caches are rebuilt.
-const MANIFEST_VERSION = 3;
+const MANIFEST_VERSION = 4;
 const DISK_BYTES = 64 << 20;
 
-/** Modules the default guest loads (their dependencies are added automatically). */
+/**
+ * Modules the default guest loads, in this order (their dependencies are added automatically).
+ * virtio_console comes last: with console=hvc0 the VM hands piped input to the port once the kernel
+ * writes to it, and input that reaches hvc0 before /init opens it for the shell is dropped when the
+ * port's last opener closes it; loading it last keeps that window to the end of /init.
+ */
 export const GUEST_MODULES = [
   'virtio_mmio',
   'virtio_blk',
-  'virtio_console',
   'virtio_rng',
   'virtio_balloon',
   'virtio_net',
@@ -41,6 +45,7 @@ export const GUEST_MODULES = [
   'vmw_vsock_virtio_transport',
   'crc32c_generic',
   'ext4',
+  'virtio_console',
 ];
 
 export interface BuildImageOptions {
