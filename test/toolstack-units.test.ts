@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConsoleRing, VmHost } from '../src/vmm/server.js';
+import { ConsoleRing } from '../src/vmm/server.js';
 import {
   claimId,
   ensureStateDir,
@@ -20,7 +20,7 @@ import { stateLetters } from '../src/cli/list.js';
 import { createQmpServer } from '../src/api/qmp.js';
 import { createControlServer } from '../src/api/control.js';
 import { apiRequest } from '../src/api/client.js';
-import { tempStateDir } from './helpers/toolstack-guest.js';
+import { tempStateDir, unstartedHost } from './helpers/toolstack-guest.js';
 
 test('console ring keeps the most recent bytes', () => {
   const r = new ConsoleRing(8);
@@ -80,28 +80,7 @@ test('state directory: env precedence, lowest free ids, pid checks', () => {
 
 test('QMP and the control API on a guest that has not started (-p); input split across writes', async () => {
   const { dir, cleanup } = tempStateDir();
-  const host = new VmHost(
-    {
-      name: 'unit',
-      id: 7,
-      pid: process.pid,
-      created: new Date().toISOString(),
-      startPaused: true,
-      spec: {
-        name: 'unit',
-        cpus: 2,
-        memoryMiB: 64,
-        kernel: '/nonexistent',
-        console: 'serial',
-        disks: [],
-        rng: false,
-        balloon: false,
-      },
-    },
-    dir,
-  );
-  ensureStateDir(dir);
-  mkdirSync(host.paths.dir);
+  const host = unstartedHost(dir, 'unit', 7, 2);
   let sock: Socket | undefined;
   try {
     await host.listen(host.paths.qmp, createQmpServer(host));

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../src/config/errors.js';
@@ -16,10 +16,9 @@ import { exportXl } from '../src/config/export.js';
 import { parseVsockOption, specFromOptions } from '../src/cli/spec.js';
 import { UserError } from '../src/host/errors.js';
 import { VmHost } from '../src/vmm/server.js';
-import { ensureStateDir } from '../src/vmm/state.js';
 import { createControlServer } from '../src/api/control.js';
 import { apiRequest } from '../src/api/client.js';
-import { CLI } from './helpers/toolstack-guest.js';
+import { CLI, unstartedHost } from './helpers/toolstack-guest.js';
 
 function throwsMatching(fn: () => unknown, cls: new (...a: never[]) => Error, re: RegExp): void {
   let caught: unknown;
@@ -123,28 +122,7 @@ test('a config file with vsock reaches the VM spec; `run --vsock 2` is a usage e
 test('control API PUT /vsock before start: sets CID and socket (default in the state directory); bad input is a 400', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tv-vsock-api-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const host = new VmHost(
-    {
-      name: 'v',
-      id: 1,
-      pid: process.pid,
-      created: new Date().toISOString(),
-      startPaused: true,
-      spec: {
-        name: 'v',
-        cpus: 1,
-        memoryMiB: 64,
-        kernel: '/nonexistent',
-        console: 'serial',
-        disks: [],
-        rng: false,
-        balloon: false,
-      },
-    },
-    dir,
-  );
-  ensureStateDir(dir);
-  mkdirSync(host.paths.dir);
+  const host = unstartedHost(dir, 'v', 1, 1);
   await host.listen(host.paths.control, createControlServer(host));
   t.after(() => host.close(0));
   // A spec that names a CID but no socket gets NAME/vsock.sock in the state directory.

@@ -246,13 +246,14 @@ export class Arm64VirtMachine implements PsciMachine {
       let anyRan = false;
       do {
         anyRan = false;
-        for (const t of this.timers) t.poll();
         for (const c of this.cpus) {
           if (c.off) continue;
-          if (c.waiting && (c.irqLine || c.fiqLine)) c.waiting = false;
-          if (c.waiting || c.debug.held) continue; // held: stopped by the host debugger while others run
+          // Polled right before the vCPU's turn (earlier vCPUs' slices took time): may raise its PPI
+          // or end a WFE wait.
           const timer = this.timers[c.id];
           timer.poll();
+          if (c.waiting && (c.irqLine || c.fiqLine)) c.waiting = false;
+          if (c.waiting || c.debug.held) continue; // held: stopped by the host debugger while others run
           const t1 = monotonicMs();
           const ran = c.run(Math.min(SLICE, timer.instructionsToDeadline(this.insnsPerMs[c.id])));
           // The vCPU's peak rate: it follows a faster slice at once and decays slowly after a slower one.

@@ -5,10 +5,20 @@
 // is echoed (FIFOs on, as Linux's driver sets them). The `idle` variant waits in WFI forever after its greeting (xl's -b state).
 
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { VmHost } from '../../src/vmm/server.js';
+import { ensureStateDir } from '../../src/vmm/state.js';
 
 export const GREETING = 'tiny guest: hello';
 
@@ -217,4 +227,34 @@ export function alive(pid: number): boolean {
   } catch {
     return true;
   }
+}
+
+/**
+ * A VmHost for a guest that has not started (created with -p), with its entry directory made: for
+ * tests of the control API and QMP that need no guest.
+ */
+export function unstartedHost(dir: string, name: string, id: number, cpus: number): VmHost {
+  const host = new VmHost(
+    {
+      name,
+      id,
+      pid: process.pid,
+      created: new Date().toISOString(),
+      startPaused: true,
+      spec: {
+        name,
+        cpus,
+        memoryMiB: 64,
+        kernel: '/nonexistent',
+        console: 'serial',
+        disks: [],
+        rng: false,
+        balloon: false,
+      },
+    },
+    dir,
+  );
+  ensureStateDir(dir);
+  mkdirSync(host.paths.dir);
+  return host;
 }
