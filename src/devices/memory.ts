@@ -14,11 +14,23 @@ interface MmioRegion {
   dev: MmioDevice;
 }
 
+import { CPU_BASE, CPU_BLOCK, MAX_WASM_CPUS, MAX_WASM_RAM, WASM_PAGE, codePagesOffset, ramOffset } from '../cpu/arm64/wasm/layout.js';
+
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
 
 export class GuestMemory {
-  readonly ram: ArrayBuffer;
+  /** The buffer RAM lives in (at `ramOffset`). */
+  readonly ram: ArrayBufferLike;
+  /**
+   * The shared WebAssembly memory that holds RAM, the vCPUs' state blocks and the code-page bytes
+   * (wasm/layout.ts), so translated code reaches all three; undefined for external RAM (KVM).
+   */
+  readonly wasm: WebAssembly.Memory | undefined;
+  /** Byte offset of guest RAM in `ram`. */
+  readonly ramOffset: number;
+  /** The buffer and offset of vCPU state blocks (in `wasm` when there is one). */
+  readonly stateBuffer: ArrayBufferLike;
   readonly u8: Uint8Array;
   readonly u16: Uint16Array;
   readonly u32: Uint32Array;
@@ -37,12 +49,37 @@ export class GuestMemory {
   ) {
     if (ramSize % PAGE_SIZE !== 0) throw new Error(`RAM size ${ramSize} is not a multiple of ${PAGE_SIZE}`);
     if (external && external.byteLength < ramSize) throw new Error(`external RAM buffer is smaller than ${ramSize} bytes`);
-    this.ram = external ?? new ArrayBuffer(ramSize);
-    this.u8 = new Uint8Array(this.ram);
-    this.u16 = new Uint16Array(this.ram);
-    this.u32 = new Uint32Array(this.ram);
-    this.dv = new DataView(this.ram);
-    this.codePages = new Uint8Array(ramSize >>> PAGE_SHIFT);
+    if (external) {
+      this.ram = external;
+      this.ramOffset = 0;
+      this.wasm = undefined;
+      this.stateBuffer = new ArrayBuffer(CPU_BASE + MAX_WASM_CPUS * CPU_BLOCK);
+      this.codePages = new Uint8Array(ramSize >>> PAGE_SHIFT);
+    } else {
+      if (ramSize > MAX_WASM_RAM) {
+        throw new Error(
+          `guest RAM of ${ramSize / (1 << 20)} MiB is more than the software CPU holds: at most ${MAX_WASM_RAM / (1 << 20)} MiB (one 32-bit WebAssembly memory)`,
+        );
+      }
+      this.ramOffset = ramOffset(ramSize);
+      const pages = (this.ramOffset + ramSize) / WASM_PAGE;
+      this.wasm = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+      this.ram = this.wasm.buffer;
+      this.stateBuffer = this.ram;
+      this.codePages = new Uint8Array(this.ram, codePagesOffset(), ramSize >>> PAGE_SHIFT);
+    }
+    this.u8 = new Uint8Array(this.ram, this.ramOffset, ramSize);
+    this.u16 = new Uint16Array(this.ram, this.ramOffset, ramSize >>> 1);
+    this.u32 = new Uint32Array(this.ram, this.ramOffset, ramSize >>> 2);
+    this.dv = new DataView(this.ram, this.ramOffset, ramSize);
+  }
+
+  /** Byte offset in `stateBuffer` of vCPU `id`'s state block (wasm/layout.ts). */
+  cpuBlock(id: number): number {
+    if (!Number.isInteger(id) || id < 0 || id >= MAX_WASM_CPUS) {
+      throw new Error(`vCPU ${id}: the software CPU has state for vCPUs 0 to ${MAX_WASM_CPUS - 1}`);
+    }
+    return CPU_BASE + id * CPU_BLOCK;
   }
 
   get ramEnd(): number {

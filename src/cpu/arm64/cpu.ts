@@ -19,6 +19,7 @@ import { patterns as systemPatterns } from './insn/system.js';
 import { MAX_BLOCK, REGION_DEFAULT, setBlockEnders, translateBlock, type BlockFn } from './jit.js';
 import { monotonicMs } from '../../host/clock.js';
 import { Pmu } from './pmu.js';
+import { C_OFF, CPU_BLOCK, N_OFF, R_OFF, TLB_OFF, V_OFF, Z_OFF } from './wasm/layout.js';
 
 const TWO32 = 4294967296;
 
@@ -337,19 +338,43 @@ export class CodeCache {
 }
 
 export class Arm64Cpu {
-  // ---- general-purpose state ----
-  readonly r = new Int32Array(68);
+  // ---- general-purpose state (in the state block that translated code shares: wasm/layout.ts) ----
+  /** Byte offset of this vCPU's state block in mem.stateBuffer. */
+  readonly st: number;
+  /** The state block as int32 words. */
+  readonly s32: Int32Array;
+  readonly r: Int32Array;
   /** Address of the instruction being executed (uint32 halves). */
   pcLo = 0;
   pcHi = 0;
   /** Address of the next instruction; the executor sets it to pc+4, branches overwrite it. */
   nextLo = 0;
   nextHi = 0;
-  // NZCV as 0/1 numbers.
-  n = 0;
-  z = 0;
-  c = 0;
-  v = 0;
+  // NZCV as 0/1 numbers, kept in the state block.
+  get n(): number {
+    return this.s32[N_OFF >> 2];
+  }
+  set n(v: number) {
+    this.s32[N_OFF >> 2] = v;
+  }
+  get z(): number {
+    return this.s32[Z_OFF >> 2];
+  }
+  set z(v: number) {
+    this.s32[Z_OFF >> 2] = v;
+  }
+  get c(): number {
+    return this.s32[C_OFF >> 2];
+  }
+  set c(v: number) {
+    this.s32[C_OFF >> 2] = v;
+  }
+  get v(): number {
+    return this.s32[V_OFF >> 2];
+  }
+  set v(v: number) {
+    this.s32[V_OFF >> 2] = v;
+  }
 
   // ---- PSTATE ----
   el = 1;
@@ -455,6 +480,10 @@ export class Arm64Cpu {
     readonly code: CodeCache,
     readonly hooks: CpuHooks,
   ) {
+    this.st = mem.cpuBlock(id);
+    this.s32 = new Int32Array(mem.stateBuffer, this.st, CPU_BLOCK >> 2);
+    this.r = this.s32.subarray(R_OFF >> 2, (R_OFF >> 2) + 68);
+    this.s32.fill(0, 0, TLB_OFF >> 2);
     this.sys = new SysRegs(this);
     this.mmu = new Mmu(this);
     this.debug = new DebugUnit(this);

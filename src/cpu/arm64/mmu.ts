@@ -22,6 +22,7 @@
 // every data access takes a slow path, which calls cpu.debug.watch() once translation succeeded.
 
 import type { Arm64Cpu } from './cpu.js';
+import { TLB_BITS, TLB_SIZE, tlbOff, type TlbArray } from './wasm/layout.js';
 
 // Access flags for the read and write functions.
 export const ACC_UNPRIV = 1; // LDTR/STTR: check permissions as EL0
@@ -47,8 +48,6 @@ const EC_IABT_CUR = 0x21;
 const EC_DABT_LOWER = 0x24;
 const EC_DABT_CUR = 0x25;
 
-const TLB_BITS = 10;
-const TLB_SIZE = 1 << TLB_BITS;
 const TLB_MASK = TLB_SIZE - 1;
 /** A tag value no page-aligned address equals. */
 const INVALID = 1;
@@ -71,15 +70,16 @@ export class Mmu {
   private watchArmed = false;
 
   // ---- software TLB (see the header comment) ----
-  private readonly tagLo = new Int32Array(2 * TLB_SIZE).fill(INVALID);
-  private readonly tagHi = new Int32Array(2 * TLB_SIZE);
-  private readonly tAsid = new Int32Array(2 * TLB_SIZE);
-  private readonly rTag = new Int32Array(2 * TLB_SIZE).fill(INVALID);
-  private readonly wTag = new Int32Array(2 * TLB_SIZE).fill(INVALID);
-  private readonly xTag = new Int32Array(2 * TLB_SIZE).fill(INVALID);
+  // In the vCPU's state block, where translated code reads them (wasm/layout.ts).
+  private readonly tagLo: Int32Array;
+  private readonly tagHi: Int32Array;
+  private readonly tAsid: Int32Array;
+  private readonly rTag: Int32Array;
+  private readonly wTag: Int32Array;
+  private readonly xTag: Int32Array;
   private readonly perm = new Uint8Array(2 * TLB_SIZE);
   private readonly paPage = new Float64Array(2 * TLB_SIZE);
-  private readonly ramOff = new Int32Array(2 * TLB_SIZE);
+  private readonly ramOff: Int32Array;
   private readonly bShift = new Uint8Array(2 * TLB_SIZE);
   // Block regions (2 MiB / 1 GiB) currently cached, so that flushVa can find every page of a block.
   private readonly blkLo = new Int32Array(MAX_BLOCK_REGIONS);
@@ -125,6 +125,14 @@ export class Mmu {
 
   constructor(readonly cpu: Arm64Cpu) {
     const mem = cpu.mem;
+    const view = (a: TlbArray): Int32Array => new Int32Array(mem.stateBuffer, cpu.st + tlbOff(a), 2 * TLB_SIZE);
+    this.tagLo = view('tagLo').fill(INVALID);
+    this.tagHi = view('tagHi').fill(0);
+    this.tAsid = view('tAsid').fill(0);
+    this.rTag = view('rTag').fill(INVALID);
+    this.wTag = view('wTag').fill(INVALID);
+    this.xTag = view('xTag').fill(INVALID);
+    this.ramOff = view('ramOff').fill(0);
     this.u8 = mem.u8;
     this.u16 = mem.u16;
     this.u32 = mem.u32;

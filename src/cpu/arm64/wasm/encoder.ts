@@ -1,0 +1,296 @@
+// A minimal WebAssembly binary encoder: one module with imported shared memory and functions, one
+// defined function, one export. Written by hand: the translator emits a few hundred bytes per unit
+// thousands of times in a boot, and the maintained encoders on npm (binaryen, wabt) are large
+// toolchains whose per-module overhead (an IR, a validator, a text format) is what we must avoid.
+
+/** Value types. */
+export const I32 = 0x7f;
+export const I64 = 0x7e;
+/** Block type of a block that yields nothing. */
+export const VOID = 0x40;
+
+/** Opcodes used by the translator (WebAssembly core spec, section 5.4). */
+export const Op = {
+  unreachable: 0x00,
+  block: 0x02,
+  loop: 0x03,
+  if: 0x04,
+  else: 0x05,
+  end: 0x0b,
+  br: 0x0c,
+  br_if: 0x0d,
+  br_table: 0x0e,
+  return: 0x0f,
+  call: 0x10,
+  drop: 0x1a,
+  select: 0x1b,
+  local_get: 0x20,
+  local_set: 0x21,
+  local_tee: 0x22,
+  i32_load: 0x28,
+  i64_load: 0x29,
+  i32_load8_u: 0x2d,
+  i32_load16_u: 0x2f,
+  i64_load8_u: 0x31,
+  i64_load16_u: 0x33,
+  i64_load32_u: 0x35,
+  i32_store: 0x36,
+  i64_store: 0x37,
+  i32_store8: 0x3a,
+  i32_store16: 0x3b,
+  i64_store8: 0x3c,
+  i64_store16: 0x3d,
+  i64_store32: 0x3e,
+  i32_const: 0x41,
+  i64_const: 0x42,
+  i32_eqz: 0x45,
+  i32_eq: 0x46,
+  i32_ne: 0x47,
+  i32_lt_u: 0x49,
+  i32_gt_u: 0x4b,
+  i32_ge_u: 0x4f,
+  i64_eqz: 0x50,
+  i64_eq: 0x51,
+  i64_ne: 0x52,
+  i64_lt_u: 0x54,
+  i64_gt_u: 0x56,
+  i64_le_u: 0x58,
+  i64_ge_u: 0x5a,
+  i32_clz: 0x67,
+  i32_add: 0x6a,
+  i32_sub: 0x6b,
+  i32_mul: 0x6c,
+  i32_and: 0x71,
+  i32_or: 0x72,
+  i32_xor: 0x73,
+  i32_shl: 0x74,
+  i32_shr_s: 0x75,
+  i32_shr_u: 0x76,
+  i32_rotr: 0x78,
+  i64_clz: 0x79,
+  i64_add: 0x7c,
+  i64_sub: 0x7d,
+  i64_mul: 0x7e,
+  i64_div_s: 0x7f,
+  i64_div_u: 0x80,
+  i64_and: 0x83,
+  i64_or: 0x84,
+  i64_xor: 0x85,
+  i64_shl: 0x86,
+  i64_shr_s: 0x87,
+  i64_shr_u: 0x88,
+  i64_rotr: 0x8a,
+  i32_wrap_i64: 0xa7,
+  i64_extend_i32_s: 0xac,
+  i64_extend_i32_u: 0xad,
+  i64_extend32_s: 0xc4,
+} as const;
+
+/** Growable byte sink with LEB128 writers. */
+export class Bytes {
+  buf = new Uint8Array(1024);
+  len = 0;
+  byte(b: number): void {
+    if (this.len === this.buf.length) {
+      const g = new Uint8Array(this.buf.length * 2);
+      g.set(this.buf);
+      this.buf = g;
+    }
+    this.buf[this.len++] = b;
+  }
+  bytes(bs: ArrayLike<number>): void {
+    for (let i = 0; i < bs.length; i++) this.byte(bs[i]);
+  }
+  u32(v: number): void {
+    v >>>= 0;
+    do {
+      const b = v & 0x7f;
+      v >>>= 7;
+      this.byte(v !== 0 ? b | 0x80 : b);
+    } while (v !== 0);
+  }
+  s32(v: number): void {
+    v |= 0;
+    for (;;) {
+      const b = v & 0x7f;
+      v >>= 7;
+      if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) {
+        this.byte(b);
+        return;
+      }
+      this.byte(b | 0x80);
+    }
+  }
+  s64(v: bigint): void {
+    v = BigInt.asIntN(64, v);
+    for (;;) {
+      const b = Number(v & 0x7fn);
+      v >>= 7n;
+      if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) {
+        this.byte(b);
+        return;
+      }
+      this.byte(b | 0x80);
+    }
+  }
+  /** A 64-bit constant from int32 halves (no BigInt when it fits 32 signed bits). */
+  s64Halves(lo: number, hi: number): void {
+    if ((hi | 0) === (lo | 0) >> 31) this.s32(lo);
+    else this.s64((BigInt(hi | 0) << 32n) | BigInt(lo >>> 0));
+  }
+  view(): Uint8Array {
+    return this.buf.subarray(0, this.len);
+  }
+}
+
+/** The body of the one function, with typed helpers for the instructions the translator emits. */
+export class Code extends Bytes {
+  op(o: number): void {
+    this.byte(o);
+  }
+  get(l: number): void {
+    this.byte(Op.local_get);
+    this.u32(l);
+  }
+  set(l: number): void {
+    this.byte(Op.local_set);
+    this.u32(l);
+  }
+  tee(l: number): void {
+    this.byte(Op.local_tee);
+    this.u32(l);
+  }
+  i32(v: number): void {
+    this.byte(Op.i32_const);
+    this.s32(v);
+  }
+  i64(lo: number, hi = lo >> 31): void {
+    this.byte(Op.i64_const);
+    this.s64Halves(lo, hi);
+  }
+  /** A load or store with its memarg (alignment as log2 bytes, constant offset). */
+  mem(o: number, align: number, offset: number): void {
+    this.byte(o);
+    this.u32(align);
+    this.u32(offset);
+  }
+  call(f: number): void {
+    this.byte(Op.call);
+    this.u32(f);
+  }
+  br(depth: number): void {
+    this.byte(Op.br);
+    this.u32(depth);
+  }
+  brIf(depth: number): void {
+    this.byte(Op.br_if);
+    this.u32(depth);
+  }
+  block(type: number = VOID): void {
+    this.byte(Op.block);
+    this.byte(type);
+  }
+  loop(type: number = VOID): void {
+    this.byte(Op.loop);
+    this.byte(type);
+  }
+  if(type: number = VOID): void {
+    this.byte(Op.if);
+    this.byte(type);
+  }
+  else(): void {
+    this.byte(Op.else);
+  }
+  end(): void {
+    this.byte(Op.end);
+  }
+}
+
+export interface FuncType {
+  params: number[];
+  results: number[];
+}
+
+function section(out: Bytes, id: number, body: Bytes): void {
+  out.byte(id);
+  out.u32(body.len);
+  out.bytes(body.view());
+}
+
+function name(b: Bytes, s: string): void {
+  b.u32(s.length);
+  for (let i = 0; i < s.length; i++) b.byte(s.charCodeAt(i));
+}
+
+/**
+ * A module that imports `env.mem` (a shared memory of at most `maxPages` pages) and the functions
+ * `env.<imports[i].name>`, defines one function of type `type` with `locals` (value types, after the
+ * parameters) and `body` (without the final `end`), and exports it as `run`.
+ */
+export function buildModule(
+  imports: { name: string; type: FuncType }[],
+  type: FuncType,
+  locals: number[],
+  body: Code,
+  maxPages: number,
+): Uint8Array {
+  const out = new Bytes();
+  out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  const types = new Bytes();
+  const all = [...imports.map((i) => i.type), type];
+  types.u32(all.length);
+  for (const t of all) {
+    types.byte(0x60);
+    types.u32(t.params.length);
+    types.bytes(t.params);
+    types.u32(t.results.length);
+    types.bytes(t.results);
+  }
+  section(out, 1, types);
+  const imp = new Bytes();
+  imp.u32(imports.length + 1);
+  name(imp, 'env');
+  name(imp, 'mem');
+  imp.byte(0x02); // memory
+  imp.byte(0x03); // shared, with a maximum
+  imp.u32(0);
+  imp.u32(maxPages);
+  imports.forEach((im, k) => {
+    name(imp, 'env');
+    name(imp, im.name);
+    imp.byte(0x00); // function
+    imp.u32(k);
+  });
+  section(out, 2, imp);
+  const fns = new Bytes();
+  fns.u32(1);
+  fns.u32(imports.length);
+  section(out, 3, fns);
+  const exp = new Bytes();
+  exp.u32(1);
+  name(exp, 'run');
+  exp.byte(0x00);
+  exp.u32(imports.length);
+  section(out, 7, exp);
+  const fn = new Bytes();
+  // locals, run-length encoded
+  const groups: [number, number][] = [];
+  for (const t of locals) {
+    const g = groups[groups.length - 1];
+    if (g && g[1] === t) g[0]++;
+    else groups.push([1, t]);
+  }
+  fn.u32(groups.length);
+  for (const [n, t] of groups) {
+    fn.u32(n);
+    fn.byte(t);
+  }
+  fn.bytes(body.view());
+  fn.byte(Op.end);
+  const codeSec = new Bytes();
+  codeSec.u32(1);
+  codeSec.u32(fn.len);
+  codeSec.bytes(fn.view());
+  section(out, 10, codeSec);
+  return out.view();
+}

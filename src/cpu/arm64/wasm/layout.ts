@@ -1,0 +1,58 @@
+// Where the software CPU's state lives in the guest's WebAssembly memory, so that translated code
+// (wasm) and the JavaScript interpreter share it without copies. The memory (see GuestMemory):
+//
+//   [0, 64 KiB)                       reserved
+//   [CPU_BASE, + MAX_WASM_CPUS * 64 KiB)  one state block per vCPU (below)
+//   [codePagesOffset, ...)             one byte per guest RAM page: non-zero when code is cached there
+//   [ramOffset, + RAM size)            guest RAM (64 KiB aligned: host pages can be dropped)
+//
+// A vCPU's state block, at byte offsets from its start:
+//   R_OFF     X0..X30, SP (slot 31), XZR (32), the XZR sink (33): 64-bit little endian, so the
+//             interpreter's int32 halves (r[2n], r[2n+1]) and wasm's i64 at 8n are the same bytes
+//   PC_OFF    PC as i64 (written on entry to and exit from translated code)
+//   N/Z/C/V   the flags, 0 or 1 each, as i32 (the interpreter's cpu.n/z/c/v read and write them)
+//   EL_OFF, ASID_OFF  current EL and ASID (copied in on entry to translated code)
+//   IRQ_OFF   non-zero while an interrupt is pending and unmasked (translated code then leaves)
+//   HI_OFF    high half of a 64-bit value a slow-path load returns
+//   TLB_OFF   the MMU's software TLB arrays (mmu.ts), TLB_ARRAY bytes each, in TLB_ARRAYS order
+
+export const WASM_PAGE = 65536;
+export const CPU_BASE = WASM_PAGE;
+export const CPU_BLOCK = WASM_PAGE;
+/** vCPUs with a state block in one memory. */
+export const MAX_WASM_CPUS = 32;
+
+export const R_OFF = 0;
+export const PC_OFF = 288;
+export const N_OFF = 296;
+export const Z_OFF = 300;
+export const C_OFF = 304;
+export const V_OFF = 308;
+export const EL_OFF = 312;
+export const ASID_OFF = 316;
+export const IRQ_OFF = 320;
+export const HI_OFF = 324;
+export const TLB_OFF = 4096;
+/** Entries per MMU index. */
+export const TLB_BITS = 10;
+export const TLB_SIZE = 1 << TLB_BITS;
+/** Bytes per TLB array: int32 per entry, two MMU indexes. */
+export const TLB_ARRAY = 2 * TLB_SIZE * 4;
+export const TLB_ARRAYS = ['tagLo', 'tagHi', 'tAsid', 'rTag', 'wTag', 'xTag', 'ramOff'] as const;
+export type TlbArray = (typeof TLB_ARRAYS)[number];
+/** Byte offset of a TLB array in a state block. */
+export const tlbOff = (a: TlbArray): number => TLB_OFF + TLB_ARRAYS.indexOf(a) * TLB_ARRAY;
+if (tlbOff('ramOff') + TLB_ARRAY > CPU_BLOCK) throw new Error('layout: the TLB does not fit a state block');
+
+export const codePagesOffset = (): number => CPU_BASE + MAX_WASM_CPUS * CPU_BLOCK;
+
+const roundPage = (n: number): number => Math.ceil(n / WASM_PAGE) * WASM_PAGE;
+
+/** Offset of guest RAM in a memory for `ramSize` bytes of RAM. */
+export const ramOffset = (ramSize: number): number => codePagesOffset() + roundPage(Math.ceil(ramSize / 4096));
+
+/** The largest 32-bit wasm memory, in bytes (65536 pages). */
+export const WASM_MAX_BYTES = 65536 * WASM_PAGE;
+
+/** The most guest RAM one wasm memory holds, in bytes (a multiple of 1 MiB). */
+export const MAX_WASM_RAM = Math.floor((WASM_MAX_BYTES - ramOffset(WASM_MAX_BYTES)) / (1 << 20)) * (1 << 20);
