@@ -62,7 +62,7 @@ export class GuestMemory {
         );
       }
       this.ramOffset = ramOffset(ramSize);
-      const pages = (this.ramOffset + ramSize) / WASM_PAGE;
+      const pages = Math.ceil((this.ramOffset + ramSize) / WASM_PAGE);
       this.wasm = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
       this.ram = this.wasm.buffer;
       this.stateBuffer = this.ram;

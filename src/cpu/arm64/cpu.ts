@@ -19,6 +19,7 @@ import { patterns as systemPatterns } from './insn/system.js';
 import { MAX_BLOCK, REGION_DEFAULT, setBlockEnders, translateBlock, type BlockFn } from './jit.js';
 import { monotonicMs } from '../../host/clock.js';
 import { Pmu } from './pmu.js';
+import { translateUnit, unitBlockFn } from './wasm/translate.js';
 import { C_OFF, CPU_BLOCK, N_OFF, R_OFF, TLB_OFF, V_OFF, Z_OFF } from './wasm/layout.js';
 
 const TWO32 = 4294967296;
@@ -170,6 +171,22 @@ export class CodeCache {
   jitThreshold = JIT_THRESHOLD;
   /** Instructions a region may take in beyond its first basic block (see jit.ts). */
   jitRegion = REGION_DEFAULT;
+  /** Translate to WebAssembly (wasm/translate.ts) where guest RAM is a WebAssembly memory. */
+  wasm = process.env.TYPEVISOR_TRANSLATOR !== 'js';
+  /** Instructions a wasm unit may take in beyond its first basic block. */
+  wasmRegion = 512;
+  private handlerIndexes: Map<Handler, number> | undefined;
+
+  /** The index of a handler in the decoder's table. */
+  handlerIndex(h: Handler): number {
+    if (!this.handlerIndexes) {
+      this.handlerIndexes = new Map();
+      this.decoder.handlerTable.forEach((f, i) => this.handlerIndexes!.set(f, i));
+    }
+    const i = this.handlerIndexes.get(h);
+    if (i === undefined) throw new Error('code cache: a handler the decoder does not know');
+    return i;
+  }
 
   /** How often block heads were entered in the interpreter, by (page.heatBase + word) mod HEAT_SLOTS. */
   readonly heat = new Uint16Array(HEAT_SLOTS);
@@ -231,13 +248,31 @@ export class CodeCache {
     const t0 = monotonicMs();
     const u32 = this.mem.u32;
     const dec = this.decoder;
-    const blk = translateBlock(
-      idx,
-      (i) => u32[p.ramWord + i],
-      (insn) => dec.decode(insn),
-      dec.undefinedHandler,
-      this.jitRegion,
-    );
+    const wasm = this.mem.wasm;
+    let blk: BlockFn;
+    if (wasm && this.wasm) {
+      const unit = translateUnit(
+        idx,
+        {
+          word: (i) => u32[p.ramWord + i],
+          decode: (insn) => dec.decode(insn),
+          undefinedHandler: dec.undefinedHandler,
+          handlerIndex: (h) => this.handlerIndex(h),
+          ramOffset: this.mem.ramOffset,
+          memory: wasm,
+        },
+        this.wasmRegion,
+      );
+      blk = unitBlockFn(unit, dec.handlerTable);
+    } else {
+      blk = translateBlock(
+        idx,
+        (i) => u32[p.ramWord + i],
+        (insn) => dec.decode(insn),
+        dec.undefinedHandler,
+        this.jitRegion,
+      );
+    }
     p.blockAt ??= new Uint8Array(1024);
     p.blocks.push(blk);
     p.blockAt[idx] = p.blocks.length;

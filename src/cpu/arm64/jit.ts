@@ -79,6 +79,12 @@ export function setBlockEnders(groups: {
   for (const p of groups.system) if (!STRAIGHT_SYSTEM.has(p.name)) enders.add(p.handler);
 }
 
+/** True for the handlers after which a block must end. */
+export function isBlockEnder(h: Handler): boolean {
+  if (!enders) throw new Error('jit: setBlockEnders() was not called');
+  return enders.has(h);
+}
+
 export interface DecodedInsn {
   name: string;
   handler: Handler;

@@ -49,8 +49,11 @@ const EC_DABT_LOWER = 0x24;
 const EC_DABT_CUR = 0x25;
 
 const TLB_MASK = TLB_SIZE - 1;
-/** A tag value no page-aligned address equals. */
-const INVALID = 1;
+/**
+ * A tag value no page-aligned address equals, nor a page address with alignment bits 0-2 kept (the
+ * wasm translator compares `address & (PAGE_MASK | (size - 1))` with a tag: one compare for both).
+ */
+const INVALID = 0x800;
 const PAGE_MASK = -4096; // 0xfffff000 as int32
 const TWO32 = 4294967296;
 /** Implemented physical address size (ID_AA64MMFR0_EL1.PARange = 40 bits). */

@@ -88,7 +88,7 @@ export const Op = {
 
 /** Growable byte sink with LEB128 writers. */
 export class Bytes {
-  buf = new Uint8Array(1024);
+  buf: Uint8Array<ArrayBuffer> = new Uint8Array(1024);
   len = 0;
   byte(b: number): void {
     if (this.len === this.buf.length) {
@@ -138,7 +138,7 @@ export class Bytes {
     if ((hi | 0) === (lo | 0) >> 31) this.s32(lo);
     else this.s64((BigInt(hi | 0) << 32n) | BigInt(lo >>> 0));
   }
-  view(): Uint8Array {
+  view(): Uint8Array<ArrayBuffer> {
     return this.buf.subarray(0, this.len);
   }
 }
@@ -233,7 +233,7 @@ export function buildModule(
   locals: number[],
   body: Code,
   maxPages: number,
-): Uint8Array {
+): Uint8Array<ArrayBuffer> {
   const out = new Bytes();
   out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
   const types = new Bytes();

@@ -1,0 +1,962 @@
+// WebAssembly emitters for the hottest A64 instructions (see translate.ts). Each takes the unit and the
+// instruction word, emits code that does what the interpreter's handler does, with the operand fields
+// folded in, and returns true; or returns false (emitting nothing) to have the handler called, always
+// for encodings the handler rejects as UNDEF or treats as CONSTRAINED UNPREDICTABLE, so those
+// behaviours come from one place. The difftest runs every case through these (npm run difftest).
+
+import { BITMASK_HI, BITMASK_LO, BITMASK_OK } from '../int64.js';
+import { ACC_UNPRIV } from '../mmu.js';
+import { I64, Op } from './encoder.js';
+import { C_OFF, N_OFF, V_OFF, Z_OFF } from './layout.js';
+import { L_T0, L_W0, condition, type Unit } from './unit.js';
+
+export type Emit = (u: Unit, insn: number) => boolean;
+export const emitters = new Map<string, Emit>();
+
+function def(names: string[], e: Emit): void {
+  for (const n of names) emitters.set(n, e);
+}
+
+const T0 = L_T0;
+const T1 = L_T0 + 1;
+const T2 = L_T0 + 2;
+const T3 = L_T0 + 3;
+const W0 = L_W0;
+const W1 = L_W0 + 1;
+const W2 = L_W0 + 2;
+const W3 = L_W0 + 3;
+
+const fields = (insn: number): { d: number; n: number; m: number } => ({
+  d: insn & 31,
+  n: (insn >>> 5) & 31,
+  m: (insn >>> 16) & 31,
+});
+
+// ---- operands ----
+
+/** Push Xm shifted by a constant (type 0 LSL, 1 LSR, 2 ASR, 3 ROR). */
+function shifted64(u: Unit, m: number, type: number, amt: number): void {
+  u.rx(m);
+  if (amt === 0) return;
+  u.c.i64(amt);
+  u.c.op([Op.i64_shl, Op.i64_shr_u, Op.i64_shr_s, Op.i64_rotr][type]);
+}
+
+function shifted32(u: Unit, m: number, type: number, amt: number): void {
+  u.rw(m);
+  if (amt === 0) return;
+  u.c.i32(amt);
+  u.c.op([Op.i32_shl, Op.i32_shr_u, Op.i32_shr_s, Op.i32_rotr][type]);
+}
+
+// ---- flags ----
+
+/** NZCV of a + b (sub: a - b) from T0 = a, T1 = b, T2 = result; `cin` local (W3) for carry-in forms. */
+function flags64(u: Unit, sub: boolean, withCarry = false): void {
+  const c = u.c;
+  u.setState(N_OFF, () => {
+    c.get(T2);
+    c.i64(63);
+    c.op(Op.i64_shr_u);
+    c.op(Op.i32_wrap_i64);
+  });
+  u.setState(Z_OFF, () => {
+    c.get(T2);
+    c.op(Op.i64_eqz);
+  });
+  u.setState(C_OFF, () => {
+    if (withCarry) {
+      // a + b + cin (b already inverted for SBC): carry when res < a, or res == a with carry in
+      c.get(T2);
+      c.get(T0);
+      c.op(Op.i64_lt_u);
+      c.get(T2);
+      c.get(T0);
+      c.op(Op.i64_eq);
+      c.get(W3);
+      c.op(Op.i32_and);
+      c.op(Op.i32_or);
+    } else if (sub) {
+      c.get(T0);
+      c.get(T1);
+      c.op(Op.i64_ge_u);
+    } else {
+      c.get(T2);
+      c.get(T0);
+      c.op(Op.i64_lt_u);
+    }
+  });
+  u.setState(V_OFF, () => {
+    if (sub && !withCarry) {
+      c.get(T0);
+      c.get(T1);
+      c.op(Op.i64_xor);
+      c.get(T0);
+      c.get(T2);
+      c.op(Op.i64_xor);
+    } else {
+      c.get(T0);
+      c.get(T2);
+      c.op(Op.i64_xor);
+      c.get(T1);
+      c.get(T2);
+      c.op(Op.i64_xor);
+    }
+    c.op(Op.i64_and);
+    c.i64(63);
+    c.op(Op.i64_shr_u);
+    c.op(Op.i32_wrap_i64);
+  });
+}
+
+/** The same for 32 bits: W0 = a, W1 = b, W2 = result, W3 = carry in. */
+function flags32(u: Unit, sub: boolean, withCarry = false): void {
+  const c = u.c;
+  u.setState(N_OFF, () => {
+    c.get(W2);
+    c.i32(31);
+    c.op(Op.i32_shr_u);
+  });
+  u.setState(Z_OFF, () => {
+    c.get(W2);
+    c.op(Op.i32_eqz);
+  });
+  u.setState(C_OFF, () => {
+    if (withCarry) {
+      c.get(W2);
+      c.get(W0);
+      c.op(Op.i32_lt_u);
+      c.get(W2);
+      c.get(W0);
+      c.op(Op.i32_eq);
+      c.get(W3);
+      c.op(Op.i32_and);
+      c.op(Op.i32_or);
+    } else if (sub) {
+      c.get(W0);
+      c.get(W1);
+      c.op(Op.i32_ge_u);
+    } else {
+      c.get(W2);
+      c.get(W0);
+      c.op(Op.i32_lt_u);
+    }
+  });
+  u.setState(V_OFF, () => {
+    if (sub && !withCarry) {
+      c.get(W0);
+      c.get(W1);
+      c.op(Op.i32_xor);
+      c.get(W0);
+      c.get(W2);
+      c.op(Op.i32_xor);
+    } else {
+      c.get(W0);
+      c.get(W2);
+      c.op(Op.i32_xor);
+      c.get(W1);
+      c.get(W2);
+      c.op(Op.i32_xor);
+    }
+    c.op(Op.i32_and);
+    c.i32(31);
+    c.op(Op.i32_shr_u);
+  });
+}
+
+/** N and Z of a logical result (in T2 or W2), C = V = 0. */
+function logicFlags(u: Unit, wide: boolean): void {
+  const c = u.c;
+  u.setState(N_OFF, () => {
+    if (wide) {
+      c.get(T2);
+      c.i64(63);
+      c.op(Op.i64_shr_u);
+      c.op(Op.i32_wrap_i64);
+    } else {
+      c.get(W2);
+      c.i32(31);
+      c.op(Op.i32_shr_u);
+    }
+  });
+  u.setState(Z_OFF, () => {
+    c.get(wide ? T2 : W2);
+    c.op(wide ? Op.i64_eqz : Op.i32_eqz);
+  });
+  u.setState(C_OFF, () => c.i32(0));
+  u.setState(V_OFF, () => c.i32(0));
+}
+
+/**
+ * a op b with flags, 64-bit: `a` and `b` push the operands; the result goes to Xd (31 = XZR, or SP
+ * when `spDest`).
+ */
+function addSub64(u: Unit, d: number, a: () => void, b: () => void, sub: boolean, setFlags: boolean, spDest: boolean): void {
+  const c = u.c;
+  if (!setFlags) {
+    u.setX(
+      d,
+      () => {
+        a();
+        b();
+        c.op(sub ? Op.i64_sub : Op.i64_add);
+      },
+      spDest,
+    );
+    return;
+  }
+  a();
+  c.set(T0);
+  b();
+  c.set(T1);
+  c.get(T0);
+  c.get(T1);
+  c.op(sub ? Op.i64_sub : Op.i64_add);
+  c.set(T2);
+  flags64(u, sub);
+  u.setX(d, () => c.get(T2));
+}
+
+function addSub32(u: Unit, d: number, a: () => void, b: () => void, sub: boolean, setFlags: boolean, spDest: boolean): void {
+  const c = u.c;
+  if (!setFlags) {
+    u.setW(
+      d,
+      () => {
+        a();
+        b();
+        c.op(sub ? Op.i32_sub : Op.i32_add);
+      },
+      spDest,
+    );
+    return;
+  }
+  a();
+  c.set(W0);
+  b();
+  c.set(W1);
+  c.get(W0);
+  c.get(W1);
+  c.op(sub ? Op.i32_sub : Op.i32_add);
+  c.set(W2);
+  flags32(u, sub);
+  u.setW(d, () => c.get(W2));
+}
+
+// ---- add/subtract ----
+
+def(['ADD_sreg_x', 'SUB_sreg_x', 'ADDS_sreg_x', 'SUBS_sreg_x'], (u, insn) => {
+  const type = (insn >>> 22) & 3;
+  if (type === 3) return false;
+  const { d, n, m } = fields(insn);
+  addSub64(u, d, () => u.rx(n), () => shifted64(u, m, type, (insn >>> 10) & 63), (insn & 0x40000000) !== 0, (insn & 0x20000000) !== 0, false);
+  return true;
+});
+
+def(['ADD_sreg_w', 'SUB_sreg_w', 'ADDS_sreg_w', 'SUBS_sreg_w'], (u, insn) => {
+  const type = (insn >>> 22) & 3;
+  if (type === 3) return false;
+  const { d, n, m } = fields(insn);
+  addSub32(u, d, () => u.rw(n), () => shifted32(u, m, type, (insn >>> 10) & 31), (insn & 0x40000000) !== 0, (insn & 0x20000000) !== 0, false);
+  return true;
+});
+
+const imm12 = (insn: number): number => (insn & 0x400000) !== 0 ? ((insn >>> 10) & 0xfff) << 12 : (insn >>> 10) & 0xfff;
+
+def(['ADD_imm_x', 'SUB_imm_x', 'ADDS_imm_x', 'SUBS_imm_x'], (u, insn) => {
+  const { d, n } = fields(insn);
+  const s = (insn & 0x20000000) !== 0;
+  addSub64(u, d, () => u.rx(n, true), () => u.c.i64(imm12(insn)), (insn & 0x40000000) !== 0, s, !s);
+  return true;
+});
+
+def(['ADD_imm_w', 'SUB_imm_w', 'ADDS_imm_w', 'SUBS_imm_w'], (u, insn) => {
+  const { d, n } = fields(insn);
+  const s = (insn & 0x20000000) !== 0;
+  addSub32(u, d, () => u.rw(n, true), () => u.c.i32(imm12(insn)), (insn & 0x40000000) !== 0, s, !s);
+  return true;
+});
+
+/** Push Xm extended (option) and shifted left by `sh`. */
+function extended(u: Unit, m: number, option: number, sh: number): void {
+  const c = u.c;
+  u.rx(m);
+  switch (option) {
+    case 0:
+      c.i64(0xff);
+      c.op(Op.i64_and);
+      break;
+    case 1:
+      c.i64(0xffff);
+      c.op(Op.i64_and);
+      break;
+    case 2:
+      c.i64(-1, 0);
+      c.op(Op.i64_and);
+      break;
+    case 4:
+      c.op(0xc2); // i64.extend8_s
+      break;
+    case 5:
+      c.op(0xc3); // i64.extend16_s
+      break;
+    case 6:
+      c.op(Op.i64_extend32_s);
+      break;
+    default:
+      break;
+  }
+  if (sh !== 0) {
+    c.i64(sh);
+    c.op(Op.i64_shl);
+  }
+}
+
+def(['ADDSUB_ext_x'], (u, insn) => {
+  const sh = (insn >>> 10) & 7;
+  if (sh > 4) return false;
+  const { d, n, m } = fields(insn);
+  const s = (insn & 0x20000000) !== 0;
+  addSub64(u, d, () => u.rx(n, true), () => extended(u, m, (insn >>> 13) & 7, sh), (insn & 0x40000000) !== 0, s, !s);
+  return true;
+});
+
+def(['ADDSUB_ext_w'], (u, insn) => {
+  const sh = (insn >>> 10) & 7;
+  if (sh > 4) return false;
+  const { d, n, m } = fields(insn);
+  const s = (insn & 0x20000000) !== 0;
+  const option = (insn >>> 13) & 7;
+  const b = (): void => {
+    const c = u.c;
+    u.rw(m);
+    if (option === 0 || option === 1) {
+      c.i32(option === 0 ? 0xff : 0xffff);
+      c.op(Op.i32_and);
+    } else if (option === 4) c.op(0xc0); // i32.extend8_s
+    else if (option === 5) c.op(0xc1); // i32.extend16_s
+    if (sh !== 0) {
+      c.i32(sh);
+      c.op(Op.i32_shl);
+    }
+  };
+  addSub32(u, d, () => u.rw(n, true), b, (insn & 0x40000000) !== 0, s, !s);
+  return true;
+});
+
+def(['ADC_SBC_x'], (u, insn) => {
+  const { d, n, m } = fields(insn);
+  const c = u.c;
+  const inv = (insn & 0x40000000) !== 0;
+  u.rx(n);
+  c.set(T0);
+  u.rx(m);
+  if (inv) {
+    c.i64(-1);
+    c.op(Op.i64_xor);
+  }
+  c.set(T1);
+  u.state(C_OFF);
+  c.set(W3);
+  c.get(T0);
+  c.get(T1);
+  c.op(Op.i64_add);
+  c.get(W3);
+  c.op(Op.i64_extend_i32_u);
+  c.op(Op.i64_add);
+  c.set(T2);
+  if ((insn & 0x20000000) !== 0) flags64(u, false, true);
+  u.setX(d, () => c.get(T2));
+  return true;
+});
+
+def(['ADC_SBC_w'], (u, insn) => {
+  const { d, n, m } = fields(insn);
+  const c = u.c;
+  const inv = (insn & 0x40000000) !== 0;
+  u.rw(n);
+  c.set(W0);
+  u.rw(m);
+  if (inv) {
+    c.i32(-1);
+    c.op(Op.i32_xor);
+  }
+  c.set(W1);
+  u.state(C_OFF);
+  c.set(W3);
+  c.get(W0);
+  c.get(W1);
+  c.op(Op.i32_add);
+  c.get(W3);
+  c.op(Op.i32_add);
+  c.set(W2);
+  if ((insn & 0x20000000) !== 0) flags32(u, false, true);
+  u.setW(d, () => c.get(W2));
+  return true;
+});
+
+def(['CCMP_CCMN'], (u, insn) => {
+  const c = u.c;
+  const wide = (insn & 0x80000000) !== 0;
+  const sub = (insn & 0x40000000) !== 0;
+  const n = (insn >>> 5) & 31;
+  const m = (insn >>> 16) & 31;
+  const imm = (insn & 0x800) !== 0;
+  const nzcv = insn & 15;
+  condition(u, (insn >>> 12) & 15);
+  c.if();
+  if (wide) {
+    u.rx(n);
+    c.set(T0);
+    if (imm) c.i64(m);
+    else u.rx(m);
+    c.set(T1);
+    c.get(T0);
+    c.get(T1);
+    c.op(sub ? Op.i64_sub : Op.i64_add);
+    c.set(T2);
+    flags64(u, sub);
+  } else {
+    u.rw(n);
+    c.set(W0);
+    if (imm) c.i32(m);
+    else u.rw(m);
+    c.set(W1);
+    c.get(W0);
+    c.get(W1);
+    c.op(sub ? Op.i32_sub : Op.i32_add);
+    c.set(W2);
+    flags32(u, sub);
+  }
+  c.else();
+  u.setState(N_OFF, () => c.i32((nzcv >>> 3) & 1));
+  u.setState(Z_OFF, () => c.i32((nzcv >>> 2) & 1));
+  u.setState(C_OFF, () => c.i32((nzcv >>> 1) & 1));
+  u.setState(V_OFF, () => c.i32(nzcv & 1));
+  c.end();
+  return true;
+});
+
+// ---- logical ----
+
+const LOGIC64 = [Op.i64_and, Op.i64_or, Op.i64_xor, Op.i64_and];
+const LOGIC32 = [Op.i32_and, Op.i32_or, Op.i32_xor, Op.i32_and];
+
+def(['LOGIC_reg_x'], (u, insn) => {
+  const { d, n, m } = fields(insn);
+  const c = u.c;
+  const opc = (insn >>> 29) & 3;
+  const value = (): void => {
+    u.rx(n);
+    shifted64(u, m, (insn >>> 22) & 3, (insn >>> 10) & 63);
+    if ((insn & 0x200000) !== 0) {
+      c.i64(-1);
+      c.op(Op.i64_xor);
+    }
+    c.op(LOGIC64[opc]);
+  };
+  if (opc !== 3) {
+    u.setX(d, value);
+    return true;
+  }
+  value();
+  c.set(T2);
+  logicFlags(u, true);
+  u.setX(d, () => c.get(T2));
+  return true;
+});
+
+def(['LOGIC_reg_w'], (u, insn) => {
+  const { d, n, m } = fields(insn);
+  const c = u.c;
+  const opc = (insn >>> 29) & 3;
+  const value = (): void => {
+    u.rw(n);
+    shifted32(u, m, (insn >>> 22) & 3, (insn >>> 10) & 31);
+    if ((insn & 0x200000) !== 0) {
+      c.i32(-1);
+      c.op(Op.i32_xor);
+    }
+    c.op(LOGIC32[opc]);
+  };
+  if (opc !== 3) {
+    u.setW(d, value);
+    return true;
+  }
+  value();
+  c.set(W2);
+  logicFlags(u, false);
+  u.setW(d, () => c.get(W2));
+  return true;
+});
+
+def(['LOGIC_imm_x', 'LOGIC_imm_w'], (u, insn) => {
+  const idx = (insn >>> 10) & 0x1fff;
+  const wide = (insn & 0x80000000) !== 0;
+  if (BITMASK_OK[idx] === 0 || (!wide && (insn & 0x400000) !== 0)) return false;
+  const { d, n } = fields(insn);
+  const c = u.c;
+  const opc = (insn >>> 29) & 3;
+  const value = (): void => {
+    if (wide) {
+      u.rx(n);
+      c.i64(BITMASK_LO[idx], BITMASK_HI[idx]);
+      c.op(LOGIC64[opc]);
+    } else {
+      u.rw(n);
+      c.i32(BITMASK_LO[idx]);
+      c.op(LOGIC32[opc]);
+    }
+  };
+  if (opc !== 3) {
+    if (wide) u.setX(d, value, true);
+    else u.setW(d, value, true);
+    return true;
+  }
+  value();
+  c.set(wide ? T2 : W2);
+  logicFlags(u, wide);
+  if (wide) u.setX(d, () => c.get(T2));
+  else u.setW(d, () => c.get(W2));
+  return true;
+});
+
+def(['MOV_reg_x'], (u, insn) => {
+  const { d, m } = fields(insn);
+  u.setX(d, () => u.rx(m));
+  return true;
+});
+
+def(['MOV_reg_w'], (u, insn) => {
+  const { d, m } = fields(insn);
+  u.setW(d, () => u.rw(m));
+  return true;
+});
+
+// ---- move wide ----
+
+def(['MOVZ_x', 'MOVN_x'], (u, insn) => {
+  const d = insn & 31;
+  const hw = (insn >>> 21) & 3;
+  const imm = (insn >>> 5) & 0xffff;
+  let lo = hw === 0 ? imm : hw === 1 ? imm << 16 : 0;
+  let hi = hw === 2 ? imm : hw === 3 ? imm << 16 : 0;
+  if ((insn & 0x40000000) === 0) {
+    lo = ~lo;
+    hi = ~hi;
+  }
+  u.setX(d, () => u.c.i64(lo | 0, hi | 0));
+  return true;
+});
+
+def(['MOVZ_w', 'MOVN_w'], (u, insn) => {
+  if ((insn & 0x400000) !== 0) return false; // hw >= 2: UNDEF in 32 bits
+  const d = insn & 31;
+  const v = ((insn >>> 5) & 0xffff) << ((insn >>> 21) & 1 ? 16 : 0);
+  u.setW(d, () => u.c.i32((insn & 0x40000000) === 0 ? ~v : v | 0));
+  return true;
+});
+
+def(['MOVK_x', 'MOVK_w'], (u, insn) => {
+  const wide = (insn & 0x80000000) !== 0;
+  if (!wide && (insn & 0x400000) !== 0) return false;
+  const d = insn & 31;
+  const sh = ((insn >>> 21) & 3) * 16;
+  const imm = (insn >>> 5) & 0xffff;
+  const c = u.c;
+  if (wide) {
+    u.setX(d, () => {
+      u.rx(d);
+      const keep = ~(0xffffn << BigInt(sh));
+      c.i64(Number(BigInt.asIntN(32, keep)), Number(BigInt.asIntN(32, keep >> 32n)));
+      c.op(Op.i64_and);
+      const v = BigInt(imm) << BigInt(sh);
+      c.i64(Number(BigInt.asIntN(32, v)), Number(BigInt.asIntN(32, v >> 32n)));
+      c.op(Op.i64_or);
+    });
+  } else {
+    u.setW(d, () => {
+      u.rw(d);
+      c.i32(~(0xffff << sh));
+      c.op(Op.i32_and);
+      c.i32(imm << sh);
+      c.op(Op.i32_or);
+    });
+  }
+  return true;
+});
+
+// ---- PC-relative ----
+
+def(['ADR', 'ADRP'], (u, insn) => {
+  const d = insn & 31;
+  const imm = (((insn << 8) >> 13) << 2) | ((insn >>> 29) & 3); // immhi:immlo, signed
+  const c = u.c;
+  u.setX(d, () => {
+    u.pcOf(u.i);
+    if ((insn & 0x80000000) !== 0) {
+      c.i64(-4096);
+      c.op(Op.i64_and);
+      c.i64(imm << 12, imm >> 20);
+    } else c.i64(imm);
+    c.op(Op.i64_add);
+  });
+  return true;
+});
+
+// ---- conditional select ----
+
+def(['CSEL_x', 'CSEL_w'], (u, insn) => {
+  const wide = (insn & 0x80000000) !== 0;
+  const { d, n, m } = fields(insn);
+  const c = u.c;
+  const inv = (insn & 0x40000000) !== 0;
+  const inc = (insn & 0x400) !== 0;
+  const value = (): void => {
+    if (wide) u.rx(n);
+    else u.rw(n);
+    if (wide) u.rx(m);
+    else u.rw(m);
+    if (inv) {
+      if (wide) c.i64(-1);
+      else c.i32(-1);
+      c.op(wide ? Op.i64_xor : Op.i32_xor);
+    }
+    if (inc) {
+      if (wide) c.i64(1);
+      else c.i32(1);
+      c.op(wide ? Op.i64_add : Op.i32_add);
+    }
+    condition(u, (insn >>> 12) & 15);
+    c.op(Op.select);
+  };
+  if (wide) u.setX(d, value);
+  else u.setW(d, value);
+  return true;
+});
+
+// ---- multiply and divide ----
+
+def(['MADD_MSUB_x', 'MADD_MSUB_w'], (u, insn) => {
+  const wide = (insn & 0x80000000) !== 0;
+  const { d, n, m } = fields(insn);
+  const a = (insn >>> 10) & 31;
+  const sub = (insn & 0x8000) !== 0;
+  const c = u.c;
+  const value = (): void => {
+    if (wide) {
+      u.rx(a);
+      u.rx(n);
+      u.rx(m);
+      c.op(Op.i64_mul);
+      c.op(sub ? Op.i64_sub : Op.i64_add);
+    } else {
+      u.rw(a);
+      u.rw(n);
+      u.rw(m);
+      c.op(Op.i32_mul);
+      c.op(sub ? Op.i32_sub : Op.i32_add);
+    }
+  };
+  if (wide) u.setX(d, value);
+  else u.setW(d, value);
+  return true;
+});
+
+def(['UDIV_x', 'SDIV_x'], (u, insn) => {
+  const { d, n, m } = fields(insn);
+  const signed = (insn & 0x400) !== 0;
+  const c = u.c;
+  u.setX(d, () => {
+    u.rx(m);
+    c.set(T1);
+    u.rx(n);
+    c.set(T0);
+    c.get(T1);
+    c.op(Op.i64_eqz);
+    c.if(I64);
+    c.i64(0);
+    c.else();
+    if (signed) {
+      // INT64_MIN / -1 overflows to INT64_MIN (wasm would trap): compute it as 0 - n
+      c.get(T1);
+      c.i64(-1);
+      c.op(Op.i64_eq);
+      c.if(I64);
+      c.i64(0);
+      c.get(T0);
+      c.op(Op.i64_sub);
+      c.else();
+      c.get(T0);
+      c.get(T1);
+      c.op(Op.i64_div_s);
+      c.end();
+    } else {
+      c.get(T0);
+      c.get(T1);
+      c.op(Op.i64_div_u);
+    }
+    c.end();
+  });
+  return true;
+});
+
+def(['SHIFTV_x', 'SHIFTV_w'], (u, insn) => {
+  const wide = (insn & 0x80000000) !== 0;
+  const { d, n, m } = fields(insn);
+  const type = (insn >>> 10) & 3;
+  if (wide) {
+    u.setX(d, () => {
+      u.rx(n);
+      u.rx(m);
+      u.c.op([Op.i64_shl, Op.i64_shr_u, Op.i64_shr_s, Op.i64_rotr][type]);
+    });
+  } else {
+    u.setW(d, () => {
+      u.rw(n);
+      u.rw(m);
+      u.c.op([Op.i32_shl, Op.i32_shr_u, Op.i32_shr_s, Op.i32_rotr][type]);
+    });
+  }
+  return true;
+});
+
+// ---- bitfield moves and extract ----
+
+def(['UBFM_x', 'SBFM_x'], (u, insn) => {
+  if ((insn & 0x400000) === 0) return false; // N must be 1 for 64 bits
+  const { d, n } = fields(insn);
+  const immr = (insn >>> 16) & 63;
+  const imms = (insn >>> 10) & 63;
+  const signed = (insn & 0x40000000) === 0;
+  const c = u.c;
+  u.setX(d, () => {
+    u.rx(n);
+    if (imms >= immr) {
+      // bits imms..immr moved to the bottom
+      if (signed) {
+        c.i64(63 - imms);
+        c.op(Op.i64_shl);
+        c.i64(63 - imms + immr);
+        c.op(Op.i64_shr_s);
+      } else {
+        if (immr !== 0) {
+          c.i64(immr);
+          c.op(Op.i64_shr_u);
+        }
+        const w = imms - immr + 1;
+        if (w < 64) {
+          const mask = (1n << BigInt(w)) - 1n;
+          c.i64(Number(BigInt.asIntN(32, mask)), Number(BigInt.asIntN(32, mask >> 32n)));
+          c.op(Op.i64_and);
+        }
+      }
+    } else {
+      // bits imms..0 moved up to 64 - immr
+      const w = imms + 1;
+      c.i64(64 - w);
+      c.op(Op.i64_shl);
+      c.i64(64 - w);
+      c.op(signed ? Op.i64_shr_s : Op.i64_shr_u);
+      c.i64(64 - immr);
+      c.op(Op.i64_shl);
+    }
+  });
+  return true;
+});
+
+def(['UBFM_w', 'SBFM_w'], (u, insn) => {
+  const immr = (insn >>> 16) & 63;
+  const imms = (insn >>> 10) & 63;
+  if ((insn & 0x400000) !== 0 || immr > 31 || imms > 31) return false;
+  const { d, n } = fields(insn);
+  const signed = (insn & 0x40000000) === 0;
+  const c = u.c;
+  u.setW(d, () => {
+    u.rw(n);
+    if (imms >= immr) {
+      c.i32(31 - imms);
+      c.op(Op.i32_shl);
+      c.i32(31 - imms + immr);
+      c.op(signed ? Op.i32_shr_s : Op.i32_shr_u);
+    } else {
+      const w = imms + 1;
+      c.i32(32 - w);
+      c.op(Op.i32_shl);
+      c.i32(32 - w);
+      c.op(signed ? Op.i32_shr_s : Op.i32_shr_u);
+      c.i32(32 - immr);
+      c.op(Op.i32_shl);
+    }
+  });
+  return true;
+});
+
+def(['EXTR_x'], (u, insn) => {
+  if ((insn & 0x400000) === 0) return false;
+  const { d, n, m } = fields(insn);
+  const lsb = (insn >>> 10) & 63;
+  const c = u.c;
+  u.setX(d, () => {
+    if (lsb === 0) {
+      u.rx(m);
+      return;
+    }
+    u.rx(m);
+    c.i64(lsb);
+    c.op(Op.i64_shr_u);
+    u.rx(n);
+    c.i64(64 - lsb);
+    c.op(Op.i64_shl);
+    c.op(Op.i64_or);
+  });
+  return true;
+});
+
+// ---- loads and stores (general registers) ----
+
+/**
+ * The access of a load/store: `size` log2 bytes, `opc` (0 store, 1 load, 2 signed load to X, 3
+ * signed load to W) on the address in T0. Returns false for the encodings left to the handler.
+ */
+function access(u: Unit, size: number, opc: number, t: number, flags = 0): boolean {
+  const c = u.c;
+  const bytes = 1 << size;
+  if (opc === 0) {
+    u.store(T0, bytes, () => u.rx(t), flags);
+    return true;
+  }
+  if (opc === 1) {
+    u.load(T0, bytes, flags);
+    c.set(T1);
+    u.setX(t, () => c.get(T1));
+    return true;
+  }
+  if (opc === 2 && size < 3) {
+    u.load(T0, bytes, flags);
+    c.op([0xc2, 0xc3, Op.i64_extend32_s][size]); // i64.extend8_s / 16_s / 32_s
+    c.set(T1);
+    u.setX(t, () => c.get(T1));
+    return true;
+  }
+  if (opc === 3 && size < 2) {
+    u.load(T0, bytes, flags);
+    c.op(size === 0 ? 0xc2 : 0xc3);
+    c.i64(-1, 0);
+    c.op(Op.i64_and);
+    c.set(T1);
+    u.setX(t, () => c.get(T1));
+    return true;
+  }
+  return false;
+}
+
+/** T0 = Xn (SP for 31) + off, after the SP alignment check. */
+function addrImm(u: Unit, n: number, off: number): void {
+  u.spCheck(n);
+  u.rx(n, true);
+  if (off !== 0) {
+    u.c.i64(off);
+    u.c.op(Op.i64_add);
+  }
+  u.c.set(L_T0);
+}
+
+/** Xn (SP for 31) += off. */
+function writeback(u: Unit, n: number, off: number): void {
+  u.setX(
+    n,
+    () => {
+      u.rx(n, true);
+      u.c.i64(off);
+      u.c.op(Op.i64_add);
+    },
+    true,
+  );
+}
+
+def(['LDST_uimm', 'LDR_X_uimm', 'STR_X_uimm', 'LDR_W_uimm', 'STR_W_uimm', 'LDRB_uimm', 'STRB_uimm'], (u, insn) => {
+  const size = insn >>> 30;
+  const opc = (insn >>> 22) & 3;
+  if (opc >= 2 && (size === 3 || (opc === 3 && size === 2))) return false;
+  addrImm(u, (insn >>> 5) & 31, ((insn >>> 10) & 0xfff) << size);
+  return access(u, size, opc, insn & 31);
+});
+
+def(['LDST_imm9', 'LDRX_imm9', 'STRX_imm9', 'LDRW_imm9', 'STRW_imm9', 'LDRB_imm9', 'STRB_imm9'], (u, insn) => {
+  const size = insn >>> 30;
+  const opc = (insn >>> 22) & 3;
+  if (opc >= 2 && (size === 3 || (opc === 3 && size === 2))) return false;
+  const mode = (insn >>> 10) & 3; // 0 unscaled, 1 post-index, 2 unprivileged, 3 pre-index
+  const n = (insn >>> 5) & 31;
+  const t = insn & 31;
+  if ((mode & 1) !== 0 && n === t && n !== 31) return false;
+  const imm = (insn << 11) >> 23;
+  addrImm(u, n, mode === 1 ? 0 : imm);
+  access(u, size, opc, t, mode === 2 ? ACC_UNPRIV : 0);
+  if ((mode & 1) !== 0) writeback(u, n, imm);
+  return true;
+});
+
+def(['LDST_reg', 'LDRX_reg', 'STRX_reg', 'LDRW_reg', 'STRW_reg', 'LDRB_reg', 'STRB_reg'], (u, insn) => {
+  const size = insn >>> 30;
+  const opc = (insn >>> 22) & 3;
+  if (opc >= 2 && (size === 3 || (opc === 3 && size === 2))) return false;
+  const option = (insn >>> 13) & 7;
+  if ((option & 2) === 0) return false;
+  const { n, m } = fields(insn);
+  const shift = (insn & 0x1000) !== 0 ? size : 0;
+  u.spCheck(n);
+  u.rx(n, true);
+  extended(u, m, option, shift);
+  u.c.op(Op.i64_add);
+  u.c.set(L_T0);
+  return access(u, size, opc, insn & 31);
+});
+
+def(['LDST_pair', 'LDP_X', 'STP_X', 'LDP_X_wb', 'STP_X_wb'], (u, insn) => {
+  const opc = insn >>> 30;
+  const load = (insn & 0x400000) !== 0;
+  if (opc === 3 || (opc === 1 && (!load || (insn & 0x3800000) === 0))) return false; // no STPSW, no LDNPSW
+  const t = insn & 31;
+  const t2 = (insn >>> 10) & 31;
+  const n = (insn >>> 5) & 31;
+  const kind = (insn >>> 23) & 7; // 0 non-temporal, 1 post-index, 2 offset, 3 pre-index
+  const wb = kind === 1 || kind === 3;
+  if (load && t === t2) return false;
+  if (wb && n !== 31 && (n === t || n === t2)) return false;
+  const size = opc === 2 ? 3 : 2;
+  const imm = ((insn << 10) >> 25) << size;
+  const c = u.c;
+  addrImm(u, n, kind === 1 ? 0 : imm);
+  const bytes = 1 << size;
+  if (load) {
+    u.load(T0, bytes);
+    if (opc === 1) c.op(Op.i64_extend32_s);
+    c.set(T2);
+    c.get(T0);
+    c.i64(bytes);
+    c.op(Op.i64_add);
+    c.set(T0);
+    u.load(T0, bytes);
+    if (opc === 1) c.op(Op.i64_extend32_s);
+    c.set(T3);
+    if (opc === 1) {
+      u.setX(t, () => c.get(T2));
+      u.setX(t2, () => c.get(T3));
+    } else {
+      u.setX(t, () => c.get(T2));
+      u.setX(t2, () => c.get(T3));
+    }
+  } else {
+    u.store(T0, bytes, () => u.rx(t));
+    c.get(T0);
+    c.i64(bytes);
+    c.op(Op.i64_add);
+    c.set(T0);
+    u.store(T0, bytes, () => u.rx(t2));
+  }
+  if (wb) writeback(u, n, imm);
+  return true;
+});
+

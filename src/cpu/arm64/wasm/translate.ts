@@ -1,0 +1,376 @@
+// The translator: hot guest code becomes WebAssembly. A unit starts at a block head the interpreter
+// entered often (see CodeCache) and holds the basic blocks of one 4 KiB code page that its branches
+// reach, up to `maxRegion` further instructions; branches between its blocks stay inside the wasm
+// function (a loop over a br_table of block labels). A basic block ends at a branch, at an
+// instruction that changes state the executor must see at once (see jit.ts's enders), at the page end,
+// or after MAX_BLOCK instructions.
+//
+// Inside a unit, guest registers, flags and the software TLB are read and written where the
+// interpreter keeps them, in the vCPU's state block of the shared memory (layout.ts), so the unit
+// needs no copy-in or write-back and an exception can leave it at any instruction. Instructions with
+// an emitter (emit.ts) become inline wasm with 64-bit arithmetic in i64; loads and stores take an
+// inline TLB hit path and call the MMU on a miss, on MMIO and on unaligned accesses; every other
+// instruction calls its interpreter handler (import `h`), so no instruction forces a unit to end
+// early.
+//
+// Contract with the executor (the same as jit.ts's JavaScript regions): on entry PC is the unit's
+// first instruction; the unit leaves at the first block boundary after `limit` instructions, or when
+// an unmasked interrupt is pending (the IRQ word of the state block, kept by the helpers that can
+// change it), with PC at the next instruction, returning the instructions retired. The helpers set
+// cpu.pcLo/pcHi and cpu.regionPart (the unit's instructions before the current one) before they
+// call into the CPU, so an exception thrown from inside leaves an exact count.
+
+import type { Handler } from '../decode.js';
+import type { Arm64Cpu } from '../cpu.js';
+import type { BlockFn, DecodedInsn } from '../jit.js';
+import { MAX_BLOCK, isBlockEnder } from '../jit.js';
+import { Op, buildModule } from './encoder.js';
+import { ASID_OFF, EL_OFF, HI_OFF, IRQ_OFF, PC_OFF } from './layout.js';
+import { FN_TYPE, IMPORTS, LOCALS, L_ASID, L_BASE, L_ELX, L_LIMIT, L_N, L_ST, L_T0, L_AT, Unit, condition } from './unit.js';
+import { spCheck } from '../insn/ldst_common.js';
+import { emitters, type Emit } from './emit.js';
+
+/** Where a basic block goes: inline branches (taken target, condition) or out through a handler. */
+interface Block {
+  first: number;
+  /** Instructions in the block, the terminator included. */
+  insns: { idx: number; insn: number; d: DecodedInsn }[];
+  end: 'fall' | 'branch' | 'indirect' | 'handler';
+  /** Word offset of the taken branch (branch) from its instruction. */
+  off: number;
+}
+
+/** A direct branch's condition kind and word offset, for the branches emitted inline. */
+function branchOf(name: string, insn: number): number | undefined {
+  switch (name) {
+    case 'B':
+    case 'BL':
+      return (insn << 6) >> 6;
+    case 'B_cond':
+    case 'B_EQ':
+    case 'B_NE':
+    case 'CBZ_x':
+    case 'CBNZ_x':
+    case 'CBZ_w':
+    case 'CBNZ_w':
+      return (insn << 8) >> 13;
+    case 'TBZ_TBNZ':
+      return (insn << 13) >> 18;
+    default:
+      return undefined;
+  }
+}
+
+export interface TranslateEnv {
+  word: (i: number) => number;
+  decode: (insn: number) => DecodedInsn;
+  undefinedHandler: Handler;
+  handlerIndex: (h: Handler) => number;
+  ramOffset: number;
+  memory: WebAssembly.Memory;
+}
+
+/** The wasm function of a unit, and the instructions it holds. */
+export interface WasmUnit {
+  run: (st: number, limit: number) => number;
+  insns: number;
+  bytes: number;
+}
+
+/** Translate the unit entered at word `startIdx` of a code page. */
+export function translateUnit(startIdx: number, env: TranslateEnv, maxRegion: number): WasmUnit {
+  // Pass 1: find the blocks.
+  const blocks: Block[] = [];
+  const caseOf = new Map<number, number>();
+  const queue = [startIdx];
+  caseOf.set(startIdx, 0);
+  let total = 0;
+  const want = (target: number): void => {
+    if (target < 0 || target >= 1024 || caseOf.has(target) || total >= maxRegion) return;
+    caseOf.set(target, caseOf.size);
+    queue.push(target);
+  };
+  while (queue.length > 0) {
+    const first = queue.shift()!;
+    const b: Block = { first, insns: [], end: 'fall', off: 0 };
+    let i = first;
+    for (;;) {
+      if (i >= 1024 || i - first >= MAX_BLOCK) {
+        b.end = 'fall';
+        break;
+      }
+      const insn = env.word(i) >>> 0;
+      const d = env.decode(insn);
+      b.insns.push({ idx: i, insn, d });
+      const off = branchOf(d.name, insn);
+      if (off !== undefined) {
+        b.end = 'branch';
+        b.off = off;
+        break;
+      }
+      if (d.name === 'BR' || d.name === 'BLR' || d.name === 'RET') {
+        b.end = 'indirect';
+        break;
+      }
+      if (isBlockEnder(d.handler) || d.handler === env.undefinedHandler) {
+        b.end = 'handler';
+        break;
+      }
+      i++;
+    }
+    total += b.insns.length;
+    blocks.push(b);
+    const last = b.insns[b.insns.length - 1];
+    if (b.end === 'fall') want(i);
+    else if (b.end === 'branch') {
+      want(last.idx + b.off);
+      if (last.d.name !== 'B' && last.d.name !== 'BL') want(last.idx + 1);
+    }
+  }
+  // Pass 2: emit.
+  const u = new Unit(env.ramOffset, env.handlerIndex);
+  const c = u.c;
+  const K = blocks.length;
+  // base = PC - startIdx * 4; elx = el << 12; asid
+  c.get(L_ST);
+  c.mem(Op.i64_load, 3, PC_OFF);
+  c.i64(startIdx * 4);
+  c.op(Op.i64_sub);
+  c.set(L_BASE);
+  u.state(EL_OFF);
+  c.i32(12);
+  c.op(Op.i32_shl);
+  c.set(L_ELX);
+  u.state(ASID_OFF);
+  c.set(L_ASID);
+  c.loop();
+  for (let k = 0; k < K; k++) c.block();
+  c.get(L_AT);
+  c.byte(Op.br_table);
+  c.u32(K);
+  for (let k = 0; k < K; k++) c.u32(k);
+  c.u32(0);
+  c.end();
+  /** Leave with PC = the i64 `pc` pushes. */
+  const exit = (pc: () => void): void => {
+    c.get(L_ST);
+    pc();
+    c.mem(Op.i64_store, 3, PC_OFF);
+    c.get(L_N);
+    c.op(Op.return);
+  };
+  /** Go on at word `target` (in this unit when it has a label, else leave). */
+  const goTo = (target: number): void => {
+    const k = caseOf.get(target);
+    if (k === undefined) {
+      exit(() => u.pcOf(target));
+      return;
+    }
+    // leave at a block boundary past the limit, or for an interrupt
+    c.get(L_N);
+    c.get(L_LIMIT);
+    c.op(Op.i32_gt_u);
+    u.state(IRQ_OFF);
+    c.op(Op.i32_or);
+    c.if();
+    exit(() => u.pcOf(target));
+    c.end();
+    c.i32(k);
+    c.set(L_AT);
+    c.br(u.caseDepth + u.nest);
+  };
+  const addN = (k: number): void => {
+    c.get(L_N);
+    c.i32(k);
+    c.op(Op.i32_add);
+    c.set(L_N);
+  };
+  blocks.forEach((b, k) => {
+    u.caseDepth = K - 1 - k;
+    u.first = b.first;
+    u.nest = 0;
+    const body = b.end === 'fall' ? b.insns : b.insns.slice(0, -1);
+    for (const x of body) {
+      u.i = x.idx;
+      const e: Emit | undefined = emitters.get(x.d.name);
+      if (e === undefined || !e(u, x.insn)) u.callHandler(x.d.handler, x.insn);
+    }
+    const len = b.insns.length;
+    if (b.end === 'fall') {
+      addN(len);
+      goTo(b.first + len);
+      if (k < K - 1) c.end();
+      return;
+    }
+    const last = b.insns[len - 1];
+    u.i = last.idx;
+    const name = last.d.name;
+    const insn = last.insn;
+    if (b.end === 'handler') {
+      u.callHandler(last.d.handler, insn);
+      addN(len);
+      c.get(L_N); // PC: the handler's next instruction, stored by the helper
+      c.op(Op.return);
+    } else if (b.end === 'indirect') {
+      const n = (insn >>> 5) & 31;
+      u.rx(n);
+      c.set(L_T0);
+      if (name === 'BLR') u.setX(30, () => u.pcOf(last.idx + 1));
+      addN(len);
+      exit(() => c.get(L_T0));
+    } else {
+      addN(len);
+      if (name === 'BL') u.setX(30, () => u.pcOf(last.idx + 1));
+      const target = last.idx + b.off;
+      if (name === 'B' || name === 'BL') goTo(target);
+      else {
+        const t = insn & 31;
+        if (name === 'B_cond' || name === 'B_EQ' || name === 'B_NE') condition(u, insn & 15);
+        else if (name === 'TBZ_TBNZ') {
+          const bit = ((insn >>> 26) & 32) | ((insn >>> 19) & 31);
+          u.rx(t);
+          c.i64(bit);
+          c.op(Op.i64_shr_u);
+          c.op(Op.i32_wrap_i64);
+          c.i32(1);
+          c.op(Op.i32_and);
+          if (((insn >>> 24) & 1) === 0) c.op(Op.i32_eqz);
+        } else {
+          if (name === 'CBZ_x' || name === 'CBNZ_x') {
+            u.rx(t);
+            c.op(Op.i64_eqz);
+          } else {
+            u.rw(t);
+            c.op(Op.i32_eqz);
+          }
+          if (name === 'CBNZ_x' || name === 'CBNZ_w') c.op(Op.i32_eqz);
+        }
+        c.if();
+        u.nest++;
+        goTo(target);
+        c.end();
+        u.nest--;
+        goTo(last.idx + 1);
+      }
+    }
+    if (k < K - 1) c.end();
+  });
+  c.end(); // loop
+  c.op(Op.unreachable);
+  const bytes = buildModule(IMPORTS, FN_TYPE, LOCALS, c, 65536);
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: env.memory, ...helpers } });
+  return { run: inst.exports.run as WasmUnit['run'], insns: total, bytes: bytes.length };
+}
+
+// ---- the helpers translated code calls (one set: the vCPU is the one running a unit now) ----
+
+let cur: Arm64Cpu | undefined;
+let table: Handler[] = [];
+
+/** Make `cpu` the vCPU the helpers act on (the unit wrapper calls this before a unit runs). */
+export function setCurrent(cpu: Arm64Cpu, handlers: Handler[]): void {
+  cur = cpu;
+  table = handlers;
+}
+
+const PCW = PC_OFF >> 2;
+
+function syncIn(cpu: Arm64Cpu, part: number): void {
+  const s = cpu.s32;
+  cpu.pcLo = s[PCW] >>> 0;
+  cpu.pcHi = s[PCW + 1] >>> 0;
+  cpu.regionPart = part;
+}
+function syncOut(cpu: Arm64Cpu): void {
+  cpu.regionPart = 0;
+  cpu.s32[IRQ_OFF >> 2] = cpu.interruptPending() ? 1 : 0;
+}
+
+const helpers = {
+  h(hx: number, insn: number, part: number): void {
+    const cpu = cur!;
+    syncIn(cpu, part);
+    const nl = (cpu.pcLo + 4) >>> 0;
+    cpu.nextLo = nl;
+    cpu.nextHi = nl === 0 ? (cpu.pcHi + 1) >>> 0 : cpu.pcHi;
+    table[hx](cpu, insn);
+    const s = cpu.s32;
+    s[PCW] = cpu.nextLo;
+    s[PCW + 1] = cpu.nextHi;
+    syncOut(cpu);
+  },
+  rd(lo: number, hi: number, sf: number, part: number): number {
+    const cpu = cur!;
+    syncIn(cpu, part);
+    const mmu = cpu.mmu;
+    const f = sf >>> 4;
+    let v: number;
+    switch (sf & 15) {
+      case 1:
+        v = mmu.read8(lo, hi, f);
+        break;
+      case 2:
+        v = mmu.read16(lo, hi, f);
+        break;
+      case 4:
+        v = mmu.read32(lo, hi, f);
+        break;
+      default:
+        v = mmu.read64(lo, hi, f);
+        cpu.s32[HI_OFF >> 2] = mmu.hi;
+    }
+    syncOut(cpu);
+    return v;
+  },
+  wr(lo: number, hi: number, sf: number, vlo: number, vhi: number, part: number): void {
+    const cpu = cur!;
+    syncIn(cpu, part);
+    const mmu = cpu.mmu;
+    const f = sf >>> 4;
+    switch (sf & 15) {
+      case 1:
+        mmu.write8(lo, hi, vlo & 0xff, f);
+        break;
+      case 2:
+        mmu.write16(lo, hi, vlo & 0xffff, f);
+        break;
+      case 4:
+        mmu.write32(lo, hi, vlo, f);
+        break;
+      default:
+        mmu.write64(lo, hi, vlo, vhi, f);
+    }
+    syncOut(cpu);
+  },
+  cw(page: number): void {
+    cur!.mem.onCodeWrite(page);
+  },
+  sp(part: number): void {
+    const cpu = cur!;
+    syncIn(cpu, part);
+    spCheck(cpu, 31);
+    cpu.regionPart = 0;
+  },
+};
+
+/** The executor's view of a unit: copies PC, EL, ASID and the interrupt state in and PC out. */
+export function unitBlockFn(unit: WasmUnit, handlers: Handler[]): BlockFn {
+  const run = unit.run;
+  return (cpu: Arm64Cpu, limit: number): number => {
+    const s = cpu.s32;
+    s[PCW] = cpu.pcLo;
+    s[PCW + 1] = cpu.pcHi;
+    s[EL_OFF >> 2] = cpu.el;
+    s[ASID_OFF >> 2] = cpu.mmu.asid;
+    s[IRQ_OFF >> 2] = cpu.interruptPending() ? 1 : 0;
+    cur = cpu;
+    table = handlers;
+    const k = run(cpu.st, limit);
+    const lo = s[PCW] >>> 0;
+    cpu.pcLo = lo;
+    cpu.pcHi = s[PCW + 1] >>> 0;
+    // A misaligned target faults when it is fetched: the executor checks on a fetch-page change.
+    if ((lo & 3) !== 0) cpu.invalidateFetch();
+    return k;
+  };
+}
