@@ -99,7 +99,14 @@ export class Bytes {
     this.buf[this.len++] = b;
   }
   bytes(bs: ArrayLike<number>): void {
-    for (let i = 0; i < bs.length; i++) this.byte(bs[i]);
+    const n = bs.length;
+    if (this.len + n > this.buf.length) {
+      const g = new Uint8Array(Math.max(this.buf.length * 2, this.len + n));
+      g.set(this.buf.subarray(0, this.len));
+      this.buf = g;
+    }
+    this.buf.set(bs, this.len);
+    this.len += n;
   }
   u32(v: number): void {
     v >>>= 0;

@@ -77,6 +77,8 @@ export interface WasmUnit {
   bytes: number;
 }
 
+export const PROF = { build: 0, compile: 0, inst: 0 };
+
 /** Translate the unit entered at word `startIdx` of a code page. */
 export function translateUnit(startIdx: number, env: TranslateEnv, maxRegion: number): WasmUnit {
   // Pass 1: find the blocks.
@@ -257,8 +259,16 @@ export function translateUnit(startIdx: number, env: TranslateEnv, maxRegion: nu
   });
   c.end(); // loop
   c.op(Op.unreachable);
+  const t0 = performance.now();
   const bytes = buildModule(IMPORTS, FN_TYPE, LOCALS, c, 65536);
-  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: env.memory, ...helpers } });
+  const t1 = performance.now();
+  const mod = new WebAssembly.Module(bytes);
+  const t2 = performance.now();
+  const inst = new WebAssembly.Instance(mod, { env: { mem: env.memory, ...helpers } });
+  const t3 = performance.now();
+  PROF.build += t1 - t0;
+  PROF.compile += t2 - t1;
+  PROF.inst += t3 - t2;
   return { run: inst.exports.run as WasmUnit['run'], insns: total, bytes: bytes.length };
 }
 
