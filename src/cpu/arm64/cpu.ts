@@ -19,7 +19,7 @@ import { patterns as systemPatterns } from './insn/system.js';
 import { MAX_BLOCK, REGION_DEFAULT, setBlockEnders, translateBlock, type BlockFn } from './jit.js';
 import { monotonicMs } from '../../host/clock.js';
 import { Pmu } from './pmu.js';
-import { translateUnit, unitBlockFn } from './wasm/translate.js';
+import { emitUnit, instantiateUnit, instantiateUnitAsync, unitBlockFn, type UnitSource } from './wasm/translate.js';
 import { C_OFF, CPU_BLOCK, N_OFF, R_OFF, TLB_OFF, V_OFF, Z_OFF } from './wasm/layout.js';
 
 const TWO32 = 4294967296;
@@ -111,6 +111,10 @@ export class CodePage {
    */
   blockAt: Uint8Array | undefined;
   blocks: BlockFn[] = [];
+  /** Changes when the page's decoded words and translations are dropped (a unit compiled before is stale). */
+  gen = 0;
+  /** Word indexes of units being compiled in the background. */
+  pending: Set<number> | undefined;
   /** CodeCache.epoch when a vCPU last entered the page (see CodeCache.sweep). */
   used: number;
   /** Where the page's words count in CodeCache.heat. */
@@ -174,7 +178,16 @@ export class CodeCache {
   /** Translate to WebAssembly (wasm/translate.ts) where guest RAM is a WebAssembly memory. */
   wasm = process.env.TYPEVISOR_TRANSLATOR !== 'js';
   /** Instructions a wasm unit may take in beyond its first basic block. */
-  wasmRegion = 512;
+  wasmRegion = Number(process.env.TYPEVISOR_WASM_REGION ?? 512);
+  /**
+   * Compile units in the background and interpret meanwhile (the machine sets it outside
+   * --deterministic: when a unit starts to run depends on the host, and translated code takes
+   * interrupts at block ends).
+   */
+  asyncCompile = false;
+  /** Units being compiled in the background. */
+  compiling = 0;
+  private compileErrorShown = false;
   private handlerIndexes: Map<Handler, number> | undefined;
 
   /** The index of a handler in the decoder's table. */
@@ -244,26 +257,29 @@ export class CodeCache {
 
   /** Translate the block entered at word `idx` of `p` and cache it (undefined: the page is full). */
   translate(p: CodePage, idx: number): BlockFn | undefined {
-    if (p.blocks.length >= 255) return undefined;
+    if (p.blocks.length >= 255 || p.pending?.has(idx)) return undefined;
     const t0 = monotonicMs();
     const u32 = this.mem.u32;
     const dec = this.decoder;
     const wasm = this.mem.wasm;
     let blk: BlockFn;
     if (wasm && this.wasm) {
-      const unit = translateUnit(
+      const src = emitUnit(
         idx,
         {
           word: (i) => u32[p.ramWord + i],
           decode: (insn) => dec.decode(insn),
           undefinedHandler: dec.undefinedHandler,
           handlerIndex: (h) => this.handlerIndex(h),
-          ramOffset: this.mem.ramOffset,
-          memory: wasm,
         },
         this.wasmRegion,
       );
-      blk = unitBlockFn(unit, dec.handlerTable);
+      if (this.asyncCompile) {
+        this.compileLater(p, idx, src, wasm);
+        this.jitStats.ms += monotonicMs() - t0;
+        return undefined;
+      }
+      blk = unitBlockFn(instantiateUnit(src, wasm, this.mem.ramOffset), dec.handlerTable);
     } else {
       blk = translateBlock(
         idx,
@@ -273,13 +289,45 @@ export class CodeCache {
         this.jitRegion,
       );
     }
+    this.install(p, idx, blk);
+    this.jitStats.ms += monotonicMs() - t0;
+    return blk;
+  }
+
+  private install(p: CodePage, idx: number, blk: BlockFn): void {
     p.blockAt ??= new Uint8Array(1024);
     p.blocks.push(blk);
     p.blockAt[idx] = p.blocks.length;
     this.mem.codePages[p.ramWord >>> 10] = 1;
     this.jitStats.blocks++;
-    this.jitStats.ms += monotonicMs() - t0;
-    return blk;
+  }
+
+  /**
+   * Compile a unit in the background (V8's compile threads) while the interpreter goes on; install
+   * it unless its page changed or was dropped meanwhile.
+   */
+  private compileLater(p: CodePage, idx: number, src: UnitSource, wasm: WebAssembly.Memory): void {
+    const pending = (p.pending ??= new Set());
+    pending.add(idx);
+    const gen = p.gen;
+    this.compiling++;
+    instantiateUnitAsync(src, wasm, this.mem.ramOffset).then(
+      (unit) => {
+        this.compiling--;
+        pending.delete(idx);
+        if (p.gen !== gen || p.blocks.length >= 255 || (p.blockAt && p.blockAt[idx] !== 0)) return;
+        this.install(p, idx, unitBlockFn(unit, this.decoder.handlerTable));
+      },
+      (e: unknown) => {
+        this.compiling--;
+        pending.delete(idx);
+        // A module the translator emitted that V8 rejects is a translator bug: say so, keep interpreting.
+        if (!this.compileErrorShown) {
+          this.compileErrorShown = true;
+          process.stderr.write(`typevisor: translator: a unit failed to compile (interpreting it): ${String(e)}\n`);
+        }
+      },
+    );
   }
 
   /**
@@ -339,6 +387,7 @@ export class CodeCache {
     for (const [ppn, p] of this.pages) {
       if (p.used >= this.epoch) continue;
       this.pages.delete(ppn);
+      p.gen++;
       this.releaseChunks(p);
       this.mem.codePages[p.ramWord >>> 10] = 0;
       dropped++;
@@ -366,6 +415,7 @@ export class CodeCache {
   }
 
   private clear(p: CodePage): void {
+    p.gen++;
     this.releaseChunks(p);
     p.blockAt = undefined;
     p.blocks = [];

@@ -5,7 +5,6 @@
 // behaviours come from one place. The difftest runs every case through these (npm run difftest).
 
 import { BITMASK_HI, BITMASK_LO, BITMASK_OK } from '../int64.js';
-import { ACC_UNPRIV } from '../mmu.js';
 import { I64, Op } from './encoder.js';
 import { C_OFF, N_OFF, V_OFF, Z_OFF } from './layout.js';
 import { L_T0, L_W0, condition, type Unit } from './unit.js';
@@ -819,28 +818,28 @@ def(['EXTR_x'], (u, insn) => {
  * The access of a load/store: `size` log2 bytes, `opc` (0 store, 1 load, 2 signed load to X, 3
  * signed load to W) on the address in T0. Returns false for the encodings left to the handler.
  */
-function access(u: Unit, size: number, opc: number, t: number, flags = 0): boolean {
+function access(u: Unit, size: number, opc: number, t: number): boolean {
   const c = u.c;
   const bytes = 1 << size;
   if (opc === 0) {
-    u.store(T0, bytes, () => u.rx(t), flags);
+    u.store(T0, bytes, () => u.rx(t));
     return true;
   }
   if (opc === 1) {
-    u.load(T0, bytes, flags);
+    u.load(T0, bytes);
     c.set(T1);
     u.setX(t, () => c.get(T1));
     return true;
   }
   if (opc === 2 && size < 3) {
-    u.load(T0, bytes, flags);
+    u.load(T0, bytes);
     c.op([0xc2, 0xc3, Op.i64_extend32_s][size]); // i64.extend8_s / 16_s / 32_s
     c.set(T1);
     u.setX(t, () => c.get(T1));
     return true;
   }
   if (opc === 3 && size < 2) {
-    u.load(T0, bytes, flags);
+    u.load(T0, bytes);
     c.op(size === 0 ? 0xc2 : 0xc3);
     c.i64(-1, 0);
     c.op(Op.i64_and);
@@ -890,10 +889,10 @@ def(['LDST_imm9', 'LDRX_imm9', 'STRX_imm9', 'LDRW_imm9', 'STRW_imm9', 'LDRB_imm9
   const mode = (insn >>> 10) & 3; // 0 unscaled, 1 post-index, 2 unprivileged, 3 pre-index
   const n = (insn >>> 5) & 31;
   const t = insn & 31;
-  if ((mode & 1) !== 0 && n === t && n !== 31) return false;
+  if (((mode & 1) !== 0 && n === t && n !== 31) || mode === 2) return false; // LDTR/STTR: the handler
   const imm = (insn << 11) >> 23;
   addrImm(u, n, mode === 1 ? 0 : imm);
-  access(u, size, opc, t, mode === 2 ? ACC_UNPRIV : 0);
+  access(u, size, opc, t);
   if ((mode & 1) !== 0) writeback(u, n, imm);
   return true;
 });

@@ -229,22 +229,28 @@ function name(b: Bytes, s: string): void {
   for (let i = 0; i < s.length; i++) b.byte(s.charCodeAt(i));
 }
 
+/** A function a module defines: its type, its locals after the parameters, its body, its export name. */
+export interface FuncDef {
+  type: FuncType;
+  locals: number[];
+  /** The body without its final `end`. */
+  body: Code;
+  export?: string;
+}
+
 /**
  * A module that imports `env.mem` (a shared memory of at most `maxPages` pages) and the functions
- * `env.<imports[i].name>`, defines one function of type `type` with `locals` (value types, after the
- * parameters) and `body` (without the final `end`), and exports it as `run`.
+ * `env.<imports[i].name>`, and defines `funcs` (function index = imports.length + position).
  */
 export function buildModule(
   imports: { name: string; type: FuncType }[],
-  type: FuncType,
-  locals: number[],
-  body: Code,
+  funcs: FuncDef[],
   maxPages: number,
 ): Uint8Array<ArrayBuffer> {
   const out = new Bytes();
   out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
   const types = new Bytes();
-  const all = [...imports.map((i) => i.type), type];
+  const all = [...imports.map((i) => i.type), ...funcs.map((f) => f.type)];
   types.u32(all.length);
   for (const t of all) {
     types.byte(0x60);
@@ -270,34 +276,39 @@ export function buildModule(
   });
   section(out, 2, imp);
   const fns = new Bytes();
-  fns.u32(1);
-  fns.u32(imports.length);
+  fns.u32(funcs.length);
+  funcs.forEach((_, k) => fns.u32(imports.length + k));
   section(out, 3, fns);
   const exp = new Bytes();
-  exp.u32(1);
-  name(exp, 'run');
-  exp.byte(0x00);
-  exp.u32(imports.length);
+  const exported = funcs.map((f, k) => [f.export, k] as const).filter(([e]) => e !== undefined);
+  exp.u32(exported.length);
+  for (const [e, k] of exported) {
+    name(exp, e!);
+    exp.byte(0x00);
+    exp.u32(imports.length + k);
+  }
   section(out, 7, exp);
-  const fn = new Bytes();
-  // locals, run-length encoded
-  const groups: [number, number][] = [];
-  for (const t of locals) {
-    const g = groups[groups.length - 1];
-    if (g && g[1] === t) g[0]++;
-    else groups.push([1, t]);
-  }
-  fn.u32(groups.length);
-  for (const [n, t] of groups) {
-    fn.u32(n);
-    fn.byte(t);
-  }
-  fn.bytes(body.view());
-  fn.byte(Op.end);
   const codeSec = new Bytes();
-  codeSec.u32(1);
-  codeSec.u32(fn.len);
-  codeSec.bytes(fn.view());
+  codeSec.u32(funcs.length);
+  for (const f of funcs) {
+    const fn = new Bytes();
+    // locals, run-length encoded
+    const groups: [number, number][] = [];
+    for (const t of f.locals) {
+      const g = groups[groups.length - 1];
+      if (g && g[1] === t) g[0]++;
+      else groups.push([1, t]);
+    }
+    fn.u32(groups.length);
+    for (const [n, t] of groups) {
+      fn.u32(n);
+      fn.byte(t);
+    }
+    fn.bytes(f.body.view());
+    fn.byte(Op.end);
+    codeSec.u32(fn.len);
+    codeSec.bytes(fn.view());
+  }
   section(out, 10, codeSec);
   return out.view();
 }

@@ -14,6 +14,7 @@
 //   EL_OFF, ASID_OFF  current EL and ASID (copied in on entry to translated code)
 //   IRQ_OFF   non-zero while an interrupt is pending and unmasked (translated code then leaves)
 //   HI_OFF    high half of a 64-bit value a slow-path load returns
+//   BASE_OFF  address of word 0 of the running unit's code page (runtime.ts)
 //   TLB_OFF   the MMU's software TLB arrays (mmu.ts), TLB_ARRAY bytes each, in TLB_ARRAYS order
 
 export const WASM_PAGE = 65536;
@@ -32,6 +33,8 @@ export const EL_OFF = 312;
 export const ASID_OFF = 316;
 export const IRQ_OFF = 320;
 export const HI_OFF = 324;
+/** Address of word 0 of the running unit's page (i64; the runtime's slow paths derive PC from it). */
+export const BASE_OFF = 336;
 export const TLB_OFF = 4096;
 /** Entries per MMU index. */
 export const TLB_BITS = 10;

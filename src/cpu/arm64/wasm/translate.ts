@@ -25,7 +25,8 @@ import type { Arm64Cpu } from '../cpu.js';
 import type { BlockFn, DecodedInsn } from '../jit.js';
 import { MAX_BLOCK, isBlockEnder } from '../jit.js';
 import { Op, buildModule } from './encoder.js';
-import { ASID_OFF, EL_OFF, HI_OFF, IRQ_OFF, PC_OFF } from './layout.js';
+import { ASID_OFF, BASE_OFF, EL_OFF, HI_OFF, IRQ_OFF, PC_OFF } from './layout.js';
+import { runtimeFor } from './runtime.js';
 import { FN_TYPE, IMPORTS, LOCALS, L_ASID, L_BASE, L_ELX, L_LIMIT, L_N, L_ST, L_T0, L_AT, Unit, condition } from './unit.js';
 import { spCheck } from '../insn/ldst_common.js';
 import { emitters, type Emit } from './emit.js';
@@ -66,8 +67,6 @@ export interface TranslateEnv {
   decode: (insn: number) => DecodedInsn;
   undefinedHandler: Handler;
   handlerIndex: (h: Handler) => number;
-  ramOffset: number;
-  memory: WebAssembly.Memory;
 }
 
 /** The wasm function of a unit, and the instructions it holds. */
@@ -77,10 +76,14 @@ export interface WasmUnit {
   bytes: number;
 }
 
-export const PROF = { build: 0, compile: 0, inst: 0 };
+/** A unit's module bytes, and the instructions it holds. */
+export interface UnitSource {
+  bytes: Uint8Array<ArrayBuffer>;
+  insns: number;
+}
 
-/** Translate the unit entered at word `startIdx` of a code page. */
-export function translateUnit(startIdx: number, env: TranslateEnv, maxRegion: number): WasmUnit {
+/** Translate the unit entered at word `startIdx` of a code page to a wasm module. */
+export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number): UnitSource {
   // Pass 1: find the blocks.
   const blocks: Block[] = [];
   const caseOf = new Map<number, number>();
@@ -130,7 +133,7 @@ export function translateUnit(startIdx: number, env: TranslateEnv, maxRegion: nu
     }
   }
   // Pass 2: emit.
-  const u = new Unit(env.ramOffset, env.handlerIndex);
+  const u = new Unit(env.handlerIndex);
   const c = u.c;
   const K = blocks.length;
   // base = PC - startIdx * 4; elx = el << 12; asid
@@ -138,7 +141,11 @@ export function translateUnit(startIdx: number, env: TranslateEnv, maxRegion: nu
   c.mem(Op.i64_load, 3, PC_OFF);
   c.i64(startIdx * 4);
   c.op(Op.i64_sub);
-  c.set(L_BASE);
+  c.tee(L_BASE);
+  c.set(L_T0);
+  c.get(L_ST);
+  c.get(L_T0);
+  c.mem(Op.i64_store, 3, BASE_OFF);
   u.state(EL_OFF);
   c.i32(12);
   c.op(Op.i32_shl);
@@ -259,17 +266,24 @@ export function translateUnit(startIdx: number, env: TranslateEnv, maxRegion: nu
   });
   c.end(); // loop
   c.op(Op.unreachable);
-  const t0 = performance.now();
-  const bytes = buildModule(IMPORTS, FN_TYPE, LOCALS, c, 65536);
-  const t1 = performance.now();
-  const mod = new WebAssembly.Module(bytes);
-  const t2 = performance.now();
-  const inst = new WebAssembly.Instance(mod, { env: { mem: env.memory, ...helpers } });
-  const t3 = performance.now();
-  PROF.build += t1 - t0;
-  PROF.compile += t2 - t1;
-  PROF.inst += t3 - t2;
-  return { run: inst.exports.run as WasmUnit['run'], insns: total, bytes: bytes.length };
+  return { bytes: buildModule(IMPORTS, [{ type: FN_TYPE, locals: LOCALS, body: c, export: 'run' }], 65536), insns: total };
+}
+
+/** The imports of every unit: the guest's memory and the helpers. */
+export function unitImports(memory: WebAssembly.Memory, ramOffset: number): WebAssembly.Imports {
+  return { env: { mem: memory, h: helpers.h, sp: helpers.sp, ...runtimeFor(memory, ramOffset, helpers) } };
+}
+
+/** Compile and instantiate a unit now (on this thread). */
+export function instantiateUnit(src: UnitSource, memory: WebAssembly.Memory, ramOffset: number): WasmUnit {
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(src.bytes), unitImports(memory, ramOffset));
+  return { run: inst.exports.run as WasmUnit['run'], insns: src.insns, bytes: src.bytes.length };
+}
+
+/** Compile a unit on V8's background threads; instantiate it when that is done. */
+export async function instantiateUnitAsync(src: UnitSource, memory: WebAssembly.Memory, ramOffset: number): Promise<WasmUnit> {
+  const { instance } = await WebAssembly.instantiate(src.bytes, unitImports(memory, ramOffset));
+  return { run: instance.exports.run as WasmUnit['run'], insns: src.insns, bytes: src.bytes.length };
 }
 
 // ---- the helpers translated code calls (one set: the vCPU is the one running a unit now) ----

@@ -4,7 +4,8 @@
 
 import type { Handler } from '../decode.js';
 import { Code, I32, I64, Op, type FuncType } from './encoder.js';
-import { C_OFF, HI_OFF, N_OFF, PC_OFF, V_OFF, Z_OFF, codePagesOffset, tlbOff } from './layout.js';
+import { C_OFF, N_OFF, PC_OFF, V_OFF, Z_OFF } from './layout.js';
+import { ACCESS_SIZES, LOAD_TYPE, STORE_TYPE } from './runtime.js';
 
 // ---- function locals ----
 export const L_ST = 0;
@@ -23,16 +24,15 @@ export const LOCALS = [I32, I32, I64, I64, I64, I64, I64, I32, I32, I32, I32, I3
 
 // ---- imports (function indexes) ----
 export const F_H = 0;
-export const F_RD = 1;
-export const F_WR = 2;
-export const F_CW = 3;
-export const F_SP = 4;
+export const F_SP = 1;
+/** ld1, ld2, ld4, ld8, then st1 ... st8 (runtime.ts). */
+export const F_LD = 2;
+export const F_ST = 6;
 export const IMPORTS: { name: string; type: FuncType }[] = [
   { name: 'h', type: { params: [I32, I32, I32], results: [] } }, // handler index, insn, part
-  { name: 'rd', type: { params: [I32, I32, I32, I32], results: [I32] } }, // lo, hi, size | flags << 4, part
-  { name: 'wr', type: { params: [I32, I32, I32, I32, I32, I32], results: [] } }, // lo, hi, size | flags << 4, vlo, vhi, part
-  { name: 'cw', type: { params: [I32], results: [] } }, // RAM page written that holds cached code
   { name: 'sp', type: { params: [I32], results: [] } }, // SP alignment check (part)
+  ...ACCESS_SIZES.map((s) => ({ name: `ld${s}`, type: LOAD_TYPE })),
+  ...ACCESS_SIZES.map((s) => ({ name: `st${s}`, type: STORE_TYPE })),
 ];
 export const FN_TYPE: FuncType = { params: [I32, I32], results: [I32] };
 
@@ -46,10 +46,7 @@ export class Unit {
   nest = 0;
   /** Depth of the dispatch loop from the current case's top level. */
   caseDepth = 0;
-  constructor(
-    readonly ramOffset: number,
-    readonly handlerIndex: (h: Handler) => number,
-  ) {}
+  constructor(readonly handlerIndex: (h: Handler) => number) {}
 
   /** Push the 64-bit register Xn; 31 reads as XZR unless `sp`. */
   rx(n: number, sp = false): void {
@@ -134,159 +131,30 @@ export class Unit {
     this.c.end();
   }
 
-  /**
-   * Load `size` bytes (1, 2, 4, 8) from the address in i64 local `addr`; pushes the value zero-extended
-   * to i64. `flags`: mmu.ts ACC_* bits (non-zero: always the slow path).
-   */
-  load(addr: number, size: number, flags = 0): void {
-    const c = this.c;
-    if (flags !== 0) {
-      this.slowLoad(addr, size, flags);
-      return;
-    }
-    this.tlbHit(addr, size, 'rTag');
-    c.if(I64);
-    this.nest++;
-    this.ramAddr();
-    c.mem(size === 8 ? Op.i64_load : size === 4 ? Op.i64_load32_u : size === 2 ? Op.i64_load16_u : Op.i64_load8_u, 0, this.ramOffset);
-    c.else();
-    this.slowLoad(addr, size, 0);
-    c.end();
-    this.nest--;
+  /** Push the runtime's `info` argument for the current instruction (runtime.ts). */
+  private info(): void {
+    this.c.get(L_N);
+    this.c.i32(this.i | ((this.i - this.first) << 10));
   }
 
-  private slowLoad(addr: number, size: number, flags: number): void {
-    const c = this.c;
-    this.storePc();
-    this.halves(addr);
-    c.i32(size | (flags << 4));
-    this.part();
-    c.call(F_RD);
-    c.op(Op.i64_extend_i32_u);
-    if (size === 8) {
-      this.state(HI_OFF);
-      c.op(Op.i64_extend_i32_u);
-      c.i64(32);
-      c.op(Op.i64_shl);
-      c.op(Op.i64_or);
-    }
+  /** Load `size` bytes (1, 2, 4, 8) from the address in i64 local `addr`; pushes it zero-extended to i64. */
+  load(addr: number, size: number): void {
+    this.c.get(L_ST);
+    this.c.get(addr);
+    this.info();
+    this.c.call(F_LD + ACCESS_SIZES.indexOf(size as 1 | 2 | 4 | 8));
   }
 
   /** Store the low `size` bytes of the i64 `value` pushes to the address in i64 local `addr`. */
-  store(addr: number, size: number, value: () => void, flags = 0): void {
-    const c = this.c;
-    if (flags === 0) {
-      this.tlbHit(addr, size, 'wTag');
-      c.if();
-      this.nest++;
-      this.ramAddr();
-      c.tee(L_W0 + 3);
-      value();
-      c.mem(size === 8 ? Op.i64_store : size === 4 ? Op.i64_store32 : size === 2 ? Op.i64_store16 : Op.i64_store8, 0, this.ramOffset);
-      // a store to a page with cached code drops it
-      c.get(L_W0 + 3);
-      c.i32(12);
-      c.op(Op.i32_shr_u);
-      c.tee(L_W0 + 3);
-      c.mem(Op.i32_load8_u, 0, codePagesOffset());
-      c.if();
-      c.get(L_W0 + 3);
-      c.call(F_CW);
-      c.end();
-      c.else();
-    }
-    this.storePc();
-    this.halves(addr);
-    c.i32(size | (flags << 4));
+  store(addr: number, size: number, value: () => void): void {
+    this.c.get(L_ST);
+    this.c.get(addr);
     value();
-    c.op(Op.i32_wrap_i64);
-    value();
-    c.i64(32);
-    c.op(Op.i64_shr_u);
-    c.op(Op.i32_wrap_i64);
-    this.part();
-    c.call(F_WR);
-    if (flags === 0) {
-      c.end();
-      this.nest--;
-    }
-  }
-
-  /** Push the low and high halves of i64 local `addr` (two i32). */
-  private halves(addr: number): void {
-    const c = this.c;
-    c.get(addr);
-    c.op(Op.i32_wrap_i64);
-    c.get(addr);
-    c.i64(32);
-    c.op(Op.i64_shr_u);
-    c.op(Op.i32_wrap_i64);
-  }
-
-  /**
-   * Push 1 when the TLB has a fast tag of kind `tag` for the page of i64 local `addr` under the
-   * current ASID and the access is aligned; leaves in W0 the low half of the address and in W2 the
-   * entry's byte address less the array's offset.
-   */
-  private tlbHit(addr: number, size: number, tag: 'rTag' | 'wTag'): void {
-    const c = this.c;
-    const w0 = L_W0;
-    const w1 = L_W0 + 1;
-    const w2 = L_W0 + 2;
-    const w3 = L_W0 + 3;
-    c.get(addr);
-    c.op(Op.i32_wrap_i64);
-    c.tee(w0);
-    c.i32(12);
-    c.op(Op.i32_shr_u);
-    c.i32(1023);
-    c.op(Op.i32_and);
-    c.i32(2);
-    c.op(Op.i32_shl);
-    c.get(L_ELX);
-    c.op(Op.i32_add);
-    c.get(L_ST);
-    c.op(Op.i32_add);
-    c.tee(w2);
-    c.mem(Op.i32_load, 2, tlbOffset(tag));
-    c.get(w0);
-    c.i32(-4096 | (size - 1)); // page bits, and the alignment bits that must be zero
-    c.op(Op.i32_and);
-    c.op(Op.i32_eq);
-    c.get(w2);
-    c.mem(Op.i32_load, 2, tlbOffset('tagHi'));
-    c.get(addr);
-    c.i64(32);
-    c.op(Op.i64_shr_u);
-    c.op(Op.i32_wrap_i64);
-    c.tee(w1);
-    c.op(Op.i32_eq);
-    c.op(Op.i32_and);
-    c.get(w2);
-    c.mem(Op.i32_load, 2, tlbOffset('tAsid'));
-    c.tee(w3);
-    c.i32(-1);
-    c.op(Op.i32_eq);
-    c.get(w3);
-    c.get(L_ASID);
-    c.op(Op.i32_eq);
-    c.op(Op.i32_or);
-    c.op(Op.i32_and);
-  }
-
-  /** After tlbHit: push the RAM offset of the access (i32). */
-  private ramAddr(): void {
-    const c = this.c;
-    c.get(L_W0 + 2);
-    c.mem(Op.i32_load, 2, tlbOffset('ramOff'));
-    c.get(L_W0);
-    c.i32(0xfff);
-    c.op(Op.i32_and);
-    c.op(Op.i32_add);
+    this.info();
+    this.c.call(F_ST + ACCESS_SIZES.indexOf(size as 1 | 2 | 4 | 8));
   }
 }
 
-const tlbOffset = (a: 'rTag' | 'wTag' | 'tagHi' | 'tAsid' | 'ramOff'): number => tlbOff(a);
 
 /** Push 1 when A64 condition `cond` holds for the flags in the state block. */
 export function condition(u: Unit, cond: number): void {

@@ -1,0 +1,213 @@
+// The translator's runtime: one wasm module per guest memory with the load and store functions that
+// translated units call (wasm to wasm, no JavaScript on a TLB hit). Keeping the TLB path here, not
+// inline in every unit, makes units about four times smaller, so they are emitted and compiled that
+// much faster, and this code is compiled (and optimized by V8) once.
+//
+//   ldS(st, addr: i64, n, info) -> i64     S = 1, 2, 4, 8 bytes, zero-extended
+//   stS(st, addr: i64, value: i64, n, info)
+//
+// `st` is the vCPU's state block, `n` the unit's instructions retired before the current basic
+// block and `info` = word index of the instruction in its page | (its position in the block << 10).
+// A hit needs the TLB's fast tag for the page under the current ASID and natural alignment (the
+// same rule as mmu.ts's fast paths). Anything else (a miss, MMIO, an unaligned access, a watchpoint)
+// stores the instruction's address (the unit's base, from the state block, + 4 * word index) and
+// calls the MMU through the JavaScript helpers `rd`/`wr` with the exact count of instructions before
+// it, so a fault is reported from the right instruction. A store to a page that holds cached code
+// calls `cw` to drop it.
+
+import { Code, I32, I64, Op, buildModule, type FuncDef, type FuncType } from './encoder.js';
+import { ASID_OFF, BASE_OFF, EL_OFF, HI_OFF, PC_OFF, codePagesOffset, tlbOff } from './layout.js';
+
+export const ACCESS_SIZES = [1, 2, 4, 8] as const;
+
+const RT_IMPORTS: { name: string; type: FuncType }[] = [
+  { name: 'rd', type: { params: [I32, I32, I32, I32], results: [I32] } }, // lo, hi, size, part
+  { name: 'wr', type: { params: [I32, I32, I32, I32, I32, I32], results: [] } }, // lo, hi, size, vlo, vhi, part
+  { name: 'cw', type: { params: [I32], results: [] } }, // RAM page written that holds cached code
+];
+export const LOAD_TYPE: FuncType = { params: [I32, I64, I32, I32], results: [I64] };
+export const STORE_TYPE: FuncType = { params: [I32, I64, I64, I32, I32], results: [] };
+
+// parameters
+const P_ST = 0;
+const P_A = 1;
+// locals after the parameters: lo, entry, tmp
+const LOCALS = [I32, I32, I32];
+
+/**
+ * Push 1 when the TLB entry for the address in P_A has fast tag `tag` under the current ASID and
+ * the access of `size` bytes is aligned. Leaves the address's low half in `lo` and the entry's byte
+ * address (less the array's offset) in `e`.
+ */
+function hit(c: Code, size: number, tag: 'rTag' | 'wTag', lo: number, e: number, tmp: number): void {
+  c.get(P_A);
+  c.op(Op.i32_wrap_i64);
+  c.tee(lo);
+  c.i32(12);
+  c.op(Op.i32_shr_u);
+  c.i32(1023);
+  c.op(Op.i32_and);
+  c.i32(2);
+  c.op(Op.i32_shl);
+  c.get(P_ST);
+  c.mem(Op.i32_load, 2, EL_OFF);
+  c.i32(12);
+  c.op(Op.i32_shl);
+  c.op(Op.i32_add);
+  c.get(P_ST);
+  c.op(Op.i32_add);
+  c.tee(e);
+  c.mem(Op.i32_load, 2, tlbOff(tag));
+  c.get(lo);
+  c.i32(-4096 | (size - 1)); // page bits and the alignment bits that must be zero (INVALID never matches)
+  c.op(Op.i32_and);
+  c.op(Op.i32_eq);
+  c.get(e);
+  c.mem(Op.i32_load, 2, tlbOff('tagHi'));
+  c.get(P_A);
+  c.i64(32);
+  c.op(Op.i64_shr_u);
+  c.op(Op.i32_wrap_i64);
+  c.op(Op.i32_eq);
+  c.op(Op.i32_and);
+  c.get(e);
+  c.mem(Op.i32_load, 2, tlbOff('tAsid'));
+  c.tee(tmp);
+  c.i32(-1);
+  c.op(Op.i32_eq);
+  c.get(tmp);
+  c.get(P_ST);
+  c.mem(Op.i32_load, 2, ASID_OFF);
+  c.op(Op.i32_eq);
+  c.op(Op.i32_or);
+  c.op(Op.i32_and);
+}
+
+/** After hit(): push the access's offset in guest RAM. */
+function ramAddr(c: Code, lo: number, e: number): void {
+  c.get(e);
+  c.mem(Op.i32_load, 2, tlbOff('ramOff'));
+  c.get(lo);
+  c.i32(0xfff);
+  c.op(Op.i32_and);
+  c.op(Op.i32_add);
+}
+
+/** Slow path prologue: PC = base + 4 * word index (info & 1023). */
+function storePc(c: Code, info: number): void {
+  c.get(P_ST);
+  c.get(P_ST);
+  c.mem(Op.i64_load, 3, BASE_OFF);
+  c.get(info);
+  c.i32(1023);
+  c.op(Op.i32_and);
+  c.i32(2);
+  c.op(Op.i32_shl);
+  c.op(Op.i64_extend_i32_u);
+  c.op(Op.i64_add);
+  c.mem(Op.i64_store, 3, PC_OFF);
+}
+
+/** Push the halves of P_A and then `part` = n + (info >>> 10). */
+function slowArgs(c: Code, n: number, info: number, extra?: () => void): void {
+  c.get(P_A);
+  c.op(Op.i32_wrap_i64);
+  c.get(P_A);
+  c.i64(32);
+  c.op(Op.i64_shr_u);
+  c.op(Op.i32_wrap_i64);
+  extra?.();
+  c.get(n);
+  c.get(info);
+  c.i32(10);
+  c.op(Op.i32_shr_u);
+  c.op(Op.i32_add);
+}
+
+function loadFn(size: number, ramOffset: number): FuncDef {
+  const c = new Code();
+  const n = 2;
+  const info = 3;
+  const lo = 4;
+  const e = 5;
+  const tmp = 6;
+  hit(c, size, 'rTag', lo, e, tmp);
+  c.if();
+  ramAddr(c, lo, e);
+  c.mem(size === 8 ? Op.i64_load : size === 4 ? Op.i64_load32_u : size === 2 ? Op.i64_load16_u : Op.i64_load8_u, 0, ramOffset);
+  c.op(Op.return);
+  c.end();
+  storePc(c, info);
+  slowArgs(c, n, info, () => c.i32(size));
+  c.call(0); // rd
+  c.op(Op.i64_extend_i32_u);
+  if (size === 8) {
+    c.get(P_ST);
+    c.mem(Op.i32_load, 2, HI_OFF);
+    c.op(Op.i64_extend_i32_u);
+    c.i64(32);
+    c.op(Op.i64_shl);
+    c.op(Op.i64_or);
+  }
+  return { type: LOAD_TYPE, locals: LOCALS, body: c, export: `ld${size}` };
+}
+
+function storeFn(size: number, ramOffset: number): FuncDef {
+  const c = new Code();
+  const v = 2;
+  const n = 3;
+  const info = 4;
+  const lo = 5;
+  const e = 6;
+  const tmp = 7;
+  hit(c, size, 'wTag', lo, e, tmp);
+  c.if();
+  ramAddr(c, lo, e);
+  c.tee(tmp);
+  c.get(v);
+  c.mem(size === 8 ? Op.i64_store : size === 4 ? Op.i64_store32 : size === 2 ? Op.i64_store16 : Op.i64_store8, 0, ramOffset);
+  c.get(tmp);
+  c.i32(12);
+  c.op(Op.i32_shr_u);
+  c.tee(tmp);
+  c.mem(Op.i32_load8_u, 0, codePagesOffset());
+  c.if();
+  c.get(tmp);
+  c.call(2); // cw
+  c.end();
+  c.op(Op.return);
+  c.end();
+  storePc(c, info);
+  slowArgs(c, n, info, () => {
+    c.i32(size);
+    c.get(v);
+    c.op(Op.i32_wrap_i64);
+    c.get(v);
+    c.i64(32);
+    c.op(Op.i64_shr_u);
+    c.op(Op.i32_wrap_i64);
+  });
+  c.call(1); // wr
+  return { type: STORE_TYPE, locals: LOCALS, body: c, export: `st${size}` };
+}
+
+/** The runtime's exports: ld1..ld8 and st1..st8. */
+export type Runtime = Record<string, WebAssembly.ExportValue>;
+
+const runtimes = new WeakMap<WebAssembly.Memory, Runtime>();
+
+/** The runtime instance for a guest memory (built on first use). */
+export function runtimeFor(
+  memory: WebAssembly.Memory,
+  ramOffset: number,
+  js: { rd: WebAssembly.ImportValue; wr: WebAssembly.ImportValue; cw: WebAssembly.ImportValue },
+): Runtime {
+  let rt = runtimes.get(memory);
+  if (rt) return rt;
+  const funcs = [...ACCESS_SIZES.map((s) => loadFn(s, ramOffset)), ...ACCESS_SIZES.map((s) => storeFn(s, ramOffset))];
+  const bytes = buildModule(RT_IMPORTS, funcs, 65536);
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory, ...js } });
+  rt = inst.exports;
+  runtimes.set(memory, rt);
+  return rt;
+}
