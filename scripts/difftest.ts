@@ -1,7 +1,7 @@
 // Differential testing of the software AArch64 CPU against QEMU (qemu-aarch64, user mode, -cpu cortex-a53).
 //
 //   npm run difftest -- --seed S --cases N [--class int|branch|ldst|fp|simd] [--max-report K] [--interp-only]
-//   Each case runs on the interpreter and again translated as a block (jit.ts), unless --interp-only.
+//   Each case runs on the interpreter and again translated to WebAssembly (src/cpu/arm64/wasm/), unless --interp-only.
 //
 // Random instruction sequences per encoding class run on QEMU (through scripts/difftest/harness.c, built
 // here with Debian's aarch64 cross gcc) and on typevisor's CPU from the same registers and memory. X
@@ -474,7 +474,7 @@ export class TypevisorRunner {
   }
 
   /**
-   * Run one case. `jit`: translate it as blocks at once (jit.ts) and run them, instead of
+   * Run one case. `jit`: translate it to wasm units at once (wasm/translate.ts) and run them, instead of
    * interpreting one instruction at a time. A translated block runs on past the case's last word
    * into the zeroed rest of the page, where UDF #0 ends it: that UNDEF at the end address counts
    * as the case completing.
@@ -483,7 +483,7 @@ export class TypevisorRunner {
     const cpu = this.cpu;
     cpu.code.jit = jit;
     cpu.code.jitThreshold = 1;
-    cpu.code.jitRegion = 512; // regions of several basic blocks too (the default translates one at a time)
+    cpu.code.wasmRegion = 512; // units of several basic blocks
     cpu.stopOnException = true;
     const mem = this.mem;
     const start = CODE + prologueWords * 4;

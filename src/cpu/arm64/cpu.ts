@@ -16,7 +16,7 @@ import { DebugUnit, DEBUG_STOP } from './debug.js';
 import { a64Groups } from './a64.js';
 import { patterns as branchPatterns } from './insn/branch.js';
 import { patterns as systemPatterns } from './insn/system.js';
-import { MAX_BLOCK, REGION_DEFAULT, setBlockEnders, translateBlock, type BlockFn } from './jit.js';
+import { MAX_BLOCK, setBlockEnders, type BlockFn } from './jit.js';
 import { monotonicMs } from '../../host/clock.js';
 import { Pmu } from './pmu.js';
 import { emitUnit, instantiateUnit, instantiateUnitAsync, unitBlockFn, type UnitSource } from './wasm/translate.js';
@@ -173,12 +173,12 @@ export class CodeCache {
   jit = process.env.TYPEVISOR_JIT !== '0';
   /** Block-head entries before translation (the difftest uses 1 to translate everything at once). */
   jitThreshold = JIT_THRESHOLD;
-  /** Instructions a region may take in beyond its first basic block (see jit.ts). */
-  jitRegion = REGION_DEFAULT;
-  /** Translate to WebAssembly (wasm/translate.ts) where guest RAM is a WebAssembly memory. */
-  wasm = process.env.TYPEVISOR_TRANSLATOR !== 'js';
-  /** Instructions a wasm unit may take in beyond its first basic block. */
-  wasmRegion = Number(process.env.TYPEVISOR_WASM_REGION ?? 512);
+  /**
+   * Instructions a unit may take in beyond its first basic block (wasm/translate.ts). Measured on the
+   * default guest's boot: 512 with the threshold at 10000 took less CPU time than 64 or 128 with
+   * 1000-3000 (more, smaller units cost more to emit and compile than they save).
+   */
+  wasmRegion = 512;
   /**
    * Compile units in the background and interpret meanwhile (the machine sets it outside
    * --deterministic: when a unit starts to run depends on the host, and translated code takes
@@ -262,33 +262,24 @@ export class CodeCache {
     const u32 = this.mem.u32;
     const dec = this.decoder;
     const wasm = this.mem.wasm;
-    let blk: BlockFn;
-    if (wasm && this.wasm) {
-      const src = emitUnit(
-        idx,
-        {
-          word: (i) => u32[p.ramWord + i],
-          decode: (insn) => dec.decode(insn),
-          undefinedHandler: dec.undefinedHandler,
-          handlerIndex: (h) => this.handlerIndex(h),
-        },
-        this.wasmRegion,
-      );
-      if (this.asyncCompile) {
-        this.compileLater(p, idx, src, wasm);
-        this.jitStats.ms += monotonicMs() - t0;
-        return undefined;
-      }
-      blk = unitBlockFn(instantiateUnit(src, wasm, this.mem.ramOffset), dec.handlerTable);
-    } else {
-      blk = translateBlock(
-        idx,
-        (i) => u32[p.ramWord + i],
-        (insn) => dec.decode(insn),
-        dec.undefinedHandler,
-        this.jitRegion,
-      );
+    // Guest RAM outside a WebAssembly memory (external RAM): the interpreter runs everything.
+    if (!wasm) return undefined;
+    const src = emitUnit(
+      idx,
+      {
+        word: (i) => u32[p.ramWord + i],
+        decode: (insn) => dec.decode(insn),
+        undefinedHandler: dec.undefinedHandler,
+        handlerIndex: (h) => this.handlerIndex(h),
+      },
+      this.wasmRegion,
+    );
+    if (this.asyncCompile) {
+      this.compileLater(p, idx, src, wasm);
+      this.jitStats.ms += monotonicMs() - t0;
+      return undefined;
     }
+    const blk = unitBlockFn(instantiateUnit(src, wasm, this.mem.ramOffset), dec.handlerTable);
     this.install(p, idx, blk);
     this.jitStats.ms += monotonicMs() - t0;
     return blk;
@@ -823,7 +814,7 @@ export class Arm64Cpu {
     if (!this.running) return this.icount;
     const c = this.countNow;
     if (c < 0) {
-      this.excFromLo = this.pcLo; // where the region that catches it was (see jit.ts)
+      this.excFromLo = this.pcLo; // the instruction that asked (see jit.ts)
       this.countEndsRun = endRun;
       throw COUNT_SYNC;
     }

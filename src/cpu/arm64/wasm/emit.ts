@@ -1,18 +1,23 @@
 // WebAssembly emitters for the hottest A64 instructions (see translate.ts). Each takes the unit and the
 // instruction word, emits code that does what the interpreter's handler does, with the operand fields
-// folded in, and returns true; or returns false (emitting nothing) to have the handler called, always
-// for encodings the handler rejects as UNDEF or treats as CONSTRAINED UNPREDICTABLE, so those
-// behaviours come from one place. The difftest runs every case through these (npm run difftest).
+// folded in, and returns true. It emits nothing and returns false for encodings the handler rejects
+// as UNDEF or treats as CONSTRAINED UNPREDICTABLE, so those behaviours come from one place, and
+// HANDLER for the rare forms it leaves to the handler on purpose (unprivileged LDTR/STTR, PRFM);
+// the translator then calls the handler. test/jit.test.ts fails when an emitter returns false for an
+// encoding the interpreter executes. The difftest runs every case through these (npm run difftest).
 
 import { BITMASK_HI, BITMASK_LO, BITMASK_OK } from '../int64.js';
 import { I64, Op } from './encoder.js';
 import { C_OFF, N_OFF, V_OFF, Z_OFF } from './layout.js';
 import { L_T0, L_W0, condition, type Unit } from './unit.js';
 
-export type Emit = (u: Unit, insn: number) => boolean;
+/** An emitter's answer for a form it leaves to the interpreter's handler on purpose. */
+export const HANDLER = 'handler';
+export type Emit = (u: Unit, insn: number) => boolean | typeof HANDLER;
 export const emitters = new Map<string, Emit>();
 
 function def(names: string[], e: Emit): void {
+  for (const n of names) if (emitters.has(n)) throw new Error(`emit: two emitters for ${n}`);
   for (const n of names) emitters.set(n, e);
 }
 
@@ -877,7 +882,7 @@ function writeback(u: Unit, n: number, off: number): void {
 def(['LDST_uimm', 'LDR_X_uimm', 'STR_X_uimm', 'LDR_W_uimm', 'STR_W_uimm', 'LDRB_uimm', 'STRB_uimm'], (u, insn) => {
   const size = insn >>> 30;
   const opc = (insn >>> 22) & 3;
-  if (opc >= 2 && (size === 3 || (opc === 3 && size === 2))) return false;
+  if (opc >= 2 && (size === 3 || (opc === 3 && size === 2))) return HANDLER; // PRFM, unallocated
   addrImm(u, (insn >>> 5) & 31, ((insn >>> 10) & 0xfff) << size);
   return access(u, size, opc, insn & 31);
 });
@@ -885,11 +890,12 @@ def(['LDST_uimm', 'LDR_X_uimm', 'STR_X_uimm', 'LDR_W_uimm', 'STR_W_uimm', 'LDRB_
 def(['LDST_imm9', 'LDRX_imm9', 'STRX_imm9', 'LDRW_imm9', 'STRW_imm9', 'LDRB_imm9', 'STRB_imm9'], (u, insn) => {
   const size = insn >>> 30;
   const opc = (insn >>> 22) & 3;
-  if (opc >= 2 && (size === 3 || (opc === 3 && size === 2))) return false;
+  if (opc >= 2 && (size === 3 || (opc === 3 && size === 2))) return HANDLER; // PRFUM, unallocated
   const mode = (insn >>> 10) & 3; // 0 unscaled, 1 post-index, 2 unprivileged, 3 pre-index
   const n = (insn >>> 5) & 31;
   const t = insn & 31;
-  if (((mode & 1) !== 0 && n === t && n !== 31) || mode === 2) return false; // LDTR/STTR: the handler
+  if ((mode & 1) !== 0 && n === t && n !== 31) return false;
+  if (mode === 2) return HANDLER; // LDTR/STTR
   const imm = (insn << 11) >> 23;
   addrImm(u, n, mode === 1 ? 0 : imm);
   access(u, size, opc, t);
@@ -900,7 +906,7 @@ def(['LDST_imm9', 'LDRX_imm9', 'STRX_imm9', 'LDRW_imm9', 'STRW_imm9', 'LDRB_imm9
 def(['LDST_reg', 'LDRX_reg', 'STRX_reg', 'LDRW_reg', 'STRW_reg', 'LDRB_reg', 'STRB_reg'], (u, insn) => {
   const size = insn >>> 30;
   const opc = (insn >>> 22) & 3;
-  if (opc >= 2 && (size === 3 || (opc === 3 && size === 2))) return false;
+  if (opc >= 2 && (size === 3 || (opc === 3 && size === 2))) return HANDLER; // PRFM, unallocated
   const option = (insn >>> 13) & 7;
   if ((option & 2) === 0) return false;
   const { n, m } = fields(insn);

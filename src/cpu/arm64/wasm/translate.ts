@@ -13,7 +13,7 @@
 // instruction calls its interpreter handler (import `h`), so no instruction forces a unit to end
 // early.
 //
-// Contract with the executor (the same as jit.ts's JavaScript regions): on entry PC is the unit's
+// Contract with the executor (jit.ts): on entry PC is the unit's
 // first instruction; the unit leaves at the first block boundary after `limit` instructions, or when
 // an unmasked interrupt is pending (the IRQ word of the state block, kept by the helpers that can
 // change it), with PC at the next instruction, returning the instructions retired. The helpers set
@@ -202,7 +202,7 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
     for (const x of body) {
       u.i = x.idx;
       const e: Emit | undefined = emitters.get(x.d.name);
-      if (e === undefined || !e(u, x.insn)) u.callHandler(x.d.handler, x.insn);
+      if (e === undefined || e(u, x.insn) !== true) u.callHandler(x.d.handler, x.insn);
     }
     const len = b.insns.length;
     if (b.end === 'fall') {
