@@ -333,7 +333,6 @@ export class GenericTimer {
 
   private defineSysregs(): void {
     const cpu = this.cpu;
-    const counter = this.counter;
     const def = (
       crm: number,
       op2: number,
