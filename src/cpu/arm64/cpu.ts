@@ -271,6 +271,7 @@ export class CodeCache {
         decode: (insn) => dec.decode(insn),
         undefinedHandler: dec.undefinedHandler,
         handlerIndex: (h) => this.handlerIndex(h),
+        ramOffset: this.mem.ramOffset,
       },
       this.wasmRegion,
     );

@@ -35,12 +35,21 @@ const P_A = 1;
 const LOCALS = [I32, I32, I32];
 
 /**
- * Push 1 when the TLB entry for the address in P_A has fast tag `tag` under the current ASID and
+ * Push 1 when the TLB entry for the address in local `a` (state block in local `st`) has fast tag `tag` under the current ASID and
  * the access of `size` bytes is aligned. Leaves the address's low half in `lo` and the entry's byte
  * address (less the array's offset) in `e`.
  */
-function hit(c: Code, size: number, tag: 'rTag' | 'wTag', lo: number, e: number, tmp: number): void {
-  c.get(P_A);
+export function hit(
+  c: Code,
+  size: number,
+  tag: 'rTag' | 'wTag',
+  lo: number,
+  e: number,
+  tmp: number,
+  st = P_ST,
+  a = P_A,
+): void {
+  c.get(a);
   c.op(Op.i32_wrap_i64);
   c.tee(lo);
   c.i32(12);
@@ -49,12 +58,12 @@ function hit(c: Code, size: number, tag: 'rTag' | 'wTag', lo: number, e: number,
   c.op(Op.i32_and);
   c.i32(2);
   c.op(Op.i32_shl);
-  c.get(P_ST);
+  c.get(st);
   c.mem(Op.i32_load, 2, EL_OFF);
   c.i32(12);
   c.op(Op.i32_shl);
   c.op(Op.i32_add);
-  c.get(P_ST);
+  c.get(st);
   c.op(Op.i32_add);
   c.tee(e);
   c.mem(Op.i32_load, 2, tlbOff(tag));
@@ -64,7 +73,7 @@ function hit(c: Code, size: number, tag: 'rTag' | 'wTag', lo: number, e: number,
   c.op(Op.i32_eq);
   c.get(e);
   c.mem(Op.i32_load, 2, tlbOff('tagHi'));
-  c.get(P_A);
+  c.get(a);
   c.i64(32);
   c.op(Op.i64_shr_u);
   c.op(Op.i32_wrap_i64);
@@ -76,7 +85,7 @@ function hit(c: Code, size: number, tag: 'rTag' | 'wTag', lo: number, e: number,
   c.i32(-1);
   c.op(Op.i32_eq);
   c.get(tmp);
-  c.get(P_ST);
+  c.get(st);
   c.mem(Op.i32_load, 2, ASID_OFF);
   c.op(Op.i32_eq);
   c.op(Op.i32_or);
@@ -84,7 +93,7 @@ function hit(c: Code, size: number, tag: 'rTag' | 'wTag', lo: number, e: number,
 }
 
 /** After hit(): push the access's offset in guest RAM. */
-function ramAddr(c: Code, lo: number, e: number): void {
+export function ramAddr(c: Code, lo: number, e: number): void {
   c.get(e);
   c.mem(Op.i32_load, 2, tlbOff('ramOff'));
   c.get(lo);

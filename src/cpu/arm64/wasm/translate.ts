@@ -67,6 +67,8 @@ export interface TranslateEnv {
   decode: (insn: number) => DecodedInsn;
   undefinedHandler: Handler;
   handlerIndex: (h: Handler) => number;
+  /** Offset of guest RAM in the memory (inline loads and stores). */
+  ramOffset: number;
 }
 
 /** The wasm function of a unit, and the instructions it holds. */
@@ -133,7 +135,14 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
     }
   }
   // Pass 2: emit.
-  const u = new Unit(env.handlerIndex);
+  const u = new Unit(env.handlerIndex, env.ramOffset);
+  // A unit with a loop (a branch back to one of its blocks) runs its accesses often: inline hits.
+  u.inline = blocks.some((b, k) => {
+    const last = b.insns[b.insns.length - 1];
+    const to = b.end === 'fall' ? b.first + b.insns.length : b.end === 'branch' ? last.idx + b.off : -1;
+    const t = caseOf.get(to);
+    return t !== undefined && t <= k;
+  });
   const c = u.c;
   const K = blocks.length;
   // base = PC - startIdx * 4; elx = el << 12; asid

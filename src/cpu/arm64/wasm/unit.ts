@@ -4,8 +4,8 @@
 
 import type { Handler } from '../decode.js';
 import { Code, I32, I64, Op, type FuncType } from './encoder.js';
-import { C_OFF, N_OFF, PC_OFF, V_OFF, Z_OFF } from './layout.js';
-import { ACCESS_SIZES, LOAD_TYPE, STORE_TYPE } from './runtime.js';
+import { C_OFF, N_OFF, PC_OFF, V_OFF, Z_OFF, codePagesOffset } from './layout.js';
+import { ACCESS_SIZES, LOAD_TYPE, STORE_TYPE, hit, ramAddr } from './runtime.js';
 
 // ---- function locals ----
 export const L_ST = 0;
@@ -46,7 +46,12 @@ export class Unit {
   nest = 0;
   /** Depth of the dispatch loop from the current case's top level. */
   caseDepth = 0;
-  constructor(readonly handlerIndex: (h: Handler) => number) {}
+  /** Loads and stores take the TLB hit path inline (units with a loop). */
+  inline = false;
+  constructor(
+    readonly handlerIndex: (h: Handler) => number,
+    readonly ramOffset = 0,
+  ) {}
 
   /** Push the 64-bit register Xn; 31 reads as XZR unless `sp`. */
   rx(n: number, sp = false): void {
@@ -137,21 +142,63 @@ export class Unit {
     this.c.i32(this.i | ((this.i - this.first) << 10));
   }
 
-  /** Load `size` bytes (1, 2, 4, 8) from the address in i64 local `addr`; pushes it zero-extended to i64. */
+  /**
+   * Load `size` bytes (1, 2, 4, 8) from the address in i64 local `addr`; pushes it zero-extended to
+   * i64. In a unit with a loop (`inline`), a TLB hit is handled inline and only the rest calls the
+   * runtime; elsewhere every access calls it (smaller units, faster to emit and compile).
+   */
   load(addr: number, size: number): void {
-    this.c.get(L_ST);
-    this.c.get(addr);
-    this.info();
-    this.c.call(F_LD + ACCESS_SIZES.indexOf(size as 1 | 2 | 4 | 8));
+    const c = this.c;
+    const call = (): void => {
+      c.get(L_ST);
+      c.get(addr);
+      this.info();
+      c.call(F_LD + ACCESS_SIZES.indexOf(size as 1 | 2 | 4 | 8));
+    };
+    if (!this.inline) {
+      call();
+      return;
+    }
+    hit(c, size, 'rTag', L_W0, L_W0 + 1, L_W0 + 2, L_ST, addr);
+    c.if(I64);
+    ramAddr(c, L_W0, L_W0 + 1);
+    c.mem(size === 8 ? Op.i64_load : size === 4 ? Op.i64_load32_u : size === 2 ? Op.i64_load16_u : Op.i64_load8_u, 0, this.ramOffset);
+    c.else();
+    call();
+    c.end();
   }
 
   /** Store the low `size` bytes of the i64 `value` pushes to the address in i64 local `addr`. */
   store(addr: number, size: number, value: () => void): void {
-    this.c.get(L_ST);
-    this.c.get(addr);
+    const c = this.c;
+    const call = (): void => {
+      c.get(L_ST);
+      c.get(addr);
+      value();
+      this.info();
+      c.call(F_ST + ACCESS_SIZES.indexOf(size as 1 | 2 | 4 | 8));
+    };
+    if (!this.inline) {
+      call();
+      return;
+    }
+    hit(c, size, 'wTag', L_W0, L_W0 + 1, L_W0 + 2, L_ST, addr);
+    c.if();
+    ramAddr(c, L_W0, L_W0 + 1);
+    c.tee(L_W0 + 2);
     value();
-    this.info();
-    this.c.call(F_ST + ACCESS_SIZES.indexOf(size as 1 | 2 | 4 | 8));
+    c.mem(size === 8 ? Op.i64_store : size === 4 ? Op.i64_store32 : size === 2 ? Op.i64_store16 : Op.i64_store8, 0, this.ramOffset);
+    // a store to a page with cached code drops it: the runtime's path does that
+    c.get(L_W0 + 2);
+    c.i32(12);
+    c.op(Op.i32_shr_u);
+    c.mem(Op.i32_load8_u, 0, codePagesOffset());
+    c.if();
+    call();
+    c.end();
+    c.else();
+    call();
+    c.end();
   }
 }
 
