@@ -6,7 +6,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ControlError, type HostState, type VmHost } from '../vmm/server.js';
-import { VMM_VERSION } from './version.js';
+import { VMM_VERSION } from '../host/version.js';
 
 /** A request error: HTTP status and the fault message. */
 export class ApiError extends Error {

@@ -12,7 +12,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { ControlError, type VmHost } from '../vmm/server.js';
 import { BALLOON_PAGE_SIZE } from '../devices/virtio/balloon.js';
-import { VMM_VERSION } from './version.js';
+import { VMM_VERSION } from '../host/version.js';
 
 const MAX_PENDING = 1024 * 1024;
 const MiB = 1024 * 1024;
