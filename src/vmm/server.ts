@@ -103,6 +103,8 @@ export class VmHost extends EventEmitter<VmHostEvents> {
   private stopped: VmExit | undefined;
   private closing = false;
   private earlierInstructions = 0;
+  /** QMP's query-migrate: the last snapshot written through `migrate` (QEMU's MigrationInfo). */
+  lastMigration: Record<string, unknown> | undefined;
 
   constructor(
     readonly record: VmRecord,
