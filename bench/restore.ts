@@ -18,11 +18,16 @@ const TYPEVISOR = join(repoRoot, 'bin', 'typevisor');
 /** Run `typevisor ARGS` with the bench's state directory; rejects on a non-zero exit. */
 function tv(stateDir: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    const p = spawn(TYPEVISOR, args, { env: { ...process.env, TYPEVISOR_STATE_DIR: stateDir }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(TYPEVISOR, args, {
+      env: { ...process.env, TYPEVISOR_STATE_DIR: stateDir },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     p.on('error', reject);
-    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`typevisor ${args[0]}: ${err.trim()}`))));
+    p.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`typevisor ${args[0]}: ${err.trim()}`)),
+    );
   });
 }
 
@@ -36,7 +41,11 @@ function shellAnswers(consolePath: string, timeoutMs: number): Promise<void> {
     const timer = setTimeout(() => {
       clearInterval(retry);
       sock.destroy();
-      reject(new Error(`the guest's shell did not answer within ${timeoutMs / 1000} s; console:\n${out.slice(-2000)}`));
+      reject(
+        new Error(
+          `the guest's shell did not answer within ${timeoutMs / 1000} s; console:\n${out.slice(-2000)}`,
+        ),
+      );
     }, timeoutMs);
     sock.on('connect', ask);
     sock.on('data', (d: Buffer) => {
@@ -63,7 +72,9 @@ export async function benchRestore(): Promise<void> {
   const state = join(work, 'state');
   const file = join(work, 'guest.snap');
   try {
-    process.stderr.write(`bench restore: typevisor: booting the default guest (${MEMORY_MIB} MiB, 1 vCPU) to its shell and saving it...\n`);
+    process.stderr.write(
+      `bench restore: typevisor: booting the default guest (${MEMORY_MIB} MiB, 1 vCPU) to its shell and saving it...\n`,
+    );
     await tv(state, ['create', '--name', 'saved', '--memory', String(MEMORY_MIB)]);
     await shellAnswers(join(state, 'saved', 'console.sock'), 900_000);
     await tv(state, ['save', '--stop', 'saved', file]);
@@ -74,7 +85,9 @@ export async function benchRestore(): Promise<void> {
     await shellAnswers(join(state, 'restored', 'console.sock'), 300_000);
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     await tv(state, ['destroy', 'restored']);
-    process.stdout.write(`snapshot: ${mib.toFixed(1)} MiB for the default guest (${MEMORY_MIB} MiB of RAM) at its shell prompt\n`);
+    process.stdout.write(
+      `snapshot: ${mib.toFixed(1)} MiB for the default guest (${MEMORY_MIB} MiB of RAM) at its shell prompt\n`,
+    );
     process.stdout.write(
       `restore: typevisor ${seconds.toFixed(2)} s, qemu boot ${qemu.seconds.toFixed(2)} s, ratio ${(seconds / qemu.seconds).toFixed(2)}\n`,
     );

@@ -27,7 +27,10 @@ try {
 const STEP_MS = 5 * 60 * 1000;
 
 /** The console of guest `name`: run(cmd, key) types cmd and waits for a line "@@key=VALUE". */
-function consoleOf(dir: string, name: string): { run: (cmd: string, key: string) => Promise<string>; close: () => void } {
+function consoleOf(
+  dir: string,
+  name: string,
+): { run: (cmd: string, key: string) => Promise<string>; close: () => void } {
   const sock = connect(join(dir, name, 'console.sock'));
   let out = '';
   sock.on('data', (d: Buffer) => (out += d.toString('latin1')));
@@ -38,7 +41,11 @@ function consoleOf(dir: string, name: string): { run: (cmd: string, key: string)
       sock.write(`${cmd}\n`);
       // The echo of the typed command holds the unexpanded text ($(...)), so it never matches.
       const re = new RegExp(`(?:^|\\n)@@${key}=([^\\s$]+)\\r?\\n`);
-      const m = await until(() => re.exec(out.slice(from)), `@@${key} from ${name}; console:\n${out.slice(-2000)}`, STEP_MS);
+      const m = await until(
+        () => re.exec(out.slice(from)),
+        `@@${key} from ${name}; console:\n${out.slice(-2000)}`,
+        STEP_MS,
+      );
       return m![1];
     },
     close: () => sock.destroy(),
@@ -46,7 +53,9 @@ function consoleOf(dir: string, name: string): { run: (cmd: string, key: string)
 }
 
 /** A QMP session: each command's reply (events are skipped). */
-async function qmp(path: string): Promise<{ cmd: (execute: string, args?: object) => Promise<Record<string, unknown>>; close: () => void }> {
+async function qmp(
+  path: string,
+): Promise<{ cmd: (execute: string, args?: object) => Promise<Record<string, unknown>>; close: () => void }> {
   const sock: Socket = connect(path);
   let buf = '';
   const replies: Record<string, unknown>[] = [];
@@ -101,7 +110,9 @@ test(
       const s = await tv(dir, ['save', 'sv', snap1], { timeoutMs: STEP_MS });
       assert.equal(s.code, 0, s.stderr);
       assert.match(s.stderr, /saved sv to .*one\.snap \(\d+\.\d MiB\)/);
-      console.log(`snapshot of the default guest (256 MiB) at its shell prompt: ${(statSync(snap1).size / 1048576).toFixed(1)} MiB`);
+      console.log(
+        `snapshot of the default guest (256 MiB) at its shell prompt: ${(statSync(snap1).size / 1048576).toFixed(1)} MiB`,
+      );
       assert.equal(await sv.run('echo @@after=$((1+1))', 'after'), '2', 'the saved guest runs on');
       sv.close();
       assert.equal((await tv(dir, ['destroy', 'sv'])).code, 0);
@@ -113,16 +124,25 @@ test(
       const sv2 = consoleOf(dir, 'sv2');
       cons.push(sv2);
       assert.equal(await sv2.run('echo @@file=$(cat /t/f)', 'file'), 'kept-in-tmpfs');
-      assert.equal(await sv2.run(`kill -0 ${pid} && echo @@same=yes`, 'same'), 'yes', 'the counting process is the one started before the save');
+      assert.equal(
+        await sv2.run(`kill -0 ${pid} && echo @@same=yes`, 'same'),
+        'yes',
+        'the counting process is the one started before the save',
+      );
       const later = Number(await sv2.run('sleep 2; echo @@count=$(cat /t/count)', 'count'));
       assert.ok(later > counted, `the count went on from ${counted} to ${later}, not from 1`);
       const uptime2 = Number(await sv2.run('echo @@uptime=$(cut -d" " -f1 /proc/uptime)', 'uptime'));
-      assert.ok(uptime2 >= uptime, `the guest's clock went on (uptime ${uptime} s before the save, ${uptime2} s after the restore)`);
+      assert.ok(
+        uptime2 >= uptime,
+        `the guest's clock went on (uptime ${uptime} s before the save, ${uptime2} s after the restore)`,
+      );
 
       // QMP: migrate to a file stops the guest and writes it.
       const q = await qmp(join(dir, 'sv2', 'qmp.sock'));
       assert.deepEqual(await q.cmd('migrate', { uri: `file:${snap2}` }), { return: {} });
-      assert.deepEqual(await q.cmd('query-status'), { return: { status: 'paused', running: false, singlestep: false } });
+      assert.deepEqual(await q.cmd('query-status'), {
+        return: { status: 'paused', running: false, singlestep: false },
+      });
       assert.equal(((await q.cmd('query-migrate')).return as { status: string }).status, 'completed');
       const bad = (await q.cmd('migrate', { uri: 'tcp:127.0.0.1:4444' })).error as { desc: string };
       assert.match(bad.desc, /file:PATH/);
@@ -134,9 +154,17 @@ test(
       // Firecracker's API: a VM created paused loads the snapshot and runs it.
       assert.equal((await tv(dir, ['create', '-p', '--name', 'sv3', '--memory', '256'])).code, 0);
       const ctl = join(dir, 'sv3', 'control.sock');
-      const missing = await apiRequest(ctl, 'PUT', '/snapshot/load', { snapshot_path: join(work, 'none.snap') });
+      const missing = await apiRequest(ctl, 'PUT', '/snapshot/load', {
+        snapshot_path: join(work, 'none.snap'),
+      });
       assert.equal(missing.status, 400);
-      const load = await apiRequest(ctl, 'PUT', '/snapshot/load', { snapshot_path: snap2, resume_vm: true }, STEP_MS);
+      const load = await apiRequest(
+        ctl,
+        'PUT',
+        '/snapshot/load',
+        { snapshot_path: snap2, resume_vm: true },
+        STEP_MS,
+      );
       assert.equal(load.status, 204, JSON.stringify(load.body));
       const sv3 = consoleOf(dir, 'sv3');
       cons.push(sv3);

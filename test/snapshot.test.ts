@@ -31,7 +31,11 @@ const PROGRAM = [0x91000400, 0xf9000020, 0x17fffffe];
 const COUNT_AT = 0x1000;
 
 function machine(opts: { cpus?: number; mib?: number; rng?: boolean } = {}): Arm64VirtMachine {
-  const m = new Arm64VirtMachine({ cpus: opts.cpus ?? 2, memoryBytes: (opts.mib ?? 16) * MiB, deterministic: true });
+  const m = new Arm64VirtMachine({
+    cpus: opts.cpus ?? 2,
+    memoryBytes: (opts.mib ?? 16) * MiB,
+    deterministic: true,
+  });
   if (opts.rng ?? true) {
     let slot = -1;
     const t = new VirtioMmioTransport(m.mem, new VirtioRng(), { setIrq: (l) => m.slotIrq(slot, l) });
@@ -41,7 +45,16 @@ function machine(opts: { cpus?: number; mib?: number; rng?: boolean } = {}): Arm
 }
 
 function spec(mib = 16, cpus = 2): VmSpec {
-  return { name: 'snap', cpus, memoryMiB: mib, kernel: '/nonexistent', console: 'serial', disks: [], rng: true, balloon: false };
+  return {
+    name: 'snap',
+    cpus,
+    memoryMiB: mib,
+    kernel: '/nonexistent',
+    console: 'serial',
+    disks: [],
+    rng: true,
+    balloon: false,
+  };
 }
 
 /** A machine that has run the counting loop for `n` instructions, with state in every component. */
@@ -99,13 +112,26 @@ test('snapshot: GICv3, PL011 and PL031 state survive save -> JSON -> load', () =
   assert.equal(u.receive(Uint8Array.from([0x68, 0x69])), 2);
   const u2 = new Pl011();
   u2.restoreState(json(u.saveState()));
-  assert.deepEqual([u2.read(0x000, 4) & 0xff, u2.read(0x000, 4) & 0xff], [0x68, 0x69], 'the RX FIFO came along');
-  assert.throws(() => u2.restoreState({ fields: { ...u.saveState().fields, cr: 'x' }, rx: [] } as never), /pl011: field cr/);
+  assert.deepEqual(
+    [u2.read(0x000, 4) & 0xff, u2.read(0x000, 4) & 0xff],
+    [0x68, 0x69],
+    'the RX FIFO came along',
+  );
+  assert.throws(
+    () => u2.restoreState({ fields: { ...u.saveState().fields, cr: 'x' }, rx: [] } as never),
+    /pl011: field cr/,
+  );
 
   let now = 1_000_000;
-  const r = new Pl031(() => {}, () => now);
+  const r = new Pl031(
+    () => {},
+    () => now,
+  );
   r.write(0x008, 4, 5000); // LR: DR reads 5000 now
-  const r2 = new Pl031(() => {}, () => now);
+  const r2 = new Pl031(
+    () => {},
+    () => now,
+  );
   r2.restoreState(json(r.saveState()));
   now += 3000;
   assert.equal(r2.read(0x000, 4), 5003, 'the RTC keeps its offset and runs on');
@@ -154,7 +180,10 @@ test('snapshot file: truncated, foreign, other-version files and mismatched mach
     };
     // Cut inside the RAM records: the header reads, the RAM does not.
     const cut = variant('cut.snap', (b) => b.subarray(0, b.length - 100));
-    assert.throws(() => new SnapshotReader(cut).loadRam(machine().mem), /cut\.snap is truncated: it ends at byte \d+/);
+    assert.throws(
+      () => new SnapshotReader(cut).loadRam(machine().mem),
+      /cut\.snap is truncated: it ends at byte \d+/,
+    );
     const short = variant('short.snap', (b) => b.subarray(0, 200));
     assert.throws(() => new SnapshotReader(short), /short\.snap is truncated/);
     const magic = variant('magic.snap', (b) => (b.write('NOTASNAP', 0, 'latin1'), b));
@@ -162,13 +191,21 @@ test('snapshot file: truncated, foreign, other-version files and mismatched mach
     const v99 = variant('v99.snap', (b) => (b.writeUInt32LE(99, 8), b));
     assert.throws(
       () => new SnapshotReader(v99),
-      new RegExp(`v99\\.snap has format version 99; this typevisor \\(.*\\) reads format version ${SNAPSHOT_FORMAT} only`),
+      new RegExp(
+        `v99\\.snap has format version 99; this typevisor \\(.*\\) reads format version ${SNAPSHOT_FORMAT} only`,
+      ),
     );
     const rd = new SnapshotReader(file);
     assert.throws(() => rd.checkSpec(spec(32)), /does not fit this VM: memory \(MiB\): snapshot 16, now 32/);
     assert.throws(() => rd.loadRam(machine({ mib: 32 }).mem), /holds 16 MiB of RAM; this VM has 32 MiB/);
-    assert.throws(() => machine({ cpus: 1 }).restoreState(rd.header.machine), /vCPU count is 2, this machine's 1/);
-    assert.throws(() => machine({ rng: false }).restoreState(rd.header.machine), /virtio devices is 0:virtio-rng, this machine's none/);
+    assert.throws(
+      () => machine({ cpus: 1 }).restoreState(rd.header.machine),
+      /vCPU count is 2, this machine's 1/,
+    );
+    assert.throws(
+      () => machine({ rng: false }).restoreState(rd.header.machine),
+      /virtio devices is 0:virtio-rng, this machine's none/,
+    );
     // A device that cannot be saved is named.
     const m = machine({ rng: false });
     m.addSlotDevice('mystery', { read: () => 0, write: () => {} });

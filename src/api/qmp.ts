@@ -59,7 +59,10 @@ function checkArgs(name: string, spec: Record<string, 'int' | 'str' | 'bool'> = 
 /** The path of a `file:PATH` migration URI (the only kind typevisor speaks). */
 function fileUri(uri: string): string {
   if (!uri.startsWith('file:') || uri.length <= 5)
-    throw new QmpError('GenericError', `Invalid migration URI '${uri}': typevisor migrates to and from files only (file:PATH)`);
+    throw new QmpError(
+      'GenericError',
+      `Invalid migration URI '${uri}': typevisor migrates to and from files only (file:PATH)`,
+    );
   return uri.slice(5);
 }
 
@@ -128,7 +131,15 @@ const COMMANDS: Record<string, Command> = {
       host.pause();
       const t0 = Date.now();
       const stats = host.saveSnapshot(path);
-      host.lastMigration = { status: 'completed', 'total-time': Date.now() - t0, ram: { total: host.record.spec.memoryMiB * MiB, transferred: stats.bytes, 'normal-bytes': stats.nonZeroPages * 4096 } };
+      host.lastMigration = {
+        status: 'completed',
+        'total-time': Date.now() - t0,
+        ram: {
+          total: host.record.spec.memoryMiB * MiB,
+          transferred: stats.bytes,
+          'normal-bytes': stats.nonZeroPages * 4096,
+        },
+      };
     },
   },
   'migrate-incoming': {

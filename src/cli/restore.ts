@@ -32,7 +32,10 @@ export interface RestoreValues {
 }
 
 /** Open a snapshot and work out the spec its restored VM runs with; a UserError names what differs. */
-export function specFromSnapshot(file: string, values: RestoreValues): { reader: SnapshotReader; spec: VmSpec } {
+export function specFromSnapshot(
+  file: string,
+  values: RestoreValues,
+): { reader: SnapshotReader; spec: VmSpec } {
   const reader = new SnapshotReader(resolve(file));
   const spec = specForRestore(reader.header, values.name);
   const check = (opt: string, given: string | undefined, saved: number, unit: string): void => {
@@ -68,7 +71,8 @@ export async function main(args: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  if (positionals.length !== 1) throw new UserError('restore: expected one snapshot file (typevisor restore FILE)');
+  if (positionals.length !== 1)
+    throw new UserError('restore: expected one snapshot file (typevisor restore FILE)');
   const { reader, spec } = specFromSnapshot(positionals[0], values);
   const rec = await createVm(spec, { startPaused: values.paused, restore: reader.path });
   process.stderr.write(

@@ -32,21 +32,32 @@ export async function main(args: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  if (positionals.length !== 2) throw new UserError('save: expected a guest name and a file (typevisor save NAME FILE)');
+  if (positionals.length !== 2)
+    throw new UserError('save: expected a guest name and a file (typevisor save NAME FILE)');
   const dir = stateDir();
   const rec = await findVm(positionals[0], dir);
   const file = resolve(positionals[1]);
   const vm = (await callVm(rec, 'GET', '/vm', undefined, dir)) as { state: string };
   if (vm.state === 'not-started')
-    throw new UserError(`guest '${rec.name}' has not been started (created with -p): there is nothing to save`, 1);
+    throw new UserError(
+      `guest '${rec.name}' has not been started (created with -p): there is nothing to save`,
+      1,
+    );
   const wasPaused = vm.state === 'paused';
   if (!wasPaused) await callVm(rec, 'PATCH', '/vm', { state: 'Paused' }, dir);
   let fault: string | undefined;
   try {
-    const r = await apiRequest(entryPaths(rec.name, dir).control, 'PUT', '/snapshot/create', { snapshot_path: file }, SAVE_TIMEOUT_MS);
+    const r = await apiRequest(
+      entryPaths(rec.name, dir).control,
+      'PUT',
+      '/snapshot/create',
+      { snapshot_path: file },
+      SAVE_TIMEOUT_MS,
+    );
     if (r.status < 200 || r.status >= 300) fault = faultOf(r);
   } finally {
-    if (!wasPaused && !(values.stop && fault === undefined)) await callVm(rec, 'PATCH', '/vm', { state: 'Resumed' }, dir);
+    if (!wasPaused && !(values.stop && fault === undefined))
+      await callVm(rec, 'PATCH', '/vm', { state: 'Resumed' }, dir);
   }
   if (fault !== undefined) throw new UserError(`guest '${rec.name}': ${fault}`, 1);
   const mib = (statSync(file).size / 1048576).toFixed(1);
@@ -54,6 +65,8 @@ export async function main(args: string[]): Promise<number> {
     await callVm(rec, 'PUT', '/destroy', undefined, dir);
     await waitPidExit(rec.pid, 10_000, rec.pidStart);
   }
-  process.stderr.write(`typevisor: saved ${rec.name} to ${file} (${mib} MiB)${values.stop ? '; guest destroyed' : ''}\n`);
+  process.stderr.write(
+    `typevisor: saved ${rec.name} to ${file} (${mib} MiB)${values.stop ? '; guest destroyed' : ''}\n`,
+  );
   return 0;
 }

@@ -52,8 +52,22 @@ const lowBit = (m: number): number => 31 - Math.clz32(m & -m);
 
 /** The number fields of GicCpu that a snapshot carries, in order. */
 const GIC_CPU_FIELDS = [
-  'enabled', 'latch', 'line', 'active', 'group', 'edge', 'pmr', 'bpr0', 'bpr1', 'cbpr', 'eoimode',
-  'igrpen0', 'igrpen1', 'ap0', 'ap1', 'sleep',
+  'enabled',
+  'latch',
+  'line',
+  'active',
+  'group',
+  'edge',
+  'pmr',
+  'bpr0',
+  'bpr1',
+  'cbpr',
+  'eoimode',
+  'igrpen0',
+  'igrpen1',
+  'ap0',
+  'ap1',
+  'sleep',
 ] as const;
 
 /** GicV3 as saved in a snapshot. */
@@ -222,10 +236,13 @@ export class GicV3 {
   /** Load a saved state into a GIC of the same size (after the vCPUs are loaded: it drives their IRQ lines). */
   restoreState(s: GicV3State): void {
     if (s.ncpus !== this.ncpus || s.nspis !== this.nspis)
-      throw new Error(`gicv3: snapshot has ${s.ncpus} vCPUs and ${s.nspis} SPIs, this GIC ${this.ncpus} and ${this.nspis}`);
+      throw new Error(
+        `gicv3: snapshot has ${s.ncpus} vCPUs and ${s.nspis} SPIs, this GIC ${this.ncpus} and ${this.nspis}`,
+      );
     const set = (dst: Uint32Array | Uint8Array, src: number[] | string, what: string): void => {
       const v = typeof src === 'string' ? Buffer.from(src, 'base64') : src;
-      if (!v || v.length !== dst.length) throw new Error(`gicv3: ${what} has ${v?.length} entries, expected ${dst.length}`);
+      if (!v || v.length !== dst.length)
+        throw new Error(`gicv3: ${what} has ${v?.length} entries, expected ${dst.length}`);
       dst.set(v);
     };
     this.ctlrEn0 = s.ctlr[0] & 1;

@@ -77,8 +77,26 @@ const LEVELS = [4, 8, 16, 24, 28];
 
 /** The fields of Pl011 a snapshot carries (the RX FIFO's contents besides). */
 const PL011_FIELDS = [
-  'rxHead', 'rxCount', 'ilpr', 'ibrd', 'fbrd', 'lcrh', 'cr', 'ifls', 'imsc', 'dmacr', 'txLatch', 'rxLatch',
-  'rxAtLevel', 'rtLatch', 'beLatch', 'oeLatch', 'overrunPending', 'rsr', 'emptyPolls', 'irqLevel',
+  'rxHead',
+  'rxCount',
+  'ilpr',
+  'ibrd',
+  'fbrd',
+  'lcrh',
+  'cr',
+  'ifls',
+  'imsc',
+  'dmacr',
+  'txLatch',
+  'rxLatch',
+  'rxAtLevel',
+  'rtLatch',
+  'beLatch',
+  'oeLatch',
+  'overrunPending',
+  'rsr',
+  'emptyPolls',
+  'irqLevel',
 ] as const;
 
 export interface Pl011State {
@@ -130,7 +148,8 @@ export class Pl011 implements MmioDevice {
   /** Load a saved state (the interrupt line's level is the GIC's, saved with it). */
   restoreState(s: Pl011State): void {
     loadFields(this, PL011_FIELDS, s.fields, 'pl011');
-    if (!Array.isArray(s.rx) || s.rx.length !== FIFO_DEPTH) throw new Error(`pl011: the RX FIFO has ${FIFO_DEPTH} entries`);
+    if (!Array.isArray(s.rx) || s.rx.length !== FIFO_DEPTH)
+      throw new Error(`pl011: the RX FIFO has ${FIFO_DEPTH} entries`);
     this.rx.set(s.rx);
     if (this.rxHead < 0 || this.rxHead >= FIFO_DEPTH || this.rxCount < 0 || this.rxCount > FIFO_DEPTH)
       throw new Error(`pl011: RX FIFO position ${this.rxHead}/${this.rxCount} is out of range`);

@@ -86,7 +86,12 @@ function zeroPage(words: Int32Array, w: number): boolean {
  * Write a snapshot of `machine` (already saved with Arm64VirtMachine.saveState) and `mem` to `path`
  * (through a temporary file renamed into place, so a failed write leaves no partial snapshot).
  */
-export function writeSnapshot(path: string, spec: VmSpec, machine: Arm64VirtState, mem: GuestMemory): SnapshotStats {
+export function writeSnapshot(
+  path: string,
+  spec: VmSpec,
+  machine: Arm64VirtState,
+  mem: GuestMemory,
+): SnapshotStats {
   const t0 = Date.now();
   const words = new Int32Array(mem.ram, 0, mem.ramSize / 4);
   const pages = mem.ramSize / PAGE_SIZE;
@@ -129,7 +134,7 @@ export function writeSnapshot(path: string, spec: VmSpec, machine: Arm64VirtStat
     put(SNAPSHOT_MAGIC);
     put(u32s(SNAPSHOT_FORMAT, json.length));
     put(json);
-    for (let p = 0; p < pages; ) {
+    for (let p = 0; p < pages;) {
       if (!nonZero[p]) {
         p++;
         continue;
@@ -177,7 +182,9 @@ export class SnapshotReader {
       const head = Buffer.alloc(16);
       const got = readSync(fd, head, 0, 16, 0);
       if (got < 8 || !head.subarray(0, 8).equals(SNAPSHOT_MAGIC)) {
-        throw new UserError(`${path} is not a typevisor snapshot (it does not start with the snapshot magic)`);
+        throw new UserError(
+          `${path} is not a typevisor snapshot (it does not start with the snapshot magic)`,
+        );
       }
       if (got < 16) throw this.truncated(got, 16);
       const version = head.readUInt32LE(8);
@@ -187,7 +194,8 @@ export class SnapshotReader {
           `snapshot ${path} has format version ${version}; this typevisor (${VMM_VERSION}) reads format version ${SNAPSHOT_FORMAT} only`,
         );
       }
-      if (len > MAX_HEADER) throw new UserError(`snapshot ${path}: its header claims ${len} bytes, more than a header can be`);
+      if (len > MAX_HEADER)
+        throw new UserError(`snapshot ${path}: its header claims ${len} bytes, more than a header can be`);
       if (16 + len > this.size) throw this.truncated(this.size, 16 + len);
       const json = Buffer.alloc(len);
       if (readSync(fd, json, 0, len, 16) !== len) throw this.truncated(this.size, 16 + len);
@@ -222,7 +230,8 @@ export class SnapshotReader {
     const s = this.header.spec;
     const problems: string[] = [];
     const cmp = (what: string, saved: unknown, now: unknown): void => {
-      if (JSON.stringify(saved) !== JSON.stringify(now)) problems.push(`${what}: snapshot ${JSON.stringify(saved)}, now ${JSON.stringify(now)}`);
+      if (JSON.stringify(saved) !== JSON.stringify(now))
+        problems.push(`${what}: snapshot ${JSON.stringify(saved)}, now ${JSON.stringify(now)}`);
     };
     cmp('memory (MiB)', s.memoryMiB, spec.memoryMiB);
     cmp('vCPUs', s.cpus, spec.cpus);
@@ -237,7 +246,9 @@ export class SnapshotReader {
       const now = diskSize(d.path);
       if (now < 0) problems.push(`disk ${i} ${d.path} is missing`);
       else if (want !== undefined && want >= 0 && now !== want)
-        problems.push(`disk ${i} ${d.path} is ${now} bytes, it was ${want} bytes when the snapshot was taken`);
+        problems.push(
+          `disk ${i} ${d.path} is ${now} bytes, it was ${want} bytes when the snapshot was taken`,
+        );
     });
     if (problems.length > 0)
       throw new UserError(`snapshot ${this.path} does not fit this VM: ${problems.join('; ')}`);
@@ -265,11 +276,16 @@ export class SnapshotReader {
         const n = rec.readUInt32LE(4);
         const len = rec.readUInt32LE(8);
         if (first === END) {
-          if (n !== loaded) throw new UserError(`snapshot ${this.path} is damaged: ${loaded} RAM pages read, its end says ${n}`);
+          if (n !== loaded)
+            throw new UserError(
+              `snapshot ${this.path} is damaged: ${loaded} RAM pages read, its end says ${n}`,
+            );
           break;
         }
         if (n === 0 || n > RUN_PAGES || first + n > pages || len === 0 || len > n * PAGE_SIZE)
-          throw new UserError(`snapshot ${this.path} is damaged: a RAM record at byte ${pos - 12} is out of range`);
+          throw new UserError(
+            `snapshot ${this.path} is damaged: a RAM record at byte ${pos - 12} is out of range`,
+          );
         if (len > buf.length) buf = Buffer.alloc(len);
         if (readSync(fd, buf, 0, len, pos) !== len) throw this.truncated(this.size, pos + len);
         pos += len;
@@ -280,10 +296,14 @@ export class SnapshotReader {
           try {
             out = inflateRawSync(buf.subarray(0, len), { maxOutputLength: n * PAGE_SIZE });
           } catch (e) {
-            throw new UserError(`snapshot ${this.path} is damaged: RAM at byte ${pos - len}: ${(e as Error).message}`);
+            throw new UserError(
+              `snapshot ${this.path} is damaged: RAM at byte ${pos - len}: ${(e as Error).message}`,
+            );
           }
           if (out.length !== n * PAGE_SIZE)
-            throw new UserError(`snapshot ${this.path} is damaged: RAM at byte ${pos - len} holds ${out.length} bytes, not ${n * PAGE_SIZE}`);
+            throw new UserError(
+              `snapshot ${this.path} is damaged: RAM at byte ${pos - len} holds ${out.length} bytes, not ${n * PAGE_SIZE}`,
+            );
           dst.set(out);
         }
         loaded += n;

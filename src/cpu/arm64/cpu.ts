@@ -889,14 +889,18 @@ export class Arm64Cpu {
   /** Load a state saved by saveState() (registers are written into `r`, never replacing the array). */
   loadState(s: Arm64CpuState): void {
     const num = (v: unknown, what: string): number => {
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`cpu${this.id}: ${what} is not a number`);
+      if (typeof v !== 'number' || !Number.isFinite(v))
+        throw new Error(`cpu${this.id}: ${what} is not a number`);
       return v;
     };
-    if (!Array.isArray(s.r) || s.r.length !== 64) throw new Error(`cpu${this.id}: expected 64 register words`);
+    if (!Array.isArray(s.r) || s.r.length !== 64)
+      throw new Error(`cpu${this.id}: expected 64 register words`);
     const v = Buffer.from(String(s.v), 'base64');
-    if (v.length !== 32 * 16) throw new Error(`cpu${this.id}: expected 512 bytes of FP/SIMD registers, got ${v.length}`);
+    if (v.length !== 32 * 16)
+      throw new Error(`cpu${this.id}: expected 512 bytes of FP/SIMD registers, got ${v.length}`);
     const el = num(s.el, 'el');
-    if (el !== 0 && el !== 1) throw new Error(`cpu${this.id}: exception level ${el} (only EL0 and EL1 exist)`);
+    if (el !== 0 && el !== 1)
+      throw new Error(`cpu${this.id}: exception level ${el} (only EL0 and EL1 exist)`);
     for (let i = 0; i < 64; i++) this.r[i] = num(s.r[i], `r[${i}]`) | 0;
     this.r.fill(0, 64);
     this.pcLo = this.nextLo = num(s.pc[0], 'pc') >>> 0;
@@ -914,8 +918,8 @@ export class Arm64Cpu {
     this.sys.loadState(s.sys);
     this.pmu.loadState(s.pmu);
     this.debug.ss = num(s.ss, 'ss') & 1;
-    [this.exclAddr, this.exclSize, this.exclLo, this.exclHi, this.exclLo2, this.exclHi2] = s.excl.map((x, i) =>
-      num(x, `excl[${i}]`),
+    [this.exclAddr, this.exclSize, this.exclLo, this.exclHi, this.exclLo2, this.exclHi2] = s.excl.map(
+      (x, i) => num(x, `excl[${i}]`),
     );
     this.off = !!s.off;
     this.waiting = !!s.waiting;

@@ -87,10 +87,31 @@ const M32 = 0xffff_ffffn;
 
 /** The plain 64-bit registers of SysRegs that a snapshot carries (CPACR_EL1 through its setter). */
 const SAVED_SYSREGS = [
-  'SCTLR_EL1', 'TCR_EL1', 'TTBR0_EL1', 'TTBR1_EL1', 'MAIR_EL1', 'VBAR_EL1', 'ELR_EL1', 'SPSR_EL1',
-  'ESR_EL1', 'FAR_EL1', 'PAR_EL1', 'CONTEXTIDR_EL1', 'AMAIR_EL1', 'ACTLR_EL1', 'AFSR0_EL1', 'AFSR1_EL1',
-  'CSSELR_EL1', 'MDSCR_EL1', 'MDCCINT_EL1', 'OSDTRRX_EL1', 'OSDTRTX_EL1', 'OSECCR_EL1', 'OSDLR_EL1',
-  'DBGPRCR_EL1', 'CPACR_EL1',
+  'SCTLR_EL1',
+  'TCR_EL1',
+  'TTBR0_EL1',
+  'TTBR1_EL1',
+  'MAIR_EL1',
+  'VBAR_EL1',
+  'ELR_EL1',
+  'SPSR_EL1',
+  'ESR_EL1',
+  'FAR_EL1',
+  'PAR_EL1',
+  'CONTEXTIDR_EL1',
+  'AMAIR_EL1',
+  'ACTLR_EL1',
+  'AFSR0_EL1',
+  'AFSR1_EL1',
+  'CSSELR_EL1',
+  'MDSCR_EL1',
+  'MDCCINT_EL1',
+  'OSDTRRX_EL1',
+  'OSDTRTX_EL1',
+  'OSECCR_EL1',
+  'OSDLR_EL1',
+  'DBGPRCR_EL1',
+  'CPACR_EL1',
 ] as const;
 
 /** SysRegs as saved in a snapshot. */
@@ -196,14 +217,16 @@ export class SysRegs {
    */
   loadState(s: SysRegsState): void {
     const big = (v: unknown, what: string): bigint => {
-      if (typeof v !== 'string' || !/^[0-9a-f]{1,16}$/.test(v)) throw new Error(`system register ${what}: bad value ${String(v)}`);
+      if (typeof v !== 'string' || !/^[0-9a-f]{1,16}$/.test(v))
+        throw new Error(`system register ${what}: bad value ${String(v)}`);
       return BigInt('0x' + v);
     };
     for (const k of SAVED_SYSREGS) {
       if (!(k in s.regs)) throw new Error(`system register ${k} is missing from the snapshot`);
       this[k] = big(s.regs[k], k);
     }
-    if (!Array.isArray(s.tp) || s.tp.length !== this.tp.length) throw new Error('thread ID registers: bad length');
+    if (!Array.isArray(s.tp) || s.tp.length !== this.tp.length)
+      throw new Error('thread ID registers: bad length');
     this.tp.set(s.tp.map((x) => Number(x) | 0));
     this.osLock = Number(s.osLock) & 1;
     this.dbgClaim = Number(s.dbgClaim) & 0xff;
