@@ -16,7 +16,11 @@ import { VirtioMmioTransport } from '../src/devices/virtio/mmio.js';
 import { VirtioRng } from '../src/devices/virtio/rng.js';
 import { SNAPSHOT_FORMAT, SnapshotReader, writeSnapshot } from '../src/vmm/snapshot.js';
 import type { VmSpec } from '../src/vmm/vm.js';
-import { tv } from './helpers/toolstack-guest.js';
+import { connect } from 'node:net';
+import { tempStateDir, tv, unstartedHost, until } from './helpers/toolstack-guest.js';
+import { createControlServer } from '../src/api/control.js';
+import { createQmpServer } from '../src/api/qmp.js';
+import { apiRequest } from '../src/api/client.js';
 
 const MiB = 1024 * 1024;
 const json = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
@@ -54,6 +58,7 @@ function spec(mib = 16, cpus = 2): VmSpec {
     disks: [],
     rng: true,
     balloon: false,
+    deterministic: true,
   };
 }
 
@@ -234,6 +239,73 @@ test('snapshot CLI: restore and run --restore refuse bad files and a different m
     assert.equal(mixed.code, 2);
     assert.match(mixed.stderr, /--kernel cannot be given with a snapshot/);
   } finally {
+    cleanup();
+  }
+});
+
+test('snapshot API: PUT /snapshot/load runs a saved machine in a VM created paused; /snapshot/create and QMP refuse what they cannot do', async () => {
+  const { dir, cleanup } = tempStateDir();
+  const host = unstartedHost(dir, 'api', 3, 2);
+  try {
+    await host.listen(host.paths.control, createControlServer(host));
+    await host.listen(host.paths.qmp, createQmpServer(host));
+    const ctl = (method: string, path: string, body?: unknown) =>
+      apiRequest(host.paths.control, method, path, body);
+    const file = join(dir, 'a.snap');
+    const a = running(301);
+    writeSnapshot(file, spec(), a.saveState(), a.mem);
+
+    const early = await ctl('PUT', '/snapshot/create', { snapshot_path: join(dir, 'x.snap') });
+    assert.equal(early.status, 400);
+    assert.match(JSON.stringify(early.body), /has not been started/);
+    const diff = await ctl('PUT', '/snapshot/load', { snapshot_path: file, enable_diff_snapshots: true });
+    assert.equal(diff.status, 400);
+    assert.match(JSON.stringify(diff.body), /diff snapshots are not supported/);
+    const magic = join(dir, 'magic.snap');
+    writeFileSync(magic, 'not a snapshot at all');
+    const notSnap = await ctl('PUT', '/snapshot/load', { snapshot_path: magic });
+    assert.equal(notSnap.status, 400);
+    assert.match(JSON.stringify(notSnap.body), /magic\.snap is not a typevisor snapshot/);
+
+    // Firecracker's clients send mem_backend too: accepted; the RAM comes from snapshot_path.
+    const load = await ctl('PUT', '/snapshot/load', {
+      snapshot_path: file,
+      mem_backend: { backend_type: 'File', backend_path: file },
+      resume_vm: false,
+    });
+    assert.equal(load.status, 204, JSON.stringify(load.body));
+    assert.equal(((await ctl('GET', '/vm')).body as { state: string }).state, 'paused');
+    assert.equal(host.vm.machineForTests?.cpus[0].xlo(0), 101, 'the loaded vCPU is where the saved one was');
+    const again = await ctl('PUT', '/snapshot/load', { snapshot_path: file });
+    assert.equal(again.status, 400, 'a second load into a started VM is refused');
+
+    // Run on, pause, save: the new snapshot holds the count it had reached.
+    await ctl('PATCH', '/vm', { state: 'Resumed' });
+    await until(() => (host.vm.machineForTests?.cpus[0].xlo(0) ?? 0) > 1000, 'the loop to count on');
+    const running1 = await ctl('PUT', '/snapshot/create', { snapshot_path: join(dir, 'b.snap') });
+    assert.equal(running1.status, 400, 'a running VM is paused first');
+    await ctl('PATCH', '/vm', { state: 'Paused' });
+    const created = await ctl('PUT', '/snapshot/create', {
+      snapshot_path: join(dir, 'b.snap'),
+      snapshot_type: 'Full',
+    });
+    assert.equal(created.status, 204, JSON.stringify(created.body));
+    const saved = new SnapshotReader(join(dir, 'b.snap')).header.machine.vcpus[0].r[0];
+    assert.equal(saved, host.vm.machineForTests?.cpus[0].xlo(0));
+    assert.ok(saved > 1000);
+
+    // QMP: file: URIs only.
+    const sock = connect(host.paths.qmp);
+    let buf = '';
+    sock.on('data', (d: Buffer) => (buf += d.toString()));
+    sock.write(
+      '{"execute":"qmp_capabilities"}\n{"execute":"migrate","arguments":{"uri":"tcp:127.0.0.1:4444"}}\n',
+    );
+    await until(() => buf.includes('Invalid migration URI'), 'the QMP error');
+    assert.match(buf, /typevisor migrates to and from files only \(file:PATH\)/);
+    sock.destroy();
+  } finally {
+    host.destroy();
     cleanup();
   }
 });
