@@ -168,13 +168,9 @@ export class VmHost extends EventEmitter<VmHostEvents> {
   async start(opts: { paused?: boolean } = {}): Promise<void> {
     if (this.started) throw new ControlError('The VM is already running');
     this.started = true;
+    // A start that fails leaves the VM started (its config can no longer change), as before.
     const restore = this.record.restore ? new SnapshotReader(this.record.restore) : undefined;
-    try {
-      await this.vm.start({ paused: opts.paused ?? this.record.spec.gdb?.wait, restore });
-    } catch (e) {
-      this.started = false;
-      throw e;
-    }
+    await this.vm.start({ paused: opts.paused ?? this.record.spec.gdb?.wait, restore });
     void this.vm.wait().then((exit) => this.onExit(exit));
   }
 
