@@ -207,6 +207,13 @@ export class SnapshotReader {
       }
       if (!header || typeof header !== 'object' || !header.spec || !header.machine || !header.ram)
         throw new UserError(`snapshot ${path}: its header lacks the spec, machine or RAM section`);
+      const m = header.machine as unknown as Record<string, unknown>;
+      for (const k of ['vcpus', 'timers', 'slots'])
+        if (!Array.isArray(m[k]))
+          throw new UserError(`snapshot ${path}: its machine state lacks the ${k} list`);
+      for (const k of ['counter', 'gic', 'uart', 'rtc', 'gpio'])
+        if (typeof m[k] !== 'object' || m[k] === null)
+          throw new UserError(`snapshot ${path}: its machine state lacks the ${k}`);
       if (header.ram.pageSize !== PAGE_SIZE)
         throw new UserError(`snapshot ${path}: page size ${header.ram.pageSize}, expected ${PAGE_SIZE}`);
       this.header = header;

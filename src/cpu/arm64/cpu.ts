@@ -883,6 +883,7 @@ export class Arm64Cpu {
       waiting: this.waiting,
       event: this.eventRegister,
       icount: this.icount,
+      fetchPa: this.fetchPa,
     };
   }
 
@@ -925,6 +926,9 @@ export class Arm64Cpu {
     this.waiting = !!s.waiting;
     this.eventRegister = !!s.event;
     this.icount = num(s.icount, 'icount');
+    // Where the last instruction came from: the timer tells a WFE wait from a WFI wait by it.
+    const fetchPa = num(s.fetchPa, 'fetchPa');
+    this.fetchPa = this.mem.isRam(fetchPa, 4096) ? fetchPa : 0;
     this.countNow = -1;
     this.regionPart = 0;
     this.mmu.onRegsChanged();
@@ -958,4 +962,6 @@ export interface Arm64CpuState {
   waiting: boolean;
   event: boolean;
   icount: number;
+  /** Physical address of the page the last instruction was fetched from. */
+  fetchPa: number;
 }
