@@ -1,4 +1,4 @@
-// Snapshot and restore of the default Linux guest, end to end, with one boot: at the shell prompt
+// Snapshot and restore of the default Linux guest (2 vCPUs), end to end, with one boot: at the shell prompt
 // the guest mounts a tmpfs, writes a file there and starts a background process that counts; then
 // `typevisor save` (the guest runs on), `destroy`, `typevisor restore` under another name: the file
 // is there, the same process counts on from where it was, the guest's clock has not gone back and
@@ -92,7 +92,9 @@ test(
     const snap3 = join(work, 'three.snap');
     const cons: { close: () => void }[] = [];
     try {
-      const c = await tv(dir, ['create', '--name', 'sv', '--memory', '256'], { timeoutMs: 120_000 });
+      const c = await tv(dir, ['create', '--name', 'sv', '--memory', '256', '--cpus', '2'], {
+        timeoutMs: 120_000,
+      });
       assert.equal(c.code, 0, c.stderr);
       const sv = consoleOf(dir, 'sv');
       cons.push(sv);
@@ -111,7 +113,7 @@ test(
       assert.equal(s.code, 0, s.stderr);
       assert.match(s.stderr, /saved sv to .*one\.snap \(\d+\.\d MiB\)/);
       console.log(
-        `snapshot of the default guest (256 MiB) at its shell prompt: ${(statSync(snap1).size / 1048576).toFixed(1)} MiB`,
+        `snapshot of the default guest (256 MiB, 2 vCPUs) at its shell prompt: ${(statSync(snap1).size / 1048576).toFixed(1)} MiB`,
       );
       assert.equal(await sv.run('echo @@after=$((1+1))', 'after'), '2', 'the saved guest runs on');
       sv.close();
@@ -124,6 +126,14 @@ test(
       const sv2 = consoleOf(dir, 'sv2');
       cons.push(sv2);
       assert.equal(await sv2.run('echo @@file=$(cat /t/f)', 'file'), 'kept-in-tmpfs');
+      // Both vCPUs run on: a task started on each finishes.
+      assert.equal(
+        await sv2.run(
+          'taskset 1 true && taskset 2 true && echo @@cpus=$(grep -c ^processor /proc/cpuinfo)',
+          'cpus',
+        ),
+        '2',
+      );
       assert.equal(
         await sv2.run(`kill -0 ${pid} && echo @@same=yes`, 'same'),
         'yes',
@@ -152,7 +162,10 @@ test(
       await until(() => !existsSync(join(dir, 'sv2', 'vm.json')), 'sv2 to go');
 
       // Firecracker's API: a VM created paused loads the snapshot and runs it.
-      assert.equal((await tv(dir, ['create', '-p', '--name', 'sv3', '--memory', '256'])).code, 0);
+      assert.equal(
+        (await tv(dir, ['create', '-p', '--name', 'sv3', '--memory', '256', '--cpus', '2'])).code,
+        0,
+      );
       const ctl = join(dir, 'sv3', 'control.sock');
       const missing = await apiRequest(ctl, 'PUT', '/snapshot/load', {
         snapshot_path: join(work, 'none.snap'),
