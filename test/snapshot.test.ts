@@ -171,6 +171,28 @@ test('snapshot file: a running machine and its RAM, restored, run on exactly as 
   }
 });
 
+test('snapshot: an interrupt a device raises as it is restored reaches the restored GIC', () => {
+  // A slot device that, like vsock (TRANSPORT_RESET), interrupts the guest when it is restored.
+  const withDevice = (): Arm64VirtMachine => {
+    const m = machine({ rng: false });
+    let slot = -1;
+    const dev = {
+      read: () => 0,
+      write: () => {},
+      saveState: () => ({}),
+      restoreState: () => m.slotIrq(slot, true),
+    };
+    slot = m.addSlotDevice('raiser', dev).slot;
+    return m;
+  };
+  const saved = json(withDevice().saveState());
+  const b = withDevice();
+  b.restoreState(saved);
+  const intid = 32 + VIRT.VIRTIO_SPI; // slot 0
+  const pending = b.gic.distributor().read(0x200 + 4 * (intid >>> 5), 4);
+  assert.ok(pending & (1 << (intid & 31)), 'the SPI is pending after the restore');
+});
+
 test('snapshot file: truncated, foreign, other-version files and mismatched machines are named errors', () => {
   const { dir, cleanup } = tmp();
   try {

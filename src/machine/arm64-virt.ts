@@ -239,6 +239,9 @@ export class Arm64VirtMachine implements PsciMachine {
     s.vcpus.forEach((cs, i) => this.cpus[i].loadState(cs));
     s.timers.forEach((ts, i) => this.timers[i].loadState(ts));
     this.timers[0].counter.loadState(s.counter);
+    // The GIC drives the vCPUs' IRQ lines from the levels and latches it saved; the devices come
+    // after it, so that an interrupt one raises as it is restored (vsock's TRANSPORT_RESET) gets through.
+    this.gic.restoreState(s.gic);
     this.uart.restoreState(s.uart);
     this.rtc.restoreState(s.rtc);
     this.gpio.restoreState(s.gpio);
@@ -251,8 +254,6 @@ export class Arm64VirtMachine implements PsciMachine {
         throw new Error(`${d.name}: ${(e as Error).message}`);
       }
     });
-    // Last: the GIC drives the vCPUs' IRQ lines from the levels and latches it saved.
-    this.gic.restoreState(s.gic);
     this.code.invalidateAll();
   }
 
