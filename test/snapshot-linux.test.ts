@@ -1,8 +1,9 @@
-// Snapshot and restore of the default Linux guest (2 vCPUs), end to end, with one boot: at the shell prompt
-// the guest mounts a tmpfs, writes a file there and starts a background process that counts; then
-// `typevisor save` (the guest runs on), `destroy`, `typevisor restore` under another name: the file
-// is there, the same process counts on from where it was, the guest's clock has not gone back and
-// the console answers. The restored guest is then saved through QMP (`migrate` to a file: URI),
+// Snapshot and restore of the default Linux guest (2 vCPUs, a read-only disk, vsock, balloon), end
+// to end, with one boot: at the shell prompt the guest mounts a tmpfs, writes a file there and
+// starts a background process that counts; then `typevisor save` (the guest runs on), `destroy`,
+// `typevisor restore` under another name: the file is there, the same process counts on from where
+// it was, both vCPUs run tasks, the disk reads, the guest's clock has not gone back and the console
+// answers. The restored guest is then saved through QMP (`migrate` to a file: URI),
 // loaded into a VM created paused through the control API (PUT /snapshot/load), saved again with
 // `save --stop`, and brought up in the foreground with `run --restore`. Waits are bounded; no
 // duration is asserted.
@@ -10,7 +11,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tv, tempStateDir, until, alive } from './helpers/toolstack-guest.js';
 import { apiRequest } from '../src/api/client.js';
@@ -92,9 +93,32 @@ test(
     const snap3 = join(work, 'three.snap');
     const cons: { close: () => void }[] = [];
     try {
-      const c = await tv(dir, ['create', '--name', 'sv', '--memory', '256', '--cpus', '2'], {
-        timeoutMs: 120_000,
-      });
+      // A read-only disk the guest first reads after the restore (through the restored virtio-blk
+      // queue), and a vsock and a balloon device to carry along.
+      const disk = join(work, 'disk.img');
+      const sector = Buffer.alloc(1024 * 1024);
+      sector.write('snapshot-disk-ok\n');
+      writeFileSync(disk, sector);
+      const c = await tv(
+        dir,
+        [
+          'create',
+          '--name',
+          'sv',
+          '--memory',
+          '256',
+          '--cpus',
+          '2',
+          '--disk',
+          `${disk},ro`,
+          '--vsock',
+          '3',
+          '--balloon',
+        ],
+        {
+          timeoutMs: 120_000,
+        },
+      );
       assert.equal(c.code, 0, c.stderr);
       const sv = consoleOf(dir, 'sv');
       cons.push(sv);
@@ -126,6 +150,7 @@ test(
       const sv2 = consoleOf(dir, 'sv2');
       cons.push(sv2);
       assert.equal(await sv2.run('echo @@file=$(cat /t/f)', 'file'), 'kept-in-tmpfs');
+      assert.equal(await sv2.run('echo @@disk=$(head -c 16 /dev/vda)', 'disk'), 'snapshot-disk-ok');
       // Both vCPUs run on: a task started on each finishes.
       assert.equal(
         await sv2.run(
