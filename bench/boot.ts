@@ -10,9 +10,9 @@ import { buildDefaultImage, INIT_READY_MARKER } from '../src/image/build.js';
 import { repoRoot } from './util.js';
 
 const CMDLINE = 'console=ttyAMA0 rdinit=/init';
-const MEMORY_MIB = 512;
+export const MEMORY_MIB = 512;
 
-interface BootRun {
+export interface BootRun {
   seconds: number;
   peakRssMiB: number;
 }
@@ -60,10 +60,10 @@ function timeToMarker(name: string, cmd: string, args: string[], timeoutMs: numb
   });
 }
 
-export async function benchBoot(): Promise<void> {
-  const img = await buildDefaultImage({ log: (m) => process.stderr.write(`bench boot: ${m}\n`) });
-  process.stderr.write(`bench boot: qemu-system-aarch64 (TCG, cortex-a53, GICv3), ${MEMORY_MIB} MiB, 1 vCPU...\n`);
-  const qemu = await timeToMarker(
+/** QEMU's cold boot of the default guest to its init marker (the peer of the boot and restore benches). */
+export function qemuBootToInit(img: { kernel: string; initrd: string }, bench: string): Promise<BootRun> {
+  process.stderr.write(`bench ${bench}: qemu-system-aarch64 (TCG, cortex-a53, GICv3), ${MEMORY_MIB} MiB, 1 vCPU...\n`);
+  return timeToMarker(
     'qemu-system-aarch64',
     'qemu-system-aarch64',
     ['-M', 'virt,gic-version=3', '-cpu', 'cortex-a53', '-accel', 'tcg', '-m', String(MEMORY_MIB), '-smp', '1', '-nographic',
@@ -71,6 +71,11 @@ export async function benchBoot(): Promise<void> {
       '-nic', 'none', '-no-reboot', '-kernel', img.kernel, '-initrd', img.initrd, '-append', CMDLINE],
     300_000,
   );
+}
+
+export async function benchBoot(): Promise<void> {
+  const img = await buildDefaultImage({ log: (m) => process.stderr.write(`bench boot: ${m}\n`) });
+  const qemu = await qemuBootToInit(img, 'boot');
   process.stderr.write(`bench boot: typevisor (software CPU), ${MEMORY_MIB} MiB, 1 vCPU...\n`);
   const tv = await timeToMarker(
     'typevisor',

@@ -2,6 +2,7 @@
 const BENCHES: Record<string, () => Promise<void>> = {
   cpu: async () => (await import('./cpu.js')).benchCpu(),
   boot: async () => (await import('./boot.js')).benchBoot(),
+  restore: async () => (await import('./restore.js')).benchRestore(),
   net: async () => (await import('./net.js')).benchNet(),
   'kvm-exits': async () => {
     await (await import('./kvm-exits.js')).benchKvmExits();

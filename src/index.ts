@@ -12,6 +12,8 @@
 // process's pieces for embedding (VmHost, createControlServer, createQmpServer).
 
 export { Vm, type VmSpec, type VmState, type VmExit, type DiskSpec } from './vmm/vm.js';
+// Snapshots: vm.save(FILE); new Vm(specForRestore(r.header)).start({ restore: r }) with r = new SnapshotReader(FILE).
+export { SnapshotReader, specForRestore, SNAPSHOT_FORMAT, type SnapshotHeader } from './vmm/snapshot.js';
 export {
   loadConfig,
   loadConfigText,

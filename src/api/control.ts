@@ -1,12 +1,13 @@
 // The control API on control.sock: HTTP/1.1 + JSON, shaped like Firecracker's where they overlap
 // (GET /, GET /machine-config, PUT /actions, PATCH /vm, GET/PATCH /balloon, GET/PATCH
-// /balloon/statistics, PUT /vsock and PUT /network-interfaces/{id} before start) plus typevisor's own
+// /balloon/statistics, PUT /snapshot/create, PUT /vsock, PUT /network-interfaces/{id} and
+// PUT /snapshot/load before start) plus typevisor's own
 // (GET /vm, PUT /shutdown, PUT /reboot, PUT /destroy). Errors are Firecracker's {"fault_message"}.
 // src/api/openapi.yaml describes it.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ControlError, type HostState, type VmHost } from '../vmm/server.js';
-import { VMM_VERSION } from './version.js';
+import { VMM_VERSION } from '../host/version.js';
 
 /** A request error: HTTP status and the fault message. */
 export class ApiError extends Error {
@@ -31,7 +32,7 @@ export function firecrackerState(s: HostState): string {
   return 'Halted';
 }
 
-type FieldType = 'string' | 'integer' | 'number' | 'boolean';
+type FieldType = 'string' | 'integer' | 'number' | 'boolean' | 'object';
 
 /** Check a JSON body against the fields a request takes: an unknown field or a wrong type is a 400 naming it. */
 function checkBody(
@@ -64,11 +65,13 @@ function checkBody(
     const ok =
       f.type === 'string'
         ? typeof v === 'string'
-        : f.type === 'boolean'
-          ? typeof v === 'boolean'
-          : f.type === 'integer'
-            ? Number.isSafeInteger(v) && (v as number) >= 0
-            : typeof v === 'number' && Number.isFinite(v);
+        : f.type === 'object'
+          ? typeof v === 'object' && v !== null && !Array.isArray(v)
+          : f.type === 'boolean'
+            ? typeof v === 'boolean'
+            : f.type === 'integer'
+              ? Number.isSafeInteger(v) && (v as number) >= 0
+              : typeof v === 'number' && Number.isFinite(v);
     if (!ok) {
       const what = f.type === 'integer' ? 'a non-negative integer' : `a ${f.type}`;
       throw new ApiError(400, `invalid type for field \`${k}\`: expected ${what}, got ${JSON.stringify(v)}`);
@@ -223,6 +226,40 @@ const ROUTES: Record<string, Record<string, Handler>> = {
         throw new ApiError(400, `invalid value for field \`iface_id\`: ${JSON.stringify(o.iface_id)} is not the ${JSON.stringify(id)} of the path`);
       }
       host.setNetworkInterface(id, o.host_dev_name as string, o.guest_mac as string | undefined);
+      return undefined;
+    },
+  },
+  '/snapshot/create': {
+    // Firecracker's (the VM paused first). Guest RAM goes into snapshot_path with the rest: a
+    // mem_file_path is accepted for Firecracker's clients and not written.
+    PUT: async (host, body) => {
+      const o = checkBody(await body(), {
+        snapshot_path: { type: 'string', required: true },
+        mem_file_path: { type: 'string' },
+        snapshot_type: { type: 'string', values: ['Full', 'Diff'] },
+        version: { type: 'string' },
+      });
+      if (o.snapshot_type === 'Diff') throw new ApiError(400, 'diff snapshots are not supported: use "snapshot_type": "Full"');
+      host.saveSnapshot(o.snapshot_path as string);
+      return undefined;
+    },
+  },
+  '/snapshot/load': {
+    // Firecracker's, before the VM starts: the guest RAM comes from snapshot_path (mem_backend and
+    // mem_file_path are accepted for Firecracker's clients and not read).
+    PUT: async (host, body) => {
+      const o = checkBody(await body(), {
+        snapshot_path: { type: 'string', required: true },
+        mem_file_path: { type: 'string' },
+        mem_backend: { type: 'object' },
+        enable_diff_snapshots: { type: 'boolean' },
+        resume_vm: { type: 'boolean' },
+      });
+      if (o.enable_diff_snapshots) throw new ApiError(400, 'diff snapshots are not supported: leave `enable_diff_snapshots` false');
+      const mb = o.mem_backend as Record<string, unknown> | undefined;
+      if (mb && mb.backend_type !== undefined && mb.backend_type !== 'File')
+        throw new ApiError(400, `invalid value for field \`mem_backend.backend_type\`: only "File" is supported, got ${JSON.stringify(mb.backend_type)}`);
+      await host.loadSnapshot(o.snapshot_path as string, o.resume_vm === true);
       return undefined;
     },
   },

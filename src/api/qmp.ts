@@ -2,7 +2,8 @@
 //
 //   greeting {"QMP": {"version": ..., "capabilities": []}}, then qmp_capabilities, query-status,
 //   stop, cont, system_powerdown, system_reset, quit, query-chardev, balloon, query-balloon,
-//   query-commands, query-version, query-name
+//   query-commands, query-version, query-name, and snapshots to and from files: migrate,
+//   migrate-incoming (file:PATH URIs), query-migrate
 //
 // Framing as QEMU's: a stream of JSON objects (newlines optional); each reply is one line. Errors
 // are {"error": {"class", "desc"}}; before qmp_capabilities every command but it is refused with
@@ -12,7 +13,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { ControlError, type VmHost } from '../vmm/server.js';
 import { BALLOON_PAGE_SIZE } from '../devices/virtio/balloon.js';
-import { VMM_VERSION } from './version.js';
+import { VMM_VERSION } from '../host/version.js';
 
 const MAX_PENDING = 1024 * 1024;
 const MiB = 1024 * 1024;
@@ -53,6 +54,16 @@ function checkArgs(name: string, spec: Record<string, 'int' | 'str' | 'bool'> = 
   }
   void name;
   return a;
+}
+
+/** The path of a `file:PATH` migration URI (the only kind typevisor speaks). */
+function fileUri(uri: string): string {
+  if (!uri.startsWith('file:') || uri.length <= 5)
+    throw new QmpError(
+      'GenericError',
+      `Invalid migration URI '${uri}': typevisor migrates to and from files only (file:PATH)`,
+    );
+  return uri.slice(5);
 }
 
 function qemuStatus(host: VmHost): { status: string; running: boolean } {
@@ -109,6 +120,35 @@ const COMMANDS: Record<string, Command> = {
       host.setBalloon(Math.min(host.record.spec.memoryMiB, value / MiB));
     },
   },
+  // Snapshots, the way QEMU saves a VM to a file: `migrate` to a file: URI (QEMU 8.2's file
+  // migration) stops the VM and writes it, which then stays paused (QEMU's postmigrate; `cont`
+  // runs it on); `migrate-incoming` from a file: URI on a VM created paused (QEMU's -incoming
+  // defer with -S) loads it, paused until `cont`.
+  migrate: {
+    args: { uri: 'str' },
+    run: (host, a) => {
+      const path = fileUri(a.uri as string);
+      host.pause();
+      const t0 = Date.now();
+      const stats = host.saveSnapshot(path);
+      host.lastMigration = {
+        status: 'completed',
+        'total-time': Date.now() - t0,
+        ram: {
+          total: host.record.spec.memoryMiB * MiB,
+          transferred: stats.bytes,
+          'normal-bytes': stats.nonZeroPages * 4096,
+        },
+      };
+    },
+  },
+  'migrate-incoming': {
+    args: { uri: 'str' },
+    run: async (host, a) => {
+      await host.loadSnapshot(fileUri(a.uri as string), false);
+    },
+  },
+  'query-migrate': { run: (host) => host.lastMigration ?? {} },
   'query-balloon': {
     run: (host) => {
       const b = host.balloon();

@@ -49,6 +49,8 @@ export interface CreateOptions {
   onCrash?: string;
   /** Where the VM process's stderr goes (default NAME/vm.log). */
   stateRoot?: string;
+  /** Start from this snapshot file (typevisor restore) instead of booting. */
+  restore?: string;
 }
 
 export async function main(args: string[]): Promise<number> {
@@ -126,8 +128,8 @@ export async function createVm(spec: VmSpec, opts: CreateOptions = {}): Promise<
       `${spec.name}: ${spec.arch} guests (the kvm engine) run in the foreground with 'typevisor run' for now; create, launch and the control sockets manage aarch64 guests`,
     );
   }
-  // Catch a bad kernel here, before anything starts.
-  await checkArm64ImageFile(spec.kernel);
+  // Catch a bad kernel here, before anything starts (a restored guest needs none until it reboots).
+  if (!opts.restore) await checkArm64ImageFile(spec.kernel);
   const dir = ensureStateDir(opts.stateRoot ?? stateDir());
   const name = spec.name;
   const tooLong = socketPathProblem(name, dir);
@@ -145,6 +147,7 @@ export async function createVm(spec: VmSpec, opts: CreateOptions = {}): Promise<
       startPaused: opts.startPaused || undefined,
       onPoweroff: opts.onPoweroff,
       onCrash: opts.onCrash,
+      restore: opts.restore,
     };
     writeJsonAtomic(paths.spec, base);
     const log = openSync(paths.log, 'a', 0o600);

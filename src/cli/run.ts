@@ -5,17 +5,35 @@ import { UserError } from '../host/errors.js';
 import { Vm, type VmSpec } from '../vmm/vm.js';
 import { specFromOptions, RUN_OPTIONS, RUN_HELP } from './spec.js';
 import { serveGdbAnnounced, type GdbServer } from '../api/gdb.js';
+import type { SnapshotReader } from '../vmm/snapshot.js';
+import { specFromSnapshot } from './restore.js';
 
 /** Ctrl-] leaves the console (like telnet, virsh and xl console). */
 export const ESCAPE_BYTE = 0x1d;
 
 export async function main(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: RUN_OPTIONS, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({
+    args,
+    options: { ...RUN_OPTIONS, restore: { type: 'string' } },
+    allowPositionals: true,
+    strict: true,
+  });
   if (values.help) {
     process.stdout.write(RUN_HELP);
     return 0;
   }
   if (positionals.length > 1) throw new UserError(`run: expected at most one config file, got ${positionals.join(' ')}`);
+  if (values.restore !== undefined) {
+    // The snapshot holds the guest: only a name, and memory/vCPUs to check, go with it.
+    const others = Object.keys(values).filter((k) => !['restore', 'name', 'memory', 'cpus'].includes(k));
+    if (positionals.length > 0 || others.length > 0) {
+      throw new UserError(
+        `run --restore: ${positionals.length > 0 ? `a config file (${positionals[0]})` : `--${others[0]}`} cannot be given with a snapshot; it holds the guest's config`,
+      );
+    }
+    const { reader, spec } = specFromSnapshot(values.restore, values);
+    return runForeground(spec, reader);
+  }
   const spec = await specFromOptions(values, positionals[0]);
   return runForeground(spec);
 }
@@ -50,17 +68,19 @@ async function runX86Foreground(spec: VmSpec): Promise<number> {
   }
 }
 
-export async function runForeground(spec: VmSpec): Promise<number> {
+export async function runForeground(spec: VmSpec, restore?: SnapshotReader): Promise<number> {
   if (spec.arch === 'x86_64') return runX86Foreground(spec);
   const vm = new Vm(spec);
   process.stderr.write(
-    `typevisor: booting ${spec.name}: ${spec.cpus} vCPU(s), ${spec.memoryMiB} MiB, kernel ${spec.kernel}` +
+    (restore
+      ? `typevisor: restoring ${spec.name} from ${restore.path}: ${spec.cpus} vCPU(s), ${spec.memoryMiB} MiB`
+      : `typevisor: booting ${spec.name}: ${spec.cpus} vCPU(s), ${spec.memoryMiB} MiB, kernel ${spec.kernel}`) +
       (process.stdin.isTTY ? ' (Ctrl-] quits)' : '') +
       '\n',
   );
   const gdb: GdbServer | undefined = spec.gdb ? await serveGdbAnnounced(vm, spec.gdb) : undefined;
   try {
-    await vm.start({ paused: spec.gdb?.wait });
+    await vm.start({ paused: spec.gdb?.wait, restore });
   } catch (e) {
     gdb?.close();
     throw e;

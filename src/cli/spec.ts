@@ -79,6 +79,9 @@ options:
   --gdb [HOST:]PORT     serve the GDB remote protocol on TCP (HOST default 127.0.0.1; port 0: any
                         free port, printed); connect with gdb-multiarch -ex 'target remote HOST:PORT'
   --gdb-wait            with --gdb: hold the guest at its first instruction until gdb continues it
+  --restore FILE        (run only) bring up the guest saved in FILE (typevisor save) where it was,
+                        instead of booting; only --name (and --memory/--cpus, checked against the
+                        snapshot) go with it
 
 console: on a terminal, keys go to the guest in raw mode; Ctrl-] quits (the VM is destroyed).
 From a pipe, input waits until the guest reads it. Exit status: 0 on guest power-off,

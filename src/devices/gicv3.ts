@@ -50,6 +50,45 @@ const ID_REGS: Record<number, number> = {
 /** Index of the lowest set bit of a non-zero 32-bit mask. */
 const lowBit = (m: number): number => 31 - Math.clz32(m & -m);
 
+/** The number fields of GicCpu that a snapshot carries, in order. */
+const GIC_CPU_FIELDS = [
+  'enabled',
+  'latch',
+  'line',
+  'active',
+  'group',
+  'edge',
+  'pmr',
+  'bpr0',
+  'bpr1',
+  'cbpr',
+  'eoimode',
+  'igrpen0',
+  'igrpen1',
+  'ap0',
+  'ap1',
+  'sleep',
+] as const;
+
+/** GicV3 as saved in a snapshot. */
+export interface GicV3State {
+  ncpus: number;
+  nspis: number;
+  ctlr: [number, number];
+  spi: {
+    enabled: number[];
+    latch: number[];
+    line: number[];
+    active: number[];
+    group: number[];
+    edge: number[];
+    prio: string;
+    routerLo: number[];
+    routerHi: number[];
+  };
+  cpus: { regs: number[]; prio: string }[];
+}
+
 /** CPU interface + redistributor state of one vCPU. */
 class GicCpu {
   cpu: Arm64Cpu | undefined;
@@ -165,6 +204,66 @@ export class GicV3 {
     c.cpu = cpu;
     this.defineSysregs(cpu, idx);
     this.updateCpu(idx);
+  }
+
+  // ---------------------------------------------------------------- snapshots
+
+  /** Distributor, redistributors and CPU interfaces for a snapshot (plain JSON; input levels included). */
+  saveState(): GicV3State {
+    const words = (a: Uint32Array): number[] => Array.from(a);
+    return {
+      ncpus: this.ncpus,
+      nspis: this.nspis,
+      ctlr: [this.ctlrEn0, this.ctlrEn1],
+      spi: {
+        enabled: words(this.sEnabled),
+        latch: words(this.sLatch),
+        line: words(this.sLine),
+        active: words(this.sActive),
+        group: words(this.sGroup),
+        edge: words(this.sEdge),
+        prio: Buffer.from(this.sPrio).toString('base64'),
+        routerLo: words(this.routerLo),
+        routerHi: words(this.routerHi),
+      },
+      cpus: this.cpus.map((c) => ({
+        regs: GIC_CPU_FIELDS.map((f) => c[f]),
+        prio: Buffer.from(c.prio).toString('base64'),
+      })),
+    };
+  }
+
+  /** Load a saved state into a GIC of the same size (after the vCPUs are loaded: it drives their IRQ lines). */
+  restoreState(s: GicV3State): void {
+    if (s.ncpus !== this.ncpus || s.nspis !== this.nspis)
+      throw new Error(
+        `gicv3: snapshot has ${s.ncpus} vCPUs and ${s.nspis} SPIs, this GIC ${this.ncpus} and ${this.nspis}`,
+      );
+    const set = (dst: Uint32Array | Uint8Array, src: number[] | string, what: string): void => {
+      const v = typeof src === 'string' ? Buffer.from(src, 'base64') : src;
+      if (!v || v.length !== dst.length)
+        throw new Error(`gicv3: ${what} has ${v?.length} entries, expected ${dst.length}`);
+      dst.set(v);
+    };
+    this.ctlrEn0 = s.ctlr[0] & 1;
+    this.ctlrEn1 = s.ctlr[1] & 1;
+    set(this.sEnabled, s.spi.enabled, 'enabled');
+    set(this.sLatch, s.spi.latch, 'pending');
+    set(this.sLine, s.spi.line, 'line');
+    set(this.sActive, s.spi.active, 'active');
+    set(this.sGroup, s.spi.group, 'group');
+    set(this.sEdge, s.spi.edge, 'edge');
+    set(this.sPrio, s.spi.prio, 'priority');
+    set(this.routerLo, s.spi.routerLo, 'IROUTER');
+    set(this.routerHi, s.spi.routerHi, 'IROUTER');
+    s.cpus.forEach((cs, i) => {
+      const c = this.cpus[i];
+      if (cs.regs.length !== GIC_CPU_FIELDS.length) throw new Error(`gicv3: vCPU ${i}: bad state`);
+      GIC_CPU_FIELDS.forEach((f, k) => (c[f] = Number(cs.regs[k]) | 0));
+      set(c.prio, cs.prio, `vCPU ${i} priority`);
+    });
+    for (let n = 32; n < this.nirqs; n++) this.recomputeRoute(n);
+    this.updateAll();
   }
 
   // ---------------------------------------------------------------- inputs

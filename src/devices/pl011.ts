@@ -30,6 +30,7 @@
 // after it) and holds until ICR clears it or the FIFO drains.
 
 import type { MmioDevice } from './memory.js';
+import { loadFields, saveFields, type FieldState } from './state-fields.js';
 
 const FIFO_DEPTH = 32;
 
@@ -74,6 +75,35 @@ const ID = [0x11, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
 // IFLS trigger levels (entries of 32) for the 3-bit field values 0..4: 1/8, 1/4, 1/2, 3/4, 7/8.
 const LEVELS = [4, 8, 16, 24, 28];
 
+/** The fields of Pl011 a snapshot carries (the RX FIFO's contents besides). */
+const PL011_FIELDS = [
+  'rxHead',
+  'rxCount',
+  'ilpr',
+  'ibrd',
+  'fbrd',
+  'lcrh',
+  'cr',
+  'ifls',
+  'imsc',
+  'dmacr',
+  'txLatch',
+  'rxLatch',
+  'rxAtLevel',
+  'rtLatch',
+  'beLatch',
+  'oeLatch',
+  'overrunPending',
+  'rsr',
+  'emptyPolls',
+  'irqLevel',
+] as const;
+
+export interface Pl011State {
+  fields: FieldState;
+  rx: number[];
+}
+
 export class Pl011 implements MmioDevice {
   /** Called with each byte the guest transmits. */
   onTx: (byte: number) => void = () => {};
@@ -109,6 +139,21 @@ export class Pl011 implements MmioDevice {
   private irqLevel = false;
 
   constructor(private readonly setIrq: (level: boolean) => void = () => {}) {}
+
+  /** Registers, FIFO contents and interrupt latches for a snapshot (plain JSON). */
+  saveState(): Pl011State {
+    return { fields: saveFields(this, PL011_FIELDS), rx: Array.from(this.rx) };
+  }
+
+  /** Load a saved state (the interrupt line's level is the GIC's, saved with it). */
+  restoreState(s: Pl011State): void {
+    loadFields(this, PL011_FIELDS, s.fields, 'pl011');
+    if (!Array.isArray(s.rx) || s.rx.length !== FIFO_DEPTH)
+      throw new Error(`pl011: the RX FIFO has ${FIFO_DEPTH} entries`);
+    this.rx.set(s.rx);
+    if (this.rxHead < 0 || this.rxHead >= FIFO_DEPTH || this.rxCount < 0 || this.rxCount > FIFO_DEPTH)
+      throw new Error(`pl011: RX FIFO position ${this.rxHead}/${this.rxCount} is out of range`);
+  }
 
   // ---------------------------------------------------------------- host side
 

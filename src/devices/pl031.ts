@@ -7,9 +7,12 @@
 // the interrupt is unmasked); MIS = RIS & IMSC drives `setIrq`; ICR clears RIS.
 
 import type { MmioDevice } from './memory.js';
+import { loadFields, saveFields, type FieldState } from './state-fields.js';
 
 // PeriphID0..3, PCellID0..3 at 0xFE0..0xFFC
 const ID = [0x31, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
+
+const PL031_FIELDS = ['offset', 'mr', 'lr', 'cr', 'imsc', 'ris', 'irqLevel', 'lastChecked'] as const;
 
 export class Pl031 implements MmioDevice {
   /** Seconds added to the host clock. */
@@ -30,6 +33,16 @@ export class Pl031 implements MmioDevice {
     private readonly clockMs: () => number = Date.now,
   ) {
     this.lastChecked = this.dr();
+  }
+
+  /** Registers for a snapshot: the offset from the host's clock, so DR keeps showing real time. */
+  saveState(): FieldState {
+    return saveFields(this, PL031_FIELDS);
+  }
+
+  restoreState(s: FieldState): void {
+    loadFields(this, PL031_FIELDS, s, 'pl031');
+    this.update();
   }
 
   /** The current DR value (uint32). */

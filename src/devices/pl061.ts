@@ -2,8 +2,11 @@
 // power key (a gpio-keys node maps it to KEY_POWER), pulsed by the VMM on a shutdown request.
 
 import type { MmioDevice } from './memory.js';
+import { loadFields, saveFields, type FieldState } from './state-fields.js';
 
 const ID = [0x61, 0x10, 0x04, 0x00, 0x0d, 0xf0, 0x05, 0xb1]; // PeriphID0-3, PCellID0-3
+
+const PL061_FIELDS = ['inputs', 'outputs', 'dir', 'is', 'ibe', 'iev', 'ie', 'ris', 'afsel'] as const;
 
 export class Pl061 implements MmioDevice {
   /** Levels of the 8 lines as driven from outside (inputs). */
@@ -18,6 +21,15 @@ export class Pl061 implements MmioDevice {
   private afsel = 0;
 
   constructor(private readonly setIrq: (level: boolean) => void) {}
+
+  saveState(): FieldState {
+    return saveFields(this, PL061_FIELDS);
+  }
+
+  /** Load saved registers (the interrupt line's level is the GIC's, saved with it). */
+  restoreState(s: FieldState): void {
+    loadFields(this, PL061_FIELDS, s, 'pl061');
+  }
 
   private get levels(): number {
     return ((this.outputs & this.dir) | (this.inputs & ~this.dir)) & 0xff;

@@ -4,14 +4,20 @@
 // console input, timers and control requests are served.
 
 import { GuestMemory } from '../devices/memory.js';
-import { Arm64Cpu, CodeCache } from '../cpu/arm64/cpu.js';
-import { GicV3 } from '../devices/gicv3.js';
-import { GenericTimer, NEAR_DEADLINE_SLICE } from '../cpu/arm64/timer.js';
+import { Arm64Cpu, CodeCache, type Arm64CpuState } from '../cpu/arm64/cpu.js';
+import { GicV3, type GicV3State } from '../devices/gicv3.js';
+import {
+  GenericTimer,
+  NEAR_DEADLINE_SLICE,
+  type GenericTimerState,
+  type SystemCounterState,
+} from '../cpu/arm64/timer.js';
 import { monotonicMs } from '../host/clock.js';
 import { PPI_PMU } from '../cpu/arm64/pmu.js';
-import { Pl011 } from '../devices/pl011.js';
+import { Pl011, type Pl011State } from '../devices/pl011.js';
 import { Pl031 } from '../devices/pl031.js';
 import { Pl061 } from '../devices/pl061.js';
+import type { FieldState } from '../devices/state-fields.js';
 import { handlePsci, resetToEntry, type PsciMachine } from './psci.js';
 import { EMPTY_VIRTIO_MMIO } from '../devices/virtio/mmio.js';
 import type { MmioDevice } from '../devices/memory.js';
@@ -72,6 +78,33 @@ class VirtioMmioSlots implements MmioDevice {
 export interface SlotDevice {
   slot: number;
   name: string;
+  dev: MmioDevice;
+}
+
+/** A device whose state a snapshot can carry (plain JSON). */
+export interface SavesState {
+  saveState(): unknown;
+  restoreState(state: never): void;
+}
+
+const savesState = (d: unknown): d is SavesState =>
+  typeof (d as SavesState).saveState === 'function' && typeof (d as SavesState).restoreState === 'function';
+
+/** The machine's state in a snapshot (guest RAM is saved apart: see vmm/snapshot.ts). */
+export interface Arm64VirtState {
+  cpus: number;
+  ramBase: number;
+  ramSize: number;
+  deterministic: boolean;
+  counter: SystemCounterState;
+  vcpus: Arm64CpuState[];
+  timers: GenericTimerState[];
+  gic: GicV3State;
+  uart: Pl011State;
+  rtc: FieldState;
+  gpio: FieldState;
+  /** Each occupied virtio-mmio slot, in slot order. */
+  slots: { slot: number; name: string; state: unknown }[];
 }
 
 export class Arm64VirtMachine implements PsciMachine {
@@ -151,7 +184,7 @@ export class Arm64VirtMachine implements PsciMachine {
     if (slot >= VIRT.VIRTIO_SLOTS) throw new Error(`too many virtio devices (at most ${VIRT.VIRTIO_SLOTS})`);
     const base = VIRT.VIRTIO + slot * VIRT.VIRTIO_STRIDE;
     this.virtioSlots.devs[slot] = dev;
-    this.slots.push({ slot, name });
+    this.slots.push({ slot, name, dev });
     return { base, intid: 32 + VIRT.VIRTIO_SPI + slot, slot };
   }
 
@@ -164,6 +197,66 @@ export class Arm64VirtMachine implements PsciMachine {
   boot(entry: number, dtbAddr: number): void {
     resetToEntry(this.cpus[0], BigInt(entry), BigInt(dtbAddr));
     for (let i = 1; i < this.cpus.length; i++) this.cpus[i].off = true;
+  }
+
+  /**
+   * Every vCPU's and device's state, between run slices (pause the machine first). Throws, naming
+   * the device, when a slot holds a device that cannot be saved.
+   */
+  saveState(): Arm64VirtState {
+    const slots = this.slots.map(({ slot, name, dev }) => {
+      if (!savesState(dev)) throw new Error(`${name} cannot be saved in a snapshot`);
+      return { slot, name, state: dev.saveState() };
+    });
+    return {
+      cpus: this.cpus.length,
+      ramBase: this.mem.ramBase,
+      ramSize: this.mem.ramSize,
+      deterministic: !!this.opts.deterministic,
+      counter: this.timers[0].counter.saveState(),
+      vcpus: this.cpus.map((c) => c.saveState()),
+      timers: this.timers.map((t) => t.saveState()),
+      gic: this.gic.saveState(),
+      uart: this.uart.saveState(),
+      rtc: this.rtc.saveState(),
+      gpio: this.gpio.saveState(),
+      slots,
+    };
+  }
+
+  /**
+   * Load a saved state into this machine, built from the same spec with its devices in the same
+   * slots (guest RAM already loaded). Errors name the part that does not fit.
+   */
+  restoreState(s: Arm64VirtState): void {
+    const differs = (what: string, saved: unknown, here: unknown): Error =>
+      new Error(`the snapshot's ${what} is ${String(saved)}, this machine's ${String(here)}`);
+    if (s.cpus !== this.cpus.length || s.vcpus.length !== this.cpus.length)
+      throw differs('vCPU count', s.cpus, this.cpus.length);
+    if (s.ramBase !== this.mem.ramBase) throw differs('RAM base', `0x${s.ramBase.toString(16)}`, `0x${this.mem.ramBase.toString(16)}`);
+    if (s.ramSize !== this.mem.ramSize) throw differs('RAM size', `${s.ramSize / 1048576} MiB`, `${this.mem.ramSize / 1048576} MiB`);
+    if (s.deterministic !== !!this.opts.deterministic) throw differs('deterministic counter setting', s.deterministic, !!this.opts.deterministic);
+    const names = (l: { slot: number; name: string }[]): string => l.map((d) => `${d.slot}:${d.name}`).join(', ') || 'none';
+    if (names(s.slots) !== names(this.slots)) throw differs('virtio devices', names(s.slots), names(this.slots));
+    s.vcpus.forEach((cs, i) => this.cpus[i].loadState(cs));
+    s.timers.forEach((ts, i) => this.timers[i].loadState(ts));
+    this.timers[0].counter.loadState(s.counter);
+    // The GIC drives the vCPUs' IRQ lines from the levels and latches it saved; the devices come
+    // after it, so that an interrupt one raises as it is restored (vsock's TRANSPORT_RESET) gets through.
+    this.gic.restoreState(s.gic);
+    this.uart.restoreState(s.uart);
+    this.rtc.restoreState(s.rtc);
+    this.gpio.restoreState(s.gpio);
+    s.slots.forEach((d, i) => {
+      const dev = this.slots[i].dev;
+      if (!savesState(dev)) throw new Error(`${d.name} cannot be restored from a snapshot`);
+      try {
+        (dev.restoreState as (state: unknown) => void)(d.state);
+      } catch (e) {
+        throw new Error(`${d.name}: ${(e as Error).message}`);
+      }
+    });
+    this.code.invalidateAll();
   }
 
   /** Press and release the power button (the guest sees KEY_POWER if it runs gpio-keys). */

@@ -122,6 +122,8 @@ export async function buildArm64Guest(
   spec: VmSpec,
   output: (bytes: Uint8Array) => void,
   netBackends: NetBackend[] = [],
+  /** restore: build the machine and its devices only; the caller loads a snapshot into them. */
+  opts: { restore?: boolean } = {},
 ): Promise<{ machine: Arm64VirtMachine; devices: GuestDevices }> {
   const user = spec.dtb ? readUserDtb(spec.dtb) : undefined;
   let ramSize = spec.memoryMiB * MiB;
@@ -142,7 +144,7 @@ export async function buildArm64Guest(
    * Linux's virtio-console discards input that arrives between posting its receive buffers and
    * registering the port as a console; once the guest has written to the port, the port is set up.
    */
-  let vconTalked = false;
+  let vconTalked = !!opts.restore; // a restored guest set its console up before it was saved
   let balloon: VirtioBalloon | undefined;
   const addVirtio = (name: string, dev: ConstructorParameters<typeof VirtioMmioTransport>[1]): void => {
     let slot = -1;
@@ -203,78 +205,81 @@ export async function buildArm64Guest(
   }
   machine.uart.onTx = (byte: number) => output(Uint8Array.of(byte));
 
-  // ---- boot files ----
-  // Kernel and initrd go from their files straight into guest RAM (no host copy of either).
-  const kernelBase = user ? alignUp(user.memBase, SZ_2M) : VIRT.RAM;
-  const kernel = await loadArm64KernelFile(mem, spec.kernel, {
-    base: kernelBase,
-    what: `kernel ${spec.kernel}`,
-  });
-  if (kernel.kind === 'raw') {
-    process.stderr.write(
-      `typevisor: kernel ${spec.kernel} is neither an arm64 Image nor an ELF file: running it as a raw binary at 0x${kernel.entry.toString(16)}\n`,
-    );
-  }
-  const ramEnd = mem.ramEnd;
-  // Where the device tree goes (x0 points at it for every kind of kernel): seed 001's layout below
-  // a user DTB's RAM; else the top 2 MiB of RAM for an Image, and as QEMU's virt board does
-  // (hw/arm/boot.c) for the others: at the start of RAM below an ELF's lowest segment when it fits
-  // there, and for a raw binary 2 MiB aligned after the initrd (or where an initrd would start).
-  const topWindow = user && user.memBase - 16 * MiB >= VIRT.RAM ? user.memBase - 16 * MiB : ramEnd - SZ_2M;
-  const reserved = user || kernel.kind !== 'raw' ? topWindow : undefined;
-  const initrdDefault = Math.max(alignUp(kernel.end, SZ_2M), mem.ramBase + Math.min(ramSize / 2, 128 * MiB));
-  let initrd: { start: number; end: number } | undefined;
-  if (spec.initrd) {
-    const fd = openSync(spec.initrd, 'r');
-    try {
-      const length = fstatSync(fd).size;
-      const hitsDtb = (start: number): boolean =>
-        reserved !== undefined && start < reserved + SZ_2M && start + length > reserved;
-      let start = user?.initrdStart ?? initrdDefault;
-      if (hitsDtb(start)) start = alignUp(kernel.end, SZ_2M);
-      if (!mem.isRam(start, length) || hitsDtb(start)) {
-        throw new UserError(
-          `initrd ${spec.initrd} (${length} bytes) does not fit in guest RAM after the kernel; give the guest more memory (--memory)`,
-        );
-      }
-      readIntoRam(mem, start, fd, length, `initrd ${spec.initrd}`);
-      initrd = { start, end: start + length };
-    } finally {
-      closeSync(fd);
-    }
-  }
-
-  let dtb: Uint8Array;
-  if (user) {
-    dtb = patchDtb(user.data, { bootargs: spec.cmdline, initrd }, spec.dtb);
-  } else {
-    dtb = writeArm64Dtb({
-      cpus,
-      ramBase: mem.ramBase,
-      ramSize,
-      cmdline: spec.cmdline ?? '',
-      serialConsole: spec.console === 'serial',
-      initrd,
-      rngSeed: rngSeed(),
+  // ---- boot files (a restored machine gets its RAM and registers from the snapshot instead) ----
+  const bootFiles = async (): Promise<void> => {
+    // Kernel and initrd go from their files straight into guest RAM (no host copy of either).
+    const kernelBase = user ? alignUp(user.memBase, SZ_2M) : VIRT.RAM;
+    const kernel = await loadArm64KernelFile(mem, spec.kernel, {
+      base: kernelBase,
+      what: `kernel ${spec.kernel}`,
     });
-  }
-  if (spec.dumpDtb) writeFileSync(spec.dumpDtb, dtb);
-  if (dtb.length > SZ_2M) throw new UserError('device tree is larger than 2 MiB');
-  let dtbAddr = topWindow;
-  if (!user && kernel.kind === 'elf' && mem.ramBase + dtb.length <= kernel.low) dtbAddr = mem.ramBase;
-  if (!user && kernel.kind === 'raw') dtbAddr = alignUp(initrd ? initrd.end : initrdDefault, SZ_2M);
-  const overlaps = (a: number, b: number): boolean => dtbAddr < b && a < dtbAddr + dtb.length;
-  if (!mem.isRam(dtbAddr, dtb.length) || overlaps(kernel.low, kernel.end) || (initrd && overlaps(initrd.start, initrd.end))) {
-    throw new UserError(
-      `no room for the device tree (${dtb.length} bytes) at 0x${dtbAddr.toString(16)}: the kernel occupies ` +
-        `0x${kernel.low.toString(16)}-0x${kernel.end.toString(16)}${initrd ? `, the initrd 0x${initrd.start.toString(16)}-0x${initrd.end.toString(16)}` : ''}` +
-        ` in RAM 0x${mem.ramBase.toString(16)}-0x${ramEnd.toString(16)}; give the guest more memory (--memory)`,
-    );
-  }
-  mem.load(dtbAddr, dtb, 'device tree');
+    if (kernel.kind === 'raw') {
+      process.stderr.write(
+        `typevisor: kernel ${spec.kernel} is neither an arm64 Image nor an ELF file: running it as a raw binary at 0x${kernel.entry.toString(16)}\n`,
+      );
+    }
+    const ramEnd = mem.ramEnd;
+    // Where the device tree goes (x0 points at it for every kind of kernel): seed 001's layout below
+    // a user DTB's RAM; else the top 2 MiB of RAM for an Image, and as QEMU's virt board does
+    // (hw/arm/boot.c) for the others: at the start of RAM below an ELF's lowest segment when it fits
+    // there, and for a raw binary 2 MiB aligned after the initrd (or where an initrd would start).
+    const topWindow = user && user.memBase - 16 * MiB >= VIRT.RAM ? user.memBase - 16 * MiB : ramEnd - SZ_2M;
+    const reserved = user || kernel.kind !== 'raw' ? topWindow : undefined;
+    const initrdDefault = Math.max(alignUp(kernel.end, SZ_2M), mem.ramBase + Math.min(ramSize / 2, 128 * MiB));
+    let initrd: { start: number; end: number } | undefined;
+    if (spec.initrd) {
+      const fd = openSync(spec.initrd, 'r');
+      try {
+        const length = fstatSync(fd).size;
+        const hitsDtb = (start: number): boolean =>
+          reserved !== undefined && start < reserved + SZ_2M && start + length > reserved;
+        let start = user?.initrdStart ?? initrdDefault;
+        if (hitsDtb(start)) start = alignUp(kernel.end, SZ_2M);
+        if (!mem.isRam(start, length) || hitsDtb(start)) {
+          throw new UserError(
+            `initrd ${spec.initrd} (${length} bytes) does not fit in guest RAM after the kernel; give the guest more memory (--memory)`,
+          );
+        }
+        readIntoRam(mem, start, fd, length, `initrd ${spec.initrd}`);
+        initrd = { start, end: start + length };
+      } finally {
+        closeSync(fd);
+      }
+    }
+
+    let dtb: Uint8Array;
+    if (user) {
+      dtb = patchDtb(user.data, { bootargs: spec.cmdline, initrd }, spec.dtb);
+    } else {
+      dtb = writeArm64Dtb({
+        cpus,
+        ramBase: mem.ramBase,
+        ramSize,
+        cmdline: spec.cmdline ?? '',
+        serialConsole: spec.console === 'serial',
+        initrd,
+        rngSeed: rngSeed(),
+      });
+    }
+    if (spec.dumpDtb) writeFileSync(spec.dumpDtb, dtb);
+    if (dtb.length > SZ_2M) throw new UserError('device tree is larger than 2 MiB');
+    let dtbAddr = topWindow;
+    if (!user && kernel.kind === 'elf' && mem.ramBase + dtb.length <= kernel.low) dtbAddr = mem.ramBase;
+    if (!user && kernel.kind === 'raw') dtbAddr = alignUp(initrd ? initrd.end : initrdDefault, SZ_2M);
+    const overlaps = (a: number, b: number): boolean => dtbAddr < b && a < dtbAddr + dtb.length;
+    if (!mem.isRam(dtbAddr, dtb.length) || overlaps(kernel.low, kernel.end) || (initrd && overlaps(initrd.start, initrd.end))) {
+      throw new UserError(
+        `no room for the device tree (${dtb.length} bytes) at 0x${dtbAddr.toString(16)}: the kernel occupies ` +
+          `0x${kernel.low.toString(16)}-0x${kernel.end.toString(16)}${initrd ? `, the initrd 0x${initrd.start.toString(16)}-0x${initrd.end.toString(16)}` : ''}` +
+          ` in RAM 0x${mem.ramBase.toString(16)}-0x${ramEnd.toString(16)}; give the guest more memory (--memory)`,
+      );
+    }
+    mem.load(dtbAddr, dtb, 'device tree');
+    machine.boot(kernel.entry, dtbAddr);
+  };
+  if (!opts.restore) await bootFiles();
   // Last of the steps that can fail: nothing else holds the socket open if one of them does.
   if (vsock) await vsock.listener.listen();
-  machine.boot(kernel.entry, dtbAddr);
 
   const devices: GuestDevices = {
     disks,

@@ -22,6 +22,7 @@ import {
   type VmRecord,
 } from './state.js';
 import { guestCidProblem } from '../devices/virtio/vsock.js';
+import { SnapshotReader, specForRestore, type SnapshotStats } from './snapshot.js';
 
 /** Guest CPU time for `list`: instructions retired at a nominal 1 GHz, one instruction per cycle. */
 export const NOMINAL_HZ = 1e9;
@@ -102,6 +103,8 @@ export class VmHost extends EventEmitter<VmHostEvents> {
   private stopped: VmExit | undefined;
   private closing = false;
   private earlierInstructions = 0;
+  /** QMP's query-migrate: the last snapshot written through `migrate` (QEMU's MigrationInfo). */
+  lastMigration: Record<string, unknown> | undefined;
 
   constructor(
     readonly record: VmRecord,
@@ -161,12 +164,57 @@ export class VmHost extends EventEmitter<VmHostEvents> {
     spec.nets = resolved;
   }
 
-  /** Boot the guest (InstanceStart). */
-  async start(): Promise<void> {
+  /** Boot the guest (InstanceStart), or restore it from the snapshot its record names. */
+  async start(opts: { paused?: boolean } = {}): Promise<void> {
     if (this.started) throw new ControlError('The VM is already running');
     this.started = true;
-    await this.vm.start({ paused: this.record.spec.gdb?.wait });
+    // A start that fails leaves the VM started (its config can no longer change), as before.
+    const restore = this.record.restore ? new SnapshotReader(this.record.restore) : undefined;
+    await this.vm.start({ paused: opts.paused ?? this.record.spec.gdb?.wait, restore });
     void this.vm.wait().then((exit) => this.onExit(exit));
+  }
+
+  /**
+   * Write a snapshot of the guest to `path` (Firecracker's PUT /snapshot/create: the VM must be
+   * paused). Returns the file's size.
+   */
+  saveSnapshot(path: string): SnapshotStats {
+    this.requireLive('create a snapshot');
+    if (!this.started) throw new ControlError('cannot create a snapshot: the VM has not been started');
+    if (this.vm.state !== 'paused')
+      throw new ControlError('a snapshot is created from a paused VM: pause it first (PATCH /vm {"state": "Paused"})');
+    try {
+      return this.vm.save(resolve(path));
+    } catch (e) {
+      throw new ControlError(`cannot create the snapshot: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * Firecracker's PUT /snapshot/load, before the VM starts: the guest becomes the one saved in
+   * `path` (its config replaces this VM's; the name stays), paused unless `resume`.
+   */
+  async loadSnapshot(path: string, resume: boolean): Promise<void> {
+    this.requireLive('load a snapshot');
+    if (this.started) throw new ControlError('a snapshot can only be loaded before the VM starts');
+    let reader: SnapshotReader;
+    try {
+      reader = new SnapshotReader(resolve(path));
+    } catch (e) {
+      throw new ControlError((e as Error).message);
+    }
+    const spec = specForRestore(reader.header, this.record.name);
+    if (spec.vsock) spec.vsock.uds = this.paths.vsock;
+    // The VM object holds this spec: change it in place.
+    const target = this.record.spec as unknown as Record<string, unknown>;
+    for (const k of Object.keys(target)) delete target[k];
+    Object.assign(target, spec);
+    this.record.restore = reader.path;
+    try {
+      await this.start({ paused: !resume });
+    } catch (e) {
+      throw new ControlError((e as Error).message);
+    }
   }
 
   status(): HostStatus {

@@ -42,6 +42,8 @@ export interface VmRecord {
   created: string;
   /** Create paused: the guest does not boot until InstanceStart / unpause / cont. */
   startPaused?: boolean;
+  /** Start from this snapshot file instead of booting (typevisor restore). */
+  restore?: string;
   /** xl's on_poweroff / on_crash: 'preserve' keeps the stopped VM listed until destroyed. */
   onPoweroff?: string;
   onCrash?: string;

@@ -10,6 +10,8 @@ import { buildArm64Guest, type GuestDevices } from './arm64-boot.js';
 import { openNetBackends, type NetSpec } from './net.js';
 import { DEFAULT_MTU, type NetBackend } from '../devices/virtio/net.js';
 import { BalloonPoller, balloonSpec, type BalloonSpec } from './balloon-policy.js';
+import { SnapshotReader, writeSnapshot, type SnapshotStats } from './snapshot.js';
+import { UserError } from '../host/errors.js';
 
 export interface DiskSpec {
   path: string;
@@ -118,10 +120,10 @@ export class Vm extends EventEmitter {
    * Build and boot the VM; resolves once the guest is running, or with `paused`, once it is ready to
    * run its first instruction (resume() starts it).
    */
-  async start(opts: { paused?: boolean } = {}): Promise<void> {
+  async start(opts: { paused?: boolean; restore?: SnapshotReader } = {}): Promise<void> {
     if (this.exitPromise) throw new Error(`VM ${this.spec.name} is already started`);
     try {
-      await this.bootOnce();
+      await this.bootOnce(opts.restore);
     } catch (e) {
       this.closeNets();
       throw e;
@@ -228,11 +230,38 @@ export class Vm extends EventEmitter {
     return this.devices;
   }
 
-  private async bootOnce(): Promise<void> {
+  /**
+   * Write a snapshot of the running VM to `path` (see snapshot.ts). The machine is stopped between
+   * run slices while it is written (this runs on the VM's own thread, so no instruction is under
+   * way); a paused VM stays paused.
+   */
+  save(path: string): SnapshotStats {
+    const m = this.machine;
+    if (!m || (this.state !== 'running' && this.state !== 'paused'))
+      throw new Error(`VM ${this.spec.name} is not running (${this.state}): there is nothing to save`);
+    if (this.spec.arch === 'x86_64' || this.spec.accel === 'kvm')
+      throw new Error('snapshots are for arm64 guests on the software CPU (tcg); the kvm engine has none yet');
+    return writeSnapshot(path, this.spec, m.saveState(), m.mem);
+  }
+
+  private async bootOnce(restore?: SnapshotReader): Promise<void> {
     this.devices?.close();
+    if (restore) restore.checkSpec(this.spec);
     // Errors of a NIC's host side (no passt, no bridge, no permission) come before the guest starts.
     this.netBackends ??= await openNetBackends(this.spec.nets ?? [], this.spec.name, DEFAULT_MTU);
-    const { machine, devices } = await buildArm64Guest(this.spec, (bytes) => this.output(bytes), this.netBackends);
+    const { machine, devices } = await buildArm64Guest(this.spec, (bytes) => this.output(bytes), this.netBackends, {
+      restore: !!restore,
+    });
+    if (restore) {
+      try {
+        restore.loadRam(machine.mem);
+        machine.restoreState(restore.header.machine);
+      } catch (e) {
+        devices.close();
+        if (e instanceof UserError) throw e;
+        throw new UserError(`snapshot ${restore.path}: ${(e as Error).message}`);
+      }
+    }
     this.machine = machine;
     this.devices = devices;
     const interval = this.balloonPoller?.intervalS;

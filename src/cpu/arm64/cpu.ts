@@ -11,14 +11,14 @@ import type { GuestMemory } from '../../devices/memory.js';
 import { PAGE_SHIFT } from '../../devices/memory.js';
 import { Decoder, type Handler } from './decode.js';
 import { Mmu } from './mmu.js';
-import { SysRegs } from './sysregs.js';
+import { SysRegs, type SysRegsState } from './sysregs.js';
 import { DebugUnit, DEBUG_STOP } from './debug.js';
 import { a64Groups } from './a64.js';
 import { patterns as branchPatterns } from './insn/branch.js';
 import { patterns as systemPatterns } from './insn/system.js';
 import { MAX_BLOCK, setBlockEnders, type BlockFn } from './jit.js';
 import { monotonicMs } from '../../host/clock.js';
-import { Pmu } from './pmu.js';
+import { Pmu, type PmuState } from './pmu.js';
 import { emitUnit, instantiateUnit, instantiateUnitAsync, unitBlockFn, type UnitSource } from './wasm/translate.js';
 import { C_OFF, CPU_BLOCK, N_OFF, R_OFF, TLB_OFF, V_OFF, Z_OFF } from './wasm/layout.js';
 
@@ -958,4 +958,116 @@ export class Arm64Cpu {
   get fetchPagePa(): number {
     return this.fetchPa;
   }
+
+  // ---- snapshots ----
+
+  /**
+   * The architectural state for a snapshot (plain JSON), taken between run() slices: registers,
+   * PSTATE, banked SPs, FP/SIMD, system registers, PMU, exclusive monitor, run flags. The timers and
+   * the GIC CPU interface are saved by their own objects.
+   */
+  saveState(): Arm64CpuState {
+    if (this.running) throw new Error(`cpu${this.id}: cannot save the state while an instruction runs`);
+    this.saveSp();
+    return {
+      id: this.id,
+      r: Array.from(this.r.subarray(0, 64)),
+      pc: [this.pcLo >>> 0, this.pcHi >>> 0],
+      nzcv: this.nzcv,
+      el: this.el,
+      spsel: this.spsel,
+      daif: this.daif,
+      sp: [this.spEl0Lo | 0, this.spEl0Hi | 0, this.spEl1Lo | 0, this.spEl1Hi | 0],
+      ss: this.debug.ss,
+      v: Buffer.from(this.vU8.subarray(0, 32 * 16)).toString('base64'),
+      fpcr: this.fpcr,
+      fpsr: this.fpsr,
+      sys: this.sys.saveState(),
+      pmu: this.pmu.saveState(),
+      excl: [this.exclAddr, this.exclSize, this.exclLo, this.exclHi, this.exclLo2, this.exclHi2],
+      off: this.off,
+      waiting: this.waiting,
+      event: this.eventRegister,
+      icount: this.icount,
+      fetchPa: this.fetchPa,
+    };
+  }
+
+  /** Load a state saved by saveState() (registers are written into `r`, never replacing the array). */
+  loadState(s: Arm64CpuState): void {
+    const num = (v: unknown, what: string): number => {
+      if (typeof v !== 'number' || !Number.isFinite(v))
+        throw new Error(`cpu${this.id}: ${what} is not a number`);
+      return v;
+    };
+    if (!Array.isArray(s.r) || s.r.length !== 64)
+      throw new Error(`cpu${this.id}: expected 64 register words`);
+    const v = Buffer.from(String(s.v), 'base64');
+    if (v.length !== 32 * 16)
+      throw new Error(`cpu${this.id}: expected 512 bytes of FP/SIMD registers, got ${v.length}`);
+    const el = num(s.el, 'el');
+    if (el !== 0 && el !== 1)
+      throw new Error(`cpu${this.id}: exception level ${el} (only EL0 and EL1 exist)`);
+    for (let i = 0; i < 64; i++) this.r[i] = num(s.r[i], `r[${i}]`) | 0;
+    this.r.fill(0, 64);
+    this.pcLo = this.nextLo = num(s.pc[0], 'pc') >>> 0;
+    this.pcHi = this.nextHi = num(s.pc[1], 'pc') >>> 0;
+    this.nzcv = num(s.nzcv, 'nzcv') & 0xf;
+    this.daif = num(s.daif, 'daif') & 0xf;
+    // The active SP (slot 31) is saved in its bank: load both banks, then select the active one.
+    [this.spEl0Lo, this.spEl0Hi, this.spEl1Lo, this.spEl1Hi] = s.sp.map((x, i) => num(x, `sp[${i}]`) | 0);
+    this.el = el;
+    this.spsel = num(s.spsel, 'spsel') & 1;
+    this.loadSp();
+    this.vU8.set(v);
+    this.fpcr = num(s.fpcr, 'fpcr') >>> 0;
+    this.fpsr = num(s.fpsr, 'fpsr') >>> 0;
+    this.sys.loadState(s.sys);
+    this.pmu.loadState(s.pmu);
+    this.debug.ss = num(s.ss, 'ss') & 1;
+    [this.exclAddr, this.exclSize, this.exclLo, this.exclHi, this.exclLo2, this.exclHi2] = s.excl.map(
+      (x, i) => num(x, `excl[${i}]`),
+    );
+    this.off = !!s.off;
+    this.waiting = !!s.waiting;
+    this.eventRegister = !!s.event;
+    this.icount = num(s.icount, 'icount');
+    // Where the last instruction came from: the timer tells a WFE wait from a WFI wait by it.
+    const fetchPa = num(s.fetchPa, 'fetchPa');
+    this.fetchPa = this.mem.isRam(fetchPa, 4096) ? fetchPa : 0;
+    this.countNow = -1;
+    this.regionPart = 0;
+    this.mmu.onRegsChanged();
+    this.debug.update();
+    this.invalidateFetch();
+  }
+}
+
+/** One vCPU's saved state (Arm64Cpu.saveState). */
+export interface Arm64CpuState {
+  id: number;
+  /** X0-X30 and the active SP as int32 halves (slots 0-31 of `r`). */
+  r: number[];
+  pc: [number, number];
+  nzcv: number;
+  el: number;
+  spsel: number;
+  daif: number;
+  /** SP_EL0 lo/hi, SP_EL1 lo/hi. */
+  sp: number[];
+  /** PSTATE.SS. */
+  ss: number;
+  /** V0-V31, base64. */
+  v: string;
+  fpcr: number;
+  fpsr: number;
+  sys: SysRegsState;
+  pmu: PmuState;
+  excl: number[];
+  off: boolean;
+  waiting: boolean;
+  event: boolean;
+  icount: number;
+  /** Physical address of the page the last instruction was fetched from. */
+  fetchPa: number;
 }

@@ -69,6 +69,23 @@ const CNT_MASK = ((1 << PMU_COUNTERS) - 1) | (1 << CYCLE);
 const TWO32 = 4294967296;
 const M64 = (1n << 64n) - 1n;
 
+/** Pmu as saved in a snapshot. */
+export interface PmuState {
+  pmcr: number;
+  cnten: number;
+  inten: number;
+  ovs: number;
+  selr: number;
+  userenr: number;
+  evtyper: number[];
+  evcnt: number[];
+  ccfiltr: number;
+  cc: string;
+  ccPre: number;
+  synced: number;
+  irq: boolean;
+}
+
 export class Pmu {
   pmcr = 0;
   cnten = 0;
@@ -96,6 +113,45 @@ export class Pmu {
   constructor(readonly cpu: Arm64Cpu) {
     this.synced = TWO32 - 1; // a count past 2^30: keep the field a double (see Arm64Cpu)
     this.synced = 0;
+  }
+
+  /** The registers and counts for a snapshot (plain JSON). */
+  saveState(): PmuState {
+    return {
+      pmcr: this.pmcr,
+      cnten: this.cnten,
+      inten: this.inten,
+      ovs: this.ovs,
+      selr: this.selr,
+      userenr: this.userenr,
+      evtyper: [...this.evtyper],
+      evcnt: [...this.evcnt],
+      ccfiltr: this.ccfiltr,
+      cc: this.cc.toString(16),
+      ccPre: this.ccPre,
+      synced: this.synced,
+      irq: this.irqLevel,
+    };
+  }
+
+  /** Load saved registers (the interrupt line's level is the GIC's, saved with it). */
+  loadState(s: PmuState): void {
+    if (s.evtyper.length !== PMU_COUNTERS || s.evcnt.length !== PMU_COUNTERS)
+      throw new Error(`PMU: expected ${PMU_COUNTERS} event counters, got ${s.evcnt.length}`);
+    this.pmcr = s.pmcr >>> 0;
+    this.cnten = s.cnten >>> 0;
+    this.inten = s.inten >>> 0;
+    this.ovs = s.ovs >>> 0;
+    this.selr = s.selr >>> 0;
+    this.userenr = s.userenr >>> 0;
+    s.evtyper.forEach((v, i) => (this.evtyper[i] = v >>> 0));
+    s.evcnt.forEach((v, i) => (this.evcnt[i] = v >>> 0));
+    this.ccfiltr = s.ccfiltr >>> 0;
+    this.cc = BigInt('0x' + s.cc) & M64;
+    this.ccPre = s.ccPre;
+    this.synced = s.synced;
+    this.irqLevel = !!s.irq;
+    this.reconfigure();
   }
 
   /** Counter `i` (0..5, or CYCLE) counts retired instructions at `el`. */

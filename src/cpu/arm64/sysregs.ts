@@ -85,6 +85,44 @@ export const FPSR_RW = 0x0800_009f;
 const M64 = (1n << 64n) - 1n;
 const M32 = 0xffff_ffffn;
 
+/** The plain 64-bit registers of SysRegs that a snapshot carries (CPACR_EL1 through its setter). */
+const SAVED_SYSREGS = [
+  'SCTLR_EL1',
+  'TCR_EL1',
+  'TTBR0_EL1',
+  'TTBR1_EL1',
+  'MAIR_EL1',
+  'VBAR_EL1',
+  'ELR_EL1',
+  'SPSR_EL1',
+  'ESR_EL1',
+  'FAR_EL1',
+  'PAR_EL1',
+  'CONTEXTIDR_EL1',
+  'AMAIR_EL1',
+  'ACTLR_EL1',
+  'AFSR0_EL1',
+  'AFSR1_EL1',
+  'CSSELR_EL1',
+  'MDSCR_EL1',
+  'MDCCINT_EL1',
+  'OSDTRRX_EL1',
+  'OSDTRTX_EL1',
+  'OSECCR_EL1',
+  'OSDLR_EL1',
+  'DBGPRCR_EL1',
+  'CPACR_EL1',
+] as const;
+
+/** SysRegs as saved in a snapshot. */
+export interface SysRegsState {
+  regs: Record<string, string>;
+  tp: number[];
+  osLock: number;
+  dbgClaim: number;
+  dbg: string[][];
+}
+
 export class SysRegs {
   SCTLR_EL1 = 0x30d00800n; // RES1 bits set, MMU and caches off
   TCR_EL1 = 0n;
@@ -157,6 +195,47 @@ export class SysRegs {
   }
   set TPIDR_EL1(v: bigint) {
     this.setTp(4, v);
+  }
+
+  /** The registers' values for a snapshot (64-bit values as hex strings; plain JSON). */
+  saveState(): SysRegsState {
+    const hex = (v: bigint): string => v.toString(16);
+    const regs: Record<string, string> = {};
+    for (const k of SAVED_SYSREGS) regs[k] = hex(this[k]);
+    return {
+      regs,
+      tp: Array.from(this.tp),
+      osLock: this.osLock,
+      dbgClaim: this.dbgClaim,
+      dbg: [this.DBGBVR, this.DBGBCR, this.DBGWVR, this.DBGWCR].map((a) => a.map(hex)),
+    };
+  }
+
+  /**
+   * Load saved values. The caller then lets the MMU and the debug unit decode them again
+   * (Arm64Cpu.loadState).
+   */
+  loadState(s: SysRegsState): void {
+    const big = (v: unknown, what: string): bigint => {
+      if (typeof v !== 'string' || !/^[0-9a-f]{1,16}$/.test(v))
+        throw new Error(`system register ${what}: bad value ${String(v)}`);
+      return BigInt('0x' + v);
+    };
+    for (const k of SAVED_SYSREGS) {
+      if (!(k in s.regs)) throw new Error(`system register ${k} is missing from the snapshot`);
+      this[k] = big(s.regs[k], k);
+    }
+    if (!Array.isArray(s.tp) || s.tp.length !== this.tp.length)
+      throw new Error('thread ID registers: bad length');
+    this.tp.set(s.tp.map((x) => Number(x) | 0));
+    this.osLock = Number(s.osLock) & 1;
+    this.dbgClaim = Number(s.dbgClaim) & 0xff;
+    const arrays = [this.DBGBVR, this.DBGBCR, this.DBGWVR, this.DBGWCR];
+    arrays.forEach((a, i) => {
+      const src = s.dbg?.[i];
+      if (!Array.isArray(src) || src.length !== a.length) throw new Error('debug registers: bad length');
+      src.forEach((v, n) => (a[n] = big(v, `debug ${i}.${n}`)));
+    });
   }
 
   /** CPACR_EL1 (TTA, FPEN); writing it updates cpu.fpEn0 / cpu.fpEn1. */

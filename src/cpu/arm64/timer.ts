@@ -55,7 +55,7 @@ const CTL_ISTATUS = 4;
 
 /** The system counter shared by the vCPUs of one machine. */
 export class SystemCounter {
-  private readonly start = monotonicMs();
+  private start = monotonicMs();
   /** Deterministic mode: ticks skipped while every vCPU waited. */
   private idle = 0;
   private last = -1;
@@ -93,6 +93,30 @@ export class SystemCounter {
     return v;
   }
 
+  /** The count for a snapshot: the value the guest last could see (plain JSON). */
+  saveState(): SystemCounterState {
+    return { ticks: this.current(), idle: this.idle, last: this.last, deterministic: this.deterministic };
+  }
+
+  /**
+   * Carry on from a saved count: the counter never goes back, and the time the snapshot spent on
+   * disk does not pass for the guest (as on a VM resumed after a pause). Call after the vCPUs'
+   * states are loaded (deterministic mode counts their instructions).
+   */
+  loadState(s: SystemCounterState): void {
+    if (!Number.isFinite(s.ticks) || s.ticks < 0) throw new Error(`system counter: bad value ${s.ticks}`);
+    if (this.deterministic) {
+      let base = 0;
+      for (const c of this.cpus) base += c.icount;
+      this.idle = Math.max(0, s.ticks - base);
+      this.last = s.last;
+    } else {
+      this.start = monotonicMs() - s.ticks / TICKS_PER_MS;
+      // The count now must not read below the saved one (rounding of the division above).
+      while (this.now() < s.ticks) this.start -= 1 / TICKS_PER_MS;
+    }
+  }
+
   /** Deterministic mode: when every running vCPU waits, jump to the earliest armed deadline. */
   skipIdle(): void {
     if (!this.deterministic) return;
@@ -109,6 +133,24 @@ export class SystemCounter {
     const now = this.current();
     if (deadline > now) this.idle += deadline - now;
   }
+}
+
+/** SystemCounter as saved in a snapshot. */
+export interface SystemCounterState {
+  ticks: number;
+  idle: number;
+  last: number;
+  deterministic: boolean;
+}
+
+/** GenericTimer as saved in a snapshot (CVALs as hex strings). */
+export interface GenericTimerState {
+  cntkctl: number;
+  cntfrq: number;
+  /** [ctl, cval, output] of the virtual and the physical timer. */
+  virt: [number, string, boolean];
+  phys: [number, string, boolean];
+  lastEventCheck: number;
 }
 
 const WFE = 0xd503205f;
@@ -196,6 +238,34 @@ export class GenericTimer {
     else cpu.eventRegister = true;
   };
   private lastEventCheck = -1;
+
+  /** The timer registers for a snapshot (the shared counter is saved once, by its machine). */
+  saveState(): GenericTimerState {
+    const ch = (t: TimerChannel): [number, string, boolean] => [t.ctl, t.cval.toString(16), t.output];
+    return {
+      cntkctl: this.cntkctl,
+      cntfrq: this.cntfrq,
+      virt: ch(this.virt),
+      phys: ch(this.phys),
+      lastEventCheck: this.lastEventCheck,
+    };
+  }
+
+  /** Load saved registers; the PPI levels are the GIC's (saved with it), so none is driven here. */
+  loadState(s: GenericTimerState): void {
+    const ch = (t: TimerChannel, v: [number, string, boolean], what: string): void => {
+      if (!Array.isArray(v) || v.length !== 3 || !/^[0-9a-f]{1,16}$/.test(String(v[1])))
+        throw new Error(`timer ${what}: bad state`);
+      t.ctl = Number(v[0]) & 3;
+      t.setCval(BigInt('0x' + v[1]));
+      t.output = !!v[2];
+    };
+    ch(this.virt, s.virt, 'CNTV');
+    ch(this.phys, s.phys, 'CNTP');
+    this.cntkctl = Number(s.cntkctl) & 0x3ff;
+    this.cntfrq = Number(s.cntfrq) >>> 0;
+    this.lastEventCheck = Number(s.lastEventCheck);
+  }
 
   /** Re-evaluate both timer outputs now, and the event stream (the machine calls this between run slices). */
   poll(): void {

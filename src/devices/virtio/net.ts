@@ -263,6 +263,18 @@ export class VirtioNet extends VirtioDeviceBase {
     }
   }
 
+  /**
+   * Snapshots carry no frames: those waiting for the guest's buffers are dropped (as a busy link
+   * drops them; the guest's protocols resend), and the host side is opened afresh on restore.
+   */
+  saveState(): unknown {
+    return {};
+  }
+
+  restoreState(): void {
+    this.reset();
+  }
+
   /** This device is gone (the machine stopped or rebooted): frames from the backend are dropped. */
   detach(): void {
     this.backend.start(
