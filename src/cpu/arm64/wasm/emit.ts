@@ -965,3 +965,100 @@ def(['LDST_pair', 'LDP_X', 'STP_X', 'LDP_X_wb', 'STP_X_wb'], (u, insn) => {
   return true;
 });
 
+
+// ---- hints and barriers (one vCPU runs at a time here: nothing to order) ----
+
+def(['NOP', 'HINT', 'YIELD', 'DSB', 'DMB'], () => true);
+
+def(['EXTR_w'], (u, insn) => {
+  const { d, n, m } = fields(insn);
+  const lsb = (insn >>> 10) & 31;
+  const c = u.c;
+  u.setW(d, () => {
+    u.rw(m);
+    if (lsb === 0) return;
+    c.i32(lsb);
+    c.op(Op.i32_shr_u);
+    u.rw(n);
+    c.i32(32 - lsb);
+    c.op(Op.i32_shl);
+    c.op(Op.i32_or);
+  });
+  return true;
+});
+
+/** Push the i32 on the stack with its bytes reversed (uses W0). */
+function bswap32(u: Unit): void {
+  const c = u.c;
+  c.set(W0);
+  // rotr(x & 0x00ff00ff, 8) | rotl(x & 0xff00ff00, 8)
+  c.get(W0);
+  c.i32(0x00ff00ff);
+  c.op(Op.i32_and);
+  c.i32(8);
+  c.op(Op.i32_rotr);
+  c.get(W0);
+  c.i32(0xff00ff00 | 0);
+  c.op(Op.i32_and);
+  c.i32(24);
+  c.op(Op.i32_rotr);
+  c.op(Op.i32_or);
+}
+
+// DP1: RBIT REV16 REV32 REV CLZ CLS (bits 12:10); the emitted ones are CLZ and the byte reversals of
+// whole words.
+def(['DP1_x_a', 'DP1_x_b', 'DP1_w_a', 'DP1_w_b', 'DP1_w_c'], (u, insn) => {
+  const wide = (insn & 0x80000000) !== 0;
+  const op = (insn >>> 10) & 7;
+  const { d, n } = fields(insn);
+  const c = u.c;
+  if (op === 4) {
+    if (wide) {
+      u.setX(d, () => {
+        u.rx(n);
+        c.op(Op.i64_clz);
+      });
+    } else {
+      u.setW(d, () => {
+        u.rw(n);
+        c.op(Op.i32_clz);
+      });
+    }
+    return true;
+  }
+  if (!wide && op === 2) {
+    u.setW(d, () => {
+      u.rw(n);
+      bswap32(u);
+    });
+    return true;
+  }
+  if (wide && (op === 2 || op === 3)) {
+    // REV32: each word reversed in place; REV: also the words swapped
+    u.rx(n);
+    c.set(T0);
+    u.setX(d, () => {
+      c.get(T0);
+      c.op(Op.i32_wrap_i64);
+      bswap32(u);
+      c.op(Op.i64_extend_i32_u);
+      if (op === 3) {
+        c.i64(32);
+        c.op(Op.i64_shl);
+      }
+      c.get(T0);
+      c.i64(32);
+      c.op(Op.i64_shr_u);
+      c.op(Op.i32_wrap_i64);
+      bswap32(u);
+      c.op(Op.i64_extend_i32_u);
+      if (op === 2) {
+        c.i64(32);
+        c.op(Op.i64_shl);
+      }
+      c.op(Op.i64_or);
+    });
+    return true;
+  }
+  return HANDLER; // RBIT, REV16, CLS
+});
