@@ -320,6 +320,7 @@ export class Vm extends EventEmitter {
           `${((100 * m.code.jitStats.insns) / Math.max(1, m.instructions)).toFixed(0)}% of the instructions; ` +
           `${m.code.pageCount} code pages cached, ${m.code.jitStats.evicted} dropped by sweeps\n`,
       );
+      for (const [i, n] of (this.devices?.nets ?? []).entries()) process.stderr.write(`typevisor: stats: eth${i}: ${n.describeStats()}\n`);
     }
     this.state = state;
     this.balloonPoller?.close();
