@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, writevSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { UserError } from './errors.js';
 import { MAX_GSO_FRAME, type NetBackend, type RxOffloads } from '../devices/virtio/net.js';
 
@@ -164,16 +164,36 @@ export class TapBackend implements NetBackend {
     this.receive = receive;
     this.resume();
     if (this.worker) return;
+    // Frames come over a port of their own, which poll() can also drain synchronously.
+    const { port1, port2 } = new MessageChannel();
     const w = new Worker(new URL('./tap-reader.js', import.meta.url), {
-      workerData: { fd: this.fd, flags: this.flags, max: MAX_GSO_FRAME + VNET_HDR_BYTES },
+      workerData: { fd: this.fd, flags: this.flags, max: MAX_GSO_FRAME + VNET_HDR_BYTES, port: port2 },
+      transferList: [port2],
     });
-    w.on('message', (frames: ArrayBuffer[]) => {
-      if (this.closed) return;
-      for (const f of frames) this.receive(new Uint8Array(f));
-    });
+    port1.on('message', (frames: ArrayBuffer[]) => this.deliver(frames));
+    port1.unref();
+    this.port = port1;
     w.on('error', (e) => process.stderr.write(`typevisor: TAP ${this.name}: reader stopped: ${e.message}\n`));
     w.unref();
     this.worker = w;
+  }
+
+  private port: MessagePort | undefined;
+
+  private deliver(frames: ArrayBuffer[]): void {
+    if (this.closed) return;
+    for (const f of frames) this.receive(new Uint8Array(f));
+  }
+
+  /** Frames the reader has posted and the event loop has not dispatched yet (a busy guest keeps it from turning). */
+  poll(): void {
+    const port = this.port;
+    if (!port) return;
+    for (let i = 0; i < 16; i++) {
+      const m = receiveMessageOnPort(port);
+      if (!m) return;
+      this.deliver(m.message as ArrayBuffer[]);
+    }
   }
 
   transmit(pieces: Uint8Array[]): boolean {
@@ -216,6 +236,7 @@ export class TapBackend implements NetBackend {
     this.closed = true;
     Atomics.store(this.flags, 0, 1);
     Atomics.notify(this.flags, 1);
+    this.port?.close();
     const w = this.worker;
     // The reader leaves its poll loop within one poll timeout; the fd is closed after it has.
     if (w) w.once('exit', () => closeSync(this.fd));

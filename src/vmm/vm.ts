@@ -246,7 +246,11 @@ export class Vm extends EventEmitter {
         statsIntervalS: interval ?? bs.statsIntervalS,
       });
     }
-    machine.onSlice = () => this.pumpInput();
+    machine.onSlice = () => {
+      this.pumpInput();
+      // Frames a TAP's reader has ready reach a busy guest now, not when the run loop next yields.
+      for (const n of devices.nets) n.poll();
+    };
     this.boots++;
     this.state = 'running';
     // 'boot': a machine was built (at start and at each guest reboot), before it runs.

@@ -105,6 +105,8 @@ export interface NetBackend {
    * accepted for receiving (all false after a reset).
    */
   setOffloads?(rx: RxOffloads): void;
+  /** Hand over, synchronously, frames that are ready now (optional; called between vCPU slices). */
+  poll?(): void;
   pause(): void;
   resume(): void;
   close(): void;
@@ -467,6 +469,11 @@ export class VirtioNet extends VirtioDeviceBase {
       this.paused = false;
       this.backend.resume();
     }
+  }
+
+  /** Take the frames the backend has ready now (the run loop calls this between vCPU slices). */
+  poll(): void {
+    if (this.backend.poll && this.attached && this.host.active) this.backend.poll();
   }
 
   /** This device is gone (the machine stopped or rebooted): frames from the backend are dropped. */
