@@ -1,86 +1,138 @@
-// `npm run bench -- net`: TCP throughput from a guest to the host over a bridge (a `typevisor
-// network`), typevisor's virtio-net against Debian's qemu-system-aarch64 (-device virtio-net-device on
-// a TAP on the same bridge), the same kernel and initramfs, in the same run. Everything happens in a
-// network namespace the benchmark creates (root needed). The guest sends SIZE bytes with busybox nc;
-// a sink on the host side times them from the first byte to the last.
+// `npm run bench -- net`: TCP throughput guest -> host and host -> guest, and ping round-trip time,
+// over user-mode networking (passt) and over a bridge (a `typevisor network`), for typevisor's
+// virtio-net and for Debian's qemu-system-aarch64 (-device virtio-net-device) with the same kernel,
+// initramfs and backend (passt over QEMU's stream netdev; a TAP on the same bridge), in one run.
+// Everything happens in a network namespace the benchmark creates (root needed); traffic stays in it.
+//
+// The guest end is bench/programs/netstream.c (64 KiB writes of a known stream; busybox nc writes
+// 1 KiB at a time and would measure nc); the host end checks what arrived by its digest. Throughput
+// is timed by the host, from the first byte to the last. Beside each figure: the CPU time the VM
+// process (typevisor's node, QEMU) used per MiB, which the other jobs of a shared host disturb less
+// than wall time. Size: TYPEVISOR_BENCH_NET_MIB (default 16). The last line is the issue's target,
+// bridge, guest to host: `net: typevisor X MB/s, qemu Y MB/s, ratio R`.
 
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { buildDefaultImage, NIC_ADDRESS_MARKER } from '../src/image/build.js';
+import {
+  guestToHost,
+  hostToGuest,
+  initrdWithNetstream,
+  NetGuest,
+  sleep,
+  type Transfer,
+} from './netstream.js';
 
 const repoRoot = resolve(import.meta.dirname, '..', '..');
 const MEMORY_MIB = 256;
-const SIZE = 16 * 1024 * 1024;
-const HOST = '10.79.0.1';
-const PORT = 5001;
+const MIB = Number(process.env.TYPEVISOR_BENCH_NET_MIB ?? 16);
+const SIZE = MIB * 1048576;
+const BRIDGE_HOST = '10.79.0.1';
+/** The namespace's uplink (passt needs a default route); the user-mode guest gets its address. */
+const UPLINK = '10.55.0.15';
+const SINK_PORT = 5001;
+const GUEST_PORT = 5002;
+/** Host port forwarded to GUEST_PORT in user mode. */
+const FWD_PORT = 15002;
 const CMDLINE = 'console=ttyAMA0 rdinit=/init';
+const SEED = 0x5eed;
 
-function sh(ns: string, script: string): string {
-  return execFileSync('ip', ['netns', 'exec', ns, 'sh', '-c', script], { encoding: 'utf8' });
+interface Result {
+  g2h: Transfer;
+  h2g: Transfer;
+  rttMs: number;
 }
 
-/** The sink: prints "RESULT bytes seconds" once SIZE bytes arrived on one connection. */
-const SINK = `
-const net = require('net');
-net.createServer((s) => {
-  let n = 0, t0 = 0;
-  s.on('data', (d) => {
-    if (!t0) t0 = process.hrtime.bigint();
-    n += d.length;
-    if (n >= ${SIZE}) {
-      console.log('RESULT ' + n + ' ' + Number(process.hrtime.bigint() - t0) / 1e9);
-      s.destroy();
-    }
-  });
-}).listen(${PORT}, '${HOST}', () => console.log('listening'));
-`;
-
-interface Guest {
-  p: ChildProcess;
-  out: string;
-}
-
-function startGuest(ns: string, cmd: string[], env: NodeJS.ProcessEnv): Guest {
-  const g: Guest = { p: spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: ['pipe', 'pipe', 'pipe'], env }), out: '' };
-  g.p.stdout!.on('data', (d: Buffer) => (g.out += d.toString('latin1')));
-  g.p.stderr!.on('data', (d: Buffer) => (g.out += d.toString('latin1')));
-  return g;
-}
-
-async function waitFor(g: Guest, re: RegExp, what: string, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!re.test(g.out)) {
-    if (g.p.exitCode !== null || Date.now() > end) throw new Error(`${what}: not seen; output:\n${g.out.slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-/** Boot, wait for the DHCP address, send SIZE bytes to the sink; MB/s. */
-async function measure(name: string, ns: string, cmd: string[], env: NodeJS.ProcessEnv, bootMs: number): Promise<number> {
-  const sink = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SINK], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let sinkOut = '';
-  sink.stdout!.on('data', (d: Buffer) => (sinkOut += d.toString()));
-  const g = startGuest(ns, cmd, env);
+async function measure(
+  g: NetGuest,
+  ns: string,
+  mode: 'user' | 'bridge',
+  fwdPort = FWD_PORT,
+): Promise<Result> {
   try {
-    process.stderr.write(`bench net: booting ${name}...\n`);
-    await waitFor(g, new RegExp(`${NIC_ADDRESS_MARKER}0 `), `${name}: eth0 address`, bootMs);
-    process.stderr.write(`bench net: ${name}: sending ${SIZE >> 20} MiB\n`);
-    g.p.stdin!.write(`dd if=/dev/zero bs=65536 count=${SIZE / 65536} 2>/dev/null | nc ${HOST} ${PORT}; echo "@@sent"\n`);
-    const end = Date.now() + 600_000;
-    while (!/RESULT/.test(sinkOut)) {
-      if (Date.now() > end || g.p.exitCode !== null) throw new Error(`${name}: transfer did not finish; guest:\n${g.out.slice(-2000)}`);
-      await new Promise((r) => setTimeout(r, 200));
+    process.stderr.write(`bench net: booting ${g.name}...\n`);
+    await g.waitFor(new RegExp(`${NIC_ADDRESS_MARKER}0 ([0-9.]+)/`), 'eth0 address', 0, 900_000);
+    const guestAddr = /@@addr=([0-9.]+)/;
+    const gw = (
+      await g.waitFor(
+        /@@gw=([0-9.]+)/,
+        'default gateway',
+        g.type(`echo "@@gw=$(ip route | awk '/default/ {print $3}')"`),
+      )
+    )[1];
+    const peer = mode === 'bridge' ? BRIDGE_HOST : gw;
+    const pingAt = g.type(`ping -c 10 -i 0.2 -W 2 ${peer}`);
+    await g.waitFor(/packets transmitted/, 'ping', pingAt, 120_000);
+    await sleep(500);
+    // NaN when no reply came (passt answers echo requests only where ping sockets are allowed).
+    const rtt = /round-trip min\/avg\/max = [\d.]+\/([\d.]+)\//.exec(g.out.slice(pingAt));
+    process.stderr.write(`bench net: ${g.name}: guest -> host, ${MIB} MiB\n`);
+    const g2h = await guestToHost(g, ns, mode === 'bridge' ? BRIDGE_HOST : '127.0.0.1', peer, {
+      size: SIZE,
+      seed: SEED,
+      port: SINK_PORT,
+    });
+    process.stderr.write(`bench net: ${g.name}: host -> guest, ${MIB} MiB\n`);
+    let h2g: Transfer;
+    if (mode === 'bridge') {
+      const addr = (
+        await g.waitFor(
+          guestAddr,
+          'guest address',
+          g.type(`echo "@@addr=$(ip -4 addr show eth0 | awk '/inet / {split($2, a, "/"); print a[1]}')"`),
+        )
+      )[1];
+      h2g = await hostToGuest(g, ns, addr, GUEST_PORT, { size: SIZE, seed: SEED, port: GUEST_PORT });
+    } else {
+      h2g = await hostToGuest(g, ns, '127.0.0.1', fwdPort, { size: SIZE, seed: SEED, port: GUEST_PORT });
     }
-    const [, bytes, secs] = /RESULT (\d+) ([\d.e-]+)/.exec(sinkOut)!;
-    return Number(bytes) / 1e6 / Number(secs);
+    return { g2h, h2g, rttMs: rtt ? Number(rtt[1]) : NaN };
   } finally {
-    g.p.stdin!.write('poweroff -f\n');
-    await Promise.race([new Promise((r) => g.p.once('close', r)), new Promise((r) => setTimeout(r, 20_000))]);
-    if (g.p.exitCode === null) g.p.kill('SIGKILL');
-    sink.kill('SIGKILL');
+    await g.stop();
   }
+}
+
+/** passt in the namespace over a socketpair (it forks away once ready); returns this process's end. */
+async function passtForQemu(ns: string, forward: string): Promise<Socket> {
+  const p = spawn('ip', ['netns', 'exec', ns, 'passt', '-q', '--fd', '3', '-m', '1500', '-t', forward], {
+    stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+  });
+  const sock = p.stdio[3] as Socket;
+  sock.pause();
+  const code = await new Promise((r) => p.once('exit', r));
+  if (code !== 0) throw new Error(`passt for QEMU exited with status ${code}`);
+  return sock;
+}
+
+function qemuCmd(kernel: string, initrd: string, netdev: string): string[] {
+  return [
+    'qemu-system-aarch64',
+    '-M',
+    'virt,gic-version=3',
+    '-cpu',
+    'cortex-a53',
+    '-accel',
+    'tcg',
+    '-m',
+    String(MEMORY_MIB),
+    '-smp',
+    '1',
+    '-nographic',
+    '-no-reboot',
+    '-kernel',
+    kernel,
+    '-initrd',
+    initrd,
+    '-append',
+    CMDLINE,
+    '-netdev',
+    netdev,
+    '-device',
+    'virtio-net-device,netdev=n0,mac=02:51:00:00:00:01',
+  ];
 }
 
 export async function benchNet(): Promise<void> {
@@ -88,35 +140,107 @@ export async function benchNet(): Promise<void> {
   const img = await buildDefaultImage({ log: (m) => process.stderr.write(`bench net: ${m}\n`) });
   const ns = `tvbench${process.pid}`;
   const state = mkdtempSync(join(tmpdir(), 'typevisor-bench-'));
+  const initrd = initrdWithNetstream(img.initrd, state);
   const env = { ...process.env, TYPEVISOR_STATE_DIR: state };
   const tv = join(repoRoot, 'bin', 'typevisor');
+  const sh = (script: string): string =>
+    execFileSync('ip', ['netns', 'exec', ns, 'sh', '-c', script], { encoding: 'utf8', env });
+  const tvCmd = (net: string): string[] => [
+    tv,
+    'run',
+    '--kernel',
+    img.kernel,
+    '--initrd',
+    initrd,
+    '--cmdline',
+    CMDLINE,
+    '--memory',
+    String(MEMORY_MIB),
+    '--no-rng',
+    '--name',
+    'bench',
+    '--net',
+    net,
+  ];
   execFileSync('ip', ['netns', 'add', ns]);
   try {
-    sh(ns, 'ip link set lo up');
-    execFileSync('ip', ['netns', 'exec', ns, tv, 'network', 'create', 'bench', '--subnet', `${HOST}/24`], { env, stdio: 'inherit' });
-    // QEMU's side: a TAP on the same bridge.
-    sh(ns, 'ip tuntap add tvq0 mode tap vnet_hdr && ip link set tvq0 master tv-bench up');
-    const qemu = await measure(
-      'qemu',
-      ns,
-      ['qemu-system-aarch64', '-M', 'virt,gic-version=3', '-cpu', 'cortex-a53', '-accel', 'tcg', '-m', String(MEMORY_MIB),
-        '-smp', '1', '-nographic', '-no-reboot', '-kernel', img.kernel, '-initrd', img.initrd, '-append', CMDLINE,
-        '-netdev', 'tap,id=n0,ifname=tvq0,script=no,downscript=no', '-device', 'virtio-net-device,netdev=n0,mac=02:51:00:00:00:01'],
-      env,
-      300_000,
+    // Loopback; an uplink with a default route for passt; ping sockets for passt (it runs as nobody).
+    sh(
+      'ip link set lo up && ip link add tvup0 type veth peer name tvup1 && ' +
+        `ip addr add ${UPLINK}/24 dev tvup0 && ip link set tvup0 up && ip link set tvup1 up && ` +
+        'ip route add default via 10.55.0.1 && sysctl -qw net.ipv4.ping_group_range="0 2147483647"',
     );
-    const typevisor = await measure(
-      'typevisor',
-      ns,
-      [tv, 'run', '--kernel', img.kernel, '--initrd', img.initrd, '--cmdline', CMDLINE, '--memory', String(MEMORY_MIB),
-        '--no-rng', '--name', 'bench', '--net', 'network=bench'],
-      env,
-      900_000,
+    execFileSync(
+      'ip',
+      ['netns', 'exec', ns, tv, 'network', 'create', 'bench', '--subnet', `${BRIDGE_HOST}/24`],
+      { env, stdio: 'inherit' },
     );
-    process.stdout.write(`net: typevisor ${typevisor.toFixed(2)} MB/s, qemu ${qemu.toFixed(2)} MB/s, ratio ${(qemu / typevisor).toFixed(2)}\n`);
+    sh('ip tuntap add tvq0 mode tap vnet_hdr && ip link set tvq0 master tv-bench up');
+    const results: Record<string, Result> = {};
+    // QEMU over passt as typevisor runs it (src/host/passt.ts): over a socketpair, QEMU's end as its
+    // fd 3; with its own forwarded host port (typevisor's passt binds FWD_PORT).
+    results['qemu user'] = await measure(
+      new NetGuest(
+        'qemu (user)',
+        ns,
+        qemuCmd(img.kernel, initrd, 'stream,id=n0,server=off,addr.type=fd,addr.str=3'),
+        env,
+        undefined,
+        await passtForQemu(ns, `${FWD_PORT + 1}:${GUEST_PORT}`),
+      ),
+      ns,
+      'user',
+      FWD_PORT + 1,
+    );
+    results['typevisor user'] = await measure(
+      new NetGuest('typevisor (user)', ns, tvCmd(`user,hostfwd=tcp::${FWD_PORT}-:${GUEST_PORT}`), env),
+      ns,
+      'user',
+    );
+    results['qemu bridge'] = await measure(
+      new NetGuest(
+        'qemu (bridge)',
+        ns,
+        qemuCmd(img.kernel, initrd, 'tap,id=n0,ifname=tvq0,script=no,downscript=no'),
+        env,
+      ),
+      ns,
+      'bridge',
+    );
+    results['typevisor bridge'] = await measure(
+      new NetGuest('typevisor (bridge)', ns, tvCmd('network=bench'), env),
+      ns,
+      'bridge',
+    );
+
+    const row = (label: string, pick: (r: Result) => Transfer): string => {
+      const t = pick(results[`typevisor ${label.split(' ')[0]}`]);
+      const q = pick(results[`qemu ${label.split(' ')[0]}`]);
+      return (
+        `${label.padEnd(22)} ${t.mbps.toFixed(2).padStart(8)} MB/s (${t.cpuPerMiB.toFixed(2)} CPU s/MiB)  ` +
+        `${q.mbps.toFixed(2).padStart(8)} MB/s (${q.cpuPerMiB.toFixed(2)} CPU s/MiB)  ratio ${(q.mbps / t.mbps).toFixed(2)}, CPU ratio ${(t.cpuPerMiB / q.cpuPerMiB).toFixed(2)}\n`
+      );
+    };
+    process.stdout.write(`bench net: ${MIB} MiB each way; typevisor, then qemu; ratio = qemu / typevisor\n`);
+    for (const b of ['user', 'bridge']) {
+      process.stdout.write(row(`${b} guest -> host`, (r) => r.g2h));
+      process.stdout.write(row(`${b} host -> guest`, (r) => r.h2g));
+      const t = results[`typevisor ${b}`].rttMs;
+      const q = results[`qemu ${b}`].rttMs;
+      process.stdout.write(
+        `${`${b} ping rtt`.padEnd(22)} ${t.toFixed(2).padStart(8)} ms  ${q.toFixed(2).padStart(8)} ms  ratio ${(t / q).toFixed(2)}\n`,
+      );
+    }
+    const t = results['typevisor bridge'].g2h.mbps;
+    const q = results['qemu bridge'].g2h.mbps;
+    process.stdout.write(
+      `net: typevisor ${t.toFixed(2)} MB/s, qemu ${q.toFixed(2)} MB/s, ratio ${(q / t).toFixed(2)}\n`,
+    );
   } finally {
     spawnSync('ip', ['netns', 'exec', ns, tv, 'network', 'destroy', 'bench'], { env });
-    const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean);
+    const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
+      .stdout.split(/\s+/)
+      .filter(Boolean);
     for (const pid of pids) {
       try {
         process.kill(Number(pid), 'SIGKILL');

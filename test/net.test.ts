@@ -7,7 +7,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -15,89 +15,18 @@ import { buildDefaultImage, NIC_ADDRESS_MARKER } from '../src/image/build.js';
 import { defaultMac } from '../src/vmm/net.js';
 import { apiRequest } from '../src/api/client.js';
 import { haveCrossToolchain, tinyGuestImage, until } from './helpers/toolstack-guest.js';
+import { IP, Netns, netnsSkipReason as skipReason, which } from './helpers/netns.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const typevisor = join(root, 'bin', 'typevisor');
 const BOOT_TIMEOUT_MS = 20 * 60 * 1000;
 
-function which(cmd: string): string {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).stdout.trim();
-}
-
-function have(cmd: string): boolean {
-  return which(cmd) !== '';
-}
-
-let skipReason: string | false = false;
-if (process.getuid?.() !== 0) skipReason = 'needs root (network namespaces, bridges, TAP devices)';
-else if (!have('ip') || !have('passt') || !have('dnsmasq')) skipReason = 'needs ip, passt and dnsmasq (scripts/setup.sh installs them)';
-else if (spawnSync('ip', ['netns', 'add', `tvprobe${process.pid}`]).status !== 0) skipReason = 'cannot create a network namespace here';
-else spawnSync('ip', ['netns', 'delete', `tvprobe${process.pid}`]);
 let imageError: string | false = false;
 if (!skipReason) {
   try {
     await buildDefaultImage({ log: () => {} });
   } catch (e) {
     imageError = `the default guest image cannot be built here: ${(e as Error).message}`;
-  }
-}
-
-let nsCount = 0;
-/** ip by its full path: one test runs typevisor with a PATH that lacks it. */
-const IP = which('ip') || 'ip';
-
-/** A network namespace with loopback up; `sh` runs commands in it. Removed (and its processes ended) by close(). */
-class Netns {
-  readonly name = `tvtest${process.pid}x${nsCount++}`;
-  readonly state = mkdtempSync(join(tmpdir(), 'typevisor-net-'));
-  private readonly children: ChildProcess[] = [];
-
-  constructor() {
-    execFileSync('ip', ['netns', 'add', this.name]);
-    this.sh('ip link set lo up');
-  }
-
-  get env(): NodeJS.ProcessEnv {
-    return { ...process.env, TYPEVISOR_STATE_DIR: this.state };
-  }
-
-  /** A default route, which passt needs to find the host's "external" interface: a veth pair. */
-  addUplink(): void {
-    this.sh(
-      'ip link add tvup0 type veth peer name tvup1 && ip addr add 10.55.0.15/24 dev tvup0 && ' +
-        'ip link set tvup0 up && ip link set tvup1 up && ip route add default via 10.55.0.1',
-    );
-  }
-
-  sh(script: string): string {
-    return execFileSync('ip', ['netns', 'exec', this.name, 'sh', '-c', script], { encoding: 'utf8', env: this.env });
-  }
-
-  /** Run `typevisor ARGS` to completion in the namespace. */
-  typevisor(args: string[], env: NodeJS.ProcessEnv = this.env): { code: number | null; out: string; err: string } {
-    const r = spawnSync(IP, ['netns', 'exec', this.name, typevisor, ...args], { encoding: 'utf8', env, timeout: 60_000 });
-    return { code: r.status, out: r.stdout, err: r.stderr };
-  }
-
-  spawn(cmd: string[]): ChildProcess {
-    const p = spawn('ip', ['netns', 'exec', this.name, ...cmd], { stdio: ['pipe', 'pipe', 'pipe'], env: this.env });
-    this.children.push(p);
-    return p;
-  }
-
-  close(): void {
-    for (const c of this.children) if (c.exitCode === null) c.kill('SIGKILL');
-    // Anything still in the namespace was started by this test (dnsmasq, passt): end it by pid.
-    const pids = spawnSync('ip', ['netns', 'pids', this.name], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean);
-    for (const pid of pids) {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
-    spawnSync('ip', ['netns', 'delete', this.name]);
-    rmSync(this.state, { recursive: true, force: true });
   }
 }
 

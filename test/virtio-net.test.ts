@@ -18,7 +18,16 @@ import {
   VIRTIO_NET_F_MAC,
   VIRTIO_NET_F_MTU,
   VIRTIO_NET_F_STATUS,
+  VIRTIO_NET_F_CSUM,
+  VIRTIO_NET_F_GUEST_CSUM,
+  VIRTIO_NET_F_GUEST_TSO4,
+  VIRTIO_NET_F_HOST_TSO4,
+  VIRTIO_NET_F_HOST_TSO6,
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
+  VIRTIO_NET_HDR_GSO_TCPV4,
+  VIRTIO_NET_HDR_GSO_TCPV6,
   type NetBackend,
+  type RxOffloads,
 } from '../src/devices/virtio/net.js';
 
 const RX = 0;
@@ -56,8 +65,19 @@ const MAC = Uint8Array.of(0x02, 0x11, 0x22, 0x33, 0x44, 0x55);
 const ALL = ~0n;
 const NO_MRG = ~(1n << BigInt(VIRTIO_NET_F_MRG_RXBUF));
 
-function setup(opts: { vnetHdr?: boolean; accept?: bigint; qsize?: number } = {}) {
-  const be = new FakeBackend(opts.vnetHdr);
+/** A TAP-like backend: virtio header and offloads. */
+class OffloadBackend extends FakeBackend {
+  offloads: RxOffloads[] = [];
+  constructor() {
+    super(true);
+  }
+  setOffloads(rx: RxOffloads): void {
+    this.offloads.push(rx);
+  }
+}
+
+function setup(opts: { vnetHdr?: boolean; accept?: bigint; qsize?: number; backend?: FakeBackend } = {}) {
+  const be = opts.backend ?? new FakeBackend(opts.vnetHdr);
   const net = new VirtioNet({ mac: MAC, backend: be });
   const d = new Driver(net);
   d.init(opts.accept ?? ALL, opts.qsize ?? 8);
@@ -255,4 +275,63 @@ test('passt backend: 4-byte big-endian length framing both ways, frames split ac
     server.close();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('virtio-net: offloads are offered only over a backend that carries them; headers pass both ways as negotiated', () => {
+  const bit = (b: number): bigint => 1n << BigInt(b);
+  const offload = [VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_HOST_TSO4];
+  for (const vnetHdr of [false, true]) {
+    const f = setup({ vnetHdr }).d.deviceFeatures();
+    for (const b of offload) assert.equal(f & bit(b), 0n, `feature ${b} not offered without offloading backend`);
+  }
+  // The guest takes everything but HOST_TSO6.
+  const be = new OffloadBackend();
+  const { d, net } = setup({ backend: be, accept: ~bit(VIRTIO_NET_F_HOST_TSO6), qsize: 64 });
+  for (const b of offload) assert.equal((d.deviceFeatures() >> BigInt(b)) & 1n, 1n, `feature ${b} offered`);
+  assert.deepEqual(be.offloads.at(-1), { csum: true, tso4: true, tso6: true, ecn: true }, 'TAP told what the guest receives');
+
+  // Transmit: a 64 KiB TCPv4 segment with a partial checksum goes to the TAP with the guest's header.
+  const hdr = new Uint8Array(HDR);
+  hdr[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+  hdr[1] = VIRTIO_NET_HDR_GSO_TCPV4;
+  const seg = frame(65000, 5);
+  const a = d.alloc(HDR + seg.length);
+  d.put(a, Buffer.concat([hdr, seg]));
+  d.avail(TX, d.chain(TX, [{ addr: a, len: HDR + seg.length }]));
+  // A TCPv6 segment (HOST_TSO6 was not accepted) is refused.
+  hdr[1] = VIRTIO_NET_HDR_GSO_TCPV6;
+  const b6 = d.alloc(HDR + 3000);
+  d.put(b6, Buffer.concat([hdr, frame(3000, 6)]));
+  d.avail(TX, d.chain(TX, [{ addr: b6, len: HDR + 3000 }]));
+  d.kick(TX);
+  assert.equal(be.sent.length, 1);
+  assert.deepEqual(be.sent[0].subarray(0, 2), Buffer.from([VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4]));
+  assert.deepEqual(be.sent[0].subarray(HDR), Buffer.from(seg));
+  assert.equal(net.stats.txErrors, 1);
+
+  // Receive: a GSO frame from the TAP reaches the guest, header and all, across merged buffers.
+  const bufs = postRx(d, 40, 2048);
+  const rxHdr = new Uint8Array(HDR);
+  rxHdr[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+  rxHdr[1] = VIRTIO_NET_HDR_GSO_TCPV4;
+  rxHdr[4] = 0xa8; // gso_size 1448
+  rxHdr[5] = 0x05;
+  const big = frame(30000, 7);
+  be.receive(Buffer.concat([rxHdr, big]));
+  const used = d.used(RX);
+  const joined = Buffer.concat(used.map((u) => d.bytes(bufs.get(u.id)!, u.len)));
+  assert.deepEqual(joined.subarray(0, 10), Buffer.from(rxHdr.subarray(0, 10)));
+  assert.equal(joined[10] | (joined[11] << 8), used.length, 'num_buffers');
+  assert.deepEqual(new Uint8Array(joined.subarray(HDR)), big);
+
+  // After a reset the TAP is told to stop, and a guest without GUEST_TSO4 never gets a GSO frame.
+  const be2 = new OffloadBackend();
+  const s2 = setup({ backend: be2, accept: ~bit(VIRTIO_NET_F_GUEST_TSO4), qsize: 64 });
+  assert.deepEqual(be2.offloads.at(-1), { csum: true, tso4: false, tso6: true, ecn: true });
+  postRx(s2.d, 40, 2048);
+  be2.receive(Buffer.concat([rxHdr, frame(3000, 8)]));
+  assert.deepEqual(s2.d.used(RX), []);
+  assert.equal(s2.net.stats.rxDropped, 1);
+  s2.d.w(0x70, 0);
+  assert.deepEqual(be2.offloads.at(-1), { csum: false, tso4: false, tso6: false, ecn: false });
 });

@@ -1,18 +1,24 @@
 // Worker thread of a TAP backend (tap.ts): waits for frames with poll(2) (bounded, so that a stop
 // request is seen within POLL_MS), reads each with one read(2), and posts them to the main thread
-// in batches (transferred, not copied again). While the main thread says "paused" it reads
+// in batches (transferred, not copied again) over the port it is given, which the main thread also
+// drains between vCPU slices. While the main thread says "paused" it reads
 // nothing and the kernel's TAP queue holds (or drops) the frames.
 
 import { readSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { parentPort, workerData } from 'node:worker_threads';
+import { workerData, type MessagePort } from 'node:worker_threads';
 
 const POLL_MS = 100;
 const POLLIN = 1;
 /** Frames posted in one message at most. */
 const BATCH = 64;
 
-const { fd, flags, max } = workerData as { fd: number; flags: Int32Array; max: number };
+const { fd, flags, max, port } = workerData as {
+  fd: number;
+  flags: Int32Array;
+  max: number;
+  port: MessagePort;
+};
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const koffi: any = createRequire(import.meta.url)('koffi');
 const lib = koffi.load('libc.so.6');
@@ -48,7 +54,7 @@ while (Atomics.load(flags, 0) === 0) {
     }
     batch.push(buf.slice(0, n).buffer);
   } while (batch.length < BATCH && readable(0));
-  if (batch.length > 0) parentPort!.postMessage(batch, batch);
+  if (batch.length > 0) port.postMessage(batch, batch);
   // A read error (the interface went away): do not spin on it.
   if (failed) Atomics.wait(flags, 0, 0, POLL_MS);
 }

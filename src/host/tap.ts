@@ -1,6 +1,9 @@
 // TAP devices through /dev/net/tun (Documentation/networking/tuntap.rst), as a virtio-net backend:
 // IFF_TAP | IFF_NO_PI | IFF_VNET_HDR with a 12-byte header (TUNSETVNETHDRSZ), so the guest's
-// virtio_net_hdr passes straight through. Node has no ioctl, hence koffi for open/ioctl/poll.
+// virtio_net_hdr passes straight through, with its checksum and segmentation offloads; the offloads
+// the guest accepts for receiving are given to the kernel with TUNSETOFFLOAD (without them it
+// segments and checksums before handing frames over). Node has no ioctl, hence koffi for
+// open/ioctl/poll.
 //
 // Node will not wrap a TAP fd in a net.Socket, and a non-blocking read from the main thread would
 // have to poll; so a worker thread (tap-reader.ts) reads frames and posts them back in batches.
@@ -11,12 +14,17 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, writevSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { UserError } from './errors.js';
-import type { NetBackend } from '../devices/virtio/net.js';
+import { MAX_GSO_FRAME, type NetBackend, type RxOffloads } from '../devices/virtio/net.js';
 
 const TUNSETIFF = 0x400454ca;
 const TUNSETVNETHDRSZ = 0x400454d8;
+const TUNSETOFFLOAD = 0x400454d0;
+const TUN_F_CSUM = 0x01;
+const TUN_F_TSO4 = 0x02;
+const TUN_F_TSO6 = 0x04;
+const TUN_F_TSO_ECN = 0x08;
 const IFF_TAP = 0x0002;
 const IFF_NO_PI = 0x1000;
 const IFF_VNET_HDR = 0x4000;
@@ -28,6 +36,8 @@ export const VNET_HDR_BYTES = 12;
 interface TunLibc {
   open: (path: string, flags: number) => number;
   ioctl: (fd: number, req: number, arg: Uint8Array) => number;
+  /** ioctl with an integer argument (TUNSETOFFLOAD). */
+  ioctlInt: (fd: number, req: number, arg: number) => number;
   errno: () => number;
 }
 let libc: TunLibc | undefined;
@@ -40,6 +50,10 @@ function lc(): TunLibc {
   libc = {
     open: lib.func('int open(const char *path, int flags)'),
     ioctl: lib.func('int ioctl(int fd, unsigned long req, void *arg)'),
+    ioctlInt: (
+      (f) => (fd: number, req: number, arg: number) =>
+        f(fd, req, 'unsigned long', arg) as number
+    )(lib.func('int ioctl(int fd, unsigned long req, ...)')),
     errno: () => k.errno() as number,
   };
   return libc;
@@ -150,16 +164,36 @@ export class TapBackend implements NetBackend {
     this.receive = receive;
     this.resume();
     if (this.worker) return;
+    // Frames come over a port of their own, which poll() can also drain synchronously.
+    const { port1, port2 } = new MessageChannel();
     const w = new Worker(new URL('./tap-reader.js', import.meta.url), {
-      workerData: { fd: this.fd, flags: this.flags, max: 65536 + VNET_HDR_BYTES },
+      workerData: { fd: this.fd, flags: this.flags, max: MAX_GSO_FRAME + VNET_HDR_BYTES, port: port2 },
+      transferList: [port2],
     });
-    w.on('message', (frames: ArrayBuffer[]) => {
-      if (this.closed) return;
-      for (const f of frames) this.receive(new Uint8Array(f));
-    });
+    port1.on('message', (frames: ArrayBuffer[]) => this.deliver(frames));
+    port1.unref();
+    this.port = port1;
     w.on('error', (e) => process.stderr.write(`typevisor: TAP ${this.name}: reader stopped: ${e.message}\n`));
     w.unref();
     this.worker = w;
+  }
+
+  private port: MessagePort | undefined;
+
+  private deliver(frames: ArrayBuffer[]): void {
+    if (this.closed) return;
+    for (const f of frames) this.receive(new Uint8Array(f));
+  }
+
+  /** Frames the reader has posted and the event loop has not dispatched yet (a busy guest keeps it from turning). */
+  poll(): void {
+    const port = this.port;
+    if (!port) return;
+    for (let i = 0; i < 16; i++) {
+      const m = receiveMessageOnPort(port);
+      if (!m) return;
+      this.deliver(m.message as ArrayBuffer[]);
+    }
   }
 
   transmit(pieces: Uint8Array[]): boolean {
@@ -170,6 +204,22 @@ export class TapBackend implements NetBackend {
       // The interface is down or gone: the frame is lost, as on a cable that is unplugged.
     }
     return true;
+  }
+
+  /** What the kernel may hand over: partial checksums and TCP segments of up to 64 KiB (TUNSETOFFLOAD). */
+  setOffloads(rx: RxOffloads): void {
+    if (this.closed) return;
+    let f = 0;
+    if (rx.csum) {
+      f |= TUN_F_CSUM;
+      if (rx.tso4) f |= TUN_F_TSO4;
+      if (rx.tso6) f |= TUN_F_TSO6;
+      if (rx.ecn && (rx.tso4 || rx.tso6)) f |= TUN_F_TSO_ECN;
+    }
+    if (lc().ioctlInt(this.fd, TUNSETOFFLOAD, f) < 0) {
+      // Offloads not taken: the kernel keeps segmenting and checksumming for the guest.
+      process.stderr.write(`typevisor: TAP ${this.name}: TUNSETOFFLOAD failed: ${errnoName(lc().errno())}\n`);
+    }
   }
 
   pause(): void {
@@ -186,6 +236,7 @@ export class TapBackend implements NetBackend {
     this.closed = true;
     Atomics.store(this.flags, 0, 1);
     Atomics.notify(this.flags, 1);
+    this.port?.close();
     const w = this.worker;
     // The reader leaves its poll loop within one poll timeout; the fd is closed after it has.
     if (w) w.once('exit', () => closeSync(this.fd));

@@ -275,7 +275,11 @@ export class Vm extends EventEmitter {
         statsIntervalS: interval ?? bs.statsIntervalS,
       });
     }
-    machine.onSlice = () => this.pumpInput();
+    machine.onSlice = () => {
+      this.pumpInput();
+      // Frames a TAP's reader has ready reach a busy guest now, not when the run loop next yields.
+      for (const n of devices.nets) n.poll();
+    };
     this.boots++;
     this.state = 'running';
     // 'boot': a machine was built (at start and at each guest reboot), before it runs.
@@ -349,6 +353,7 @@ export class Vm extends EventEmitter {
           `${((100 * m.code.jitStats.insns) / Math.max(1, m.instructions)).toFixed(0)}% of the instructions; ` +
           `${m.code.pageCount} code pages cached, ${m.code.jitStats.evicted} dropped by sweeps\n`,
       );
+      for (const [i, n] of (this.devices?.nets ?? []).entries()) process.stderr.write(`typevisor: stats: eth${i}: ${n.describeStats()}\n`);
     }
     this.state = state;
     this.balloonPoller?.close();
