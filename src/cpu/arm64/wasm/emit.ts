@@ -55,196 +55,175 @@ function shifted32(u: Unit, m: number, type: number, amt: number): void {
 
 // ---- flags ----
 
-/** NZCV of a + b (sub: a - b) from T0 = a, T1 = b, T2 = result; `cin` local (W3) for carry-in forms. */
-function flags64(u: Unit, sub: boolean, withCarry = false): void {
+/** The operations of one operand width: 64 bits (X registers, i64) or 32 (W registers, i32). */
+interface Width {
+  wide: boolean;
+  add: number;
+  sub: number;
+  xor: number;
+  and: number;
+  shrU: number;
+  eqz: number;
+  eq: number;
+  ltU: number;
+  geU: number;
+  /** Locals for a, b and the result. */
+  a: number;
+  b: number;
+  r: number;
+  /** Push the constant v (a number that fits 32 bits signed). */
+  k(u: Unit, v: number): void;
+  /** Push register n (31 = SP when `sp`, else zero). */
+  rd(u: Unit, n: number, sp?: boolean): void;
+  /** Register d = the value `value` pushes. */
+  wr(u: Unit, d: number, value: () => void, sp?: boolean): void;
+  /** Push the sign bit of local `l` as an i32. */
+  msb(u: Unit, l: number): void;
+}
+
+const X: Width = {
+  wide: true,
+  add: Op.i64_add,
+  sub: Op.i64_sub,
+  xor: Op.i64_xor,
+  and: Op.i64_and,
+  shrU: Op.i64_shr_u,
+  eqz: Op.i64_eqz,
+  eq: Op.i64_eq,
+  ltU: Op.i64_lt_u,
+  geU: Op.i64_ge_u,
+  a: T0,
+  b: T1,
+  r: T2,
+  k: (u, v) => u.c.i64(v),
+  rd: (u, n, sp) => u.rx(n, sp),
+  wr: (u, d, value, sp) => u.setX(d, value, sp),
+  msb: (u, l) => {
+    u.c.get(l);
+    u.c.i64(63);
+    u.c.op(Op.i64_shr_u);
+    u.c.op(Op.i32_wrap_i64);
+  },
+};
+
+const W: Width = {
+  wide: false,
+  add: Op.i32_add,
+  sub: Op.i32_sub,
+  xor: Op.i32_xor,
+  and: Op.i32_and,
+  shrU: Op.i32_shr_u,
+  eqz: Op.i32_eqz,
+  eq: Op.i32_eq,
+  ltU: Op.i32_lt_u,
+  geU: Op.i32_ge_u,
+  a: W0,
+  b: W1,
+  r: W2,
+  k: (u, v) => u.c.i32(v),
+  rd: (u, n, sp) => u.rw(n, sp),
+  wr: (u, d, value, sp) => u.setW(d, value, sp),
+  msb: (u, l) => {
+    u.c.get(l);
+    u.c.i32(31);
+    u.c.op(Op.i32_shr_u);
+  },
+};
+
+/**
+ * NZCV of a + b (sub: a - b) from the width's locals a, b and result; `withCarry`: a + b + carry-in
+ * (b already inverted for SBC), the carry-in in W3.
+ */
+function flags(u: Unit, w: Width, sub: boolean, withCarry = false): void {
   const c = u.c;
-  u.setState(N_OFF, () => {
-    c.get(T2);
-    c.i64(63);
-    c.op(Op.i64_shr_u);
-    c.op(Op.i32_wrap_i64);
-  });
+  u.setState(N_OFF, () => w.msb(u, w.r));
   u.setState(Z_OFF, () => {
-    c.get(T2);
-    c.op(Op.i64_eqz);
+    c.get(w.r);
+    c.op(w.eqz);
   });
   u.setState(C_OFF, () => {
     if (withCarry) {
-      // a + b + cin (b already inverted for SBC): carry when res < a, or res == a with carry in
-      c.get(T2);
-      c.get(T0);
-      c.op(Op.i64_lt_u);
-      c.get(T2);
-      c.get(T0);
-      c.op(Op.i64_eq);
+      // carry when result < a, or result == a with a carry in
+      c.get(w.r);
+      c.get(w.a);
+      c.op(w.ltU);
+      c.get(w.r);
+      c.get(w.a);
+      c.op(w.eq);
       c.get(W3);
       c.op(Op.i32_and);
       c.op(Op.i32_or);
     } else if (sub) {
-      c.get(T0);
-      c.get(T1);
-      c.op(Op.i64_ge_u);
+      c.get(w.a);
+      c.get(w.b);
+      c.op(w.geU);
     } else {
-      c.get(T2);
-      c.get(T0);
-      c.op(Op.i64_lt_u);
+      c.get(w.r);
+      c.get(w.a);
+      c.op(w.ltU);
     }
   });
   u.setState(V_OFF, () => {
-    if (sub && !withCarry) {
-      c.get(T0);
-      c.get(T1);
-      c.op(Op.i64_xor);
-      c.get(T0);
-      c.get(T2);
-      c.op(Op.i64_xor);
-    } else {
-      c.get(T0);
-      c.get(T2);
-      c.op(Op.i64_xor);
-      c.get(T1);
-      c.get(T2);
-      c.op(Op.i64_xor);
-    }
-    c.op(Op.i64_and);
-    c.i64(63);
-    c.op(Op.i64_shr_u);
-    c.op(Op.i32_wrap_i64);
-  });
-}
-
-/** The same for 32 bits: W0 = a, W1 = b, W2 = result, W3 = carry in. */
-function flags32(u: Unit, sub: boolean, withCarry = false): void {
-  const c = u.c;
-  u.setState(N_OFF, () => {
-    c.get(W2);
-    c.i32(31);
-    c.op(Op.i32_shr_u);
-  });
-  u.setState(Z_OFF, () => {
-    c.get(W2);
-    c.op(Op.i32_eqz);
-  });
-  u.setState(C_OFF, () => {
-    if (withCarry) {
-      c.get(W2);
-      c.get(W0);
-      c.op(Op.i32_lt_u);
-      c.get(W2);
-      c.get(W0);
-      c.op(Op.i32_eq);
-      c.get(W3);
-      c.op(Op.i32_and);
-      c.op(Op.i32_or);
-    } else if (sub) {
-      c.get(W0);
-      c.get(W1);
-      c.op(Op.i32_ge_u);
-    } else {
-      c.get(W2);
-      c.get(W0);
-      c.op(Op.i32_lt_u);
-    }
-  });
-  u.setState(V_OFF, () => {
-    if (sub && !withCarry) {
-      c.get(W0);
-      c.get(W1);
-      c.op(Op.i32_xor);
-      c.get(W0);
-      c.get(W2);
-      c.op(Op.i32_xor);
-    } else {
-      c.get(W0);
-      c.get(W2);
-      c.op(Op.i32_xor);
-      c.get(W1);
-      c.get(W2);
-      c.op(Op.i32_xor);
-    }
-    c.op(Op.i32_and);
-    c.i32(31);
-    c.op(Op.i32_shr_u);
-  });
-}
-
-/** N and Z of a logical result (in T2 or W2), C = V = 0. */
-function logicFlags(u: Unit, wide: boolean): void {
-  const c = u.c;
-  u.setState(N_OFF, () => {
-    if (wide) {
-      c.get(T2);
+    // add: (a ^ r) & (b ^ r); sub: (a ^ b) & (a ^ r); sign bit
+    c.get(w.a);
+    c.get(sub && !withCarry ? w.b : w.r);
+    c.op(w.xor);
+    c.get(sub && !withCarry ? w.a : w.b);
+    c.get(w.r);
+    c.op(w.xor);
+    c.op(w.and);
+    if (w.wide) {
       c.i64(63);
       c.op(Op.i64_shr_u);
       c.op(Op.i32_wrap_i64);
     } else {
-      c.get(W2);
       c.i32(31);
       c.op(Op.i32_shr_u);
     }
   });
+}
+
+/** N and Z of a logical result (in the width's result local), C = V = 0. */
+function logicFlags(u: Unit, w: Width): void {
+  const c = u.c;
+  u.setState(N_OFF, () => w.msb(u, w.r));
   u.setState(Z_OFF, () => {
-    c.get(wide ? T2 : W2);
-    c.op(wide ? Op.i64_eqz : Op.i32_eqz);
+    c.get(w.r);
+    c.op(w.eqz);
   });
   u.setState(C_OFF, () => c.i32(0));
   u.setState(V_OFF, () => c.i32(0));
 }
 
 /**
- * a op b with flags, 64-bit: `a` and `b` push the operands; the result goes to Xd (31 = XZR, or SP
- * when `spDest`).
+ * Rd = a op b, with flags when `setFlags`: `a` and `b` push the operands; Rd 31 is XZR, or SP when
+ * `spDest`.
  */
-function addSub64(u: Unit, d: number, a: () => void, b: () => void, sub: boolean, setFlags: boolean, spDest: boolean): void {
+function addSub(u: Unit, w: Width, d: number, a: () => void, b: () => void, sub: boolean, setFlags: boolean, spDest: boolean): void {
   const c = u.c;
   if (!setFlags) {
-    u.setX(
+    w.wr(
+      u,
       d,
       () => {
         a();
         b();
-        c.op(sub ? Op.i64_sub : Op.i64_add);
+        c.op(sub ? w.sub : w.add);
       },
       spDest,
     );
     return;
   }
   a();
-  c.set(T0);
+  c.set(w.a);
   b();
-  c.set(T1);
-  c.get(T0);
-  c.get(T1);
-  c.op(sub ? Op.i64_sub : Op.i64_add);
-  c.set(T2);
-  flags64(u, sub);
-  u.setX(d, () => c.get(T2));
-}
-
-function addSub32(u: Unit, d: number, a: () => void, b: () => void, sub: boolean, setFlags: boolean, spDest: boolean): void {
-  const c = u.c;
-  if (!setFlags) {
-    u.setW(
-      d,
-      () => {
-        a();
-        b();
-        c.op(sub ? Op.i32_sub : Op.i32_add);
-      },
-      spDest,
-    );
-    return;
-  }
-  a();
-  c.set(W0);
-  b();
-  c.set(W1);
-  c.get(W0);
-  c.get(W1);
-  c.op(sub ? Op.i32_sub : Op.i32_add);
-  c.set(W2);
-  flags32(u, sub);
-  u.setW(d, () => c.get(W2));
+  c.set(w.b);
+  c.get(w.a);
+  c.get(w.b);
+  c.op(sub ? w.sub : w.add);
+  c.set(w.r);
+  flags(u, w, sub);
+  w.wr(u, d, () => c.get(w.r));
 }
 
 // ---- add/subtract ----
@@ -253,7 +232,7 @@ def(['ADD_sreg_x', 'SUB_sreg_x', 'ADDS_sreg_x', 'SUBS_sreg_x'], (u, insn) => {
   const type = (insn >>> 22) & 3;
   if (type === 3) return false;
   const { d, n, m } = fields(insn);
-  addSub64(u, d, () => u.rx(n), () => shifted64(u, m, type, (insn >>> 10) & 63), (insn & 0x40000000) !== 0, (insn & 0x20000000) !== 0, false);
+  addSub(u, X, d, () => u.rx(n), () => shifted64(u, m, type, (insn >>> 10) & 63), (insn & 0x40000000) !== 0, (insn & 0x20000000) !== 0, false);
   return true;
 });
 
@@ -261,7 +240,7 @@ def(['ADD_sreg_w', 'SUB_sreg_w', 'ADDS_sreg_w', 'SUBS_sreg_w'], (u, insn) => {
   const type = (insn >>> 22) & 3;
   if (type === 3) return false;
   const { d, n, m } = fields(insn);
-  addSub32(u, d, () => u.rw(n), () => shifted32(u, m, type, (insn >>> 10) & 31), (insn & 0x40000000) !== 0, (insn & 0x20000000) !== 0, false);
+  addSub(u, W, d, () => u.rw(n), () => shifted32(u, m, type, (insn >>> 10) & 31), (insn & 0x40000000) !== 0, (insn & 0x20000000) !== 0, false);
   return true;
 });
 
@@ -270,14 +249,14 @@ const imm12 = (insn: number): number => (insn & 0x400000) !== 0 ? ((insn >>> 10)
 def(['ADD_imm_x', 'SUB_imm_x', 'ADDS_imm_x', 'SUBS_imm_x'], (u, insn) => {
   const { d, n } = fields(insn);
   const s = (insn & 0x20000000) !== 0;
-  addSub64(u, d, () => u.rx(n, true), () => u.c.i64(imm12(insn)), (insn & 0x40000000) !== 0, s, !s);
+  addSub(u, X, d, () => u.rx(n, true), () => u.c.i64(imm12(insn)), (insn & 0x40000000) !== 0, s, !s);
   return true;
 });
 
 def(['ADD_imm_w', 'SUB_imm_w', 'ADDS_imm_w', 'SUBS_imm_w'], (u, insn) => {
   const { d, n } = fields(insn);
   const s = (insn & 0x20000000) !== 0;
-  addSub32(u, d, () => u.rw(n, true), () => u.c.i32(imm12(insn)), (insn & 0x40000000) !== 0, s, !s);
+  addSub(u, W, d, () => u.rw(n, true), () => u.c.i32(imm12(insn)), (insn & 0x40000000) !== 0, s, !s);
   return true;
 });
 
@@ -321,7 +300,7 @@ def(['ADDSUB_ext_x'], (u, insn) => {
   if (sh > 4) return false;
   const { d, n, m } = fields(insn);
   const s = (insn & 0x20000000) !== 0;
-  addSub64(u, d, () => u.rx(n, true), () => extended(u, m, (insn >>> 13) & 7, sh), (insn & 0x40000000) !== 0, s, !s);
+  addSub(u, X, d, () => u.rx(n, true), () => extended(u, m, (insn >>> 13) & 7, sh), (insn & 0x40000000) !== 0, s, !s);
   return true;
 });
 
@@ -344,58 +323,33 @@ def(['ADDSUB_ext_w'], (u, insn) => {
       c.op(Op.i32_shl);
     }
   };
-  addSub32(u, d, () => u.rw(n, true), b, (insn & 0x40000000) !== 0, s, !s);
+  addSub(u, W, d, () => u.rw(n, true), b, (insn & 0x40000000) !== 0, s, !s);
   return true;
 });
 
-def(['ADC_SBC_x'], (u, insn) => {
+def(['ADC_SBC_x', 'ADC_SBC_w'], (u, insn) => {
+  const w = (insn & 0x80000000) !== 0 ? X : W;
   const { d, n, m } = fields(insn);
   const c = u.c;
-  const inv = (insn & 0x40000000) !== 0;
-  u.rx(n);
-  c.set(T0);
-  u.rx(m);
-  if (inv) {
-    c.i64(-1);
-    c.op(Op.i64_xor);
+  w.rd(u, n);
+  c.set(w.a);
+  w.rd(u, m);
+  if ((insn & 0x40000000) !== 0) {
+    w.k(u, -1);
+    c.op(w.xor);
   }
-  c.set(T1);
+  c.set(w.b);
   u.state(C_OFF);
   c.set(W3);
-  c.get(T0);
-  c.get(T1);
-  c.op(Op.i64_add);
+  c.get(w.a);
+  c.get(w.b);
+  c.op(w.add);
   c.get(W3);
-  c.op(Op.i64_extend_i32_u);
-  c.op(Op.i64_add);
-  c.set(T2);
-  if ((insn & 0x20000000) !== 0) flags64(u, false, true);
-  u.setX(d, () => c.get(T2));
-  return true;
-});
-
-def(['ADC_SBC_w'], (u, insn) => {
-  const { d, n, m } = fields(insn);
-  const c = u.c;
-  const inv = (insn & 0x40000000) !== 0;
-  u.rw(n);
-  c.set(W0);
-  u.rw(m);
-  if (inv) {
-    c.i32(-1);
-    c.op(Op.i32_xor);
-  }
-  c.set(W1);
-  u.state(C_OFF);
-  c.set(W3);
-  c.get(W0);
-  c.get(W1);
-  c.op(Op.i32_add);
-  c.get(W3);
-  c.op(Op.i32_add);
-  c.set(W2);
-  if ((insn & 0x20000000) !== 0) flags32(u, false, true);
-  u.setW(d, () => c.get(W2));
+  if (w.wide) c.op(Op.i64_extend_i32_u);
+  c.op(w.add);
+  c.set(w.r);
+  if ((insn & 0x20000000) !== 0) flags(u, w, false, true);
+  w.wr(u, d, () => c.get(w.r));
   return true;
 });
 
@@ -409,29 +363,17 @@ def(['CCMP_CCMN'], (u, insn) => {
   const nzcv = insn & 15;
   condition(u, (insn >>> 12) & 15);
   c.if();
-  if (wide) {
-    u.rx(n);
-    c.set(T0);
-    if (imm) c.i64(m);
-    else u.rx(m);
-    c.set(T1);
-    c.get(T0);
-    c.get(T1);
-    c.op(sub ? Op.i64_sub : Op.i64_add);
-    c.set(T2);
-    flags64(u, sub);
-  } else {
-    u.rw(n);
-    c.set(W0);
-    if (imm) c.i32(m);
-    else u.rw(m);
-    c.set(W1);
-    c.get(W0);
-    c.get(W1);
-    c.op(sub ? Op.i32_sub : Op.i32_add);
-    c.set(W2);
-    flags32(u, sub);
-  }
+  const w = wide ? X : W;
+  w.rd(u, n);
+  c.set(w.a);
+  if (imm) w.k(u, m);
+  else w.rd(u, m);
+  c.set(w.b);
+  c.get(w.a);
+  c.get(w.b);
+  c.op(sub ? w.sub : w.add);
+  c.set(w.r);
+  flags(u, w, sub);
   c.else();
   u.setState(N_OFF, () => c.i32((nzcv >>> 3) & 1));
   u.setState(Z_OFF, () => c.i32((nzcv >>> 2) & 1));
@@ -465,7 +407,7 @@ def(['LOGIC_reg_x'], (u, insn) => {
   }
   value();
   c.set(T2);
-  logicFlags(u, true);
+  logicFlags(u, X);
   u.setX(d, () => c.get(T2));
   return true;
 });
@@ -489,7 +431,7 @@ def(['LOGIC_reg_w'], (u, insn) => {
   }
   value();
   c.set(W2);
-  logicFlags(u, false);
+  logicFlags(u, W);
   u.setW(d, () => c.get(W2));
   return true;
 });
@@ -519,7 +461,7 @@ def(['LOGIC_imm_x', 'LOGIC_imm_w'], (u, insn) => {
   }
   value();
   c.set(wide ? T2 : W2);
-  logicFlags(u, wide);
+  logicFlags(u, wide ? X : W);
   if (wide) u.setX(d, () => c.get(T2));
   else u.setW(d, () => c.get(W2));
   return true;
