@@ -388,51 +388,29 @@ def(['CCMP_CCMN'], (u, insn) => {
 const LOGIC64 = [Op.i64_and, Op.i64_or, Op.i64_xor, Op.i64_and];
 const LOGIC32 = [Op.i32_and, Op.i32_or, Op.i32_xor, Op.i32_and];
 
-def(['LOGIC_reg_x'], (u, insn) => {
+def(['LOGIC_reg_x', 'LOGIC_reg_w'], (u, insn) => {
+  const w = (insn & 0x80000000) !== 0 ? X : W;
   const { d, n, m } = fields(insn);
   const c = u.c;
   const opc = (insn >>> 29) & 3;
   const value = (): void => {
-    u.rx(n);
-    shifted64(u, m, (insn >>> 22) & 3, (insn >>> 10) & 63);
+    w.rd(u, n);
+    if (w.wide) shifted64(u, m, (insn >>> 22) & 3, (insn >>> 10) & 63);
+    else shifted32(u, m, (insn >>> 22) & 3, (insn >>> 10) & 31);
     if ((insn & 0x200000) !== 0) {
-      c.i64(-1);
-      c.op(Op.i64_xor);
+      w.k(u, -1);
+      c.op(w.xor);
     }
-    c.op(LOGIC64[opc]);
+    c.op((w.wide ? LOGIC64 : LOGIC32)[opc]);
   };
   if (opc !== 3) {
-    u.setX(d, value);
+    w.wr(u, d, value);
     return true;
   }
   value();
-  c.set(T2);
-  logicFlags(u, X);
-  u.setX(d, () => c.get(T2));
-  return true;
-});
-
-def(['LOGIC_reg_w'], (u, insn) => {
-  const { d, n, m } = fields(insn);
-  const c = u.c;
-  const opc = (insn >>> 29) & 3;
-  const value = (): void => {
-    u.rw(n);
-    shifted32(u, m, (insn >>> 22) & 3, (insn >>> 10) & 31);
-    if ((insn & 0x200000) !== 0) {
-      c.i32(-1);
-      c.op(Op.i32_xor);
-    }
-    c.op(LOGIC32[opc]);
-  };
-  if (opc !== 3) {
-    u.setW(d, value);
-    return true;
-  }
-  value();
-  c.set(W2);
-  logicFlags(u, W);
-  u.setW(d, () => c.get(W2));
+  c.set(w.r);
+  logicFlags(u, w);
+  w.wr(u, d, () => c.get(w.r));
   return true;
 });
 
