@@ -38,26 +38,13 @@ const fields = (insn: number): { d: number; n: number; m: number } => ({
 
 // ---- operands ----
 
-/** Push Xm shifted by a constant (type 0 LSL, 1 LSR, 2 ASR, 3 ROR). */
-function shifted64(u: Unit, m: number, type: number, amt: number): void {
-  u.rx(m);
-  if (amt === 0) return;
-  u.c.i64(amt);
-  u.c.op([Op.i64_shl, Op.i64_shr_u, Op.i64_shr_s, Op.i64_rotr][type]);
-}
-
-function shifted32(u: Unit, m: number, type: number, amt: number): void {
-  u.rw(m);
-  if (amt === 0) return;
-  u.c.i32(amt);
-  u.c.op([Op.i32_shl, Op.i32_shr_u, Op.i32_shr_s, Op.i32_rotr][type]);
-}
-
 // ---- flags ----
 
 /** The operations of one operand width: 64 bits (X registers, i64) or 32 (W registers, i32). */
 interface Width {
   wide: boolean;
+  /** Register size in bits. */
+  bits: number;
   add: number;
   sub: number;
   xor: number;
@@ -67,12 +54,18 @@ interface Width {
   eq: number;
   ltU: number;
   geU: number;
+  mul: number;
+  clz: number;
+  /** By shift type: LSL, LSR, ASR, ROR. */
+  shifts: readonly number[];
+  /** By logical opc: AND, ORR, EOR, ANDS. */
+  logic: readonly number[];
   /** Locals for a, b and the result. */
   a: number;
   b: number;
   r: number;
-  /** Push the constant v (a number that fits 32 bits signed). */
-  k(u: Unit, v: number): void;
+  /** Push a constant from its int32 halves (`hi` defaults to lo's sign; 32 bits use `lo` only). */
+  k(u: Unit, lo: number, hi?: number): void;
   /** Push register n (31 = SP when `sp`, else zero). */
   rd(u: Unit, n: number, sp?: boolean): void;
   /** Register d = the value `value` pushes. */
@@ -83,6 +76,7 @@ interface Width {
 
 const X: Width = {
   wide: true,
+  bits: 64,
   add: Op.i64_add,
   sub: Op.i64_sub,
   xor: Op.i64_xor,
@@ -92,10 +86,14 @@ const X: Width = {
   eq: Op.i64_eq,
   ltU: Op.i64_lt_u,
   geU: Op.i64_ge_u,
+  mul: Op.i64_mul,
+  clz: Op.i64_clz,
+  shifts: [Op.i64_shl, Op.i64_shr_u, Op.i64_shr_s, Op.i64_rotr],
+  logic: [Op.i64_and, Op.i64_or, Op.i64_xor, Op.i64_and],
   a: T0,
   b: T1,
   r: T2,
-  k: (u, v) => u.c.i64(v),
+  k: (u, lo, hi) => u.c.i64(lo, hi),
   rd: (u, n, sp) => u.rx(n, sp),
   wr: (u, d, value, sp) => u.setX(d, value, sp),
   msb: (u, l) => {
@@ -108,6 +106,7 @@ const X: Width = {
 
 const W: Width = {
   wide: false,
+  bits: 32,
   add: Op.i32_add,
   sub: Op.i32_sub,
   xor: Op.i32_xor,
@@ -117,10 +116,14 @@ const W: Width = {
   eq: Op.i32_eq,
   ltU: Op.i32_lt_u,
   geU: Op.i32_ge_u,
+  mul: Op.i32_mul,
+  clz: Op.i32_clz,
+  shifts: [Op.i32_shl, Op.i32_shr_u, Op.i32_shr_s, Op.i32_rotr],
+  logic: [Op.i32_and, Op.i32_or, Op.i32_xor, Op.i32_and],
   a: W0,
   b: W1,
   r: W2,
-  k: (u, v) => u.c.i32(v),
+  k: (u, lo) => u.c.i32(lo),
   rd: (u, n, sp) => u.rw(n, sp),
   wr: (u, d, value, sp) => u.setW(d, value, sp),
   msb: (u, l) => {
@@ -129,6 +132,17 @@ const W: Width = {
     u.c.op(Op.i32_shr_u);
   },
 };
+
+/** The width of an instruction with the sf bit (31). */
+const widthOf = (insn: number): Width => ((insn & 0x80000000) !== 0 ? X : W);
+
+/** Push register m shifted by a constant (type 0 LSL, 1 LSR, 2 ASR, 3 ROR). */
+function shifted(u: Unit, w: Width, m: number, type: number, amt: number): void {
+  w.rd(u, m);
+  if (amt === 0) return;
+  w.k(u, amt);
+  u.c.op(w.shifts[type]);
+}
 
 /**
  * NZCV of a + b (sub: a - b) from the width's locals a, b and result; `withCarry`: a + b + carry-in
@@ -228,35 +242,23 @@ function addSub(u: Unit, w: Width, d: number, a: () => void, b: () => void, sub:
 
 // ---- add/subtract ----
 
-def(['ADD_sreg_x', 'SUB_sreg_x', 'ADDS_sreg_x', 'SUBS_sreg_x'], (u, insn) => {
+def(['ADD_sreg_x', 'SUB_sreg_x', 'ADDS_sreg_x', 'SUBS_sreg_x', 'ADD_sreg_w', 'SUB_sreg_w', 'ADDS_sreg_w', 'SUBS_sreg_w'], (u, insn) => {
   const type = (insn >>> 22) & 3;
   if (type === 3) return false;
+  const w = widthOf(insn);
   const { d, n, m } = fields(insn);
-  addSub(u, X, d, () => u.rx(n), () => shifted64(u, m, type, (insn >>> 10) & 63), (insn & 0x40000000) !== 0, (insn & 0x20000000) !== 0, false);
-  return true;
-});
-
-def(['ADD_sreg_w', 'SUB_sreg_w', 'ADDS_sreg_w', 'SUBS_sreg_w'], (u, insn) => {
-  const type = (insn >>> 22) & 3;
-  if (type === 3) return false;
-  const { d, n, m } = fields(insn);
-  addSub(u, W, d, () => u.rw(n), () => shifted32(u, m, type, (insn >>> 10) & 31), (insn & 0x40000000) !== 0, (insn & 0x20000000) !== 0, false);
+  const amt = (insn >>> 10) & (w.bits - 1);
+  addSub(u, w, d, () => w.rd(u, n), () => shifted(u, w, m, type, amt), (insn & 0x40000000) !== 0, (insn & 0x20000000) !== 0, false);
   return true;
 });
 
 const imm12 = (insn: number): number => (insn & 0x400000) !== 0 ? ((insn >>> 10) & 0xfff) << 12 : (insn >>> 10) & 0xfff;
 
-def(['ADD_imm_x', 'SUB_imm_x', 'ADDS_imm_x', 'SUBS_imm_x'], (u, insn) => {
+def(['ADD_imm_x', 'SUB_imm_x', 'ADDS_imm_x', 'SUBS_imm_x', 'ADD_imm_w', 'SUB_imm_w', 'ADDS_imm_w', 'SUBS_imm_w'], (u, insn) => {
+  const w = widthOf(insn);
   const { d, n } = fields(insn);
   const s = (insn & 0x20000000) !== 0;
-  addSub(u, X, d, () => u.rx(n, true), () => u.c.i64(imm12(insn)), (insn & 0x40000000) !== 0, s, !s);
-  return true;
-});
-
-def(['ADD_imm_w', 'SUB_imm_w', 'ADDS_imm_w', 'SUBS_imm_w'], (u, insn) => {
-  const { d, n } = fields(insn);
-  const s = (insn & 0x20000000) !== 0;
-  addSub(u, W, d, () => u.rw(n, true), () => u.c.i32(imm12(insn)), (insn & 0x40000000) !== 0, s, !s);
+  addSub(u, w, d, () => w.rd(u, n, true), () => w.k(u, imm12(insn)), (insn & 0x40000000) !== 0, s, !s);
   return true;
 });
 
@@ -385,23 +387,19 @@ def(['CCMP_CCMN'], (u, insn) => {
 
 // ---- logical ----
 
-const LOGIC64 = [Op.i64_and, Op.i64_or, Op.i64_xor, Op.i64_and];
-const LOGIC32 = [Op.i32_and, Op.i32_or, Op.i32_xor, Op.i32_and];
-
 def(['LOGIC_reg_x', 'LOGIC_reg_w'], (u, insn) => {
-  const w = (insn & 0x80000000) !== 0 ? X : W;
+  const w = widthOf(insn);
   const { d, n, m } = fields(insn);
   const c = u.c;
   const opc = (insn >>> 29) & 3;
   const value = (): void => {
     w.rd(u, n);
-    if (w.wide) shifted64(u, m, (insn >>> 22) & 3, (insn >>> 10) & 63);
-    else shifted32(u, m, (insn >>> 22) & 3, (insn >>> 10) & 31);
+    shifted(u, w, m, (insn >>> 22) & 3, (insn >>> 10) & (w.bits - 1));
     if ((insn & 0x200000) !== 0) {
       w.k(u, -1);
       c.op(w.xor);
     }
-    c.op((w.wide ? LOGIC64 : LOGIC32)[opc]);
+    c.op(w.logic[opc]);
   };
   if (opc !== 3) {
     w.wr(u, d, value);
@@ -416,32 +414,24 @@ def(['LOGIC_reg_x', 'LOGIC_reg_w'], (u, insn) => {
 
 def(['LOGIC_imm_x', 'LOGIC_imm_w'], (u, insn) => {
   const idx = (insn >>> 10) & 0x1fff;
-  const wide = (insn & 0x80000000) !== 0;
-  if (BITMASK_OK[idx] === 0 || (!wide && (insn & 0x400000) !== 0)) return false;
+  const w = widthOf(insn);
+  if (BITMASK_OK[idx] === 0 || (!w.wide && (insn & 0x400000) !== 0)) return false;
   const { d, n } = fields(insn);
   const c = u.c;
   const opc = (insn >>> 29) & 3;
   const value = (): void => {
-    if (wide) {
-      u.rx(n);
-      c.i64(BITMASK_LO[idx], BITMASK_HI[idx]);
-      c.op(LOGIC64[opc]);
-    } else {
-      u.rw(n);
-      c.i32(BITMASK_LO[idx]);
-      c.op(LOGIC32[opc]);
-    }
+    w.rd(u, n);
+    w.k(u, BITMASK_LO[idx], BITMASK_HI[idx]);
+    c.op(w.logic[opc]);
   };
   if (opc !== 3) {
-    if (wide) u.setX(d, value, true);
-    else u.setW(d, value, true);
+    w.wr(u, d, value, true);
     return true;
   }
   value();
-  c.set(wide ? T2 : W2);
-  logicFlags(u, wide ? X : W);
-  if (wide) u.setX(d, () => c.get(T2));
-  else u.setW(d, () => c.get(W2));
+  c.set(w.r);
+  logicFlags(u, w);
+  w.wr(u, d, () => c.get(w.r));
   return true;
 });
 
@@ -482,31 +472,22 @@ def(['MOVZ_w', 'MOVN_w'], (u, insn) => {
 });
 
 def(['MOVK_x', 'MOVK_w'], (u, insn) => {
-  const wide = (insn & 0x80000000) !== 0;
-  if (!wide && (insn & 0x400000) !== 0) return false;
+  const w = widthOf(insn);
+  if (!w.wide && (insn & 0x400000) !== 0) return false;
   const d = insn & 31;
   const sh = ((insn >>> 21) & 3) * 16;
   const imm = (insn >>> 5) & 0xffff;
   const c = u.c;
-  if (wide) {
-    u.setX(d, () => {
-      u.rx(d);
-      const keep = ~(0xffffn << BigInt(sh));
-      c.i64(Number(BigInt.asIntN(32, keep)), Number(BigInt.asIntN(32, keep >> 32n)));
-      c.op(Op.i64_and);
-      const v = BigInt(imm) << BigInt(sh);
-      c.i64(Number(BigInt.asIntN(32, v)), Number(BigInt.asIntN(32, v >> 32n)));
-      c.op(Op.i64_or);
-    });
-  } else {
-    u.setW(d, () => {
-      u.rw(d);
-      c.i32(~(0xffff << sh));
-      c.op(Op.i32_and);
-      c.i32(imm << sh);
-      c.op(Op.i32_or);
-    });
-  }
+  // Rd = (Rd & ~(0xffff << sh)) | (imm << sh), the constants as int32 halves
+  const high = sh >= 32;
+  const field = (v: number): number => v << (sh & 31);
+  w.wr(u, d, () => {
+    w.rd(u, d);
+    w.k(u, high ? -1 : ~field(0xffff), high ? ~field(0xffff) : -1);
+    c.op(w.and);
+    w.k(u, high ? 0 : field(imm), high ? field(imm) : 0);
+    c.op(w.logic[1]);
+  });
   return true;
 });
 
@@ -531,59 +512,39 @@ def(['ADR', 'ADRP'], (u, insn) => {
 // ---- conditional select ----
 
 def(['CSEL_x', 'CSEL_w'], (u, insn) => {
-  const wide = (insn & 0x80000000) !== 0;
+  const w = widthOf(insn);
   const { d, n, m } = fields(insn);
   const c = u.c;
-  const inv = (insn & 0x40000000) !== 0;
-  const inc = (insn & 0x400) !== 0;
-  const value = (): void => {
-    if (wide) u.rx(n);
-    else u.rw(n);
-    if (wide) u.rx(m);
-    else u.rw(m);
-    if (inv) {
-      if (wide) c.i64(-1);
-      else c.i32(-1);
-      c.op(wide ? Op.i64_xor : Op.i32_xor);
+  w.wr(u, d, () => {
+    w.rd(u, n);
+    w.rd(u, m);
+    if ((insn & 0x40000000) !== 0) {
+      w.k(u, -1); // CSINV, CSNEG
+      c.op(w.xor);
     }
-    if (inc) {
-      if (wide) c.i64(1);
-      else c.i32(1);
-      c.op(wide ? Op.i64_add : Op.i32_add);
+    if ((insn & 0x400) !== 0) {
+      w.k(u, 1); // CSINC, CSNEG
+      c.op(w.add);
     }
     condition(u, (insn >>> 12) & 15);
     c.op(Op.select);
-  };
-  if (wide) u.setX(d, value);
-  else u.setW(d, value);
+  });
   return true;
 });
 
 // ---- multiply and divide ----
 
 def(['MADD_MSUB_x', 'MADD_MSUB_w'], (u, insn) => {
-  const wide = (insn & 0x80000000) !== 0;
+  const w = widthOf(insn);
   const { d, n, m } = fields(insn);
-  const a = (insn >>> 10) & 31;
-  const sub = (insn & 0x8000) !== 0;
   const c = u.c;
-  const value = (): void => {
-    if (wide) {
-      u.rx(a);
-      u.rx(n);
-      u.rx(m);
-      c.op(Op.i64_mul);
-      c.op(sub ? Op.i64_sub : Op.i64_add);
-    } else {
-      u.rw(a);
-      u.rw(n);
-      u.rw(m);
-      c.op(Op.i32_mul);
-      c.op(sub ? Op.i32_sub : Op.i32_add);
-    }
-  };
-  if (wide) u.setX(d, value);
-  else u.setW(d, value);
+  w.wr(u, d, () => {
+    w.rd(u, (insn >>> 10) & 31);
+    w.rd(u, n);
+    w.rd(u, m);
+    c.op(w.mul);
+    c.op((insn & 0x8000) !== 0 ? w.sub : w.add);
+  });
   return true;
 });
 
@@ -626,113 +587,65 @@ def(['UDIV_x', 'SDIV_x'], (u, insn) => {
 });
 
 def(['SHIFTV_x', 'SHIFTV_w'], (u, insn) => {
-  const wide = (insn & 0x80000000) !== 0;
+  const w = widthOf(insn);
   const { d, n, m } = fields(insn);
-  const type = (insn >>> 10) & 3;
-  if (wide) {
-    u.setX(d, () => {
-      u.rx(n);
-      u.rx(m);
-      u.c.op([Op.i64_shl, Op.i64_shr_u, Op.i64_shr_s, Op.i64_rotr][type]);
-    });
-  } else {
-    u.setW(d, () => {
-      u.rw(n);
-      u.rw(m);
-      u.c.op([Op.i32_shl, Op.i32_shr_u, Op.i32_shr_s, Op.i32_rotr][type]);
-    });
-  }
+  w.wr(u, d, () => {
+    w.rd(u, n);
+    w.rd(u, m); // the amount is taken modulo the width, as wasm's shifts do
+    u.c.op(w.shifts[(insn >>> 10) & 3]);
+  });
   return true;
 });
 
 // ---- bitfield moves and extract ----
 
-def(['UBFM_x', 'SBFM_x'], (u, insn) => {
-  if ((insn & 0x400000) === 0) return false; // N must be 1 for 64 bits
-  const { d, n } = fields(insn);
+def(['UBFM_x', 'SBFM_x', 'UBFM_w', 'SBFM_w'], (u, insn) => {
+  const w = widthOf(insn);
   const immr = (insn >>> 16) & 63;
   const imms = (insn >>> 10) & 63;
-  const signed = (insn & 0x40000000) === 0;
+  // N must equal sf; 32-bit forms take 5-bit fields
+  if (((insn >>> 22) & 1) !== (w.wide ? 1 : 0) || immr >= w.bits || imms >= w.bits) return false;
+  const { d, n } = fields(insn);
+  const shr = (insn & 0x40000000) === 0 ? w.shifts[2] : w.shifts[1]; // SBFM: arithmetic
+  const top = w.bits - 1;
   const c = u.c;
-  u.setX(d, () => {
-    u.rx(n);
+  w.wr(u, d, () => {
+    w.rd(u, n);
     if (imms >= immr) {
-      // bits imms..immr moved to the bottom
-      if (signed) {
-        c.i64(63 - imms);
-        c.op(Op.i64_shl);
-        c.i64(63 - imms + immr);
-        c.op(Op.i64_shr_s);
-      } else {
-        if (immr !== 0) {
-          c.i64(immr);
-          c.op(Op.i64_shr_u);
-        }
-        const w = imms - immr + 1;
-        if (w < 64) {
-          const mask = (1n << BigInt(w)) - 1n;
-          c.i64(Number(BigInt.asIntN(32, mask)), Number(BigInt.asIntN(32, mask >> 32n)));
-          c.op(Op.i64_and);
-        }
-      }
+      // bits imms..immr moved to the bottom, extended
+      w.k(u, top - imms);
+      c.op(w.shifts[0]);
+      w.k(u, top - imms + immr);
+      c.op(shr);
     } else {
-      // bits imms..0 moved up to 64 - immr
-      const w = imms + 1;
-      c.i64(64 - w);
-      c.op(Op.i64_shl);
-      c.i64(64 - w);
-      c.op(signed ? Op.i64_shr_s : Op.i64_shr_u);
-      c.i64(64 - immr);
-      c.op(Op.i64_shl);
+      // bits imms..0, extended, moved up to bits - immr
+      const f = imms + 1;
+      w.k(u, w.bits - f);
+      c.op(w.shifts[0]);
+      w.k(u, w.bits - f);
+      c.op(shr);
+      w.k(u, w.bits - immr);
+      c.op(w.shifts[0]);
     }
   });
   return true;
 });
 
-def(['UBFM_w', 'SBFM_w'], (u, insn) => {
-  const immr = (insn >>> 16) & 63;
-  const imms = (insn >>> 10) & 63;
-  if ((insn & 0x400000) !== 0 || immr > 31 || imms > 31) return false;
-  const { d, n } = fields(insn);
-  const signed = (insn & 0x40000000) === 0;
-  const c = u.c;
-  u.setW(d, () => {
-    u.rw(n);
-    if (imms >= immr) {
-      c.i32(31 - imms);
-      c.op(Op.i32_shl);
-      c.i32(31 - imms + immr);
-      c.op(signed ? Op.i32_shr_s : Op.i32_shr_u);
-    } else {
-      const w = imms + 1;
-      c.i32(32 - w);
-      c.op(Op.i32_shl);
-      c.i32(32 - w);
-      c.op(signed ? Op.i32_shr_s : Op.i32_shr_u);
-      c.i32(32 - immr);
-      c.op(Op.i32_shl);
-    }
-  });
-  return true;
-});
-
-def(['EXTR_x'], (u, insn) => {
-  if ((insn & 0x400000) === 0) return false;
+def(['EXTR_x', 'EXTR_w'], (u, insn) => {
+  const w = widthOf(insn);
+  if (((insn >>> 22) & 1) !== (w.wide ? 1 : 0)) return false;
   const { d, n, m } = fields(insn);
   const lsb = (insn >>> 10) & 63;
   const c = u.c;
-  u.setX(d, () => {
-    if (lsb === 0) {
-      u.rx(m);
-      return;
-    }
-    u.rx(m);
-    c.i64(lsb);
-    c.op(Op.i64_shr_u);
-    u.rx(n);
-    c.i64(64 - lsb);
-    c.op(Op.i64_shl);
-    c.op(Op.i64_or);
+  w.wr(u, d, () => {
+    w.rd(u, m);
+    if (lsb === 0) return;
+    w.k(u, lsb);
+    c.op(w.shifts[1]);
+    w.rd(u, n);
+    w.k(u, w.bits - lsb);
+    c.op(w.shifts[0]);
+    c.op(w.logic[1]);
   });
   return true;
 });
@@ -890,23 +803,6 @@ def(['LDST_pair', 'LDP_X', 'STP_X', 'LDP_X_wb', 'STP_X_wb'], (u, insn) => {
 
 def(['NOP', 'HINT', 'YIELD', 'DSB', 'DMB'], () => true);
 
-def(['EXTR_w'], (u, insn) => {
-  const { d, n, m } = fields(insn);
-  const lsb = (insn >>> 10) & 31;
-  const c = u.c;
-  u.setW(d, () => {
-    u.rw(m);
-    if (lsb === 0) return;
-    c.i32(lsb);
-    c.op(Op.i32_shr_u);
-    u.rw(n);
-    c.i32(32 - lsb);
-    c.op(Op.i32_shl);
-    c.op(Op.i32_or);
-  });
-  return true;
-});
-
 /** Push the i32 on the stack with its bytes reversed (uses W0). */
 function bswap32(u: Unit): void {
   const c = u.c;
@@ -933,17 +829,11 @@ def(['DP1_x_a', 'DP1_x_b', 'DP1_w_a', 'DP1_w_b', 'DP1_w_c'], (u, insn) => {
   const { d, n } = fields(insn);
   const c = u.c;
   if (op === 4) {
-    if (wide) {
-      u.setX(d, () => {
-        u.rx(n);
-        c.op(Op.i64_clz);
-      });
-    } else {
-      u.setW(d, () => {
-        u.rw(n);
-        c.op(Op.i32_clz);
-      });
-    }
+    const w = widthOf(insn);
+    w.wr(u, d, () => {
+      w.rd(u, n);
+      c.op(w.clz);
+    });
     return true;
   }
   if (!wide && op === 2) {
