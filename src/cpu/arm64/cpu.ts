@@ -188,18 +188,6 @@ export class CodeCache {
   /** Units being compiled in the background. */
   compiling = 0;
   private compileErrorShown = false;
-  private handlerIndexes: Map<Handler, number> | undefined;
-
-  /** The index of a handler in the decoder's table. */
-  handlerIndex(h: Handler): number {
-    if (!this.handlerIndexes) {
-      this.handlerIndexes = new Map();
-      this.decoder.handlerTable.forEach((f, i) => this.handlerIndexes!.set(f, i));
-    }
-    const i = this.handlerIndexes.get(h);
-    if (i === undefined) throw new Error('code cache: a handler the decoder does not know');
-    return i;
-  }
 
   /** How often block heads were entered in the interpreter, by (page.heatBase + word) mod HEAT_SLOTS. */
   readonly heat = new Uint16Array(HEAT_SLOTS);
@@ -270,7 +258,6 @@ export class CodeCache {
         word: (i) => u32[p.ramWord + i],
         decode: (insn) => dec.decode(insn),
         undefinedHandler: dec.undefinedHandler,
-        handlerIndex: (h) => this.handlerIndex(h),
         ramOffset: this.mem.ramOffset,
       },
       this.wasmRegion,

@@ -71,4 +71,6 @@ export function isBlockEnder(h: Handler): boolean {
 export interface DecodedInsn {
   name: string;
   handler: Handler;
+  /** The handler's index in the decoder's handlerTable. */
+  index: number;
 }

@@ -66,16 +66,13 @@ export interface TranslateEnv {
   word: (i: number) => number;
   decode: (insn: number) => DecodedInsn;
   undefinedHandler: Handler;
-  handlerIndex: (h: Handler) => number;
   /** Offset of guest RAM in the memory (inline loads and stores). */
   ramOffset: number;
 }
 
-/** The wasm function of a unit, and the instructions it holds. */
+/** The wasm function of a unit. */
 export interface WasmUnit {
   run: (st: number, limit: number) => number;
-  insns: number;
-  bytes: number;
 }
 
 /** A unit's module bytes, and the instructions it holds. */
@@ -135,7 +132,7 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
     }
   }
   // Pass 2: emit.
-  const u = new Unit(env.handlerIndex, env.ramOffset);
+  const u = new Unit(env.ramOffset);
   // A unit with a loop (a branch back to one of its blocks) runs its accesses often: inline hits.
   u.inline = blocks.some((b, k) => {
     const last = b.insns[b.insns.length - 1];
@@ -211,7 +208,7 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
     for (const x of body) {
       u.i = x.idx;
       const e: Emit | undefined = emitters.get(x.d.name);
-      if (e === undefined || e(u, x.insn) !== true) u.callHandler(x.d.handler, x.insn);
+      if (e === undefined || e(u, x.insn) !== true) u.callHandler(x.d.index, x.insn);
     }
     const len = b.insns.length;
     if (b.end === 'fall') {
@@ -225,7 +222,7 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
     const name = last.d.name;
     const insn = last.insn;
     if (b.end === 'handler') {
-      u.callHandler(last.d.handler, insn);
+      u.callHandler(last.d.index, insn);
       addN(len);
       c.get(L_N); // PC: the handler's next instruction, stored by the helper
       c.op(Op.return);
@@ -286,25 +283,19 @@ export function unitImports(memory: WebAssembly.Memory, ramOffset: number): WebA
 /** Compile and instantiate a unit now (on this thread). */
 export function instantiateUnit(src: UnitSource, memory: WebAssembly.Memory, ramOffset: number): WasmUnit {
   const inst = new WebAssembly.Instance(new WebAssembly.Module(src.bytes), unitImports(memory, ramOffset));
-  return { run: inst.exports.run as WasmUnit['run'], insns: src.insns, bytes: src.bytes.length };
+  return { run: inst.exports.run as WasmUnit['run'] };
 }
 
 /** Compile a unit on V8's background threads; instantiate it when that is done. */
 export async function instantiateUnitAsync(src: UnitSource, memory: WebAssembly.Memory, ramOffset: number): Promise<WasmUnit> {
   const { instance } = await WebAssembly.instantiate(src.bytes, unitImports(memory, ramOffset));
-  return { run: instance.exports.run as WasmUnit['run'], insns: src.insns, bytes: src.bytes.length };
+  return { run: instance.exports.run as WasmUnit['run'] };
 }
 
 // ---- the helpers translated code calls (one set: the vCPU is the one running a unit now) ----
 
 let cur: Arm64Cpu | undefined;
 let table: Handler[] = [];
-
-/** Make `cpu` the vCPU the helpers act on (the unit wrapper calls this before a unit runs). */
-export function setCurrent(cpu: Arm64Cpu, handlers: Handler[]): void {
-  cur = cpu;
-  table = handlers;
-}
 
 const PCW = PC_OFF >> 2;
 

@@ -2,7 +2,6 @@
 // locals and imports, and the building blocks emitters use (register and flag access, the inline
 // TLB path of loads and stores, calls of the interpreter's handlers).
 
-import type { Handler } from '../decode.js';
 import { Code, I32, I64, Op, type FuncType } from './encoder.js';
 import { C_OFF, N_OFF, PC_OFF, V_OFF, Z_OFF, codePagesOffset } from './layout.js';
 import { ACCESS_SIZES, LOAD_TYPE, STORE_TYPE, hit, ramAddr } from './runtime.js';
@@ -48,10 +47,7 @@ export class Unit {
   caseDepth = 0;
   /** Loads and stores take the TLB hit path inline (units with a loop). */
   inline = false;
-  constructor(
-    readonly handlerIndex: (h: Handler) => number,
-    readonly ramOffset = 0,
-  ) {}
+  constructor(readonly ramOffset = 0) {}
 
   /** Push the 64-bit register Xn; 31 reads as XZR unless `sp`. */
   rx(n: number, sp = false): void {
@@ -115,10 +111,10 @@ export class Unit {
     this.c.i32(this.i - this.first);
     this.c.op(Op.i32_add);
   }
-  /** Call the interpreter's handler for `insn`. */
-  callHandler(h: Handler, insn: number): void {
+  /** Call the interpreter's handler for `insn`, by its index in the decoder's handler table. */
+  callHandler(handlerIndex: number, insn: number): void {
     this.storePc();
-    this.c.i32(this.handlerIndex(h));
+    this.c.i32(handlerIndex);
     this.c.i32(insn | 0);
     this.part();
     this.c.call(F_H);
