@@ -102,6 +102,16 @@ export function ramAddr(c: Code, lo: number, e: number): void {
   c.op(Op.i32_add);
 }
 
+/** Load `size` bytes, zero-extended to i64, from guest RAM at the offset on the stack. */
+export function ramLoad(c: Code, size: number, ramOffset: number): void {
+  c.mem(size === 8 ? Op.i64_load : size === 4 ? Op.i64_load32_u : size === 2 ? Op.i64_load16_u : Op.i64_load8_u, 0, ramOffset);
+}
+
+/** Store the low `size` bytes of the i64 on the stack to guest RAM at the offset under it. */
+export function ramStore(c: Code, size: number, ramOffset: number): void {
+  c.mem(size === 8 ? Op.i64_store : size === 4 ? Op.i64_store32 : size === 2 ? Op.i64_store16 : Op.i64_store8, 0, ramOffset);
+}
+
 /** Slow path prologue: PC = base + 4 * word index (info & 1023). */
 function storePc(c: Code, info: number): void {
   c.get(P_ST);
@@ -143,7 +153,7 @@ function loadFn(size: number, ramOffset: number): FuncDef {
   hit(c, size, 'rTag', lo, e, tmp);
   c.if();
   ramAddr(c, lo, e);
-  c.mem(size === 8 ? Op.i64_load : size === 4 ? Op.i64_load32_u : size === 2 ? Op.i64_load16_u : Op.i64_load8_u, 0, ramOffset);
+  ramLoad(c, size, ramOffset);
   c.op(Op.return);
   c.end();
   storePc(c, info);
@@ -174,7 +184,7 @@ function storeFn(size: number, ramOffset: number): FuncDef {
   ramAddr(c, lo, e);
   c.tee(tmp);
   c.get(v);
-  c.mem(size === 8 ? Op.i64_store : size === 4 ? Op.i64_store32 : size === 2 ? Op.i64_store16 : Op.i64_store8, 0, ramOffset);
+  ramStore(c, size, ramOffset);
   c.get(tmp);
   c.i32(12);
   c.op(Op.i32_shr_u);

@@ -4,7 +4,7 @@
 
 import { Code, I32, I64, Op, type FuncType } from './encoder.js';
 import { C_OFF, N_OFF, PC_OFF, V_OFF, Z_OFF, codePagesOffset } from './layout.js';
-import { ACCESS_SIZES, LOAD_TYPE, STORE_TYPE, hit, ramAddr } from './runtime.js';
+import { ACCESS_SIZES, LOAD_TYPE, STORE_TYPE, hit, ramAddr, ramLoad, ramStore } from './runtime.js';
 
 // ---- function locals ----
 export const L_ST = 0;
@@ -158,7 +158,7 @@ export class Unit {
     hit(c, size, 'rTag', L_W0, L_W0 + 1, L_W0 + 2, L_ST, addr);
     c.if(I64);
     ramAddr(c, L_W0, L_W0 + 1);
-    c.mem(size === 8 ? Op.i64_load : size === 4 ? Op.i64_load32_u : size === 2 ? Op.i64_load16_u : Op.i64_load8_u, 0, this.ramOffset);
+    ramLoad(c, size, this.ramOffset);
     c.else();
     call();
     c.end();
@@ -183,7 +183,7 @@ export class Unit {
     ramAddr(c, L_W0, L_W0 + 1);
     c.tee(L_W0 + 2);
     value();
-    c.mem(size === 8 ? Op.i64_store : size === 4 ? Op.i64_store32 : size === 2 ? Op.i64_store16 : Op.i64_store8, 0, this.ramOffset);
+    ramStore(c, size, this.ramOffset);
     // a store to a page with cached code drops it: the runtime's path does that
     c.get(L_W0 + 2);
     c.i32(12);
