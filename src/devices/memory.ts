@@ -34,6 +34,8 @@ export class GuestMemory {
   readonly u8: Uint8Array;
   readonly u16: Uint16Array;
   readonly u32: Uint32Array;
+  /** RAM as int32 words (the CPU's fetches, the snapshot's scan for non-zero pages). */
+  readonly i32: Int32Array;
   readonly dv: DataView;
   /** One byte per RAM page: non-zero when decoded instructions are cached for that page. */
   readonly codePages: Uint8Array;
@@ -71,6 +73,7 @@ export class GuestMemory {
     this.u8 = new Uint8Array(this.ram, this.ramOffset, ramSize);
     this.u16 = new Uint16Array(this.ram, this.ramOffset, ramSize >>> 1);
     this.u32 = new Uint32Array(this.ram, this.ramOffset, ramSize >>> 2);
+    this.i32 = new Int32Array(this.ram, this.ramOffset, ramSize >>> 2);
     this.dv = new DataView(this.ram, this.ramOffset, ramSize);
   }
 

@@ -93,7 +93,7 @@ export function writeSnapshot(
   mem: GuestMemory,
 ): SnapshotStats {
   const t0 = Date.now();
-  const words = new Int32Array(mem.ram, mem.ramOffset, mem.ramSize / 4);
+  const words = mem.i32;
   const pages = mem.ramSize / PAGE_SIZE;
   const nonZero = new Uint8Array(pages);
   let count = 0;

@@ -552,7 +552,7 @@ export class Arm64Cpu {
     this.mmu = new Mmu(this);
     this.debug = new DebugUnit(this);
     this.pmu = new Pmu(this);
-    this.words = new Int32Array(mem.u32.buffer, mem.u32.byteOffset, mem.u32.length);
+    this.words = mem.i32;
     code.cpus.push(this);
     // V8 keeps a number field as a small integer until a value outside its 31-bit range arrives,
     // then gives the object a new hidden class and throws away all optimized code that used the old
