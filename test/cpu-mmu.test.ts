@@ -614,3 +614,48 @@ test('TLB maintenance also drops the executor fetch cache (remapped code runs)',
     assert.equal(t.cpu.xBig(0), 8n);
   }
 });
+
+test('after TLBI VAE1 translated code calls what the new mapping holds (no stale jump cache entry)', () => {
+  // A subroutine calls a function at a VA 200 times; the program calls it, remaps the VA's page to
+  // another page with other code (str + TLBI VAE1 + DSB + ISB), and calls it again. Its loop, hot and
+  // translated by then, goes to the function through the jump cache (src/cpu/arm64/wasm/dispatch.ts),
+  // which the TLBI must clear.
+  const program = [
+    0x94000008, // bl callN
+    0xf90000a6, // str x6, [x5]
+    0xd5033a9f, // dsb ishst
+    0xd5088724, // tlbi vae1, x4
+    0xd5033b9f, // dsb ish
+    0xd5033fdf, // isb
+    0x94000002, // bl callN
+    0xd503207f, // wfi
+    0xaa1e03e7, // callN: mov x7, x30
+    0xd2801901, // mov x1, #200
+    0xd63f0060, // 1: blr x3
+    0xf1000421, // subs x1, x1, #1
+    0x54ffffc1, // b.ne 1b
+    0xd65f00e0, // ret x7
+  ];
+  const results: number[] = [];
+  for (const jit of [false, true]) {
+    const t = setup(program);
+    t.cpu.code.jit = jit;
+    t.cpu.code.jitThreshold = 2;
+    const fn = 0x100;
+    t.mem.dv.setUint32(P(2) + fn - RAM_BASE, ENC.add1, true);
+    t.mem.dv.setUint32(P(2) + fn + 4 - RAM_BASE, 0xd65f03c0, true); // ret
+    t.mem.dv.setUint32(P(3) + fn - RAM_BASE, 0x91000800, true); // add x0, x0, #2
+    t.mem.dv.setUint32(P(3) + fn + 4 - RAM_BASE, 0xd65f03c0, true);
+    const set = (n: number, v: bigint): void => t.cpu.setX(n, Number(v & 0xffffffffn), Number(v >> 32n));
+    set(0, 0n);
+    set(3, BigInt(vp(2) + fn));
+    set(4, BigInt(vp(2) >>> 12) | (5n << 48n)); // VA[55:12], ASID 5
+    set(5, BigInt(VA_L1BLK + (L3_0 - 0x4000_0000) + 2 * 8)); // the descriptor, through the 1 GiB RW block
+    set(6, page(P(3), { ap: 2, uxn: 1 })); // EL1 read-only, executable at EL1
+    for (let k = 0; k < 50 && !t.cpu.waiting; k++) t.step(10_000);
+    assert.ok(t.cpu.waiting, `the program ran to its WFI (PC ${hex(t.cpu.pcLo)}, ESR ${hex(t.cpu.sys.ESR_EL1)}, FAR ${hex(t.cpu.sys.FAR_EL1)})`);
+    if (jit) assert.ok(t.cpu.code.jitStats.insns > 1000, 'the loops ran translated');
+    results.push(t.cpu.xlo(0));
+  }
+  assert.deepEqual(results, [600, 600], 'interpreted, translated: 200 x 1 + 200 x 2');
+});

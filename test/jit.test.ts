@@ -121,9 +121,10 @@ for (const pat of generatedPatterns()) {
         if (!jit) {
           cpu.run(1);
         } else {
-          const blk = code.translate(code.page(RAM_BASE), 0)!;
+          const f = code.translate(code.page(RAM_BASE), 0);
+          assert.notEqual(f, 0, 'the unit was translated');
           try {
-            blk(cpu, 0);
+            code.enter(cpu, f, 0);
             // the block ran on through B . at +4: back to where the interpreter stops
             assert.equal(cpu.pcLo, RAM_BASE + 4);
           } catch (e) {

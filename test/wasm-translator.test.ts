@@ -4,7 +4,7 @@
 // thrown away; RAM past what one 32-bit wasm memory holds is refused with the limit in the message.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setImmediate as tick } from 'node:timers/promises';
+import { setImmediate as tick, setTimeout as sleep } from 'node:timers/promises';
 import { makeCpu, RAM_BASE } from './helpers/arm64.js';
 import { GuestMemory } from '../src/devices/memory.js';
 import { MAX_WASM_RAM } from '../src/cpu/arm64/wasm/layout.js';
@@ -57,7 +57,9 @@ test('units compiled in the background start running and match the interpreter',
   assert.equal(ran, interp.cpu.icount, 'the same instruction count as the interpreter');
   assert.ok(code.jitStats.blocks > 0, 'a unit was installed');
   assert.ok(code.jitStats.insns > 0, 'and ran instructions');
-  assert.equal(code.compiling, 0);
+  // Units that became hot late may still be compiling: they finish (no compile is lost or stuck).
+  for (let k = 0; k < 500 && code.compiling > 0; k++) await sleep(10);
+  assert.equal(code.compiling, 0, 'no compile is left after 5 s');
 });
 
 test('a unit whose code changed while it compiled is thrown away', async () => {

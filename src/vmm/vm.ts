@@ -350,7 +350,8 @@ export class Vm extends EventEmitter {
           `idle ${m.stats.idleMs} ms in ${m.stats.idleSleeps} sleeps; peak RSS ${rssMiB.toFixed(1)} MiB, ` +
           `guest RAM in use ${guestMiB.toFixed(1)} MiB, VMM beyond it ${(rssMiB - guestMiB).toFixed(1)} MiB; ` +
           `${m.code.jitStats.blocks} regions translated in ${m.code.jitStats.ms.toFixed(0)} ms ran ` +
-          `${((100 * m.code.jitStats.insns) / Math.max(1, m.instructions)).toFixed(0)}% of the instructions; ` +
+          `${((100 * m.code.jitStats.insns) / Math.max(1, m.instructions)).toFixed(0)}% of the instructions ` +
+          `in ${m.code.jitStats.entries} entries from the executor; ` +
           `${m.code.pageCount} code pages cached, ${m.code.jitStats.evicted} dropped by sweeps\n`,
       );
       for (const [i, n] of (this.devices?.nets ?? []).entries()) process.stderr.write(`typevisor: stats: eth${i}: ${n.describeStats()}\n`);

@@ -16,10 +16,11 @@ import { DebugUnit, DEBUG_STOP } from './debug.js';
 import { a64Groups } from './a64.js';
 import { patterns as branchPatterns } from './insn/branch.js';
 import { patterns as systemPatterns } from './insn/system.js';
-import { MAX_BLOCK, setBlockEnders, type BlockFn } from './jit.js';
+import { MAX_BLOCK, setBlockEnders } from './jit.js';
 import { monotonicMs } from '../../host/clock.js';
 import { Pmu, type PmuState } from './pmu.js';
-import { emitUnit, instantiateUnit, instantiateUnitAsync, unitBlockFn, type UnitSource } from './wasm/translate.js';
+import { emitUnit, instantiateUnit, instantiateUnitAsync, runUnits, type UnitSource, type WasmUnit } from './wasm/translate.js';
+import { UnitTable, clearJumpCache, clearJumpCachePage } from './wasm/dispatch.js';
 import { C_OFF, CPU_BLOCK, N_OFF, R_OFF, TLB_OFF, V_OFF, Z_OFF } from './wasm/layout.js';
 
 const TWO32 = 4294967296;
@@ -105,12 +106,12 @@ export class CodePage {
    */
   readonly chunks: number[] = Array.from({ length: 1024 >>> CHUNK_SHIFT }, () => 0); // packed small integers
   /**
-   * Translated blocks: `blockAt[word]` is 1 + the block's index in `blocks`, 0 = none. Both are
-   * allocated with the page's first block (1 KiB plus the list, where a 1024-slot array took 8 KiB);
-   * a page holds at most 255 blocks.
+   * Translated units: `blockAt[word]` is 1 + the unit's position in `blocks`, 0 = none; `blocks`
+   * holds their indexes in the unit table (wasm/dispatch.ts). Both are allocated with the page's
+   * first unit (1 KiB plus the list, where a 1024-slot array took 8 KiB); a page holds at most 255.
    */
   blockAt: Uint8Array | undefined;
-  blocks: BlockFn[] = [];
+  blocks: number[] = [];
   /** Changes when the page's decoded words and translations are dropped (a unit compiled before is stale). */
   gen = 0;
   /** Word indexes of units being compiled in the background. */
@@ -156,6 +157,9 @@ function jitThresholdFromEnv(v: string | undefined): number {
  * in the software CPU.
  */
 export const SWEEP_INSNS = 32 * 1024 * 1024;
+
+/** Dropped units whose table slots wait for the jump caches to be cleared before reuse. */
+const RECYCLE_SLOTS = 4096;
 
 /**
  * Decoded handlers and translated blocks per physical code page, shared by all vCPUs of a machine.
@@ -214,11 +218,15 @@ export class CodeCache {
   /** Called after a sweep that dropped pages (the machine collects garbage then). */
   onSweep: ((dropped: number) => void) | undefined;
 
+  /** The translated units' table and dispatcher (none for RAM outside a WebAssembly memory). */
+  readonly units: UnitTable | undefined;
+
   constructor(readonly mem: GuestMemory) {
     mem.onCodeWrite = (ramPage) => this.invalidateRamPage(ramPage);
+    this.units = mem.wasm ? new UnitTable(mem.wasm) : undefined;
     // Counts that pass 2^30 in a boot start as doubles (see the Arm64Cpu constructor).
-    this.retired = this.jitStats.insns = this.jitStats.ms = TWO32 - 1;
-    this.retired = this.jitStats.insns = this.jitStats.ms = 0;
+    this.retired = this.jitStats.insns = this.jitStats.ms = this.jitStats.entries = TWO32 - 1;
+    this.retired = this.jitStats.insns = this.jitStats.ms = this.jitStats.entries = 0;
   }
 
   page(pa: number): CodePage {
@@ -238,20 +246,24 @@ export class CodeCache {
   }
 
   /**
-   * Regions translated so far, the wall time spent translating them, instructions run in them, and
-   * pages dropped by sweeps.
+   * Regions translated so far, the wall time spent translating them, instructions run in them,
+   * pages dropped by sweeps, and how often the executor entered translated code (the dispatcher
+   * goes from unit to unit without it: wasm/dispatch.ts).
    */
-  readonly jitStats = { blocks: 0, ms: 0, insns: 0, evicted: 0 };
+  readonly jitStats = { blocks: 0, ms: 0, insns: 0, evicted: 0, entries: 0 };
 
-  /** Translate the block entered at word `idx` of `p` and cache it (undefined: the page is full). */
-  translate(p: CodePage, idx: number): BlockFn | undefined {
-    if (p.blocks.length >= 255 || p.pending?.has(idx)) return undefined;
+  /**
+   * Translate the unit entered at word `idx` of `p` and cache it; returns its index in the unit
+   * table, or 0 when none is ready (the page is full, or it is compiled in the background).
+   */
+  translate(p: CodePage, idx: number): number {
+    if (p.blocks.length >= 255 || p.pending?.has(idx)) return 0;
     const t0 = monotonicMs();
     const u32 = this.mem.u32;
     const dec = this.decoder;
     const wasm = this.mem.wasm;
     // Guest RAM outside a WebAssembly memory (external RAM): the interpreter runs everything.
-    if (!wasm) return undefined;
+    if (!wasm) return 0;
     const src = emitUnit(
       idx,
       {
@@ -265,20 +277,42 @@ export class CodeCache {
     if (this.asyncCompile) {
       this.compileLater(p, idx, src, wasm);
       this.jitStats.ms += monotonicMs() - t0;
-      return undefined;
+      return 0;
     }
-    const blk = unitBlockFn(instantiateUnit(src, wasm, this.mem.ramOffset), dec.handlerTable);
-    this.install(p, idx, blk);
+    const f = this.install(p, idx, instantiateUnit(src, wasm, this.mem.ramOffset));
     this.jitStats.ms += monotonicMs() - t0;
-    return blk;
+    return f;
   }
 
-  private install(p: CodePage, idx: number, blk: BlockFn): void {
+  private install(p: CodePage, idx: number, unit: WasmUnit): number {
+    const f = this.units!.add(unit.run);
     p.blockAt ??= new Uint8Array(1024);
-    p.blocks.push(blk);
+    p.blocks.push(f);
     p.blockAt[idx] = p.blocks.length;
     this.mem.codePages[p.ramWord >>> 10] = 1;
     this.jitStats.blocks++;
+    return f;
+  }
+
+  /** Run unit `f` (an index translate() returned) on `cpu`, and the units it chains to. */
+  enter(cpu: Arm64Cpu, f: number, limit: number): number {
+    this.jitStats.entries++;
+    return runUnits(this.units!, this.decoder.handlerTable, cpu, f, limit);
+  }
+
+  /** A page's units are dropped: the jump caches may still name them (see wasm/dispatch.ts). */
+  private retireUnits(p: CodePage): void {
+    const units = this.units;
+    if (!units) return;
+    for (const f of p.blocks) units.retire(f);
+    // Reuse the slots once every vCPU's jump cache is empty (a few microseconds per vCPU).
+    if (units.retiredCount >= RECYCLE_SLOTS) this.clearJumpCaches();
+  }
+
+  /** Empty every vCPU's jump cache; the unit table can then reuse the slots of dropped units. */
+  clearJumpCaches(): void {
+    for (const cpu of this.cpus) clearJumpCache(cpu.s32);
+    this.units?.recycle();
   }
 
   /**
@@ -295,7 +329,7 @@ export class CodeCache {
         this.compiling--;
         pending.delete(idx);
         if (p.gen !== gen || p.blocks.length >= 255 || (p.blockAt && p.blockAt[idx] !== 0)) return;
-        this.install(p, idx, unitBlockFn(unit, this.decoder.handlerTable));
+        this.install(p, idx, unit);
       },
       (e: unknown) => {
         this.compiling--;
@@ -366,6 +400,7 @@ export class CodeCache {
     for (const [ppn, p] of this.pages) {
       if (p.used >= this.epoch) continue;
       this.pages.delete(ppn);
+      this.retireUnits(p);
       p.gen++;
       this.releaseChunks(p);
       this.mem.codePages[p.ramWord >>> 10] = 0;
@@ -391,9 +426,11 @@ export class CodeCache {
 
   invalidateAll(): void {
     for (const p of this.pages.values()) this.clear(p);
+    this.clearJumpCaches();
   }
 
   private clear(p: CodePage): void {
+    this.retireUnits(p);
     p.gen++;
     this.releaseChunks(p);
     p.blockAt = undefined;
@@ -548,6 +585,7 @@ export class Arm64Cpu {
     this.s32 = new Int32Array(mem.stateBuffer, this.st, CPU_BLOCK >> 2);
     this.r = this.s32.subarray(R_OFF >> 2, (R_OFF >> 2) + 68);
     this.s32.fill(0, 0, TLB_OFF >> 2);
+    clearJumpCache(this.s32);
     this.sys = new SysRegs(this);
     this.mmu = new Mmu(this);
     this.debug = new DebugUnit(this);
@@ -785,6 +823,15 @@ export class Arm64Cpu {
     this.fetchPageHi = -1;
   }
 
+  /**
+   * Forget which translated unit starts at which virtual address (wasm/dispatch.ts), for the page
+   * of `lo` or (no argument) for all: the MMU calls it when translations may have changed.
+   */
+  clearJumpCache(lo?: number): void {
+    if (lo === undefined) clearJumpCache(this.s32);
+    else clearJumpCachePage(this.s32, lo);
+  }
+
   /** True when an unmasked interrupt is pending. */
   interruptPending(): boolean {
     return (this.irqLine && (this.daif & DAIF_I) === 0) || (this.fiqLine && (this.daif & DAIF_F) === 0);
@@ -876,16 +923,16 @@ export class Arm64Cpu {
             const page = this.fetchPage!;
             const at = page.blockAt;
             const bx = at !== undefined ? at[idx] : 0;
-            let blk = bx !== 0 ? page.blocks[bx - 1] : undefined;
-            if (blk === undefined) {
+            let f = bx !== 0 ? page.blocks[bx - 1] : 0;
+            if (f === 0) {
               const slot = (page.heatBase + idx) & (HEAT_SLOTS - 1);
               if (++heat[slot] >= threshold) {
                 heat[slot] = 0;
-                blk = code.translate(page, idx);
+                f = code.translate(page, idx);
               }
             }
-            if (blk !== undefined) {
-              const k = blk(this, budget - done - MAX_BLOCK);
+            if (f !== 0) {
+              const k = code.enter(this, f, budget - done - MAX_BLOCK);
               done += k;
               code.jitStats.insns += k;
               if (this.waiting || this.off) break;
@@ -1027,6 +1074,7 @@ export class Arm64Cpu {
     this.mmu.onRegsChanged();
     this.debug.update();
     this.invalidateFetch();
+    this.clearJumpCache();
   }
 }
 

@@ -664,6 +664,7 @@ export class Mmu {
   }
 
   private clearTlb(): void {
+    this.cpu.clearJumpCache();
     this.tagLo.fill(INVALID);
     this.rTag.fill(INVALID);
     this.wTag.fill(INVALID);
@@ -702,6 +703,7 @@ export class Mmu {
     const n = 2 * TLB_SIZE;
     for (let i = 0; i < n; i++) if (this.tAsid[i] === asid) this.invalidateEntry(i);
     this.cpu.invalidateFetch();
+    this.cpu.clearJumpCache();
   }
 
   /**
@@ -728,6 +730,8 @@ export class Mmu {
       const m = s >= 32 ? 0 : -1 << s;
       if (((this.blkLo[k] ^ lo) & m) === 0 && ((this.blkHi[k] ^ hi) & 0x00ffffff) === 0) inBlock = true;
     }
+    if (inBlock) this.cpu.clearJumpCache();
+    else this.cpu.clearJumpCache(lo);
     if (inBlock) {
       const n = 2 * TLB_SIZE;
       for (let i = 0; i < n; i++) {

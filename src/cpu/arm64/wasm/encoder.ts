@@ -22,6 +22,7 @@ export const Op = {
   br_table: 0x0e,
   return: 0x0f,
   call: 0x10,
+  call_indirect: 0x11,
   drop: 0x1a,
   select: 0x1b,
   local_get: 0x20,
@@ -46,6 +47,7 @@ export const Op = {
   i32_eqz: 0x45,
   i32_eq: 0x46,
   i32_ne: 0x47,
+  i32_lt_s: 0x48,
   i32_lt_u: 0x49,
   i32_gt_u: 0x4b,
   i32_ge_u: 0x4f,
@@ -88,8 +90,11 @@ export const Op = {
 
 /** Growable byte sink with LEB128 writers. */
 export class Bytes {
-  buf: Uint8Array<ArrayBuffer> = new Uint8Array(1024);
+  buf: Uint8Array<ArrayBuffer>;
   len = 0;
+  constructor(capacity = 1024) {
+    this.buf = new Uint8Array(capacity);
+  }
   byte(b: number): void {
     if (this.len === this.buf.length) {
       const g = new Uint8Array(this.buf.length * 2);
@@ -185,6 +190,12 @@ export class Code extends Bytes {
     this.byte(Op.call);
     this.u32(f);
   }
+  /** call_indirect through table 0 with the module's type `typeIndex`. */
+  callIndirect(typeIndex: number): void {
+    this.byte(Op.call_indirect);
+    this.u32(typeIndex);
+    this.byte(0);
+  }
   br(depth: number): void {
     this.byte(Op.br);
     this.u32(depth);
@@ -247,6 +258,25 @@ export function buildModule(
   funcs: FuncDef[],
   maxPages: number,
 ): Uint8Array<ArrayBuffer> {
+  return moduleShape(imports, funcs, maxPages).build(funcs.map((f) => f.body));
+}
+
+/**
+ * The sections of a module that do not depend on its function bodies (types, imports, functions,
+ * exports), encoded once: the translator builds thousands of modules of one shape in a boot.
+ */
+export interface ModuleShape {
+  /** The module with these bodies (one per function, in order, without their final `end`). */
+  build(bodies: Code[]): Uint8Array<ArrayBuffer>;
+}
+
+export function moduleShape(
+  imports: { name: string; type: FuncType }[],
+  funcs: Omit<FuncDef, 'body'>[],
+  maxPages: number,
+  /** Also import `env.table`, a table of functions (call_indirect's table 0). */
+  table = false,
+): ModuleShape {
   const out = new Bytes();
   out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
   const types = new Bytes();
@@ -261,13 +291,21 @@ export function buildModule(
   }
   section(out, 1, types);
   const imp = new Bytes();
-  imp.u32(imports.length + 1);
+  imp.u32(imports.length + (table ? 2 : 1));
   name(imp, 'env');
   name(imp, 'mem');
   imp.byte(0x02); // memory
   imp.byte(0x03); // shared, with a maximum
   imp.u32(0);
   imp.u32(maxPages);
+  if (table) {
+    name(imp, 'env');
+    name(imp, 'table');
+    imp.byte(0x01); // table
+    imp.byte(0x70); // funcref
+    imp.byte(0x00); // no maximum
+    imp.u32(0);
+  }
   imports.forEach((im, k) => {
     name(imp, 'env');
     name(imp, im.name);
@@ -288,27 +326,48 @@ export function buildModule(
     exp.u32(imports.length + k);
   }
   section(out, 7, exp);
-  const codeSec = new Bytes();
-  codeSec.u32(funcs.length);
-  for (const f of funcs) {
-    const fn = new Bytes();
-    // locals, run-length encoded
+  const head = out.view().slice();
+  // Each function's locals, run-length encoded.
+  const localDecls = funcs.map((f) => {
     const groups: [number, number][] = [];
     for (const t of f.locals) {
       const g = groups[groups.length - 1];
       if (g && g[1] === t) g[0]++;
       else groups.push([1, t]);
     }
-    fn.u32(groups.length);
+    const b = new Bytes();
+    b.u32(groups.length);
     for (const [n, t] of groups) {
-      fn.u32(n);
-      fn.byte(t);
+      b.u32(n);
+      b.byte(t);
     }
-    fn.bytes(f.body.view());
-    fn.byte(Op.end);
-    codeSec.u32(fn.len);
-    codeSec.bytes(fn.view());
-  }
-  section(out, 10, codeSec);
-  return out.view();
+    return b.view().slice();
+  });
+  const leb = new Bytes();
+  const lebLen = (v: number): number => {
+    leb.len = 0;
+    leb.u32(v);
+    return leb.len;
+  };
+  return {
+    build(bodies: Code[]): Uint8Array<ArrayBuffer> {
+      if (bodies.length !== funcs.length) throw new Error(`module: ${funcs.length} bodies expected, got ${bodies.length}`);
+      // code section: count, then per function its size, locals, body and `end`
+      let codeLen = lebLen(funcs.length);
+      const sizes = bodies.map((b, k) => localDecls[k].length + b.len + 1);
+      for (const n of sizes) codeLen += lebLen(n) + n;
+      const out = new Bytes(head.length + 1 + lebLen(codeLen) + codeLen);
+      out.bytes(head);
+      out.byte(10);
+      out.u32(codeLen);
+      out.u32(funcs.length);
+      bodies.forEach((b, k) => {
+        out.u32(sizes[k]);
+        out.bytes(localDecls[k]);
+        out.bytes(b.view());
+        out.byte(Op.end);
+      });
+      return out.view();
+    },
+  };
 }

@@ -16,10 +16,12 @@
 //   HI_OFF    high half of a 64-bit value a slow-path load returns
 //   BASE_OFF  address of word 0 of the running unit's code page (runtime.ts)
 //   TLB_OFF   the MMU's software TLB arrays (mmu.ts), TLB_ARRAY bytes each, in TLB_ARRAYS order
+//   JC_OFF    the jump cache (dispatch.ts): JC_SIZE entries of 16 bytes, PC (i64), context
+//             (ASID | EL << 16), the unit's index in the unit table
 
 export const WASM_PAGE = 65536;
 export const CPU_BASE = WASM_PAGE;
-export const CPU_BLOCK = WASM_PAGE;
+export const CPU_BLOCK = 2 * WASM_PAGE;
 /** vCPUs with a state block in one memory. */
 export const MAX_WASM_CPUS = 32;
 
@@ -45,7 +47,16 @@ export const TLB_ARRAYS = ['tagLo', 'tagHi', 'tAsid', 'rTag', 'wTag', 'xTag', 'r
 export type TlbArray = (typeof TLB_ARRAYS)[number];
 /** Byte offset of a TLB array in a state block. */
 export const tlbOff = (a: TlbArray): number => TLB_OFF + TLB_ARRAYS.indexOf(a) * TLB_ARRAY;
-if (tlbOff('ramOff') + TLB_ARRAY > CPU_BLOCK) throw new Error('layout: the TLB does not fit a state block');
+/** The jump cache: which unit starts at a PC (dispatch.ts). */
+export const JC_OFF = WASM_PAGE;
+/** Entries per virtual page bucket, and buckets: a page's entries are together (dispatch.ts jcIndex). */
+export const JC_PAGE_BITS = 6;
+export const JC_BUCKET_BITS = 6;
+export const JC_SIZE = 1 << (JC_PAGE_BITS + JC_BUCKET_BITS);
+/** Bytes per jump cache entry: PC (i64), context, unit index. */
+export const JC_ENTRY = 16;
+if (tlbOff('ramOff') + TLB_ARRAY > JC_OFF) throw new Error('layout: the TLB does not fit before the jump cache');
+if (JC_OFF + JC_SIZE * JC_ENTRY > CPU_BLOCK) throw new Error('layout: the jump cache does not fit a state block');
 
 export const codePagesOffset = (): number => CPU_BASE + MAX_WASM_CPUS * CPU_BLOCK;
 

@@ -13,20 +13,23 @@
 // instruction calls its interpreter handler (import `h`), so no instruction forces a unit to end
 // early.
 //
-// Contract with the executor (jit.ts): on entry PC is the unit's
-// first instruction; the unit leaves at the first block boundary after `limit` instructions, or when
+// Contract with the executor (jit.ts) and the dispatcher (dispatch.ts): a unit is called as
+// (st, limit, n) with PC at its first instruction and n the instructions the dispatcher's call
+// retired before it; it leaves at the first block boundary after `limit` instructions in all, or when
 // an unmasked interrupt is pending (the IRQ word of the state block, kept by the helpers that can
-// change it), with PC at the next instruction, returning the instructions retired. The helpers set
-// cpu.pcLo/pcHi and cpu.regionPart (the unit's instructions before the current one) before they
-// call into the CPU, so an exception thrown from inside leaves an exact count.
+// change it), with PC at the next instruction, returning n plus its own instructions retired, with
+// STOP set when it ended on an instruction the executor must see (a block ender). The helpers set
+// cpu.pcLo/pcHi and cpu.regionPart (the dispatcher call's instructions before the current one)
+// before they call into the CPU, so an exception thrown from inside leaves an exact count.
 
 import type { Handler } from '../decode.js';
 import type { Arm64Cpu } from '../cpu.js';
-import type { BlockFn, DecodedInsn } from '../jit.js';
+import type { DecodedInsn } from '../jit.js';
 import { MAX_BLOCK, isBlockEnder } from '../jit.js';
-import { Op, buildModule } from './encoder.js';
+import { Op, moduleShape } from './encoder.js';
 import { ASID_OFF, BASE_OFF, EL_OFF, HI_OFF, IRQ_OFF, PC_OFF } from './layout.js';
 import { runtimeFor } from './runtime.js';
+import { STOP, jcContext, jcInsert, type UnitTable } from './dispatch.js';
 import { FN_TYPE, IMPORTS, LOCALS, L_ASID, L_BASE, L_ELX, L_LIMIT, L_N, L_ST, L_T0, L_AT, Unit, condition } from './unit.js';
 import { spCheck } from '../insn/ldst_common.js';
 import { emitters, type Emit } from './emit.js';
@@ -70,9 +73,9 @@ export interface TranslateEnv {
   ramOffset: number;
 }
 
-/** The wasm function of a unit. */
+/** The wasm function of a unit (UNIT_TYPE). */
 export interface WasmUnit {
-  run: (st: number, limit: number) => number;
+  run: WebAssembly.ExportValue;
 }
 
 /** A unit's module bytes, and the instructions it holds. */
@@ -80,6 +83,9 @@ export interface UnitSource {
   bytes: Uint8Array<ArrayBuffer>;
   insns: number;
 }
+
+/** Every unit is one module of this shape: the imports, and one function `run`. */
+const UNIT_MODULE = moduleShape(IMPORTS, [{ type: FN_TYPE, locals: LOCALS, export: 'run' }], 65536);
 
 /** Translate the unit entered at word `startIdx` of a code page to a wasm module. */
 export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number): UnitSource {
@@ -225,6 +231,8 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
       u.callHandler(last.d.index, insn);
       addN(len);
       c.get(L_N); // PC: the handler's next instruction, stored by the helper
+      c.i32(STOP);
+      c.op(Op.i32_or);
       c.op(Op.return);
     } else if (b.end === 'indirect') {
       const n = (insn >>> 5) & 31;
@@ -272,7 +280,7 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
   });
   c.end(); // loop
   c.op(Op.unreachable);
-  return { bytes: buildModule(IMPORTS, [{ type: FN_TYPE, locals: LOCALS, body: c, export: 'run' }], 65536), insns: total };
+  return { bytes: UNIT_MODULE.build([c]), insns: total };
 }
 
 /** The imports of every unit: the guest's memory and the helpers. */
@@ -283,13 +291,13 @@ export function unitImports(memory: WebAssembly.Memory, ramOffset: number): WebA
 /** Compile and instantiate a unit now (on this thread). */
 export function instantiateUnit(src: UnitSource, memory: WebAssembly.Memory, ramOffset: number): WasmUnit {
   const inst = new WebAssembly.Instance(new WebAssembly.Module(src.bytes), unitImports(memory, ramOffset));
-  return { run: inst.exports.run as WasmUnit['run'] };
+  return { run: inst.exports.run };
 }
 
 /** Compile a unit on V8's background threads; instantiate it when that is done. */
 export async function instantiateUnitAsync(src: UnitSource, memory: WebAssembly.Memory, ramOffset: number): Promise<WasmUnit> {
   const { instance } = await WebAssembly.instantiate(src.bytes, unitImports(memory, ramOffset));
-  return { run: instance.exports.run as WasmUnit['run'] };
+  return { run: instance.exports.run };
 }
 
 // ---- the helpers translated code calls (one set: the vCPU is the one running a unit now) ----
@@ -377,24 +385,30 @@ const helpers = {
   },
 };
 
-/** The executor's view of a unit: copies PC, EL, ASID and the interrupt state in and PC out. */
-export function unitBlockFn(unit: WasmUnit, handlers: Handler[]): BlockFn {
-  const run = unit.run;
-  return (cpu: Arm64Cpu, limit: number): number => {
-    const s = cpu.s32;
-    s[PCW] = cpu.pcLo;
-    s[PCW + 1] = cpu.pcHi;
-    s[EL_OFF >> 2] = cpu.el;
-    s[ASID_OFF >> 2] = cpu.mmu.asid;
-    s[IRQ_OFF >> 2] = cpu.interruptPending() ? 1 : 0;
-    cur = cpu;
-    table = handlers;
-    const k = run(cpu.st, limit);
-    const lo = s[PCW] >>> 0;
-    cpu.pcLo = lo;
-    cpu.pcHi = s[PCW + 1] >>> 0;
-    // A misaligned target faults when it is fetched: the executor checks on a fetch-page change.
-    if ((lo & 3) !== 0) cpu.invalidateFetch();
-    return k;
-  };
+/**
+ * Run unit `f` of `units` on `cpu` and the units the jump cache chains to (dispatch.ts), after
+ * recording the unit in the vCPU's jump cache: copies PC, EL, ASID and the interrupt state in and PC
+ * out; returns the instructions retired.
+ */
+export function runUnits(units: UnitTable, handlers: Handler[], cpu: Arm64Cpu, f: number, limit: number): number {
+  const s = cpu.s32;
+  const pcLo = cpu.pcLo;
+  const pcHi = cpu.pcHi;
+  const el = cpu.el;
+  const asid = cpu.mmu.asid;
+  s[PCW] = pcLo;
+  s[PCW + 1] = pcHi;
+  s[EL_OFF >> 2] = el;
+  s[ASID_OFF >> 2] = asid;
+  s[IRQ_OFF >> 2] = cpu.interruptPending() ? 1 : 0;
+  jcInsert(s, pcLo, pcHi, jcContext(asid, el), f);
+  cur = cpu;
+  table = handlers;
+  const k = units.dispatch(cpu.st, f, limit);
+  const lo = s[PCW] >>> 0;
+  cpu.pcLo = lo;
+  cpu.pcHi = s[PCW + 1] >>> 0;
+  // A misaligned target faults when it is fetched: the executor checks on a fetch-page change.
+  if ((lo & 3) !== 0) cpu.invalidateFetch();
+  return k;
 }

@@ -4,11 +4,13 @@
 
 import { Code, I32, I64, Op, type FuncType } from './encoder.js';
 import { C_OFF, N_OFF, PC_OFF, V_OFF, Z_OFF, codePagesOffset } from './layout.js';
+import { UNIT_TYPE } from './dispatch.js';
 import { ACCESS_SIZES, LOAD_TYPE, STORE_TYPE, hit, ramAddr, ramLoad, ramStore } from './runtime.js';
 
-// ---- function locals ----
+// ---- function parameters (st, limit, n) and locals ----
 export const L_ST = 0;
 export const L_LIMIT = 1;
+/** Instructions retired so far in this call of the dispatcher (dispatch.ts), this unit's included. */
 export const L_N = 2;
 export const L_AT = 3;
 export const L_BASE = 4;
@@ -19,7 +21,8 @@ export const L_W0 = 9;
 /** el << 12: byte offset of the current MMU index in a TLB array. */
 export const L_ELX = 13;
 export const L_ASID = 14;
-export const LOCALS = [I32, I32, I64, I64, I64, I64, I64, I32, I32, I32, I32, I32, I32];
+/** The locals after the parameters (st, limit, n: UNIT_TYPE). */
+export const LOCALS = [I32, I64, I64, I64, I64, I64, I32, I32, I32, I32, I32, I32];
 
 // ---- imports (function indexes) ----
 export const F_H = 0;
@@ -33,7 +36,7 @@ export const IMPORTS: { name: string; type: FuncType }[] = [
   ...ACCESS_SIZES.map((s) => ({ name: `ld${s}`, type: LOAD_TYPE })),
   ...ACCESS_SIZES.map((s) => ({ name: `st${s}`, type: STORE_TYPE })),
 ];
-export const FN_TYPE: FuncType = { params: [I32, I32], results: [I32] };
+export const FN_TYPE: FuncType = UNIT_TYPE;
 
 /** What one unit's emitters need: the code buffer and where things are. */
 export class Unit {
