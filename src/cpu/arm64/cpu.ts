@@ -268,6 +268,10 @@ export class CodeCache {
       idx,
       {
         word: (i) => u32[p.ramWord + i],
+        executed: (i) => {
+          const base = p.chunks[i >>> CHUNK_SHIFT];
+          return base !== 0 && this.decoded[base + (i & (CHUNK_WORDS - 1))] !== 0;
+        },
         decode: (insn) => dec.decode(insn),
         undefinedHandler: dec.undefinedHandler,
         ramOffset: this.mem.ramOffset,

@@ -67,6 +67,8 @@ function branchOf(name: string, insn: number): number | undefined {
 
 export interface TranslateEnv {
   word: (i: number) => number;
+  /** Whether the instruction at word i has run (been decoded by the interpreter); absent: all have. */
+  executed?: (i: number) => boolean;
   decode: (insn: number) => DecodedInsn;
   undefinedHandler: Handler;
   /** Offset of guest RAM in the memory (inline loads and stores). */
@@ -97,6 +99,9 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
   let total = 0;
   const want = (target: number): void => {
     if (target < 0 || target >= 1024 || caseOf.has(target) || total >= maxRegion) return;
+    // Blocks the guest has not run yet stay out: they leave to the executor, which interprets them
+    // and translates them when they become hot (smaller units compile sooner and cheaper).
+    if (env.executed && !env.executed(target)) return;
     caseOf.set(target, caseOf.size);
     queue.push(target);
   };
