@@ -45,26 +45,22 @@ export function jcBucket(lo: number): number {
 
 /** Emit jcIndex of the i32 in local `x` (leaves it on the stack). */
 function emitJcIndex(c: Code, x: number): void {
-  c.get(x);
-  c.i32(12);
-  c.op(Op.i32_shr_u);
-  c.get(x);
-  c.i32(18);
-  c.op(Op.i32_shr_u);
-  c.op(Op.i32_xor);
-  c.i32(BUCKET_MASK);
-  c.op(Op.i32_and);
+  // ((x >>> a) ^ (x >>> b)) & mask, the two halves of jcIndex
+  const mix = (a: number, b: number, mask: number): void => {
+    c.get(x);
+    c.i32(a);
+    c.op(Op.i32_shr_u);
+    c.get(x);
+    c.i32(b);
+    c.op(Op.i32_shr_u);
+    c.op(Op.i32_xor);
+    c.i32(mask);
+    c.op(Op.i32_and);
+  };
+  mix(12, 18, BUCKET_MASK);
   c.i32(JC_PAGE_BITS);
   c.op(Op.i32_shl);
-  c.get(x);
-  c.i32(2);
-  c.op(Op.i32_shr_u);
-  c.get(x);
-  c.i32(8);
-  c.op(Op.i32_shr_u);
-  c.op(Op.i32_xor);
-  c.i32(PAGE_MASK);
-  c.op(Op.i32_and);
+  mix(2, 8, PAGE_MASK);
   c.op(Op.i32_or);
 }
 
