@@ -133,8 +133,6 @@ export class Arm64VirtMachine implements PsciMachine {
     const ramBase = opts.ramBase ?? VIRT.RAM;
     this.mem = new GuestMemory(ramBase, opts.memoryBytes);
     this.code = new CodeCache(this.mem);
-    // Outside --deterministic, units compile on V8's background threads while the interpreter goes on.
-    this.code.asyncCompile = !opts.deterministic;
     this.code.onSweep = collectGarbage;
     const hooks = {
       hvc: (cpu: Arm64Cpu) => handlePsci(this, cpu),

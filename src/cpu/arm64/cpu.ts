@@ -19,7 +19,7 @@ import { patterns as systemPatterns } from './insn/system.js';
 import { MAX_BLOCK, setBlockEnders } from './jit.js';
 import { monotonicMs } from '../../host/clock.js';
 import { Pmu, type PmuState } from './pmu.js';
-import { emitUnit, instantiateUnit, instantiateUnitAsync, runUnits, type UnitSource, type WasmUnit } from './wasm/translate.js';
+import { emitUnit, instantiateUnit, runUnits, unitLinks, type UnitLinks, type WasmUnit } from './wasm/translate.js';
 import { UnitTable, clearJumpCache, clearJumpCachePage } from './wasm/dispatch.js';
 import { C_OFF, CPU_BLOCK, N_OFF, R_OFF, TLB_OFF, V_OFF, Z_OFF } from './wasm/layout.js';
 
@@ -114,8 +114,8 @@ export class CodePage {
   blocks: number[] = [];
   /** Changes when the page's decoded words and translations are dropped (a unit compiled before is stale). */
   gen = 0;
-  /** Word indexes of units being compiled in the background. */
-  pending: Set<number> | undefined;
+  /** Word indexes of units V8 refused to compile (a translator bug, reported once): interpreted. */
+  failed: Set<number> | undefined;
   /** CodeCache.epoch when a vCPU last entered the page (see CodeCache.sweep). */
   used: number;
   /** Where the page's words count in CodeCache.heat. */
@@ -183,14 +183,6 @@ export class CodeCache {
    * 1000-3000 (more, smaller units cost more to emit and compile than they save).
    */
   wasmRegion = 512;
-  /**
-   * Compile units in the background and interpret meanwhile (the machine sets it outside
-   * --deterministic: when a unit starts to run depends on the host, and translated code takes
-   * interrupts at block ends).
-   */
-  asyncCompile = false;
-  /** Units being compiled in the background. */
-  compiling = 0;
   private compileErrorShown = false;
 
   /** How often block heads were entered in the interpreter, by (page.heatBase + word) mod HEAT_SLOTS. */
@@ -220,10 +212,13 @@ export class CodeCache {
 
   /** The translated units' table and dispatcher (none for RAM outside a WebAssembly memory). */
   readonly units: UnitTable | undefined;
+  /** What units link to (the memory, the runtime's functions). */
+  private readonly links: UnitLinks | undefined;
 
   constructor(readonly mem: GuestMemory) {
     mem.onCodeWrite = (ramPage) => this.invalidateRamPage(ramPage);
     this.units = mem.wasm ? new UnitTable(mem.wasm) : undefined;
+    this.links = mem.wasm ? unitLinks(mem.wasm, mem.ramOffset) : undefined;
     // Counts that pass 2^30 in a boot start as doubles (see the Arm64Cpu constructor).
     this.retired = this.jitStats.insns = this.jitStats.ms = this.jitStats.entries = TWO32 - 1;
     this.retired = this.jitStats.insns = this.jitStats.ms = this.jitStats.entries = 0;
@@ -254,16 +249,16 @@ export class CodeCache {
 
   /**
    * Translate the unit entered at word `idx` of `p` and cache it; returns its index in the unit
-   * table, or 0 when none is ready (the page is full, or it is compiled in the background).
+   * table, or 0 when there is none (the page is full, or V8 refused the unit).
    */
   translate(p: CodePage, idx: number): number {
-    if (p.blocks.length >= 255 || p.pending?.has(idx)) return 0;
+    if (p.blocks.length >= 255 || p.failed?.has(idx)) return 0;
     const t0 = monotonicMs();
     const u32 = this.mem.u32;
     const dec = this.decoder;
-    const wasm = this.mem.wasm;
+    const links = this.links;
     // Guest RAM outside a WebAssembly memory (external RAM): the interpreter runs everything.
-    if (!wasm) return 0;
+    if (!links) return 0;
     const src = emitUnit(
       idx,
       {
@@ -278,12 +273,22 @@ export class CodeCache {
       },
       this.wasmRegion,
     );
-    if (this.asyncCompile) {
-      this.compileLater(p, idx, src, wasm);
-      this.jitStats.ms += monotonicMs() - t0;
+    // Compiled here, on this thread, not on V8's background threads: a unit without function imports
+    // compiles and instantiates in about 0.3 ms (the emitting is about as much), which costs less
+    // than interpreting its code until a background compile is done.
+    let unit: WasmUnit;
+    try {
+      unit = instantiateUnit(src, links);
+    } catch (e) {
+      // A module the translator emitted that V8 rejects is a translator bug: say so, keep interpreting.
+      (p.failed ??= new Set()).add(idx);
+      if (!this.compileErrorShown) {
+        this.compileErrorShown = true;
+        process.stderr.write(`typevisor: translator: a unit failed to compile (interpreting it): ${String(e)}\n`);
+      }
       return 0;
     }
-    const f = this.install(p, idx, instantiateUnit(src, wasm, this.mem.ramOffset));
+    const f = this.install(p, idx, unit);
     this.jitStats.ms += monotonicMs() - t0;
     return f;
   }
@@ -313,38 +318,17 @@ export class CodeCache {
     if (units.retiredCount >= RECYCLE_SLOTS) this.clearJumpCaches();
   }
 
+  /**
+   * Counts drops of translations and jump cache entries: a unit goes on after a system instruction
+   * only if none happened in it (wasm/translate.ts, helper hs).
+   */
+  changes = 0;
+
   /** Empty every vCPU's jump cache; the unit table can then reuse the slots of dropped units. */
   clearJumpCaches(): void {
+    this.changes++;
     for (const cpu of this.cpus) clearJumpCache(cpu.s32);
     this.units?.recycle();
-  }
-
-  /**
-   * Compile a unit in the background (V8's compile threads) while the interpreter goes on; install
-   * it unless its page changed or was dropped meanwhile.
-   */
-  private compileLater(p: CodePage, idx: number, src: UnitSource, wasm: WebAssembly.Memory): void {
-    const pending = (p.pending ??= new Set());
-    pending.add(idx);
-    const gen = p.gen;
-    this.compiling++;
-    instantiateUnitAsync(src, wasm, this.mem.ramOffset).then(
-      (unit) => {
-        this.compiling--;
-        pending.delete(idx);
-        if (p.gen !== gen || p.blocks.length >= 255 || (p.blockAt && p.blockAt[idx] !== 0)) return;
-        this.install(p, idx, unit);
-      },
-      (e: unknown) => {
-        this.compiling--;
-        pending.delete(idx);
-        // A module the translator emitted that V8 rejects is a translator bug: say so, keep interpreting.
-        if (!this.compileErrorShown) {
-          this.compileErrorShown = true;
-          process.stderr.write(`typevisor: translator: a unit failed to compile (interpreting it): ${String(e)}\n`);
-        }
-      },
-    );
   }
 
   /**
@@ -434,7 +418,9 @@ export class CodeCache {
   }
 
   private clear(p: CodePage): void {
+    this.changes++;
     this.retireUnits(p);
+    p.failed = undefined;
     p.gen++;
     this.releaseChunks(p);
     p.blockAt = undefined;
@@ -832,6 +818,7 @@ export class Arm64Cpu {
    * of `lo` or (no argument) for all: the MMU calls it when translations may have changed.
    */
   clearJumpCache(lo?: number): void {
+    this.code.changes++;
     if (lo === undefined) clearJumpCache(this.s32);
     else clearJumpCachePage(this.s32, lo);
   }

@@ -276,11 +276,16 @@ export function moduleShape(
   maxPages: number,
   /** Also import `env.table`, a table of functions (call_indirect's table 0). */
   table = false,
+  /**
+   * Instead, define a table of functions of these types (call_indirect's table 0, type index
+   * imports + funcs + position), exported as `t` and filled by the caller after instantiation.
+   */
+  own: FuncType[] = [],
 ): ModuleShape {
   const out = new Bytes();
   out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
   const types = new Bytes();
-  const all = [...imports.map((i) => i.type), ...funcs.map((f) => f.type)];
+  const all = [...imports.map((i) => i.type), ...funcs.map((f) => f.type), ...own];
   types.u32(all.length);
   for (const t of all) {
     types.byte(0x60);
@@ -317,13 +322,28 @@ export function moduleShape(
   fns.u32(funcs.length);
   funcs.forEach((_, k) => fns.u32(imports.length + k));
   section(out, 3, fns);
+  if (own.length > 0) {
+    if (table) throw new Error('module: an imported table and an own table');
+    const tab = new Bytes();
+    tab.u32(1);
+    tab.byte(0x70); // funcref
+    tab.byte(0x01); // minimum and maximum
+    tab.u32(own.length);
+    tab.u32(own.length);
+    section(out, 4, tab);
+  }
   const exp = new Bytes();
   const exported = funcs.map((f, k) => [f.export, k] as const).filter(([e]) => e !== undefined);
-  exp.u32(exported.length);
+  exp.u32(exported.length + (own.length > 0 ? 1 : 0));
   for (const [e, k] of exported) {
     name(exp, e!);
     exp.byte(0x00);
     exp.u32(imports.length + k);
+  }
+  if (own.length > 0) {
+    name(exp, 't');
+    exp.byte(0x01); // table
+    exp.u32(0);
   }
   section(out, 7, exp);
   const head = out.view().slice();

@@ -30,7 +30,7 @@ import { Op, moduleShape } from './encoder.js';
 import { ASID_OFF, BASE_OFF, EL_OFF, HI_OFF, IRQ_OFF, PC_OFF } from './layout.js';
 import { runtimeFor } from './runtime.js';
 import { STOP, jcContext, jcInsert, type UnitTable } from './dispatch.js';
-import { FN_TYPE, IMPORTS, LOCALS, L_ASID, L_BASE, L_ELX, L_LIMIT, L_N, L_ST, L_T0, L_AT, Unit, condition } from './unit.js';
+import { FN_TYPE, RUNTIME_FNS, LOCALS, L_ASID, L_BASE, L_ELX, L_LIMIT, L_N, L_ST, L_T0, L_AT, Unit, condition } from './unit.js';
 import { spCheck } from '../insn/ldst_common.js';
 import { emitters, type Emit } from './emit.js';
 
@@ -87,7 +87,13 @@ export interface UnitSource {
 }
 
 /** Every unit is one module of this shape: the imports, and one function `run`. */
-const UNIT_MODULE = moduleShape(IMPORTS, [{ type: FN_TYPE, locals: LOCALS, export: 'run' }], 65536);
+const UNIT_MODULE = moduleShape(
+  [],
+  [{ type: FN_TYPE, locals: LOCALS, export: 'run' }],
+  65536,
+  false,
+  RUNTIME_FNS.map((f) => f.type),
+);
 
 /** Translate the unit entered at word `startIdx` of a code page to a wasm module. */
 export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number): UnitSource {
@@ -137,6 +143,7 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
     blocks.push(b);
     const last = b.insns[b.insns.length - 1];
     if (b.end === 'fall') want(i);
+    else if (b.end === 'handler') want(last.idx + 1);
     else if (b.end === 'branch') {
       want(last.idx + b.off);
       if (last.d.name !== 'B' && last.d.name !== 'BL') want(last.idx + 1);
@@ -233,12 +240,18 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
     const name = last.d.name;
     const insn = last.insn;
     if (b.end === 'handler') {
-      u.callHandler(last.d.index, insn);
-      addN(len);
-      c.get(L_N); // PC: the handler's next instruction, stored by the helper
+      // Leave (STOP, PC as the helper stored it) unless nothing changed that needs the executor.
+      u.callEnder(last.d.index, insn);
+      c.if();
+      c.get(L_N);
+      c.i32(len);
+      c.op(Op.i32_add);
       c.i32(STOP);
       c.op(Op.i32_or);
       c.op(Op.return);
+      c.end();
+      addN(len);
+      goTo(last.idx + 1);
     } else if (b.end === 'indirect') {
       const n = (insn >>> 5) & 31;
       u.rx(n);
@@ -288,22 +301,29 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
   return { bytes: UNIT_MODULE.build([c]), insns: total };
 }
 
-/** The imports of every unit: the guest's memory and the helpers. */
-export function unitImports(memory: WebAssembly.Memory, ramOffset: number): WebAssembly.Imports {
-  return { env: { mem: memory, h: helpers.h, sp: helpers.sp, ...runtimeFor(memory, ramOffset, helpers) } };
+/** What units of one guest memory link to: the memory and the runtime's functions (RUNTIME_FNS). */
+export interface UnitLinks {
+  memory: WebAssembly.Memory;
+  runtime: WebAssembly.ExportValue[];
 }
 
-/** Compile and instantiate a unit now (on this thread). */
-export function instantiateUnit(src: UnitSource, memory: WebAssembly.Memory, ramOffset: number): WasmUnit {
-  const inst = new WebAssembly.Instance(new WebAssembly.Module(src.bytes), unitImports(memory, ramOffset));
+export function unitLinks(memory: WebAssembly.Memory, ramOffset: number): UnitLinks {
+  const rt = runtimeFor(memory, ramOffset, helpers);
+  return { memory, runtime: RUNTIME_FNS.map((f) => rt[f.name]) };
+}
+
+/** A unit's function, after filling its table with the runtime's functions (unit.ts). */
+function linked(inst: WebAssembly.Instance, links: UnitLinks): WasmUnit {
+  const t = inst.exports.t as WebAssembly.Table;
+  links.runtime.forEach((fn, k) => t.set(k, fn));
   return { run: inst.exports.run };
 }
 
-/** Compile a unit on V8's background threads; instantiate it when that is done. */
-export async function instantiateUnitAsync(src: UnitSource, memory: WebAssembly.Memory, ramOffset: number): Promise<WasmUnit> {
-  const { instance } = await WebAssembly.instantiate(src.bytes, unitImports(memory, ramOffset));
-  return { run: instance.exports.run };
+/** Compile and instantiate a unit now (on this thread). */
+export function instantiateUnit(src: UnitSource, links: UnitLinks): WasmUnit {
+  return linked(new WebAssembly.Instance(new WebAssembly.Module(src.bytes), { env: { mem: links.memory } }), links);
 }
+
 
 // ---- the helpers translated code calls (one set: the vCPU is the one running a unit now) ----
 
@@ -335,6 +355,35 @@ const helpers = {
     s[PCW] = cpu.nextLo;
     s[PCW + 1] = cpu.nextHi;
     syncOut(cpu);
+  },
+  /**
+   * h for an instruction that ends a basic block (a system instruction, an exception, ERET, WFI...):
+   * returns 1 when the unit must leave to the executor (STOP), 0 when it may go on at the next
+   * instruction because nothing the unit or the executor relies on changed: no branch or exception
+   * (the next PC is the next instruction, same EL), same ASID, no translation or jump cache dropped
+   * (TLBI, translation-control writes, code written), not waiting or off, no debug event armed.
+   * (The executor would also just go on at the next instruction. An unmasked interrupt is checked
+   * where the unit goes on: at the block boundary, from the state block's IRQ word.)
+   */
+  hs(hx: number, insn: number, part: number): number {
+    const cpu = cur!;
+    const el = cpu.el;
+    const asid = cpu.mmu.asid;
+    const changes = cpu.code.changes;
+    helpers.h(hx, insn, part);
+    const s = cpu.s32;
+    const lo = s[PCW] >>> 0;
+    const next = (cpu.pcLo + 4) >>> 0;
+    return lo !== next ||
+      s[PCW + 1] >>> 0 !== (next === 0 ? (cpu.pcHi + 1) >>> 0 : cpu.pcHi) ||
+      cpu.el !== el ||
+      cpu.mmu.asid !== asid ||
+      cpu.code.changes !== changes ||
+      cpu.waiting ||
+      cpu.off ||
+      cpu.debugArmed
+      ? 1
+      : 0;
   },
   rd(lo: number, hi: number, sf: number, part: number): number {
     const cpu = cur!;

@@ -5,7 +5,7 @@
 import { Code, I32, I64, Op, type FuncType } from './encoder.js';
 import { C_OFF, N_OFF, PC_OFF, V_OFF, Z_OFF, codePagesOffset } from './layout.js';
 import { UNIT_TYPE } from './dispatch.js';
-import { ACCESS_SIZES, LOAD_TYPE, STORE_TYPE, hit, ramAddr, ramLoad, ramStore } from './runtime.js';
+import { ACCESS_SIZES, FORWARDED, LOAD_TYPE, STORE_TYPE, hit, ramAddr, ramLoad, ramStore } from './runtime.js';
 
 // ---- function parameters (st, limit, n) and locals ----
 export const L_ST = 0;
@@ -24,19 +24,27 @@ export const L_ASID = 14;
 /** The locals after the parameters (st, limit, n: UNIT_TYPE). */
 export const LOCALS = [I32, I64, I64, I64, I64, I64, I32, I32, I32, I32, I32, I32];
 
-// ---- imports (function indexes) ----
-export const F_H = 0;
-export const F_SP = 1;
-/** ld1, ld2, ld4, ld8, then st1 ... st8 (runtime.ts). */
-export const F_LD = 2;
-export const F_ST = 6;
-export const IMPORTS: { name: string; type: FuncType }[] = [
-  { name: 'h', type: { params: [I32, I32, I32], results: [] } }, // handler index, insn, part
-  { name: 'sp', type: { params: [I32], results: [] } }, // SP alignment check (part)
+// ---- the runtime's functions (runtime.ts), called through the unit's own table ----
+// A unit imports no function: V8 (Node 20) compiles a wrapper for each imported function of every
+// module (JavaScript could be passed), most of a unit's 0.6-0.8 ms of compile and instantiation. A
+// unit defines a table instead, filled with the runtime's functions after instantiation, and calls
+// them with call_indirect (slot = index in RUNTIME_FNS). An imported table would do too, but V8 then
+// keeps every instance that imports it alive.
+export const RUNTIME_FNS: { name: string; type: FuncType }[] = [
+  ...FORWARDED, // h, sp, hs
   ...ACCESS_SIZES.map((s) => ({ name: `ld${s}`, type: LOAD_TYPE })),
   ...ACCESS_SIZES.map((s) => ({ name: `st${s}`, type: STORE_TYPE })),
 ];
+const fn = (name: string): number => RUNTIME_FNS.findIndex((f) => f.name === name);
+const F_H = fn('h');
+const F_SP = fn('sp');
+const F_HS = fn('hs');
+/** ld1, ld2, ld4, ld8, then st1 ... st8 (runtime.ts). */
+const F_LD = fn('ld1');
+const F_ST = fn('st1');
 export const FN_TYPE: FuncType = UNIT_TYPE;
+/** A unit module declares its function's type (index 0), then RUNTIME_FNS's types (UNIT_MODULE). */
+const RT_TYPE0 = 1;
 
 /** What one unit's emitters need: the code buffer and where things are. */
 export class Unit {
@@ -114,13 +122,26 @@ export class Unit {
     this.c.i32(this.i - this.first);
     this.c.op(Op.i32_add);
   }
+  /** Call runtime function `k` (RUNTIME_FNS) with the arguments pushed. */
+  callRt(k: number): void {
+    this.c.i32(k);
+    this.c.callIndirect(RT_TYPE0 + k);
+  }
   /** Call the interpreter's handler for `insn`, by its index in the decoder's handler table. */
   callHandler(handlerIndex: number, insn: number): void {
     this.storePc();
     this.c.i32(handlerIndex);
     this.c.i32(insn | 0);
     this.part();
-    this.c.call(F_H);
+    this.callRt(F_H);
+  }
+  /** The same for an instruction that ends a block: pushes 1 when the unit must leave (helper hs). */
+  callEnder(handlerIndex: number, insn: number): void {
+    this.storePc();
+    this.c.i32(handlerIndex);
+    this.c.i32(insn | 0);
+    this.part();
+    this.callRt(F_HS);
   }
   /** SP alignment check before an access through SP (n = 31). */
   spCheck(n: number): void {
@@ -131,7 +152,7 @@ export class Unit {
     this.c.if();
     this.storePc();
     this.part();
-    this.c.call(F_SP);
+    this.callRt(F_SP);
     this.c.end();
   }
 
@@ -152,7 +173,7 @@ export class Unit {
       c.get(L_ST);
       c.get(addr);
       this.info();
-      c.call(F_LD + ACCESS_SIZES.indexOf(size as 1 | 2 | 4 | 8));
+      this.callRt(F_LD + ACCESS_SIZES.indexOf(size as 1 | 2 | 4 | 8));
     };
     if (!this.inline) {
       call();
@@ -175,7 +196,7 @@ export class Unit {
       c.get(addr);
       value();
       this.info();
-      c.call(F_ST + ACCESS_SIZES.indexOf(size as 1 | 2 | 4 | 8));
+      this.callRt(F_ST + ACCESS_SIZES.indexOf(size as 1 | 2 | 4 | 8));
     };
     if (!this.inline) {
       call();
