@@ -241,7 +241,7 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
     const insn = last.insn;
     if (b.end === 'handler') {
       // Leave (STOP, PC as the helper stored it) unless nothing changed that needs the executor.
-      u.callEnder(last.d.index, insn);
+      u.callHandler(last.d.index, insn, true);
       c.if();
       c.get(L_N);
       c.i32(len);

@@ -128,20 +128,13 @@ export class Unit {
     this.c.callIndirect(RT_TYPE0 + k);
   }
   /** Call the interpreter's handler for `insn`, by its index in the decoder's handler table. */
-  callHandler(handlerIndex: number, insn: number): void {
+  /** `ender`: the instruction ends a block; pushes 1 when the unit must leave (helper hs). */
+  callHandler(handlerIndex: number, insn: number, ender = false): void {
     this.storePc();
     this.c.i32(handlerIndex);
     this.c.i32(insn | 0);
     this.part();
-    this.callRt(F_H);
-  }
-  /** The same for an instruction that ends a block: pushes 1 when the unit must leave (helper hs). */
-  callEnder(handlerIndex: number, insn: number): void {
-    this.storePc();
-    this.c.i32(handlerIndex);
-    this.c.i32(insn | 0);
-    this.part();
-    this.callRt(F_HS);
+    this.callRt(ender ? F_HS : F_H);
   }
   /** SP alignment check before an access through SP (n = 31). */
   spCheck(n: number): void {
