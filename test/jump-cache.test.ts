@@ -3,7 +3,7 @@
 // and never run a unit whose code was rewritten. (TLB invalidation: test/cpu-mmu.test.ts.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assemble, makeCpu, RAM_BASE, type TestCpu } from './helpers/arm64.js';
+import { assemble, makeCpu, runToWfi, RAM_BASE, type TestCpu } from './helpers/arm64.js';
 import { missingTool } from './helpers/tools.js';
 
 const noAs = missingTool('aarch64-linux-gnu-as', 'aarch64-linux-gnu-objcopy', 'aarch64-linux-gnu-nm');
@@ -46,18 +46,11 @@ function load(jit: boolean): TestCpu {
   return t;
 }
 
-function runToWfi(t: TestCpu): number {
-  let n = 0;
-  for (let k = 0; k < 100 && !t.cpu.waiting; k++) n += t.step(100_000);
-  assert.ok(t.cpu.waiting, 'the program ran to its WFI');
-  return n;
-}
-
 test('translated units chain through the jump cache and match the interpreter', { skip: noAs }, () => {
   const interp = load(false);
-  const n0 = runToWfi(interp);
+  const n0 = runToWfi(interp, 100_000, 100);
   const t = load(true);
-  const n = runToWfi(t);
+  const n = runToWfi(t, 100_000, 100);
   assert.equal(interp.cpu.xlo(0), 300 + 600, 'the interpreter saw the rewritten function');
   assert.equal(t.cpu.xlo(0), 300 + 600, 'translated code ran the rewritten function, not its stale unit');
   assert.equal(n, n0, 'the same instruction count');
@@ -70,7 +63,7 @@ test('translated units chain through the jump cache and match the interpreter', 
 
 test('a store to a page whose units the jump cache names sends the vCPU back to the executor', { skip: noAs }, () => {
   const t = load(true);
-  runToWfi(t);
+  runToWfi(t, 100_000, 100);
   // Rewrite the function from outside (a device or the host), then run the second loop again.
   t.mem.writePhys(RAM_BASE + 0x1000, 4, 0x91000c00); // add x0, x0, #3
   const { sym } = assemble(PROGRAM);
@@ -79,6 +72,6 @@ test('a store to a page whose units the jump cache names sends the vCPU back to 
   t.cpu.waiting = false;
   t.cpu.pcLo = RAM_BASE + sym.loop2;
   t.cpu.invalidateFetch();
-  runToWfi(t);
+  runToWfi(t, 100_000, 100);
   assert.equal(t.cpu.xlo(0), 900, 'every call ran the new instruction');
 });

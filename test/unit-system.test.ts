@@ -4,7 +4,7 @@
 // count.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assemble, makeCpu, type TestCpu } from './helpers/arm64.js';
+import { assemble, makeCpu, runToWfi, type TestCpu } from './helpers/arm64.js';
 import { missingTool } from './helpers/tools.js';
 
 const noAs = missingTool('aarch64-linux-gnu-as', 'aarch64-linux-gnu-objcopy', 'aarch64-linux-gnu-nm');
@@ -60,18 +60,11 @@ function load(jit: boolean, irq: boolean): TestCpu {
   return t;
 }
 
-function runToWfi(t: TestCpu): number {
-  let n = 0;
-  for (let k = 0; k < 200 && !t.cpu.waiting; k++) n += t.step(500);
-  assert.ok(t.cpu.waiting, 'the program ran to a WFI');
-  return n;
-}
-
 test('MRS, MSR DAIFSet and ISB do not send translated code back to the executor', { skip: noAs }, () => {
   const interp = load(false, false);
-  const n0 = runToWfi(interp);
+  const n0 = runToWfi(interp, 500, 200);
   const t = load(true, false);
-  const n = runToWfi(t);
+  const n = runToWfi(t, 500, 200);
   assert.equal(t.cpu.xlo(0), interp.cpu.xlo(0), 'same result');
   assert.equal(n, n0, 'same instruction count');
   const s = t.cpu.code.jitStats;
@@ -82,9 +75,9 @@ test('MRS, MSR DAIFSet and ISB do not send translated code back to the executor'
 
 test('an MSR DAIFClr that unmasks a pending interrupt leaves the unit at once', { skip: noAs }, () => {
   const interp = load(false, true);
-  const n0 = runToWfi(interp);
+  const n0 = runToWfi(interp, 500, 200);
   const t = load(true, true);
-  const n = runToWfi(t);
+  const n = runToWfi(t, 500, 200);
   assert.equal(interp.cpu.xlo(9), 1, 'the interpreter took the interrupt');
   assert.equal(t.cpu.xlo(9), 1, 'translated code took the interrupt');
   // Taken before the ADD after the DAIFClr, as the interpreter does: same x0, same count.

@@ -1,5 +1,6 @@
 // Helpers for CPU tests: a bare CPU with RAM at 0x4000_0000 and code placed at its start.
 
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +29,14 @@ export function makeCpu(
   cpu.pcLo = RAM_BASE;
   cpu.pcHi = 0;
   return { cpu, mem, step: (count = 1) => cpu.run(count) };
+}
+
+/** Run `t` in slices of `slice` instructions (at most `slices`) until it waits (WFI); returns the count. */
+export function runToWfi(t: TestCpu, slice: number, slices: number): number {
+  let n = 0;
+  for (let k = 0; k < slices && !t.cpu.waiting; k++) n += t.step(slice);
+  assert.ok(t.cpu.waiting, 'the program ran to a WFI');
+  return n;
 }
 
 /**

@@ -112,8 +112,6 @@ export class CodePage {
    */
   blockAt: Uint8Array | undefined;
   blocks: number[] = [];
-  /** Changes when the page's decoded words and translations are dropped (a unit compiled before is stale). */
-  gen = 0;
   /** Word indexes of units V8 refused to compile (a translator bug, reported once): interpreted. */
   failed: Set<number> | undefined;
   /** CodeCache.epoch when a vCPU last entered the page (see CodeCache.sweep). */
@@ -391,7 +389,6 @@ export class CodeCache {
       if (p.used >= this.epoch) continue;
       this.pages.delete(ppn);
       this.retireUnits(p);
-      p.gen++;
       this.releaseChunks(p);
       this.mem.codePages[p.ramWord >>> 10] = 0;
       dropped++;
@@ -423,7 +420,6 @@ export class CodeCache {
     this.changes++;
     this.retireUnits(p);
     p.failed = undefined;
-    p.gen++;
     this.releaseChunks(p);
     p.blockAt = undefined;
     p.blocks = [];

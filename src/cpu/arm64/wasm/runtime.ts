@@ -21,10 +21,8 @@ import { ASID_OFF, BASE_OFF, EL_OFF, HI_OFF, PC_OFF, codePagesOffset, tlbOff } f
 export const ACCESS_SIZES = [1, 2, 4, 8] as const;
 
 /**
- * The JavaScript helpers units call, passed on by this module (FORWARDED): a unit that imported a
- * JavaScript function would have V8 compile an import wrapper for each unit module (about 0.3 ms of
- * a unit's 0.8 ms of compile and instantiation, measured on the default guest's units); wasm-to-wasm
- * imports need none.
+ * The JavaScript helpers units call, passed on by this module as wasm functions: units reach the
+ * runtime through a table of their own (unit.ts), and a table holds wasm functions only.
  */
 export const FORWARDED: { name: string; type: FuncType }[] = [
   { name: 'h', type: { params: [I32, I32, I32], results: [] } }, // handler index, insn, part

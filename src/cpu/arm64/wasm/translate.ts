@@ -18,7 +18,8 @@
 // retired before it; it leaves at the first block boundary after `limit` instructions in all, or when
 // an unmasked interrupt is pending (the IRQ word of the state block, kept by the helpers that can
 // change it), with PC at the next instruction, returning n plus its own instructions retired, with
-// STOP set when it ended on an instruction the executor must see (a block ender). The helpers set
+// STOP set when a block ender (a system instruction, an exception...) changed what the executor
+// must see (helper hs; otherwise the unit goes on after it). The helpers set
 // cpu.pcLo/pcHi and cpu.regionPart (the dispatcher call's instructions before the current one)
 // before they call into the CPU, so an exception thrown from inside leaves an exact count.
 
@@ -323,7 +324,6 @@ function linked(inst: WebAssembly.Instance, links: UnitLinks): WasmUnit {
 export function instantiateUnit(src: UnitSource, links: UnitLinks): WasmUnit {
   return linked(new WebAssembly.Instance(new WebAssembly.Module(src.bytes), { env: { mem: links.memory } }), links);
 }
-
 
 // ---- the helpers translated code calls (one set: the vCPU is the one running a unit now) ----
 

@@ -127,8 +127,10 @@ export class Unit {
     this.c.i32(k);
     this.c.callIndirect(RT_TYPE0 + k);
   }
-  /** Call the interpreter's handler for `insn`, by its index in the decoder's handler table. */
-  /** `ender`: the instruction ends a block; pushes 1 when the unit must leave (helper hs). */
+  /**
+   * Call the interpreter's handler for `insn`, by its index in the decoder's handler table.
+   * `ender`: the instruction ends a block; pushes 1 when the unit must leave (helper hs).
+   */
   callHandler(handlerIndex: number, insn: number, ender = false): void {
     this.storePc();
     this.c.i32(handlerIndex);
