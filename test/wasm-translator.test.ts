@@ -3,10 +3,13 @@
 // RAM past what one 32-bit wasm memory holds is refused with the limit in the message.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeCpu, RAM_BASE } from './helpers/arm64.js';
+import { assemble, makeCpu, RAM_BASE, runToWfi, type TestCpu } from './helpers/arm64.js';
+import { missingTool } from './helpers/tools.js';
 import { GuestMemory } from '../src/devices/memory.js';
 import { MAX_WASM_RAM } from '../src/cpu/arm64/wasm/layout.js';
 import { emitUnit } from '../src/cpu/arm64/wasm/translate.js';
+
+const noAs = missingTool('aarch64-linux-gnu-as', 'aarch64-linux-gnu-objcopy', 'aarch64-linux-gnu-nm');
 
 // x1 = N; loop: x0 += 1; x1 -= 1; b.ne loop; wfi
 const loop = (n: number): number[] => [
@@ -63,4 +66,54 @@ test('a unit imports no function, and runs the loop as the interpreter does', ()
   }, 512);
   const imports = WebAssembly.Module.imports(new WebAssembly.Module(src.bytes));
   assert.deepEqual(imports.map((i) => `${i.module}.${i.name}:${i.kind}`), ['env.mem:memory']);
+});
+
+// Two loops of one block each, which a unit runs with their registers and flags in wasm locals
+// (translate.ts, emitSelfLoop): loads, stores and flags in the first, a carry chain and CBNZ in the
+// second. Whether the unit leaves every few iterations (small slices: the limit check on the back
+// edge) or runs them through, registers, flags, memory and the count are the interpreter's.
+const LOOPS = `
+    mov x5, #0x40000000
+    add x5, x5, #0x10000
+    mov x1, #300
+    mov x3, #7
+3:  mov x0, #0
+1:  ldr x2, [x5, x0, lsl #3]
+    add x2, x2, x3
+    eor x3, x3, x2, lsl #1
+    str x2, [x5, x0, lsl #3]
+    add x0, x0, #1
+    cmp x0, x1
+    b.ne 1b
+    mov x4, #1000
+    mov x6, #-1
+2:  adds x6, x6, x4
+    adc x7, x7, xzr
+    sub x4, x4, #1
+    cbnz x4, 2b
+    sub x1, x1, #1
+    cmp x1, #290
+    b.ne 3b
+    wfi
+`;
+
+test('loop blocks keep registers in locals and leave with the interpreter state', { skip: noAs }, () => {
+  const { words } = assemble(LOOPS);
+  const state = (t: TestCpu) => ({
+    x: Array.from({ length: 8 }, (_, n) => `${t.cpu.xhi(n).toString(16)}:${t.cpu.xlo(n).toString(16)}`),
+    nzcv: [t.cpu.n, t.cpu.z, t.cpu.c, t.cpu.v],
+    mem: Array.from(t.mem.u32.subarray(0x10000 / 4, 0x10000 / 4 + 600)),
+    count: t.cpu.icount,
+  });
+  const interp = makeCpu(words);
+  interp.cpu.code.jit = false;
+  runToWfi(interp, 1_000_000, 10);
+  const want = state(interp);
+  for (const slice of [200, 5000]) {
+    const t = makeCpu(words);
+    t.cpu.code.jitThreshold = 2;
+    runToWfi(t, slice, 10_000);
+    assert.deepEqual(state(t), want, `slices of ${slice}: the interpreter's registers, flags, memory and count`);
+    assert.ok(t.cpu.code.jitStats.insns > want.count / 2, `slices of ${slice}: most instructions ran translated`);
+  }
 });

@@ -364,7 +364,7 @@ def(['CCMP_CCMN'], (u, insn) => {
   const imm = (insn & 0x800) !== 0;
   const nzcv = insn & 15;
   condition(u, (insn >>> 12) & 15);
-  c.if();
+  u.ifArm();
   const w = wide ? X : W;
   w.rd(u, n);
   c.set(w.a);
@@ -376,12 +376,12 @@ def(['CCMP_CCMN'], (u, insn) => {
   c.op(sub ? w.sub : w.add);
   c.set(w.r);
   flags(u, w, sub);
-  c.else();
+  u.elseArm();
   u.setState(N_OFF, () => c.i32((nzcv >>> 3) & 1));
   u.setState(Z_OFF, () => c.i32((nzcv >>> 2) & 1));
   u.setState(C_OFF, () => c.i32((nzcv >>> 1) & 1));
   u.setState(V_OFF, () => c.i32(nzcv & 1));
-  c.end();
+  u.endArm();
   return true;
 });
 

@@ -186,7 +186,8 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
   c.u32(0);
   c.end();
   /** Leave with PC = the i64 `pc` pushes. */
-  const exit = (pc: () => void): void => {
+  const exit = (pc: () => void, written = false): void => {
+    if (!written) u.mustBeWritten();
     c.get(L_ST);
     pc();
     c.mem(Op.i64_store, 3, PC_OFF);
@@ -223,15 +224,17 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
     u.caseDepth = K - 1 - k;
     u.first = b.first;
     u.nest = 0;
+    u.startBlock();
     const body = b.end === 'fall' ? b.insns : b.insns.slice(0, -1);
-    for (const x of body) {
-      u.i = x.idx;
-      const e: Emit | undefined = emitters.get(x.d.name);
-      if (e === undefined || e(u, x.insn) !== true) u.callHandler(x.d.index, x.insn);
-    }
     const len = b.insns.length;
+    if (b.end === 'branch' && b.insns[len - 1].idx + b.off === b.first && emitSelfLoop(u, b, body)) {
+      if (k < K - 1) c.end();
+      return;
+    }
+    emitBody(u, body);
     if (b.end === 'fall') {
       addN(len);
+      u.flush();
       goTo(b.first + len);
       if (k < K - 1) c.end();
       return;
@@ -259,34 +262,17 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
       c.set(L_T0);
       if (name === 'BLR') u.setX(30, () => u.pcOf(last.idx + 1));
       addN(len);
+      u.flush();
       exit(() => c.get(L_T0));
     } else {
       addN(len);
       if (name === 'BL') u.setX(30, () => u.pcOf(last.idx + 1));
+      // registers and flags back to the state block before the paths out of the block
+      u.flush();
       const target = last.idx + b.off;
       if (name === 'B' || name === 'BL') goTo(target);
       else {
-        const t = insn & 31;
-        if (name === 'B_cond' || name === 'B_EQ' || name === 'B_NE') condition(u, insn & 15);
-        else if (name === 'TBZ_TBNZ') {
-          const bit = ((insn >>> 26) & 32) | ((insn >>> 19) & 31);
-          u.rx(t);
-          c.i64(bit);
-          c.op(Op.i64_shr_u);
-          c.op(Op.i32_wrap_i64);
-          c.i32(1);
-          c.op(Op.i32_and);
-          if (((insn >>> 24) & 1) === 0) c.op(Op.i32_eqz);
-        } else {
-          if (name === 'CBZ_x' || name === 'CBNZ_x') {
-            u.rx(t);
-            c.op(Op.i64_eqz);
-          } else {
-            u.rw(t);
-            c.op(Op.i32_eqz);
-          }
-          if (name === 'CBNZ_x' || name === 'CBNZ_w') c.op(Op.i32_eqz);
-        }
+        branchTaken(u, name, insn);
         c.if();
         u.nest++;
         goTo(target);
@@ -297,9 +283,98 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
     }
     if (k < K - 1) c.end();
   });
+  /**
+   * A block that branches back to its own start (a loop of one block, like a copy or a search)
+   * becomes a wasm loop with the registers and flags it uses in locals across iterations: read in
+   * before the loop, written back when it leaves. Only for a block without handler calls (those
+   * leave every register in memory); returns false for the others, emitting nothing.
+   */
+  function emitSelfLoop(u: Unit, b: Block, body: Block['insns']): boolean {
+    const last = b.insns[b.insns.length - 1];
+    const name = last.d.name;
+    if (name === 'BL') return false;
+    // Which registers and flags the block uses: emit it once to a scratch unit.
+    const probe = new Unit(env.ramOffset);
+    probe.inline = u.inline;
+    probe.first = b.first;
+    emitBody(probe, body);
+    probe.i = last.idx;
+    if (name !== 'B') branchTaken(probe, name, last.insn);
+    if (probe.handlerCalls !== 0) return false;
+    u.loopHead(probe.read, probe.written);
+    c.loop();
+    u.nest++;
+    const loopLevel = u.nest;
+    emitBody(u, body);
+    u.i = last.idx;
+    addN(b.insns.length);
+    const backEdge = (): void => {
+      if (!u.inLocals(probe.read)) throw new Error('unit: a loop block lost a register');
+      // leave past the limit or for an interrupt, as at every block boundary
+      c.get(L_N);
+      c.get(L_LIMIT);
+      c.op(Op.i32_gt_u);
+      u.state(IRQ_OFF);
+      c.op(Op.i32_or);
+      u.ifArm();
+      u.flush();
+      exit(() => u.pcOf(b.first), true);
+      u.endArm();
+      c.br(u.nest - loopLevel);
+    };
+    if (name === 'B') backEdge();
+    else {
+      branchTaken(u, name, last.insn);
+      c.if();
+      u.nest++;
+      backEdge();
+      c.end();
+      u.nest--;
+      u.flush();
+      goTo(last.idx + 1);
+    }
+    c.end(); // the block's loop
+    u.nest--;
+    return true;
+  }
   c.end(); // loop
   c.op(Op.unreachable);
   return { bytes: UNIT_MODULE.build([c]), insns: total };
+}
+
+/** Emit a block's instructions up to its terminator: inline where an emitter takes them, else a handler call. */
+function emitBody(u: Unit, body: Block['insns']): void {
+  for (const x of body) {
+    u.i = x.idx;
+    const e: Emit | undefined = emitters.get(x.d.name);
+    if (e === undefined || e(u, x.insn) !== true) u.callHandler(x.d.index, x.insn);
+  }
+}
+
+/** Push 1 when the conditional branch `insn` (B.cond, CBZ/CBNZ, TBZ/TBNZ) is taken. */
+function branchTaken(u: Unit, name: string, insn: number): void {
+  const c = u.c;
+  const t = insn & 31;
+  if (name === 'B_cond' || name === 'B_EQ' || name === 'B_NE') condition(u, insn & 15);
+  else if (name === 'TBZ_TBNZ') {
+    const bit = ((insn >>> 26) & 32) | ((insn >>> 19) & 31);
+    u.rx(t);
+    c.i64(bit);
+    c.op(Op.i64_shr_u);
+    c.op(Op.i32_wrap_i64);
+    c.i32(1);
+    c.op(Op.i32_and);
+    if (((insn >>> 24) & 1) === 0) c.op(Op.i32_eqz);
+  } else {
+    if (name === 'CBZ_x' || name === 'CBNZ_x') {
+      u.rx(t);
+      c.op(Op.i64_eqz);
+    } else {
+      u.rw(t);
+      c.op(Op.i32_eqz);
+    }
+    if (name === 'CBNZ_x' || name === 'CBNZ_w') c.op(Op.i32_eqz);
+  }
 }
 
 /** What units of one guest memory link to: the memory and the runtime's functions (RUNTIME_FNS). */

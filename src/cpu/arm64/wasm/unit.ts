@@ -21,8 +21,24 @@ export const L_W0 = 9;
 /** el << 12: byte offset of the current MMU index in a TLB array. */
 export const L_ELX = 13;
 export const L_ASID = 14;
+/** i64: the value a store writes (store()). */
+const L_SV = 15;
+/** X0..X30 and SP (register slots 0..31) cached in i64 locals L_X + n, NZCV in i32 locals L_F + k. */
+const L_X = 16;
+const L_F = L_X + 32;
+/** Cache slots: 0..31 the registers, 32 + k the flags N, Z, C, V. */
+const SLOTS = 36;
+const FLAG_OFFS = [N_OFF, Z_OFF, C_OFF, V_OFF];
 /** The locals after the parameters (st, limit, n: UNIT_TYPE). */
-export const LOCALS = [I32, I64, I64, I64, I64, I64, I32, I32, I32, I32, I32, I32];
+export const LOCALS = [
+  ...[I32, I64, I64, I64, I64, I64, I32, I32, I32, I32, I32, I32, I64],
+  ...Array<number>(32).fill(I64),
+  ...Array<number>(4).fill(I32),
+];
+/** A cache slot's state while a unit is emitted: the memory holds the value, or its local does. */
+const MEMORY = 0;
+const CLEAN = 1; // the local and the state block hold the same value
+const DIRTY = 2; // the local holds the value, the state block an older one
 
 // ---- the runtime's functions (runtime.ts), called through the unit's own table ----
 // A unit imports no function: V8 (Node 20) compiles a wrapper for each imported function of every
@@ -46,7 +62,17 @@ export const FN_TYPE: FuncType = UNIT_TYPE;
 /** A unit module declares its function's type (index 0), then RUNTIME_FNS's types (UNIT_MODULE). */
 const RT_TYPE0 = 1;
 
-/** What one unit's emitters need: the code buffer and where things are. */
+/**
+ * What one unit's emitters need: the code buffer and where things are.
+ *
+ * Registers and flags: within a basic block, the ones an instruction reads or writes stay in wasm
+ * locals (V8 keeps them in host registers), written back to the state block at the block's end,
+ * before every call out of the unit (helpers read the state block; a call may throw a guest
+ * exception, which leaves the unit) and when the unit leaves; after a handler call (which may change
+ * any of them) they are read again from the state block. Which slots are in locals is known while
+ * emitting, since a block is straight-line code; code in both arms of an if merges the two states
+ * (ifArm/elseArm/endArm), and a write-back inside an arm leaves the slot dirty for the code after it.
+ */
 export class Unit {
   readonly c = new Code();
   /** Word index of the instruction being emitted, and of its basic block's first instruction. */
@@ -58,47 +84,177 @@ export class Unit {
   caseDepth = 0;
   /** Loads and stores take the TLB hit path inline (units with a loop). */
   inline = false;
+  /** Per cache slot: MEMORY, CLEAN or DIRTY. */
+  private slots = new Uint8Array(SLOTS);
+  /** Per cache slot: 1 once emitted code read or wrote it (`read`), wrote it (`written`). */
+  readonly read = new Uint8Array(SLOTS);
+  readonly written = new Uint8Array(SLOTS);
+  /** Handler calls emitted (they leave every slot in memory). */
+  handlerCalls = 0;
+  /** For each open ifArm: the slots before it, and at the end of its then-arm once elseArm ran. */
+  private arms: { before: Uint8Array; then?: Uint8Array }[] = [];
   constructor(readonly ramOffset = 0) {}
+
+  /** Push cache slot `k` (a register or a flag) from its local, reading it in first. */
+  private slotGet(k: number): void {
+    const c = this.c;
+    const wide = k < 32;
+    const local = wide ? L_X + k : L_F + k - 32;
+    this.read[k] = 1;
+    if (this.slots[k] === MEMORY) {
+      c.get(L_ST);
+      if (wide) c.mem(Op.i64_load, 3, k * 8);
+      else c.mem(Op.i32_load, 2, FLAG_OFFS[k - 32]);
+      c.tee(local);
+      this.slots[k] = CLEAN;
+    } else c.get(local);
+  }
+  /**
+   * Cache slot `k` = the value on the stack. Inside an if arm it is written through to the state block
+   * as well, so that after the if the slot is in memory on both paths (or in the local on both, when
+   * it was dirty before the if).
+   */
+  private slotSet(k: number): void {
+    const c = this.c;
+    const local = k < 32 ? L_X + k : L_F + k - 32;
+    c.set(local);
+    this.read[k] = 1;
+    this.written[k] = 1;
+    if (this.arms.length === 0) {
+      this.slots[k] = DIRTY;
+      return;
+    }
+    c.get(L_ST);
+    c.get(local);
+    if (k < 32) c.mem(Op.i64_store, 3, k * 8);
+    else c.mem(Op.i32_store, 2, FLAG_OFFS[k - 32]);
+    this.slots[k] = CLEAN;
+  }
+  /**
+   * Write the dirty slots back to the state block. Inside an if arm the slots stay dirty for the code
+   * after it (the other arm did not write them back).
+   */
+  flush(): void {
+    const c = this.c;
+    for (let k = 0; k < SLOTS; k++) {
+      if (this.slots[k] !== DIRTY) continue;
+      c.get(L_ST);
+      if (k < 32) {
+        c.get(L_X + k);
+        c.mem(Op.i64_store, 3, k * 8);
+      } else {
+        c.get(L_F + k - 32);
+        c.mem(Op.i32_store, 2, FLAG_OFFS[k - 32]);
+      }
+      if (this.arms.length === 0) this.slots[k] = CLEAN;
+    }
+  }
+  /** Forget the cached slots (after a handler, which may have changed any register or flag). */
+  private forget(): void {
+    this.mustBeWritten();
+    this.slots.fill(MEMORY);
+  }
+  /** Throw unless every register and flag is written back (where the unit leaves). */
+  mustBeWritten(): void {
+    if (this.slots.includes(DIRTY)) throw new Error('unit: a register was not written back');
+  }
+  /** At a block's first instruction (reached by a branch): nothing is cached. */
+  startBlock(): void {
+    if (this.arms.length !== 0) throw new Error('unit: a block starts inside an if arm');
+    this.forget();
+  }
+  /**
+   * The head of a loop inside a block (translate.ts): read every slot in `read` into its local, and
+   * from here on take the ones in `written` as dirty (the loop's back edge comes with them so).
+   */
+  loopHead(read: Uint8Array, written: Uint8Array): void {
+    const c = this.c;
+    for (let k = 0; k < SLOTS; k++) {
+      if (!read[k]) continue;
+      if (this.slots[k] === MEMORY) {
+        this.slotGet(k);
+        c.op(Op.drop);
+      }
+      if (written[k]) this.slots[k] = DIRTY;
+    }
+  }
+  /** Whether every slot in `read` is in its local (the state a loop head expects at its back edge). */
+  inLocals(read: Uint8Array): boolean {
+    for (let k = 0; k < SLOTS; k++) if (read[k] && this.slots[k] === MEMORY) return false;
+    return true;
+  }
+  /** `if` whose arms read or write registers or flags. */
+  ifArm(type?: number): void {
+    this.c.if(type);
+    this.arms.push({ before: this.slots.slice() });
+  }
+  elseArm(): void {
+    const a = this.arms[this.arms.length - 1];
+    a.then = this.slots;
+    this.slots = a.before.slice();
+    this.c.else();
+  }
+  endArm(): void {
+    const a = this.arms.pop()!;
+    const other = a.then ?? a.before;
+    const s = this.slots;
+    // In a local after the if only when both paths put it there. Dirty on a path only when it was
+    // dirty before the if (arms write through), so then its local holds the value on both paths.
+    for (let k = 0; k < SLOTS; k++) {
+      if (s[k] === other[k]) continue;
+      if (s[k] === DIRTY || other[k] === DIRTY) {
+        if (s[k] === MEMORY || other[k] === MEMORY) throw new Error('unit: a slot dirty on one path only');
+        s[k] = DIRTY;
+      } else s[k] = MEMORY;
+    }
+    this.c.end();
+  }
 
   /** Push the 64-bit register Xn; 31 reads as XZR unless `sp`. */
   rx(n: number, sp = false): void {
     if (n === 31 && !sp) this.c.i64(0);
-    else {
-      this.c.get(L_ST);
-      this.c.mem(Op.i64_load, 3, n * 8);
-    }
+    else this.slotGet(n);
   }
   /** Push Wn (31 = WZR unless `sp`). */
   rw(n: number, sp = false): void {
     if (n === 31 && !sp) this.c.i32(0);
     else {
-      this.c.get(L_ST);
-      this.c.mem(Op.i32_load, 2, n * 8);
+      this.slotGet(n);
+      this.c.op(Op.i32_wrap_i64);
     }
   }
   /** Xd = the i64 `value` pushes; 31 discards (pure values only) unless `sp`. */
   setX(d: number, value: () => void, sp = false): void {
     if (d === 31 && !sp) return;
-    this.c.get(L_ST);
     value();
-    this.c.mem(Op.i64_store, 3, d * 8);
+    this.slotSet(d);
   }
   /** Xd = zero-extended i32 `value`. */
   setW(d: number, value: () => void, sp = false): void {
     if (d === 31 && !sp) return;
-    this.c.get(L_ST);
     value();
     this.c.op(Op.i64_extend_i32_u);
-    this.c.mem(Op.i64_store, 3, d * 8);
+    this.slotSet(d);
   }
-  /** State word at `off` = the i32 `value` pushes. */
+  /** State word at `off` = the i32 `value` pushes (a flag's word: its local). */
   setState(off: number, value: () => void): void {
+    const f = FLAG_OFFS.indexOf(off);
+    if (f >= 0) {
+      value();
+      this.slotSet(32 + f);
+      return;
+    }
     this.c.get(L_ST);
     value();
     this.c.mem(Op.i32_store, 2, off);
   }
-  /** Push a state word. */
+  /** Push a state word (a flag's word: from its local). */
   state(off: number): void {
+    const f = FLAG_OFFS.indexOf(off);
+    if (f >= 0) {
+      this.slotGet(32 + f);
+      return;
+    }
     this.c.get(L_ST);
     this.c.mem(Op.i32_load, 2, off);
   }
@@ -124,6 +280,7 @@ export class Unit {
   }
   /** Call runtime function `k` (RUNTIME_FNS) with the arguments pushed. */
   callRt(k: number): void {
+    this.flush();
     this.c.i32(k);
     this.c.callIndirect(RT_TYPE0 + k);
   }
@@ -136,7 +293,10 @@ export class Unit {
     this.c.i32(handlerIndex);
     this.c.i32(insn | 0);
     this.part();
+    if (this.arms.length !== 0) throw new Error('unit: a handler call inside an if arm');
+    this.handlerCalls++;
     this.callRt(ender ? F_HS : F_H);
+    this.forget();
   }
   /** SP alignment check before an access through SP (n = 31). */
   spCheck(n: number): void {
@@ -144,11 +304,11 @@ export class Unit {
     this.rw(31, true);
     this.c.i32(15);
     this.c.op(Op.i32_and);
-    this.c.if();
+    this.ifArm();
     this.storePc();
     this.part();
     this.callRt(F_SP);
-    this.c.end();
+    this.endArm();
   }
 
   /** Push the runtime's `info` argument for the current instruction (runtime.ts). */
@@ -175,21 +335,24 @@ export class Unit {
       return;
     }
     hit(c, size, 'rTag', L_W0, L_W0 + 1, L_W0 + 2, L_ST, addr);
-    c.if(I64);
+    this.ifArm(I64);
     ramAddr(c, L_W0, L_W0 + 1);
     ramLoad(c, size, this.ramOffset);
-    c.else();
+    this.elseArm();
     call();
-    c.end();
+    this.endArm();
   }
 
   /** Store the low `size` bytes of the i64 `value` pushes to the address in i64 local `addr`. */
   store(addr: number, size: number, value: () => void): void {
     const c = this.c;
+    // the value once, before the paths (each would read its registers)
+    value();
+    c.set(L_SV);
     const call = (): void => {
       c.get(L_ST);
       c.get(addr);
-      value();
+      c.get(L_SV);
       this.info();
       this.callRt(F_ST + ACCESS_SIZES.indexOf(size as 1 | 2 | 4 | 8));
     };
@@ -198,22 +361,22 @@ export class Unit {
       return;
     }
     hit(c, size, 'wTag', L_W0, L_W0 + 1, L_W0 + 2, L_ST, addr);
-    c.if();
+    this.ifArm();
     ramAddr(c, L_W0, L_W0 + 1);
     c.tee(L_W0 + 2);
-    value();
+    c.get(L_SV);
     ramStore(c, size, this.ramOffset);
     // a store to a page with cached code drops it: the runtime's path does that
     c.get(L_W0 + 2);
     c.i32(12);
     c.op(Op.i32_shr_u);
     c.mem(Op.i32_load8_u, 0, codePagesOffset());
-    c.if();
+    this.ifArm();
     call();
-    c.end();
-    c.else();
+    this.endArm();
+    this.elseArm();
     call();
-    c.end();
+    this.endArm();
   }
 }
 
