@@ -48,7 +48,8 @@ const LOCALS = [I32, I32, I32];
 /**
  * Push 1 when the TLB entry for the address in local `a` (state block in local `st`) has fast tag `tag` under the current ASID and
  * the access of `size` bytes is aligned. Leaves the address's low half in `lo` and the entry's byte
- * address (less the array's offset) in `e`.
+ * address (less the array's offset) in `e`. `cur`: i32 locals holding EL << 12 and the ASID (a unit
+ * reads them once: neither changes while it runs); without it they are read from the state block.
  */
 export function hit(
   c: Code,
@@ -59,6 +60,7 @@ export function hit(
   tmp: number,
   st = P_ST,
   a = P_A,
+  cur?: { elx: number; asid: number },
 ): void {
   c.get(a);
   c.op(Op.i32_wrap_i64);
@@ -69,10 +71,13 @@ export function hit(
   c.op(Op.i32_and);
   c.i32(2);
   c.op(Op.i32_shl);
-  c.get(st);
-  c.mem(Op.i32_load, 2, EL_OFF);
-  c.i32(12);
-  c.op(Op.i32_shl);
+  if (cur) c.get(cur.elx);
+  else {
+    c.get(st);
+    c.mem(Op.i32_load, 2, EL_OFF);
+    c.i32(12);
+    c.op(Op.i32_shl);
+  }
   c.op(Op.i32_add);
   c.get(st);
   c.op(Op.i32_add);
@@ -96,8 +101,11 @@ export function hit(
   c.i32(-1);
   c.op(Op.i32_eq);
   c.get(tmp);
-  c.get(st);
-  c.mem(Op.i32_load, 2, ASID_OFF);
+  if (cur) c.get(cur.asid);
+  else {
+    c.get(st);
+    c.mem(Op.i32_load, 2, ASID_OFF);
+  }
   c.op(Op.i32_eq);
   c.op(Op.i32_or);
   c.op(Op.i32_and);

@@ -62,6 +62,9 @@ export const FN_TYPE: FuncType = UNIT_TYPE;
 /** A unit module declares its function's type (index 0), then RUNTIME_FNS's types (UNIT_MODULE). */
 const RT_TYPE0 = 1;
 
+/** The unit's locals with EL << 12 and the ASID, for the inline TLB check (runtime.ts hit). */
+const CUR = { elx: L_ELX, asid: L_ASID };
+
 /**
  * What one unit's emitters need: the code buffer and where things are.
  *
@@ -334,7 +337,7 @@ export class Unit {
       call();
       return;
     }
-    hit(c, size, 'rTag', L_W0, L_W0 + 1, L_W0 + 2, L_ST, addr);
+    hit(c, size, 'rTag', L_W0, L_W0 + 1, L_W0 + 2, L_ST, addr, CUR);
     this.ifArm(I64);
     ramAddr(c, L_W0, L_W0 + 1);
     ramLoad(c, size, this.ramOffset);
@@ -360,7 +363,7 @@ export class Unit {
       call();
       return;
     }
-    hit(c, size, 'wTag', L_W0, L_W0 + 1, L_W0 + 2, L_ST, addr);
+    hit(c, size, 'wTag', L_W0, L_W0 + 1, L_W0 + 2, L_ST, addr, CUR);
     this.ifArm();
     ramAddr(c, L_W0, L_W0 + 1);
     c.tee(L_W0 + 2);
