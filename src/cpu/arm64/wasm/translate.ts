@@ -194,6 +194,14 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
     c.get(L_N);
     c.op(Op.return);
   };
+  /** Push 1 when the unit must leave at a block boundary: past the limit, or for an interrupt. */
+  const mustLeave = (): void => {
+    c.get(L_N);
+    c.get(L_LIMIT);
+    c.op(Op.i32_gt_u);
+    u.state(IRQ_OFF);
+    c.op(Op.i32_or);
+  };
   /** Go on at word `target` (in this unit when it has a label, else leave). */
   const goTo = (target: number): void => {
     const k = caseOf.get(target);
@@ -201,12 +209,7 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
       exit(() => u.pcOf(target));
       return;
     }
-    // leave at a block boundary past the limit, or for an interrupt
-    c.get(L_N);
-    c.get(L_LIMIT);
-    c.op(Op.i32_gt_u);
-    u.state(IRQ_OFF);
-    c.op(Op.i32_or);
+    mustLeave();
     c.if();
     exit(() => u.pcOf(target));
     c.end();
@@ -310,12 +313,7 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
     addN(b.insns.length);
     const backEdge = (): void => {
       if (!u.inLocals(probe.read)) throw new Error('unit: a loop block lost a register');
-      // leave past the limit or for an interrupt, as at every block boundary
-      c.get(L_N);
-      c.get(L_LIMIT);
-      c.op(Op.i32_gt_u);
-      u.state(IRQ_OFF);
-      c.op(Op.i32_or);
+      mustLeave(); // as at every block boundary
       u.ifArm();
       u.flush();
       exit(() => u.pcOf(b.first), true);
