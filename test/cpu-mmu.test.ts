@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeCpu, RAM_BASE, type TestCpu } from './helpers/arm64.js';
 import { GUEST_EXCEPTION } from '../src/cpu/arm64/cpu.js';
+import { TLB_BITS, TLB_SIZE, tlbOff } from '../src/cpu/arm64/wasm/layout.js';
 
 // words from aarch64-linux-gnu-as + objdump
 const ENC = {
@@ -464,9 +465,18 @@ test('ASID tagging: non-global entries survive an ASID switch, global ones are s
     t.cpu.mmu.onRegsChanged();
   };
   // ASID 6 shares the global entry; ASID 5's entry survives the switch there and back.
+  // Translated code's inline access compares only the read/write fast tags (wasm/runtime.ts hit):
+  // they hold ASID 5's page only while ASID 5 is current.
+  const tags = (a: 'rTag' | 'wTag'): Int32Array =>
+    new Int32Array(t.mem.stateBuffer, t.cpu.st + tlbOff(a), 2 * TLB_SIZE);
+  const slot = (1 << TLB_BITS) | ((vp(0) >>> 12) & (TLB_SIZE - 1)); // EL1's MMU index
+  assert.equal(tags('rTag')[slot], vp(0) | 0, 'the read fast tag under ASID 5');
   asid(6n);
+  assert.notEqual(tags('rTag')[slot], vp(0) | 0, "no read fast tag for ASID 5's page under ASID 6");
+  assert.notEqual(tags('wTag')[slot], vp(0) | 0, 'nor a write fast tag');
   assert.equal(rv(t, VA_L2BLK), r64(t, RAM_BASE + 0x20_0000));
   asid(5n);
+  assert.equal(tags('rTag')[slot], vp(0) | 0, 'back under ASID 5');
   assert.equal(rv(t, vp(0)), mark(0));
   // Under ASID 6 the nG page needs a walk of its own (the TLB is direct mapped: that walk's entry
   // replaces ASID 5's in the same slot, so ASID 5 walks again afterwards).

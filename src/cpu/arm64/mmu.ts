@@ -7,7 +7,10 @@
 // the ASID it was walked under (-1 for global entries), the physical page, the permissions of that
 // MMU index, and for RAM pages the page's offset into guest RAM. Three "fast tags" per entry (read,
 // write, execute) hold the VA page only when that access is permitted and the page is RAM, so the
-// hot path of an access is: index, two tag compares, an ASID compare, one typed-array load.
+// hot path of an access is: index, two tag compares, an ASID compare, one typed-array load. The read
+// and write fast tags also hold it only while the entry's ASID is the current one (or the entry is
+// global): an ASID change recomputes them (refreshDataTags), so translated code's inline access
+// compares two tags and nothing else.
 //
 // No walk cache: a walk reads every level from guest memory. TLB maintenance therefore only drops
 // leaf entries (flushVa's lastLevel makes no difference).
@@ -78,6 +81,9 @@ export class Mmu {
   private readonly tagHi: Int32Array;
   private readonly tAsid: Int32Array;
   private readonly rTag: Int32Array;
+  /** The read and write fast tags whatever the current ASID (rTag/wTag are these filtered by it). */
+  private readonly rAny = new Int32Array(2 * TLB_SIZE).fill(INVALID);
+  private readonly wAny = new Int32Array(2 * TLB_SIZE).fill(INVALID);
   private readonly wTag: Int32Array;
   private readonly xTag: Int32Array;
   private readonly perm = new Uint8Array(2 * TLB_SIZE);
@@ -586,8 +592,9 @@ export class Mmu {
       this.paPage[i] = pa;
       this.ramOff[i] = ram ? off | 0 : 0;
       this.bShift[i] = this.wShift;
-      this.rTag[i] = ram && (p & 1) !== 0 && !this.watchArmed ? pageLo : INVALID;
-      this.wTag[i] = ram && (p & 2) !== 0 && !this.watchArmed ? pageLo : INVALID;
+      // (walked under the current ASID or global: the filtered tags are the same)
+      this.rTag[i] = this.rAny[i] = ram && (p & 1) !== 0 && !this.watchArmed ? pageLo : INVALID;
+      this.wTag[i] = this.wAny[i] = ram && (p & 2) !== 0 && !this.watchArmed ? pageLo : INVALID;
       this.xTag[i] = ram && (p & 4) !== 0 ? pageLo : INVALID;
     }
     if (this.wShift > 12 && !this.blkOverflow) {
@@ -609,9 +616,21 @@ export class Mmu {
 
   private invalidateEntry(i: number): void {
     this.tagLo[i] = INVALID;
-    this.rTag[i] = INVALID;
-    this.wTag[i] = INVALID;
+    this.rTag[i] = this.rAny[i] = INVALID;
+    this.wTag[i] = this.wAny[i] = INVALID;
     this.xTag[i] = INVALID;
+  }
+
+  /** The ASID changed: the read/write fast tags of entries walked under another ASID go invalid. */
+  private refreshDataTags(): void {
+    const asid = this.asid;
+    const { tAsid, rTag, wTag, rAny, wAny } = this;
+    for (let i = 0; i < tAsid.length; i++) {
+      const a = tAsid[i];
+      const ok = a === -1 || a === asid;
+      rTag[i] = ok ? rAny[i] : INVALID;
+      wTag[i] = ok ? wAny[i] : INVALID;
+    }
   }
 
   // =====================================================================================
@@ -651,7 +670,9 @@ export class Mmu {
     const ttbr0 = sys.TTBR0_EL1;
     const ttbr1 = sys.TTBR1_EL1;
     const asid = Number(((a1 ? ttbr1 : ttbr0) >> 48n) & 0xffffn);
+    const was = this.asid;
     this.asid = as16 ? asid : asid & 0xff;
+    if (this.asid !== was) this.refreshDataTags();
     this.ttbr0 = Number(ttbr0 & 0xfffffffffffen);
     this.ttbr1 = Number(ttbr1 & 0xfffffffffffen);
     // Changing anything but the TTBRs (whose entries are ASID-tagged, and whose changes the guest
@@ -668,6 +689,8 @@ export class Mmu {
     this.tagLo.fill(INVALID);
     this.rTag.fill(INVALID);
     this.wTag.fill(INVALID);
+    this.rAny.fill(INVALID);
+    this.wAny.fill(INVALID);
     this.xTag.fill(INVALID);
     this.blkCount = 0;
     this.blkOverflow = false;
@@ -682,6 +705,8 @@ export class Mmu {
     if (on) {
       this.rTag.fill(INVALID);
       this.wTag.fill(INVALID);
+      this.rAny.fill(INVALID);
+      this.wAny.fill(INVALID);
     } else {
       this.clearTlb(); // refilled with fast tags on demand
     }

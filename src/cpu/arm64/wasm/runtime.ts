@@ -16,7 +16,7 @@
 // calls `cw` to drop it.
 
 import { Code, I32, I64, Op, buildModule, type FuncDef, type FuncType } from './encoder.js';
-import { ASID_OFF, BASE_OFF, EL_OFF, HI_OFF, PC_OFF, codePagesOffset, tlbOff } from './layout.js';
+import { BASE_OFF, EL_OFF, HI_OFF, PC_OFF, codePagesOffset, tlbOff } from './layout.js';
 
 export const ACCESS_SIZES = [1, 2, 4, 8] as const;
 
@@ -46,10 +46,12 @@ const P_A = 1;
 const LOCALS = [I32, I32, I32];
 
 /**
- * Push 1 when the TLB entry for the address in local `a` (state block in local `st`) has fast tag `tag` under the current ASID and
- * the access of `size` bytes is aligned. Leaves the address's low half in `lo` and the entry's byte
- * address (less the array's offset) in `e`. `cur`: i32 locals holding EL << 12 and the ASID (a unit
- * reads them once: neither changes while it runs); without it they are read from the state block.
+ * Push 1 when the TLB entry for the address in local `a` (state block in local `st`) has fast tag
+ * `tag` and the access of `size` bytes is aligned (the read and write fast tags hold a page only
+ * while its entry's ASID is the current one: mmu.ts). Leaves the address's low half in `lo` and the
+ * entry's byte address (less the array's offset) in `e`. `elx`: an i32 local holding EL << 12 (a
+ * unit reads it once: the EL does not change while it runs); without it EL is read from the state
+ * block.
  */
 export function hit(
   c: Code,
@@ -57,10 +59,9 @@ export function hit(
   tag: 'rTag' | 'wTag',
   lo: number,
   e: number,
-  tmp: number,
   st = P_ST,
   a = P_A,
-  cur?: { elx: number; asid: number },
+  elx?: number,
 ): void {
   c.get(a);
   c.op(Op.i32_wrap_i64);
@@ -71,7 +72,7 @@ export function hit(
   c.op(Op.i32_and);
   c.i32(2);
   c.op(Op.i32_shl);
-  if (cur) c.get(cur.elx);
+  if (elx !== undefined) c.get(elx);
   else {
     c.get(st);
     c.mem(Op.i32_load, 2, EL_OFF);
@@ -94,20 +95,6 @@ export function hit(
   c.op(Op.i64_shr_u);
   c.op(Op.i32_wrap_i64);
   c.op(Op.i32_eq);
-  c.op(Op.i32_and);
-  c.get(e);
-  c.mem(Op.i32_load, 2, tlbOff('tAsid'));
-  c.tee(tmp);
-  c.i32(-1);
-  c.op(Op.i32_eq);
-  c.get(tmp);
-  if (cur) c.get(cur.asid);
-  else {
-    c.get(st);
-    c.mem(Op.i32_load, 2, ASID_OFF);
-  }
-  c.op(Op.i32_eq);
-  c.op(Op.i32_or);
   c.op(Op.i32_and);
 }
 
@@ -168,8 +155,7 @@ function loadFn(size: number, ramOffset: number): FuncDef {
   const info = 3;
   const lo = 4;
   const e = 5;
-  const tmp = 6;
-  hit(c, size, 'rTag', lo, e, tmp);
+  hit(c, size, 'rTag', lo, e);
   c.if();
   ramAddr(c, lo, e);
   ramLoad(c, size, ramOffset);
@@ -198,7 +184,7 @@ function storeFn(size: number, ramOffset: number): FuncDef {
   const lo = 5;
   const e = 6;
   const tmp = 7;
-  hit(c, size, 'wTag', lo, e, tmp);
+  hit(c, size, 'wTag', lo, e);
   c.if();
   ramAddr(c, lo, e);
   c.tee(tmp);

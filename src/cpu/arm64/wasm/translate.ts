@@ -31,7 +31,7 @@ import { Op, moduleShape } from './encoder.js';
 import { ASID_OFF, BASE_OFF, EL_OFF, HI_OFF, IRQ_OFF, PC_OFF } from './layout.js';
 import { runtimeFor } from './runtime.js';
 import { STOP, jcContext, jcInsert, type UnitTable } from './dispatch.js';
-import { FN_TYPE, RUNTIME_FNS, LOCALS, L_ASID, L_BASE, L_ELX, L_LIMIT, L_N, L_ST, L_T0, L_AT, Unit, condition } from './unit.js';
+import { FN_TYPE, RUNTIME_FNS, LOCALS, L_BASE, L_ELX, L_LIMIT, L_N, L_ST, L_T0, L_AT, Unit, condition } from './unit.js';
 import { spCheck } from '../insn/ldst_common.js';
 import { emitters, type Emit } from './emit.js';
 
@@ -161,7 +161,7 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
   });
   const c = u.c;
   const K = blocks.length;
-  // base = PC - startIdx * 4; elx = el << 12; asid
+  // base = PC - startIdx * 4; elx = el << 12
   c.get(L_ST);
   c.mem(Op.i64_load, 3, PC_OFF);
   c.i64(startIdx * 4);
@@ -175,8 +175,6 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
   c.i32(12);
   c.op(Op.i32_shl);
   c.set(L_ELX);
-  u.state(ASID_OFF);
-  c.set(L_ASID);
   c.loop();
   for (let k = 0; k < K; k++) c.block();
   c.get(L_AT);

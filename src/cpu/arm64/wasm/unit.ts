@@ -20,18 +20,17 @@ export const L_T0 = 5;
 export const L_W0 = 9;
 /** el << 12: byte offset of the current MMU index in a TLB array. */
 export const L_ELX = 13;
-export const L_ASID = 14;
 /** i64: the value a store writes (store()). */
-const L_SV = 15;
+const L_SV = 14;
 /** X0..X30 and SP (register slots 0..31) cached in i64 locals L_X + n, NZCV in i32 locals L_F + k. */
-const L_X = 16;
+const L_X = 15;
 const L_F = L_X + 32;
 /** Cache slots: 0..31 the registers, 32 + k the flags N, Z, C, V. */
 const SLOTS = 36;
 const FLAG_OFFS = [N_OFF, Z_OFF, C_OFF, V_OFF];
 /** The locals after the parameters (st, limit, n: UNIT_TYPE). */
 export const LOCALS = [
-  ...[I32, I64, I64, I64, I64, I64, I32, I32, I32, I32, I32, I32, I64],
+  ...[I32, I64, I64, I64, I64, I64, I32, I32, I32, I32, I32, I64],
   ...Array<number>(32).fill(I64),
   ...Array<number>(4).fill(I32),
 ];
@@ -61,9 +60,6 @@ const F_ST = fn('st1');
 export const FN_TYPE: FuncType = UNIT_TYPE;
 /** A unit module declares its function's type (index 0), then RUNTIME_FNS's types (UNIT_MODULE). */
 const RT_TYPE0 = 1;
-
-/** The unit's locals with EL << 12 and the ASID, for the inline TLB check (runtime.ts hit). */
-const CUR = { elx: L_ELX, asid: L_ASID };
 
 /**
  * What one unit's emitters need: the code buffer and where things are.
@@ -337,7 +333,7 @@ export class Unit {
       call();
       return;
     }
-    hit(c, size, 'rTag', L_W0, L_W0 + 1, L_W0 + 2, L_ST, addr, CUR);
+    hit(c, size, 'rTag', L_W0, L_W0 + 1, L_ST, addr, L_ELX);
     this.ifArm(I64);
     ramAddr(c, L_W0, L_W0 + 1);
     ramLoad(c, size, this.ramOffset);
@@ -363,7 +359,7 @@ export class Unit {
       call();
       return;
     }
-    hit(c, size, 'wTag', L_W0, L_W0 + 1, L_W0 + 2, L_ST, addr, CUR);
+    hit(c, size, 'wTag', L_W0, L_W0 + 1, L_ST, addr, L_ELX);
     this.ifArm();
     ramAddr(c, L_W0, L_W0 + 1);
     c.tee(L_W0 + 2);
