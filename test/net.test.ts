@@ -143,6 +143,11 @@ test('--net user: the guest fetches from an HTTP server on the host, the host re
       'echo "@@fetched=$(wget -q -O - http://$(ip route | awk \'/default/ {print $3}\'):18000/file)"',
     );
     assert.equal(fetched, 'host says 42');
+    // ICMP through passt: echo requests to the gateway are answered (passt relays them)
+    assert.equal(
+      await g.marker('ping', 'ping -c 2 -W 5 $(ip route | awk \'/default/ {print $3}\') >/dev/null; echo "@@ping=$?"'),
+      '0',
+    );
     assert.equal(
       await g.marker('httpd', 'mkdir -p /www && echo "guest says $((6*9))" > /www/g && httpd -p 8080 -h /www; echo "@@httpd=$?"'),
       '0',

@@ -43,11 +43,16 @@ export class Netns {
     return { ...process.env, TYPEVISOR_STATE_DIR: this.state };
   }
 
-  /** A default route, which passt needs to find the host's "external" interface: a veth pair. */
+  /**
+   * A default route, which passt needs to find the host's "external" interface: a veth pair. The
+   * gateway's address 10.55.0.1 is the namespace's own too, so that it answers the echo requests
+   * passt relays through ping sockets (allowed for every group, as Debian's systemd allows them).
+   */
   addUplink(): void {
     this.sh(
       'ip link add tvup0 type veth peer name tvup1 && ip addr add 10.55.0.15/24 dev tvup0 && ' +
-        'ip link set tvup0 up && ip link set tvup1 up && ip route add default via 10.55.0.1',
+        'ip link set tvup0 up && ip link set tvup1 up && ip route add default via 10.55.0.1 dev tvup0 && ' +
+        'ip addr add 10.55.0.1/32 dev tvup1 && sysctl -qw net.ipv4.ping_group_range="0 2147483647"',
     );
   }
 
