@@ -34,6 +34,8 @@ export const LOCALS = [
   ...Array<number>(32).fill(I64),
   ...Array<number>(4).fill(I32),
 ];
+/** The local that caches slot `k`. */
+const slotLocal = (k: number): number => (k < 32 ? L_X + k : L_F + k - 32);
 /** A cache slot's state while a unit is emitted: the memory holds the value, or its local does. */
 const MEMORY = 0;
 const CLEAN = 1; // the local and the state block hold the same value
@@ -97,16 +99,22 @@ export class Unit {
   /** Push cache slot `k` (a register or a flag) from its local, reading it in first. */
   private slotGet(k: number): void {
     const c = this.c;
-    const wide = k < 32;
-    const local = wide ? L_X + k : L_F + k - 32;
     this.read[k] = 1;
     if (this.slots[k] === MEMORY) {
       c.get(L_ST);
-      if (wide) c.mem(Op.i64_load, 3, k * 8);
+      if (k < 32) c.mem(Op.i64_load, 3, k * 8);
       else c.mem(Op.i32_load, 2, FLAG_OFFS[k - 32]);
-      c.tee(local);
+      c.tee(slotLocal(k));
       this.slots[k] = CLEAN;
-    } else c.get(local);
+    } else c.get(slotLocal(k));
+  }
+  /** Store slot `k`'s local to its place in the state block. */
+  private writeBack(k: number): void {
+    const c = this.c;
+    c.get(L_ST);
+    c.get(slotLocal(k));
+    if (k < 32) c.mem(Op.i64_store, 3, k * 8);
+    else c.mem(Op.i32_store, 2, FLAG_OFFS[k - 32]);
   }
   /**
    * Cache slot `k` = the value on the stack. Inside an if arm it is written through to the state block
@@ -114,19 +122,14 @@ export class Unit {
    * it was dirty before the if).
    */
   private slotSet(k: number): void {
-    const c = this.c;
-    const local = k < 32 ? L_X + k : L_F + k - 32;
-    c.set(local);
+    this.c.set(slotLocal(k));
     this.read[k] = 1;
     this.written[k] = 1;
     if (this.arms.length === 0) {
       this.slots[k] = DIRTY;
       return;
     }
-    c.get(L_ST);
-    c.get(local);
-    if (k < 32) c.mem(Op.i64_store, 3, k * 8);
-    else c.mem(Op.i32_store, 2, FLAG_OFFS[k - 32]);
+    this.writeBack(k);
     this.slots[k] = CLEAN;
   }
   /**
@@ -134,17 +137,9 @@ export class Unit {
    * after it (the other arm did not write them back).
    */
   flush(): void {
-    const c = this.c;
     for (let k = 0; k < SLOTS; k++) {
       if (this.slots[k] !== DIRTY) continue;
-      c.get(L_ST);
-      if (k < 32) {
-        c.get(L_X + k);
-        c.mem(Op.i64_store, 3, k * 8);
-      } else {
-        c.get(L_F + k - 32);
-        c.mem(Op.i32_store, 2, FLAG_OFFS[k - 32]);
-      }
+      this.writeBack(k);
       if (this.arms.length === 0) this.slots[k] = CLEAN;
     }
   }
