@@ -6,11 +6,11 @@
 // translation (blocks are split into pages as they are touched): the VA page (low half, high half),
 // the ASID it was walked under (-1 for global entries), the physical page, the permissions of that
 // MMU index, and for RAM pages the page's offset into guest RAM. Three "fast tags" per entry (read,
-// write, execute) hold the VA page only when that access is permitted and the page is RAM, so the
-// hot path of an access is: index, two tag compares, an ASID compare, one typed-array load. The read
+// write, execute) hold the VA page only when that access is permitted and the page is RAM. The read
 // and write fast tags also hold it only while the entry's ASID is the current one (or the entry is
-// global): an ASID change recomputes them (refreshDataTags), so translated code's inline access
-// compares two tags and nothing else.
+// global): an ASID change recomputes them (refreshDataTags). So the hot path of a data access, here
+// and in translated code, is: index, two tag compares, one typed-array load; a fetch (xTag) also
+// compares the entry's ASID.
 //
 // No walk cache: a walk reads every level from guest memory. TLB maintenance therefore only drops
 // leaf entries (flushVa's lastLevel makes no difference).
@@ -163,8 +163,7 @@ export class Mmu {
   read8(lo: number, hi: number, flags = 0): number {
     const i = (this.cpu.el << TLB_BITS) | ((lo >>> 12) & TLB_MASK);
     if (this.rTag[i] === (lo & PAGE_MASK) && this.tagHi[i] === (hi | 0) && (flags & ACC_UNPRIV) === 0) {
-      const a = this.tAsid[i];
-      if (a === -1 || a === this.asid) return this.u8[(this.ramOff[i] + (lo & 0xfff)) >>> 0];
+      return this.u8[(this.ramOff[i] + (lo & 0xfff)) >>> 0];
     }
     return this.readSlow(lo, hi, 1, flags);
   }
@@ -177,8 +176,7 @@ export class Mmu {
       (lo & 1) === 0 &&
       (flags & ACC_UNPRIV) === 0
     ) {
-      const a = this.tAsid[i];
-      if (a === -1 || a === this.asid) return this.u16[(this.ramOff[i] + (lo & 0xfff)) >>> 1];
+      return this.u16[(this.ramOff[i] + (lo & 0xfff)) >>> 1];
     }
     return this.readSlow(lo, hi, 2, flags);
   }
@@ -191,8 +189,7 @@ export class Mmu {
       (lo & 3) === 0 &&
       (flags & ACC_UNPRIV) === 0
     ) {
-      const a = this.tAsid[i];
-      if (a === -1 || a === this.asid) return this.u32[(this.ramOff[i] + (lo & 0xfff)) >>> 2];
+      return this.u32[(this.ramOff[i] + (lo & 0xfff)) >>> 2];
     }
     return this.readSlow(lo, hi, 4, flags);
   }
@@ -206,12 +203,9 @@ export class Mmu {
       (lo & 7) === 0 &&
       (flags & ACC_UNPRIV) === 0
     ) {
-      const a = this.tAsid[i];
-      if (a === -1 || a === this.asid) {
-        const w = (this.ramOff[i] + (lo & 0xfff)) >>> 2;
-        this.hi = this.u32[w + 1];
-        return this.u32[w];
-      }
+      const w = (this.ramOff[i] + (lo & 0xfff)) >>> 2;
+      this.hi = this.u32[w + 1];
+      return this.u32[w];
     }
     return this.readSlow(lo, hi, 8, flags);
   }
@@ -219,13 +213,10 @@ export class Mmu {
   write8(lo: number, hi: number, v: number, flags = 0): void {
     const i = (this.cpu.el << TLB_BITS) | ((lo >>> 12) & TLB_MASK);
     if (this.wTag[i] === (lo & PAGE_MASK) && this.tagHi[i] === (hi | 0) && (flags & ACC_UNPRIV) === 0) {
-      const a = this.tAsid[i];
-      if (a === -1 || a === this.asid) {
-        const off = (this.ramOff[i] + (lo & 0xfff)) >>> 0;
-        this.u8[off] = v;
-        if (this.codePages[off >>> 12] !== 0) this.cpu.mem.onCodeWrite(off >>> 12);
-        return;
-      }
+      const off = (this.ramOff[i] + (lo & 0xfff)) >>> 0;
+      this.u8[off] = v;
+      if (this.codePages[off >>> 12] !== 0) this.cpu.mem.onCodeWrite(off >>> 12);
+      return;
     }
     this.writeSlow(lo, hi, 1, v, 0, flags);
   }
@@ -238,13 +229,10 @@ export class Mmu {
       (lo & 1) === 0 &&
       (flags & ACC_UNPRIV) === 0
     ) {
-      const a = this.tAsid[i];
-      if (a === -1 || a === this.asid) {
-        const off = (this.ramOff[i] + (lo & 0xfff)) >>> 0;
-        this.u16[off >>> 1] = v;
-        if (this.codePages[off >>> 12] !== 0) this.cpu.mem.onCodeWrite(off >>> 12);
-        return;
-      }
+      const off = (this.ramOff[i] + (lo & 0xfff)) >>> 0;
+      this.u16[off >>> 1] = v;
+      if (this.codePages[off >>> 12] !== 0) this.cpu.mem.onCodeWrite(off >>> 12);
+      return;
     }
     this.writeSlow(lo, hi, 2, v, 0, flags);
   }
@@ -257,13 +245,10 @@ export class Mmu {
       (lo & 3) === 0 &&
       (flags & ACC_UNPRIV) === 0
     ) {
-      const a = this.tAsid[i];
-      if (a === -1 || a === this.asid) {
-        const off = (this.ramOff[i] + (lo & 0xfff)) >>> 0;
-        this.u32[off >>> 2] = v;
-        if (this.codePages[off >>> 12] !== 0) this.cpu.mem.onCodeWrite(off >>> 12);
-        return;
-      }
+      const off = (this.ramOff[i] + (lo & 0xfff)) >>> 0;
+      this.u32[off >>> 2] = v;
+      if (this.codePages[off >>> 12] !== 0) this.cpu.mem.onCodeWrite(off >>> 12);
+      return;
     }
     this.writeSlow(lo, hi, 4, v, 0, flags);
   }
@@ -276,15 +261,12 @@ export class Mmu {
       (lo & 7) === 0 &&
       (flags & ACC_UNPRIV) === 0
     ) {
-      const a = this.tAsid[i];
-      if (a === -1 || a === this.asid) {
-        const off = (this.ramOff[i] + (lo & 0xfff)) >>> 0;
-        const w = off >>> 2;
-        this.u32[w] = vlo;
-        this.u32[w + 1] = vhi;
-        if (this.codePages[off >>> 12] !== 0) this.cpu.mem.onCodeWrite(off >>> 12);
-        return;
-      }
+      const off = (this.ramOff[i] + (lo & 0xfff)) >>> 0;
+      const w = off >>> 2;
+      this.u32[w] = vlo;
+      this.u32[w + 1] = vhi;
+      if (this.codePages[off >>> 12] !== 0) this.cpu.mem.onCodeWrite(off >>> 12);
+      return;
     }
     this.writeSlow(lo, hi, 8, vlo, vhi, flags);
   }
