@@ -17,6 +17,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { buildDefaultImage, NIC_ADDRESS_MARKER } from '../src/image/build.js';
+import { UPLINK_SCRIPT } from '../test/helpers/netns.js';
 import {
   guestToHost,
   hostToGuest,
@@ -31,8 +32,6 @@ const MEMORY_MIB = 256;
 const MIB = Number(process.env.TYPEVISOR_BENCH_NET_MIB ?? 16);
 const SIZE = MIB * 1048576;
 const BRIDGE_HOST = '10.79.0.1';
-/** The namespace's uplink (passt needs a default route); the user-mode guest gets its address. */
-const UPLINK = '10.55.0.15';
 const SINK_PORT = 5001;
 const GUEST_PORT = 5002;
 /** Host port forwarded to GUEST_PORT in user mode. */
@@ -164,15 +163,8 @@ export async function benchNet(): Promise<void> {
   ];
   execFileSync('ip', ['netns', 'add', ns]);
   try {
-    // Loopback; an uplink with a default route for passt, whose gateway address is the namespace's
-    // own (so that it answers the echo requests passt relays); ping sockets for passt (it runs as
-    // nobody).
-    sh(
-      'ip link set lo up && ip link add tvup0 type veth peer name tvup1 && ' +
-        `ip addr add ${UPLINK}/24 dev tvup0 && ip link set tvup0 up && ip link set tvup1 up && ` +
-        'ip route add default via 10.55.0.1 dev tvup0 && ip addr add 10.55.0.1/32 dev tvup1 && ' +
-        'sysctl -qw net.ipv4.ping_group_range="0 2147483647"',
-    );
+    // Loopback; an uplink with a default route for passt, as the tests have it.
+    sh(`ip link set lo up && ${UPLINK_SCRIPT}`);
     execFileSync(
       'ip',
       ['netns', 'exec', ns, tv, 'network', 'create', 'bench', '--subnet', `${BRIDGE_HOST}/24`],

@@ -29,6 +29,19 @@ let nsCount = 0;
 export const IP = which('ip') || 'ip';
 
 /** A network namespace with loopback up; `sh` runs commands in it. Removed (and its processes ended) by close(). */
+/**
+ * The shell commands, run in a namespace, that give it an uplink for user-mode networking (the tests'
+ * and `npm run bench -- net`'s): a veth pair with the host address 10.55.0.15/24 (passt gives the
+ * guest that address) and a default route through 10.55.0.1. The gateway's address is the
+ * namespace's own too (a /32 on the peer, after the route, so that passt still picks 10.55.0.15),
+ * so that it answers the echo requests passt relays through ping sockets, which are allowed for
+ * every group, as Debian's systemd allows them.
+ */
+export const UPLINK_SCRIPT =
+  'ip link add tvup0 type veth peer name tvup1 && ip addr add 10.55.0.15/24 dev tvup0 && ' +
+  'ip link set tvup0 up && ip link set tvup1 up && ip route add default via 10.55.0.1 dev tvup0 && ' +
+  'ip addr add 10.55.0.1/32 dev tvup1 && sysctl -qw net.ipv4.ping_group_range="0 2147483647"';
+
 export class Netns {
   readonly name = `tvtest${process.pid}x${nsCount++}`;
   readonly state = mkdtempSync(join(tmpdir(), 'typevisor-net-'));
@@ -43,17 +56,9 @@ export class Netns {
     return { ...process.env, TYPEVISOR_STATE_DIR: this.state };
   }
 
-  /**
-   * A default route, which passt needs to find the host's "external" interface: a veth pair. The
-   * gateway's address 10.55.0.1 is the namespace's own too, so that it answers the echo requests
-   * passt relays through ping sockets (allowed for every group, as Debian's systemd allows them).
-   */
+  /** A default route, which passt needs to find the host's "external" interface (UPLINK_SCRIPT). */
   addUplink(): void {
-    this.sh(
-      'ip link add tvup0 type veth peer name tvup1 && ip addr add 10.55.0.15/24 dev tvup0 && ' +
-        'ip link set tvup0 up && ip link set tvup1 up && ip route add default via 10.55.0.1 dev tvup0 && ' +
-        'ip addr add 10.55.0.1/32 dev tvup1 && sysctl -qw net.ipv4.ping_group_range="0 2147483647"',
-    );
+    this.sh(UPLINK_SCRIPT);
   }
 
   sh(script: string): string {
