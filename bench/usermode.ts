@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GuestMemory } from '../src/devices/memory.js';
+import { GuestMemory } from '../src/memory/guest-memory.js';
 import { Arm64Cpu, CodeCache } from '../src/cpu/arm64/cpu.js';
 
 const RAM = 0x4000_0000;

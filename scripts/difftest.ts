@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { GuestMemory } from '../src/devices/memory.js';
+import { GuestMemory } from '../src/memory/guest-memory.js';
 import { Arm64Cpu, CodeCache } from '../src/cpu/arm64/cpu.js';
 import { MAX_BLOCK } from '../src/cpu/arm64/jit.js';
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { specFromOptions } from '../src/cli/spec.js';
 import { BalloonPoller, balloonSpec, fuchsiaTarget } from '../src/vmm/balloon-policy.js';
 import { VirtioBalloon } from '../src/devices/virtio/balloon.js';
-import { GuestMemory } from '../src/devices/memory.js';
+import { GuestMemory } from '../src/memory/guest-memory.js';
 import type { VirtioHost } from '../src/devices/virtio/mmio.js';
 
 const MiB = 1024 * 1024;

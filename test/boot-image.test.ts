@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { GuestMemory } from '../src/devices/memory.js';
+import { GuestMemory } from '../src/memory/guest-memory.js';
 import {
   checkArm64ImageFile,
   decompressKernel,

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { GuestMemory } from '../src/devices/memory.js';
+import { GuestMemory } from '../src/memory/guest-memory.js';
 import { checkArm64ImageFile, loadArm64KernelFile, RAW_LOAD_OFFSET } from '../src/boot/arm64-image.js';
 import { missingTool } from './helpers/tools.js';
 

@@ -809,7 +809,7 @@ test('ID registers of the advertised ARMv8.0 core', () => {
 });
 
 test('MPIDR_EL1 Aff0 follows the vCPU id', async () => {
-  const { GuestMemory } = await import('../src/devices/memory.js');
+  const { GuestMemory } = await import('../src/memory/guest-memory.js');
   const { Arm64Cpu: Cpu, CodeCache } = await import('../src/cpu/arm64/cpu.js');
   const mem = new GuestMemory(RAM_BASE, 1 << 20);
   mem.dv.setUint32(0, A('mrs x0, mpidr_el1'), true);

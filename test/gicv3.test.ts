@@ -8,7 +8,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GuestMemory } from '../src/devices/memory.js';
+import { GuestMemory } from '../src/memory/guest-memory.js';
 import { Arm64Cpu, CodeCache, type CpuHooks } from '../src/cpu/arm64/cpu.js';
 import { sysregKey } from '../src/cpu/arm64/sysregs.js';
 import { GicV3 } from '../src/devices/gicv3.js';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dropMethod, dropPages, hostPageSize } from '../src/host/madvise.js';
 import { residentBytes } from '../src/host/resident.js';
-import { MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE, sysMmap, sysMunmap } from '../src/cpu/kvm/sys.js';
+import { MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE, sysMmap, sysMunmap } from '../src/host/sys.js';
 
 const skip = process.platform !== 'linux' ? 'needs Linux madvise and /proc/self/pagemap' : false;
 const MiB = 1 << 20;

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
+import { ioctlInt, SysError } from '../src/host/sys.js';
 import { Kvm, KVM, KVM_API_VERSION, KVM_CAP } from '../src/cpu/kvm/kvm.js';
-import { ioctlInt, KvmError } from '../src/cpu/kvm/sys.js';
 import { X86Machine } from '../src/machine/x86-microvm.js';
 import { buildGuest, kvmMissing, toolsMissing } from './fixtures/x86/build.js';
 
@@ -57,7 +57,7 @@ test('a failing ioctl names itself and carries errno', { skip: noKvm }, () => {
     assert.throws(
       () => ioctlInt(k.fd, KVM.SET_TSS_ADDR, 'KVM_SET_TSS_ADDR', 0),
       (e: unknown) =>
-        e instanceof KvmError &&
+        e instanceof SysError &&
         e.op === 'KVM_SET_TSS_ADDR' &&
         typeof e.errno === 'number' &&
         e.errno > 0 &&
@@ -99,7 +99,7 @@ async function expectFailure(
   try {
     m.load(0x1000, buildGuest(guest));
     m.setupRealMode(0, 0x1000);
-    await assert.rejects(m.run(), (e: unknown) => e instanceof KvmError && re.test(e.message));
+    await assert.rejects(m.run(), (e: unknown) => e instanceof SysError && re.test(e.message));
   } finally {
     m.close();
   }

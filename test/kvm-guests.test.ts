@@ -64,7 +64,7 @@ test('guest (b): virtio-blk over virtio-mmio writes and reads back a sector', { 
 });
 
 test('guest (c): an interrupt delivered through irqfd reaches the guest IDT', { skip }, async () => {
-  const { eventfdSignal } = await import('../src/cpu/kvm/sys.js');
+  const { eventfdSignal } = await import('../src/host/sys.js');
   const { m } = machine({ mode: 'async' });
   try {
     const efd = m.vm.irqfd(5);
@@ -139,7 +139,7 @@ test('a vCPU halted inside KVM is interrupted so the VM stops cleanly', { skip }
 });
 
 test('KVM_IOEVENTFD: matching port writes signal the eventfd instead of exiting', { skip }, async () => {
-  const { eventfdRead } = await import('../src/cpu/kvm/sys.js');
+  const { eventfdRead } = await import('../src/host/sys.js');
   const { m } = machine({ irqchip: false });
   try {
     const fd = m.vm.ioeventfd({ addr: 0x600, len: 1, pio: true, datamatch: 0x42n });

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { assemble, makeCpu, RAM_BASE, runToWfi, type TestCpu } from './helpers/arm64.js';
 import { missingTool } from './helpers/tools.js';
-import { GuestMemory } from '../src/devices/memory.js';
+import { GuestMemory } from '../src/memory/guest-memory.js';
 import { MAX_WASM_RAM } from '../src/cpu/arm64/wasm/layout.js';
 import { emitUnit } from '../src/cpu/arm64/wasm/translate.js';
 

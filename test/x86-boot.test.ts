@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { parseBzImage } from '../src/boot/x86-bzimage.js';
 import { parseElfKernel } from '../src/boot/x86-elf.js';
-import { GuestMemory } from '../src/devices/memory.js';
+import { GuestMemory } from '../src/memory/guest-memory.js';
 import { BOOT_LAYOUT, loadLinux } from '../src/machine/x86-boot.js';
 import { buildMpTable } from '../src/machine/x86-mptable.js';
 import { runX86Guest } from '../src/machine/x86-microvm.js';

@@ -5,7 +5,7 @@
 // segment must lie in guest RAM. The header and program headers are read by elf.ts.
 
 import * as fs from 'node:fs';
-import type { GuestMemory } from '../devices/memory.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
 import { UserError } from '../host/errors.js';
 import { EM_AARCH64, fileReader, parseElf64, type ElfKernel, type ElfRead } from './elf.js';
 

@@ -16,7 +16,7 @@
 import * as fs from 'node:fs';
 import { pipeline } from 'node:stream';
 import { createRequire } from 'node:module';
-import type { GuestMemory } from '../devices/memory.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
 import { UserError } from '../host/errors.js';
 import { fileReader, isElf, loadArm64ElfFile, parseArm64Elf } from './arm64-elf.js';
 

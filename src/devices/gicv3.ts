@@ -20,7 +20,7 @@
 // interrupt of a vCPU costs a few word operations: `update()` runs on every acknowledge, EOI and
 // device line change.
 
-import type { MmioDevice } from './memory.js';
+import type { MmioDevice } from '../memory/guest-memory.js';
 import { EC, type Arm64Cpu } from '../cpu/arm64/cpu.js';
 import { sysregKey } from '../cpu/arm64/sysregs.js';
 

@@ -29,7 +29,7 @@
 // timeout) is raised when characters arrive (the model delivers a burst at once, so the line is idle
 // after it) and holds until ICR clears it or the FIFO drains.
 
-import type { MmioDevice } from './memory.js';
+import type { MmioDevice } from '../memory/guest-memory.js';
 import { loadFields, saveFields, type FieldState } from './state-fields.js';
 
 const FIFO_DEPTH = 32;

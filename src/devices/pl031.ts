@@ -6,7 +6,7 @@
 // set when DR reaches MR (checked on register accesses, by poll(), and by a host timer armed while
 // the interrupt is unmasked); MIS = RIS & IMSC drives `setIrq`; ICR clears RIS.
 
-import type { MmioDevice } from './memory.js';
+import type { MmioDevice } from '../memory/guest-memory.js';
 import { loadFields, saveFields, type FieldState } from './state-fields.js';
 
 // PeriphID0..3, PCellID0..3 at 0xFE0..0xFFC

@@ -1,7 +1,7 @@
 // ARM PrimeCell PL061 GPIO controller (DDI 0190), as QEMU's virt board uses it: input line 3 is the
 // power key (a gpio-keys node maps it to KEY_POWER), pulsed by the VMM on a shutdown request.
 
-import type { MmioDevice } from './memory.js';
+import type { MmioDevice } from '../memory/guest-memory.js';
 import { loadFields, saveFields, type FieldState } from './state-fields.js';
 
 const ID = [0x61, 0x10, 0x04, 0x00, 0x0d, 0xf0, 0x05, 0xb1]; // PeriphID0-3, PCellID0-3

@@ -14,9 +14,7 @@
 // koffi missing, a mapping that would not read zero), the bytes are zeroed instead, so the contract
 // holds everywhere: after dropPages() the range reads zero.
 
-import { createRequire } from 'node:module';
-
-const require = createRequire(import.meta.url);
+import { koffi, libcLibrary } from './sys.js';
 
 export const MADV_DONTNEED = 4;
 export const MADV_REMOVE = 9;
@@ -39,8 +37,8 @@ function lc(): Libc | null {
   libc = null;
   if (process.platform !== 'linux') return libc;
   try {
-    const k = require('koffi');
-    const lib = k.load('libc.so.6');
+    const k = koffi();
+    const lib = libcLibrary();
     const sysconf = lib.func('long sysconf(int name)');
     libc = {
       madvise: lib.func('madvise', 'int', ['uintptr_t', 'size_t', 'int']),

@@ -5,8 +5,8 @@
 // nothing and the kernel's TAP queue holds (or drops) the frames.
 
 import { readSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { workerData, type MessagePort } from 'node:worker_threads';
+import { koffi, libcLibrary } from './sys.js';
 
 const POLL_MS = 100;
 const POLLIN = 1;
@@ -19,10 +19,8 @@ const { fd, flags, max, port } = workerData as {
   max: number;
   port: MessagePort;
 };
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const koffi: any = createRequire(import.meta.url)('koffi');
-const lib = koffi.load('libc.so.6');
-koffi.struct('pollfd', { fd: 'int', events: 'short', revents: 'short' });
+const lib = libcLibrary();
+koffi().struct('pollfd', { fd: 'int', events: 'short', revents: 'short' });
 const poll = lib.func('int poll(_Inout_ pollfd *fds, unsigned long n, int timeout)');
 
 const buf = new Uint8Array(max);

@@ -12,10 +12,10 @@
 
 import { execFileSync } from 'node:child_process';
 import { closeSync, writevSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { UserError } from './errors.js';
+import { errnoName, lastErrno, O_CLOEXEC, O_RDWR, rawLibc } from './sys.js';
 import { MAX_GSO_FRAME, type NetBackend, type RxOffloads } from '../devices/virtio/net.js';
 
 const TUNSETIFF = 0x400454ca;
@@ -28,40 +28,8 @@ const TUN_F_TSO_ECN = 0x08;
 const IFF_TAP = 0x0002;
 const IFF_NO_PI = 0x1000;
 const IFF_VNET_HDR = 0x4000;
-const O_RDWR = 2;
-const O_CLOEXEC = 0o2000000;
 export const IFNAMSIZ = 16;
 export const VNET_HDR_BYTES = 12;
-
-interface TunLibc {
-  open: (path: string, flags: number) => number;
-  ioctl: (fd: number, req: number, arg: Uint8Array) => number;
-  /** ioctl with an integer argument (TUNSETOFFLOAD). */
-  ioctlInt: (fd: number, req: number, arg: number) => number;
-  errno: () => number;
-}
-let libc: TunLibc | undefined;
-function lc(): TunLibc {
-  if (libc) return libc;
-  // koffi is a CommonJS native addon.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const k: any = createRequire(import.meta.url)('koffi');
-  const lib = k.load('libc.so.6');
-  libc = {
-    open: lib.func('int open(const char *path, int flags)'),
-    ioctl: lib.func('int ioctl(int fd, unsigned long req, void *arg)'),
-    ioctlInt: (
-      (f) => (fd: number, req: number, arg: number) =>
-        f(fd, req, 'unsigned long', arg) as number
-    )(lib.func('int ioctl(int fd, unsigned long req, ...)')),
-    errno: () => k.errno() as number,
-  };
-  return libc;
-}
-
-function errnoName(e: number): string {
-  return Object.entries(os.constants.errno).find(([, v]) => v === e)?.[0] ?? `errno ${e}`;
-}
 
 /**
  * Open (or create) TAP `name` with a virtio header; a name ending in %d lets the kernel pick the
@@ -71,10 +39,10 @@ export function openTap(name: string, what: string): { fd: number; name: string 
   if (Buffer.byteLength(name) >= IFNAMSIZ) {
     throw new UserError(`${what}: interface name '${name}' is longer than ${IFNAMSIZ - 1} bytes`);
   }
-  const c = lc();
+  const c = rawLibc();
   const fd = c.open('/dev/net/tun', O_RDWR | O_CLOEXEC);
   if (fd < 0) {
-    const e = c.errno();
+    const e = lastErrno();
     const why =
       e === os.constants.errno.ENOENT
         ? 'there is no /dev/net/tun on this host (load the tun module)'
@@ -87,8 +55,8 @@ export function openTap(name: string, what: string): { fd: number; name: string 
     const ifr = new Uint8Array(40);
     ifr.set(Buffer.from(name), 0);
     new DataView(ifr.buffer).setUint16(16, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, true);
-    if (c.ioctl(fd, TUNSETIFF, ifr) < 0) {
-      const e = c.errno();
+    if (c.ioctlPtr(fd, TUNSETIFF, ifr) < 0) {
+      const e = lastErrno();
       const why =
         e === os.constants.errno.EPERM || e === os.constants.errno.EACCES
           ? 'no permission to create or attach a TAP device (needs CAP_NET_ADMIN: run as root, or use --net user)'
@@ -103,8 +71,8 @@ export function openTap(name: string, what: string): { fd: number; name: string 
     const actual = Buffer.from(ifr.subarray(0, end < 0 || end > IFNAMSIZ ? IFNAMSIZ : end)).toString();
     const sz = new Uint8Array(4);
     new DataView(sz.buffer).setInt32(0, VNET_HDR_BYTES, true);
-    if (c.ioctl(fd, TUNSETVNETHDRSZ, sz) < 0) {
-      throw new UserError(`${what}: TAP ${actual}: TUNSETVNETHDRSZ failed: ${errnoName(c.errno())}`);
+    if (c.ioctlPtr(fd, TUNSETVNETHDRSZ, sz) < 0) {
+      throw new UserError(`${what}: TAP ${actual}: TUNSETVNETHDRSZ failed: ${errnoName(lastErrno())}`);
     }
     return { fd, name: actual };
   } catch (e) {
@@ -216,9 +184,9 @@ export class TapBackend implements NetBackend {
       if (rx.tso6) f |= TUN_F_TSO6;
       if (rx.ecn && (rx.tso4 || rx.tso6)) f |= TUN_F_TSO_ECN;
     }
-    if (lc().ioctlInt(this.fd, TUNSETOFFLOAD, f) < 0) {
+    if (rawLibc().ioctlInt(this.fd, TUNSETOFFLOAD, f) < 0) {
       // Offloads not taken: the kernel keeps segmenting and checksumming for the guest.
-      process.stderr.write(`typevisor: TAP ${this.name}: TUNSETOFFLOAD failed: ${errnoName(lc().errno())}\n`);
+      process.stderr.write(`typevisor: TAP ${this.name}: TUNSETOFFLOAD failed: ${errnoName(lastErrno())}\n`);
     }
   }
 

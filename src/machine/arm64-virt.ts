@@ -3,7 +3,7 @@
 // and are scheduled round-robin in slices; the loop yields to Node's event loop regularly so that
 // console input, timers and control requests are served.
 
-import { GuestMemory } from '../devices/memory.js';
+import { GuestMemory } from '../memory/guest-memory.js';
 import { Arm64Cpu, CodeCache, type Arm64CpuState } from '../cpu/arm64/cpu.js';
 import { GicV3, type GicV3State } from '../devices/gicv3.js';
 import {
@@ -20,7 +20,7 @@ import { Pl061 } from '../devices/pl061.js';
 import type { FieldState } from '../devices/state-fields.js';
 import { handlePsci, resetToEntry, type PsciMachine } from './psci.js';
 import { EMPTY_VIRTIO_MMIO } from '../devices/virtio/mmio.js';
-import type { MmioDevice } from '../devices/memory.js';
+import type { MmioDevice } from '../memory/guest-memory.js';
 import { collectGarbage } from '../host/gc.js';
 
 export const VIRT = {

@@ -3,7 +3,7 @@
 
 import { HDR, parseBzImage, isBzImage, BootFormatError } from '../boot/x86-bzimage.js';
 import { isElf, parseElfKernel } from '../boot/x86-elf.js';
-import type { GuestMemory } from '../devices/memory.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
 import { buildMpTable } from './x86-mptable.js';
 
 export const BOOT_LAYOUT = {

@@ -7,14 +7,14 @@
 // exit path). With several, each vCPU's KVM_RUN runs on a libuv pool thread (koffi async calls)
 // and its exits are handled on the main thread, so device models need no locking.
 
-import { GuestMemory } from '../devices/memory.js';
+import { GuestMemory } from '../memory/guest-memory.js';
 import { I8042 } from '../devices/i8042.js';
 import { Uart8250 } from '../devices/uart8250.js';
 import { VirtioMmioTransport } from '../devices/virtio/mmio.js';
 import type { VirtioDevice } from '../devices/virtio/mmio.js';
 import { GuestError, PortBus, runLoopAsync, runLoopSync, type StopReason } from '../cpu/kvm/exits.js';
 import { Kvm, KVM_CAP, RUN, type KvmVcpu, type KvmVm, type Segment, type Sregs } from '../cpu/kvm/kvm.js';
-import { kickThreads } from '../cpu/kvm/sys.js';
+import { kickThreads } from '../host/sys.js';
 
 export const X86_MEM = {
   COM1: 0x3f8,

@@ -8,7 +8,7 @@ import { UserError } from '../host/errors.js';
 import { Arm64VirtMachine, VIRT } from '../machine/arm64-virt.js';
 import { writeArm64Dtb } from '../machine/arm64-dt.js';
 import { loadArm64KernelFile } from '../boot/arm64-image.js';
-import type { GuestMemory } from '../devices/memory.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
 import { parseDtb, readMemory, readChosen, patchDtb } from '../boot/fdt-parse.js';
 import { findNode } from '../boot/fdt.js';
 import { VirtioMmioTransport } from '../devices/virtio/mmio.js';

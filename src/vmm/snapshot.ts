@@ -20,7 +20,7 @@ import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, statSync,
 import { deflateRawSync, inflateRawSync, constants as zc } from 'node:zlib';
 import { UserError } from '../host/errors.js';
 import { VMM_VERSION } from '../host/version.js';
-import { PAGE_SIZE, type GuestMemory } from '../devices/memory.js';
+import { PAGE_SIZE, type GuestMemory } from '../memory/guest-memory.js';
 import type { Arm64VirtState } from '../machine/arm64-virt.js';
 import type { VmSpec } from './vm.js';
 

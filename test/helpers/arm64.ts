@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GuestMemory } from '../../src/devices/memory.js';
+import { GuestMemory } from '../../src/memory/guest-memory.js';
 import { Arm64Cpu, CodeCache, type CpuHooks } from '../../src/cpu/arm64/cpu.js';
 
 export const RAM_BASE = 0x4000_0000;

@@ -2,7 +2,7 @@
 // GuestMemory by hand, following the virtio 1.2 layouts, and drives a VirtioMmioTransport.
 
 import assert from 'node:assert/strict';
-import { GuestMemory } from '../../src/devices/memory.js';
+import { GuestMemory } from '../../src/memory/guest-memory.js';
 import { VirtioMmioTransport, type VirtioDevice } from '../../src/devices/virtio/mmio.js';
 
 export const RAM = 0x4000_0000;

@@ -7,8 +7,8 @@
 // r[2n+1], stored as int32. Slot 31 holds the *active* stack pointer, slot 32 always reads zero (XZR)
 // and slot 33 is a sink for writes to XZR. Use rz()/wz() to map a register number to a slot.
 
-import type { GuestMemory } from '../../devices/memory.js';
-import { PAGE_SHIFT } from '../../devices/memory.js';
+import type { GuestMemory } from '../../memory/guest-memory.js';
+import { PAGE_SHIFT } from '../../memory/guest-memory.js';
 import { Decoder, type Handler } from './decode.js';
 import { Mmu } from './mmu.js';
 import { SysRegs, type SysRegsState } from './sysregs.js';

@@ -1,9 +1,8 @@
 // The vCPU run loop: KVM_RUN, then dispatch the exit (port I/O to the port bus, MMIO to the guest's
 // MMIO regions), until the guest stops or something asks the loop to stop.
 
-import type { GuestMemory } from '../../devices/memory.js';
-import { EXIT, EXIT_NAMES, type KvmVcpu, RUN } from './kvm.js';
-import { KvmError } from './sys.js';
+import type { GuestMemory } from '../../memory/guest-memory.js';
+import { EXIT, EXIT_NAMES, KvmError, type KvmVcpu, RUN } from './kvm.js';
 
 export interface PortDevice {
   /** Read `size` bytes (1, 2 or 4) at `port`. */

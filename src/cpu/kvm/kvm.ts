@@ -6,8 +6,8 @@ import {
   ioctlInt,
   ioctlIntRaw,
   ioctlPtr,
-  KvmError,
   koffi,
+  SysError,
   MAP_ANONYMOUS,
   MAP_NORESERVE,
   MAP_PRIVATE,
@@ -22,7 +22,16 @@ import {
   sysMmap,
   sysMunmap,
   sysOpen,
-} from './sys.js';
+} from '../../host/sys.js';
+
+// vCPUs in async mode each occupy a libuv pool thread inside KVM_RUN. Ask for a larger pool when
+// nobody chose a size (effective only if the pool has not started yet).
+if (process.env.UV_THREADPOOL_SIZE === undefined) process.env.UV_THREADPOOL_SIZE = '16';
+
+/** An error of the KVM API itself (version, KVM_RUN); failing ioctls throw the SysError they raise. */
+export class KvmError extends SysError {
+  override name = 'KvmError';
+}
 
 // ioctl request encoding (asm-generic/ioctl.h): dir<<30 | size<<16 | type<<8 | nr.
 const KVMIO = 0xae;

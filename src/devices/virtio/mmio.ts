@@ -8,7 +8,7 @@
 // exception from a device model is caught and turns into DEVICE_NEEDS_RESET plus a configuration
 // change interrupt, as does a queue that the driver corrupted (see queue.ts).
 
-import type { GuestMemory, MmioDevice } from '../memory.js';
+import type { GuestMemory, MmioDevice } from '../../memory/guest-memory.js';
 import { joinAddr, Virtqueue, type VirtqueueState } from './queue.js';
 
 export const VIRTIO_MMIO_MAGIC = 0x7472_6976; // "virt"

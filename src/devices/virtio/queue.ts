@@ -16,7 +16,7 @@
 // DEVICE_NEEDS_RESET and the queue is left alone until the driver resets the device.
 // Nothing here throws for guest-controlled input.
 
-import type { GuestMemory } from '../memory.js';
+import type { GuestMemory } from '../../memory/guest-memory.js';
 
 export const VIRTQ_DESC_F_NEXT = 1;
 export const VIRTQ_DESC_F_WRITE = 2;

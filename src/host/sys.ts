@@ -1,5 +1,6 @@
-// Host system calls the KVM backend needs, through koffi: open/close/ioctl/mmap/munmap/eventfd.
-// Every failing call throws a KvmError that names the call (ioctl name) and carries errno.
+// Host system calls through koffi (Node has no ioctl, mmap, madvise, eventfd or poll): the one place
+// that loads koffi and libc, for the KVM engine, TAP devices and madvise. Every failing call throws
+// a SysError that names the call (ioctl name) and carries errno.
 
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
@@ -7,9 +8,6 @@ import os from 'node:os';
 
 const require = createRequire(import.meta.url);
 
-// vCPUs in async mode each occupy a libuv pool thread inside KVM_RUN. Ask for a larger pool when
-// nobody chose a size (effective only if the pool has not started yet).
-if (process.env.UV_THREADPOOL_SIZE === undefined) process.env.UV_THREADPOOL_SIZE = '16';
 // koffi is a CommonJS native addon.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Koffi = any;
@@ -19,15 +17,27 @@ export function koffi(): Koffi {
   return koffiMod;
 }
 
-export class KvmError extends Error {
+export class SysError extends Error {
   constructor(
     message: string,
     readonly op?: string,
     readonly errno?: number,
   ) {
     super(message);
-    this.name = 'KvmError';
+    this.name = 'SysError';
   }
+}
+
+let libcLib: Koffi | undefined;
+/** koffi's handle on libc.so.6, for modules that declare functions of their own (madvise, tap). */
+export function libcLibrary(): Koffi {
+  libcLib ??= koffi().load('libc.so.6');
+  return libcLib;
+}
+
+/** errno of the last failed libc call made through koffi on this thread. */
+export function lastErrno(): number {
+  return koffi().errno() as number;
 }
 
 const errnoNames: Record<number, string> = Object.fromEntries(
@@ -37,7 +47,7 @@ export function errnoName(e: number): string {
   return errnoNames[e] ?? `errno ${e}`;
 }
 
-interface Libc {
+export interface Libc {
   open: (path: string, flags: number) => number;
   close: (fd: number) => number;
   ioctlPtr: (fd: number, req: number, arg: Uint8Array | null) => number;
@@ -52,8 +62,7 @@ interface Libc {
 let libc: Libc | undefined;
 function lc(): Libc {
   if (libc) return libc;
-  const k = koffi();
-  const lib = k.load('libc.so.6');
+  const lib = libcLibrary();
   libc = {
     open: lib.func('int open(const char *path, int flags)'),
     close: lib.func('int close(int fd)'),
@@ -69,10 +78,12 @@ function lc(): Libc {
   return libc;
 }
 const libcReady = lc;
+/** The raw libc calls (results unchecked: negative with errno in lastErrno()), for callers with errors of their own. */
+export const rawLibc = lc;
 
 function fail(op: string, what?: string): never {
   const e = koffi().errno() as number;
-  throw new KvmError(`${op}${what ? ` (${what})` : ''} failed: ${errnoName(e)}`, op, e);
+  throw new SysError(`${op}${what ? ` (${what})` : ''} failed: ${errnoName(e)}`, op, e);
 }
 
 export const O_RDWR = 2;
@@ -175,7 +186,7 @@ export function kickThreads(): number {
     process.on(KICK_SIGNAL, () => {});
     kickInstalled = true;
   }
-  syscall3 ??= koffi().load('libc.so.6').func('long syscall(long nr, long a, long b, long c)');
+  syscall3 ??= libcLibrary().func('long syscall(long nr, long a, long b, long c)');
   const pid = process.pid;
   const sig = os.constants.signals[KICK_SIGNAL];
   let n = 0;
