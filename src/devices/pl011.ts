@@ -29,6 +29,7 @@
 // timeout) is raised when characters arrive (the model delivers a burst at once, so the line is idle
 // after it) and holds until ICR clears it or the FIFO drains.
 
+import type { SerialConsole } from './serial.js';
 import type { MmioDevice } from '../memory/guest-memory.js';
 import { loadFields, saveFields, type FieldState } from './state-fields.js';
 
@@ -104,7 +105,7 @@ export interface Pl011State {
   rx: number[];
 }
 
-export class Pl011 implements MmioDevice {
+export class Pl011 implements MmioDevice, SerialConsole {
   /** Called with each byte the guest transmits. */
   onTx: (byte: number) => void = () => {};
 
