@@ -46,9 +46,9 @@ export {
   type ApiResponse,
 } from './api/client.js';
 export { createVm } from './cli/create.js';
-export type { RunValues } from './cli/spec.js';
+export type { RunValues } from './config/spec.js';
 
-import { specFromOptions, type RunValues } from './cli/spec.js';
+import { specFromOptions, type RunValues } from './config/spec.js';
 import type { VmSpec } from './vmm/vm.js';
 
 /**

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { specFromOptions } from '../src/cli/spec.js';
+import { specFromOptions } from '../src/config/spec.js';
 import { BalloonPoller, balloonSpec, fuchsiaTarget } from '../src/vmm/balloon-policy.js';
 import { VirtioBalloon } from '../src/devices/virtio/balloon.js';
 import { GuestMemory } from '../src/memory/guest-memory.js';

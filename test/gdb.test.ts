@@ -13,7 +13,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Arm64VirtMachine } from '../src/machine/arm64-virt.js';
 import { serveGdb, framePacket, G_BYTES, type GdbServer } from '../src/api/gdb.js';
-import { parseGdbOption, specFromOptions } from '../src/cli/spec.js';
+import { parseGdbOption, specFromOptions } from '../src/config/spec.js';
 import { UserError } from '../src/host/errors.js';
 import { missingTool } from './helpers/tools.js';
 

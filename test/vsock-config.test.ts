@@ -13,7 +13,7 @@ import { validateConfig } from '../src/config/vmconfig.js';
 import { importMicrovm } from '../src/config/microvm.js';
 import { importFuchsia } from '../src/config/fuchsia.js';
 import { exportXl } from '../src/config/export.js';
-import { parseVsockOption, specFromOptions } from '../src/cli/spec.js';
+import { parseVsockOption, specFromOptions } from '../src/config/spec.js';
 import { UserError } from '../src/host/errors.js';
 import { VmHost } from '../src/vmm/server.js';
 import { createControlServer } from '../src/api/control.js';

@@ -8,7 +8,7 @@ import { UserError } from '../host/errors.js';
 import { loadConfig } from '../config/load.js';
 import { entryAlive } from '../api/client.js';
 import { stateDir } from '../vmm/state.js';
-import { specFromOptions } from './spec.js';
+import { specFromOptions } from '../config/spec.js';
 import { createVm } from './create.js';
 
 export const DEFAULT_AUTOSTART_DIR = '/etc/typevisor/auto';

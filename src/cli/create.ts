@@ -24,7 +24,8 @@ import {
   type VmRecord,
 } from '../vmm/state.js';
 import type { VmSpec } from '../vmm/vm.js';
-import { RUN_OPTIONS, specFromOptions } from './spec.js';
+import { RUN_OPTIONS } from './spec.js';
+import { specFromOptions } from '../config/spec.js';
 import { attachConsole } from './console.js';
 
 const HELP = `usage: typevisor create [-c] [-p] CONFIG [options]

@@ -23,7 +23,8 @@ import {
 } from '../vmm/state.js';
 import { createControlServer } from '../api/control.js';
 import { createQmpServer } from '../api/qmp.js';
-import { RUN_HELP, RUN_OPTIONS, specFromOptions } from './spec.js';
+import { RUN_HELP, RUN_OPTIONS } from './spec.js';
+import { specFromOptions } from '../config/spec.js';
 import { claimName } from './create.js';
 import { ESCAPE_BYTE } from './run.js';
 import { serveGdbAnnounced } from '../api/gdb.js';

@@ -2,7 +2,6 @@
 // bridge with a DHCP server, see host/network.ts), kept in the state directory's networks/ folder.
 // Guests join one with `--net network=NAME`.
 
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UserError } from '../host/errors.js';
 import {
@@ -10,10 +9,9 @@ import {
   destroyNetwork,
   dnsmasqPid,
   listNetworks,
-  lookupNetwork,
   networkLeases,
 } from '../host/network.js';
-import { stateDir } from '../vmm/state.js';
+import { networksDir } from '../config/spec.js';
 
 const HELP = `usage: typevisor network create NAME --subnet ADDRESS/PREFIX
        typevisor network list
@@ -23,16 +21,6 @@ create: a host bridge (tv-NAME) holding ADDRESS (e.g. 10.77.0.1/24) and a DHCP s
 for the rest of the subnet; guests join with --net network=NAME and reach each other and the host.
 destroy: stops its DHCP server and deletes the bridge. Needs root (CAP_NET_ADMIN).
 `;
-
-/** Where host networks are kept: next to the VMs' state. */
-export function networksDir(): string {
-  return join(stateDir(), 'networks');
-}
-
-/** `--net network=NAME` -> the network's bridge. */
-export function networkBridge(name: string, what: string): string {
-  return lookupNetwork(networksDir(), name, what);
-}
 
 export async function main(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({

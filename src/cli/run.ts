@@ -3,7 +3,8 @@
 import { parseArgs } from 'node:util';
 import { UserError } from '../host/errors.js';
 import { Vm, type VmSpec } from '../vmm/vm.js';
-import { specFromOptions, RUN_OPTIONS, RUN_HELP } from './spec.js';
+import { RUN_OPTIONS, RUN_HELP } from './spec.js';
+import { specFromOptions } from '../config/spec.js';
 import { serveGdbAnnounced, type GdbServer } from '../api/gdb.js';
 import type { SnapshotReader } from '../vmm/snapshot.js';
 import { specFromSnapshot } from './restore.js';
