@@ -221,3 +221,99 @@ test('i8042: self test, command byte, reset through 0xFE and through the output 
   k.outb(0x60, 0xfe); // bit 0 clear: reset
   assert.equal(resets, 2);
 });
+
+/** Read port 0x60 while the status says OBF, noting the IRQ level after each read. */
+function readKeys(k: I8042, irq: boolean[]): { bytes: number[]; irqAfter: boolean[] } {
+  const bytes: number[] = [];
+  const irqAfter: boolean[] = [];
+  while (k.in(0x64) & 1) {
+    bytes.push(k.in(0x60));
+    irqAfter.push(irq.at(-1) ?? false);
+  }
+  return { bytes, irqAfter };
+}
+
+test('i8042: Ctrl-Alt-Del arrives as set 1 scancodes through port 0x60, one IRQ 1 edge per byte', () => {
+  const irq: boolean[] = [];
+  const k = new I8042(undefined, (l) => irq.push(l));
+  assert.equal(k.in(0x64) & 1, 0);
+  assert.equal(k.pressCtrlAltDel(), true);
+  assert.equal(k.in(0x64) & 1, 1, 'OBF');
+  assert.deepEqual(irq, [true], 'IRQ 1 raised (the default command byte enables it)');
+  const { bytes, irqAfter } = readKeys(k, irq);
+  // Ctrl, Alt, Delete pressed, then released, in set 1 (XLATE is set in the command byte).
+  assert.deepEqual(bytes, [0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d]);
+  assert.deepEqual(irqAfter, [true, true, true, true, true, true, true, false]);
+  // Each read with more to come lowers and raises the line: a new edge for every byte.
+  assert.equal(irq.length, 1 + 2 * 7 + 1);
+  assert.equal(k.in(0x64) & 1, 0);
+  assert.equal(irq.at(-1), false);
+});
+
+test('i8042: set 2 without translation, no IRQ when masked, queue bound, disabled keyboard', () => {
+  const irq: boolean[] = [];
+  const k = new I8042(undefined, (l) => irq.push(l));
+  k.outb(0x64, 0x60);
+  k.outb(0x60, 0x24); // command byte: no XLATE, keyboard interrupt off
+  assert.equal(k.pressCtrlAltDel(), true);
+  assert.deepEqual(irq, [], 'interrupt disabled in the command byte');
+  assert.equal(k.pressCtrlAltDel(), false, 'a second sequence does not fit the 16-byte queue');
+  k.outb(0x64, 0x60);
+  k.outb(0x60, 0x25); // enable the interrupt: the waiting byte raises it
+  assert.deepEqual(irq, [true]);
+  // A controller reply goes first and is read by polling: the line drops while it is at the head.
+  k.outb(0x64, 0x20);
+  assert.equal(irq.at(-1), false);
+  assert.equal(k.in(0x60), 0x25);
+  assert.equal(irq.at(-1), true);
+  assert.deepEqual(
+    readKeys(k, irq).bytes,
+    [0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0, 0x71, 0xf0, 0x11, 0xf0, 0x14],
+  );
+  assert.equal(irq.at(-1), false);
+
+  // Keyboard disabled: command byte bit 4, command 0xAD, or the keyboard told to stop scanning.
+  k.outb(0x64, 0x60);
+  k.outb(0x60, 0x35);
+  assert.equal(k.pressCtrlAltDel(), false);
+  assert.equal(k.in(0x64) & 1, 0, 'nothing queued');
+  k.outb(0x64, 0xae);
+  k.outb(0x64, 0x20);
+  assert.equal(k.in(0x60), 0x25, '0xAE cleared bit 4');
+  k.outb(0x64, 0xad);
+  assert.equal(k.pressCtrlAltDel(), false);
+  k.outb(0x64, 0x20);
+  assert.equal(k.in(0x60) & 0x10, 0x10, '0xAD set bit 4');
+  k.outb(0x64, 0xae);
+  k.outb(0x60, 0xf5); // keyboard: disable scanning
+  assert.equal(k.in(0x60), 0xfa);
+  assert.equal(k.pressCtrlAltDel(), false);
+  k.outb(0x60, 0xf4);
+  assert.equal(k.in(0x60), 0xfa);
+  assert.equal(k.pressCtrlAltDel(), true);
+  assert.equal(k.kbdLevel, 11);
+});
+
+test('i8042: the keyboard answers the probe Linux atkbd makes', () => {
+  const irq: boolean[] = [];
+  const k = new I8042(undefined, (l) => irq.push(l));
+  const send = (...b: number[]) => {
+    const got: number[] = [];
+    for (const v of b) {
+      k.outb(0x60, v);
+      got.push(...readKeys(k, irq).bytes);
+    }
+    return got;
+  };
+  assert.deepEqual(send(0xf2), [0xfa, 0xab, 0x41], 'MF2 keyboard ID, translated');
+  assert.deepEqual(send(0xed, 0x00), [0xfa, 0xfa], 'set LEDs');
+  assert.deepEqual(send(0xf3, 0x20), [0xfa, 0xfa], 'typematic rate');
+  assert.deepEqual(send(0xf0, 0x00), [0xfa, 0xfa, 0x41], 'scancode set 2, translated');
+  assert.deepEqual(send(0xf0, 0x03), [0xfa, 0xfe], 'set 3 is not offered');
+  assert.deepEqual(send(0xff), [0xfa, 0xaa], 'reset and self test');
+  assert.deepEqual(send(0xee), [0xee], 'echo');
+  assert.ok(irq.includes(true), 'replies raise IRQ 1');
+  // A byte to the keyboard empties its buffer (a pending key sequence is dropped with it).
+  assert.equal(k.pressCtrlAltDel(), true);
+  assert.deepEqual(send(0xf4), [0xfa]);
+});
