@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { measureRealModeExitRate, realModeExitLoopGuest } from '../src/cpu/kvm/probe.js';
+import { measureRealModeExitRate, realModeExitLoopGuest } from '../src/machine/kvm-probe.js';
 
 const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bench/programs/exitloop.c');
 

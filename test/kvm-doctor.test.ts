@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { diagnose, formatReport, main } from '../src/cli/doctor.js';
-import { computeLoopGuest, exitLoopGuest, realModeExitLoopGuest } from '../src/cpu/kvm/probe.js';
+import { computeLoopGuest, exitLoopGuest, realModeExitLoopGuest } from '../src/machine/kvm-probe.js';
 import { kvmMissing } from './fixtures/x86/build.js';
 
 test('probe guests encode the loop count', () => {

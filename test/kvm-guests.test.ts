@@ -2,8 +2,8 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { runX86Guest, X86Machine } from '../src/machine/x86-microvm.js';
-import { buildGuest, buildGuestElf, kvmMissing, toolsMissing } from './fixtures/x86/build.js';
+import { X86Machine } from '../src/machine/x86-microvm.js';
+import { buildGuest, kvmMissing, toolsMissing } from './fixtures/x86/build.js';
 
 const skip = kvmMissing() ?? toolsMissing();
 
@@ -154,33 +154,4 @@ test('KVM_IOEVENTFD: matching port writes signal the eventfd instead of exiting'
   } finally {
     m.close();
   }
-});
-
-test('console input: echo64 echoes what is typed into COM1 and stops on q', { skip }, async () => {
-  const out: number[] = [];
-  const text = () => Buffer.from(out).toString('latin1');
-  let feed: ((b: Uint8Array) => void) | undefined;
-  const typed: string[] = [];
-  const type = (s: string) => {
-    typed.push(s);
-    feed!(Buffer.from(s, 'latin1'));
-  };
-  const r = await runX86Guest({
-    kernel: buildGuestElf('echo64', 0x1000000),
-    cmdline: '',
-    cpus: 1,
-    memoryMiB: 32,
-    disks: [],
-    output: (b) => {
-      out.push(...b);
-      // Type only once the guest has said it is ready, then again once it has echoed the line.
-      if (typed.length === 0 && text() === 'echo64 ready\n') type('hi\n');
-      else if (typed.length === 1 && text() === 'echo64 ready\nhi\n') type('q');
-    },
-    onInput: (f) => (feed = f),
-    timeoutMs: 10_000,
-  });
-  assert.equal(text(), 'echo64 ready\nhi\nq');
-  assert.deepEqual(typed, ['hi\n', 'q']);
-  assert.deepEqual(r, { reason: 'exit', code: 0 });
 });

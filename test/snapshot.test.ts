@@ -297,13 +297,13 @@ test('snapshot API: PUT /snapshot/load runs a saved machine in a VM created paus
     });
     assert.equal(load.status, 204, JSON.stringify(load.body));
     assert.equal(((await ctl('GET', '/vm')).body as { state: string }).state, 'paused');
-    assert.equal(host.vm.machineForTests?.cpus[0].xlo(0), 101, 'the loaded vCPU is where the saved one was');
+    assert.equal((host.vm.machineForTests as Arm64VirtMachine | undefined)?.cpus[0].xlo(0), 101, 'the loaded vCPU is where the saved one was');
     const again = await ctl('PUT', '/snapshot/load', { snapshot_path: file });
     assert.equal(again.status, 400, 'a second load into a started VM is refused');
 
     // Run on, pause, save: the new snapshot holds the count it had reached.
     await ctl('PATCH', '/vm', { state: 'Resumed' });
-    await until(() => (host.vm.machineForTests?.cpus[0].xlo(0) ?? 0) > 1000, 'the loop to count on');
+    await until(() => ((host.vm.machineForTests as Arm64VirtMachine | undefined)?.cpus[0].xlo(0) ?? 0) > 1000, 'the loop to count on');
     const running1 = await ctl('PUT', '/snapshot/create', { snapshot_path: join(dir, 'b.snap') });
     assert.equal(running1.status, 400, 'a running VM is paused first');
     await ctl('PATCH', '/vm', { state: 'Paused' });
@@ -313,7 +313,7 @@ test('snapshot API: PUT /snapshot/load runs a saved machine in a VM created paus
     });
     assert.equal(created.status, 204, JSON.stringify(created.body));
     const saved = new SnapshotReader(join(dir, 'b.snap')).header.machine.vcpus[0].r[0];
-    assert.equal(saved, host.vm.machineForTests?.cpus[0].xlo(0));
+    assert.equal(saved, (host.vm.machineForTests as Arm64VirtMachine | undefined)?.cpus[0].xlo(0));
     assert.ok(saved > 1000);
 
     // QMP: file: URIs only.

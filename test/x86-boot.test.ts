@@ -12,7 +12,7 @@ import { parseElfKernel } from '../src/boot/x86-elf.js';
 import { GuestMemory } from '../src/memory/guest-memory.js';
 import { BOOT_LAYOUT, loadLinux } from '../src/machine/x86-boot.js';
 import { buildMpTable } from '../src/machine/x86-mptable.js';
-import { runX86Guest } from '../src/machine/x86-microvm.js';
+import { guestKernelFile, startVm, x86Spec } from './helpers/x86-vm.js';
 import { buildGuestElf, kvmMissing, toolsMissing } from './fixtures/x86/build.js';
 
 /** A Debian amd64 bzImage fetched with apt-get download (cached in the temp dir), or why not. */
@@ -149,18 +149,13 @@ test(
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tv-x86-boot-'));
     const disk = path.join(dir, 'd.img');
     fs.writeFileSync(disk, Buffer.alloc(4096));
-    const out: number[] = [];
     try {
-      const r = await runX86Guest({
-        kernel: buildGuestElf('kernel64', 0x1000000),
-        cmdline: 'console=ttyS0',
-        cpus: 1,
-        memoryMiB: 64,
-        disks: [{ path: disk, readOnly: true }],
-        output: (b) => out.push(...b),
-      });
-      assert.deepEqual(r, { reason: 'exit', code: 0 });
-      assert.equal(Buffer.from(out).toString(), 'console=ttyS0 virtio_mmio.device=512@0xd0000000:5|3\n');
+      const { text, exit } = await startVm(
+        x86Spec(guestKernelFile('kernel64'), { disks: [{ path: disk, readOnly: true }] }),
+      );
+      // The stand-in kernel exits through the debug port with 0 when the loader set type_of_loader.
+      assert.deepEqual(await exit, { reason: 'poweroff', exitCode: 0, message: 'guest powered off' });
+      assert.equal(text(), 'console=ttyS0 virtio_mmio.device=512@0xd0000000:5|3\n');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -168,19 +163,13 @@ test(
 );
 
 test(
-  'runX86Guest: a guest that never stops is stopped by its timeout',
+  'a 2-vCPU x86 guest that never stops is stopped by destroy',
   { skip: kvmMissing() ?? toolsMissing() },
   async () => {
-    const r = await runX86Guest({
-      kernel: buildGuestElf('spin64', 0x1000000),
-      cmdline: '',
-      cpus: 2,
-      memoryMiB: 32,
-      disks: [],
-      output: () => {},
-      timeoutMs: 300,
-    });
-    assert.equal(r.reason, 'stopped');
-    assert.match(r.why ?? '', /timeout after 300 ms/);
+    const { vm, exit } = await startVm(x86Spec(guestKernelFile('spin64'), { cpus: 2, memoryMiB: 32 }));
+    setTimeout(() => vm.destroy(), 300);
+    const r = await exit;
+    assert.equal(r.reason, 'destroyed');
+    assert.equal(vm.state, 'shutdown');
   },
 );

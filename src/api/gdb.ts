@@ -15,7 +15,7 @@
 import * as net from 'node:net';
 import type { Arm64Cpu } from '../cpu/arm64/cpu.js';
 import type { HostResume, HostWatchKind } from '../cpu/arm64/debug.js';
-import type { Arm64VirtMachine } from '../machine/arm64-virt.js';
+import { Arm64VirtMachine } from '../machine/arm64-virt.js';
 import type { GdbSpec, VmExit } from '../vmm/vm.js';
 import { UserError } from '../host/errors.js';
 
@@ -723,7 +723,10 @@ export async function serveGdb(vm: GdbTarget, spec: GdbSpec): Promise<GdbServer>
       server.close();
     },
   );
-  vm.on('boot', (m) => stub.setMachine(m));
+  // The stub debugs the software CPU (the spec refuses --gdb for other engines).
+  vm.on('boot', (m) => {
+    if (m instanceof Arm64VirtMachine) stub.setMachine(m);
+  });
   vm.on('exit', (exit) => stub.vmExited(exit));
   server.on('connection', (sock) => {
     if (client) {

@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { UserError } from '../host/errors.js';
 import { VM_NODE_OPTIONS, vmEnv } from '../host/vm-process.js';
 import { loadConfig } from '../config/load.js';
-import { checkArm64ImageFile } from '../boot/arm64-image.js';
+import { checkKernel } from '../vmm/guest.js';
 import { apiRequest, entryAlive } from '../api/client.js';
 import {
   claimId,
@@ -124,13 +124,8 @@ export async function claimName(name: string, dir: string): Promise<void> {
 
 /** Start `spec` as a detached VM process; resolves with its record once its control socket answers. */
 export async function createVm(spec: VmSpec, opts: CreateOptions = {}): Promise<VmRecord> {
-  if (spec.arch && spec.arch !== 'aarch64') {
-    throw new UserError(
-      `${spec.name}: ${spec.arch} guests (the kvm engine) run in the foreground with 'typevisor run' for now; create, launch and the control sockets manage aarch64 guests`,
-    );
-  }
   // Catch a bad kernel here, before anything starts (a restored guest needs none until it reboots).
-  if (!opts.restore) await checkArm64ImageFile(spec.kernel);
+  if (!opts.restore) await checkKernel(spec);
   const dir = ensureStateDir(opts.stateRoot ?? stateDir());
   const name = spec.name;
   const tooLong = socketPathProblem(name, dir);

@@ -91,7 +91,7 @@ export async function diagnose(
     } finally {
       k.close();
     }
-    const { measureExitRate, measureComputeRate } = await import('../cpu/kvm/probe.js');
+    const { measureExitRate, measureComputeRate } = await import('../machine/kvm-probe.js');
     rep.exitRate = (await measureExitRate(opts.exits ?? 50_000)).rate;
     rep.computeRate = (await measureComputeRate(opts.iterations ?? 1_000_000)).rate;
   } catch (e) {

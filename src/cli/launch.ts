@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { UserError } from '../host/errors.js';
 import { loadConfig } from '../config/load.js';
-import { checkArm64ImageFile } from '../boot/arm64-image.js';
+import { checkKernel } from '../vmm/guest.js';
 import { VmHost } from '../vmm/server.js';
 import {
   claimId,
@@ -57,12 +57,7 @@ export async function main(args: string[]): Promise<number> {
     onPoweroff = config.onPoweroff;
     onCrash = config.onCrash;
   }
-  if (spec.arch && spec.arch !== 'aarch64') {
-    throw new UserError(
-      `${spec.name}: ${spec.arch} guests (the kvm engine) run in the foreground with 'typevisor run' for now; create, launch and the control sockets manage aarch64 guests`,
-    );
-  }
-  await checkArm64ImageFile(spec.kernel);
+  await checkKernel(spec);
   const dir = ensureStateDir(stateDir());
   const tooLong = socketPathProblem(spec.name, dir);
   if (tooLong) throw new UserError(tooLong);

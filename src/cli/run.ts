@@ -39,43 +39,12 @@ export async function main(args: string[]): Promise<number> {
   return runForeground(spec);
 }
 
-/** x86_64 guests on /dev/kvm: COM1 console on this terminal. */
-async function runX86Foreground(spec: VmSpec): Promise<number> {
-  if (spec.vsock) {
-    throw new UserError('--vsock: x86_64 guests (the kvm engine) have no virtio-vsock yet; it is on the arm64-virt machine');
-  }
-  const { runX86Guest } = await import('../machine/x86-microvm.js');
-  process.stderr.write(`typevisor: booting ${spec.name} (x86_64, kvm): ${spec.cpus} vCPU(s), ${spec.memoryMiB} MiB\n`);
-  const stdin = process.stdin;
-  let feed: ((b: Uint8Array) => void) | undefined;
-  const onData = (chunk: Buffer): void => feed?.(chunk);
-  stdin.on('data', onData);
-  try {
-    const r = await runX86Guest({
-      kernel: spec.kernel,
-      initrd: spec.initrd,
-      cmdline: spec.cmdline ?? '',
-      cpus: spec.cpus,
-      memoryMiB: spec.memoryMiB,
-      disks: spec.disks,
-      output: (b) => process.stdout.write(b),
-      onInput: (f) => (feed = f),
-    });
-    process.stderr.write(`\r\ntypevisor: guest stopped: ${r.reason}${r.why ? ` (${r.why})` : ''}\n`);
-    return r.reason === 'poweroff' || r.reason === 'reboot' || r.reason === 'exit' ? (r.code ?? 0) : 1;
-  } finally {
-    stdin.off('data', onData);
-    stdin.pause();
-  }
-}
-
 export async function runForeground(spec: VmSpec, restore?: SnapshotReader): Promise<number> {
-  if (spec.arch === 'x86_64') return runX86Foreground(spec);
   const vm = new Vm(spec);
   process.stderr.write(
     (restore
       ? `typevisor: restoring ${spec.name} from ${restore.path}: ${spec.cpus} vCPU(s), ${spec.memoryMiB} MiB`
-      : `typevisor: booting ${spec.name}: ${spec.cpus} vCPU(s), ${spec.memoryMiB} MiB, kernel ${spec.kernel}`) +
+      : `typevisor: booting ${spec.name}${spec.arch === 'x86_64' ? ' (x86_64, kvm)' : ''}: ${spec.cpus} vCPU(s), ${spec.memoryMiB} MiB, kernel ${spec.kernel}`) +
       (process.stdin.isTTY ? ' (Ctrl-] quits)' : '') +
       '\n',
   );

@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { UserError } from './errors.js';
-import type { NetBackend } from '../devices/virtio/net.js';
+import type { NetBackend } from './net-backend.js';
 
 export interface HostFwd {
   proto: 'tcp' | 'udp';

@@ -16,7 +16,7 @@ import os from 'node:os';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { UserError } from './errors.js';
 import { errnoName, lastErrno, O_CLOEXEC, O_RDWR, rawLibc } from './sys.js';
-import { MAX_GSO_FRAME, type NetBackend, type RxOffloads } from '../devices/virtio/net.js';
+import { MAX_GSO_FRAME, type NetBackend, type RxOffloads } from './net-backend.js';
 
 const TUNSETIFF = 0x400454ca;
 const TUNSETVNETHDRSZ = 0x400454d8;

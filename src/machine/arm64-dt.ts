@@ -1,11 +1,11 @@
 // The device tree typevisor writes for the arm64-virt board: the nodes QEMU's `virt` board has for the
 // devices typevisor provides (memory, cpus with PSCI, psci, timer, PMU, GICv3, PL011 + its clock, PL031,
-// PL061 + gpio-keys, all 32 virtio-mmio transports, chosen). Like QEMU, every transport is listed
+// PL061 + gpio-keys, every virtio-mmio slot of VIRT_SLOTS, chosen). Like QEMU, every transport is listed
 // whether or not a device sits behind it (an empty one reads device ID 0, which no driver claims), in
 // address order, as QEMU 7.2's `-machine dumpdtb` shows them.
 
 import { node, regProp, u32, u64, strList, empty, writeDtb, type FdtNode } from '../boot/fdt.js';
-import { VIRT } from './arm64-virt.js';
+import { VIRT, VIRT_SLOTS } from './arm64-virt.js';
 
 const GIC_PHANDLE = 1;
 const CLK_PHANDLE = 2;
@@ -111,12 +111,12 @@ export function buildArm64Dt(o: Arm64DtOptions): FdtNode {
     node('gpio-keys', { compatible: 'gpio-keys' }, [
       node('poweroff', { label: 'GPIO Key Poweroff', 'linux,code': KEY_POWER, gpios: u32(GPIO_PHANDLE, VIRT.GPIO_POWER_LINE, 0) }),
     ]),
-    ...Array.from({ length: VIRT.VIRTIO_SLOTS }, (_, slot) => {
-      const base = VIRT.VIRTIO + slot * VIRT.VIRTIO_STRIDE;
+    ...Array.from({ length: VIRT_SLOTS.count }, (_, slot) => {
+      const base = VIRT_SLOTS.base + slot * VIRT_SLOTS.stride;
       return node(`virtio_mmio@${base.toString(16)}`, {
         compatible: 'virtio,mmio',
-        reg: regProp(2, 2, [base, VIRT.VIRTIO_STRIDE]),
-        interrupts: u32(SPI, VIRT.VIRTIO_SPI + slot, EDGE_RISING),
+        reg: regProp(2, 2, [base, VIRT_SLOTS.size]),
+        interrupts: u32(SPI, VIRT_SLOTS.irq(slot) - 32, EDGE_RISING),
         'dma-coherent': empty(),
       });
     }),

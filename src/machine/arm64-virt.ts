@@ -1,25 +1,20 @@
-// The arm64-virt board: QEMU `virt`-compatible memory map (see DESIGN.md), software AArch64 vCPUs,
-// GICv3, generic timer, PL011, PL031, PSCI over HVC and virtio-mmio slots. vCPUs share one thread
-// and are scheduled round-robin in slices; the loop yields to Node's event loop regularly so that
-// console input, timers and control requests are served.
+// The arm64-virt board: QEMU `virt`-compatible memory map (see DESIGN.md), software AArch64 vCPUs
+// (the tcg engine, cpu/arm64/engine.ts), GICv3, generic timer, PL011, PL031, PSCI over HVC and
+// virtio-mmio slots.
 
 import { GuestMemory } from '../memory/guest-memory.js';
 import { Arm64Cpu, CodeCache, type Arm64CpuState } from '../cpu/arm64/cpu.js';
 import { GicV3, type GicV3State } from '../devices/gicv3.js';
-import {
-  GenericTimer,
-  NEAR_DEADLINE_SLICE,
-  type GenericTimerState,
-  type SystemCounterState,
-} from '../cpu/arm64/timer.js';
-import { monotonicMs } from '../host/clock.js';
+import { GenericTimer, type GenericTimerState, type SystemCounterState } from '../cpu/arm64/timer.js';
+import { TcgEngine } from '../cpu/arm64/engine.js';
+import type { Machine, StopReason } from './machine.js';
+import { VirtioSlots, type SlotDevice, type VirtioSlotLayout } from './virtio-slots.js';
 import { PPI_PMU } from '../cpu/arm64/pmu.js';
 import { Pl011, type Pl011State } from '../devices/pl011.js';
 import { Pl031 } from '../devices/pl031.js';
 import { Pl061 } from '../devices/pl061.js';
 import type { FieldState } from '../devices/state-fields.js';
 import { handlePsci, resetToEntry, type PsciMachine } from './psci.js';
-import { EMPTY_VIRTIO_MMIO } from '../devices/virtio/mmio.js';
 import type { MmioDevice } from '../memory/guest-memory.js';
 import { collectGarbage } from '../host/gc.js';
 
@@ -48,7 +43,17 @@ export const VIRT = {
   PMU_PPI: PPI_PMU,
 } as const;
 
-export type StopReason = 'poweroff' | 'reboot' | 'stopped';
+export type { StopReason } from './machine.js';
+
+/** The board's virtio-mmio slots: SPI 16+n each, every slot in the device tree. */
+export const VIRT_SLOTS: VirtioSlotLayout = {
+  base: VIRT.VIRTIO,
+  stride: VIRT.VIRTIO_STRIDE,
+  size: VIRT.VIRTIO_STRIDE,
+  count: VIRT.VIRTIO_SLOTS,
+  irq: (slot) => 32 + VIRT.VIRTIO_SPI + slot,
+  announce: 'device-tree',
+};
 
 export interface Arm64VirtOptions {
   cpus: number;
@@ -58,27 +63,6 @@ export interface Arm64VirtOptions {
   /** Derive the generic counter from the instruction count (repeatable runs). */
   deterministic?: boolean;
   logUnimplemented?: boolean;
-}
-
-/**
- * The 32 virtio-mmio transports, one MMIO region (an access finds its slot by address, not by a
- * search through 32 regions). A slot with no device reads as QEMU's empty transports do.
- */
-class VirtioMmioSlots implements MmioDevice {
-  readonly devs: MmioDevice[] = new Array<MmioDevice>(VIRT.VIRTIO_SLOTS).fill(EMPTY_VIRTIO_MMIO);
-  read(offset: number, size: number): number {
-    return this.devs[Math.floor(offset / VIRT.VIRTIO_STRIDE)].read(offset % VIRT.VIRTIO_STRIDE, size);
-  }
-  write(offset: number, size: number, value: number): void {
-    this.devs[Math.floor(offset / VIRT.VIRTIO_STRIDE)].write(offset % VIRT.VIRTIO_STRIDE, size, value);
-  }
-}
-
-/** An MMIO device placed in a virtio slot, with its interrupt line. */
-export interface SlotDevice {
-  slot: number;
-  name: string;
-  dev: MmioDevice;
 }
 
 /** A device whose state a snapshot can carry (plain JSON). */
@@ -107,7 +91,8 @@ export interface Arm64VirtState {
   slots: { slot: number; name: string; state: unknown }[];
 }
 
-export class Arm64VirtMachine implements PsciMachine {
+export class Arm64VirtMachine implements PsciMachine, Machine {
+  readonly board = 'arm64-virt';
   readonly mem: GuestMemory;
   readonly code: CodeCache;
   readonly cpus: Arm64Cpu[];
@@ -116,14 +101,20 @@ export class Arm64VirtMachine implements PsciMachine {
   readonly uart: Pl011;
   readonly rtc: Pl031;
   readonly gpio: Pl061;
-  readonly slots: SlotDevice[] = [];
-  private readonly virtioSlots = new VirtioMmioSlots();
-  private stopReason: StopReason | undefined;
-  private paused = false;
-  private wake: (() => void) | undefined;
+  readonly virtio: VirtioSlots;
+  readonly engine: TcgEngine;
+  readonly exitCode = 0;
+  readonly stopDetail = undefined;
   /** Instructions retired by all vCPUs. */
   get instructions(): number {
-    return this.cpus.reduce((s, c) => s + c.icount, 0);
+    return this.engine.instructions;
+  }
+  get serial(): Pl011 {
+    return this.uart;
+  }
+  /** The devices in virtio-mmio slots. */
+  get slots(): SlotDevice[] {
+    return this.virtio.devices;
   }
 
   constructor(readonly opts: Arm64VirtOptions) {
@@ -152,10 +143,10 @@ export class Arm64VirtMachine implements PsciMachine {
     this.mem.addMmio(VIRT.GICR, VIRT.GICR_STRIDE * opts.cpus, 'gicv3-redistributors', this.gic.redistributors());
     for (const c of this.cpus) this.gic.attachCpu(c);
 
-    this.insnsPerMs = this.cpus.map(() => 0);
     this.timers = this.cpus.map(
       (c) => new GenericTimer(c, (intid, level) => this.gic.setPpi(c.id, intid, level), !!opts.deterministic),
     );
+    this.engine = new TcgEngine(this.cpus, this.timers);
     for (const c of this.cpus) c.pmu.setIrq = (level) => this.gic.setPpi(c.id, VIRT.PMU_PPI, level);
 
     this.uart = new Pl011((level) => this.gic.setSpi(32 + VIRT.UART_SPI, level));
@@ -164,7 +155,7 @@ export class Arm64VirtMachine implements PsciMachine {
     this.mem.addMmio(VIRT.RTC, 0x1000, 'pl031', this.rtc);
     this.gpio = new Pl061((level) => this.gic.setSpi(32 + VIRT.GPIO_SPI, level));
     this.mem.addMmio(VIRT.GPIO, 0x1000, 'pl061', this.gpio);
-    this.mem.addMmio(VIRT.VIRTIO, VIRT.VIRTIO_STRIDE * VIRT.VIRTIO_SLOTS, 'virtio-mmio', this.virtioSlots);
+    this.virtio = new VirtioSlots(this.mem, VIRT_SLOTS, (intid, level) => this.gic.setSpi(intid, level));
   }
 
   /** MPIDR affinity of a vCPU: Aff0 = index (up to 8 vCPUs, one cluster). */
@@ -176,19 +167,15 @@ export class Arm64VirtMachine implements PsciMachine {
     return this.mem.isRam(pa, len);
   }
 
-  /** Put a device in the next free virtio-mmio slot; returns the slot's base address and SPI. */
+  /** Put an MMIO device model in the next free virtio-mmio slot (see VirtioSlots.addRaw). */
   addSlotDevice(name: string, dev: MmioDevice): { base: number; intid: number; slot: number } {
-    const slot = this.slots.length;
-    if (slot >= VIRT.VIRTIO_SLOTS) throw new Error(`too many virtio devices (at most ${VIRT.VIRTIO_SLOTS})`);
-    const base = VIRT.VIRTIO + slot * VIRT.VIRTIO_STRIDE;
-    this.virtioSlots.devs[slot] = dev;
-    this.slots.push({ slot, name, dev });
-    return { base, intid: 32 + VIRT.VIRTIO_SPI + slot, slot };
+    const d = this.virtio.addRaw(name, dev);
+    return { base: d.base, intid: d.irq, slot: d.slot };
   }
 
   /** Raise or lower the interrupt of a virtio slot. */
   slotIrq(slot: number, level: boolean): void {
-    this.gic.setSpi(32 + VIRT.VIRTIO_SPI + slot, level);
+    this.virtio.raise(slot, level);
   }
 
   /** Start the boot vCPU at `entry` with X0 = DTB address (Linux arm64 boot protocol). */
@@ -264,6 +251,11 @@ export class Arm64VirtMachine implements PsciMachine {
     this.kick();
   }
 
+  requestPowerOff(): boolean {
+    this.pressPowerKey();
+    return true;
+  }
+
   systemOff(): void {
     this.stop('poweroff');
   }
@@ -271,112 +263,41 @@ export class Arm64VirtMachine implements PsciMachine {
     this.stop('reboot');
   }
 
-  stop(reason: StopReason): void {
-    this.stopReason ??= reason;
-    for (const c of this.cpus) c.off = true;
-    this.kick();
-  }
+  /** Nothing to release: guest RAM and the vCPUs are garbage-collected objects. */
+  close(): void {}
 
+  // The engine's controls, for the board's own users (tests, the gdb stub).
+  stop(reason: StopReason): void {
+    this.engine.stop(reason);
+  }
   pause(): void {
-    this.paused = true;
+    this.engine.pause();
   }
   resume(): void {
-    this.paused = false;
-    this.kick();
+    this.engine.resume();
   }
   get isPaused(): boolean {
-    return this.paused;
+    return this.engine.isPaused;
   }
-
-  /** Wake the run loop if it sleeps (input arrived, device state changed). */
   kick(): void {
-    const w = this.wake;
-    this.wake = undefined;
-    if (w) w();
+    this.engine.kick();
   }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.wake = undefined;
-        resolve();
-      }, ms);
-      this.wake = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
+  run(): Promise<StopReason> {
+    return this.engine.run();
   }
-
-  /** Run-loop statistics: wall time slept with every vCPU idle, and how often. */
-  readonly stats = { idleMs: 0, idleSleeps: 0 };
-
-  /** Hook called between slices (device polling by the VMM). */
-  onSlice: () => void = () => {};
-  /** Called when a vCPU stops for the host debugger (cpu.debug.stop says why); the machine is paused then. */
-  onDebugStop: ((cpu: Arm64Cpu) => void) | undefined;
-
-  /** Instructions per millisecond each vCPU ran at its fastest lately (slices end near timer deadlines). */
-  private readonly insnsPerMs: number[];
-
-  /**
-   * Run until the guest powers off or resets, or stop() is called. Timers are polled between slices
-   * (at most SLICE instructions apart; near a deadline slices shrink, see
-   * GenericTimer.instructionsToDeadline: in deterministic mode a slice ends at the vCPU's next timer
-   * deadline, so the interrupt comes at the exact count; in real-time mode at most NEAR_DEADLINE_SLICE
-   * instructions after it); interrupts raised while a vCPU runs are taken within its run (see
-   * Arm64Cpu.run).
-   */
-  async run(): Promise<StopReason> {
-    const SLICE = 20_000;
-    const yieldEveryMs = 8;
-    while (this.stopReason === undefined) {
-      if (this.paused) {
-        await this.sleep(1000);
-        continue;
-      }
-      const t0 = Date.now();
-      let anyRan = false;
-      do {
-        anyRan = false;
-        for (const c of this.cpus) {
-          if (c.off) continue;
-          // Polled right before the vCPU's turn (earlier vCPUs' slices took time): may raise its PPI
-          // or end a WFE wait.
-          const timer = this.timers[c.id];
-          timer.poll();
-          if (c.waiting && (c.irqLine || c.fiqLine)) c.waiting = false;
-          if (c.waiting || c.debug.held) continue; // held: stopped by the host debugger while others run
-          const t1 = monotonicMs();
-          const ran = c.run(Math.min(SLICE, timer.instructionsToDeadline(this.insnsPerMs[c.id])));
-          // The vCPU's peak rate: it follows a faster slice at once and decays slowly after a slower one.
-          const ms = monotonicMs() - t1;
-          if (ran >= NEAR_DEADLINE_SLICE && ms > 0) this.insnsPerMs[c.id] = Math.max(ran / ms, this.insnsPerMs[c.id] * 0.99);
-          anyRan = true;
-          if (c.debug.stop !== undefined) {
-            this.paused = true;
-            this.onDebugStop?.(c);
-            break;
-          }
-        }
-        this.onSlice();
-      } while (anyRan && this.stopReason === undefined && !this.paused && Date.now() - t0 < yieldEveryMs);
-      if (this.stopReason !== undefined) break;
-      if (!anyRan) {
-        // Every vCPU waits (WFI) or is off: sleep until the earliest timer deadline or a kick.
-        let ms = 50;
-        for (const t of this.timers) ms = Math.min(ms, t.nextDeadlineMs());
-        if (ms > 0) {
-          const t1 = Date.now();
-          await this.sleep(Math.max(1, Math.ceil(ms)));
-          this.stats.idleMs += Date.now() - t1;
-          this.stats.idleSleeps++;
-        }
-        else await new Promise((r) => setImmediate(r));
-      } else {
-        await new Promise((r) => setImmediate(r));
-      }
-    }
-    return this.stopReason ?? 'stopped';
+  get stats(): { idleMs: number; idleSleeps: number } {
+    return this.engine.stats;
+  }
+  get onSlice(): () => void {
+    return this.engine.onSlice;
+  }
+  set onSlice(f: () => void) {
+    this.engine.onSlice = f;
+  }
+  get onDebugStop(): ((cpu: Arm64Cpu) => void) | undefined {
+    return this.engine.onDebugStop;
+  }
+  set onDebugStop(f: ((cpu: Arm64Cpu) => void) | undefined) {
+    this.engine.onDebugStop = f;
   }
 }

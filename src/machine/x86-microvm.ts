@@ -3,24 +3,26 @@
 // PIC/IOAPIC/LAPIC and PIT. A guest starts either in real mode at a given address (the project's
 // test guests) or in 64-bit mode at a Linux kernel's entry with boot_params (x86-boot.ts).
 //
-// Threading: with one vCPU, KVM_RUN is called synchronously on the calling thread (the fastest
-// exit path). With several, each vCPU's KVM_RUN runs on a libuv pool thread (koffi async calls)
-// and its exits are handled on the main thread, so device models need no locking.
+// Its vCPUs run on the kvm engine (cpu/kvm/engine.ts): synchronously on this thread for one vCPU
+// in 'sync' mode (test guests), else on libuv pool threads with exits handled on this thread.
 
 import { GuestMemory } from '../memory/guest-memory.js';
 import { I8042 } from '../devices/i8042.js';
 import { Uart8250 } from '../devices/uart8250.js';
-import { VirtioMmioTransport } from '../devices/virtio/mmio.js';
-import type { VirtioDevice } from '../devices/virtio/mmio.js';
-import { GuestError, PortBus, runLoopAsync, runLoopSync, type StopReason } from '../cpu/kvm/exits.js';
-import { Kvm, KVM_CAP, RUN, type KvmVcpu, type KvmVm, type Segment, type Sregs } from '../cpu/kvm/kvm.js';
-import { kickThreads } from '../host/sys.js';
+import type { VirtioMmioTransport, VirtioDevice } from '../devices/virtio/mmio.js';
+import { GuestError, PortBus } from '../cpu/kvm/exits.js';
+import { Kvm, KVM_CAP, type KvmVcpu, type KvmVm, type Segment, type Sregs } from '../cpu/kvm/kvm.js';
+import { KvmEngine, type KvmStop } from '../cpu/kvm/engine.js';
+import type { Machine } from './machine.js';
+import { VirtioSlots, type VirtioSlotLayout } from './virtio-slots.js';
 
 export const X86_MEM = {
   COM1: 0x3f8,
   COM1_IRQ: 4,
   I8042_DATA: 0x60,
   I8042_CMD: 0x64,
+  /** The keyboard's interrupt line. */
+  I8042_IRQ: 1,
   /** Test/debug port: a byte written here stops the VM with that exit code. */
   DEBUG_EXIT: 0x501,
   VIRTIO_BASE: 0xd000_0000,
@@ -33,7 +35,20 @@ export const X86_MEM = {
   IDENTITY_MAP: 0xfffb_c000,
 } as const;
 
-export type X86StopReason = StopReason | { reason: 'exit'; code: number };
+export type X86StopReason = KvmStop;
+
+/**
+ * The virtio-mmio slots: 4 KiB apart, on GSIs 5-23 (the IOAPIC's pins after the legacy devices',
+ * as Firecracker places them), each named on the kernel command line.
+ */
+export const X86_SLOTS: VirtioSlotLayout = {
+  base: X86_MEM.VIRTIO_BASE,
+  stride: X86_MEM.VIRTIO_STRIDE,
+  size: X86_MEM.VIRTIO_SIZE,
+  count: 24 - X86_MEM.VIRTIO_IRQ0,
+  irq: (slot) => X86_MEM.VIRTIO_IRQ0 + slot,
+  announce: 'cmdline',
+};
 
 export interface X86MachineOptions {
   memoryMiB: number;
@@ -58,7 +73,8 @@ export type PortHandler = {
   out?: (port: number, size: number, value: number) => void;
 };
 
-export class X86Machine {
+export class X86Machine implements Machine {
+  readonly board = 'x86-microvm';
   readonly kvm: Kvm;
   readonly vm: KvmVm;
   readonly mem: GuestMemory;
@@ -66,15 +82,12 @@ export class X86Machine {
   readonly uart: Uart8250;
   readonly i8042: I8042;
   readonly vcpus: KvmVcpu[] = [];
-  readonly virtio: VirtioMmioTransport[] = [];
+  readonly virtio: VirtioSlots;
+  readonly engine: KvmEngine;
   readonly memSize: number;
   readonly irqchip: boolean;
-  readonly exitStats: Record<string, number> = {};
-  private stop: X86StopReason | undefined;
   private closed = false;
   private readonly opts: X86MachineOptions;
-  /** vCPUs that stopped on their own (the 'vcpu-done' port): their loop ends without stopping the VM. */
-  private readonly parked = new Set<number>();
 
   constructor(opts: X86MachineOptions) {
     this.opts = opts;
@@ -111,7 +124,11 @@ export class X86Machine {
         setIrq: (l) => this.setIrq(X86_MEM.COM1_IRQ, l),
       });
       this.ports.add(X86_MEM.COM1, 8, 'com1', this.uart.ports(X86_MEM.COM1));
-      this.i8042 = new I8042(() => this.requestStop({ reason: 'reboot' }));
+      this.virtio = new VirtioSlots(this.mem, X86_SLOTS, (irq, level) => this.setIrq(irq, level));
+      this.i8042 = new I8042(
+        () => this.requestStop({ reason: 'reboot' }),
+        (l) => this.setIrq(X86_MEM.I8042_IRQ, l),
+      );
       this.ports.add(X86_MEM.I8042_DATA, 1, 'i8042-data', this.i8042.ports());
       this.ports.add(X86_MEM.I8042_CMD, 1, 'i8042-cmd', this.i8042.ports());
       this.ports.add(X86_MEM.DEBUG_EXIT, 1, 'debug-exit', {
@@ -133,6 +150,12 @@ export class X86Machine {
           }),
         );
       }
+      this.engine = new KvmEngine(
+        this.vcpus,
+        { ports: this.ports, mem: this.mem, maxExits: opts.maxExits },
+        opts.mode ?? (cpus > 1 ? 'async' : 'sync'),
+        !this.irqchip,
+      );
     } catch (e) {
       this.close();
       throw e;
@@ -145,24 +168,36 @@ export class X86Machine {
   }
 
   /** Add a virtio-mmio device in the next slot. Returns its transport, base address and IRQ. */
-  addVirtio(dev: VirtioDevice): { transport: VirtioMmioTransport; base: number; irq: number } {
-    const n = this.virtio.length;
-    const base = X86_MEM.VIRTIO_BASE + n * X86_MEM.VIRTIO_STRIDE;
-    const irq = X86_MEM.VIRTIO_IRQ0 + n;
-    const t = new VirtioMmioTransport(this.mem, dev, { setIrq: (l) => this.setIrq(irq, l) });
-    this.mem.addMmio(base, X86_MEM.VIRTIO_SIZE, `virtio-mmio@${base.toString(16)}`, t);
-    this.virtio.push(t);
-    return { transport: t, base, irq };
+  addVirtio(dev: VirtioDevice, name = `virtio-${dev.deviceId}`): { transport: VirtioMmioTransport; base: number; irq: number } {
+    return this.virtio.add(name, dev);
   }
 
   /** `virtio_mmio.device=` arguments announcing the virtio slots to Linux. */
   virtioCmdline(): string {
-    return this.virtio
-      .map(
-        (_, n) =>
-          `virtio_mmio.device=${X86_MEM.VIRTIO_SIZE}@0x${(X86_MEM.VIRTIO_BASE + n * X86_MEM.VIRTIO_STRIDE).toString(16)}:${X86_MEM.VIRTIO_IRQ0 + n}`,
-      )
-      .join(' ');
+    return this.virtio.cmdline();
+  }
+
+  get serial(): Uart8250 {
+    return this.uart;
+  }
+
+  get exitStats(): Record<string, number> {
+    return this.engine.exitStats;
+  }
+
+  get exitCode(): number {
+    const s = this.engine.stopped;
+    return s?.reason === 'exit' ? s.code : 0;
+  }
+
+  get stopDetail(): string | undefined {
+    const s = this.engine.stopped;
+    return s?.reason === 'stopped' ? s.why : undefined;
+  }
+
+  /** Ctrl-Alt-Del through the i8042 (the guest reboots; see Machine.requestPowerOff). */
+  requestPowerOff(): boolean {
+    return this.i8042.pressCtrlAltDel();
   }
 
   addPorts(base: number, size: number, name: string, h: PortHandler): void {
@@ -171,11 +206,11 @@ export class X86Machine {
 
   /** Mark a vCPU as finished (its loop ends after the current exit; the VM goes on). */
   parkVcpu(id: number): void {
-    this.parked.add(id);
+    this.engine.park(id);
   }
 
   requestStop(r: X86StopReason): void {
-    if (!this.stop) this.stop = r;
+    this.engine.requestStop(r);
   }
 
   /**
@@ -184,10 +219,8 @@ export class X86Machine {
    * the vCPU runs on this thread).
    */
   stopNow(r: X86StopReason): void {
-    this.requestStop(r);
-    if (this.closed) return;
-    for (const v of this.vcpus) v.run.setUint8(RUN.immediateExit, 1);
-    kickThreads();
+    if (this.closed) this.engine.requestStop(r);
+    else this.engine.stop(r);
   }
 
   /** Copy bytes into guest RAM. */
@@ -281,20 +314,6 @@ export class X86Machine {
     });
   }
 
-  private loopOptions(id: number) {
-    return {
-      ports: this.ports,
-      mem: this.mem,
-      maxExits: this.opts.maxExits,
-      stats: this.exitStats,
-      stopRequested: () => {
-        if (this.stop) return this.stop as StopReason;
-        if (this.parked.has(id)) return { reason: 'stopped', why: 'parked' } as StopReason;
-        return undefined;
-      },
-    };
-  }
-
   /** Check an MMIO access target before the device bus sees it. */
   private guardMmio(): void {
     if ((this.opts.unbackedMmio ?? 'error') !== 'error') return;
@@ -319,66 +338,17 @@ export class X86Machine {
   async run(): Promise<X86StopReason> {
     if (this.closed) throw new Error('machine is closed');
     this.guardMmio();
-    const mode = this.opts.mode ?? (this.vcpus.length === 1 ? 'sync' : 'async');
-    if (mode === 'sync') {
-      if (this.vcpus.length !== 1) throw new Error('sync mode runs one vCPU');
-      const r = runLoopSync(this.vcpus[0], this.loopOptions(0));
-      return this.stop ?? r;
-    }
-    const loops = this.vcpus.map((v, i) =>
-      runLoopAsync(v, this.loopOptions(i)).then((r) => {
-        if (r.reason === 'hlt' && !this.irqchip) this.requestStop(r);
-        return r;
-      }),
-    );
-    // The VM stops when any vCPU stops it (or fails); parked vCPUs just end their loop.
-    const first = await Promise.race(
-      loops.map((p, i) =>
-        p.then(async (r) => {
-          if (this.parked.has(i) && !this.stop) {
-            // Wait for a vCPU that is not parked to finish instead.
-            await new Promise<never>(() => {});
-          }
-          return r;
-        }),
-      ),
-    ).catch((e: unknown) => {
-      this.requestStop({ reason: 'stopped', why: String(e) });
-      return e instanceof Error ? e : new Error(String(e));
-    });
-    // Bring every other vCPU out of KVM_RUN (it may sit in an in-kernel HLT forever): ask it not to
-    // re-enter, then interrupt its thread until its loop has ended.
-    const settled = loops.map(() => false);
-    loops.forEach((p, i) =>
-      p.then(
-        () => (settled[i] = true),
-        () => (settled[i] = true),
-      ),
-    );
-    for (let tries = 0; settled.some((s) => !s); tries++) {
-      for (const v of this.vcpus) v.run.setUint8(RUN.immediateExit, 1);
-      kickThreads();
-      await new Promise((r) => setTimeout(r, Math.min(50, 1 + tries)));
-      if (tries > 2000)
-        throw new GuestError('a vCPU did not leave KVM_RUN after being interrupted for 100 s', 'KVM_RUN');
-    }
-    for (const v of this.vcpus) v.run.setUint8(RUN.immediateExit, 0);
-    if (first instanceof Error) throw first;
-    return this.stop ?? first;
+    return this.engine.runDetailed();
   }
 
-  /** Close every fd and unmap guest memory. Idempotent; the machine is unusable afterwards. */
+  /**
+   * Close every fd and unmap guest memory. Idempotent; the machine is unusable afterwards. The device
+   * models in its slots belong to whoever made them (vmm/guest.ts closes them).
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const t of this.virtio) {
-      const d = t.device as unknown as { close?: () => void };
-      try {
-        d.close?.();
-      } catch {
-        /* best effort */
-      }
-    }
+    this.engine?.detach();
     this.vm?.close();
     this.kvm.close();
   }
@@ -407,76 +377,5 @@ export class X86Machine {
     } finally {
       k.close();
     }
-  }
-}
-
-export interface RunX86GuestOptions {
-  /** A bzImage or ELF vmlinux, as a path or bytes. */
-  kernel: string | Uint8Array;
-  initrd?: string | Uint8Array;
-  cmdline: string;
-  cpus: number;
-  memoryMiB: number;
-  disks: { path: string; readOnly: boolean }[];
-  /** Console output (COM1). */
-  output: (bytes: Uint8Array) => void;
-  /** Console input source: call the returned function with bytes to type them into COM1. */
-  onInput?: (feed: (bytes: Uint8Array) => void) => void;
-  /** Stop the guest after this many exits to the VMM. */
-  maxExits?: number;
-  /** Stop the guest after this many milliseconds (reason 'stopped'). */
-  timeoutMs?: number;
-}
-
-/**
- * Boot a Linux kernel on the x86-microvm machine through KVM. The console is COM1 (ttyS0); disks
- * are virtio-blk over virtio-mmio, announced on the command line. Resolves when the guest stops:
- * 'reboot' (i8042 reset or a reboot system event), 'poweroff', 'exit' (debug port).
- */
-export async function runX86Guest(
-  opts: RunX86GuestOptions,
-): Promise<{ reason: string; code?: number; why?: string }> {
-  const fs = await import('node:fs');
-  const { VirtioBlk } = await import('../devices/virtio/blk.js');
-  const { loadLinux } = await import('./x86-boot.js');
-  const read = (f: string | Uint8Array, what: string) => {
-    if (typeof f !== 'string') return f;
-    try {
-      return new Uint8Array(fs.readFileSync(f));
-    } catch (e) {
-      throw new Error(
-        `${what} ${f}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-      );
-    }
-  };
-  const kernel = read(opts.kernel, 'kernel');
-  const initrd = opts.initrd === undefined ? undefined : read(opts.initrd, 'initrd');
-  const m = new X86Machine({
-    memoryMiB: opts.memoryMiB,
-    cpus: opts.cpus,
-    output: opts.output,
-    maxExits: opts.maxExits,
-    unbackedMmio: 'ignore',
-    mode: 'async',
-  });
-  try {
-    const levelIrqs: number[] = [];
-    for (const d of opts.disks)
-      levelIrqs.push(m.addVirtio(new VirtioBlk({ path: d.path, readOnly: d.readOnly })).irq);
-    opts.onInput?.((b) => m.uart.receive(b));
-    const cmdline = [opts.cmdline, m.virtioCmdline()].filter((s) => s).join(' ');
-    const info = loadLinux(m.mem, { kernel, initrd, cmdline, cpus: opts.cpus, levelIrqs });
-    m.setupLongMode(0, info.entry, info.zeroPage);
-    const timer = opts.timeoutMs
-      ? setTimeout(
-          () => m.stopNow({ reason: 'stopped', why: `timeout after ${opts.timeoutMs} ms` }),
-          opts.timeoutMs,
-        )
-      : undefined;
-    const r = await m.run().finally(() => clearTimeout(timer));
-    if (r.reason === 'stopped') return { reason: 'stopped', why: r.why } as { reason: string };
-    return r.reason === 'exit' ? { reason: 'exit', code: r.code } : { reason: r.reason };
-  } finally {
-    m.close();
   }
 }

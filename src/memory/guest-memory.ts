@@ -14,7 +14,7 @@ interface MmioRegion {
   dev: MmioDevice;
 }
 
-import { CPU_BASE, CPU_BLOCK, MAX_WASM_CPUS, MAX_WASM_RAM, WASM_PAGE, codePagesOffset, ramOffset } from '../cpu/arm64/wasm/layout.js';
+import { CPU_BASE, CPU_BLOCK, MAX_WASM_CPUS, MAX_WASM_RAM, WASM_PAGE, codePagesOffset, ramOffset } from './layout.js';
 
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;

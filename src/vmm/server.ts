@@ -92,6 +92,12 @@ export interface VmHostEvents {
   gone: [code: number];
 }
 
+/** CPU time this process has used, in seconds. */
+function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
 export class VmHost extends EventEmitter<VmHostEvents> {
   readonly vm: Vm;
   readonly paths: EntryPaths;
@@ -117,7 +123,7 @@ export class VmHost extends EventEmitter<VmHostEvents> {
     this.vm.console.on('data', (chunk: Buffer) => this.output(chunk));
     this.vm.on('reboot', () => {
       // The next boot gets a new machine: keep the count of the one before (CPU time accumulates).
-      this.earlierInstructions += this.vm.machineForTests?.instructions ?? 0;
+      this.earlierInstructions += this.vm.machineForTests?.engine.instructions ?? 0;
       this.emit('event', 'RESET', { guest: true, reason: 'guest-reset' });
     });
   }
@@ -229,7 +235,8 @@ export class VmHost extends EventEmitter<VmHostEvents> {
       memoryMiB: st.memoryMiB,
       currentMiB: bal ? Math.round(bal.targetMiB) : st.memoryMiB,
       instructions,
-      cpuTimeS: instructions / NOMINAL_HZ,
+      // The kvm engine cannot count instructions: its vCPU threads' time is this process's CPU time.
+      cpuTimeS: this.vm.machineForTests?.engine.kind === 'kvm' ? cpuSeconds() : instructions / NOMINAL_HZ,
       boots: this.vm.boots,
       uptimeS: (Date.now() - Date.parse(this.record.created)) / 1000,
       pid: process.pid,
@@ -243,7 +250,7 @@ export class VmHost extends EventEmitter<VmHostEvents> {
     if (this.vm.state !== 'running') return 'shutdown';
     const m = this.vm.machineForTests;
     // r: a vCPU is executing; b: every vCPU waits for an interrupt (WFI) or is off.
-    if (m && m.cpus.every((c) => c.off || c.waiting)) return 'blocked';
+    if (m?.engine.idle) return 'blocked';
     return 'running';
   }
 

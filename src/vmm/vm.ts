@@ -5,8 +5,9 @@
 import { EventEmitter } from 'node:events';
 import { residentBytes } from '../host/resident.js';
 import { PassThrough, Writable } from 'node:stream';
-import { Arm64VirtMachine, type StopReason } from '../machine/arm64-virt.js';
-import { buildArm64Guest, type GuestDevices } from './arm64-boot.js';
+import type { Machine, StopReason } from '../machine/machine.js';
+import { Arm64VirtMachine } from '../machine/arm64-virt.js';
+import { buildGuest, type GuestDevices } from './guest.js';
 import { openNetBackends, type NetSpec } from './net.js';
 import { DEFAULT_MTU, type NetBackend } from '../devices/virtio/net.js';
 import { BalloonPoller, balloonSpec, type BalloonSpec } from './balloon-policy.js';
@@ -78,7 +79,8 @@ export interface BalloonInfo {
 export type VmState = 'created' | 'running' | 'paused' | 'shutdown' | 'crashed';
 
 export interface VmExit {
-  reason: 'poweroff' | 'panic' | 'destroyed' | 'reboot';
+  /** error: the engine failed (a KVM error: triple fault, emulation failure). */
+  reason: 'poweroff' | 'panic' | 'destroyed' | 'reboot' | 'error';
   /** Process exit code a CLI should use: 0 for a clean power-off. */
   exitCode: number;
   message: string;
@@ -92,7 +94,7 @@ export class Vm extends EventEmitter {
   /** Guest console input (bytes are queued until the guest can take them; nothing is dropped). */
   readonly input: Writable;
   state: VmState = 'created';
-  private machine: Arm64VirtMachine | undefined;
+  private machine: Machine | undefined;
   private devices: GuestDevices | undefined;
   /** The NICs' host side (passt, TAPs): opened before the first boot, kept across reboots. */
   private netBackends: NetBackend[] | undefined;
@@ -102,6 +104,8 @@ export class Vm extends EventEmitter {
   private tail = '';
   private exitPromise: Promise<VmExit> | undefined;
   private destroyed = false;
+  /** A shutdown was asked for: a guest reboot then ends the VM (x86's Ctrl-Alt-Del reboots). */
+  private shutdownRequested = false;
   readonly startedAt = Date.now();
   boots = 0;
 
@@ -110,7 +114,7 @@ export class Vm extends EventEmitter {
     this.input = new Writable({
       write: (chunk: Buffer, _enc, cb) => {
         this.inputQueue.push(Buffer.from(chunk));
-        this.machine?.kick();
+        this.machine?.engine.kick();
         cb();
       },
     });
@@ -139,26 +143,33 @@ export class Vm extends EventEmitter {
   }
 
   pause(): void {
-    this.machine?.pause();
+    this.machine?.engine.pause();
     if (this.state === 'running') this.state = 'paused';
   }
 
   resume(): void {
-    this.machine?.resume();
+    this.machine?.engine.resume();
     if (this.state === 'paused') this.state = 'running';
   }
 
   /**
-   * Ask the guest to power off (like `xl shutdown`): the power-key event first, then, for guests that
-   * ignore it, after `graceMs` the kernel's own magic SysRq sync / remount read-only / power off,
-   * sent over the console. Resolves at once; use wait() for the power-off.
+   * Ask the guest to power off (like `xl shutdown`): the board's power-off request first (arm64-virt:
+   * the power key; x86-microvm: Ctrl-Alt-Del, after which the guest's reboot ends the VM), then, for
+   * guests that ignore it, after `graceMs` the kernel's own magic SysRq sync / remount read-only /
+   * power off (x86-microvm, which has no ACPI power-off: reboot), sent over the console. Resolves at
+   * once; use wait() for the power-off.
    */
   requestShutdown(graceMs = 5000): void {
     const boots = this.boots;
-    this.devices?.pressPowerKey();
-    const t = setTimeout(() => {
-      if (this.boots === boots && this.state === 'running') this.sysrqSequence(['s', 'u', 'o']);
-    }, graceMs);
+    this.shutdownRequested = true;
+    const delivered = this.devices?.requestPowerOff() ?? false;
+    const last = this.machine?.board === 'x86-microvm' ? 'b' : 'o';
+    const t = setTimeout(
+      () => {
+        if (this.boots === boots && this.state === 'running') this.sysrqSequence(['s', 'u', last]);
+      },
+      delivered ? graceMs : 0,
+    );
     t.unref();
   }
 
@@ -172,7 +183,7 @@ export class Vm extends EventEmitter {
     const [k, ...rest] = keys;
     if (k === undefined || this.exitPromise === undefined || this.state === 'shutdown') return;
     const sent = this.devices?.sysrq(k) ?? false;
-    this.machine?.kick();
+    this.machine?.engine.kick();
     setTimeout(() => this.sysrqSequence(sent ? rest : keys), sent ? 500 : 100).unref();
   }
 
@@ -210,19 +221,19 @@ export class Vm extends EventEmitter {
   /** Stop the VM at once (like `xl destroy`): the guest gets no chance to flush. */
   destroy(): void {
     this.destroyed = true;
-    this.machine?.stop('stopped');
+    this.machine?.engine.stop('stopped');
   }
 
-  /** Instructions retired and vCPU count, for `list`. */
+  /** Instructions retired (0 where the engine cannot count them: kvm) and vCPU count, for `list`. */
   stats(): { instructions: number; cpus: number; memoryMiB: number } {
     return {
-      instructions: this.machine?.instructions ?? 0,
+      instructions: this.machine?.engine.instructions ?? 0,
       cpus: this.spec.cpus,
       memoryMiB: this.spec.memoryMiB,
     };
   }
 
-  get machineForTests(): Arm64VirtMachine | undefined {
+  get machineForTests(): Machine | undefined {
     return this.machine;
   }
 
@@ -239,21 +250,23 @@ export class Vm extends EventEmitter {
     const m = this.machine;
     if (!m || (this.state !== 'running' && this.state !== 'paused'))
       throw new Error(`VM ${this.spec.name} is not running (${this.state}): there is nothing to save`);
-    if (this.spec.arch === 'x86_64' || this.spec.accel === 'kvm')
+    if (!(m instanceof Arm64VirtMachine))
       throw new Error('snapshots are for arm64 guests on the software CPU (tcg); the kvm engine has none yet');
     return writeSnapshot(path, this.spec, m.saveState(), m.mem);
   }
 
   private async bootOnce(restore?: SnapshotReader): Promise<void> {
     this.devices?.close();
+    this.machine?.close();
     if (restore) restore.checkSpec(this.spec);
     // Errors of a NIC's host side (no passt, no bridge, no permission) come before the guest starts.
     this.netBackends ??= await openNetBackends(this.spec.nets ?? [], this.spec.name, DEFAULT_MTU);
-    const { machine, devices } = await buildArm64Guest(this.spec, (bytes) => this.output(bytes), this.netBackends, {
+    const { machine, devices } = await buildGuest(this.spec, (bytes) => this.output(bytes), this.netBackends, {
       restore: !!restore,
     });
     if (restore) {
       try {
+        if (!(machine instanceof Arm64VirtMachine)) throw new UserError('snapshots are for arm64 guests on the software CPU (tcg)');
         restore.loadRam(machine.mem);
         machine.restoreState(restore.header.machine);
       } catch (e) {
@@ -275,7 +288,7 @@ export class Vm extends EventEmitter {
         statsIntervalS: interval ?? bs.statsIntervalS,
       });
     }
-    machine.onSlice = () => {
+    machine.engine.onSlice = () => {
       this.pumpInput();
       // Frames a TAP's reader has ready reach a busy guest now, not when the run loop next yields.
       for (const n of devices.nets) n.poll();
@@ -299,7 +312,7 @@ export class Vm extends EventEmitter {
       if (this.tail.includes(PANIC_MARKER)) {
         this.panicSeen = true;
         // Let the kernel print its panic message, then stop.
-        setTimeout(() => this.machine?.stop('stopped'), 500).unref();
+        setTimeout(() => this.machine?.engine.stop('stopped'), 500).unref();
       }
     }
   }
@@ -318,15 +331,28 @@ export class Vm extends EventEmitter {
 
   private async loop(): Promise<VmExit> {
     for (;;) {
-      const reason: StopReason = await this.machine!.run();
+      let reason: StopReason;
+      try {
+        reason = await this.machine!.engine.run();
+      } catch (e) {
+        return this.finish('crashed', { reason: 'error', exitCode: 1, message: `the vCPU engine failed: ${(e as Error).message}` });
+      }
       if (this.panicSeen)
         return this.finish('crashed', { reason: 'panic', exitCode: 3, message: 'guest kernel panicked' });
       if (this.destroyed || reason === 'stopped') {
         return this.finish('shutdown', { reason: 'destroyed', exitCode: 0, message: 'VM destroyed' });
       }
-      if (reason === 'poweroff')
-        return this.finish('shutdown', { reason: 'poweroff', exitCode: 0, message: 'guest powered off' });
+      if (reason === 'poweroff') {
+        const code = this.machine!.exitCode;
+        return this.finish('shutdown', {
+          reason: 'poweroff',
+          exitCode: code,
+          message: code === 0 ? 'guest powered off' : `guest powered off with exit status ${code}`,
+        });
+      }
       // reboot
+      if (this.shutdownRequested)
+        return this.finish('shutdown', { reason: 'poweroff', exitCode: 0, message: 'guest shut down (it rebooted after the shutdown request)' });
       if (this.spec.onReboot === 'destroy') {
         return this.finish('shutdown', {
           reason: 'reboot',
@@ -340,7 +366,7 @@ export class Vm extends EventEmitter {
   }
 
   private finish(state: VmState, exit: VmExit): VmExit {
-    if (process.env.TYPEVISOR_STATS && this.machine) {
+    if (process.env.TYPEVISOR_STATS && this.machine instanceof Arm64VirtMachine) {
       const m = this.machine;
       // What the guest touched of its RAM; everything else resident is the VMM's own memory.
       const guestMiB = (residentBytes(m.mem.u8) ?? NaN) / 1048576;
@@ -359,6 +385,7 @@ export class Vm extends EventEmitter {
     this.state = state;
     this.balloonPoller?.close();
     this.devices?.close();
+    this.machine?.close();
     this.closeNets();
     this.console.end();
     this.emit('exit', exit);

@@ -49,13 +49,22 @@ export class PortBus {
 }
 
 export type StopReason =
-  { reason: 'hlt' } | { reason: 'stopped'; why: string } | { reason: 'reboot' } | { reason: 'poweroff' };
+  | { reason: 'hlt' }
+  | { reason: 'stopped'; why: string }
+  | { reason: 'reboot' }
+  | { reason: 'poweroff' }
+  /** A test guest's exit port: the VM stops with this status. */
+  | { reason: 'exit'; code: number };
 
 export interface RunLoopOptions {
   ports: PortBus;
   mem: GuestMemory;
   /** Checked after every exit: a non-undefined value ends the loop with that reason. */
   stopRequested: () => StopReason | undefined;
+  /** Before each KVM_RUN: a promise to wait for (the VM is paused), or undefined to enter at once. */
+  gate?: () => Promise<void> | undefined;
+  /** After each exit is handled (device polling). */
+  afterExit?: () => void;
   /** Fail with a clear error after this many exits to the VMM (a guest flooding exits). */
   maxExits?: number;
   /** Count of exits by reason (filled in). */
@@ -187,9 +196,15 @@ export async function runLoopAsync(v: KvmVcpu, o: RunLoopOptions): Promise<StopR
     if (stop) return stop;
     if (n >= max)
       throw new GuestError(`vCPU ${v.id}: guest made more than ${max} exits to the VMM; stopped`, 'KVM_RUN');
+    const gate = o.gate?.();
+    if (gate) {
+      await gate;
+      continue; // the stop check again, after the pause
+    }
     const r = await v.runAsync();
     if (r < 0) continue;
     const s = handleExit(v, o);
+    o.afterExit?.();
     if (s) return s;
   }
 }

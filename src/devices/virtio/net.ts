@@ -22,6 +22,9 @@
 // allows, a buffer too small for the header, a segmentation type it did not negotiate: that packet
 // is dropped and its buffer returned, counted in `stats`.
 
+import { ETH_OVERHEAD, MAX_GSO_FRAME, type NetBackend, type RxOffloads } from '../../host/net-backend.js';
+
+export { MAX_GSO_FRAME, type NetBackend, type RxOffloads } from '../../host/net-backend.js';
 import { VirtioDeviceBase } from './device.js';
 import { VIRTIO_ID } from './mmio.js';
 import type { Chain } from './queue.js';
@@ -50,24 +53,12 @@ export const VIRTIO_NET_HDR_GSO_ECN = 0x80;
 
 /** virtio_net_hdr with VERSION_1: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset, num_buffers. */
 export const VIRTIO_NET_HDR_BYTES = 12;
-/** Ethernet header plus an 802.1Q tag. */
-const ETH_OVERHEAD = 18;
 export const DEFAULT_MTU = 1500;
-/** Largest frame with segmentation offload (Linux's GSO limit of 64 KiB plus an Ethernet header), without the virtio header. */
-export const MAX_GSO_FRAME = 65536 + ETH_OVERHEAD;
 const RX = 0;
 const TX = 1;
 const QUEUE_SIZE = 256;
 /** Frames held for a guest that has posted no receive buffers. */
 export const RX_BACKLOG = 256;
-
-/** Offloads the guest accepted for frames it receives (what a TAP may then hand over: TUNSETOFFLOAD). */
-export interface RxOffloads {
-  csum: boolean;
-  tso4: boolean;
-  tso6: boolean;
-  ecn: boolean;
-}
 
 const NO_OFFLOADS: RxOffloads = { csum: false, tso4: false, tso6: false, ecn: false };
 
@@ -82,35 +73,6 @@ const OFFLOAD_FEATURES = [
   VIRTIO_NET_F_HOST_TSO6,
   VIRTIO_NET_F_HOST_ECN,
 ];
-
-/**
- * The host end of a NIC. A backend hands received frames to the device through the `receive`
- * callback given to start(); pause()/resume() are flow control from the device. start() may be
- * called again (a new device after a reboot): the new callbacks replace the old ones. The backend
- * belongs to whoever opened it, which closes it.
- */
-export interface NetBackend {
-  /** Frames on this backend carry the 12-byte virtio_net_hdr (a TAP with IFF_VNET_HDR). */
-  readonly vnetHdr: boolean;
-  /** Begin delivering frames; `txReady` is called when a backend that refused a frame can take more. */
-  start(receive: (frame: Uint8Array) => void, txReady: () => void): void;
-  /**
-   * Send one frame given as pieces (views of guest RAM, valid only during the call). Returns false
-   * when the backend cannot take more now (the frame was taken; send no more until txReady).
-   */
-  transmit(pieces: Uint8Array[], length: number): boolean;
-  /**
-   * Present when the backend takes and gives checksum and segmentation offloads in the virtio header
-   * (vnetHdr backends only): the device then offers them, and tells the backend what the guest
-   * accepted for receiving (all false after a reset).
-   */
-  setOffloads?(rx: RxOffloads): void;
-  /** Hand over, synchronously, frames that are ready now (optional; called between vCPU slices). */
-  poll?(): void;
-  pause(): void;
-  resume(): void;
-  close(): void;
-}
 
 export interface VirtioNetOptions {
   mac: Uint8Array;

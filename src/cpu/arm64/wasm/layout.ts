@@ -1,10 +1,6 @@
 // Where the software CPU's state lives in the guest's WebAssembly memory, so that translated code
-// (wasm) and the JavaScript interpreter share it without copies. The memory (see GuestMemory):
-//
-//   [0, 64 KiB)                       reserved
-//   [CPU_BASE, + MAX_WASM_CPUS * 64 KiB)  one state block per vCPU (below)
-//   [codePagesOffset, ...)             one byte per guest RAM page: non-zero when code is cached there
-//   [ramOffset, + RAM size)            guest RAM (64 KiB aligned: host pages can be dropped)
+// (wasm) and the JavaScript interpreter share it without copies. The memory's regions are in
+// memory/layout.ts (re-exported here for the CPU's modules).
 //
 // A vCPU's state block, at byte offsets from its start:
 //   R_OFF     X0..X30, SP (slot 31), XZR (32), the XZR sink (33): 64-bit little endian, so the
@@ -19,11 +15,18 @@
 //   JC_OFF    the jump cache (dispatch.ts): JC_SIZE entries of 16 bytes, PC (i64), context
 //             (ASID | EL << 16), the unit's index in the unit table
 
-export const WASM_PAGE = 65536;
-export const CPU_BASE = WASM_PAGE;
-export const CPU_BLOCK = 2 * WASM_PAGE;
-/** vCPUs with a state block in one memory. */
-export const MAX_WASM_CPUS = 32;
+import { CPU_BLOCK, WASM_PAGE } from '../../../memory/layout.js';
+
+export {
+  WASM_PAGE,
+  CPU_BASE,
+  CPU_BLOCK,
+  MAX_WASM_CPUS,
+  codePagesOffset,
+  ramOffset,
+  WASM_MAX_BYTES,
+  MAX_WASM_RAM,
+} from '../../../memory/layout.js';
 
 export const R_OFF = 0;
 export const PC_OFF = 288;
@@ -57,16 +60,3 @@ export const JC_SIZE = 1 << (JC_PAGE_BITS + JC_BUCKET_BITS);
 export const JC_ENTRY = 16;
 if (tlbOff('ramOff') + TLB_ARRAY > JC_OFF) throw new Error('layout: the TLB does not fit before the jump cache');
 if (JC_OFF + JC_SIZE * JC_ENTRY > CPU_BLOCK) throw new Error('layout: the jump cache does not fit a state block');
-
-export const codePagesOffset = (): number => CPU_BASE + MAX_WASM_CPUS * CPU_BLOCK;
-
-const roundPage = (n: number): number => Math.ceil(n / WASM_PAGE) * WASM_PAGE;
-
-/** Offset of guest RAM in a memory for `ramSize` bytes of RAM. */
-export const ramOffset = (ramSize: number): number => codePagesOffset() + roundPage(Math.ceil(ramSize / 4096));
-
-/** The largest 32-bit wasm memory, in bytes (65536 pages). */
-export const WASM_MAX_BYTES = 65536 * WASM_PAGE;
-
-/** The most guest RAM one wasm memory holds, in bytes (a multiple of 1 MiB). */
-export const MAX_WASM_RAM = Math.floor((WASM_MAX_BYTES - ramOffset(WASM_MAX_BYTES)) / (1 << 20)) * (1 << 20);

@@ -2,7 +2,7 @@
 // that (1) make N port-I/O exits and (2) spin N times without exiting. Used by `doctor` and the
 // kvm-exits benchmark.
 
-import { X86Machine } from '../../machine/x86-microvm.js';
+import { X86Machine } from './x86-microvm.js';
 
 const ENTRY = 0x100000;
 const SINK_PORT = 0x10;

@@ -11,39 +11,13 @@ import { loadArm64KernelFile } from '../boot/arm64-image.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { parseDtb, readMemory, readChosen, patchDtb } from '../boot/fdt-parse.js';
 import { findNode } from '../boot/fdt.js';
-import { VirtioMmioTransport } from '../devices/virtio/mmio.js';
-import { VirtioBlk } from '../devices/virtio/blk.js';
-import { VirtioRng } from '../devices/virtio/rng.js';
-import { VirtioConsole } from '../devices/virtio/console.js';
-import { BALLOON_PAGE_SIZE, VirtioBalloon } from '../devices/virtio/balloon.js';
-import { balloonSpec } from './balloon-policy.js';
-import { VirtioVsock } from '../devices/virtio/vsock.js';
-import { VsockUnixListener } from '../host/vsock-uds.js';
-import { runtimeVsockPath } from './state.js';
-import { VirtioNet, DEFAULT_MTU } from '../devices/virtio/net.js';
+import { addSpecDevices, type BuildOptions, type BuiltGuest } from './guest.js';
 import type { NetBackend } from '../devices/virtio/net.js';
-import { macBytes } from './net.js';
 import type { VmSpec } from './vm.js';
 
 const MiB = 1024 * 1024;
 const SZ_2M = 2 * MiB;
 const alignUp = (v: number, a: number): number => Math.ceil(v / a) * a;
-
-export interface GuestDevices {
-  disks: VirtioBlk[];
-  nets: VirtioNet[];
-  console?: VirtioConsole;
-  balloon?: VirtioBalloon;
-  /** virtio-vsock and the Unix socket of its host side. */
-  vsock?: { device: VirtioVsock; path: string };
-  /** Offer console input to the guest; returns how many bytes it took now. */
-  consoleIn(bytes: Uint8Array): number;
-  /** Send a magic SysRq key over the console (serial BREAK + key, or ^O + key on hvc0). */
-  sysrq(key: string): boolean;
-  /** Press the power button (PL061 line wired to gpio-keys KEY_POWER). */
-  pressPowerKey(): void;
-  close(): void;
-}
 
 interface UserDtbInfo {
   data: Uint8Array;
@@ -122,9 +96,8 @@ export async function buildArm64Guest(
   spec: VmSpec,
   output: (bytes: Uint8Array) => void,
   netBackends: NetBackend[] = [],
-  /** restore: build the machine and its devices only; the caller loads a snapshot into them. */
-  opts: { restore?: boolean } = {},
-): Promise<{ machine: Arm64VirtMachine; devices: GuestDevices }> {
+  opts: BuildOptions = {},
+): Promise<BuiltGuest & { machine: Arm64VirtMachine }> {
   const user = spec.dtb ? readUserDtb(spec.dtb) : undefined;
   let ramSize = spec.memoryMiB * MiB;
   if (user) ramSize = Math.max(ramSize, alignUp(user.memEnd - VIRT.RAM, MiB));
@@ -137,73 +110,7 @@ export async function buildArm64Guest(
   });
   const mem = machine.mem;
 
-  // ---- devices ----
-  const disks: VirtioBlk[] = [];
-  let vcon: VirtioConsole | undefined;
-  /**
-   * Linux's virtio-console discards input that arrives between posting its receive buffers and
-   * registering the port as a console; once the guest has written to the port, the port is set up.
-   */
-  let vconTalked = !!opts.restore; // a restored guest set its console up before it was saved
-  let balloon: VirtioBalloon | undefined;
-  const addVirtio = (name: string, dev: ConstructorParameters<typeof VirtioMmioTransport>[1]): void => {
-    let slot = -1;
-    const t = new VirtioMmioTransport(mem, dev, {
-      setIrq: (level) => machine.slotIrq(slot, level),
-      log: (m) => process.stderr.write(`typevisor: ${name}: ${m}\n`),
-    });
-    slot = machine.addSlotDevice(name, t).slot;
-  };
-  try {
-    spec.disks.forEach((d, i) => {
-      const blk = new VirtioBlk({ path: d.path, readOnly: d.readOnly, serial: `typevisor-disk${i}` });
-      disks.push(blk);
-      addVirtio(`virtio-blk${i}`, blk);
-    });
-  } catch (e) {
-    for (const d of disks) d.close();
-    throw new UserError(`--disk: ${(e as Error).message}`);
-  }
-  const nets: VirtioNet[] = [];
-  (spec.nets ?? []).forEach((n, i) => {
-    const backend = netBackends[i];
-    if (!backend) throw new Error(`NIC ${i}: no backend was opened for it`);
-    const net = new VirtioNet({ mac: macBytes(n.mac), backend, mtu: DEFAULT_MTU, kick: () => machine.kick() });
-    nets.push(net);
-    addVirtio(`virtio-net${i}`, net);
-  });
-  if (spec.rng) addVirtio('virtio-rng', new VirtioRng());
-  if (spec.console === 'virtio') {
-    vcon = new VirtioConsole({
-      output: (bytes) => {
-        vconTalked = true;
-        output(bytes);
-      },
-    });
-    vcon.onRxSpace = () => machine.kick();
-    addVirtio('virtio-console', vcon);
-  }
-  const bs = balloonSpec(spec.balloon);
-  if (bs) {
-    balloon = new VirtioBalloon({ deflateOnOom: bs.deflateOnOom ?? true });
-    if (bs.targetMiB !== undefined) balloon.setTarget(((spec.memoryMiB - bs.targetMiB) * MiB) / BALLOON_PAGE_SIZE);
-    addVirtio('virtio-balloon', balloon);
-  }
-  let vsock: { device: VirtioVsock; listener: VsockUnixListener } | undefined;
-  if (spec.vsock) {
-    const log = (m: string): boolean => process.stderr.write(`typevisor: virtio-vsock: ${m}\n`);
-    let listener: VsockUnixListener | undefined = undefined;
-    const device = new VirtioVsock({
-      cid: spec.vsock.cid,
-      connectHost: (port) => listener!.connectHostPort(port),
-      wake: () => machine.kick(),
-      log,
-    });
-    listener = new VsockUnixListener(spec.vsock.uds ?? runtimeVsockPath(spec.name), device, log);
-    addVirtio('virtio-vsock', device);
-    vsock = { device, listener };
-  }
-  machine.uart.onTx = (byte: number) => output(Uint8Array.of(byte));
+  const devs = addSpecDevices(spec, machine, output, netBackends, opts);
 
   // ---- boot files (a restored machine gets its RAM and registers from the snapshot instead) ----
   const bootFiles = async (): Promise<void> => {
@@ -277,33 +184,13 @@ export async function buildArm64Guest(
     mem.load(dtbAddr, dtb, 'device tree');
     machine.boot(kernel.entry, dtbAddr);
   };
-  if (!opts.restore) await bootFiles();
-  // Last of the steps that can fail: nothing else holds the socket open if one of them does.
-  if (vsock) await vsock.listener.listen();
-
-  const devices: GuestDevices = {
-    disks,
-    nets,
-    console: vcon,
-    balloon,
-    vsock: vsock && { device: vsock.device, path: vsock.listener.path },
-    // Input enters the guest only once it listens (the PL011 takes what fits while the guest listens,
-    // see pl011.ts; virtio-console what fits in the posted buffers); the VM keeps the rest.
-    consoleIn: (bytes) => (vcon ? (vconTalked ? vcon.write(bytes) : 0) : machine.uart.offerRx(bytes)),
-    sysrq: (key) => {
-      const k = key.charCodeAt(0);
-      if (vcon) return vcon.write(Uint8Array.of(0x0f, k)) === 2;
-      if (machine.uart.rxSpace() < 2) return false;
-      machine.uart.sendBreak();
-      return machine.uart.receive(Uint8Array.of(k)) === 1;
-    },
-    pressPowerKey: () => machine.pressPowerKey(),
-    close: () => {
-      for (const d of disks) d.close();
-      vsock?.listener.close();
-      vsock?.device.close();
-      for (const n of nets) n.detach();
-    },
-  };
-  return { machine, devices };
+  if (!opts.restore) {
+    try {
+      await bootFiles();
+    } catch (e) {
+      devs.close();
+      throw e;
+    }
+  }
+  return { machine, devices: await devs.finish() };
 }

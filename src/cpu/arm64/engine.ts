@@ -1,0 +1,144 @@
+// The tcg engine: the software AArch64 vCPUs of a machine with their generic timers, scheduled
+// round-robin in slices on this thread. The loop yields to Node's event loop regularly so that
+// console input, timers and control requests are served.
+
+import type { StopReason, VcpuEngine } from '../engine.js';
+import type { Arm64Cpu } from './cpu.js';
+import { NEAR_DEADLINE_SLICE, type GenericTimer } from './timer.js';
+import { monotonicMs } from '../../host/clock.js';
+
+export class TcgEngine implements VcpuEngine {
+  readonly kind = 'tcg';
+  private stopReason: StopReason | undefined;
+  private paused = false;
+  private wake: (() => void) | undefined;
+  /** Instructions per millisecond each vCPU ran at its fastest lately (slices end near timer deadlines). */
+  private readonly insnsPerMs: number[];
+  /** Run-loop statistics: wall time slept with every vCPU idle, and how often. */
+  readonly stats = { idleMs: 0, idleSleeps: 0 };
+  onSlice: () => void = () => {};
+  /** Called when a vCPU stops for the host debugger (cpu.debug.stop says why); the engine is paused then. */
+  onDebugStop: ((cpu: Arm64Cpu) => void) | undefined;
+
+  constructor(
+    readonly cpus: Arm64Cpu[],
+    readonly timers: GenericTimer[],
+  ) {
+    this.insnsPerMs = cpus.map(() => 0);
+  }
+
+  get vcpuCount(): number {
+    return this.cpus.length;
+  }
+
+  /** Instructions retired by all vCPUs. */
+  get instructions(): number {
+    return this.cpus.reduce((s, c) => s + c.icount, 0);
+  }
+
+  get exits(): undefined {
+    return undefined;
+  }
+
+  get idle(): boolean {
+    return this.cpus.every((c) => c.off || c.waiting);
+  }
+
+  stop(reason: StopReason): void {
+    this.stopReason ??= reason;
+    for (const c of this.cpus) c.off = true;
+    this.kick();
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.kick();
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  kick(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    if (w) w();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  /**
+   * Run until the guest powers off or resets, or stop() is called. Timers are polled between slices
+   * (at most SLICE instructions apart; near a deadline slices shrink, see
+   * GenericTimer.instructionsToDeadline: in deterministic mode a slice ends at the vCPU's next timer
+   * deadline, so the interrupt comes at the exact count; in real-time mode at most NEAR_DEADLINE_SLICE
+   * instructions after it); interrupts raised while a vCPU runs are taken within its run (see
+   * Arm64Cpu.run).
+   */
+  async run(): Promise<StopReason> {
+    const SLICE = 20_000;
+    const yieldEveryMs = 8;
+    while (this.stopReason === undefined) {
+      if (this.paused) {
+        await this.sleep(1000);
+        continue;
+      }
+      const t0 = Date.now();
+      let anyRan = false;
+      do {
+        anyRan = false;
+        for (const c of this.cpus) {
+          if (c.off) continue;
+          // Polled right before the vCPU's turn (earlier vCPUs' slices took time): may raise its PPI
+          // or end a WFE wait.
+          const timer = this.timers[c.id];
+          timer.poll();
+          if (c.waiting && (c.irqLine || c.fiqLine)) c.waiting = false;
+          if (c.waiting || c.debug.held) continue; // held: stopped by the host debugger while others run
+          const t1 = monotonicMs();
+          const ran = c.run(Math.min(SLICE, timer.instructionsToDeadline(this.insnsPerMs[c.id])));
+          // The vCPU's peak rate: it follows a faster slice at once and decays slowly after a slower one.
+          const ms = monotonicMs() - t1;
+          if (ran >= NEAR_DEADLINE_SLICE && ms > 0) this.insnsPerMs[c.id] = Math.max(ran / ms, this.insnsPerMs[c.id] * 0.99);
+          anyRan = true;
+          if (c.debug.stop !== undefined) {
+            this.paused = true;
+            this.onDebugStop?.(c);
+            break;
+          }
+        }
+        this.onSlice();
+      } while (anyRan && this.stopReason === undefined && !this.paused && Date.now() - t0 < yieldEveryMs);
+      if (this.stopReason !== undefined) break;
+      if (!anyRan) {
+        // Every vCPU waits (WFI) or is off: sleep until the earliest timer deadline or a kick.
+        let ms = 50;
+        for (const t of this.timers) ms = Math.min(ms, t.nextDeadlineMs());
+        if (ms > 0) {
+          const t1 = Date.now();
+          await this.sleep(Math.max(1, Math.ceil(ms)));
+          this.stats.idleMs += Date.now() - t1;
+          this.stats.idleSleeps++;
+        } else await new Promise((r) => setImmediate(r));
+      } else {
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    return this.stopReason ?? 'stopped';
+  }
+}

@@ -1,0 +1,32 @@
+// The machine interface: what the VMM (vmm/) needs of a board, whichever it is (arm64-virt,
+// x86-microvm) and whichever engine runs its vCPUs. Boot files and devices are placed by vmm/.
+
+import type { GuestMemory } from '../memory/guest-memory.js';
+import type { VcpuEngine } from '../cpu/engine.js';
+import type { SerialConsole } from '../devices/serial.js';
+import type { VirtioSlots } from './virtio-slots.js';
+
+export type { StopReason, VcpuEngine } from '../cpu/engine.js';
+
+export interface Machine {
+  readonly board: 'arm64-virt' | 'x86-microvm';
+  readonly engine: VcpuEngine;
+  readonly mem: GuestMemory;
+  /** The device manager: virtio-mmio slots, their interrupts and how the guest learns of them. */
+  readonly virtio: VirtioSlots;
+  /** The console UART (PL011, 8250). */
+  readonly serial: SerialConsole;
+  /**
+   * Ask the guest to power off the way the board can: arm64-virt presses its gpio-keys power
+   * button; x86-microvm sends Ctrl-Alt-Del through the i8042 (as Firecracker's SendCtrlAltDel: the
+   * guest reboots, and a VM asked to shut down stops when it does). False when the guest cannot
+   * take it now.
+   */
+  requestPowerOff(): boolean;
+  /** The exit status the guest gave when it stopped (a test device's exit port); 0 otherwise. */
+  readonly exitCode: number;
+  /** Why the machine stopped, when the engine says more than the StopReason (a KVM error). */
+  readonly stopDetail: string | undefined;
+  /** Release host resources (KVM fds, mappings). Idempotent. */
+  close(): void;
+}
