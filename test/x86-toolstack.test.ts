@@ -1,0 +1,73 @@
+// An x86_64 guest (a test kernel on /dev/kvm) managed by the toolstack like an arm64 one: create,
+// list, console, pause/unpause, the control API, QMP, balloon target, shutdown -w.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { tv, tempStateDir, alive } from './helpers/toolstack-guest.js';
+import { apiRequest } from '../src/api/client.js';
+import { kvmMissing, toolsMissing } from './fixtures/x86/build.js';
+import { guestKernelFile } from './helpers/x86-vm.js';
+
+const skip = kvmMissing() ?? toolsMissing();
+
+/** One QMP command on a fresh connection (after the greeting and qmp_capabilities). */
+function qmp(path: string, execute: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(path);
+    let buf = '';
+    let step = 0;
+    sock.on('error', reject);
+    sock.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        const msg = JSON.parse(buf.slice(0, i)) as Record<string, unknown>;
+        buf = buf.slice(i + 1);
+        if (step === 0) sock.write('{"execute":"qmp_capabilities"}\n');
+        else if (step === 1) sock.write(JSON.stringify({ execute }) + '\n');
+        else {
+          sock.destroy();
+          resolve(msg);
+        }
+        step++;
+      }
+    });
+  });
+}
+
+test('toolstack: an x86_64 guest on kvm is created, listed, attached, paused, ballooned and shut down', { skip, timeout: 60_000 }, async () => {
+  const { dir, cleanup } = tempStateDir();
+  try {
+    const kernel = guestKernelFile('echo64');
+    const c = await tv(dir, ['create', '--arch', 'x86_64', '--kernel', kernel, '--name', 'x', '--memory', '64', '--no-rng', '--balloon']);
+    assert.equal(c.code, 0, c.stderr);
+    const l = await tv(dir, ['list']);
+    assert.equal(l.code, 0, l.stderr);
+    assert.match(l.stdout.split('\n')[1], /^x\s+1\s+64\s+1\s+r-----\s+[\d.]+$/);
+
+    const con = await tv(dir, ['console', 'x'], { input: 'ping', keepOpenMs: 1500 });
+    assert.equal(con.code, 0, con.stderr);
+    assert.equal(con.stdout, 'echo64 ready\nping', 'the greeting from the ring buffer, then the echo');
+
+    assert.equal((await tv(dir, ['pause', 'x'])).code, 0);
+    assert.match((await tv(dir, ['list'])).stdout, /\nx\s+1\s+64\s+1\s+--p---/);
+    const st = await qmp(join(dir, 'x', 'qmp.sock'), 'query-status');
+    assert.deepEqual(st.return, { status: 'paused', running: false, singlestep: false });
+    assert.equal((await tv(dir, ['unpause', 'x'])).code, 0);
+    const vm = await apiRequest(join(dir, 'x', 'control.sock'), 'GET', '/vm');
+    assert.equal((vm.body as { state: string }).state, 'running');
+
+    assert.equal((await tv(dir, ['balloon', 'x', '32'])).code, 0);
+    assert.match((await tv(dir, ['list'])).stdout, /\nx\s+1\s+32\s+1\s+r-----/);
+
+    const [{ pid }] = JSON.parse((await tv(dir, ['list', '-l'])).stdout) as { pid: number }[];
+    assert.ok(alive(pid));
+    const s = await tv(dir, ['shutdown', '-w', 'x']);
+    assert.equal(s.code, 0, s.stderr);
+    assert.equal(alive(pid), false, 'shutdown -w returns after the VM process exited');
+    assert.equal((await tv(dir, ['list'])).stdout.trim().split('\n').length, 1, 'only the header is left');
+  } finally {
+    cleanup();
+  }
+});
