@@ -2,8 +2,8 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { I8042 } from '../src/devices/i8042.js';
-import { Uart8250 } from '../src/devices/uart8250.js';
+import { I8042, type I8042State } from '../src/devices/i8042.js';
+import { Uart8250, type Uart8250State } from '../src/devices/uart8250.js';
 
 // 8250 register offsets and bits, as a driver sees them.
 const RBR = 0;
@@ -316,4 +316,136 @@ test('i8042: the keyboard answers the probe Linux atkbd makes', () => {
   // A byte to the keyboard empties its buffer (a pending key sequence is dropped with it).
   assert.equal(k.pressCtrlAltDel(), true);
   assert.deepEqual(send(0xf4), [0xfa]);
+});
+
+/** Everything a guest can read from the UART without changing it (DLAB registers included). */
+function uartView(u: Uart8250): number[] {
+  const lcr = u.read(LCR);
+  u.write(LCR, lcr | 0x80);
+  const dl = [u.read(0), u.read(1)];
+  u.write(LCR, lcr & 0x7f);
+  const regs = [u.read(IER), u.read(LCR), u.read(MCR), u.read(MSR), u.read(7)];
+  u.write(LCR, lcr);
+  return [...dl, ...regs];
+}
+
+test('8250: a state saved mid-FIFO restores into a new UART that reads on the same', () => {
+  const a = new Uart8250();
+  a.write(LCR, 0x83);
+  a.write(0, 0x01); // divisor 0x0201
+  a.write(1, 0x02);
+  a.write(LCR, 0x1b); // 8E1
+  a.write(FCR, 0x07); // FIFOs on, cleared
+  a.write(IER, 0x05); // RX data and line status interrupts
+  a.write(MCR, 0x0b);
+  a.write(7, 0x5a);
+  a.write(RBR, 0x41);
+  // Fill the ring past its end so that its head is not at entry 0: 10 in, 8 out, 12 more in.
+  a.receive([...Array(10).keys()].map((i) => 0x30 + i));
+  for (let i = 0; i < 8; i++) a.read(RBR);
+  a.receive([...Array(12).keys()].map((i) => 0x61 + i));
+  assert.equal(a.sendBreak(), true);
+  a.receive([0x7a, 0x7b, 0x7c]); // one too many: overrun
+  assert.equal(a.rxLevel, 16);
+
+  const saved: Uart8250State = JSON.parse(JSON.stringify(a.saveState()));
+  assert.equal(saved.rx.length, 16);
+  assert.equal(saved.rx[14], 0x100, 'the break entry');
+  const irq: boolean[] = [];
+  const b = new Uart8250({ setIrq: (l) => irq.push(l) });
+  b.restoreState(saved);
+  assert.deepEqual(irq, [], 'restoring drives no interrupt line (the irqchip holds its level)');
+  assert.deepEqual(b.saveState(), saved);
+  assert.equal(b.read(IIR), a.read(IIR), 'IIR: line status first (overrun)');
+  assert.deepEqual(uartView(b), uartView(a));
+  assert.deepEqual(drain(b), drain(a), 'the same bytes, break and overrun flags');
+  assert.equal(b.read(IIR), a.read(IIR));
+  assert.equal(b.txCount, 1);
+
+  // FIFOs off: one byte in the holding register.
+  const c = new Uart8250();
+  c.write(IER, 0x01);
+  c.receive([0x55]);
+  const d = new Uart8250();
+  d.restoreState(c.saveState());
+  assert.deepEqual(drain(d), [{ byte: 0x55, lsr: 0x61 }]);
+});
+
+test('8250: a bad state is refused, naming the field, and changes nothing', () => {
+  const u = new Uart8250();
+  u.write(FCR, 0x01);
+  u.receive([1, 2, 3]);
+  const good = u.saveState();
+  const before = JSON.stringify(u.saveState());
+  const bad = (f: Record<string, unknown>, rx = good.rx) =>
+    ({ fields: { ...good.fields, ...f }, rx }) as Uart8250State;
+  assert.throws(() => u.restoreState(bad({ ier: 0x10 })), /uart8250: field ier is 16, out of range/);
+  assert.throws(() => u.restoreState(bad({ lcr: 256 })), /uart8250: field lcr is 256/);
+  assert.throws(
+    () => u.restoreState(bad({ thrEmptyPending: 1 })),
+    /uart8250: field thrEmptyPending is 1, expected a boolean/,
+  );
+  assert.throws(() => u.restoreState(bad({ lsrErr: 0x01 })), /uart8250: field lsrErr is 1/);
+  assert.throws(
+    () => u.restoreState(bad({ fcr: 0 }, [1, 2])),
+    /uart8250: rx must be an array of at most 1 entries \(FIFOs off\)/,
+  );
+  assert.throws(() => u.restoreState(bad({}, [1, 0x300])), /uart8250: rx\[1\] is 768/);
+  const { mcr: _mcr, ...noMcr } = good.fields;
+  assert.throws(() => u.restoreState({ fields: noMcr, rx: [] }), /uart8250: field mcr is undefined/);
+  assert.throws(() => u.restoreState(null as unknown as Uart8250State), /uart8250: no saved state/);
+  assert.equal(JSON.stringify(u.saveState()), before);
+});
+
+test('i8042: a state saved mid key sequence restores into a new controller that reads on the same', () => {
+  const a = new I8042();
+  assert.equal(a.pressCtrlAltDel(), true);
+  assert.deepEqual([a.in(0x60), a.in(0x60), a.in(0x60)], [0x1d, 0x38, 0xe0]);
+  a.outb(0x64, 0x20); // a controller reply goes ahead of the rest of the keys
+  a.outb(0x64, 0x60); // and a command that waits for its data byte
+  const saved: I8042State = JSON.parse(JSON.stringify(a.saveState()));
+  assert.deepEqual(saved.out, [0x61]);
+  assert.deepEqual(saved.kbd, [0x53, 0xe0, 0xd3, 0xb8, 0x9d]);
+  const irq: boolean[] = [];
+  const b = new I8042(undefined, (l) => irq.push(l));
+  b.restoreState(saved);
+  assert.deepEqual(irq, []);
+  assert.deepEqual(b.saveState(), saved);
+  for (const k of [a, b]) k.outb(0x60, 0x21); // the pending command's data: a new command byte
+  const read = (k: I8042) => {
+    const got: number[] = [];
+    while (k.in(0x64) & 1) got.push(k.in(0x60));
+    return got;
+  };
+  assert.deepEqual(read(b), read(a));
+  for (const k of [a, b]) k.outb(0x64, 0x20);
+  assert.deepEqual(read(b), [0x21]);
+  assert.deepEqual(read(a), [0x21]);
+  // A keyboard command waiting for its argument (set LEDs) carries over too.
+  a.outb(0x60, 0xed);
+  assert.deepEqual(read(a), [0xfa]);
+  const c = new I8042();
+  c.restoreState(a.saveState());
+  c.outb(0x60, 0x07);
+  assert.deepEqual(read(c), [0xfa], 'the LED byte is taken as the argument');
+});
+
+test('i8042: a bad state is refused, naming the field, and changes nothing', () => {
+  const k = new I8042();
+  k.pressCtrlAltDel();
+  const good = k.saveState();
+  const before = JSON.stringify(good);
+  const bad = (f: Record<string, unknown>, q: Partial<Omit<I8042State, 'fields'>> = {}) =>
+    ({ fields: { ...good.fields, ...f }, out: good.out, kbd: good.kbd, ...q }) as I8042State;
+  assert.throws(() => k.restoreState(bad({ pending: 0x42 })), /i8042: field pending is 66/);
+  assert.throws(() => k.restoreState(bad({ kbdPending: 0xf4 })), /i8042: field kbdPending is 244/);
+  assert.throws(() => k.restoreState(bad({ status: 0x81 })), /i8042: field status is 129/);
+  assert.throws(() => k.restoreState(bad({ cmdByte: -1 })), /i8042: field cmdByte is -1/);
+  assert.throws(() => k.restoreState(bad({ kbdScanning: 'yes' })), /i8042: field kbdScanning is "yes"/);
+  assert.throws(
+    () => k.restoreState(bad({}, { kbd: Array(17).fill(0) })),
+    /i8042: kbd must be an array of at most 16 bytes/,
+  );
+  assert.throws(() => k.restoreState(bad({}, { out: [0x100] })), /i8042: out\[0\] is 256, expected a byte/);
+  assert.equal(JSON.stringify(k.saveState()), before);
 });

@@ -9,6 +9,8 @@
 // the keys. Its bytes raise IRQ 1 when the command byte enables the keyboard interrupt (bit 0).
 // Replies to controller commands (0x20, 0xAA...) are read by polling and raise no interrupt.
 
+import { loadFields, saveFields, type FieldState } from './state-fields.js';
+
 const STATUS_OBF = 0x01;
 const STATUS_SYS = 0x04;
 const STATUS_CMD = 0x08;
@@ -36,6 +38,37 @@ export const I8042_KBD_QUEUE = 16;
 const CAD_SET2 = [0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0, 0x71, 0xf0, 0x11, 0xf0, 0x14];
 const CAD_SET1 = [0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d];
 
+/**
+ * Controller replies the state may hold (the model does not bound them: a guest reads each reply
+ * before its next command; this only bounds what a restore accepts).
+ */
+export const I8042_OUT_MAX = 64;
+
+/** The model's registers and latches, saved by name (state-fields.ts). */
+const I8042_FIELDS = [
+  'status',
+  'cmdByte',
+  'pending',
+  'kbdPending',
+  'kbdScanning',
+  'irqLevel',
+  'resetRequested',
+] as const;
+/** Controller commands that wait for a data byte on port 0x60 (or none). */
+const PENDING_CMDS = [0, 0x60, 0xd1, 0xd2, 0xd3, 0xd4];
+/** Keyboard commands that wait for an argument byte (or none). */
+const PENDING_KBD = [0, 0xed, 0xf0, 0xf3];
+
+/** An I8042's state for a snapshot (plain JSON). */
+export interface I8042State {
+  /** Status bits, command byte, pending commands, keyboard mode and latches, by field name. */
+  fields: FieldState;
+  /** Controller replies waiting for the guest, oldest first. */
+  out: number[];
+  /** Keyboard bytes waiting for the guest, oldest first. */
+  kbd: number[];
+}
+
 export class I8042 {
   private status = STATUS_SYS;
   /** Replies to controller commands (read before keyboard bytes). */
@@ -62,6 +95,51 @@ export class I8042 {
     private readonly onReset: () => void = () => {},
     private readonly setIrq: (level: boolean) => void = () => {},
   ) {}
+
+  /** Registers, both output queues and latches for a snapshot (plain JSON). */
+  saveState(): I8042State {
+    return { fields: saveFields(this, I8042_FIELDS), out: [...this.out], kbd: [...this.kbd] };
+  }
+
+  /**
+   * Load a state from saveState. Everything is checked first (an Error names the first bad field)
+   * and nothing changes when a check fails. The interrupt line is not driven: its level is the
+   * interrupt controller's, saved and restored with it.
+   */
+  restoreState(s: I8042State): void {
+    const what = 'i8042';
+    if (typeof s !== 'object' || s === null) throw new Error(`${what}: no saved state`);
+    loadFields(new I8042(), I8042_FIELDS, s.fields, what);
+    const f = s.fields as Record<(typeof I8042_FIELDS)[number], number | boolean>;
+    const status = f.status as number;
+    if (!Number.isInteger(status) || (status & ~(STATUS_SYS | STATUS_CMD)) !== 0)
+      throw new Error(
+        `${what}: field status is ${status}, only bits 0x${(STATUS_SYS | STATUS_CMD).toString(16)} are kept`,
+      );
+    const cmdByte = f.cmdByte as number;
+    if (!Number.isInteger(cmdByte) || cmdByte < 0 || cmdByte > 0xff)
+      throw new Error(`${what}: field cmdByte is ${cmdByte}, expected a byte`);
+    if (!PENDING_CMDS.includes(f.pending as number))
+      throw new Error(`${what}: field pending is ${f.pending}, not a controller command that takes data`);
+    if (!PENDING_KBD.includes(f.kbdPending as number))
+      throw new Error(
+        `${what}: field kbdPending is ${f.kbdPending}, not a keyboard command that takes an argument`,
+      );
+    const bytes = (v: unknown, name: string, max: number): number[] => {
+      if (!Array.isArray(v) || v.length > max)
+        throw new Error(`${what}: ${name} must be an array of at most ${max} bytes`);
+      v.forEach((b, i) => {
+        if (!Number.isInteger(b) || b < 0 || b > 0xff)
+          throw new Error(`${what}: ${name}[${i}] is ${JSON.stringify(b)}, expected a byte`);
+      });
+      return [...(v as number[])];
+    };
+    const out = bytes(s.out, 'out', I8042_OUT_MAX);
+    const kbd = bytes(s.kbd, 'kbd', I8042_KBD_QUEUE);
+    loadFields(this, I8042_FIELDS, s.fields, what);
+    this.out = out;
+    this.kbd = kbd;
+  }
 
   private push(v: number): void {
     this.out.push(v & 0xff);

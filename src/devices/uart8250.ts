@@ -24,6 +24,7 @@
 // transmitted bytes to the receiver and reflects MCR's outputs in MSR.
 
 import type { SerialConsole } from './serial.js';
+import { loadFields, saveFields, type FieldState } from './state-fields.js';
 
 const IER_RDI = 0x01;
 const IER_THRI = 0x02;
@@ -61,6 +62,30 @@ export const UART8250_POLLS_TO_LISTEN = 16;
 /** Entry flag in the receive FIFO: the byte is a break (bits 7:0 hold the data). */
 const RX_BREAK = 0x100;
 
+/** The model's registers and latches, saved by name (state-fields.ts). */
+const UART8250_FIELDS = [
+  'ier',
+  'lcr',
+  'mcr',
+  'scr',
+  'dll',
+  'dlm',
+  'fcr',
+  'thrEmptyPending',
+  'lsrErr',
+  'emptyPolls',
+  'irqLevel',
+  'txCount',
+] as const;
+
+/** A Uart8250's state for a snapshot (plain JSON). */
+export interface Uart8250State {
+  /** Registers (IER, LCR, MCR, SCR, divisor latch, FCR) and latches, by field name. */
+  fields: FieldState;
+  /** The receiver's entries, oldest first: a byte, or 0x100 | byte for a break. */
+  rx: number[];
+}
+
 export interface Uart8250Options {
   /** Bytes the guest transmits (one per call); same as setting `onTx`. */
   output?: (bytes: Uint8Array) => void;
@@ -97,6 +122,57 @@ export class Uart8250 implements SerialConsole {
     const output = opts.output;
     this.onTx = output ? (b) => output(Uint8Array.of(b)) : () => {};
     this.setIrq = opts.setIrq ?? (() => {});
+  }
+
+  // ---------------------------------------------------------------- snapshot
+
+  /** Registers, receive FIFO and latches for a snapshot (plain JSON). */
+  saveState(): Uart8250State {
+    const rx: number[] = [];
+    for (let i = 0; i < this.rxCount; i++) rx.push(this.rx[(this.rxHead + i) % UART8250_FIFO_DEPTH]);
+    return { fields: saveFields(this, UART8250_FIELDS), rx };
+  }
+
+  /**
+   * Load a state from saveState. Everything is checked first (an Error names the first bad field)
+   * and nothing changes when a check fails. The interrupt line is not driven: its level is the
+   * interrupt controller's, saved and restored with it.
+   */
+  restoreState(s: Uart8250State): void {
+    const what = 'uart8250';
+    if (typeof s !== 'object' || s === null) throw new Error(`${what}: no saved state`);
+    // Types through loadFields on a scratch model, ranges here, then the values move over.
+    const probe = new Uart8250();
+    loadFields(probe, UART8250_FIELDS, s.fields, what);
+    const f = s.fields as Record<(typeof UART8250_FIELDS)[number], number | boolean>;
+    const range = (k: (typeof UART8250_FIELDS)[number], max: number, mask = max) => {
+      const v = f[k] as number;
+      if (!Number.isInteger(v) || v < 0 || v > max || (v & ~mask) !== 0)
+        throw new Error(
+          `${what}: field ${k} is ${v}, out of range (0..0x${max.toString(16)}${mask !== max ? `, bits 0x${mask.toString(16)}` : ''})`,
+        );
+    };
+    for (const k of ['lcr', 'scr', 'dll', 'dlm'] as const) range(k, 0xff);
+    range('ier', 0x0f);
+    range('mcr', 0x1f);
+    range('fcr', 0xff, 0xf9); // the clear bits (1, 2) never stay set
+    range('lsrErr', 0xff, LSR_OE | LSR_BI);
+    range('emptyPolls', UART8250_POLLS_TO_LISTEN);
+    range('txCount', Number.MAX_SAFE_INTEGER);
+    const depth = (f.fcr as number) & FCR_ENABLE ? UART8250_FIFO_DEPTH : 1;
+    if (!Array.isArray(s.rx) || s.rx.length > depth)
+      throw new Error(
+        `${what}: rx must be an array of at most ${depth} entries (FIFOs ${depth > 1 ? 'on' : 'off'})`,
+      );
+    s.rx.forEach((e, i) => {
+      if (!Number.isInteger(e) || e < 0 || e > (RX_BREAK | 0xff))
+        throw new Error(`${what}: rx[${i}] is ${JSON.stringify(e)}, expected a byte or 0x100 | byte (break)`);
+    });
+    loadFields(this, UART8250_FIELDS, s.fields, what);
+    this.rx.fill(0);
+    this.rx.set(s.rx);
+    this.rxHead = 0;
+    this.rxCount = s.rx.length;
   }
 
   // ---------------------------------------------------------------- host side
