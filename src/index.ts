@@ -12,7 +12,7 @@
 // process's pieces for embedding (VmHost, createControlServer, createQmpServer).
 
 export { Vm, type VmSpec, type VmState, type VmExit, type DiskSpec } from './vmm/vm.js';
-// Snapshots: vm.save(FILE); new Vm(specForRestore(r.header)).start({ restore: r }) with r = new SnapshotReader(FILE).
+// Snapshots: await vm.save(FILE) (it holds the vCPUs while it writes); new Vm(specForRestore(r.header)).start({ restore: r }) with r = new SnapshotReader(FILE).
 export { SnapshotReader, specForRestore, SNAPSHOT_FORMAT, type SnapshotHeader } from './vmm/snapshot.js';
 export {
   loadConfig,

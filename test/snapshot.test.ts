@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Arm64VirtMachine, VIRT } from '../src/machine/arm64-virt.js';
+import { Arm64VirtMachine, VIRT, type Arm64VirtState } from '../src/machine/arm64-virt.js';
 import { GicV3 } from '../src/devices/gicv3.js';
 import { Pl011 } from '../src/devices/pl011.js';
 import { Pl031 } from '../src/devices/pl031.js';
@@ -157,7 +157,7 @@ test('snapshot file: a running machine and its RAM, restored, run on exactly as 
     assert.equal(rd.header.spec.memoryMiB, 16);
     const b = machine();
     assert.equal(rd.loadRam(b.mem).pages, 2);
-    b.restoreState(rd.header.machine);
+    b.restoreState(rd.header.machine as Arm64VirtState);
     for (const m of [a, b]) m.cpus[0].run(300);
     assert.equal(a.cpus[0].xlo(0), 201);
     assert.equal(b.cpus[0].xlo(0), 201, 'the restored vCPU ran on from where it was');
@@ -226,12 +226,12 @@ test('snapshot file: truncated, foreign, other-version files and mismatched mach
     assert.throws(() => rd.checkSpec(spec(32)), /does not fit this VM: memory \(MiB\): snapshot 16, now 32/);
     assert.throws(() => rd.loadRam(machine({ mib: 32 }).mem), /holds 16 MiB of RAM; this VM has 32 MiB/);
     assert.throws(
-      () => machine({ cpus: 1 }).restoreState(rd.header.machine),
+      () => machine({ cpus: 1 }).restoreState(rd.header.machine as Arm64VirtState),
       /vCPU count is 2, this machine's 1/,
     );
     assert.throws(
-      () => machine({ rng: false }).restoreState(rd.header.machine),
-      /virtio devices is 0:virtio-rng, this machine's none/,
+      () => machine({ rng: false }).restoreState(rd.header.machine as Arm64VirtState),
+      /virtio devices are 0:virtio-rng, this machine's none/,
     );
     // A device that cannot be saved is named.
     const m = machine({ rng: false });
@@ -312,7 +312,7 @@ test('snapshot API: PUT /snapshot/load runs a saved machine in a VM created paus
       snapshot_type: 'Full',
     });
     assert.equal(created.status, 204, JSON.stringify(created.body));
-    const saved = new SnapshotReader(join(dir, 'b.snap')).header.machine.vcpus[0].r[0];
+    const saved = (new SnapshotReader(join(dir, 'b.snap')).header.machine as Arm64VirtState).vcpus[0].r[0];
     assert.equal(saved, (host.vm.machineForTests as Arm64VirtMachine | undefined)?.cpus[0].xlo(0));
     assert.ok(saved > 1000);
 

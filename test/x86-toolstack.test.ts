@@ -1,5 +1,6 @@
 // An x86_64 guest (a test kernel on /dev/kvm) managed by the toolstack like an arm64 one: create,
-// list, console, pause/unpause, the control API, QMP, balloon target, shutdown -w.
+// list, console, pause/unpause, the control API, QMP, balloon target, save --stop / restore,
+// shutdown -w.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -36,7 +37,7 @@ function qmp(path: string, execute: string): Promise<Record<string, unknown>> {
   });
 }
 
-test('toolstack: an x86_64 guest on kvm is created, listed, attached, paused, ballooned and shut down', { skip, timeout: 60_000 }, async () => {
+test('toolstack: an x86_64 guest on kvm is created, listed, attached, paused, ballooned, saved, restored and shut down', { skip, timeout: 60_000 }, async () => {
   const { dir, cleanup } = tempStateDir();
   try {
     const kernel = guestKernelFile('echo64');
@@ -61,9 +62,20 @@ test('toolstack: an x86_64 guest on kvm is created, listed, attached, paused, ba
     assert.equal((await tv(dir, ['balloon', 'x', '32'])).code, 0);
     assert.match((await tv(dir, ['list'])).stdout, /\nx\s+1\s+32\s+1\s+r-----/);
 
+    // save --stop, then restore as another VM: it carries on (echoes; no second boot greeting).
+    const file = join(dir, '..', 'x.snap');
+    const sv = await tv(dir, ['save', '--stop', 'x', file]);
+    assert.equal(sv.code, 0, sv.stderr);
+    assert.equal((await tv(dir, ['list'])).stdout.trim().split('\n').length, 1, 'x stopped after the save');
+    const r = await tv(dir, ['restore', file, '--name', 'y']);
+    assert.equal(r.code, 0, r.stderr);
+    const con2 = await tv(dir, ['console', 'y'], { input: 'pong', keepOpenMs: 1500 });
+    assert.equal(con2.code, 0, con2.stderr);
+    assert.equal(con2.stdout, 'pong', 'the restored guest echoes, and did not boot again');
+
     const [{ pid }] = JSON.parse((await tv(dir, ['list', '-l'])).stdout) as { pid: number }[];
     assert.ok(alive(pid));
-    const s = await tv(dir, ['shutdown', '-w', 'x']);
+    const s = await tv(dir, ['shutdown', '-w', 'y']);
     assert.equal(s.code, 0, s.stderr);
     assert.equal(alive(pid), false, 'shutdown -w returns after the VM process exited');
     assert.equal((await tv(dir, ['list'])).stdout.trim().split('\n').length, 1, 'only the header is left');

@@ -105,3 +105,35 @@ test('x86 VM: spec fields only the software CPU has are refused, naming the fiel
   const vm = new Vm({ ...x86Spec('/k'), arch: 'aarch64', accel: 'kvm' });
   await assert.rejects(vm.start(), /aarch64 guests on kvm need an arm64 host/);
 });
+
+test('x86 VM: a snapshot restored into a new VM carries on where the guest was (kvm state, RAM, COM1)', { skip }, async () => {
+  const { SnapshotReader, specForRestore } = await import('../src/vmm/snapshot.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tv-x86-snap-'));
+  const file = path.join(dir, 'x.snap');
+  try {
+    const a = await startVm(x86Spec(guestKernelFile('echo64'), { memoryMiB: 32, rng: true, balloon: true }));
+    await until(() => a.text() === 'echo64 ready\n', 'the guest to say it is ready');
+    a.vm.input.write('abc');
+    await until(() => a.text().endsWith('abc'), 'the echo before the save');
+    a.vm.pause();
+    const stats = await a.vm.save(file);
+    assert.ok(stats.nonZeroPages > 0);
+    a.vm.destroy();
+    await a.exit;
+
+    const reader = new SnapshotReader(file);
+    assert.equal(reader.header.spec.arch, 'x86_64');
+    const vm = new Vm(specForRestore(reader.header, 'restored'));
+    const chunks: Buffer[] = [];
+    vm.console.on('data', (b: Buffer) => chunks.push(b));
+    const text = (): string => Buffer.concat(chunks).toString('latin1');
+    await vm.start({ restore: reader });
+    const exit = vm.wait();
+    vm.input.write('xyz');
+    await until(() => text() === 'xyz', 'the restored guest to echo (it did not boot again)');
+    vm.input.write('q');
+    assert.equal((await exit).exitCode, 0);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -240,7 +240,7 @@ const ROUTES: Record<string, Record<string, Handler>> = {
         version: { type: 'string' },
       });
       if (o.snapshot_type === 'Diff') throw new ApiError(400, 'diff snapshots are not supported: use "snapshot_type": "Full"');
-      host.saveSnapshot(o.snapshot_path as string);
+      await host.saveSnapshot(o.snapshot_path as string);
       return undefined;
     },
   },

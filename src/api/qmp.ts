@@ -126,11 +126,11 @@ const COMMANDS: Record<string, Command> = {
   // defer with -S) loads it, paused until `cont`.
   migrate: {
     args: { uri: 'str' },
-    run: (host, a) => {
+    run: async (host, a) => {
       const path = fileUri(a.uri as string);
       host.pause();
       const t0 = Date.now();
-      const stats = host.saveSnapshot(path);
+      const stats = await host.saveSnapshot(path);
       host.lastMigration = {
         status: 'completed',
         'total-time': Date.now() - t0,

@@ -13,6 +13,8 @@ export interface VcpuEngine {
   stop(reason: StopReason): void;
   /** Hold every vCPU at an instruction boundary until resume(); run() keeps waiting meanwhile. */
   pause(): void;
+  /** Resolves once a pause has taken effect: every vCPU is held at an instruction boundary. */
+  held(): Promise<void>;
   resume(): void;
   readonly isPaused: boolean;
   /** Wake the engine's loop if it sleeps (console input arrived, a device has work). */

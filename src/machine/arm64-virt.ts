@@ -8,7 +8,7 @@ import { GicV3, type GicV3State } from '../devices/gicv3.js';
 import { GenericTimer, type GenericTimerState, type SystemCounterState } from '../cpu/arm64/timer.js';
 import { TcgEngine } from '../cpu/arm64/engine.js';
 import type { Machine, StopReason } from './machine.js';
-import { VirtioSlots, type SlotDevice, type VirtioSlotLayout } from './virtio-slots.js';
+import { VirtioSlots, type SlotDevice, type SlotState, type VirtioSlotLayout } from './virtio-slots.js';
 import { PPI_PMU } from '../cpu/arm64/pmu.js';
 import { Pl011, type Pl011State } from '../devices/pl011.js';
 import { Pl031 } from '../devices/pl031.js';
@@ -65,14 +65,11 @@ export interface Arm64VirtOptions {
   logUnimplemented?: boolean;
 }
 
-/** A device whose state a snapshot can carry (plain JSON). */
-export interface SavesState {
-  saveState(): unknown;
-  restoreState(state: never): void;
-}
-
-const savesState = (d: unknown): d is SavesState =>
-  typeof (d as SavesState).saveState === 'function' && typeof (d as SavesState).restoreState === 'function';
+/** The parts of Arm64VirtState a snapshot reader checks are there before loading it. */
+export const ARM64_VIRT_STATE_PARTS = {
+  lists: ['vcpus', 'timers', 'slots'],
+  objects: ['counter', 'gic', 'uart', 'rtc', 'gpio'],
+} as const;
 
 /** The machine's state in a snapshot (guest RAM is saved apart: see vmm/snapshot.ts). */
 export interface Arm64VirtState {
@@ -88,7 +85,7 @@ export interface Arm64VirtState {
   rtc: FieldState;
   gpio: FieldState;
   /** Each occupied virtio-mmio slot, in slot order. */
-  slots: { slot: number; name: string; state: unknown }[];
+  slots: SlotState[];
 }
 
 export class Arm64VirtMachine implements PsciMachine, Machine {
@@ -189,10 +186,7 @@ export class Arm64VirtMachine implements PsciMachine, Machine {
    * the device, when a slot holds a device that cannot be saved.
    */
   saveState(): Arm64VirtState {
-    const slots = this.slots.map(({ slot, name, dev }) => {
-      if (!savesState(dev)) throw new Error(`${name} cannot be saved in a snapshot`);
-      return { slot, name, state: dev.saveState() };
-    });
+    const slots = this.virtio.saveState();
     return {
       cpus: this.cpus.length,
       ramBase: this.mem.ramBase,
@@ -221,8 +215,7 @@ export class Arm64VirtMachine implements PsciMachine, Machine {
     if (s.ramBase !== this.mem.ramBase) throw differs('RAM base', `0x${s.ramBase.toString(16)}`, `0x${this.mem.ramBase.toString(16)}`);
     if (s.ramSize !== this.mem.ramSize) throw differs('RAM size', `${s.ramSize / 1048576} MiB`, `${this.mem.ramSize / 1048576} MiB`);
     if (s.deterministic !== !!this.opts.deterministic) throw differs('deterministic counter setting', s.deterministic, !!this.opts.deterministic);
-    const names = (l: { slot: number; name: string }[]): string => l.map((d) => `${d.slot}:${d.name}`).join(', ') || 'none';
-    if (names(s.slots) !== names(this.slots)) throw differs('virtio devices', names(s.slots), names(this.slots));
+    this.virtio.checkState(s.slots);
     s.vcpus.forEach((cs, i) => this.cpus[i].loadState(cs));
     s.timers.forEach((ts, i) => this.timers[i].loadState(ts));
     this.timers[0].counter.loadState(s.counter);
@@ -232,15 +225,7 @@ export class Arm64VirtMachine implements PsciMachine, Machine {
     this.uart.restoreState(s.uart);
     this.rtc.restoreState(s.rtc);
     this.gpio.restoreState(s.gpio);
-    s.slots.forEach((d, i) => {
-      const dev = this.slots[i].dev;
-      if (!savesState(dev)) throw new Error(`${d.name} cannot be restored from a snapshot`);
-      try {
-        (dev.restoreState as (state: unknown) => void)(d.state);
-      } catch (e) {
-        throw new Error(`${d.name}: ${(e as Error).message}`);
-      }
-    });
+    this.virtio.restoreState(s.slots);
     this.code.invalidateAll();
   }
 

@@ -8,6 +8,9 @@ import type { VirtioSlots } from './virtio-slots.js';
 
 export type { StopReason, VcpuEngine } from '../cpu/engine.js';
 
+/** A board's state in a snapshot: its own shape (Arm64VirtState, X86MachineState), plain JSON. */
+export type MachineState = { board?: string } & object;
+
 export interface Machine {
   readonly board: 'arm64-virt' | 'x86-microvm';
   readonly engine: VcpuEngine;
@@ -27,6 +30,10 @@ export interface Machine {
   readonly exitCode: number;
   /** Why the machine stopped, when the engine says more than the StopReason (a KVM error). */
   readonly stopDetail: string | undefined;
+  /** Every vCPU's and device's state for a snapshot (plain JSON; guest RAM apart), with the engine held. */
+  saveState(): MachineState;
+  /** Load a saved state into this machine, built from the same spec (guest RAM already loaded). */
+  restoreState(s: MachineState): void;
   /** Release host resources (KVM fds, mappings). Idempotent. */
   close(): void;
 }

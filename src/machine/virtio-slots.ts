@@ -32,6 +32,22 @@ export interface SlotDevice {
   dev: MmioDevice;
 }
 
+/** A device whose state a snapshot can carry (plain JSON). */
+export interface SavesState {
+  saveState(): unknown;
+  restoreState(state: never): void;
+}
+
+const savesState = (d: unknown): d is SavesState =>
+  typeof (d as SavesState).saveState === 'function' && typeof (d as SavesState).restoreState === 'function';
+
+/** An occupied slot in a snapshot. */
+export interface SlotState {
+  slot: number;
+  name: string;
+  state: unknown;
+}
+
 export class VirtioSlots {
   readonly devices: SlotDevice[] = [];
   /** Board-wide window of all slots ('device-tree' layouts): an access finds its slot by address. */
@@ -78,6 +94,35 @@ export class VirtioSlots {
     return this.devices
       .map((d) => `virtio_mmio.device=${this.layout.size}@0x${d.base.toString(16)}:${d.irq}`)
       .join(' ');
+  }
+
+  /** Each occupied slot's device state, in slot order. Throws, naming the device, for one that cannot be saved. */
+  saveState(): SlotState[] {
+    return this.devices.map(({ slot, name, dev }) => {
+      if (!savesState(dev)) throw new Error(`${name} cannot be saved in a snapshot`);
+      return { slot, name, state: dev.saveState() };
+    });
+  }
+
+  /** Throw, naming both lists, unless `saved` has the devices this machine has, in the same slots. */
+  checkState(saved: SlotState[]): void {
+    const names = (l: { slot: number; name: string }[]): string => l.map((d) => `${d.slot}:${d.name}`).join(', ') || 'none';
+    if (names(saved) !== names(this.devices))
+      throw new Error(`the snapshot's virtio devices are ${names(saved)}, this machine's ${names(this.devices)}`);
+  }
+
+  /** Load each slot's saved state (checkState first); an error names the device. */
+  restoreState(saved: SlotState[]): void {
+    this.checkState(saved);
+    saved.forEach((d, i) => {
+      const dev = this.devices[i].dev;
+      if (!savesState(dev)) throw new Error(`${d.name} cannot be restored from a snapshot`);
+      try {
+        (dev.restoreState as (state: unknown) => void)(d.state);
+      } catch (e) {
+        throw new Error(`${d.name}: ${(e as Error).message}`);
+      }
+    });
   }
 
   private nextSlot(name: string): number {

@@ -14,6 +14,7 @@ import { GuestError, PortBus } from '../cpu/kvm/exits.js';
 import { Kvm, KVM_CAP, type KvmVcpu, type KvmVm, type Segment, type Sregs } from '../cpu/kvm/kvm.js';
 import { KvmEngine, type KvmStop } from '../cpu/kvm/engine.js';
 import type { Machine } from './machine.js';
+import type { X86MachineState } from './x86-state.js';
 import { VirtioSlots, type VirtioSlotLayout } from './virtio-slots.js';
 
 export const X86_MEM = {
@@ -202,6 +203,37 @@ export class X86Machine implements Machine {
 
   addPorts(base: number, size: number, name: string, h: PortHandler): void {
     this.ports.add(base, size, name, { in: h.in ?? (() => 0xff), out: h.out ?? (() => {}) });
+  }
+
+  /** Every vCPU's, the in-kernel devices' and the VMM's devices' state (the engine held: Vm.save). */
+  saveState(): X86MachineState {
+    return {
+      board: 'x86-microvm',
+      cpus: this.vcpus.length,
+      memSize: this.memSize,
+      vcpus: this.vcpus.map((v) => v.saveState()),
+      vm: this.vm.saveState(),
+      uart: this.uart.saveState(),
+      i8042: this.i8042.saveState(),
+      slots: this.virtio.saveState(),
+    };
+  }
+
+  /** Load a saved state into this machine, built from the same spec (guest RAM already loaded). */
+  restoreState(s: X86MachineState): void {
+    if (s.board !== 'x86-microvm') throw new Error(`the snapshot is of a ${String(s.board)} machine, this is x86-microvm`);
+    if (s.cpus !== this.vcpus.length || s.vcpus.length !== this.vcpus.length)
+      throw new Error(`the snapshot's vCPU count is ${s.cpus}, this machine's ${this.vcpus.length}`);
+    if (s.memSize !== this.memSize)
+      throw new Error(`the snapshot's RAM size is ${s.memSize / 1048576} MiB, this machine's ${this.memSize / 1048576} MiB`);
+    this.virtio.checkState(s.slots);
+    // The in-kernel irqchip, PIT and clock first, then each vCPU (its LAPIC belongs to the irqchip),
+    // then the VMM's devices, whose interrupt lines then reach a restored irqchip.
+    this.vm.restoreState(s.vm);
+    s.vcpus.forEach((vs, i) => this.vcpus[i].restoreState(vs));
+    this.uart.restoreState(s.uart as never);
+    this.i8042.restoreState(s.i8042 as never);
+    this.virtio.restoreState(s.slots);
   }
 
   /** Mark a vCPU as finished (its loop ends after the current exit; the VM goes on). */

@@ -184,13 +184,13 @@ export class VmHost extends EventEmitter<VmHostEvents> {
    * Write a snapshot of the guest to `path` (Firecracker's PUT /snapshot/create: the VM must be
    * paused). Returns the file's size.
    */
-  saveSnapshot(path: string): SnapshotStats {
+  async saveSnapshot(path: string): Promise<SnapshotStats> {
     this.requireLive('create a snapshot');
     if (!this.started) throw new ControlError('cannot create a snapshot: the VM has not been started');
     if (this.vm.state !== 'paused')
       throw new ControlError('a snapshot is created from a paused VM: pause it first (PATCH /vm {"state": "Paused"})');
     try {
-      return this.vm.save(resolve(path));
+      return await this.vm.save(resolve(path));
     } catch (e) {
       throw new ControlError(`cannot create the snapshot: ${(e as Error).message}`);
     }

@@ -1,6 +1,7 @@
-// The snapshot file: a VM's config, its machine state (every vCPU, the GIC, timers, UART, RTC,
-// GPIO, each virtio device with its queues) and its guest RAM, written while the machine is
-// stopped between run slices. Disks are referenced by path (and size), not copied.
+// The snapshot file: a VM's config, its machine state (arm64-virt: every vCPU, the GIC, timers, UART,
+// RTC, GPIO; x86-microvm: every vCPU and the in-kernel irqchip, PIT and clock through KVM's GET
+// ioctls, COM1, i8042; each virtio device with its queues on both) and its guest RAM, written while
+// every vCPU is held. Disks are referenced by path (and size), not copied.
 //
 // Layout (little-endian):
 //
@@ -21,7 +22,9 @@ import { deflateRawSync, inflateRawSync, constants as zc } from 'node:zlib';
 import { UserError } from '../host/errors.js';
 import { VMM_VERSION } from '../host/version.js';
 import { PAGE_SIZE, type GuestMemory } from '../memory/guest-memory.js';
-import type { Arm64VirtState } from '../machine/arm64-virt.js';
+import type { MachineState } from '../machine/machine.js';
+import { ARM64_VIRT_STATE_PARTS } from '../machine/arm64-virt.js';
+import { X86_STATE_PARTS } from '../machine/x86-state.js';
 import type { VmSpec } from './vm.js';
 
 export const SNAPSHOT_MAGIC = Buffer.from('TVSNAP\r\n', 'latin1');
@@ -41,7 +44,8 @@ export interface SnapshotHeader {
   spec: VmSpec;
   /** Each disk's size when saved: a restore refuses a disk that changed size. */
   diskBytes: number[];
-  machine: Arm64VirtState;
+  /** The board's own state (Arm64VirtState, X86MachineState). */
+  machine: MachineState;
   ram: { pageSize: number; pages: number; nonZeroPages: number };
 }
 
@@ -83,13 +87,13 @@ function zeroPage(words: Int32Array, w: number): boolean {
 }
 
 /**
- * Write a snapshot of `machine` (already saved with Arm64VirtMachine.saveState) and `mem` to `path`
+ * Write a snapshot of `machine` (already saved with Machine.saveState) and `mem` to `path`
  * (through a temporary file renamed into place, so a failed write leaves no partial snapshot).
  */
 export function writeSnapshot(
   path: string,
   spec: VmSpec,
-  machine: Arm64VirtState,
+  machine: MachineState,
   mem: GuestMemory,
 ): SnapshotStats {
   const t0 = Date.now();
@@ -208,10 +212,11 @@ export class SnapshotReader {
       if (!header || typeof header !== 'object' || !header.spec || !header.machine || !header.ram)
         throw new UserError(`snapshot ${path}: its header lacks the spec, machine or RAM section`);
       const m = header.machine as unknown as Record<string, unknown>;
-      for (const k of ['vcpus', 'timers', 'slots'])
+      const parts = header.spec.arch === 'x86_64' ? X86_STATE_PARTS : ARM64_VIRT_STATE_PARTS;
+      for (const k of parts.lists)
         if (!Array.isArray(m[k]))
           throw new UserError(`snapshot ${path}: its machine state lacks the ${k} list`);
-      for (const k of ['counter', 'gic', 'uart', 'rtc', 'gpio'])
+      for (const k of parts.objects)
         if (typeof m[k] !== 'object' || m[k] === null)
           throw new UserError(`snapshot ${path}: its machine state lacks the ${k}`);
       if (header.ram.pageSize !== PAGE_SIZE)

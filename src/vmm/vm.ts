@@ -242,17 +242,22 @@ export class Vm extends EventEmitter {
   }
 
   /**
-   * Write a snapshot of the running VM to `path` (see snapshot.ts). The machine is stopped between
-   * run slices while it is written (this runs on the VM's own thread, so no instruction is under
-   * way); a paused VM stays paused.
+   * Write a snapshot of the VM to `path` (see snapshot.ts). The vCPUs are held at an instruction
+   * boundary while it is written (a running VM is paused for it and resumed after); a paused VM
+   * stays paused.
    */
-  save(path: string): SnapshotStats {
+  async save(path: string): Promise<SnapshotStats> {
     const m = this.machine;
     if (!m || (this.state !== 'running' && this.state !== 'paused'))
       throw new Error(`VM ${this.spec.name} is not running (${this.state}): there is nothing to save`);
-    if (!(m instanceof Arm64VirtMachine))
-      throw new Error('snapshots are for arm64 guests on the software CPU (tcg); the kvm engine has none yet');
-    return writeSnapshot(path, this.spec, m.saveState(), m.mem);
+    const wasPaused = m.engine.isPaused;
+    m.engine.pause();
+    try {
+      await m.engine.held();
+      return writeSnapshot(path, this.spec, m.saveState(), m.mem);
+    } finally {
+      if (!wasPaused) m.engine.resume();
+    }
   }
 
   private async bootOnce(restore?: SnapshotReader): Promise<void> {
@@ -266,7 +271,6 @@ export class Vm extends EventEmitter {
     });
     if (restore) {
       try {
-        if (!(machine instanceof Arm64VirtMachine)) throw new UserError('snapshots are for arm64 guests on the software CPU (tcg)');
         restore.loadRam(machine.mem);
         machine.restoreState(restore.header.machine);
       } catch (e) {

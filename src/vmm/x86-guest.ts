@@ -37,9 +37,9 @@ export async function buildX86Guest(
 ): Promise<BuiltGuest & { machine: X86Machine }> {
   const no = refused(spec);
   if (no) throw new UserError(`${spec.name}: x86_64 guests (x86-microvm on kvm): ${no}`);
-  if (opts.restore) throw new UserError(`${spec.name}: snapshots are for aarch64 guests on the software CPU (tcg); the kvm engine has none yet`);
-  const kernel = readBootFile(spec.kernel, 'kernel');
-  const initrd = spec.initrd === undefined ? undefined : readBootFile(spec.initrd, 'initrd');
+  // A restored machine gets its RAM and registers from the snapshot instead of the boot files.
+  const kernel = opts.restore ? undefined : readBootFile(spec.kernel, 'kernel');
+  const initrd = opts.restore || spec.initrd === undefined ? undefined : readBootFile(spec.initrd, 'initrd');
   let machine: X86Machine;
   try {
     // Always on pool threads: the event loop (console, control API) keeps running while vCPUs run.
@@ -50,15 +50,17 @@ export async function buildX86Guest(
   try {
     const devs = addSpecDevices(spec, machine, output, netBackends, opts);
     try {
-      const cmdline = [spec.cmdline ?? '', machine.virtio.cmdline()].filter((s) => s).join(' ');
-      const info = loadLinux(machine.mem, {
-        kernel,
-        initrd,
-        cmdline,
-        cpus: spec.cpus,
-        levelIrqs: machine.virtio.devices.map((d) => d.irq),
-      });
-      machine.setupLongMode(0, info.entry, info.zeroPage);
+      if (kernel) {
+        const cmdline = [spec.cmdline ?? '', machine.virtio.cmdline()].filter((s) => s).join(' ');
+        const info = loadLinux(machine.mem, {
+          kernel,
+          initrd,
+          cmdline,
+          cpus: spec.cpus,
+          levelIrqs: machine.virtio.devices.map((d) => d.irq),
+        });
+        machine.setupLongMode(0, info.entry, info.zeroPage);
+      }
       return { machine, devices: await devs.finish() };
     } catch (e) {
       devs.close();

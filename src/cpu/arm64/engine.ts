@@ -54,6 +54,11 @@ export class TcgEngine implements VcpuEngine {
     this.paused = true;
   }
 
+  /** vCPUs run only inside run()'s slices on this thread: when anyone else runs, none is mid-instruction. */
+  held(): Promise<void> {
+    return Promise.resolve();
+  }
+
   resume(): void {
     this.paused = false;
     this.kick();

@@ -24,6 +24,9 @@ export class KvmEngine implements VcpuEngine {
   /** vCPUs that stopped on their own (a test guest's 'vcpu-done' port): their loop ends without stopping the VM. */
   private readonly parked = new Set<number>();
   private lastPoll = 0;
+  /** vCPU loops running (runDetailed), and how many of them wait at the pause gate. */
+  private loopsRunning = 0;
+  private atGate = 0;
   private exitCount = 0;
   private pollTimer: NodeJS.Timeout | undefined;
   /** The vCPUs' kvm_run mappings are gone (the machine closed): nothing may touch them. */
@@ -84,6 +87,16 @@ export class KvmEngine implements VcpuEngine {
     this.interrupt();
   }
 
+  /** Wait (bounded) until every running vCPU loop has left KVM_RUN and waits at the pause gate. */
+  async held(): Promise<void> {
+    if (!this.paused) throw new Error('held(): the engine is not paused');
+    for (let tries = 0; this.atGate < this.loopsRunning; tries++) {
+      if (tries > 2000) throw new Error('a vCPU did not leave KVM_RUN within 10 s of the pause');
+      this.interrupt();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
@@ -125,7 +138,14 @@ export class KvmEngine implements VcpuEngine {
         if (this.parked.has(id)) return { reason: 'stopped', why: 'parked' };
         return undefined;
       },
-      gate: () => this.resumed,
+      gate: () => {
+        const r = this.resumed;
+        if (!r) return undefined;
+        this.atGate++;
+        return r.then(() => {
+          this.atGate--;
+        });
+      },
       afterExit: () => {
         this.exitCount++;
         if (Date.now() - this.lastPoll >= POLL_MS) this.poll();
@@ -158,12 +178,15 @@ export class KvmEngine implements VcpuEngine {
   }
 
   private async runAsync(): Promise<KvmStop> {
-    const loops = this.vcpus.map((v, i) =>
-      runLoopAsync(v, this.loopOptions(i)).then((r) => {
-        if (r.reason === 'hlt' && this.hltStops) this.requestStop(r);
-        return r;
-      }),
-    );
+    const loops = this.vcpus.map((v, i) => {
+      this.loopsRunning++;
+      return runLoopAsync(v, this.loopOptions(i))
+        .finally(() => this.loopsRunning--)
+        .then((r) => {
+          if (r.reason === 'hlt' && this.hltStops) this.requestStop(r);
+          return r;
+        });
+    });
     // The VM stops when any vCPU stops it (or fails); parked vCPUs just end their loop.
     const first = await Promise.race(
       loops.map((p, i) =>
