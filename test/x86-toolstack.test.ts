@@ -83,3 +83,36 @@ test('toolstack: an x86_64 guest on kvm is created, listed, attached, paused, ba
     cleanup();
   }
 });
+
+test('toolstack: launch runs an x86_64 guest in the foreground, listed; destroy stops it', { skip, timeout: 60_000 }, async () => {
+  const { dir, cleanup } = tempStateDir();
+  try {
+    const kernel = guestKernelFile('echo64');
+    // In the foreground: the console on stdio; 'q' makes the guest stop through its exit port.
+    const l = await tv(dir, ['launch', '--arch', 'x86_64', '--kernel', kernel, '--name', 'fg', '--memory', '64'], {
+      input: 'hi q',
+      timeoutMs: 30_000,
+    });
+    assert.equal(l.code, 0, l.stderr);
+    assert.equal(l.stdout, 'echo64 ready\nhi q');
+    assert.match(l.stderr, /guest powered off/);
+    // Listed while it runs: destroy reaches it.
+    const fg = tv(dir, ['launch', '--arch', 'x86_64', '--kernel', kernel, '--name', 'fg2', '--memory', '64'], {
+      input: '',
+      keepOpenMs: 60_000,
+      timeoutMs: 60_000,
+    });
+    for (let i = 0; !(await tv(dir, ['list'])).stdout.includes('fg2'); i++) {
+      assert.ok(i < 300, 'the launched guest shows in list');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const d = await tv(dir, ['destroy', 'fg2']);
+    assert.equal(d.code, 0, d.stderr);
+    const done = await fg;
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(done.stdout, 'echo64 ready\n');
+    assert.equal((await tv(dir, ['list'])).stdout.trim().split('\n').length, 1);
+  } finally {
+    cleanup();
+  }
+});
