@@ -369,6 +369,15 @@ test('8250: a state saved mid-FIFO restores into a new UART that reads on the sa
   const d = new Uart8250();
   d.restoreState(c.saveState());
   assert.deepEqual(drain(d), [{ byte: 0x55, lsr: 0x61 }]);
+
+  // A guest part-way to counting as listening (it polled LSR 10 times on an empty FIFO).
+  const e = new Uart8250();
+  for (let i = 0; i < 10; i++) e.read(LSR);
+  const f = new Uart8250();
+  f.restoreState(JSON.parse(JSON.stringify(e.saveState())));
+  assert.deepEqual(f.saveState(), e.saveState());
+  for (let i = 0; i < 6; i++) f.read(LSR);
+  assert.equal(f.rxListening, true, 'the polls before the snapshot count');
 });
 
 test('8250: a bad state is refused, naming the field, and changes nothing', () => {
@@ -381,6 +390,7 @@ test('8250: a bad state is refused, naming the field, and changes nothing', () =
     ({ fields: { ...good.fields, ...f }, rx }) as Uart8250State;
   assert.throws(() => u.restoreState(bad({ ier: 0x10 })), /uart8250: field ier is 16, out of range/);
   assert.throws(() => u.restoreState(bad({ lcr: 256 })), /uart8250: field lcr is 256/);
+  assert.throws(() => u.restoreState(bad({ emptyPolls: 17 })), /uart8250: field emptyPolls is 17/);
   assert.throws(
     () => u.restoreState(bad({ thrEmptyPending: 1 })),
     /uart8250: field thrEmptyPending is 1, expected a boolean/,

@@ -11,7 +11,7 @@ import { guestCidProblem } from '../devices/virtio/vsock.js';
 import { loadConfig } from './load.js';
 import { buildDefaultImage } from '../image/build.js';
 import { sniffKernelArch } from './common.js';
-import { parseListenAddress } from './vmconfig.js';
+import { MAX_CPUS, parseListenAddress } from './vmconfig.js';
 import { netRequestFromConfig, parseNetOption, resolveNets, type NetRequest } from '../vmm/net.js';
 
 /** Where host networks are kept: next to the VMs' state. */
@@ -188,7 +188,9 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
   if (consoleKind !== 'serial' && consoleKind !== 'virtio') {
     throw new UserError(`--console: expected serial or virtio, got '${consoleKind}'`);
   }
-  const cpus = values.cpus !== undefined ? intOption('cpus', values.cpus, 1, 8) : (spec.cpus ?? 1);
+  // Checked early (before a default image build); the architecture's own limit once it is known.
+  const cpus =
+    values.cpus !== undefined ? intOption('cpus', values.cpus, 1, Math.max(...Object.values(MAX_CPUS))) : (spec.cpus ?? 1);
   const memoryMiB = values.memory !== undefined ? intOption('memory', values.memory, 64, 16384) : (spec.memoryMiB ?? 512);
   let kernel = values.kernel ?? spec.kernel;
   let initrd = values.initrd ?? spec.initrd;
@@ -201,6 +203,7 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
     initrd ??= img.initrd;
   }
   const { arch, accel } = resolveEngine(values, spec, kernel);
+  if (cpus > MAX_CPUS[arch]) throw new UserError(`--cpus: ${arch} guests run at most ${MAX_CPUS[arch]} vCPUs, got ${cpus}`);
   const disks = values.disk ? values.disk.map(parseDiskOption) : (spec.disks ?? []);
   const gdb = parseGdbOption(values.gdb ?? configGdb.address, values['gdb-wait'] ?? configGdb.wait);
   if (gdb && arch !== 'aarch64')

@@ -145,16 +145,17 @@ export class Uart8250 implements SerialConsole {
     const probe = new Uart8250();
     loadFields(probe, UART8250_FIELDS, s.fields, what);
     const f = s.fields as Record<(typeof UART8250_FIELDS)[number], number | boolean>;
-    const range = (k: (typeof UART8250_FIELDS)[number], max: number, mask = max) => {
+    // `mask`: the bits a register field may have set (none checked for counters).
+    const range = (k: (typeof UART8250_FIELDS)[number], max: number, mask?: number) => {
       const v = f[k] as number;
-      if (!Number.isInteger(v) || v < 0 || v > max || (v & ~mask) !== 0)
+      if (!Number.isInteger(v) || v < 0 || v > max || (mask !== undefined && (v & ~mask) !== 0))
         throw new Error(
-          `${what}: field ${k} is ${v}, out of range (0..0x${max.toString(16)}${mask !== max ? `, bits 0x${mask.toString(16)}` : ''})`,
+          `${what}: field ${k} is ${v}, out of range (0..0x${max.toString(16)}${mask !== undefined ? `, bits 0x${mask.toString(16)}` : ''})`,
         );
     };
-    for (const k of ['lcr', 'scr', 'dll', 'dlm'] as const) range(k, 0xff);
-    range('ier', 0x0f);
-    range('mcr', 0x1f);
+    for (const k of ['lcr', 'scr', 'dll', 'dlm'] as const) range(k, 0xff, 0xff);
+    range('ier', 0x0f, 0x0f);
+    range('mcr', 0x1f, 0x1f);
     range('fcr', 0xff, 0xf9); // the clear bits (1, 2) never stay set
     range('lsrErr', 0xff, LSR_OE | LSR_BI);
     range('emptyPolls', UART8250_POLLS_TO_LISTEN);
