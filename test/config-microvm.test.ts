@@ -32,9 +32,9 @@ test('seed 004: dotted microvm.* keys, mem + balloonMem, vcpu 17, extraArgs', ()
   assert.equal(config.name, 'memshare');
   assert.equal(config.memoryMiB, 2512, 'the runner passes -m mem+balloonMem');
   assert.deepEqual(config.balloon, {});
-  assert.equal(config.cpus, 8);
+  assert.equal(config.cpus, 16);
   assert.equal(warnings.length, 2);
-  assert.match(warnings[0]!, /microvm\.vcpu 17: typevisor runs at most 8 vCPUs; the guest gets 8/);
+  assert.match(warnings[0]!, /microvm\.vcpu 17: typevisor runs at most 16 vCPUs; the guest gets 16/);
   assert.equal(
     warnings[1],
     'microvm microvm.qemu.extraArgs: QEMU-specific arguments are not interpreted by typevisor; ignored: "--option 1 --option 2"',

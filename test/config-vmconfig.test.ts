@@ -95,10 +95,10 @@ test('every field type error names the key and the expectation', () => {
     [{ name: 'has space' }, /^vm\.json: name: expected a name of 1 to 64/],
     [{ arch: 'arm64' }, /^vm\.json: arch: expected one of 'aarch64', 'x86_64', got "arm64"/],
     [{ accel: 'hvf' }, /^vm\.json: accel: expected one of 'tcg', 'kvm', 'auto', got "hvf"/],
-    [{ cpus: 9 }, /^vm\.json: cpus: expected an integer from 1 to 8 \(the aarch64 limit\), got 9$/],
-    [{ cpus: 0 }, /^vm\.json: cpus: expected an integer from 1 to 8/],
+    [{ cpus: 17 }, /^vm\.json: cpus: expected an integer from 1 to 16 \(the aarch64 limit\), got 17$/],
+    [{ cpus: 0 }, /^vm\.json: cpus: expected an integer from 1 to 16/],
     [{ cpus: 1.5 }, /^vm\.json: cpus: expected an integer/],
-    [{ cpus: '2' }, /^vm\.json: cpus: expected an integer from 1 to 8 \(the aarch64 limit\), got "2"$/],
+    [{ cpus: '2' }, /^vm\.json: cpus: expected an integer from 1 to 16 \(the aarch64 limit\), got "2"$/],
     [{ memoryMiB: 4 }, /^vm\.json: memoryMiB: expected an integer from 16 to 1048576, got 4$/],
     [
       { memoryMiB: 512, maxMemoryMiB: 256 },

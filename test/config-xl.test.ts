@@ -243,8 +243,8 @@ test('importer value errors: types, ranges, actions', () => {
 });
 
 test('more vCPUs than typevisor runs: clamped with a warning; soft-reset; hvm', () => {
-  const r = importXl('vcpus = 16\non_reboot = "soft-reset"\ntype = "hvm"\nbuilder = "hvm"', '/x/big.cfg');
-  assert.equal(r.config.cpus, 8);
+  const r = importXl('vcpus = 24\non_reboot = "soft-reset"\ntype = "hvm"\nbuilder = "hvm"', '/x/big.cfg');
+  assert.equal(r.config.cpus, 16);
   assert.equal(r.config.name, 'big');
   assert.equal(r.config.onReboot, 'restart');
   assert.equal(r.warnings.length, 4);

@@ -141,10 +141,10 @@ test('x86 VM: a snapshot restored into a new VM carries on where the guest was (
 test('--cpus: each architecture its own limit (aarch64 8, x86_64 64), before anything is built', async () => {
   const { specFromOptions } = await import('../src/config/spec.js');
   await assert.rejects(
-    specFromOptions({ arch: 'aarch64', kernel: '/nonexistent', cpus: '12' }),
-    /--cpus: aarch64 guests run at most 8 vCPUs, got 12/,
+    specFromOptions({ arch: 'aarch64', kernel: '/nonexistent', cpus: '17' }),
+    /--cpus: aarch64 guests run at most 16 vCPUs, got 17/,
   );
   await assert.rejects(specFromOptions({ arch: 'x86_64', kernel: '/nonexistent', cpus: '65' }), /--cpus: expected an integer from 1 to 64/);
-  // 12 is within x86_64's limit: what fails next is the missing kernel file.
-  await assert.rejects(specFromOptions({ arch: 'x86_64', kernel: '/nonexistent', cpus: '12' }), /--kernel/);
+  // 17 is within x86_64's limit: what fails next is the missing kernel file.
+  await assert.rejects(specFromOptions({ arch: 'x86_64', kernel: '/nonexistent', cpus: '17' }), /--kernel/);
 });

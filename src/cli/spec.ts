@@ -38,7 +38,7 @@ options:
   --dtb FILE            boot with this device tree instead of the generated one
   --dump-dtb FILE       write the generated device tree to FILE (and still boot)
   --cmdline TEXT        kernel command line
-  --cpus N              vCPUs, 1 to 8 (default 1)
+  --cpus N              vCPUs (default 1): aarch64 1 to 16, x86_64 1 to 64
   --memory MIB          guest RAM in MiB (default 512)
   --disk PATH[,ro]      virtio-blk disk from a raw image; repeatable
   --net user[,mac=MAC][,hostfwd=tcp::HOSTPORT-:GUESTPORT]...

@@ -21,6 +21,7 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError, describe, didYouMean, nameFromFile } from './errors.js';
 import { guestCidProblem } from '../devices/virtio/vsock.js';
+import { BOARD_MAX_CPUS } from '../machine/machine.js';
 
 export const ARCHES = ['aarch64', 'x86_64'] as const;
 export type Arch = (typeof ARCHES)[number];
@@ -39,8 +40,11 @@ export const LIFECYCLE_ACTIONS = [
 ] as const;
 export type LifecycleAction = (typeof LIFECYCLE_ACTIONS)[number];
 
-/** vCPU limits per architecture (the arm64-virt board's GICv3 redistributor window holds 8). */
-export const MAX_CPUS: Record<Arch, number> = { aarch64: 8, x86_64: 64 };
+/** vCPU limits per architecture: those of the board that runs it. */
+export const MAX_CPUS: Record<Arch, number> = {
+  aarch64: BOARD_MAX_CPUS['arm64-virt'],
+  x86_64: BOARD_MAX_CPUS['x86-microvm'],
+};
 export const MIN_MEMORY_MIB = 16;
 export const MAX_MEMORY_MIB = 1024 * 1024;
 

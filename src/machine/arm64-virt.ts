@@ -7,7 +7,7 @@ import { Arm64Cpu, CodeCache, type Arm64CpuState } from '../cpu/arm64/cpu.js';
 import { GicV3, type GicV3State } from '../devices/gicv3.js';
 import { GenericTimer, type GenericTimerState, type SystemCounterState } from '../cpu/arm64/timer.js';
 import { TcgEngine } from '../cpu/arm64/engine.js';
-import type { Machine, StopReason } from './machine.js';
+import { BOARD_MAX_CPUS, type Machine, type StopReason } from './machine.js';
 import { VirtioSlots, type SlotDevice, type SlotState, type VirtioSlotLayout } from './virtio-slots.js';
 import { PPI_PMU } from '../cpu/arm64/pmu.js';
 import { Pl011, type Pl011State } from '../devices/pl011.js';
@@ -115,8 +115,9 @@ export class Arm64VirtMachine implements PsciMachine, Machine {
   }
 
   constructor(readonly opts: Arm64VirtOptions) {
-    if (!Number.isInteger(opts.cpus) || opts.cpus < 1 || opts.cpus > 8) {
-      throw new Error(`cpus: expected 1 to 8 vCPUs, got ${opts.cpus}`);
+    const max = BOARD_MAX_CPUS['arm64-virt'];
+    if (!Number.isInteger(opts.cpus) || opts.cpus < 1 || opts.cpus > max) {
+      throw new Error(`cpus: expected 1 to ${max} vCPUs, got ${opts.cpus}`);
     }
     const ramBase = opts.ramBase ?? VIRT.RAM;
     this.mem = new GuestMemory(ramBase, opts.memoryBytes);
@@ -155,7 +156,7 @@ export class Arm64VirtMachine implements PsciMachine, Machine {
     this.virtio = new VirtioSlots(this.mem, VIRT_SLOTS, (intid, level) => this.gic.setSpi(intid, level));
   }
 
-  /** MPIDR affinity of a vCPU: Aff0 = index (up to 8 vCPUs, one cluster). */
+  /** MPIDR affinity of a vCPU: Aff0 = index (one cluster: BOARD_MAX_CPUS). */
   affinityOf(cpu: Arm64Cpu): number {
     return cpu.id;
   }

@@ -8,6 +8,13 @@ import type { VirtioSlots } from './virtio-slots.js';
 
 export type { StopReason, VcpuEngine } from '../cpu/engine.js';
 
+/**
+ * vCPUs each board takes. arm64-virt: one affinity cluster of 16 (Aff0 0-15: GICv3's SGI target
+ * list is 16 bits, QEMU's virt board clusters vCPUs by 16 too), 16 GICv3 redistributor frames from
+ * 0x080A_0000; x86-microvm: 64 (MP table, in-kernel LAPICs).
+ */
+export const BOARD_MAX_CPUS = { 'arm64-virt': 16, 'x86-microvm': 64 } as const;
+
 /** A board's state in a snapshot: its own shape (Arm64VirtState, X86MachineState), plain JSON. */
 export type MachineState = { board?: string } & object;
 

@@ -13,7 +13,7 @@ import type { VirtioMmioTransport, VirtioDevice } from '../devices/virtio/mmio.j
 import { GuestError, PortBus } from '../cpu/kvm/exits.js';
 import { Kvm, KVM_CAP, type KvmVcpu, type KvmVm, type Segment, type Sregs } from '../cpu/kvm/kvm.js';
 import { KvmEngine, type KvmStop } from '../cpu/kvm/engine.js';
-import type { Machine } from './machine.js';
+import { BOARD_MAX_CPUS, type Machine } from './machine.js';
 import type { X86MachineState } from './x86-state.js';
 import { VirtioSlots, type VirtioSlotLayout } from './virtio-slots.js';
 
@@ -93,7 +93,8 @@ export class X86Machine implements Machine {
   constructor(opts: X86MachineOptions) {
     this.opts = opts;
     const cpus = opts.cpus ?? 1;
-    if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) throw new Error(`cpus must be 1..64, got ${cpus}`);
+    const max = BOARD_MAX_CPUS['x86-microvm'];
+    if (!Number.isInteger(cpus) || cpus < 1 || cpus > max) throw new Error(`cpus must be 1..${max}, got ${cpus}`);
     this.memSize = opts.memoryMiB * 1024 * 1024;
     if (!Number.isInteger(opts.memoryMiB) || opts.memoryMiB < 2 || this.memSize > X86_MEM.MMIO_HOLE) {
       throw new Error(`memory must be 2..${X86_MEM.MMIO_HOLE / 1048576} MiB, got ${opts.memoryMiB}`);

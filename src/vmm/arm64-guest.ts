@@ -6,6 +6,7 @@ import { closeSync, fstatSync, openSync, readFileSync, readSync, writeFileSync }
 import { createRequire } from 'node:module';
 import { UserError } from '../host/errors.js';
 import { Arm64VirtMachine, VIRT } from '../machine/arm64-virt.js';
+import { BOARD_MAX_CPUS } from '../machine/machine.js';
 import { writeArm64Dtb } from '../machine/arm64-dt.js';
 import { loadArm64KernelFile } from '../boot/arm64-image.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
@@ -101,7 +102,7 @@ export async function buildArm64Guest(
   const user = spec.dtb ? readUserDtb(spec.dtb) : undefined;
   let ramSize = spec.memoryMiB * MiB;
   if (user) ramSize = Math.max(ramSize, alignUp(user.memEnd - VIRT.RAM, MiB));
-  const cpus = user && spec.cpus === 1 ? Math.min(8, user.cpus) : spec.cpus;
+  const cpus = user && spec.cpus === 1 ? Math.min(BOARD_MAX_CPUS['arm64-virt'], user.cpus) : spec.cpus;
   const machine = new Arm64VirtMachine({
     cpus,
     memoryBytes: ramSize,
