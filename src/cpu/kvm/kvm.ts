@@ -488,6 +488,30 @@ function u32(b: Uint8Array, off: number): number {
 }
 
 /** The /dev/kvm system handle. */
+/** A GET ioctl that fills a struct kvm_cpuid2 with room for `max` entries; its entries, checked. */
+function cpuid2Ioctl(fd: number, req: number, name: string, max: number): CpuidEntry[] {
+  const b = new Uint8Array(KVM_CPUID2_HEADER_SIZE + max * KVM_CPUID_ENTRY2_SIZE);
+  const dv = new DataView(b.buffer);
+  dv.setUint32(0, max, true);
+  ioctlPtr(fd, req, name, b);
+  const n = dv.getUint32(0, true);
+  if (n > max) throw new KvmError(`${name} returned ${n} entries in room for ${max}`, name);
+  const out: CpuidEntry[] = [];
+  for (let i = 0; i < n; i++) {
+    const o = KVM_CPUID2_HEADER_SIZE + i * KVM_CPUID_ENTRY2_SIZE;
+    out.push({
+      function: dv.getUint32(o, true),
+      index: dv.getUint32(o + 4, true),
+      flags: dv.getUint32(o + 8, true),
+      eax: dv.getUint32(o + 12, true),
+      ebx: dv.getUint32(o + 16, true),
+      ecx: dv.getUint32(o + 20, true),
+      edx: dv.getUint32(o + 24, true),
+    });
+  }
+  return out;
+}
+
 export class Kvm {
   readonly fd: number;
   private closed = false;
@@ -562,25 +586,7 @@ export class Kvm {
 
   /** KVM_GET_SUPPORTED_CPUID: the CPUID leaves this host's KVM can offer a guest. */
   supportedCpuid(max = 256): CpuidEntry[] {
-    const buf = new Uint8Array(8 + max * 40);
-    const dv = new DataView(buf.buffer);
-    dv.setUint32(0, max, true);
-    ioctlPtr(this.fd, KVM.GET_SUPPORTED_CPUID, 'KVM_GET_SUPPORTED_CPUID', buf);
-    const n = dv.getUint32(0, true);
-    const out: CpuidEntry[] = [];
-    for (let i = 0; i < n; i++) {
-      const o = 8 + i * 40;
-      out.push({
-        function: dv.getUint32(o, true),
-        index: dv.getUint32(o + 4, true),
-        flags: dv.getUint32(o + 8, true),
-        eax: dv.getUint32(o + 12, true),
-        ebx: dv.getUint32(o + 16, true),
-        ecx: dv.getUint32(o + 20, true),
-        edx: dv.getUint32(o + 24, true),
-      });
-    }
-    return out;
+    return cpuid2Ioctl(this.fd, KVM.GET_SUPPORTED_CPUID, 'KVM_GET_SUPPORTED_CPUID', max);
   }
 
   createVm(): KvmVm {
@@ -924,11 +930,11 @@ export class KvmVcpu {
   }
 
   setCpuid(entries: CpuidEntry[]): void {
-    const b = new Uint8Array(8 + entries.length * 40);
+    const b = new Uint8Array(KVM_CPUID2_HEADER_SIZE + entries.length * KVM_CPUID_ENTRY2_SIZE);
     const dv = new DataView(b.buffer);
     dv.setUint32(0, entries.length, true);
     entries.forEach((e, i) => {
-      const o = 8 + i * 40;
+      const o = KVM_CPUID2_HEADER_SIZE + i * KVM_CPUID_ENTRY2_SIZE;
       dv.setUint32(o, e.function, true);
       dv.setUint32(o + 4, e.index, true);
       dv.setUint32(o + 8, e.flags, true);
@@ -973,27 +979,7 @@ export class KvmVcpu {
 
   /** KVM_GET_CPUID2: the CPUID entries this vCPU was given. */
   getCpuid(max = 256): CpuidEntry[] {
-    const b = new Uint8Array(KVM_CPUID2_HEADER_SIZE + max * KVM_CPUID_ENTRY2_SIZE);
-    const dv = new DataView(b.buffer);
-    dv.setUint32(0, max, true);
-    ioctlPtr(this.fd, KVM.GET_CPUID2, 'KVM_GET_CPUID2', b);
-    const n = dv.getUint32(0, true);
-    if (n > max)
-      throw new KvmError(`KVM_GET_CPUID2 returned ${n} entries in room for ${max}`, 'KVM_GET_CPUID2');
-    const out: CpuidEntry[] = [];
-    for (let i = 0; i < n; i++) {
-      const o = KVM_CPUID2_HEADER_SIZE + i * KVM_CPUID_ENTRY2_SIZE;
-      out.push({
-        function: dv.getUint32(o, true),
-        index: dv.getUint32(o + 4, true),
-        flags: dv.getUint32(o + 8, true),
-        eax: dv.getUint32(o + 12, true),
-        ebx: dv.getUint32(o + 16, true),
-        ecx: dv.getUint32(o + 20, true),
-        edx: dv.getUint32(o + 24, true),
-      });
-    }
-    return out;
+    return cpuid2Ioctl(this.fd, KVM.GET_CPUID2, 'KVM_GET_CPUID2', max);
   }
 
   /** A GET ioctl that fills a structure of `size` bytes. */
