@@ -24,7 +24,7 @@ function start(env: NodeJS.ProcessEnv): {
 } {
   const r = spawnSync(bin, ['--help'], {
     encoding: 'utf8',
-    env: { ...env, NODE_OPTIONS: `--require ${preload}` },
+    env: { ...env, NODE_OPTIONS: `--require ${preload}`, TV_REPORT_ENV: Object.keys(VM_ENV).join(",") },
   });
   const line = /^runtime: (.*)$/m.exec(r.stderr);
   assert.ok(line, `the preload reported: ${r.stderr}`);
@@ -42,7 +42,8 @@ test('bin/typevisor runs the CLI with the VM process options', () => {
   assert.equal(r.runtime.pid, r.pid, 'the shell exec()s Node.js: no process in between');
 });
 
-test('bin/typevisor keeps the malloc settings the user made', () => {
-  const r = start({ ...process.env, MALLOC_ARENA_MAX: '4', MALLOC_TRIM_THRESHOLD_: '65536' });
-  assert.deepEqual(r.runtime.env, { MALLOC_ARENA_MAX: '4', MALLOC_TRIM_THRESHOLD_: '65536' });
+test('bin/typevisor keeps the malloc and thread pool settings the user made', () => {
+  const mine = { MALLOC_ARENA_MAX: '4', MALLOC_TRIM_THRESHOLD_: '65536', UV_THREADPOOL_SIZE: '40' };
+  const r = start({ ...process.env, ...mine });
+  assert.deepEqual(r.runtime.env, mine);
 });

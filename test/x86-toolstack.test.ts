@@ -41,18 +41,20 @@ test('toolstack: an x86_64 guest on kvm is created, listed, attached, paused, ba
   const { dir, cleanup } = tempStateDir();
   try {
     const kernel = guestKernelFile('echo64');
-    const c = await tv(dir, ['create', '--arch', 'x86_64', '--kernel', kernel, '--name', 'x', '--memory', '64', '--no-rng', '--balloon']);
+    // 6 vCPUs: each holds a pool thread in KVM_RUN (the secondaries wait there for a startup IPI
+    // forever), so this needs the VM process's pool size (VM_ENV) to leave one for the boot vCPU.
+    const c = await tv(dir, ['create', '--arch', 'x86_64', '--kernel', kernel, '--name', 'x', '--memory', '64', '--cpus', '6', '--no-rng', '--balloon']);
     assert.equal(c.code, 0, c.stderr);
     const l = await tv(dir, ['list']);
     assert.equal(l.code, 0, l.stderr);
-    assert.match(l.stdout.split('\n')[1], /^x\s+1\s+64\s+1\s+r-----\s+[\d.]+$/);
+    assert.match(l.stdout.split('\n')[1], /^x\s+1\s+64\s+6\s+r-----\s+[\d.]+$/);
 
     const con = await tv(dir, ['console', 'x'], { input: 'ping', keepOpenMs: 1500 });
     assert.equal(con.code, 0, con.stderr);
     assert.equal(con.stdout, 'echo64 ready\nping', 'the greeting from the ring buffer, then the echo');
 
     assert.equal((await tv(dir, ['pause', 'x'])).code, 0);
-    assert.match((await tv(dir, ['list'])).stdout, /\nx\s+1\s+64\s+1\s+--p---/);
+    assert.match((await tv(dir, ['list'])).stdout, /\nx\s+1\s+64\s+6\s+--p---/);
     const st = await qmp(join(dir, 'x', 'qmp.sock'), 'query-status');
     assert.deepEqual(st.return, { status: 'paused', running: false, singlestep: false });
     assert.equal((await tv(dir, ['unpause', 'x'])).code, 0);
@@ -60,7 +62,7 @@ test('toolstack: an x86_64 guest on kvm is created, listed, attached, paused, ba
     assert.equal((vm.body as { state: string }).state, 'running');
 
     assert.equal((await tv(dir, ['balloon', 'x', '32'])).code, 0);
-    assert.match((await tv(dir, ['list'])).stdout, /\nx\s+1\s+32\s+1\s+r-----/);
+    assert.match((await tv(dir, ['list'])).stdout, /\nx\s+1\s+32\s+6\s+r-----/);
 
     // save --stop, then restore as another VM: it carries on (echoes; no second boot greeting).
     const file = join(dir, '..', 'x.snap');

@@ -36,6 +36,12 @@ export const VM_ENV: Readonly<Record<string, string>> = {
   // stayed resident. Measured (same boot, four runs without, two with): malloc's [heap] 7.3-8.7 MiB
   // at power-off, 5.3 MiB with it; VMM memory beyond the guest 62.0-63.4 MiB, 60.7-61.3 MiB with it.
   MALLOC_TRIM_THRESHOLD_: '131072',
+  // The kvm engine runs each vCPU's KVM_RUN on a libuv pool thread (cpu/kvm/engine.ts), and a vCPU
+  // waiting for its startup IPI holds its thread for good: with Node's 4 threads a 6-vCPU x86 guest
+  // never ran its boot vCPU. The pool's size is fixed when it first starts, which may be before the
+  // guest's config is read: 16 vCPUs and one thread for file I/O. (Threads start only if the pool
+  // is used, with small stacks resident.)
+  UV_THREADPOOL_SIZE: '17',
 };
 
 /** `env` with VM_ENV's defaults filled in. */

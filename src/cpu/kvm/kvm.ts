@@ -31,7 +31,8 @@ import {
 } from '../../host/sys.js';
 
 // vCPUs in async mode each occupy a libuv pool thread inside KVM_RUN. Ask for a larger pool when
-// nobody chose a size (effective only if the pool has not started yet).
+// nobody chose a size (effective only if the pool has not started yet: VM processes get their size
+// at start, host/vm-process.ts VM_ENV).
 if (process.env.UV_THREADPOOL_SIZE === undefined) process.env.UV_THREADPOOL_SIZE = '16';
 
 /** An error of the KVM API itself (version, KVM_RUN); failing ioctls throw the SysError they raise. */
