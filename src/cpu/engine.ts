@@ -23,8 +23,6 @@ export interface VcpuEngine {
   onSlice: () => void;
   /** Guest instructions retired (tcg); undefined where the engine cannot count them (kvm). */
   readonly instructions: number | undefined;
-  /** Exits to the VMM (kvm); undefined for tcg, which has none. */
-  readonly exits: number | undefined;
   /** Every vCPU waits for an interrupt or is off (where the engine can tell; kvm cannot). */
   readonly idle: boolean;
 }

@@ -59,6 +59,9 @@ export const UART8250_FIFO_DEPTH = 16;
  */
 export const UART8250_POLLS_TO_LISTEN = 16;
 
+/** Entries the receiver holds with FIFO control `fcr`: the FIFO, or the 1-byte RBR with FIFOs off. */
+const rxDepth = (fcr: number): number => (fcr & FCR_ENABLE ? UART8250_FIFO_DEPTH : 1);
+
 /** Entry flag in the receive FIFO: the byte is a break (bits 7:0 hold the data). */
 const RX_BREAK = 0x100;
 
@@ -160,7 +163,7 @@ export class Uart8250 implements SerialConsole {
     range('lsrErr', 0xff, LSR_OE | LSR_BI);
     range('emptyPolls', UART8250_POLLS_TO_LISTEN);
     range('txCount', Number.MAX_SAFE_INTEGER);
-    const depth = (f.fcr as number) & FCR_ENABLE ? UART8250_FIFO_DEPTH : 1;
+    const depth = rxDepth(f.fcr as number);
     if (!Array.isArray(s.rx) || s.rx.length > depth)
       throw new Error(
         `${what}: rx must be an array of at most ${depth} entries (FIFOs ${depth > 1 ? 'on' : 'off'})`,
@@ -179,7 +182,7 @@ export class Uart8250 implements SerialConsole {
   // ---------------------------------------------------------------- host side
 
   private depth(): number {
-    return this.fcr & FCR_ENABLE ? UART8250_FIFO_DEPTH : 1;
+    return rxDepth(this.fcr);
   }
 
   /** Free entries in the receiver (FIFO or holding register). */

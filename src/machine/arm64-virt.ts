@@ -101,7 +101,7 @@ export class Arm64VirtMachine implements PsciMachine, Machine {
   readonly virtio: VirtioSlots;
   readonly engine: TcgEngine;
   readonly exitCode = 0;
-  readonly stopDetail = undefined;
+  readonly sysrqPowerOffKey = 'o';
   /** Instructions retired by all vCPUs. */
   get instructions(): number {
     return this.engine.instructions;

@@ -35,8 +35,12 @@ export interface Machine {
   requestPowerOff(): boolean;
   /** The exit status the guest gave when it stopped (a test device's exit port); 0 otherwise. */
   readonly exitCode: number;
-  /** Why the machine stopped, when the engine says more than the StopReason (a KVM error). */
-  readonly stopDetail: string | undefined;
+  /**
+   * The magic SysRq key that ends a guest ignoring requestPowerOff: 'o' (power off) where the board
+   * can power off, 'b' (reboot) where it cannot (x86-microvm has no ACPI; the VM asked to shut down
+   * then stops when the guest reboots).
+   */
+  readonly sysrqPowerOffKey: 'o' | 'b';
   /** Every vCPU's and device's state for a snapshot (plain JSON; guest RAM apart), with the engine held. */
   saveState(): MachineState;
   /** Load a saved state into this machine, built from the same spec (guest RAM already loaded). */

@@ -76,6 +76,7 @@ export type PortHandler = {
 
 export class X86Machine implements Machine {
   readonly board = 'x86-microvm';
+  readonly sysrqPowerOffKey = 'b';
   readonly kvm: Kvm;
   readonly vm: KvmVm;
   readonly mem: GuestMemory;
@@ -190,11 +191,6 @@ export class X86Machine implements Machine {
   get exitCode(): number {
     const s = this.engine.stopped;
     return s?.reason === 'exit' ? s.code : 0;
-  }
-
-  get stopDetail(): string | undefined {
-    const s = this.engine.stopped;
-    return s?.reason === 'stopped' ? s.why : undefined;
   }
 
   /** Ctrl-Alt-Del through the i8042 (the guest reboots; see Machine.requestPowerOff). */

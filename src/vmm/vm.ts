@@ -163,7 +163,7 @@ export class Vm extends EventEmitter {
     const boots = this.boots;
     this.shutdownRequested = true;
     const delivered = this.devices?.requestPowerOff() ?? false;
-    const last = this.machine?.board === 'x86-microvm' ? 'b' : 'o';
+    const last = this.machine?.sysrqPowerOffKey ?? 'o';
     const t = setTimeout(
       () => {
         if (this.boots === boots && this.state === 'running') this.sysrqSequence(['s', 'u', last]);

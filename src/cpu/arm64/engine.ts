@@ -36,10 +36,6 @@ export class TcgEngine implements VcpuEngine {
     return this.cpus.reduce((s, c) => s + c.icount, 0);
   }
 
-  get exits(): undefined {
-    return undefined;
-  }
-
   get idle(): boolean {
     return this.cpus.every((c) => c.off || c.waiting);
   }

@@ -27,7 +27,6 @@ export class KvmEngine implements VcpuEngine {
   /** vCPU loops running (runDetailed), and how many of them wait at the pause gate. */
   private loopsRunning = 0;
   private atGate = 0;
-  private exitCount = 0;
   private pollTimer: NodeJS.Timeout | undefined;
   /** The vCPUs' kvm_run mappings are gone (the machine closed): nothing may touch them. */
   private detached = false;
@@ -49,9 +48,6 @@ export class KvmEngine implements VcpuEngine {
   }
   get instructions(): undefined {
     return undefined;
-  }
-  get exits(): number {
-    return this.exitCount;
   }
   /** KVM keeps halted vCPUs inside the kernel: idleness cannot be seen from here. */
   get idle(): boolean {
@@ -147,7 +143,6 @@ export class KvmEngine implements VcpuEngine {
         });
       },
       afterExit: () => {
-        this.exitCount++;
         if (Date.now() - this.lastPoll >= POLL_MS) this.poll();
       },
     };

@@ -477,6 +477,18 @@ class StateReader {
     return BigInt(v);
   }
 
+  /**
+   * A part the saved VM had or lacked (in-kernel irqchip, PIT) must be here or absent alike.
+   * Returns whether it was saved.
+   */
+  sameBuild(saved: unknown, here: boolean, field: string, what: string, create: string): boolean {
+    const had = saved !== null && saved !== undefined;
+    if (!had && here) this.fail(`${field}: the saved VM had no in-kernel ${what} but this VM has one (build it without)`);
+    if (had && !here)
+      this.fail(`${field}: the saved VM has an in-kernel ${what} but this VM has none; create it (${create}) before restoring`);
+    return had;
+  }
+
   array(v: unknown, field: string, max: number): unknown[] {
     if (!Array.isArray(v)) this.fail(`${field} is missing or not an array`);
     if (v.length > max) this.fail(`${field} has ${v.length} entries, at most ${max} expected`);
@@ -488,7 +500,6 @@ function u32(b: Uint8Array, off: number): number {
   return new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(off, true);
 }
 
-/** The /dev/kvm system handle. */
 /** A GET ioctl that fills a struct kvm_cpuid2 with room for `max` entries; its entries, checked. */
 function cpuid2Ioctl(fd: number, req: number, name: string, max: number): CpuidEntry[] {
   const b = new Uint8Array(KVM_CPUID2_HEADER_SIZE + max * KVM_CPUID_ENTRY2_SIZE);
@@ -513,6 +524,7 @@ function cpuid2Ioctl(fd: number, req: number, name: string, max: number): CpuidE
   return out;
 }
 
+/** The /dev/kvm system handle. */
 export class Kvm {
   readonly fd: number;
   private closed = false;
@@ -652,10 +664,6 @@ export class KvmVm {
   get hasIrqchip(): boolean {
     return this.irqchipCreated;
   }
-  /** Whether the in-kernel PIT was created (createPit2). */
-  get hasPit(): boolean {
-    return this.pitCreated;
-  }
 
   /** KVM_GET_IRQCHIP of one chip (IRQCHIP_ID): struct kvm_irqchip. */
   getIrqchip(chip: number): Uint8Array {
@@ -715,14 +723,7 @@ export class KvmVm {
     const s = r.object(state, 'the state');
     if (s.arch !== 'x86_64') r.fail(`arch is ${JSON.stringify(s.arch)}, expected "x86_64"`);
     let chips: Uint8Array[] | undefined;
-    if (s.irqchip === null || s.irqchip === undefined) {
-      if (this.irqchipCreated)
-        r.fail('irqchip: the saved VM had no in-kernel irqchip but this VM has one (build it without)');
-    } else {
-      if (!this.irqchipCreated)
-        r.fail(
-          'irqchip: the saved VM has an in-kernel irqchip (PIC, IOAPIC) but this VM has none; create it (createIrqchip) before restoring',
-        );
+    if (r.sameBuild(s.irqchip, this.irqchipCreated, 'irqchip', 'irqchip (PIC, IOAPIC)', 'createIrqchip')) {
       const c = r.object(s.irqchip, 'irqchip');
       chips = (['picMaster', 'picSlave', 'ioapic'] as const).map((k) => {
         const b = r.bytes(c[k], `irqchip.${k}`, KVM_IRQCHIP_SIZE);
@@ -732,16 +733,7 @@ export class KvmVm {
       });
     }
     let pit: Uint8Array | undefined;
-    if (s.pit === null || s.pit === undefined) {
-      if (this.pitCreated)
-        r.fail('pit: the saved VM had no in-kernel PIT but this VM has one (build it without)');
-    } else {
-      if (!this.pitCreated)
-        r.fail(
-          'pit: the saved VM has an in-kernel PIT but this VM has none; create it (createPit2) before restoring',
-        );
-      pit = r.bytes(s.pit, 'pit', KVM_PIT_STATE2_SIZE);
-    }
+    if (r.sameBuild(s.pit, this.pitCreated, 'pit', 'PIT', 'createPit2')) pit = r.bytes(s.pit, 'pit', KVM_PIT_STATE2_SIZE);
     let clock: Uint8Array | undefined;
     if (s.clock !== null && s.clock !== undefined) {
       if (this.kvm.cap(KVM_CAP.ADJUST_CLOCK) <= 0) r.fail('clock: this host has no KVM_CAP_ADJUST_CLOCK');
