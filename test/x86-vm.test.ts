@@ -9,7 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Vm } from '../src/vmm/vm.js';
 import { kvmMissing, toolsMissing } from './fixtures/x86/build.js';
-import { guestKernelFile, startVm, until, x86Spec } from './helpers/x86-vm.js';
+import { guestKernelFile, startVm, x86Spec } from './helpers/x86-vm.js';
+import { until } from './helpers/toolstack-guest.js';
 
 const skip = kvmMissing() ?? toolsMissing();
 

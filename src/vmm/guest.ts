@@ -69,6 +69,15 @@ export async function buildGuest(
   return buildArm64Guest(spec, output, netBackends, opts);
 }
 
+/** A boot file's bytes; a file that cannot be read is a UserError naming it (`what`: kernel, initrd). */
+export function readBootFile(path: string, what: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(path));
+  } catch (e) {
+    throw new UserError(`${what} ${path}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
 /** Check the spec's kernel file before anything starts; the error says what is wrong with it. */
 export async function checkKernel(spec: VmSpec): Promise<void> {
   if (spec.arch !== 'x86_64') {
@@ -76,12 +85,7 @@ export async function checkKernel(spec: VmSpec): Promise<void> {
     return;
   }
   const what = `kernel ${spec.kernel}`;
-  let img: Uint8Array;
-  try {
-    img = readFileSync(spec.kernel);
-  } catch (e) {
-    throw new UserError(`${what}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const img = readBootFile(spec.kernel, 'kernel');
   try {
     if (isBzImage(img)) parseBzImage(img, what);
     else parseElfKernel(img, what);
@@ -93,7 +97,7 @@ export async function checkKernel(spec: VmSpec): Promise<void> {
 /**
  * The spec's virtio devices in the machine's slots: disks, NICs, entropy, console, balloon, vsock,
  * in that order (slot numbers, and so a snapshot's device list, follow it). Returns what the
- * caller finishes with finishGuest() once its boot files are placed.
+ * caller finishes with SpecDevices.finish() once its boot files are placed.
  */
 export function addSpecDevices(
   spec: VmSpec,

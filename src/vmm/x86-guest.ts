@@ -2,12 +2,11 @@
 // (guest.ts) announced on the kernel command line, and the Linux kernel entered in 64-bit mode
 // (machine/x86-boot.ts). The spec's fields that only the arm64 software CPU has are refused.
 
-import { readFileSync } from 'node:fs';
 import { UserError } from '../host/errors.js';
 import { X86Machine } from '../machine/x86-microvm.js';
 import { loadLinux } from '../machine/x86-boot.js';
 import type { NetBackend } from '../devices/virtio/net.js';
-import { addSpecDevices, type BuildOptions, type BuiltGuest } from './guest.js';
+import { addSpecDevices, readBootFile, type BuildOptions, type BuiltGuest } from './guest.js';
 import type { VmSpec } from './vm.js';
 
 /** The spec fields x86-microvm on kvm cannot honour, with why. */
@@ -19,14 +18,6 @@ function refused(spec: VmSpec): string | undefined {
   if (spec.logUnimplemented) return 'log-unimplemented: a software-CPU option (aarch64 guests on tcg)';
   if (spec.gdb) return 'gdb: the gdb stub serves aarch64 guests on the software CPU (tcg)';
   return undefined;
-}
-
-function readBootFile(path: string, what: string): Uint8Array {
-  try {
-    return new Uint8Array(readFileSync(path));
-  } catch (e) {
-    throw new UserError(`${what} ${path}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
 }
 
 export async function buildX86Guest(

@@ -43,12 +43,3 @@ export async function startVm(spec: VmSpec): Promise<{ vm: Vm; text: () => strin
   await vm.start();
   return { vm, text: () => Buffer.concat(chunks).toString('latin1'), exit: vm.wait() };
 }
-
-/** Wait (bounded) until `cond` holds; throws naming `what` on timeout. */
-export async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

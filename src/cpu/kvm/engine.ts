@@ -96,7 +96,7 @@ export class KvmEngine implements VcpuEngine {
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
-    if (!this.detached) for (const v of this.vcpus) v.run.setUint8(RUN.immediateExit, 0);
+    this.allowEntry();
     this.release?.();
     this.release = undefined;
     this.resumed = undefined;
@@ -123,6 +123,12 @@ export class KvmEngine implements VcpuEngine {
     if (this.detached) return;
     for (const v of this.vcpus) v.run.setUint8(RUN.immediateExit, 1);
     if (this.mode === 'async') kickThreads();
+  }
+
+  /** Let the vCPUs enter KVM_RUN again (undo interrupt()). */
+  private allowEntry(): void {
+    if (this.detached) return;
+    for (const v of this.vcpus) v.run.setUint8(RUN.immediateExit, 0);
   }
 
   private loopOptions(id: number): RunLoopOptions {
@@ -213,7 +219,7 @@ export class KvmEngine implements VcpuEngine {
       if (tries > 2000)
         throw new GuestError('a vCPU did not leave KVM_RUN after being interrupted for 100 s', 'KVM_RUN');
     }
-    for (const v of this.vcpus) v.run.setUint8(RUN.immediateExit, 0);
+    this.allowEntry();
     if (first instanceof Error) throw first;
     return this.stopped ?? first;
   }
