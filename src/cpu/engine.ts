@@ -6,7 +6,6 @@ export type StopReason = 'poweroff' | 'reboot' | 'stopped';
 
 export interface VcpuEngine {
   readonly kind: 'tcg' | 'kvm';
-  readonly vcpuCount: number;
   /** Run every vCPU until the guest powers off or resets, or stop() is called. */
   run(): Promise<StopReason>;
   /** End run() with `reason` (the first reason given wins); vCPUs stop at an instruction boundary. */

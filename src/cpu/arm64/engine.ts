@@ -27,10 +27,6 @@ export class TcgEngine implements VcpuEngine {
     this.insnsPerMs = cpus.map(() => 0);
   }
 
-  get vcpuCount(): number {
-    return this.cpus.length;
-  }
-
   /** Instructions retired by all vCPUs. */
   get instructions(): number {
     return this.cpus.reduce((s, c) => s + c.icount, 0);

@@ -43,9 +43,6 @@ export class KvmEngine implements VcpuEngine {
     if (mode === 'sync' && vcpus.length !== 1) throw new Error('sync mode runs one vCPU');
   }
 
-  get vcpuCount(): number {
-    return this.vcpus.length;
-  }
   get instructions(): undefined {
     return undefined;
   }
