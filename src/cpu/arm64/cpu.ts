@@ -8,7 +8,6 @@
 // and slot 33 is a sink for writes to XZR. Use rz()/wz() to map a register number to a slot.
 
 import type { GuestMemory } from '../../memory/guest-memory.js';
-import { PAGE_SHIFT } from '../../memory/guest-memory.js';
 import { Decoder, type Handler } from './decode.js';
 import { Mmu } from './mmu.js';
 import { SysRegs, type SysRegsState } from './sysregs.js';
@@ -19,11 +18,28 @@ import { patterns as systemPatterns } from './insn/system.js';
 import { MAX_BLOCK, setBlockEnders } from './jit.js';
 import { monotonicMs } from '../../host/clock.js';
 import { Pmu, type PmuState } from './pmu.js';
-import { emitUnit, instantiateUnit, runUnits, unitLinks, type UnitLinks, type WasmUnit } from './wasm/translate.js';
+import {
+  emitUnit,
+  instantiateUnit,
+  runUnits,
+  unitLinks,
+  type UnitLinks,
+  type WasmUnit,
+} from './wasm/translate.js';
 import { UnitTable, clearJumpCache, clearJumpCachePage } from './wasm/dispatch.js';
-import { C_OFF, CPU_BLOCK, N_OFF, R_OFF, TLB_OFF, V_OFF, Z_OFF } from './wasm/layout.js';
+import { C_OFF, CPU_BLOCK, IPC_OFF, N_OFF, R_OFF, TLB_OFF, V_OFF, Z_OFF } from './wasm/layout.js';
 
 const TWO32 = 4294967296;
+
+// int32 slots of the state block (wasm/layout.ts IPC_OFF)
+const PC_LO = IPC_OFF >> 2;
+const PC_HI = PC_LO + 1;
+const NEXT_LO = PC_LO + 2;
+const NEXT_HI = PC_LO + 3;
+const FETCH_LO = PC_LO + 4;
+const FETCH_HI = PC_LO + 5;
+/** FETCH_LO when no page is cached (no page address has bit 0 set). */
+const NO_FETCH_PAGE = 1;
 
 /** Thrown (after the exception has been entered) to abandon the current instruction. */
 export class GuestException {
@@ -171,7 +187,12 @@ const RECYCLE_SLOTS = 4096;
  * hot again, translated again.
  */
 export class CodeCache {
-  private readonly pages = new Map<number, CodePage>();
+  /**
+   * The cached pages by RAM page number (code runs from RAM only), and how many there are. An array
+   * where a Map keyed by page number cost a hash lookup on every fetch page change (1.7% of a boot).
+   */
+  private readonly pages: (CodePage | undefined)[];
+  private cached = 0;
   readonly decoder = decoder();
   /** Translate hot blocks (false: interpret every instruction, for tests that compare the two). */
   jit = process.env.TYPEVISOR_JIT !== '0';
@@ -216,6 +237,7 @@ export class CodeCache {
   private readonly links: UnitLinks | undefined;
 
   constructor(readonly mem: GuestMemory) {
+    this.pages = new Array<CodePage | undefined>(Math.ceil(mem.ramSize / 4096)).fill(undefined);
     mem.onCodeWrite = (ramPage) => this.invalidateRamPage(ramPage);
     this.units = mem.wasm ? new UnitTable(mem.wasm) : undefined;
     this.links = mem.wasm ? unitLinks(mem.wasm, mem.ramOffset) : undefined;
@@ -224,20 +246,22 @@ export class CodeCache {
     this.retired = this.jitStats.insns = this.jitStats.ms = this.jitStats.entries = 0;
   }
 
+  /** The code page of RAM address `pa`. */
   page(pa: number): CodePage {
-    const ppn = Math.floor(pa / 4096);
-    let p = this.pages.get(ppn);
-    if (!p) {
-      p = new CodePage(((pa - this.mem.ramBase) >>> 2) & ~1023, ppn, this.epoch);
-      this.pages.set(ppn, p);
-      this.mem.codePages[p.ramWord >>> 10] = 1;
+    const rp = Math.floor((pa - this.mem.ramBase) / 4096);
+    let p = this.pages[rp];
+    if (p === undefined) {
+      p = new CodePage(rp << 10, Math.floor(pa / 4096), this.epoch);
+      this.pages[rp] = p;
+      this.cached++;
+      this.mem.codePages[rp] = 1;
     } else p.used = this.epoch;
     return p;
   }
 
   /** Code pages cached now. */
   get pageCount(): number {
-    return this.pages.size;
+    return this.cached;
   }
 
   /**
@@ -284,7 +308,9 @@ export class CodeCache {
       (p.failed ??= new Set()).add(idx);
       if (!this.compileErrorShown) {
         this.compileErrorShown = true;
-        process.stderr.write(`typevisor: translator: a unit failed to compile (interpreting it): ${String(e)}\n`);
+        process.stderr.write(
+          `typevisor: translator: a unit failed to compile (interpreting it): ${String(e)}\n`,
+        );
       }
       return 0;
     }
@@ -385,9 +411,12 @@ export class CodeCache {
       if (held) held.used = this.epoch;
     }
     let dropped = 0;
-    for (const [ppn, p] of this.pages) {
-      if (p.used >= this.epoch) continue;
-      this.pages.delete(ppn);
+    const pages = this.pages;
+    for (let rp = 0; rp < pages.length; rp++) {
+      const p = pages[rp];
+      if (p === undefined || p.used >= this.epoch) continue;
+      pages[rp] = undefined;
+      this.cached--;
       this.retireUnits(p);
       this.releaseChunks(p);
       this.mem.codePages[p.ramWord >>> 10] = 0;
@@ -404,15 +433,14 @@ export class CodeCache {
   }
 
   invalidateRamPage(ramPage: number): void {
-    const ppn = (this.mem.ramBase >>> PAGE_SHIFT) + ramPage;
-    const p = this.pages.get(ppn);
-    if (p) this.clear(p);
+    const p = this.pages[ramPage];
+    if (p !== undefined) this.clear(p);
     // Until something on this page is decoded again, stores to it need not call back.
     this.mem.codePages[ramPage] = 0;
   }
 
   invalidateAll(): void {
-    for (const p of this.pages.values()) this.clear(p);
+    for (const p of this.pages) if (p !== undefined) this.clear(p);
     this.clearJumpCaches();
   }
 
@@ -433,12 +461,35 @@ export class Arm64Cpu {
   /** The state block as int32 words. */
   readonly s32: Int32Array;
   readonly r: Int32Array;
+  // The interpreter's PC, next PC and fetch page live in the state block (IPC_OFF) as int32: as object
+  // fields these uint32 halves were boxed numbers, and reading and writing them was about a third of
+  // the interpreter loop's time.
   /** Address of the instruction being executed (uint32 halves). */
-  pcLo = 0;
-  pcHi = 0;
+  get pcLo(): number {
+    return this.s32[PC_LO] >>> 0;
+  }
+  set pcLo(v: number) {
+    this.s32[PC_LO] = v;
+  }
+  get pcHi(): number {
+    return this.s32[PC_HI] >>> 0;
+  }
+  set pcHi(v: number) {
+    this.s32[PC_HI] = v;
+  }
   /** Address of the next instruction; the executor sets it to pc+4, branches overwrite it. */
-  nextLo = 0;
-  nextHi = 0;
+  get nextLo(): number {
+    return this.s32[NEXT_LO] >>> 0;
+  }
+  set nextLo(v: number) {
+    this.s32[NEXT_LO] = v;
+  }
+  get nextHi(): number {
+    return this.s32[NEXT_HI] >>> 0;
+  }
+  set nextHi(v: number) {
+    this.s32[NEXT_HI] = v;
+  }
   // NZCV as 0/1 numbers, kept in the state block.
   get n(): number {
     return this.s32[N_OFF >> 2];
@@ -548,9 +599,7 @@ export class Arm64Cpu {
   logUnimplemented = false;
   private readonly loggedUnimplemented = new Set<number>();
 
-  // fetch cache: the current code page
-  private fetchPageLo = -1;
-  private fetchPageHi = -1;
+  // fetch cache: the current code page (its virtual address is in the state block: FETCH_LO, FETCH_HI)
   private fetchPa = 0;
   private fetchPage: CodePage | undefined;
   /** CodePage.chunks of the fetch page. */
@@ -585,13 +634,11 @@ export class Arm64Cpu {
     // one (every handler and translated block at once; `node --trace-generalization` lists them).
     // These fields hold uint32 halves of addresses, physical addresses and counts that pass 2^30
     // in a boot: start them as doubles.
-    this.pcLo = this.pcHi = this.nextLo = this.nextHi = TWO32 - 1;
-    this.fetchPageLo = this.fetchPageHi = this.fetchPa = TWO32 - 1;
+    this.fetchPa = TWO32 - 1;
     this.spEl0Lo = this.spEl0Hi = this.spEl1Lo = this.spEl1Hi = TWO32 - 1;
     this.exclAddr = this.exclLo = this.exclHi = this.exclLo2 = this.exclHi2 = TWO32 - 1;
     this.icount = this.excFromLo = this.countNow = TWO32 - 1;
-    this.pcLo = this.pcHi = this.nextLo = this.nextHi = 0;
-    this.fetchPageLo = this.fetchPageHi = -1;
+    this.invalidateFetch();
     this.fetchPa = 0;
     this.spEl0Lo = this.spEl0Hi = this.spEl1Lo = this.spEl1Hi = 0;
     this.exclLo = this.exclHi = this.exclLo2 = this.exclHi2 = 0;
@@ -807,8 +854,7 @@ export class Arm64Cpu {
   }
 
   invalidateFetch(): void {
-    this.fetchPageLo = -1;
-    this.fetchPageHi = -1;
+    this.s32[FETCH_LO] = NO_FETCH_PAGE;
   }
 
   /**
@@ -856,6 +902,7 @@ export class Arm64Cpu {
     const pmu = this.pmu;
     if (pmu.active) budget = pmu.clampBudget(budget);
     this.running = true;
+    const s = this.s32;
     const mem = this.mem;
     const words = this.words;
     const ramBase = mem.ramBase;
@@ -882,18 +929,19 @@ export class Arm64Cpu {
               head = true;
             }
           }
-          const pcLo = this.pcLo;
-          const pageLo = (pcLo & ~0xfff) >>> 0;
+          const pcLo = s[PC_LO];
+          const pcHi = s[PC_HI];
           // Debug armed: every instruction comes through the fetch-page miss (debug.afterFetch keeps
           // the page uncached), is checked there and interpreted.
           let checked = false;
-          if (pageLo !== this.fetchPageLo || this.pcHi !== this.fetchPageHi) {
+          if ((pcLo & ~0xfff) !== s[FETCH_LO] || pcHi !== s[FETCH_HI]) {
             if (this.debugArmed) {
               checked = this.debug.checksAt(this.el);
               if (checked) this.debug.beforeFetch();
             }
             if ((pcLo & 3) !== 0) this.raise(EC.PC_ALIGN, 0, this.pc);
-            const pa = this.mmu.translateFetch(pageLo, this.pcHi);
+            const pageLo = (pcLo & ~0xfff) >>> 0;
+            const pa = this.mmu.translateFetch(pageLo, pcHi >>> 0);
             if (!mem.isRam(pa, 4096)) {
               // Executing from MMIO or unbacked space: synchronous external abort on fetch.
               this.raise(this.el === 0 ? EC.IABT_LOWER : EC.IABT_CUR, 0x10, this.pc);
@@ -903,8 +951,8 @@ export class Arm64Cpu {
             this.fetchPage = page;
             this.fetchChunks = page.chunks;
             this.fetchRamWord = (pa - ramBase) >>> 2;
-            this.fetchPageLo = pageLo;
-            this.fetchPageHi = this.pcHi;
+            s[FETCH_LO] = pageLo;
+            s[FETCH_HI] = pcHi;
             if (checked) this.debug.afterFetch();
           }
           const idx = (pcLo & 0xfff) >>> 2;
@@ -931,14 +979,15 @@ export class Arm64Cpu {
           const insn = words[this.fetchRamWord + idx];
           const hx = code.decoded[this.fetchChunks[idx >>> CHUNK_SHIFT] + (idx & (CHUNK_WORDS - 1))];
           const h: Handler = table[hx !== 0 ? hx : code.decodeInto(this.fetchPage!, idx, insn)];
-          const nl = (pcLo + 4) >>> 0;
-          this.nextLo = nl;
-          this.nextHi = nl === 0 ? (this.pcHi + 1) >>> 0 : this.pcHi;
+          const nl = (pcLo + 4) | 0;
+          s[NEXT_LO] = nl;
+          s[NEXT_HI] = nl === 0 ? pcHi + 1 : pcHi;
           h(this, insn);
           if (checked) this.debug.afterInsn(insn);
-          head = this.nextLo !== nl;
-          this.pcLo = this.nextLo;
-          this.pcHi = this.nextHi;
+          const next = s[NEXT_LO];
+          head = next !== nl;
+          s[PC_LO] = next;
+          s[PC_HI] = s[NEXT_HI];
           done++;
           if (this.waiting || this.off) break;
         }

@@ -65,6 +65,8 @@ const MAX_BLOCK_REGIONS = 32;
 
 const IPS_BITS = [32, 36, 40, 42, 44, 48, 52, 52];
 
+/** 2^n for n = 0..64 (`2 ** n` with a variable n is a call to pow in V8: 1.5% of a boot in table walks). */
+const POW2: readonly number[] = Array.from({ length: 65 }, (_, n) => 2 ** n);
 export class Mmu {
   /** High half of the last read64(). */
   hi = 0;
@@ -134,7 +136,8 @@ export class Mmu {
 
   constructor(readonly cpu: Arm64Cpu) {
     const mem = cpu.mem;
-    const view = (a: TlbArray): Int32Array => new Int32Array(mem.stateBuffer, cpu.st + tlbOff(a), 2 * TLB_SIZE);
+    const view = (a: TlbArray): Int32Array =>
+      new Int32Array(mem.stateBuffer, cpu.st + tlbOff(a), 2 * TLB_SIZE);
     this.tagLo = view('tagLo').fill(INVALID);
     this.tagHi = view('tagHi').fill(0);
     this.tAsid = view('tAsid').fill(0);
@@ -495,8 +498,8 @@ export class Mmu {
     const va = (hi & 0xffff) * TWO32 + (lo >>> 0);
     let shift = 12 + 9 * (3 - level);
     const firstBits = vaBits - shift;
-    table -= table % (8 * 2 ** firstBits); // BADDR bits below the table size are RES0
-    if (table >= 2 ** this.paBits) {
+    table -= table % (8 * POW2[firstBits]); // BADDR bits below the table size are RES0
+    if (table >= POW2[this.paBits]) {
       this.wLevel = 0;
       return FSC_ADDR_SIZE;
     }
@@ -506,7 +509,7 @@ export class Mmu {
     let pxnTable = 0;
     const paHiLimit = this.paBits - 32; // descriptor OA bits [47:paBits] must be zero
     for (;;) {
-      const idx = Math.floor(va / 2 ** shift) & idxMask;
+      const idx = Math.floor(va / POW2[shift]) & idxMask;
       const dpa = table + idx * 8;
       const off = dpa - this.ramBase;
       if (off < 0 || off + 8 > this.ramSize) {
@@ -534,7 +537,7 @@ export class Mmu {
       if (oaHi >>> paHiLimit !== 0) return FSC_ADDR_SIZE + level;
       if ((dlo & 0x400) === 0) return FSC_ACCESS_FLAG + level;
       const oa = oaHi * TWO32 + ((dlo & PAGE_MASK) >>> 0);
-      const size = 2 ** shift;
+      const size = POW2[shift];
       this.wPa = oa - (oa % size) + ((va % size) - (va % 4096));
       this.wLevel = level;
       this.wShift = shift;

@@ -11,6 +11,8 @@
 //   IRQ_OFF   non-zero while an interrupt is pending and unmasked (translated code then leaves)
 //   HI_OFF    high half of a 64-bit value a slow-path load returns
 //   BASE_OFF  address of word 0 of the running unit's code page (runtime.ts)
+//   IPC_OFF   the interpreter's PC and next PC (uint32 halves as i32: lo, hi, next lo, next hi) and
+//             the virtual page it fetches from (lo, hi; lo 1 = none): Arm64Cpu's pcLo...nextHi
 //   TLB_OFF   the MMU's software TLB arrays (mmu.ts), TLB_ARRAY bytes each, in TLB_ARRAYS order
 //   JC_OFF    the jump cache (dispatch.ts): JC_SIZE entries of 16 bytes, PC (i64), context
 //             (ASID | EL << 16), the unit's index in the unit table
@@ -40,6 +42,11 @@ export const IRQ_OFF = 320;
 export const HI_OFF = 324;
 /** Address of word 0 of the running unit's page (i64; the runtime's slow paths derive PC from it). */
 export const BASE_OFF = 336;
+/**
+ * The interpreter's PC, next PC and fetch page (Arm64Cpu.pcLo etc. read and write them here): int32
+ * slots, where object fields holding uint32 halves are boxed numbers in V8.
+ */
+export const IPC_OFF = 344;
 export const TLB_OFF = 4096;
 /** Entries per MMU index. */
 export const TLB_BITS = 10;
@@ -58,5 +65,7 @@ export const JC_BUCKET_BITS = 6;
 export const JC_SIZE = 1 << (JC_PAGE_BITS + JC_BUCKET_BITS);
 /** Bytes per jump cache entry: PC (i64), context, unit index. */
 export const JC_ENTRY = 16;
-if (tlbOff('ramOff') + TLB_ARRAY > JC_OFF) throw new Error('layout: the TLB does not fit before the jump cache');
-if (JC_OFF + JC_SIZE * JC_ENTRY > CPU_BLOCK) throw new Error('layout: the jump cache does not fit a state block');
+if (tlbOff('ramOff') + TLB_ARRAY > JC_OFF)
+  throw new Error('layout: the TLB does not fit before the jump cache');
+if (JC_OFF + JC_SIZE * JC_ENTRY > CPU_BLOCK)
+  throw new Error('layout: the jump cache does not fit a state block');
