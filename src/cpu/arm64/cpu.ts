@@ -27,7 +27,18 @@ import {
   type WasmUnit,
 } from './wasm/translate.js';
 import { UnitTable, clearJumpCache, clearJumpCachePage } from './wasm/dispatch.js';
-import { C_OFF, CPU_BLOCK, IPC_OFF, N_OFF, R_OFF, TLB_OFF, V_OFF, Z_OFF } from './wasm/layout.js';
+import {
+  C_OFF,
+  CPU_BLOCK,
+  IPC_OFF,
+  N_OFF,
+  R_OFF,
+  SPEL0_OFF,
+  SPSEL_OFF,
+  TLB_OFF,
+  V_OFF,
+  Z_OFF,
+} from './wasm/layout.js';
 
 const TWO32 = 4294967296;
 
@@ -38,6 +49,8 @@ const NEXT_LO = PC_LO + 2;
 const NEXT_HI = PC_LO + 3;
 const FETCH_LO = PC_LO + 4;
 const FETCH_HI = PC_LO + 5;
+const SPEL0 = SPEL0_OFF >> 2;
+const SPSEL = SPSEL_OFF >> 2;
 /** FETCH_LO when no page is cached (no page address has bit 0 set). */
 const NO_FETCH_PAGE = 1;
 
@@ -145,25 +158,34 @@ export class CodePage {
   }
 }
 
-/** Slots of CodeCache.heat: block-head entry counts of all pages, hashed (a collision only makes a block translate early). */
+/** Slots of CodeCache.heat: instructions interpreted from block heads, all pages hashed (a collision only makes a block translate early). */
 const HEAT_SLOTS = 1 << 16;
 
+/** Add `n` instructions to a heat slot (saturating). */
+function addHeat(heat: Uint16Array, slot: number, n: number): void {
+  const w = heat[slot] + n;
+  heat[slot] = w > 0xffff ? 0xffff : w;
+}
+
 /**
- * A block head is translated once the interpreter has entered it this many times (environment:
- * TYPEVISOR_JIT_THRESHOLD, at most 65535). Measured on the default guest's boot (1.25e9
- * instructions, units compiled on the VM's thread): 10000 translates about 380 units that run 83%
- * of the instructions, 3000 about 1030 (89%), 1000 about 2150 (93%, 90 MiB of VMM memory beyond RAM
- * against 77 MiB at 3000); in interleaved boots 3000 and 1000 took 18.5-23 s where 10000 took
- * 23-29 s, and 3000 keeps memory lower.
+ * A block head is translated once the interpreter has run this many instructions from it (counted
+ * from the head to the next branch taken; environment: TYPEVISOR_JIT_THRESHOLD, at most 65535).
+ * Counted by entries (3000) until stop 21, the boot's interpreted instructions were mostly under heads
+ * that never got there: 65% of them under heads entered 3000 times or more over the whole boot, but
+ * too slowly for the heat's decay. By instructions, on the default guest's boot (1.24e9
+ * instructions): 24000 translates about 1030 units that run 91% of the instructions (entries at 3000:
+ * the same number of units, 89%), VMM memory beyond RAM 79-80 MiB (75-77); 12000 about 1700 units,
+ * 94%, 89-92 MiB. In concurrent pairs with the entry count the boot took the same time within the
+ * host's noise (31.1 / 30.5, 30.6 / 29.9 s at 24000; 33.3 / 32.7, 31.8 / 30.6 s at 12000).
  */
 export const JIT_THRESHOLD = jitThresholdFromEnv(process.env.TYPEVISOR_JIT_THRESHOLD);
 
 function jitThresholdFromEnv(v: string | undefined): number {
-  if (v === undefined || v === '') return 3000;
+  if (v === undefined || v === '') return 24000;
   const n = Number(v);
   if (Number.isInteger(n) && n >= 1 && n <= 65535) return n;
   process.stderr.write(
-    `typevisor: TYPEVISOR_JIT_THRESHOLD: expected an integer from 1 to 65535, got '${v}'; using 3000\n`,
+    `typevisor: TYPEVISOR_JIT_THRESHOLD: expected an integer from 1 to 65535, got '${v}'; using 24000\n`,
   );
   return 3000;
 }
@@ -206,7 +228,7 @@ export class CodeCache {
   wasmRegion = 512;
   private compileErrorShown = false;
 
-  /** How often block heads were entered in the interpreter, by (page.heatBase + word) mod HEAT_SLOTS. */
+  /** Instructions the interpreter ran from each block head (to the next branch taken), by (page.heatBase + word) mod HEAT_SLOTS. */
   readonly heat = new Uint16Array(HEAT_SLOTS);
 
   /**
@@ -518,13 +540,31 @@ export class Arm64Cpu {
 
   // ---- PSTATE ----
   el = 1;
-  /** PSTATE.SP: 1 = SP_ELx at EL1, 0 = SP_EL0. */
-  spsel = 1;
+  /** PSTATE.SP: 1 = SP_ELx at EL1, 0 = SP_EL0 (in the state block: translated code reads it). */
+  get spsel(): number {
+    return this.s32[SPSEL];
+  }
+  set spsel(v: number) {
+    this.s32[SPSEL] = v;
+  }
   /** D, A, I, F mask bits (see DAIF_*). */
   daif = 0xf;
-  /** Banked stack pointers (the active one lives in r[62..63]). */
-  spEl0Lo = 0;
-  spEl0Hi = 0;
+  /**
+   * Banked stack pointers (the active one lives in r[62..63]); SP_EL0 as int32 halves in the state
+   * block, where translated code reads it (MRS SP_EL0).
+   */
+  get spEl0Lo(): number {
+    return this.s32[SPEL0];
+  }
+  set spEl0Lo(v: number) {
+    this.s32[SPEL0] = v;
+  }
+  get spEl0Hi(): number {
+    return this.s32[SPEL0 + 1];
+  }
+  set spEl0Hi(v: number) {
+    this.s32[SPEL0 + 1] = v;
+  }
   spEl1Lo = 0;
   spEl1Hi = 0;
 
@@ -622,6 +662,7 @@ export class Arm64Cpu {
     this.s32 = new Int32Array(mem.stateBuffer, this.st, CPU_BLOCK >> 2);
     this.r = this.s32.subarray(R_OFF >> 2, (R_OFF >> 2) + 68);
     this.s32.fill(0, 0, TLB_OFF >> 2);
+    this.spsel = 1;
     clearJumpCache(this.s32);
     this.sys = new SysRegs(this);
     this.mmu = new Mmu(this);
@@ -635,12 +676,12 @@ export class Arm64Cpu {
     // These fields hold uint32 halves of addresses, physical addresses and counts that pass 2^30
     // in a boot: start them as doubles.
     this.fetchPa = TWO32 - 1;
-    this.spEl0Lo = this.spEl0Hi = this.spEl1Lo = this.spEl1Hi = TWO32 - 1;
+    this.spEl1Lo = this.spEl1Hi = TWO32 - 1;
     this.exclAddr = this.exclLo = this.exclHi = this.exclLo2 = this.exclHi2 = TWO32 - 1;
     this.icount = this.excFromLo = this.countNow = TWO32 - 1;
     this.invalidateFetch();
     this.fetchPa = 0;
-    this.spEl0Lo = this.spEl0Hi = this.spEl1Lo = this.spEl1Hi = 0;
+    this.spEl1Lo = this.spEl1Hi = 0;
     this.exclLo = this.exclHi = this.exclLo2 = this.exclHi2 = 0;
     this.exclAddr = -1;
     this.icount = this.excFromLo = 0;
@@ -916,6 +957,9 @@ export class Arm64Cpu {
     // True when the next instruction starts a block: after a branch taken, a block, an exception, or
     // at the start of the slice. Only block heads are counted and translated.
     let head = true;
+    // The heat slot of the block head being interpreted, and `done` when it was entered (-1: none).
+    let heatSlot = -1;
+    let heatFrom = 0;
     while (done < budget && !this.off && !this.waiting) {
       try {
         while (done < budget) {
@@ -956,6 +1000,11 @@ export class Arm64Cpu {
             if (checked) this.debug.afterFetch();
           }
           const idx = (pcLo & 0xfff) >>> 2;
+          if (head && heatSlot >= 0) {
+            // The interpreted run from the last head ends: its instructions are that head's heat.
+            addHeat(heat, heatSlot, done - heatFrom);
+            heatSlot = -1;
+          }
           if (head && jit && !checked && budget - done >= MAX_BLOCK) {
             const page = this.fetchPage!;
             const at = page.blockAt;
@@ -963,9 +1012,12 @@ export class Arm64Cpu {
             let f = bx !== 0 ? page.blocks[bx - 1] : 0;
             if (f === 0) {
               const slot = (page.heatBase + idx) & (HEAT_SLOTS - 1);
-              if (++heat[slot] >= threshold) {
+              if (heat[slot] + 1 >= threshold) {
                 heat[slot] = 0;
                 f = code.translate(page, idx);
+              } else {
+                heatSlot = slot;
+                heatFrom = done;
               }
             }
             if (f !== 0) {
@@ -1012,6 +1064,7 @@ export class Arm64Cpu {
         if (this.stopOnException) break;
       }
     }
+    if (heatSlot >= 0) addHeat(heat, heatSlot, done - heatFrom);
     this.running = false;
     this.countNow = -1;
     this.icount += done;

@@ -19,6 +19,7 @@
 //   describes.
 
 import type { Arm64Cpu } from './cpu.js';
+import { TP_OFF } from './wasm/layout.js';
 
 /** Key of a system register from its MRS/MSR encoding fields (equals MRS/MSR instruction bits [20:5]). */
 export const sysregKey = (op0: number, op1: number, crn: number, crm: number, op2: number): number =>
@@ -158,14 +159,17 @@ export class SysRegs {
   readonly DBGWCR: bigint[] = new Array<bigint>(NUM_WRPS).fill(0n);
 
   /** Thread ID registers as int32 halves: TPIDR_EL0 lo/hi, TPIDRRO_EL0 lo/hi, TPIDR_EL1 lo/hi. */
-  readonly tp = new Int32Array(6);
+  readonly tp: Int32Array;
 
   private cpacr = 0x30_0000n; // FPEN = 0b11, matching cpu.fpEn0/fpEn1 = true at construction
 
   /** Registers defined by other modules (GIC CPU interface, timers), by sysregKey(). */
   readonly extra = new Map<number, SysRegAccess>();
 
-  constructor(readonly cpu: Arm64Cpu) {}
+  constructor(readonly cpu: Arm64Cpu) {
+    // In the state block, where translated code reads them (MRS TPIDR_*).
+    this.tp = cpu.s32.subarray(TP_OFF >> 2, (TP_OFF >> 2) + 6);
+  }
 
   define(key: number, access: SysRegAccess): void {
     this.extra.set(key, access);

@@ -8,8 +8,8 @@
 
 import { BITMASK_HI, BITMASK_LO, BITMASK_OK } from '../int64.js';
 import { I64, Op } from './encoder.js';
-import { C_OFF, N_OFF, V_OFF, Z_OFF } from './layout.js';
-import { L_T0, L_W0, condition, type Unit } from './unit.js';
+import { C_OFF, N_OFF, SPEL0_OFF, SPSEL_OFF, TP_OFF, V_OFF, Z_OFF } from './layout.js';
+import { L_ELX, L_ST, L_T0, L_W0, condition, type Unit } from './unit.js';
 
 /** An emitter's answer for a form it leaves to the interpreter's handler on purpose. */
 export const HANDLER = 'handler';
@@ -213,7 +213,16 @@ function logicFlags(u: Unit, w: Width): void {
  * Rd = a op b, with flags when `setFlags`: `a` and `b` push the operands; Rd 31 is XZR, or SP when
  * `spDest`.
  */
-function addSub(u: Unit, w: Width, d: number, a: () => void, b: () => void, sub: boolean, setFlags: boolean, spDest: boolean): void {
+function addSub(
+  u: Unit,
+  w: Width,
+  d: number,
+  a: () => void,
+  b: () => void,
+  sub: boolean,
+  setFlags: boolean,
+  spDest: boolean,
+): void {
   const c = u.c;
   if (!setFlags) {
     w.wr(
@@ -242,25 +251,68 @@ function addSub(u: Unit, w: Width, d: number, a: () => void, b: () => void, sub:
 
 // ---- add/subtract ----
 
-def(['ADD_sreg_x', 'SUB_sreg_x', 'ADDS_sreg_x', 'SUBS_sreg_x', 'ADD_sreg_w', 'SUB_sreg_w', 'ADDS_sreg_w', 'SUBS_sreg_w'], (u, insn) => {
-  const type = (insn >>> 22) & 3;
-  if (type === 3) return false;
-  const w = widthOf(insn);
-  const { d, n, m } = fields(insn);
-  const amt = (insn >>> 10) & (w.bits - 1);
-  addSub(u, w, d, () => w.rd(u, n), () => shifted(u, w, m, type, amt), (insn & 0x40000000) !== 0, (insn & 0x20000000) !== 0, false);
-  return true;
-});
+def(
+  [
+    'ADD_sreg_x',
+    'SUB_sreg_x',
+    'ADDS_sreg_x',
+    'SUBS_sreg_x',
+    'ADD_sreg_w',
+    'SUB_sreg_w',
+    'ADDS_sreg_w',
+    'SUBS_sreg_w',
+  ],
+  (u, insn) => {
+    const type = (insn >>> 22) & 3;
+    if (type === 3) return false;
+    const w = widthOf(insn);
+    const { d, n, m } = fields(insn);
+    const amt = (insn >>> 10) & (w.bits - 1);
+    addSub(
+      u,
+      w,
+      d,
+      () => w.rd(u, n),
+      () => shifted(u, w, m, type, amt),
+      (insn & 0x40000000) !== 0,
+      (insn & 0x20000000) !== 0,
+      false,
+    );
+    return true;
+  },
+);
 
-const imm12 = (insn: number): number => (insn & 0x400000) !== 0 ? ((insn >>> 10) & 0xfff) << 12 : (insn >>> 10) & 0xfff;
+const imm12 = (insn: number): number =>
+  (insn & 0x400000) !== 0 ? ((insn >>> 10) & 0xfff) << 12 : (insn >>> 10) & 0xfff;
 
-def(['ADD_imm_x', 'SUB_imm_x', 'ADDS_imm_x', 'SUBS_imm_x', 'ADD_imm_w', 'SUB_imm_w', 'ADDS_imm_w', 'SUBS_imm_w'], (u, insn) => {
-  const w = widthOf(insn);
-  const { d, n } = fields(insn);
-  const s = (insn & 0x20000000) !== 0;
-  addSub(u, w, d, () => w.rd(u, n, true), () => w.k(u, imm12(insn)), (insn & 0x40000000) !== 0, s, !s);
-  return true;
-});
+def(
+  [
+    'ADD_imm_x',
+    'SUB_imm_x',
+    'ADDS_imm_x',
+    'SUBS_imm_x',
+    'ADD_imm_w',
+    'SUB_imm_w',
+    'ADDS_imm_w',
+    'SUBS_imm_w',
+  ],
+  (u, insn) => {
+    const w = widthOf(insn);
+    const { d, n } = fields(insn);
+    const s = (insn & 0x20000000) !== 0;
+    addSub(
+      u,
+      w,
+      d,
+      () => w.rd(u, n, true),
+      () => w.k(u, imm12(insn)),
+      (insn & 0x40000000) !== 0,
+      s,
+      !s,
+    );
+    return true;
+  },
+);
 
 /** Push Xm extended (option) and shifted left by `sh`. */
 function extended(u: Unit, m: number, option: number, sh: number): void {
@@ -302,7 +354,16 @@ def(['ADDSUB_ext_x'], (u, insn) => {
   if (sh > 4) return false;
   const { d, n, m } = fields(insn);
   const s = (insn & 0x20000000) !== 0;
-  addSub(u, X, d, () => u.rx(n, true), () => extended(u, m, (insn >>> 13) & 7, sh), (insn & 0x40000000) !== 0, s, !s);
+  addSub(
+    u,
+    X,
+    d,
+    () => u.rx(n, true),
+    () => extended(u, m, (insn >>> 13) & 7, sh),
+    (insn & 0x40000000) !== 0,
+    s,
+    !s,
+  );
   return true;
 });
 
@@ -318,7 +379,8 @@ def(['ADDSUB_ext_w'], (u, insn) => {
     if (option === 0 || option === 1) {
       c.i32(option === 0 ? 0xff : 0xffff);
       c.op(Op.i32_and);
-    } else if (option === 4) c.op(0xc0); // i32.extend8_s
+    } else if (option === 4)
+      c.op(0xc0); // i32.extend8_s
     else if (option === 5) c.op(0xc1); // i32.extend16_s
     if (sh !== 0) {
       c.i32(sh);
@@ -548,6 +610,23 @@ def(['MADD_MSUB_x', 'MADD_MSUB_w'], (u, insn) => {
   return true;
 });
 
+// SMADDL, SMSUBL, UMADDL, UMSUBL: Xa +/- the 64-bit product of Wn and Wm.
+def(['SMADDL_SMSUBL', 'UMADDL_UMSUBL'], (u, insn) => {
+  const { d, n, m } = fields(insn);
+  const ext = (insn & 0x800000) !== 0 ? Op.i64_extend_i32_u : Op.i64_extend_i32_s;
+  const c = u.c;
+  X.wr(u, d, () => {
+    X.rd(u, (insn >>> 10) & 31);
+    W.rd(u, n);
+    c.op(ext);
+    W.rd(u, m);
+    c.op(ext);
+    c.op(Op.i64_mul);
+    c.op((insn & 0x8000) !== 0 ? Op.i64_sub : Op.i64_add);
+  });
+  return true;
+});
+
 def(['UDIV_x', 'SDIV_x'], (u, insn) => {
   const { d, n, m } = fields(insn);
   const signed = (insn & 0x400) !== 0;
@@ -627,6 +706,35 @@ def(['UBFM_x', 'SBFM_x', 'UBFM_w', 'SBFM_w'], (u, insn) => {
       w.k(u, w.bits - immr);
       c.op(w.shifts[0]);
     }
+  });
+  return true;
+});
+
+// BFM (BFI, BFXIL): the field of Rn, rotated into place, replaces those bits of Rd.
+def(['BFM_x', 'BFM_w'], (u, insn) => {
+  const w = widthOf(insn);
+  const immr = (insn >>> 16) & 63;
+  const imms = (insn >>> 10) & 63;
+  if (((insn >>> 22) & 1) !== (w.wide ? 1 : 0) || immr >= w.bits || imms >= w.bits) return false;
+  const { d, n } = fields(insn);
+  // bits imms..immr to the bottom, or bits imms..0 up to bits - immr: Rn rotated right by immr, masked
+  const width = imms >= immr ? imms - immr + 1 : imms + 1;
+  const mask = ((1n << BigInt(width)) - 1n) << BigInt(imms >= immr ? 0 : w.bits - immr);
+  const lo = Number(mask & 0xffffffffn) | 0;
+  const hi = Number(mask >> 32n) | 0;
+  const c = u.c;
+  w.wr(u, d, () => {
+    w.rd(u, d);
+    w.k(u, ~lo, ~hi);
+    c.op(w.and);
+    w.rd(u, n);
+    if (immr !== 0) {
+      w.k(u, immr);
+      c.op(w.shifts[3]);
+    }
+    w.k(u, lo, hi);
+    c.op(w.and);
+    c.op(w.logic[1]);
   });
   return true;
 });
@@ -712,29 +820,35 @@ function writeback(u: Unit, n: number, off: number): void {
   );
 }
 
-def(['LDST_uimm', 'LDR_X_uimm', 'STR_X_uimm', 'LDR_W_uimm', 'STR_W_uimm', 'LDRB_uimm', 'STRB_uimm'], (u, insn) => {
-  const size = insn >>> 30;
-  const opc = (insn >>> 22) & 3;
-  if (opc >= 2 && (size === 3 || (opc === 3 && size === 2))) return HANDLER; // PRFM, unallocated
-  addrImm(u, (insn >>> 5) & 31, ((insn >>> 10) & 0xfff) << size);
-  return access(u, size, opc, insn & 31);
-});
+def(
+  ['LDST_uimm', 'LDR_X_uimm', 'STR_X_uimm', 'LDR_W_uimm', 'STR_W_uimm', 'LDRB_uimm', 'STRB_uimm'],
+  (u, insn) => {
+    const size = insn >>> 30;
+    const opc = (insn >>> 22) & 3;
+    if (opc >= 2 && (size === 3 || (opc === 3 && size === 2))) return HANDLER; // PRFM, unallocated
+    addrImm(u, (insn >>> 5) & 31, ((insn >>> 10) & 0xfff) << size);
+    return access(u, size, opc, insn & 31);
+  },
+);
 
-def(['LDST_imm9', 'LDRX_imm9', 'STRX_imm9', 'LDRW_imm9', 'STRW_imm9', 'LDRB_imm9', 'STRB_imm9'], (u, insn) => {
-  const size = insn >>> 30;
-  const opc = (insn >>> 22) & 3;
-  if (opc >= 2 && (size === 3 || (opc === 3 && size === 2))) return HANDLER; // PRFUM, unallocated
-  const mode = (insn >>> 10) & 3; // 0 unscaled, 1 post-index, 2 unprivileged, 3 pre-index
-  const n = (insn >>> 5) & 31;
-  const t = insn & 31;
-  if ((mode & 1) !== 0 && n === t && n !== 31) return false;
-  if (mode === 2) return HANDLER; // LDTR/STTR
-  const imm = (insn << 11) >> 23;
-  addrImm(u, n, mode === 1 ? 0 : imm);
-  access(u, size, opc, t);
-  if ((mode & 1) !== 0) writeback(u, n, imm);
-  return true;
-});
+def(
+  ['LDST_imm9', 'LDRX_imm9', 'STRX_imm9', 'LDRW_imm9', 'STRW_imm9', 'LDRB_imm9', 'STRB_imm9'],
+  (u, insn) => {
+    const size = insn >>> 30;
+    const opc = (insn >>> 22) & 3;
+    if (opc >= 2 && (size === 3 || (opc === 3 && size === 2))) return HANDLER; // PRFUM, unallocated
+    const mode = (insn >>> 10) & 3; // 0 unscaled, 1 post-index, 2 unprivileged, 3 pre-index
+    const n = (insn >>> 5) & 31;
+    const t = insn & 31;
+    if ((mode & 1) !== 0 && n === t && n !== 31) return false;
+    if (mode === 2) return HANDLER; // LDTR/STTR
+    const imm = (insn << 11) >> 23;
+    addrImm(u, n, mode === 1 ? 0 : imm);
+    access(u, size, opc, t);
+    if ((mode & 1) !== 0) writeback(u, n, imm);
+    return true;
+  },
+);
 
 def(['LDST_reg', 'LDRX_reg', 'STRX_reg', 'LDRW_reg', 'STRW_reg', 'LDRB_reg', 'STRB_reg'], (u, insn) => {
   const size = insn >>> 30;
@@ -797,7 +911,6 @@ def(['LDST_pair', 'LDP_X', 'STP_X', 'LDP_X_wb', 'STP_X_wb'], (u, insn) => {
   if (wb) writeback(u, n, imm);
   return true;
 });
-
 
 // ---- hints and barriers (one vCPU runs at a time here: nothing to order) ----
 
@@ -871,4 +984,57 @@ def(['DP1_x_a', 'DP1_x_b', 'DP1_w_a', 'DP1_w_b', 'DP1_w_c'], (u, insn) => {
     return true;
   }
   return HANDLER; // RBIT, REV16, CLS
+});
+
+// ---- system registers translated code reads and writes in the state block ----
+
+/** Push 1 at EL0 (the unit's EL, as el << 12 in a local: a change of EL ends the unit). */
+function atEl0(u: Unit): void {
+  u.c.get(L_ELX);
+  u.c.op(Op.i32_eqz);
+}
+
+/** MRS / MSR of a 64-bit register kept in the state block at `off`; `el1` when UNDEF at EL0. */
+function stateReg(off: number, write: boolean, el1: boolean): Emit {
+  return (u, insn) => {
+    const c = u.c;
+    const t = insn & 31;
+    if (el1) {
+      atEl0(u);
+      u.raiseIf();
+    }
+    if (write) {
+      c.get(L_ST);
+      u.rx(t);
+      c.mem(Op.i64_store, 3, off);
+    } else {
+      u.setX(t, () => {
+        c.get(L_ST);
+        c.mem(Op.i64_load, 3, off);
+      });
+    }
+    return true;
+  };
+}
+
+def(['MRS_TPIDR_EL0'], stateReg(TP_OFF, false, false));
+def(['MSR_TPIDR_EL0'], stateReg(TP_OFF, true, false));
+def(['MRS_TPIDRRO_EL0'], stateReg(TP_OFF + 8, false, false));
+def(['MRS_TPIDR_EL1'], stateReg(TP_OFF + 16, false, true));
+def(['MSR_TPIDR_EL1'], stateReg(TP_OFF + 16, true, true));
+
+// MRS SP_EL0: UNDEF at EL0 and while SP_EL0 is the SP in use (PSTATE.SP 0).
+def(['MRS_SP_EL0'], (u, insn) => {
+  const c = u.c;
+  atEl0(u);
+  c.get(L_ST);
+  c.mem(Op.i32_load, 2, SPSEL_OFF);
+  c.op(Op.i32_eqz);
+  c.op(Op.i32_or);
+  u.raiseIf();
+  u.setX(insn & 31, () => {
+    c.get(L_ST);
+    c.mem(Op.i64_load, 3, SPEL0_OFF);
+  });
+  return true;
 });

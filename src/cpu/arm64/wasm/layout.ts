@@ -13,6 +13,9 @@
 //   BASE_OFF  address of word 0 of the running unit's code page (runtime.ts)
 //   IPC_OFF   the interpreter's PC and next PC (uint32 halves as i32: lo, hi, next lo, next hi) and
 //             the virtual page it fetches from (lo, hi; lo 1 = none): Arm64Cpu's pcLo...nextHi
+//   TP_OFF    TPIDR_EL0, TPIDRRO_EL0, TPIDR_EL1 (i64 each; SysRegs.tp is a view of them)
+//   SPEL0_OFF SP_EL0 while it is not the active SP (i64), SPSEL_OFF PSTATE.SP (i32): translated code
+//             reads them for MRS SP_EL0 and MRS TPIDR_*
 //   TLB_OFF   the MMU's software TLB arrays (mmu.ts), TLB_ARRAY bytes each, in TLB_ARRAYS order
 //   JC_OFF    the jump cache (dispatch.ts): JC_SIZE entries of 16 bytes, PC (i64), context
 //             (ASID | EL << 16), the unit's index in the unit table
@@ -47,6 +50,9 @@ export const BASE_OFF = 336;
  * slots, where object fields holding uint32 halves are boxed numbers in V8.
  */
 export const IPC_OFF = 344;
+export const TP_OFF = 368;
+export const SPEL0_OFF = 392;
+export const SPSEL_OFF = 400;
 export const TLB_OFF = 4096;
 /** Entries per MMU index. */
 export const TLB_BITS = 10;

@@ -31,7 +31,20 @@ import { Op, moduleShape } from './encoder.js';
 import { ASID_OFF, BASE_OFF, EL_OFF, HI_OFF, IRQ_OFF, PC_OFF } from './layout.js';
 import { runtimeFor } from './runtime.js';
 import { STOP, jcContext, jcInsert, type UnitTable } from './dispatch.js';
-import { FN_TYPE, RUNTIME_FNS, LOCALS, L_BASE, L_ELX, L_LIMIT, L_N, L_ST, L_T0, L_AT, Unit, condition } from './unit.js';
+import {
+  FN_TYPE,
+  RUNTIME_FNS,
+  LOCALS,
+  L_BASE,
+  L_ELX,
+  L_LIMIT,
+  L_N,
+  L_ST,
+  L_T0,
+  L_AT,
+  Unit,
+  condition,
+} from './unit.js';
 import { spCheck } from '../insn/ldst_common.js';
 import { emitters, type Emit } from './emit.js';
 
@@ -342,6 +355,8 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
 function emitBody(u: Unit, body: Block['insns']): void {
   for (const x of body) {
     u.i = x.idx;
+    u.insn = x.insn;
+    u.hx = x.d.index;
     const e: Emit | undefined = emitters.get(x.d.name);
     if (e === undefined || e(u, x.insn) !== true) u.callHandler(x.d.index, x.insn);
   }
@@ -393,7 +408,10 @@ function linked(inst: WebAssembly.Instance, links: UnitLinks): WasmUnit {
 
 /** Compile and instantiate a unit now (on this thread). */
 export function instantiateUnit(src: UnitSource, links: UnitLinks): WasmUnit {
-  return linked(new WebAssembly.Instance(new WebAssembly.Module(src.bytes), { env: { mem: links.memory } }), links);
+  return linked(
+    new WebAssembly.Instance(new WebAssembly.Module(src.bytes), { env: { mem: links.memory } }),
+    links,
+  );
 }
 
 // ---- the helpers translated code calls (one set: the vCPU is the one running a unit now) ----
@@ -515,7 +533,13 @@ const helpers = {
  * recording the unit in the vCPU's jump cache: copies PC, EL, ASID and the interrupt state in and PC
  * out; returns the instructions retired.
  */
-export function runUnits(units: UnitTable, handlers: Handler[], cpu: Arm64Cpu, f: number, limit: number): number {
+export function runUnits(
+  units: UnitTable,
+  handlers: Handler[],
+  cpu: Arm64Cpu,
+  f: number,
+  limit: number,
+): number {
   const s = cpu.s32;
   const pcLo = cpu.pcLo;
   const pcHi = cpu.pcHi;

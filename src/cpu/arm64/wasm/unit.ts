@@ -5,7 +5,16 @@
 import { Code, I32, I64, Op, type FuncType } from './encoder.js';
 import { C_OFF, N_OFF, PC_OFF, V_OFF, Z_OFF, codePagesOffset } from './layout.js';
 import { UNIT_TYPE } from './dispatch.js';
-import { ACCESS_SIZES, FORWARDED, LOAD_TYPE, STORE_TYPE, hit, ramAddr, ramLoad, ramStore } from './runtime.js';
+import {
+  ACCESS_SIZES,
+  FORWARDED,
+  LOAD_TYPE,
+  STORE_TYPE,
+  hit,
+  ramAddr,
+  ramLoad,
+  ramStore,
+} from './runtime.js';
 
 // ---- function parameters (st, limit, n) and locals ----
 export const L_ST = 0;
@@ -79,6 +88,9 @@ export class Unit {
   /** Word index of the instruction being emitted, and of its basic block's first instruction. */
   i = 0;
   first = 0;
+  /** The instruction being emitted and its handler's index in the decoder's table (raiseIf). */
+  insn = 0;
+  hx = 0;
   /** Blocks open inside the current case (for branch depths). */
   nest = 0;
   /** Depth of the dispatch loop from the current case's top level. */
@@ -292,6 +304,21 @@ export class Unit {
     this.callRt(ender ? F_HS : F_H);
     this.forget();
   }
+  /**
+   * Where the i32 the caller pushed is non-zero, call the instruction's handler, which raises there
+   * (UNDEF at EL0, say): the emitter leaves the conditions of the exception to the handler, and the
+   * unit goes on after the if only where the value is zero.
+   */
+  raiseIf(): void {
+    this.ifArm();
+    this.storePc();
+    this.c.i32(this.hx);
+    this.c.i32(this.insn | 0);
+    this.part();
+    this.callRt(F_H);
+    this.c.op(Op.unreachable);
+    this.endArm();
+  }
   /** SP alignment check before an access through SP (n = 31). */
   spCheck(n: number): void {
     if (n !== 31) return;
@@ -374,7 +401,6 @@ export class Unit {
   }
 }
 
-
 /** Push 1 when A64 condition `cond` holds for the flags in the state block. */
 export function condition(u: Unit, cond: number): void {
   const c = u.c;
@@ -417,4 +443,3 @@ export function condition(u: Unit, cond: number): void {
   }
   if ((cond & 1) !== 0) c.op(Op.i32_eqz);
 }
-
