@@ -994,13 +994,25 @@ function atEl0(u: Unit): void {
   u.c.op(Op.i32_eqz);
 }
 
-/** MRS / MSR of a 64-bit register kept in the state block at `off`; `el1` when UNDEF at EL0. */
-function stateReg(off: number, write: boolean, el1: boolean): Emit {
+/** Push 1 at EL0 or under PSTATE.SP 0 (where SP_EL0 is the SP in use). */
+function atEl0OrSp0(u: Unit): void {
+  atEl0(u);
+  u.c.get(L_ST);
+  u.c.mem(Op.i32_load, 2, SPSEL_OFF);
+  u.c.op(Op.i32_eqz);
+  u.c.op(Op.i32_or);
+}
+
+/**
+ * MRS / MSR of a 64-bit register kept in the state block at `off`; `undef` pushes 1 where the access
+ * is UNDEF (the handler raises it).
+ */
+function stateReg(off: number, write: boolean, undef?: (u: Unit) => void): Emit {
   return (u, insn) => {
     const c = u.c;
     const t = insn & 31;
-    if (el1) {
-      atEl0(u);
+    if (undef) {
+      undef(u);
       u.raiseIf();
     }
     if (write) {
@@ -1017,24 +1029,9 @@ function stateReg(off: number, write: boolean, el1: boolean): Emit {
   };
 }
 
-def(['MRS_TPIDR_EL0'], stateReg(TP_OFF, false, false));
-def(['MSR_TPIDR_EL0'], stateReg(TP_OFF, true, false));
-def(['MRS_TPIDRRO_EL0'], stateReg(TP_OFF + 8, false, false));
-def(['MRS_TPIDR_EL1'], stateReg(TP_OFF + 16, false, true));
-def(['MSR_TPIDR_EL1'], stateReg(TP_OFF + 16, true, true));
-
-// MRS SP_EL0: UNDEF at EL0 and while SP_EL0 is the SP in use (PSTATE.SP 0).
-def(['MRS_SP_EL0'], (u, insn) => {
-  const c = u.c;
-  atEl0(u);
-  c.get(L_ST);
-  c.mem(Op.i32_load, 2, SPSEL_OFF);
-  c.op(Op.i32_eqz);
-  c.op(Op.i32_or);
-  u.raiseIf();
-  u.setX(insn & 31, () => {
-    c.get(L_ST);
-    c.mem(Op.i64_load, 3, SPEL0_OFF);
-  });
-  return true;
-});
+def(['MRS_TPIDR_EL0'], stateReg(TP_OFF, false));
+def(['MSR_TPIDR_EL0'], stateReg(TP_OFF, true));
+def(['MRS_TPIDRRO_EL0'], stateReg(TP_OFF + 8, false));
+def(['MRS_TPIDR_EL1'], stateReg(TP_OFF + 16, false, atEl0));
+def(['MSR_TPIDR_EL1'], stateReg(TP_OFF + 16, true, atEl0));
+def(['MRS_SP_EL0'], stateReg(SPEL0_OFF, false, atEl0OrSp0));

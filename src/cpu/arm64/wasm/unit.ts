@@ -295,10 +295,7 @@ export class Unit {
    * `ender`: the instruction ends a block; pushes 1 when the unit must leave (helper hs).
    */
   callHandler(handlerIndex: number, insn: number, ender = false): void {
-    this.storePc();
-    this.c.i32(handlerIndex);
-    this.c.i32(insn | 0);
-    this.part();
+    this.handlerArgs(handlerIndex, insn);
     if (this.arms.length !== 0) throw new Error('unit: a handler call inside an if arm');
     this.handlerCalls++;
     this.callRt(ender ? F_HS : F_H);
@@ -311,13 +308,17 @@ export class Unit {
    */
   raiseIf(): void {
     this.ifArm();
-    this.storePc();
-    this.c.i32(this.hx);
-    this.c.i32(this.insn | 0);
-    this.part();
+    this.handlerArgs(this.hx, this.insn);
     this.callRt(F_H);
     this.c.op(Op.unreachable);
     this.endArm();
+  }
+  /** PC stored, then the arguments of the runtime's h/hs: handler index, instruction, count so far. */
+  private handlerArgs(handlerIndex: number, insn: number): void {
+    this.storePc();
+    this.c.i32(handlerIndex);
+    this.c.i32(insn | 0);
+    this.part();
   }
   /** SP alignment check before an access through SP (n = 31). */
   spCheck(n: number): void {
