@@ -483,6 +483,7 @@ export class TypevisorRunner {
     const cpu = this.cpu;
     cpu.code.jit = jit;
     cpu.code.jitThreshold = 1;
+    cpu.code.jitBatch = 1; // each unit compiled when its head gets hot
     cpu.code.wasmRegion = 512; // units of several basic blocks
     cpu.stopOnException = true;
     const mem = this.mem;

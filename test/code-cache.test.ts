@@ -22,6 +22,7 @@ function machine(): ReturnType<typeof makeCpu> {
   const t = makeCpu(PAGE_A);
   PAGE_B.forEach((w, i) => t.mem.dv.setUint32(0x1000 + i * 4, w, true));
   t.cpu.code.jitThreshold = 10;
+  t.cpu.code.jitBatch = 1; // each unit compiled when its head gets hot
   t.cpu.code.sweepInsns = 500;
   return t;
 }

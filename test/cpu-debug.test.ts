@@ -679,6 +679,7 @@ w1: str x3, [x10, #16]
     cpu.debug.clearHost();
     assert.equal(cpu.debugArmed, false);
     cpu.code.jitThreshold = 1;
+    cpu.code.jitBatch = 1; // each unit compiled when its head gets hot
     cpu.run(5000);
     assert.equal(cpu.debug.takeStop(), undefined);
     assert.equal(cpu.xBig(4), 4n);
@@ -729,6 +730,7 @@ loop:
     });
     const { cpu } = p.t;
     cpu.code.jitThreshold = 1;
+    cpu.code.jitBatch = 1; // each unit compiled when its head gets hot
     cpu.run(5000);
     assert.ok(cpu.code.jitStats.blocks > 0, 'the loop was translated');
     const insnsInBlocks = cpu.code.jitStats.insns;
@@ -763,6 +765,7 @@ loop:
     });
     const { cpu } = p.t;
     cpu.code.jitThreshold = 1;
+    cpu.code.jitBatch = 1; // each unit compiled when its head gets hot
     cpu.sys.osLock = 0;
     cpu.sys.MDSCR_EL1 = BigInt(MDE | SS);
     cpu.sys.DBGBVR[0] = BigInt(RAM_BASE + 0x2000);

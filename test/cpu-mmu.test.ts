@@ -651,6 +651,7 @@ test('after TLBI VAE1 translated code calls what the new mapping holds (no stale
     const t = setup(program);
     t.cpu.code.jit = jit;
     t.cpu.code.jitThreshold = 2;
+    t.cpu.code.jitBatch = 1; // each unit compiled when its head gets hot
     const fn = 0x100;
     t.mem.dv.setUint32(P(2) + fn - RAM_BASE, ENC.add1, true);
     t.mem.dv.setUint32(P(2) + fn + 4 - RAM_BASE, 0xd65f03c0, true); // ret

@@ -91,6 +91,7 @@ for (const pat of generatedPatterns()) {
     const t = makeCpu([], { ramSize: RAM });
     const { cpu, mem } = t;
     const code = cpu.code;
+    code.jitBatch = 1; // translate() compiles the unit at once
     const next = xorshift32(0x9e3779b9 ^ pat.value);
     for (let i = 0; i < RAM; i += 4) mem.dv.setUint32(i, next(), true); // loads see random data
     let compared = 0;

@@ -43,6 +43,7 @@ function load(jit: boolean): TestCpu {
   const t = makeCpu(assemble(PROGRAM).words);
   t.cpu.code.jit = jit;
   t.cpu.code.jitThreshold = 2;
+  t.cpu.code.jitBatch = 1; // each unit compiled when its head gets hot
   return t;
 }
 

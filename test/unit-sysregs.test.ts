@@ -80,6 +80,7 @@ function run(jit: boolean, spsel0: boolean): { t: TestCpu; n: number } {
   const t = makeCpu(words);
   t.cpu.code.jit = jit;
   t.cpu.code.jitThreshold = 2;
+  t.cpu.code.jitBatch = 1; // each unit compiled when its head gets hot
   if (spsel0) t.cpu.setX(12, 1, 0);
   const n = runToWfi(t, 1000, 100);
   return { t, n };

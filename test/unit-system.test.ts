@@ -56,6 +56,7 @@ function load(jit: boolean, irq: boolean): TestCpu {
   });
   t.cpu.code.jit = jit;
   t.cpu.code.jitThreshold = 2;
+  t.cpu.code.jitBatch = 1; // each unit compiled when its head gets hot
   if (irq) t.cpu.setX(7, 1, 0);
   return t;
 }

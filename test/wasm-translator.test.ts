@@ -48,6 +48,7 @@ test('a unit imports no function, and runs the loop as the interpreter does', ()
   const t = makeCpu(loop(3000));
   const code = t.cpu.code;
   code.jitThreshold = 10;
+  code.jitBatch = 1; // each unit compiled when its head gets hot
   let ran = 0;
   for (let k = 0; k < 200 && !t.cpu.waiting; k++) ran += t.step(1000);
   assert.ok(t.cpu.waiting, 'the loop ran to its WFI');
@@ -112,6 +113,7 @@ test('loop blocks keep registers in locals and leave with the interpreter state'
   for (const slice of [200, 5000]) {
     const t = makeCpu(words);
     t.cpu.code.jitThreshold = 2;
+    t.cpu.code.jitBatch = 1; // each unit compiled when its head gets hot
     runToWfi(t, slice, 10_000);
     assert.deepEqual(state(t), want, `slices of ${slice}: the interpreter's registers, flags, memory and count`);
     assert.ok(t.cpu.code.jitStats.insns > want.count / 2, `slices of ${slice}: most instructions ran translated`);

@@ -266,9 +266,14 @@ export class Vm extends EventEmitter {
     if (restore) restore.checkSpec(this.spec);
     // Errors of a NIC's host side (no passt, no bridge, no permission) come before the guest starts.
     this.netBackends ??= await openNetBackends(this.spec.nets ?? [], this.spec.name, DEFAULT_MTU);
-    const { machine, devices } = await buildGuest(this.spec, (bytes) => this.output(bytes), this.netBackends, {
-      restore: !!restore,
-    });
+    const { machine, devices } = await buildGuest(
+      this.spec,
+      (bytes) => this.output(bytes),
+      this.netBackends,
+      {
+        restore: !!restore,
+      },
+    );
     if (restore) {
       try {
         restore.loadRam(machine.mem);
@@ -339,7 +344,11 @@ export class Vm extends EventEmitter {
       try {
         reason = await this.machine!.engine.run();
       } catch (e) {
-        return this.finish('crashed', { reason: 'error', exitCode: 1, message: `the vCPU engine failed: ${(e as Error).message}` });
+        return this.finish('crashed', {
+          reason: 'error',
+          exitCode: 1,
+          message: `the vCPU engine failed: ${(e as Error).message}`,
+        });
       }
       if (this.panicSeen)
         return this.finish('crashed', { reason: 'panic', exitCode: 3, message: 'guest kernel panicked' });
@@ -356,7 +365,11 @@ export class Vm extends EventEmitter {
       }
       // reboot
       if (this.shutdownRequested)
-        return this.finish('shutdown', { reason: 'poweroff', exitCode: 0, message: 'guest shut down (it rebooted after the shutdown request)' });
+        return this.finish('shutdown', {
+          reason: 'poweroff',
+          exitCode: 0,
+          message: 'guest shut down (it rebooted after the shutdown request)',
+        });
       if (this.spec.onReboot === 'destroy') {
         return this.finish('shutdown', {
           reason: 'reboot',
@@ -379,12 +392,13 @@ export class Vm extends EventEmitter {
         `typevisor: stats: ${m.instructions} instructions in ${((Date.now() - this.startedAt) / 1000).toFixed(1)} s; ` +
           `idle ${m.stats.idleMs} ms in ${m.stats.idleSleeps} sleeps; peak RSS ${rssMiB.toFixed(1)} MiB, ` +
           `guest RAM in use ${guestMiB.toFixed(1)} MiB, VMM beyond it ${(rssMiB - guestMiB).toFixed(1)} MiB; ` +
-          `${m.code.jitStats.blocks} regions translated in ${m.code.jitStats.ms.toFixed(0)} ms ran ` +
+          `${m.code.jitStats.blocks} regions translated (${m.code.jitStats.modules} modules) in ${m.code.jitStats.ms.toFixed(0)} ms ran ` +
           `${((100 * m.code.jitStats.insns) / Math.max(1, m.instructions)).toFixed(0)}% of the instructions ` +
           `in ${m.code.jitStats.entries} entries from the executor; ` +
           `${m.code.pageCount} code pages cached, ${m.code.jitStats.evicted} dropped by sweeps\n`,
       );
-      for (const [i, n] of (this.devices?.nets ?? []).entries()) process.stderr.write(`typevisor: stats: eth${i}: ${n.describeStats()}\n`);
+      for (const [i, n] of (this.devices?.nets ?? []).entries())
+        process.stderr.write(`typevisor: stats: eth${i}: ${n.describeStats()}\n`);
     }
     this.state = state;
     this.balloonPoller?.close();

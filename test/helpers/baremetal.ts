@@ -80,6 +80,7 @@ export async function runBareMetal(
   const m = new Arm64VirtMachine({ cpus: opts.cpus ?? 1, memoryBytes: 16 * 1024 * 1024, deterministic: !!opts.deterministic });
   m.code.jit = opts.tier === 'translated';
   m.code.jitThreshold = 1; // translate every block head at its first entry
+  m.code.jitBatch = 1; // each unit compiled when its head gets hot
   m.mem.u8.set(image, 0);
   m.boot(VIRT.RAM, 0);
   const reason = await m.run();

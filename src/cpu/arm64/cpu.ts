@@ -19,10 +19,13 @@ import { MAX_BLOCK, setBlockEnders } from './jit.js';
 import { monotonicMs } from '../../host/clock.js';
 import { Pmu, type PmuState } from './pmu.js';
 import {
-  emitUnit,
-  instantiateUnit,
+  emitUnitBody,
+  instantiateUnits,
+  releaseBodies,
   runUnits,
   unitLinks,
+  unitModule,
+  type UnitBody,
   type UnitLinks,
   type WasmUnit,
 } from './wasm/translate.js';
@@ -168,18 +171,18 @@ function addHeat(heat: Uint16Array, slot: number, n: number): void {
 }
 
 /** TYPEVISOR_JIT_THRESHOLD's default (see JIT_THRESHOLD). */
-const DEFAULT_JIT_THRESHOLD = 24000;
+const DEFAULT_JIT_THRESHOLD = 8000;
 
 /**
  * A block head is translated once the interpreter has run this many instructions from it (counted
  * from the head to the next branch taken; environment: TYPEVISOR_JIT_THRESHOLD, at most 65535).
  * Counted by entries (3000) until stop 21, the boot's interpreted instructions were mostly under heads
  * that never got there: 65% of them under heads entered 3000 times or more over the whole boot, but
- * too slowly for the heat's decay. By instructions, on the default guest's boot (1.24e9
- * instructions): 24000 translates about 1030 units that run 91% of the instructions (entries at 3000:
- * the same number of units, 89%), VMM memory beyond RAM 79-80 MiB (75-77); 12000 about 1700 units,
- * 94%, 89-92 MiB. In concurrent pairs with the entry count the boot took the same time within the
- * host's noise (31.1 / 30.5, 30.6 / 29.9 s at 24000; 33.3 / 32.7, 31.8 / 30.6 s at 12000).
+ * too slowly for the heat's decay. On the default guest's boot (1.24e9 instructions), with units
+ * compiled in batches (JIT_BATCH), five interleaved pairs: 24000 translated about 1080 units in 230
+ * modules, 90% of the instructions, boot 20.6-23.9 s (median 21.3), VMM memory beyond RAM 74-77 MiB;
+ * 8000 about 2330 units in 380 modules, 94%, 19.3-21.1 s (median 19.6), 87-90 MiB. Lower still
+ * (6000, 3000: 95-96%) was no faster.
  */
 export const JIT_THRESHOLD = jitThresholdFromEnv(process.env.TYPEVISOR_JIT_THRESHOLD);
 
@@ -192,6 +195,15 @@ function jitThresholdFromEnv(v: string | undefined): number {
   );
   return DEFAULT_JIT_THRESHOLD;
 }
+
+/**
+ * Units compiled to one module (at most), and the instructions the oldest head of an incomplete batch
+ * waits at most (CodeCache.flushDue). On the default guest's boot at threshold 6000, translating
+ * (emitting, compiling, instantiating) cost 0.8 ms a unit one to a module, 0.39 ms in batches
+ * (about 2900 units in 440 modules); VMM memory 1-4 MiB less.
+ */
+export const JIT_BATCH = 16;
+export const JIT_BATCH_WAIT = 4_000_000;
 
 /**
  * Instructions retired (all vCPUs) between two sweeps of the code cache: about a second of guest time
@@ -294,54 +306,124 @@ export class CodeCache {
    * pages dropped by sweeps, and how often the executor entered translated code (the dispatcher
    * goes from unit to unit without it: wasm/dispatch.ts).
    */
-  readonly jitStats = { blocks: 0, ms: 0, insns: 0, evicted: 0, entries: 0 };
+  readonly jitStats = { blocks: 0, modules: 0, ms: 0, insns: 0, evicted: 0, entries: 0 };
+
+  /** Units compiled to one module (1: each at once, when its head gets hot). */
+  jitBatch = JIT_BATCH;
+  /** Block heads waiting for the next batch, and their keys (RAM word index). */
+  private pending: { p: CodePage; idx: number; slot: number }[] = [];
+  private readonly pendingKeys = new Set<number>();
+  /** Instructions retired since the oldest pending head was queued (see JIT_BATCH_WAIT). */
+  pendingAge = 0;
 
   /**
-   * Translate the unit entered at word `idx` of `p` and cache it; returns its index in the unit
-   * table, or 0 when there is none (the page is full, or V8 refused the unit).
+   * Translate the unit entered at word `idx` of `p`: now when units are compiled one at a time
+   * (jitBatch 1), else with the next batch (flushPending). Returns the unit's index in the unit
+   * table, or 0 while there is none (pending, the page is full, or V8 refused the unit).
    */
   translate(p: CodePage, idx: number): number {
-    if (p.blocks.length >= 255 || p.failed?.has(idx)) return 0;
+    const key = p.ramWord + idx;
+    // A pending head keeps its heat: how long it has waited (flushDue).
+    if (this.pendingKeys.has(key)) return 0;
+    const slot = (p.heatBase + idx) & (HEAT_SLOTS - 1);
+    this.heat[slot] = 0;
+    if (p.blocks.length >= 255 || p.failed?.has(idx) || !this.links) return 0;
+    this.pending.push({ p, idx, slot });
+    this.pendingKeys.add(key);
+    if (this.pending.length < this.jitBatch) return 0;
+    this.flushPending();
+    const at = p.blockAt?.[idx] ?? 0;
+    return at !== 0 ? p.blocks[at - 1] : 0;
+  }
+
+  /** Block heads waiting to be translated with the next batch. */
+  get pendingCount(): number {
+    return this.pending.length;
+  }
+
+  /**
+   * Whether the pending heads should be translated now, before their batch is full: once the
+   * interpreter has run another threshold's worth of instructions from them (their heat since they
+   * were queued: the wait costs at most that), or the oldest has waited JIT_BATCH_WAIT instructions.
+   */
+  flushDue(): boolean {
+    if (this.pendingAge >= JIT_BATCH_WAIT) return true;
+    let heat = 0;
+    for (const h of this.pending) heat += this.heat[h.slot];
+    return heat >= this.jitThreshold;
+  }
+
+  /**
+   * Translate the pending block heads into one module and install their units. A head is skipped
+   * when its page was dropped meanwhile (sweep) or already has a unit there; the words are read
+   * now, so code written while a head waited is translated as it is now.
+   */
+  flushPending(): void {
+    const heads = this.pending;
+    this.pending = [];
+    this.pendingKeys.clear();
+    this.pendingAge = 0;
+    const links = this.links;
+    if (!links || heads.length === 0) return;
     const t0 = monotonicMs();
     const u32 = this.mem.u32;
     const dec = this.decoder;
-    const links = this.links;
-    // Guest RAM outside a WebAssembly memory (external RAM): the interpreter runs everything.
-    if (!links) return 0;
-    const src = emitUnit(
-      idx,
-      {
-        word: (i) => u32[p.ramWord + i],
-        executed: (i) => {
-          const base = p.chunks[i >>> CHUNK_SHIFT];
-          return base !== 0 && this.decoded[base + (i & (CHUNK_WORDS - 1))] !== 0;
-        },
-        decode: (insn) => dec.decode(insn),
-        undefinedHandler: dec.undefinedHandler,
-        ramOffset: this.mem.ramOffset,
-      },
-      this.wasmRegion,
-    );
-    // Compiled here, on this thread, not on V8's background threads: a unit without function imports
-    // compiles and instantiates in about 0.3 ms (the emitting is about as much), which costs less
-    // than interpreting its code until a background compile is done.
-    let unit: WasmUnit;
-    try {
-      unit = instantiateUnit(src, links);
-    } catch (e) {
-      // A module the translator emitted that V8 rejects is a translator bug: say so, keep interpreting.
-      (p.failed ??= new Set()).add(idx);
-      if (!this.compileErrorShown) {
-        this.compileErrorShown = true;
-        process.stderr.write(
-          `typevisor: translator: a unit failed to compile (interpreting it): ${String(e)}\n`,
-        );
-      }
-      return 0;
+    const todo: { p: CodePage; idx: number }[] = [];
+    const bodies: UnitBody[] = [];
+    for (const h of heads) {
+      const p = h.p;
+      if (this.pages[p.ramWord >>> 10] !== p || (p.blockAt?.[h.idx] ?? 0) !== 0) continue;
+      if (p.blocks.length + todo.filter((t) => t.p === p).length >= 255) continue;
+      todo.push(h);
+      bodies.push(
+        emitUnitBody(
+          h.idx,
+          {
+            word: (i) => u32[p.ramWord + i],
+            executed: (i) => {
+              const base = p.chunks[i >>> CHUNK_SHIFT];
+              return base !== 0 && this.decoded[base + (i & (CHUNK_WORDS - 1))] !== 0;
+            },
+            decode: (insn) => dec.decode(insn),
+            undefinedHandler: dec.undefinedHandler,
+            ramOffset: this.mem.ramOffset,
+          },
+          this.wasmRegion,
+        ),
+      );
     }
-    const f = this.install(p, idx, unit);
+    if (todo.length === 0) return;
+    // Compiled here, on this thread, not on V8's background threads: sixteen units compile and
+    // instantiate in well under a millisecond, less than interpreting their code until a background
+    // compile is done.
+    let units: WasmUnit[] | undefined;
+    try {
+      units = instantiateUnits(unitModule(bodies.map((b) => b.body)), links);
+    } catch {
+      // One of them is refused: compile each alone, so that only that one stays interpreted.
+    }
+    todo.forEach((h, k) => {
+      let unit = units?.[k];
+      if (unit === undefined) {
+        try {
+          unit = instantiateUnits(unitModule([bodies[k].body]), links)[0];
+        } catch (e) {
+          // A module the translator emitted that V8 rejects is a translator bug: say so, keep interpreting.
+          (h.p.failed ??= new Set()).add(h.idx);
+          if (!this.compileErrorShown) {
+            this.compileErrorShown = true;
+            process.stderr.write(
+              `typevisor: translator: a unit failed to compile (interpreting it): ${String(e)}\n`,
+            );
+          }
+          return;
+        }
+      }
+      this.install(h.p, h.idx, unit);
+    });
+    releaseBodies(bodies);
+    this.jitStats.modules++;
     this.jitStats.ms += monotonicMs() - t0;
-    return f;
   }
 
   private install(p: CodePage, idx: number, unit: WasmUnit): number {
@@ -1017,10 +1099,9 @@ export class Arm64Cpu {
             if (f === 0) {
               const slot = (page.heatBase + idx) & (HEAT_SLOTS - 1);
               // This entry's first instruction counts already (threshold 1: translated at the first entry).
-              if (heat[slot] + 1 >= threshold) {
-                heat[slot] = 0;
-                f = code.translate(page, idx);
-              } else {
+              if (heat[slot] + 1 >= threshold) f = code.translate(page, idx);
+              if (f === 0) {
+                // Interpreted (also while the head waits for its batch: see CodeCache.flushDue).
                 heatSlot = slot;
                 heatFrom = done;
               }
@@ -1070,6 +1151,10 @@ export class Arm64Cpu {
       }
     }
     if (heatSlot >= 0) addHeat(heat, heatSlot, done - heatFrom);
+    if (code.pendingCount !== 0) {
+      code.pendingAge += done;
+      if (code.flushDue()) code.flushPending();
+    }
     this.running = false;
     this.countNow = -1;
     this.icount += done;

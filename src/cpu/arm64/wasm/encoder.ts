@@ -251,7 +251,8 @@ export interface FuncDef {
 
 /**
  * A module that imports `env.mem` (a shared memory of at most `maxPages` pages) and the functions
- * `env.<imports[i].name>`, and defines `funcs` (function index = imports.length + position).
+ * `env.<imports[i].name>`, and defines `funcs` (function index = imports.length + position). Type
+ * indexes: the imports' types, then each distinct type object of `funcs` in order of first use.
  */
 export function buildModule(
   imports: { name: string; type: FuncType }[],
@@ -278,14 +279,17 @@ export function moduleShape(
   table = false,
   /**
    * Instead, define a table of functions of these types (call_indirect's table 0, type index
-   * imports + funcs + position), exported as `t` and filled by the caller after instantiation.
+   * imports + distinct function types + position), exported as `t` and filled by the caller after
+   * instantiation.
    */
   own: FuncType[] = [],
 ): ModuleShape {
   const out = new Bytes();
   out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
   const types = new Bytes();
-  const all = [...imports.map((i) => i.type), ...funcs.map((f) => f.type), ...own];
+  // Functions that share a type object share its entry (a module of many units declares one).
+  const funcTypes = [...new Set(funcs.map((f) => f.type))];
+  const all = [...imports.map((i) => i.type), ...funcTypes, ...own];
   types.u32(all.length);
   for (const t of all) {
     types.byte(0x60);
@@ -320,7 +324,7 @@ export function moduleShape(
   section(out, 2, imp);
   const fns = new Bytes();
   fns.u32(funcs.length);
-  funcs.forEach((_, k) => fns.u32(imports.length + k));
+  funcs.forEach((f) => fns.u32(imports.length + funcTypes.indexOf(f.type)));
   section(out, 3, fns);
   if (own.length > 0) {
     if (table) throw new Error('module: an imported table and an own table');
@@ -371,7 +375,8 @@ export function moduleShape(
   };
   return {
     build(bodies: Code[]): Uint8Array<ArrayBuffer> {
-      if (bodies.length !== funcs.length) throw new Error(`module: ${funcs.length} bodies expected, got ${bodies.length}`);
+      if (bodies.length !== funcs.length)
+        throw new Error(`module: ${funcs.length} bodies expected, got ${bodies.length}`);
       // code section: count, then per function its size, locals, body and `end`
       let codeLen = lebLen(funcs.length);
       const sizes = bodies.map((b, k) => localDecls[k].length + b.len + 1);

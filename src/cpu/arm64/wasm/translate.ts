@@ -27,7 +27,7 @@ import type { Handler } from '../decode.js';
 import type { Arm64Cpu } from '../cpu.js';
 import type { DecodedInsn } from '../jit.js';
 import { MAX_BLOCK, isBlockEnder } from '../jit.js';
-import { Op, moduleShape } from './encoder.js';
+import { Code, Op, moduleShape, type ModuleShape } from './encoder.js';
 import { ASID_OFF, BASE_OFF, EL_OFF, HI_OFF, IRQ_OFF, PC_OFF } from './layout.js';
 import { runtimeFor } from './runtime.js';
 import { STOP, jcContext, jcInsert, type UnitTable } from './dispatch.js';
@@ -94,23 +94,72 @@ export interface WasmUnit {
   run: WebAssembly.ExportValue;
 }
 
-/** A unit's module bytes, and the instructions it holds. */
-export interface UnitSource {
-  bytes: Uint8Array<ArrayBuffer>;
+/** A unit's function body, and the instructions it holds. */
+export interface UnitBody {
+  body: Code;
   insns: number;
 }
 
-/** Every unit is one module of this shape: the imports, and one function `run`. */
-const UNIT_MODULE = moduleShape(
-  [],
-  [{ type: FN_TYPE, locals: LOCALS, export: 'run' }],
-  65536,
-  false,
-  RUNTIME_FNS.map((f) => f.type),
-);
+/** A module of units' functions (unitModule), and how many it holds. */
+export interface UnitSource {
+  bytes: Uint8Array<ArrayBuffer>;
+  units: number;
+}
 
-/** Translate the unit entered at word `startIdx` of a code page to a wasm module. */
-export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number): UnitSource {
+/**
+ * Units are compiled several to a module: V8's cost per module (its native module, code space and
+ * instance) is most of what a small module costs. Measured on units of a boot (2.1 KB each), with
+ * the host's caches thrashed between modules as the guest does: 152 us to compile and 70 us to
+ * instantiate per unit one to a module, 27 and 9 us sixteen to a module.
+ */
+const unitShapes = new Map<number, ModuleShape>();
+
+/** A module of the units with these bodies: functions `r0`, `r1`... and the runtime's table `t`. */
+export function unitModule(bodies: Code[]): UnitSource {
+  const n = bodies.length;
+  let shape = unitShapes.get(n);
+  if (shape === undefined) {
+    shape = moduleShape(
+      [],
+      bodies.map((_, k) => ({ type: FN_TYPE, locals: LOCALS, export: `r${k}` })),
+      65536,
+      false,
+      RUNTIME_FNS.map((f) => f.type),
+    );
+    unitShapes.set(n, shape);
+  }
+  return { bytes: shape.build(bodies), units: n };
+}
+
+/**
+ * Code buffers to reuse: with a new one per unit (1-4 KiB, grown by doubling; typed arrays that size
+ * live outside V8's heap), the garbage collector took 12% of the emitter's time.
+ */
+const freeCodes: Code[] = [];
+function takeCode(): Code {
+  const c = freeCodes.pop() ?? new Code(4096);
+  c.len = 0;
+  return c;
+}
+/** Give function bodies back once their module is built. */
+export function releaseBodies(bodies: UnitBody[]): void {
+  for (const b of bodies) if (freeCodes.length < 64) freeCodes.push(b.body);
+}
+
+/** Translate the unit entered at word `startIdx` of a code page to a module of its own. */
+export function emitUnit(
+  startIdx: number,
+  env: TranslateEnv,
+  maxRegion: number,
+): UnitSource & { insns: number } {
+  const u = emitUnitBody(startIdx, env, maxRegion);
+  const src = { ...unitModule([u.body]), insns: u.insns };
+  releaseBodies([u]);
+  return src;
+}
+
+/** Translate the unit entered at word `startIdx` of a code page to a function body. */
+export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: number): UnitBody {
   // Pass 1: find the blocks.
   const blocks: Block[] = [];
   const caseOf = new Map<number, number>();
@@ -164,7 +213,7 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
     }
   }
   // Pass 2: emit.
-  const u = new Unit(env.ramOffset);
+  const u = new Unit(env.ramOffset, takeCode());
   // A unit with a loop (a branch back to one of its blocks) runs its accesses often: inline hits.
   u.inline = blocks.some((b, k) => {
     const last = b.insns[b.insns.length - 1];
@@ -308,12 +357,13 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
     const name = last.d.name;
     if (name === 'BL') return false;
     // Which registers and flags the block uses: emit it once to a scratch unit.
-    const probe = new Unit(env.ramOffset);
+    const probe = new Unit(env.ramOffset, takeCode());
     probe.inline = u.inline;
     probe.first = b.first;
     emitBody(probe, body);
     probe.i = last.idx;
     if (name !== 'B') branchTaken(probe, name, last.insn);
+    freeCodes.push(probe.c);
     if (probe.handlerCalls !== 0) return false;
     u.loopHead(probe.read, probe.written);
     c.loop();
@@ -348,7 +398,7 @@ export function emitUnit(startIdx: number, env: TranslateEnv, maxRegion: number)
   }
   c.end(); // loop
   c.op(Op.unreachable);
-  return { bytes: UNIT_MODULE.build([c]), insns: total };
+  return { body: c, insns: total };
 }
 
 /** Emit a block's instructions up to its terminator: inline where an emitter takes them, else a handler call. */
@@ -399,19 +449,12 @@ export function unitLinks(memory: WebAssembly.Memory, ramOffset: number): UnitLi
   return { memory, runtime: RUNTIME_FNS.map((f) => rt[f.name]) };
 }
 
-/** A unit's function, after filling its table with the runtime's functions (unit.ts). */
-function linked(inst: WebAssembly.Instance, links: UnitLinks): WasmUnit {
+/** Compile and instantiate a module of units now (on this thread); its table gets the runtime's functions (unit.ts). */
+export function instantiateUnits(src: UnitSource, links: UnitLinks): WasmUnit[] {
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(src.bytes), { env: { mem: links.memory } });
   const t = inst.exports.t as WebAssembly.Table;
   links.runtime.forEach((fn, k) => t.set(k, fn));
-  return { run: inst.exports.run };
-}
-
-/** Compile and instantiate a unit now (on this thread). */
-export function instantiateUnit(src: UnitSource, links: UnitLinks): WasmUnit {
-  return linked(
-    new WebAssembly.Instance(new WebAssembly.Module(src.bytes), { env: { mem: links.memory } }),
-    links,
-  );
+  return Array.from({ length: src.units }, (_, k) => ({ run: inst.exports[`r${k}`] }));
 }
 
 // ---- the helpers translated code calls (one set: the vCPU is the one running a unit now) ----

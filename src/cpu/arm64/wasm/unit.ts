@@ -84,7 +84,6 @@ const RT_TYPE0 = 1;
  * (ifArm/elseArm/endArm), and a write-back inside an arm leaves the slot dirty for the code after it.
  */
 export class Unit {
-  readonly c = new Code();
   /** Word index of the instruction being emitted, and of its basic block's first instruction. */
   i = 0;
   first = 0;
@@ -106,7 +105,11 @@ export class Unit {
   handlerCalls = 0;
   /** For each open ifArm: the slots before it, and at the end of its then-arm once elseArm ran. */
   private arms: { before: Uint8Array; then?: Uint8Array }[] = [];
-  constructor(readonly ramOffset = 0) {}
+  constructor(
+    readonly ramOffset = 0,
+    /** The code buffer the unit's function body goes to. */
+    readonly c = new Code(),
+  ) {}
 
   /** Push cache slot `k` (a register or a flag) from its local, reading it in first. */
   private slotGet(k: number): void {
