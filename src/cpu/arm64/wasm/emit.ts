@@ -8,7 +8,9 @@
 
 import { BITMASK_HI, BITMASK_LO, BITMASK_OK } from '../int64.js';
 import { I64, Op } from './encoder.js';
-import { C_OFF, N_OFF, SPEL0_OFF, SPSEL_OFF, TP_OFF, V_OFF, Z_OFF } from './layout.js';
+import { C_OFF, N_OFF, SPEL0_OFF, SPSEL_OFF, TP_OFF, V_OFF, Z_OFF, codePagesOffset } from './layout.js';
+import { hit, ramAddr } from './runtime.js';
+import { DC_ZVA_BYTES } from '../sysregs.js';
 import { L_ELX, L_ST, L_T0, L_W0, condition, type Unit } from './unit.js';
 
 /** An emitter's answer for a form it leaves to the interpreter's handler on purpose. */
@@ -1035,3 +1037,41 @@ def(['MRS_TPIDRRO_EL0'], stateReg(TP_OFF + 8, false));
 def(['MRS_TPIDR_EL1'], stateReg(TP_OFF + 16, false, atEl0));
 def(['MSR_TPIDR_EL1'], stateReg(TP_OFF + 16, true, atEl0));
 def(['MRS_SP_EL0'], stateReg(SPEL0_OFF, false, atEl0OrSp0));
+
+/**
+ * DC ZVA: zero the DC_ZVA_BYTES block holding Xt. Inline above EL0 when the TLB has the page as
+ * writable RAM without cached code; otherwise (EL0, where SCTLR_EL1.DZE decides; a TLB miss, a fault,
+ * MMIO, a code page) the handler. Linux clears every page it hands out this way (clear_page), about
+ * a million times in a boot.
+ */
+def(['DC_ZVA'], (u, insn) => {
+  const c = u.c;
+  u.rx(insn & 31);
+  c.i64(-DC_ZVA_BYTES);
+  c.op(Op.i64_and);
+  c.set(T0);
+  hit(c, 1, 'wTag', W0, W1, L_ST, T0, L_ELX); // aligned to the block, so to any size
+  c.get(L_ELX);
+  c.i32(0);
+  c.op(Op.i32_ne);
+  c.op(Op.i32_and);
+  u.ifArm();
+  ramAddr(c, W0, W1);
+  c.tee(W2);
+  c.i32(12);
+  c.op(Op.i32_shr_u);
+  c.mem(Op.i32_load8_u, 0, codePagesOffset());
+  u.ifArm();
+  u.callHandlerPure(); // the handler drops the page's translations
+  u.elseArm();
+  for (let k = 0; k < DC_ZVA_BYTES; k += 8) {
+    c.get(W2);
+    c.i64(0);
+    c.mem(Op.i64_store, 0, u.ramOffset + k);
+  }
+  u.endArm();
+  u.elseArm();
+  u.callHandlerPure();
+  u.endArm();
+  return true;
+});

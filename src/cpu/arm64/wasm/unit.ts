@@ -305,6 +305,15 @@ export class Unit {
     this.forget();
   }
   /**
+   * Call the current instruction's handler where it writes no register or flag (memory only, or an
+   * exception): the slots cached in locals stay valid, so unlike callHandler it may be called inside
+   * an if arm and in a loop kept in locals (dirty slots are written back first, as for every call).
+   */
+  callHandlerPure(): void {
+    this.handlerArgs(this.hx, this.insn);
+    this.callRt(F_H);
+  }
+  /**
    * Where the i32 the caller pushed is non-zero, call the instruction's handler, which raises there
    * (UNDEF at EL0, say): the emitter leaves the conditions of the exception to the handler, and the
    * unit goes on after the if only where the value is zero.
