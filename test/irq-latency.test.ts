@@ -3,7 +3,7 @@
 // have. Bounds (see Arm64Cpu.run): an interrupt that becomes pending is taken before the next
 // instruction in the interpreter, and at the end of the current basic block (at most MAX_BLOCK - 1
 // = 63 instructions later) in translated code; a system register write (MSR, e.g. ICC_SGI1R_EL1)
-// and ISB end a translated block. A timer that the guest sees fired (CNTV_CTL_EL0.ISTATUS, or a
+// ends a translated block. A timer that the guest sees fired (CNTV_CTL_EL0.ISTATUS, or a
 // counter value past CVAL) has raised its PPI by the time the reading instruction completes.
 
 import { test } from 'node:test';

@@ -33,7 +33,9 @@ import { UnitTable, clearJumpCache, clearJumpCachePage } from './wasm/dispatch.j
 import {
   C_OFF,
   CPU_BLOCK,
+  FETCH_OFF,
   IPC_OFF,
+  NO_FETCH_PAGE,
   N_OFF,
   R_OFF,
   SPEL0_OFF,
@@ -50,12 +52,10 @@ const PC_LO = IPC_OFF >> 2;
 const PC_HI = PC_LO + 1;
 const NEXT_LO = PC_LO + 2;
 const NEXT_HI = PC_LO + 3;
-const FETCH_LO = PC_LO + 4;
-const FETCH_HI = PC_LO + 5;
+const FETCH_LO = FETCH_OFF >> 2;
+const FETCH_HI = FETCH_LO + 1;
 const SPEL0 = SPEL0_OFF >> 2;
 const SPSEL = SPSEL_OFF >> 2;
-/** FETCH_LO when no page is cached (no page address has bit 0 set). */
-const NO_FETCH_PAGE = 1;
 
 /** Thrown (after the exception has been entered) to abandon the current instruction. */
 export class GuestException {

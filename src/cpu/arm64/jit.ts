@@ -33,6 +33,7 @@ const STRAIGHT_SYSTEM = new Set([
   'YIELD',
   'DSB',
   'DMB',
+  'ISB',
   'CLREX',
   'MRS_TPIDR_EL0',
   'MSR_TPIDR_EL0',

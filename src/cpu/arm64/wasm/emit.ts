@@ -8,7 +8,18 @@
 
 import { BITMASK_HI, BITMASK_LO, BITMASK_OK } from '../int64.js';
 import { I64, Op } from './encoder.js';
-import { C_OFF, N_OFF, SPEL0_OFF, SPSEL_OFF, TP_OFF, V_OFF, Z_OFF, codePagesOffset } from './layout.js';
+import {
+  C_OFF,
+  FETCH_OFF,
+  NO_FETCH_PAGE,
+  N_OFF,
+  SPEL0_OFF,
+  SPSEL_OFF,
+  TP_OFF,
+  V_OFF,
+  Z_OFF,
+  codePagesOffset,
+} from './layout.js';
 import { hit, ramAddr } from './runtime.js';
 import { DC_ZVA_BYTES } from '../sysregs.js';
 import { L_ELX, L_ST, L_T0, L_W0, condition, type Unit } from './unit.js';
@@ -833,6 +844,21 @@ def(
   },
 );
 
+// LDAR/STLR: ordinary accesses (one thread runs every vCPU, so accesses are ordered already) that
+// must be naturally aligned: where the address is not, the handler raises the alignment fault.
+def(['LDAR_STLR'], (u, insn) => {
+  const size = insn >>> 30;
+  addrImm(u, (insn >>> 5) & 31, 0);
+  if (size !== 0) {
+    u.c.get(T0);
+    u.c.op(Op.i32_wrap_i64);
+    u.c.i32((1 << size) - 1);
+    u.c.op(Op.i32_and);
+    u.raiseIf();
+  }
+  return access(u, size, (insn >>> 22) & 1, insn & 31);
+});
+
 def(
   ['LDST_imm9', 'LDRX_imm9', 'STRX_imm9', 'LDRW_imm9', 'STRW_imm9', 'LDRB_imm9', 'STRB_imm9'],
   (u, insn) => {
@@ -917,6 +943,16 @@ def(['LDST_pair', 'LDP_X', 'STP_X', 'LDP_X_wb', 'STP_X_wb'], (u, insn) => {
 // ---- hints and barriers (one vCPU runs at a time here: nothing to order) ----
 
 def(['NOP', 'HINT', 'YIELD', 'DSB', 'DMB'], () => true);
+
+// ISB: what the handler does, the interpreter's fetch page forgotten (it is read again on the way
+// back to the executor). A unit needs no more: the instructions that change what code means (TLBI,
+// translation registers, IC, EL changes) leave it themselves.
+def(['ISB'], (u) => {
+  u.c.get(L_ST);
+  u.c.i32(NO_FETCH_PAGE);
+  u.c.mem(Op.i32_store, 2, FETCH_OFF);
+  return true;
+});
 
 /** Push the i32 on the stack with its bytes reversed (uses W0). */
 function bswap32(u: Unit): void {

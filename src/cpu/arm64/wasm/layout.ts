@@ -50,6 +50,9 @@ export const BASE_OFF = 336;
  * slots, where object fields holding uint32 halves are boxed numbers in V8.
  */
 export const IPC_OFF = 344;
+/** The fetch page's low half (after PC and next PC), and its value when no page is cached (no page address has bit 0 set). */
+export const FETCH_OFF = IPC_OFF + 16;
+export const NO_FETCH_PAGE = 1;
 export const TP_OFF = 368;
 export const SPEL0_OFF = 392;
 export const SPSEL_OFF = 400;
