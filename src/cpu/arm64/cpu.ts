@@ -323,14 +323,17 @@ export class CodeCache {
    */
   translate(p: CodePage, idx: number): number {
     const key = p.ramWord + idx;
-    // A pending head keeps its heat: how long it has waited (flushDue).
-    if (this.pendingKeys.has(key)) return 0;
-    const slot = (p.heatBase + idx) & (HEAT_SLOTS - 1);
-    this.heat[slot] = 0;
-    if (p.blocks.length >= 255 || p.failed?.has(idx) || !this.links) return 0;
-    this.pending.push({ p, idx, slot });
-    this.pendingKeys.add(key);
-    if (this.pending.length < this.jitBatch) return 0;
+    if (!this.pendingKeys.has(key)) {
+      // Queued with its heat at 0: the heat then says how long it has waited (flushDue).
+      const slot = (p.heatBase + idx) & (HEAT_SLOTS - 1);
+      this.heat[slot] = 0;
+      if (p.blocks.length >= 255 || p.failed?.has(idx) || !this.links) return 0;
+      this.pending.push({ p, idx, slot });
+      this.pendingKeys.add(key);
+      if (this.pending.length < this.jitBatch) return 0;
+    }
+    // The batch is full, or this head has been interpreted for another threshold's worth of
+    // instructions while it waited: that wait has cost as much as the first.
     this.flushPending();
     const at = p.blockAt?.[idx] ?? 0;
     return at !== 0 ? p.blocks[at - 1] : 0;
