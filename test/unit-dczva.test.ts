@@ -6,7 +6,7 @@
 // instruction with the same syndrome.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assemble, makeCpu, runToWfi, type TestCpu } from './helpers/arm64.js';
+import { RECORDING_VECTORS, assemble, makeCpu, runToWfi, type TestCpu } from './helpers/arm64.js';
 import { missingTool } from './helpers/tools.js';
 
 const noAs = missingTool('aarch64-linux-gnu-as', 'aarch64-linux-gnu-objcopy', 'aarch64-linux-gnu-nm');
@@ -55,16 +55,7 @@ clear:
     sub x2, x2, #1
     cbnz x2, 2b
     ret
-    .balign 2048
-vectors:
-    .org vectors + 0x200
-    mrs x20, esr_el1
-    mrs x21, elr_el1
-    wfi
-    .org vectors + 0x400
-    mrs x20, esr_el1
-    mrs x21, elr_el1
-    wfi
+${RECORDING_VECTORS}
     .balign 4096
 zpage:
 zero_me:

@@ -5,7 +5,7 @@
 // same instruction with the same syndrome, and the loop really ran translated.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assemble, makeCpu, runToWfi, type TestCpu } from './helpers/arm64.js';
+import { RECORDING_VECTORS, assemble, makeCpu, runToWfi, type TestCpu } from './helpers/arm64.js';
 import { missingTool } from './helpers/tools.js';
 
 const noAs = missingTool('aarch64-linux-gnu-as', 'aarch64-linux-gnu-objcopy', 'aarch64-linux-gnu-nm');
@@ -60,20 +60,7 @@ body:
     subs x1, x1, #1
     b.ne body
     ret
-    .balign 2048
-vectors:
-    mrs x20, esr_el1
-    mrs x21, elr_el1
-    wfi
-    .org vectors + 0x200
-    mrs x20, esr_el1
-    mrs x21, elr_el1
-    wfi
-    .org vectors + 0x400
-    mrs x20, esr_el1
-    mrs x21, elr_el1
-    wfi
-`;
+${RECORDING_VECTORS}`;
 
 function run(jit: boolean, spsel0: boolean): { t: TestCpu; n: number } {
   const { words } = assemble(PROGRAM);

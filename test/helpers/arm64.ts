@@ -68,3 +68,24 @@ export function assemble(source: string): { words: number[]; sym: Record<string,
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Assembly of an exception vector table (label `vectors`, 2 KiB aligned) whose synchronous entries
+ * (current EL with SP_EL0, with SP_ELx, lower EL) record ESR_EL1 in x20 and ELR_EL1 in x21 and wait.
+ */
+export const RECORDING_VECTORS = `
+    .balign 2048
+vectors:
+    mrs x20, esr_el1
+    mrs x21, elr_el1
+    wfi
+    .org vectors + 0x200
+    mrs x20, esr_el1
+    mrs x21, elr_el1
+    wfi
+    .org vectors + 0x400
+    mrs x20, esr_el1
+    mrs x21, elr_el1
+    wfi
+    .org vectors + 0x600
+`;
