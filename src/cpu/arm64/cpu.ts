@@ -181,8 +181,8 @@ const DEFAULT_JIT_THRESHOLD = 8000;
  * too slowly for the heat's decay. On the default guest's boot (1.24e9 instructions), with units
  * compiled in batches (JIT_BATCH), five interleaved pairs: 24000 translated about 1080 units in 230
  * modules, 90% of the instructions, boot 20.6-23.9 s (median 21.3), VMM memory beyond RAM 74-77 MiB;
- * 8000 about 2330 units in 380 modules, 94%, 19.3-21.1 s (median 19.6), 87-90 MiB. Lower still
- * (6000, 3000: 95-96%) was no faster.
+ * 8000 about 2330 units in 380 modules, 94%, 19.3-21.1 s (median 19.6), 87-90 MiB. On an earlier
+ * version of the batching, 6000 and 3000 (95-96%) took 18.8-21.1 s, no less, for 92-100 MiB.
  */
 export const JIT_THRESHOLD = jitThresholdFromEnv(process.env.TYPEVISOR_JIT_THRESHOLD);
 

@@ -18,9 +18,8 @@ import {
   TP_OFF,
   V_OFF,
   Z_OFF,
-  codePagesOffset,
 } from './layout.js';
-import { hit, ramAddr } from './runtime.js';
+import { hit, holdsCode, ramAddr } from './runtime.js';
 import { DC_ZVA_BYTES } from '../sysregs.js';
 import { L_ELX, L_ST, L_T0, L_W0, condition, type Unit } from './unit.js';
 
@@ -1093,10 +1092,8 @@ def(['DC_ZVA'], (u, insn) => {
   c.op(Op.i32_and);
   u.ifArm();
   ramAddr(c, W0, W1);
-  c.tee(W2);
-  c.i32(12);
-  c.op(Op.i32_shr_u);
-  c.mem(Op.i32_load8_u, 0, codePagesOffset());
+  c.set(W2);
+  holdsCode(c, W2);
   u.ifArm();
   u.callHandlerPure(); // the handler drops the page's translations
   u.elseArm();

@@ -108,14 +108,34 @@ export function ramAddr(c: Code, lo: number, e: number): void {
   c.op(Op.i32_add);
 }
 
+/**
+ * Push whether the page of the RAM offset in local `off` holds cached code (GuestMemory.codePages: a
+ * write there must drop it). With `page`, the page number is left in that local.
+ */
+export function holdsCode(c: Code, off: number, page?: number): void {
+  c.get(off);
+  c.i32(12);
+  c.op(Op.i32_shr_u);
+  if (page !== undefined) c.tee(page);
+  c.mem(Op.i32_load8_u, 0, codePagesOffset());
+}
+
 /** Load `size` bytes, zero-extended to i64, from guest RAM at the offset on the stack. */
 export function ramLoad(c: Code, size: number, ramOffset: number): void {
-  c.mem(size === 8 ? Op.i64_load : size === 4 ? Op.i64_load32_u : size === 2 ? Op.i64_load16_u : Op.i64_load8_u, 0, ramOffset);
+  c.mem(
+    size === 8 ? Op.i64_load : size === 4 ? Op.i64_load32_u : size === 2 ? Op.i64_load16_u : Op.i64_load8_u,
+    0,
+    ramOffset,
+  );
 }
 
 /** Store the low `size` bytes of the i64 on the stack to guest RAM at the offset under it. */
 export function ramStore(c: Code, size: number, ramOffset: number): void {
-  c.mem(size === 8 ? Op.i64_store : size === 4 ? Op.i64_store32 : size === 2 ? Op.i64_store16 : Op.i64_store8, 0, ramOffset);
+  c.mem(
+    size === 8 ? Op.i64_store : size === 4 ? Op.i64_store32 : size === 2 ? Op.i64_store16 : Op.i64_store8,
+    0,
+    ramOffset,
+  );
 }
 
 /** Slow path prologue: PC = base + 4 * word index (info & 1023). */
@@ -190,11 +210,7 @@ function storeFn(size: number, ramOffset: number): FuncDef {
   c.tee(tmp);
   c.get(v);
   ramStore(c, size, ramOffset);
-  c.get(tmp);
-  c.i32(12);
-  c.op(Op.i32_shr_u);
-  c.tee(tmp);
-  c.mem(Op.i32_load8_u, 0, codePagesOffset());
+  holdsCode(c, tmp, tmp);
   c.if();
   c.get(tmp);
   c.call(2); // cw

@@ -141,9 +141,12 @@ function takeCode(): Code {
   c.len = 0;
   return c;
 }
+function releaseCode(c: Code): void {
+  if (freeCodes.length < 64) freeCodes.push(c);
+}
 /** Give function bodies back once their module is built. */
 export function releaseBodies(bodies: UnitBody[]): void {
-  for (const b of bodies) if (freeCodes.length < 64) freeCodes.push(b.body);
+  for (const b of bodies) releaseCode(b.body);
 }
 
 /** Translate the unit entered at word `startIdx` of a code page to a module of its own. */
@@ -363,7 +366,7 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
     emitBody(probe, body);
     probe.i = last.idx;
     if (name !== 'B') branchTaken(probe, name, last.insn);
-    freeCodes.push(probe.c);
+    releaseCode(probe.c);
     if (probe.handlerCalls !== 0) return false;
     u.loopHead(probe.read, probe.written);
     c.loop();

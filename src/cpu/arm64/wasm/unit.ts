@@ -3,7 +3,7 @@
 // TLB path of loads and stores, calls of the interpreter's handlers).
 
 import { Code, I32, I64, Op, type FuncType } from './encoder.js';
-import { C_OFF, N_OFF, PC_OFF, V_OFF, Z_OFF, codePagesOffset } from './layout.js';
+import { C_OFF, N_OFF, PC_OFF, V_OFF, Z_OFF } from './layout.js';
 import { UNIT_TYPE } from './dispatch.js';
 import {
   ACCESS_SIZES,
@@ -11,6 +11,7 @@ import {
   LOAD_TYPE,
   STORE_TYPE,
   hit,
+  holdsCode,
   ramAddr,
   ramLoad,
   ramStore,
@@ -50,12 +51,12 @@ const MEMORY = 0;
 const CLEAN = 1; // the local and the state block hold the same value
 const DIRTY = 2; // the local holds the value, the state block an older one
 
-// ---- the runtime's functions (runtime.ts), called through the unit's own table ----
+// ---- the runtime's functions (runtime.ts), called through the unit module's own table ----
 // A unit imports no function: V8 (Node 20) compiles a wrapper for each imported function of every
 // module (JavaScript could be passed), most of a unit's 0.6-0.8 ms of compile and instantiation. A
-// unit defines a table instead, filled with the runtime's functions after instantiation, and calls
-// them with call_indirect (slot = index in RUNTIME_FNS). An imported table would do too, but V8 then
-// keeps every instance that imports it alive.
+// module of units defines a table instead, filled with the runtime's functions after instantiation,
+// and calls them with call_indirect (slot = index in RUNTIME_FNS). An imported table would do too,
+// but V8 then keeps every instance that imports it alive.
 export const RUNTIME_FNS: { name: string; type: FuncType }[] = [
   ...FORWARDED, // h, sp, hs
   ...ACCESS_SIZES.map((s) => ({ name: `ld${s}`, type: LOAD_TYPE })),
@@ -320,8 +321,7 @@ export class Unit {
    */
   raiseIf(): void {
     this.ifArm();
-    this.handlerArgs(this.hx, this.insn);
-    this.callRt(F_H);
+    this.callHandlerPure();
     this.c.op(Op.unreachable);
     this.endArm();
   }
@@ -401,10 +401,7 @@ export class Unit {
     c.get(L_SV);
     ramStore(c, size, this.ramOffset);
     // a store to a page with cached code drops it: the runtime's path does that
-    c.get(L_W0 + 2);
-    c.i32(12);
-    c.op(Op.i32_shr_u);
-    c.mem(Op.i32_load8_u, 0, codePagesOffset());
+    holdsCode(c, L_W0 + 2);
     this.ifArm();
     call();
     this.endArm();
