@@ -10,10 +10,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assemble, makeCpu, RAM_BASE, type TestCpu } from './helpers/arm64.js';
-import { missingTool } from './helpers/tools.js';
-
-const skip = missingTool('aarch64-linux-gnu-as', 'aarch64-linux-gnu-objcopy', 'aarch64-linux-gnu-nm');
+import { noAssembler, assemble, makeCpu, RAM_BASE, type TestCpu } from './helpers/arm64.js';
 
 const VBAR = RAM_BASE + 0x800;
 const CUR_SYNC = VBAR + 0x200; // current EL with SP_ELx
@@ -130,7 +127,7 @@ done:
 
 test(
   'breakpoint at EL1 (MDE, KDE, PSTATE.D = 0): EC 0x31, IL = 1, IFSC 0x22, ELR = the instruction, not executed',
-  { skip },
+  { skip: noAssembler },
   () => {
     const p = el1Breakpoint({ mdscr: MDE | KDE });
     assert.equal(runToException(p), true);
@@ -145,7 +142,7 @@ test(
 
 test(
   'EL1 breakpoint disabled: KDE = 0, PSTATE.D = 1, MDE = 0, OS lock, OS double lock, PMC = EL0 only (GenerateDebugExceptionsFrom, StateMatch)',
-  { skip },
+  { skip: noAssembler },
   () => {
     const cases: [string, Parameters<typeof el1Breakpoint>[0]][] = [
       ['KDE = 0', { mdscr: MDE }],
@@ -172,7 +169,7 @@ test(
 
 test(
   'breakpoint at EL0 with KDE = 0 (MDE is enough from EL0): EC 0x30 at the lower-EL vector, also with SPSR.D = 1',
-  { skip },
+  { skip: noAssembler },
   () => {
     for (const spsr of [0, 0x3c0]) {
       const p = load({
@@ -217,7 +214,7 @@ target:
 
 test(
   'context-ID breakpoints: BT 0b0010 on a context-aware breakpoint (4, 5) matches CONTEXTIDR_EL1; BT 0b0001 links an address to BT 0b0011 (BreakpointValueMatch)',
-  { skip },
+  { skip: noAssembler },
   () => {
     // Unlinked context ID match on breakpoint 5: the first instruction with debug enabled
     let p = load({
@@ -317,7 +314,7 @@ function expectWatch(p: Prog, o: { ec?: number; write: boolean; far: number; lab
 
 test(
   'load watchpoint with BAS bytes 2-3 of a doubleword: other bytes, stores and a partial overlap (WatchpointByteMatch, LSC = load)',
-  { skip },
+  { skip: noAssembler },
   () => {
     const p = watch({
       wvr: 'mov x1, x10',
@@ -340,7 +337,7 @@ hit:
 
 test(
   'store watchpoint on one byte of a word (DBGWVR[2] = 1): STP whose second register hits reports its address, WnR = 1',
-  { skip },
+  { skip: noAssembler },
   () => {
     const p = watch({
       wvr: 'add x1, x10, #12',
@@ -360,7 +357,7 @@ hit:
 
 test(
   'MASK = 12 watches an aligned 4 KiB range; exclusives, SIMD loads and DC ZVA are checked (WatchpointByteMatch with MASK)',
-  { skip },
+  { skip: noAssembler },
   () => {
     const range = wcr({ mask: 12, lsc: 0b11 });
     const before = `
@@ -402,7 +399,7 @@ test(
 
 test(
   'watchpoint privilege (PAC): LDTR at EL1 matches as an EL0 access; EL0 accesses take EC 0x34 with KDE = 0',
-  { skip },
+  { skip: noAssembler },
   () => {
     const p = watch({
       wvr: 'mov x1, x10',
@@ -473,7 +470,7 @@ function readLog(p: Prog, n: number): { ec: number; iss: number; elr: number; ss
 
 test(
   'software step at EL0: one Software Step exception per instruction, over a taken branch, LDXR (EX), SVC (SSAdvance) and back (DebugExceptionReturnSS)',
-  { skip },
+  { skip: noAssembler },
   () => {
     const p = load({
       el1: `
@@ -518,7 +515,7 @@ s7: b s7`,
 
 test(
   'software step: an exception from the stepped instruction saves SPSR.SS = 1 (it is stepped again); the OS lock disables stepping',
-  { skip },
+  { skip: noAssembler },
   () => {
     const p = load({
       el1: `
@@ -559,7 +556,7 @@ ${toUser(1 << 21)}`,
 
 test(
   'software step at EL1 (KDE = 1, ERET with SPSR.D = 0, SS = 1): EC 0x33 after one instruction',
-  { skip },
+  { skip: noAssembler },
   () => {
     const p = load({
       el1: `
@@ -588,16 +585,23 @@ k2: mov x5, #2
 // BRK and the OS lock registers
 // =====================================================================================
 
-test('BRK: EC 0x3c with the immediate, ELR = the BRK, taken whatever the debug enables', { skip }, () => {
-  const p = load({ el1: '    nop\nhit:\n    brk #0x1234' });
-  assert.equal(runToException(p), true);
-  assert.equal(p.t.cpu.sys.ESR_EL1, esr(0x3c, 0x1234));
-  assert.equal(p.t.cpu.sys.ELR_EL1, BigInt(p.at('hit')));
-});
+test(
+  'BRK: EC 0x3c with the immediate, ELR = the BRK, taken whatever the debug enables',
+  { skip: noAssembler },
+  () => {
+    const p = load({ el1: '    nop\nhit:\n    brk #0x1234' });
+    assert.equal(runToException(p), true);
+    assert.equal(p.t.cpu.sys.ESR_EL1, esr(0x3c, 0x1234));
+    assert.equal(p.t.cpu.sys.ELR_EL1, BigInt(p.at('hit')));
+  },
+);
 
-test('OSLSR_EL1.OSLK follows OSLAR_EL1 and a relocked OS lock stops breakpoints', { skip }, () => {
-  const p = load({
-    el1: `
+test(
+  'OSLSR_EL1.OSLK follows OSLAR_EL1 and a relocked OS lock stops breakpoints',
+  { skip: noAssembler },
+  () => {
+    const p = load({
+      el1: `
     mrs x6, oslsr_el1
     msr oslar_el1, xzr
     mrs x7, oslsr_el1
@@ -614,14 +618,15 @@ test('OSLSR_EL1.OSLK follows OSLAR_EL1 and a relocked OS lock stops breakpoints'
 target:
     mov x5, #1
     b .`,
-  });
-  assert.equal(runToException(p, 100), false);
-  const { cpu } = p.t;
-  assert.equal(cpu.xBig(6), 0b1010n, 'OSLM = 0b10, OSLK = 1 at reset');
-  assert.equal(cpu.xBig(7), 0b1000n);
-  assert.equal(cpu.xBig(8), 0b1010n);
-  assert.equal(cpu.xBig(5), 1n);
-});
+    });
+    assert.equal(runToException(p, 100), false);
+    const { cpu } = p.t;
+    assert.equal(cpu.xBig(6), 0b1010n, 'OSLM = 0b10, OSLK = 1 at reset');
+    assert.equal(cpu.xBig(7), 0b1000n);
+    assert.equal(cpu.xBig(8), 0b1010n);
+    assert.equal(cpu.xBig(5), 1n);
+  },
+);
 
 // =====================================================================================
 // Host debugger hooks and the run loop
@@ -629,7 +634,7 @@ target:
 
 test(
   'host stops: breakpoint before its instruction, step after one, watchpoint after the access; resume passes a breakpoint; guest state untouched',
-  { skip },
+  { skip: noAssembler },
   () => {
     const p = load({
       el1: `
@@ -687,37 +692,41 @@ w1: str x3, [x10, #16]
   },
 );
 
-test('host resume from a breakpoint runs on; an interrupt stays pending while stepping', { skip }, () => {
-  const p = load({
-    el1: `
+test(
+  'host resume from a breakpoint runs on; an interrupt stays pending while stepping',
+  { skip: noAssembler },
+  () => {
+    const p = load({
+      el1: `
     msr daifclr, #2
 loop:
     add x1, x1, #1
     b loop`,
-  });
-  const { cpu } = p.t;
-  const loop = BigInt(p.at('loop'));
-  cpu.debug.addHostBreakpoint(loop);
-  cpu.run(100);
-  assert.equal(cpu.debug.takeStop()?.reason, 'breakpoint');
-  cpu.debug.hostResume('continue');
-  cpu.run(100);
-  assert.deepEqual(cpu.debug.takeStop(), { reason: 'breakpoint', pc: loop });
-  assert.equal(cpu.xBig(1), 1n, 'the loop ran once from the breakpoint back to it');
-  cpu.irqLine = true;
-  cpu.debug.hostResume('step');
-  assert.equal(cpu.run(100), 1);
-  assert.deepEqual(cpu.debug.takeStop(), { reason: 'step', pc: loop + 4n });
-  assert.equal(cpu.xBig(1), 2n, 'the step ran the ADD, not the IRQ vector');
-  cpu.debug.clearHost();
-  cpu.run(100);
-  assert.equal(cpu.xBig(1), 2n, 'not stepping: the IRQ is taken at once, the loop does not go on');
-  assert.notEqual(cpu.pcLo >>> 0, p.at('loop'));
-});
+    });
+    const { cpu } = p.t;
+    const loop = BigInt(p.at('loop'));
+    cpu.debug.addHostBreakpoint(loop);
+    cpu.run(100);
+    assert.equal(cpu.debug.takeStop()?.reason, 'breakpoint');
+    cpu.debug.hostResume('continue');
+    cpu.run(100);
+    assert.deepEqual(cpu.debug.takeStop(), { reason: 'breakpoint', pc: loop });
+    assert.equal(cpu.xBig(1), 1n, 'the loop ran once from the breakpoint back to it');
+    cpu.irqLine = true;
+    cpu.debug.hostResume('step');
+    assert.equal(cpu.run(100), 1);
+    assert.deepEqual(cpu.debug.takeStop(), { reason: 'step', pc: loop + 4n });
+    assert.equal(cpu.xBig(1), 2n, 'the step ran the ADD, not the IRQ vector');
+    cpu.debug.clearHost();
+    cpu.run(100);
+    assert.equal(cpu.xBig(1), 2n, 'not stepping: the IRQ is taken at once, the loop does not go on');
+    assert.notEqual(cpu.pcLo >>> 0, p.at('loop'));
+  },
+);
 
 test(
   'armed debug bypasses translated blocks: a watchpoint set after a loop was translated still fires in it',
-  { skip },
+  { skip: noAssembler },
   () => {
     const p = load({
       el1: `
@@ -752,7 +761,7 @@ loop:
 
 test(
   'with KDE = 0 (user-task debugging), EL1 code keeps running translated while EL0 is checked',
-  { skip },
+  { skip: noAssembler },
   () => {
     const p = load({
       el1: `
@@ -785,7 +794,7 @@ loop:
 
 test(
   'nothing armed after Linux-style debug reset (OS lock cleared, all control registers zero)',
-  { skip },
+  { skip: noAssembler },
   () => {
     const regs = [];
     for (let n = 0; n < 6; n++) regs.push(`    msr dbgbcr${n}_el1, xzr`, `    msr dbgbvr${n}_el1, xzr`);

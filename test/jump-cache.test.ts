@@ -3,10 +3,7 @@
 // and never run a unit whose code was rewritten. (TLB invalidation: test/cpu-mmu.test.ts.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assemble, makeCpu, runToWfi, RAM_BASE, type TestCpu } from './helpers/arm64.js';
-import { missingTool } from './helpers/tools.js';
-
-const noAs = missingTool('aarch64-linux-gnu-as', 'aarch64-linux-gnu-objcopy', 'aarch64-linux-gnu-nm');
+import { noAssembler, assemble, makeCpu, runToWfi, RAM_BASE, type TestCpu } from './helpers/arm64.js';
 
 // A loop on one page calls a function on the next page 300 times; then it rewrites the function's
 // first instruction (add #1 -> add #2) with a store, and calls it 300 times more.
@@ -47,7 +44,7 @@ function load(jit: boolean): TestCpu {
   return t;
 }
 
-test('translated units chain through the jump cache and match the interpreter', { skip: noAs }, () => {
+test('translated units chain through the jump cache and match the interpreter', { skip: noAssembler }, () => {
   const interp = load(false);
   const n0 = runToWfi(interp, 100_000, 100);
   const t = load(true);
@@ -62,7 +59,7 @@ test('translated units chain through the jump cache and match the interpreter', 
   assert.ok(s.entries < 100, `the executor entered translated code ${s.entries} times for 1200 crossings`);
 });
 
-test('a store to a page whose units the jump cache names sends the vCPU back to the executor', { skip: noAs }, () => {
+test('a store to a page whose units the jump cache names sends the vCPU back to the executor', { skip: noAssembler }, () => {
   const t = load(true);
   runToWfi(t, 100_000, 100);
   // Rewrite the function from outside (a device or the host), then run the second loop again.

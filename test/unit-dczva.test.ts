@@ -6,10 +6,14 @@
 // instruction with the same syndrome.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RECORDING_VECTORS, assemble, makeCpu, runToWfi, type TestCpu } from './helpers/arm64.js';
-import { missingTool } from './helpers/tools.js';
-
-const noAs = missingTool('aarch64-linux-gnu-as', 'aarch64-linux-gnu-objcopy', 'aarch64-linux-gnu-nm');
+import {
+  noAssembler,
+  RECORDING_VECTORS,
+  assemble,
+  makeCpu,
+  runToWfi,
+  type TestCpu,
+} from './helpers/arm64.js';
 
 const BUF = 0x10000; // offset in RAM of four pages the program clears
 // `clear` zeroes from x0 to the end of its page, x2 pages. x12 = 1: then zero a data block of page
@@ -89,34 +93,38 @@ function run(jit: boolean, x12 = 0, x13 = 0): { t: TestCpu; n: number; zvaCalls:
   }
 }
 
-test('DC ZVA translated zeroes the same blocks inline, with the interpreter count', { skip: noAs }, () => {
-  const a = run(false);
-  const b = run(true);
-  for (const r of [a, b]) {
-    const u8 = r.t.mem.u8;
+test(
+  'DC ZVA translated zeroes the same blocks inline, with the interpreter count',
+  { skip: noAssembler },
+  () => {
+    const a = run(false);
+    const b = run(true);
+    for (const r of [a, b]) {
+      const u8 = r.t.mem.u8;
+      assert.ok(
+        u8.subarray(BUF, BUF + 0x4000).every((x) => x === 0),
+        'the four pages are zero',
+      );
+      assert.ok(
+        u8.subarray(BUF - 64, BUF).every((x) => x === 0xa5),
+        'the block before them is untouched',
+      );
+      assert.equal(r.t.mem.dv.getUint32(BUF + 0x4000, true), 0xa5a5a5a5, 'the word after them is untouched');
+    }
+    assert.equal(b.n, a.n, 'the same instruction count');
+    assert.equal(a.zvaCalls, 256, 'interpreted: one handler call per block');
     assert.ok(
-      u8.subarray(BUF, BUF + 0x4000).every((x) => x === 0),
-      'the four pages are zero',
+      b.zvaCalls <= 8,
+      `translated: the handler for the first blocks and TLB misses only (${b.zvaCalls} calls)`,
     );
-    assert.ok(
-      u8.subarray(BUF - 64, BUF).every((x) => x === 0xa5),
-      'the block before them is untouched',
-    );
-    assert.equal(r.t.mem.dv.getUint32(BUF + 0x4000, true), 0xa5a5a5a5, 'the word after them is untouched');
-  }
-  assert.equal(b.n, a.n, 'the same instruction count');
-  assert.equal(a.zvaCalls, 256, 'interpreted: one handler call per block');
-  assert.ok(
-    b.zvaCalls <= 8,
-    `translated: the handler for the first blocks and TLB misses only (${b.zvaCalls} calls)`,
-  );
-  assert.ok(b.t.cpu.code.jitStats.insns > b.n / 2, 'most instructions ran translated');
-});
+    assert.ok(b.t.cpu.code.jitStats.insns > b.n / 2, 'most instructions ran translated');
+  },
+);
 
 test(
   'DC ZVA translated on a page with cached code drops it: the zeroed code runs as memory holds it',
   {
-    skip: noAs,
+    skip: noAssembler,
   },
   () => {
     const a = run(false, 1);
@@ -132,7 +140,7 @@ test(
   },
 );
 
-test('DC ZVA at EL0 with SCTLR_EL1.DZE = 0 traps (EC 0x18) as interpreted', { skip: noAs }, () => {
+test('DC ZVA at EL0 with SCTLR_EL1.DZE = 0 traps (EC 0x18) as interpreted', { skip: noAssembler }, () => {
   const a = run(false, 0, 1);
   const b = run(true, 0, 1);
   const { sym } = assemble(PROGRAM);

@@ -5,10 +5,14 @@
 // same instruction with the same syndrome, and the loop really ran translated.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RECORDING_VECTORS, assemble, makeCpu, runToWfi, type TestCpu } from './helpers/arm64.js';
-import { missingTool } from './helpers/tools.js';
-
-const noAs = missingTool('aarch64-linux-gnu-as', 'aarch64-linux-gnu-objcopy', 'aarch64-linux-gnu-nm');
+import {
+  noAssembler,
+  RECORDING_VECTORS,
+  assemble,
+  makeCpu,
+  runToWfi,
+  type TestCpu,
+} from './helpers/arm64.js';
 
 // `body` loops x1 times over the instructions below. It runs 300 times at EL1 (translated by then),
 // then at EL1 with PSTATE.SP 0 when x12 is 1 (MRS SP_EL0 is UNDEF there), else at EL0, where its
@@ -90,12 +94,12 @@ function compare(spsel0: boolean): void {
 
 test(
   'MRS/MSR TPIDR_*, MRS SP_EL0, BFM and SMADDL/UMSUBL translated; MRS TPIDR_EL1 UNDEF at EL0',
-  { skip: noAs },
+  { skip: noAssembler },
   () => {
     compare(false);
   },
 );
 
-test('MRS SP_EL0 translated is UNDEF under PSTATE.SP 0, as interpreted', { skip: noAs }, () => {
+test('MRS SP_EL0 translated is UNDEF under PSTATE.SP 0, as interpreted', { skip: noAssembler }, () => {
   compare(true);
 });

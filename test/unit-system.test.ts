@@ -4,10 +4,7 @@
 // count.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assemble, makeCpu, runToWfi, type TestCpu } from './helpers/arm64.js';
-import { missingTool } from './helpers/tools.js';
-
-const noAs = missingTool('aarch64-linux-gnu-as', 'aarch64-linux-gnu-objcopy', 'aarch64-linux-gnu-nm');
+import { noAssembler, assemble, makeCpu, runToWfi, type TestCpu } from './helpers/arm64.js';
 
 // A loop of 600 iterations with system instructions in it, unmasking interrupts (DAIFClr) and
 // masking them again in each. With x7 != 0, iteration 400 has the host raise the interrupt line
@@ -61,20 +58,24 @@ function load(jit: boolean, irq: boolean): TestCpu {
   return t;
 }
 
-test('MRS, MSR DAIFSet and ISB do not send translated code back to the executor', { skip: noAs }, () => {
-  const interp = load(false, false);
-  const n0 = runToWfi(interp, 500, 200);
-  const t = load(true, false);
-  const n = runToWfi(t, 500, 200);
-  assert.equal(t.cpu.xlo(0), interp.cpu.xlo(0), 'same result');
-  assert.equal(n, n0, 'same instruction count');
-  const s = t.cpu.code.jitStats;
-  assert.ok(s.insns > n / 2, `most instructions ran translated (${s.insns} of ${n})`);
-  // Four system instructions per iteration: leaving after each would enter the executor ~2400 times.
-  assert.ok(s.entries < 60, `the executor entered translated code ${s.entries} times for 600 iterations`);
-});
+test(
+  'MRS, MSR DAIFSet and ISB do not send translated code back to the executor',
+  { skip: noAssembler },
+  () => {
+    const interp = load(false, false);
+    const n0 = runToWfi(interp, 500, 200);
+    const t = load(true, false);
+    const n = runToWfi(t, 500, 200);
+    assert.equal(t.cpu.xlo(0), interp.cpu.xlo(0), 'same result');
+    assert.equal(n, n0, 'same instruction count');
+    const s = t.cpu.code.jitStats;
+    assert.ok(s.insns > n / 2, `most instructions ran translated (${s.insns} of ${n})`);
+    // Four system instructions per iteration: leaving after each would enter the executor ~2400 times.
+    assert.ok(s.entries < 60, `the executor entered translated code ${s.entries} times for 600 iterations`);
+  },
+);
 
-test('an MSR DAIFClr that unmasks a pending interrupt leaves the unit at once', { skip: noAs }, () => {
+test('an MSR DAIFClr that unmasks a pending interrupt leaves the unit at once', { skip: noAssembler }, () => {
   const interp = load(false, true);
   const n0 = runToWfi(interp, 500, 200);
   const t = load(true, true);

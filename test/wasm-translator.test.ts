@@ -3,13 +3,10 @@
 // RAM past what one 32-bit wasm memory holds is refused with the limit in the message.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assemble, makeCpu, RAM_BASE, runToWfi, type TestCpu } from './helpers/arm64.js';
-import { missingTool } from './helpers/tools.js';
+import { noAssembler, assemble, makeCpu, RAM_BASE, runToWfi, type TestCpu } from './helpers/arm64.js';
 import { GuestMemory } from '../src/memory/guest-memory.js';
 import { MAX_WASM_RAM } from '../src/cpu/arm64/wasm/layout.js';
 import { emitUnit } from '../src/cpu/arm64/wasm/translate.js';
-
-const noAs = missingTool('aarch64-linux-gnu-as', 'aarch64-linux-gnu-objcopy', 'aarch64-linux-gnu-nm');
 
 // x1 = N; loop: x0 += 1; x1 -= 1; b.ne loop; wfi
 const loop = (n: number): number[] => [
@@ -98,7 +95,7 @@ const LOOPS = `
     wfi
 `;
 
-test('loop blocks keep registers in locals and leave with the interpreter state', { skip: noAs }, () => {
+test('loop blocks keep registers in locals and leave with the interpreter state', { skip: noAssembler }, () => {
   const { words } = assemble(LOOPS);
   const state = (t: TestCpu) => ({
     x: Array.from({ length: 8 }, (_, n) => `${t.cpu.xhi(n).toString(16)}:${t.cpu.xlo(n).toString(16)}`),

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GuestMemory } from '../../src/memory/guest-memory.js';
 import { Arm64Cpu, CodeCache, type CpuHooks } from '../../src/cpu/arm64/cpu.js';
+import { missingTool } from './tools.js';
 
 export const RAM_BASE = 0x4000_0000;
 
@@ -39,10 +40,17 @@ export function runToWfi(t: TestCpu, slice: number, slices: number): number {
   return n;
 }
 
+/** Why assemble() cannot run here (a tool it needs is missing), or false: a test's `skip`. */
+export const noAssembler = missingTool(
+  'aarch64-linux-gnu-as',
+  'aarch64-linux-gnu-objcopy',
+  'aarch64-linux-gnu-nm',
+);
+
 /**
  * Assemble A64 source with the cross assembler (aarch64-linux-gnu-as, ARMv8.0-A) into instruction
- * words placed from offset 0, and the offsets of its labels. The caller skips without the tool
- * (missingTool('aarch64-linux-gnu-as')).
+ * words placed from offset 0, and the offsets of its labels. The caller skips without the tools
+ * (noAssembler).
  */
 export function assemble(source: string): { words: number[]; sym: Record<string, number> } {
   const dir = mkdtempSync(join(tmpdir(), 'tv-asm-'));
