@@ -396,9 +396,14 @@ export class CodeCache {
       );
     }
     if (todo.length === 0) return;
-    // Compiled here, on this thread (V8 compiles each function lazily, at its first call): measured
-    // alone, sixteen units of a boot compile and instantiate in about 0.6 ms, a fraction of the
-    // interpreting their heads would do until a background compile came back through the event loop.
+    // Emitted and compiled here, on this thread (V8 compiles each function lazily, at its first call).
+    // Tried at stop 23: a translator worker_thread that read the words from the shared memory, emitted
+    // and compiled each batch and posted the module back (drained between run slices, heads checked
+    // against a per-page clear count before install). On the default guest's boot, three concurrent
+    // pairs: 1-7% less main-thread CPU (0.86 s of translation moved off it), 3% less wall time, but
+    // the worker's isolate held 10 MiB of heap and about 10 MiB of malloc: VMM memory beyond the
+    // guest 108-117 MiB against 89-90. With it, threshold 3000 saved 5% of main-thread CPU for 131-134
+    // MiB. Not worth that memory.
     let units: WasmUnit[] | undefined;
     try {
       units = instantiateUnits(unitModule(bodies.map((b) => b.body)), links);
