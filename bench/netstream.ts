@@ -281,7 +281,8 @@ export async function hostToGuest(
   let m: RegExpExecArray | undefined;
   const r = await jsonLine<{ secs: number; digest: string }>(sender, async () => {
     const cpu0 = g.cpu();
-    m = await g.waitFor(/@@netstream=(\S+) (\S+)/, 'host -> guest transfer', at);
+    // Up to the blank after the second word: the console may have delivered only part of the digest.
+    m = await g.waitFor(/@@netstream=(\S+) (\S+)\s/, 'host -> guest transfer', at);
     cpu = g.cpu() - cpu0;
   });
   if (m![1] !== String(SIZE) || m![2] !== r.digest) {
