@@ -59,11 +59,20 @@ export async function startPasst(opts: { mtu: number; hostfwd: HostFwd[]; what: 
   return new PasstBackend(sock);
 }
 
+const EMPTY = Buffer.alloc(0);
+
 export class PasstBackend implements NetBackend {
   readonly vnetHdr = false;
-  /** Bytes of a frame (or its length) split across socket reads. */
+  /**
+   * Bytes read and not handed over yet: a frame (or its length) split across socket reads, or, while
+   * the device has paused the backend, the rest of the read that filled its backlog (at most one read).
+   */
   private partial: Buffer | undefined;
   private closed = false;
+  /** The device said pause(): no frame is handed over until resume(). */
+  private held = false;
+  /** Inside onData's loop (the device may call resume() from receive()). */
+  private parsing = false;
 
   constructor(private readonly sock: Socket) {
     sock.pause();
@@ -89,20 +98,35 @@ export class PasstBackend implements NetBackend {
     const buf = this.partial ? Buffer.concat([this.partial, chunk]) : chunk;
     this.partial = undefined;
     let off = 0;
-    while (buf.length - off >= 4) {
+    this.parsing = true;
+    try {
+      off = this.frames(buf);
+    } finally {
+      this.parsing = false;
+    }
+    if (off < buf.length) this.partial = Buffer.from(buf.subarray(off));
+  }
+
+  /** Hand over the whole frames at the start of `buf` until the device pauses; returns the bytes used. */
+  private frames(buf: Buffer): number {
+    let off = 0;
+    // A socket read holds many frames: those after a pause() wait here (partial) rather than reach a
+    // full backlog, where they would be dropped (TCP then stalls on retransmissions).
+    while (!this.held && !this.closed && buf.length - off >= 4) {
       const len = buf.readUInt32BE(off);
       if (len > MAX_FRAME) {
         // Not passt's framing any more: stop rather than buffer without bound.
         process.stderr.write(`typevisor: passt sent a frame of ${len} bytes; its NIC is disconnected\n`);
         this.close();
-        return;
+        return buf.length;
       }
       if (buf.length - off - 4 < len) break;
       // A view of the chunk, no copy: the device copies it once into the guest's buffers.
-      this.receive(buf.subarray(off + 4, off + 4 + len));
+      const frame = buf.subarray(off + 4, off + 4 + len);
       off += 4 + len;
+      this.receive(frame);
     }
-    if (off < buf.length) this.partial = Buffer.from(buf.subarray(off));
+    return off;
   }
 
   transmit(pieces: Uint8Array[], length: number): boolean {
@@ -118,11 +142,17 @@ export class PasstBackend implements NetBackend {
   }
 
   pause(): void {
+    this.held = true;
     this.sock.pause();
   }
 
   resume(): void {
-    if (!this.closed) this.sock.resume();
+    if (this.closed) return;
+    this.held = false;
+    // Frames held back go first (unless this is the device answering from inside onData's loop,
+    // which goes on by itself); the socket is read again only if they did not fill the backlog again.
+    if (!this.parsing && this.partial) this.onData(EMPTY);
+    if (!this.held) this.sock.resume();
   }
 
   close(): void {

@@ -120,6 +120,13 @@ export class TapBackend implements NetBackend {
   /** [0]: 1 = stop, [1]: 1 = paused (shared with the reader thread). */
   private readonly flags = new Int32Array(new SharedArrayBuffer(8));
   private closed = false;
+  /**
+   * Frames the reader posted after the device said pause(), handed over on resume(): the rest of the
+   * batch being delivered and the batches already on their way (the reader stops reading once it
+   * sees the flag, so at most a few batches of BATCH frames).
+   */
+  private held: ArrayBuffer[] = [];
+  private delivering = false;
 
   constructor(
     readonly fd: number,
@@ -150,13 +157,33 @@ export class TapBackend implements NetBackend {
 
   private deliver(frames: ArrayBuffer[]): void {
     if (this.closed) return;
-    for (const f of frames) this.receive(new Uint8Array(f));
+    if (this.held.length > 0 || this.paused) {
+      this.held.push(...frames);
+      return;
+    }
+    this.handOver(frames);
+  }
+
+  private get paused(): boolean {
+    return Atomics.load(this.flags, 1) === 1;
+  }
+
+  /** Give frames to the device until it pauses (a frame after that would reach a full backlog and be dropped); keep the rest. */
+  private handOver(frames: ArrayBuffer[]): void {
+    this.delivering = true;
+    try {
+      let i = 0;
+      while (i < frames.length && !this.paused && !this.closed) this.receive(new Uint8Array(frames[i++]));
+      if (i < frames.length) this.held = frames.slice(i).concat(this.held);
+    } finally {
+      this.delivering = false;
+    }
   }
 
   /** Frames the reader has posted and the event loop has not dispatched yet (a busy guest keeps it from turning). */
   poll(): void {
     const port = this.port;
-    if (!port) return;
+    if (!port || this.paused) return;
     for (let i = 0; i < 16; i++) {
       const m = receiveMessageOnPort(port);
       if (!m) return;
@@ -196,7 +223,13 @@ export class TapBackend implements NetBackend {
 
   resume(): void {
     Atomics.store(this.flags, 1, 0);
-    Atomics.notify(this.flags, 1);
+    // Held frames first (unless the device answers from inside handOver, whose loop goes on).
+    if (!this.delivering && this.held.length > 0) {
+      const frames = this.held;
+      this.held = [];
+      this.handOver(frames);
+    }
+    if (!this.paused) Atomics.notify(this.flags, 1);
   }
 
   close(): void {
