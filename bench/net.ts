@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { buildDefaultImage, NIC_ADDRESS_MARKER } from '../src/image/build.js';
 import { UPLINK_SCRIPT } from '../test/helpers/netns.js';
+import { USER_MTU } from '../src/vmm/net.js';
 import {
   guestToHost,
   hostToGuest,
@@ -96,9 +97,13 @@ async function measure(
 
 /** passt in the namespace over a socketpair (it forks away once ready); returns this process's end. */
 async function passtForQemu(ns: string, forward: string): Promise<Socket> {
-  const p = spawn('ip', ['netns', 'exec', ns, 'passt', '-q', '--fd', '3', '-m', '1500', '-t', forward], {
-    stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
-  });
+  const p = spawn(
+    'ip',
+    ['netns', 'exec', ns, 'passt', '-q', '--fd', '3', '-m', String(USER_MTU), '-t', forward],
+    {
+      stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+    },
+  );
   const sock = p.stdio[3] as Socket;
   sock.pause();
   const code = await new Promise((r) => p.once('exit', r));
@@ -106,7 +111,8 @@ async function passtForQemu(ns: string, forward: string): Promise<Socket> {
   return sock;
 }
 
-function qemuCmd(kernel: string, initrd: string, netdev: string): string[] {
+/** QEMU with one NIC on `netdev`; `mtu`: the MTU its virtio-net offers (host_mtu), as typevisor's does. */
+function qemuCmd(kernel: string, initrd: string, netdev: string, mtu?: number): string[] {
   return [
     'qemu-system-aarch64',
     '-M',
@@ -130,7 +136,7 @@ function qemuCmd(kernel: string, initrd: string, netdev: string): string[] {
     '-netdev',
     netdev,
     '-device',
-    'virtio-net-device,netdev=n0,mac=02:51:00:00:00:01',
+    `virtio-net-device,netdev=n0,mac=02:51:00:00:00:01${mtu === undefined ? '' : `,host_mtu=${mtu}`}`,
   ];
 }
 
@@ -173,12 +179,13 @@ export async function benchNet(): Promise<void> {
     sh('ip tuntap add tvq0 mode tap vnet_hdr && ip link set tvq0 master tv-bench up');
     const results: Record<string, Result> = {};
     // QEMU over passt as typevisor runs it (src/host/passt.ts): over a socketpair, QEMU's end as its
-    // fd 3; with its own forwarded host port (typevisor's passt binds FWD_PORT).
+    // fd 3, at the MTU typevisor's user NICs have (USER_MTU); with its own forwarded host port
+    // (typevisor's passt binds FWD_PORT).
     results['qemu user'] = await measure(
       new NetGuest(
         'qemu (user)',
         ns,
-        qemuCmd(img.kernel, initrd, 'stream,id=n0,server=off,addr.type=fd,addr.str=3'),
+        qemuCmd(img.kernel, initrd, 'stream,id=n0,server=off,addr.type=fd,addr.str=3', USER_MTU),
         env,
         undefined,
         await passtForQemu(ns, `${FWD_PORT + 1}:${GUEST_PORT}`),

@@ -104,6 +104,7 @@ test('typevisor network: DHCP lease, ping to the bridge, two guests exchange a f
     const leases = ns.sh(`cat ${join(ns.state, 'networks', 'lan', 'dnsmasq.leases')}`);
     assert.match(leases, new RegExp(`${defaultMac('neta', 0)} ${ipA.replace(/\./g, '\\.')} `));
 
+    assert.equal(await a.marker('mtu', 'echo "@@mtu=$(cat /sys/class/net/eth0/mtu)"'), '1500', 'Ethernet MTU on a bridge');
     assert.equal(await a.marker('ping', 'ping -c 2 -W 5 10.77.0.1 >/dev/null; echo "@@ping=$?"'), '0');
     const sum = await a.marker(
       'sum',
@@ -138,6 +139,7 @@ test('--net user: the guest fetches from an HTTP server on the host, the host re
     await new Promise<void>((r) => server.stdout!.once('data', () => r()));
     const g = new Guest(ns, ['--name', 'usr', '--net', 'user,hostfwd=tcp::18080-:8080']);
     assert.equal(await g.address(), '10.55.0.15', 'passt gives the guest the host uplink address');
+    assert.equal(await g.marker('mtu', 'echo "@@mtu=$(cat /sys/class/net/eth0/mtu)"'), '65520', "passt's MTU (USER_MTU)");
     const fetched = await g.marker(
       'fetched',
       'echo "@@fetched=$(wget -q -O - http://$(ip route | awk \'/default/ {print $3}\'):18000/file)"',

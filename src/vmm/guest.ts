@@ -14,11 +14,11 @@ import { VirtioRng } from '../devices/virtio/rng.js';
 import { VirtioConsole } from '../devices/virtio/console.js';
 import { BALLOON_PAGE_SIZE, VirtioBalloon } from '../devices/virtio/balloon.js';
 import { VirtioVsock } from '../devices/virtio/vsock.js';
-import { VirtioNet, DEFAULT_MTU, type NetBackend } from '../devices/virtio/net.js';
+import { VirtioNet, type NetBackend } from '../devices/virtio/net.js';
 import { VsockUnixListener } from '../host/vsock-uds.js';
 import { balloonSpec } from './balloon-policy.js';
 import { runtimeVsockPath } from './state.js';
-import { macBytes } from './net.js';
+import { macBytes, nicMtu } from './net.js';
 import type { VmSpec } from './vm.js';
 
 const MiB = 1024 * 1024;
@@ -125,7 +125,7 @@ export function addSpecDevices(
     (spec.nets ?? []).forEach((n, i) => {
       const backend = netBackends[i];
       if (!backend) throw new Error(`NIC ${i}: no backend was opened for it`);
-      const net = new VirtioNet({ mac: macBytes(n.mac), backend, mtu: DEFAULT_MTU, kick });
+      const net = new VirtioNet({ mac: macBytes(n.mac), backend, mtu: nicMtu(n), kick });
       d.nets.push(net);
       add(`virtio-net${i}`, net);
     });

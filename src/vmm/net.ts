@@ -12,7 +12,7 @@ import { closeSync } from 'node:fs';
 import { UserError } from '../host/errors.js';
 import { startPasst, type HostFwd } from '../host/passt.js';
 import { isBridge, ip, openTap, TapBackend } from '../host/tap.js';
-import type { NetBackend } from '../devices/virtio/net.js';
+import { DEFAULT_MTU, type NetBackend } from '../devices/virtio/net.js';
 
 export type { HostFwd };
 
@@ -28,6 +28,21 @@ export interface NetSpec {
   /** The typevisor network this NIC joins (mode bridge). */
   network?: string;
   hostfwd?: HostFwd[];
+}
+
+/**
+ * The MTU a user-mode NIC offers the guest: passt's own default (its largest), as QEMU users of passt
+ * get it. passt is a socket-level proxy, so the guest's big frames never reach a wire as they are, and
+ * a frame of 64 KiB costs the guest's stack one pass where 1500-byte frames cost 44. Measured over
+ * passt, 4 MiB, default guest: host -> guest 2.39 MB/s at this MTU against 0.32-0.70 MB/s at 1500
+ * (passt's ACK timeout resends the window to a guest this slow: 9,800 duplicate segments of 12,800),
+ * guest -> host 12.4 MB/s against 1.4-2.9 MB/s.
+ */
+export const USER_MTU = 65520;
+
+/** The MTU of a NIC's link: USER_MTU over passt, Ethernet's 1500 on a TAP or bridge. */
+export function nicMtu(n: NetRequest): number {
+  return n.mode === 'user' ? USER_MTU : DEFAULT_MTU;
 }
 
 /** A NIC as a user or config asked for it: the MAC is optional until resolveNets(). */
@@ -163,9 +178,9 @@ export function bridgeTapPattern(vmName: string): string {
 }
 
 /** Open the host side of one NIC. */
-export async function openNetBackend(n: NetSpec, index: number, vmName: string, mtu: number): Promise<NetBackend> {
+export async function openNetBackend(n: NetSpec, index: number, vmName: string): Promise<NetBackend> {
   const what = describeNet(n, index);
-  if (n.mode === 'user') return startPasst({ mtu, hostfwd: n.hostfwd ?? [], what });
+  if (n.mode === 'user') return startPasst({ mtu: nicMtu(n), hostfwd: n.hostfwd ?? [], what });
   if (n.mode === 'tap') {
     const t = openTap(n.tap!, what);
     return new TapBackend(t.fd, t.name);
@@ -188,10 +203,10 @@ export async function openNetBackend(n: NetSpec, index: number, vmName: string, 
 }
 
 /** Open every NIC's backend, in order; on an error, close the ones already open. */
-export async function openNetBackends(nets: NetSpec[], vmName: string, mtu: number): Promise<NetBackend[]> {
+export async function openNetBackends(nets: NetSpec[], vmName: string): Promise<NetBackend[]> {
   const out: NetBackend[] = [];
   try {
-    for (const [i, n] of nets.entries()) out.push(await openNetBackend(n, i, vmName, mtu));
+    for (const [i, n] of nets.entries()) out.push(await openNetBackend(n, i, vmName));
   } catch (e) {
     for (const b of out) b.close();
     throw e;

@@ -9,7 +9,7 @@ import type { Machine, StopReason } from '../machine/machine.js';
 import { Arm64VirtMachine } from '../machine/arm64-virt.js';
 import { buildGuest, type GuestDevices } from './guest.js';
 import { openNetBackends, type NetSpec } from './net.js';
-import { DEFAULT_MTU, type NetBackend } from '../devices/virtio/net.js';
+import type { NetBackend } from '../devices/virtio/net.js';
 import { BalloonPoller, balloonSpec, type BalloonSpec } from './balloon-policy.js';
 import { SnapshotReader, writeSnapshot, type SnapshotStats } from './snapshot.js';
 import { UserError } from '../host/errors.js';
@@ -265,7 +265,7 @@ export class Vm extends EventEmitter {
     this.machine?.close();
     if (restore) restore.checkSpec(this.spec);
     // Errors of a NIC's host side (no passt, no bridge, no permission) come before the guest starts.
-    this.netBackends ??= await openNetBackends(this.spec.nets ?? [], this.spec.name, DEFAULT_MTU);
+    this.netBackends ??= await openNetBackends(this.spec.nets ?? [], this.spec.name);
     const { machine, devices } = await buildGuest(
       this.spec,
       (bytes) => this.output(bytes),
