@@ -185,6 +185,20 @@ test('virtio-net: frames wait for buffers in a bounded backlog; the backend is p
   assert.equal(used[1].len, HDR + 100 - 50);
 });
 
+test('virtio-net: a frame waiting for more buffers asks to be notified at the index the driver has published (EVENT_IDX)', () => {
+  const { be, d, net } = setup();
+  assert.equal((d.deviceFeatures() >> 29n) & 1n, 1n, 'EVENT_IDX offered (and accepted)');
+  postRx(d, 1, 50);
+  be.receive(frame(100, 1)); // header and frame: 112 bytes, more than the one buffer holds
+  assert.deepEqual(d.used(RX), [], 'the frame waits, consuming nothing');
+  // A driver notifies when the index it publishes passes avail_event: at 0 (where the frame's
+  // buffers start) a driver that has published 1 would never notify again.
+  assert.equal(d.availEvent(RX), 1, 'avail_event is the index the driver has published');
+  postRx(d, 1, 128);
+  assert.deepEqual(d.used(RX).map((u) => u.len), [50, HDR + 100 - 50], 'delivered across both buffers');
+  assert.equal(net.backlogged, 0);
+});
+
 test('virtio-net: a malicious driver fails single packets and never the device', () => {
   const { be, d, net } = setup({ accept: NO_MRG });
   // Receive buffer too small for a full frame: the frame is dropped, the buffer returned empty.

@@ -293,7 +293,7 @@ export class VirtioNet extends VirtioDeviceBase {
    * Write one frame into the guest's buffers: 'done' (delivered or dropped) or 'wait' (not enough
    * buffers posted yet; nothing was consumed).
    */
-  private deliverOne(frame: Uint8Array, m: Mode): 'done' | 'wait' {
+  private deliverOne(frame: Uint8Array, m: Mode, retries = 4): 'done' | 'wait' {
     const vq = this.queue(RX);
     let body = frame;
     if (this.backend.vnetHdr) {
@@ -317,7 +317,15 @@ export class VirtioNet extends VirtioDeviceBase {
         if (n >= vq.size) return this.rxFail(n, undefined);
         // Not enough buffers: put them back (nothing is visible to the driver before push()).
         vq.lastAvail = start;
-        if (vq.eventIdx) vq.setAvailEvent(start);
+        if (vq.eventIdx) {
+          // Ask to be notified when the driver publishes more than it has now. (Not at `start`: when
+          // some buffers were taken, the driver has published past it and would never notify again,
+          // and a frame of several buffers, a 64 KiB one, waited until another frame came.)
+          const published = vq.availIdx();
+          vq.setAvailEvent(published);
+          // A driver on another thread (kvm) may have published more meanwhile: look again.
+          if (vq.availIdx() !== published && retries > 0) return this.deliverOne(frame, m, retries - 1);
+        }
         return 'wait';
       }
       if (chain.error) return this.rxFail(n, chain);
