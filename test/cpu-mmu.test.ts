@@ -6,7 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeCpu, RAM_BASE, type TestCpu } from './helpers/arm64.js';
+import { compareTiers, makeCpu, RAM_BASE, type TestCpu } from './helpers/arm64.js';
 import { GUEST_EXCEPTION } from '../src/cpu/arm64/cpu.js';
 import { TLB_BITS, TLB_SIZE, tlbOff } from '../src/cpu/arm64/wasm/layout.js';
 
@@ -649,9 +649,7 @@ test('after TLBI VAE1 translated code calls what the new mapping holds (no stale
   const results: number[] = [];
   for (const jit of [false, true]) {
     const t = setup(program);
-    t.cpu.code.jit = jit;
-    t.cpu.code.jitThreshold = 2;
-    t.cpu.code.jitBatch = 1; // each unit compiled when its head gets hot
+    compareTiers(t.cpu, jit);
     const fn = 0x100;
     t.mem.dv.setUint32(P(2) + fn - RAM_BASE, ENC.add1, true);
     t.mem.dv.setUint32(P(2) + fn + 4 - RAM_BASE, 0xd65f03c0, true); // ret

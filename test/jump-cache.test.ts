@@ -3,7 +3,7 @@
 // and never run a unit whose code was rewritten. (TLB invalidation: test/cpu-mmu.test.ts.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { noAssembler, assemble, makeCpu, runToWfi, RAM_BASE, type TestCpu } from './helpers/arm64.js';
+import { noAssembler, assemble, compareTiers, makeCpu, runToWfi, RAM_BASE, type TestCpu } from './helpers/arm64.js';
 
 // A loop on one page calls a function on the next page 300 times; then it rewrites the function's
 // first instruction (add #1 -> add #2) with a store, and calls it 300 times more.
@@ -38,9 +38,7 @@ func:
 
 function load(jit: boolean): TestCpu {
   const t = makeCpu(assemble(PROGRAM).words);
-  t.cpu.code.jit = jit;
-  t.cpu.code.jitThreshold = 2;
-  t.cpu.code.jitBatch = 1; // each unit compiled when its head gets hot
+  compareTiers(t.cpu, jit);
   return t;
 }
 

@@ -10,6 +10,7 @@ import {
   noAssembler,
   RECORDING_VECTORS,
   assemble,
+  compareTiers,
   makeCpu,
   runToWfi,
   type TestCpu,
@@ -70,9 +71,7 @@ zero_me:
 function run(jit: boolean, x12 = 0, x13 = 0): { t: TestCpu; n: number; zvaCalls: number } {
   const { words } = assemble(PROGRAM);
   const t = makeCpu(words);
-  t.cpu.code.jit = jit;
-  t.cpu.code.jitThreshold = 2;
-  t.cpu.code.jitBatch = 1; // each unit compiled when its head gets hot
+  compareTiers(t.cpu, jit);
   t.cpu.setX(12, x12, 0);
   t.cpu.setX(13, x13, 0);
   // Count the handler's calls (translated code calls it through the same table).

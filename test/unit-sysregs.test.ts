@@ -9,6 +9,7 @@ import {
   noAssembler,
   RECORDING_VECTORS,
   assemble,
+  compareTiers,
   makeCpu,
   runToWfi,
   type TestCpu,
@@ -69,9 +70,7 @@ ${RECORDING_VECTORS}`;
 function run(jit: boolean, spsel0: boolean): { t: TestCpu; n: number } {
   const { words } = assemble(PROGRAM);
   const t = makeCpu(words);
-  t.cpu.code.jit = jit;
-  t.cpu.code.jitThreshold = 2;
-  t.cpu.code.jitBatch = 1; // each unit compiled when its head gets hot
+  compareTiers(t.cpu, jit);
   if (spsel0) t.cpu.setX(12, 1, 0);
   const n = runToWfi(t, 1000, 100);
   return { t, n };

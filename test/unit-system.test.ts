@@ -4,7 +4,7 @@
 // count.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { noAssembler, assemble, makeCpu, runToWfi, type TestCpu } from './helpers/arm64.js';
+import { noAssembler, assemble, compareTiers, makeCpu, runToWfi, type TestCpu } from './helpers/arm64.js';
 
 // A loop of 600 iterations with system instructions in it, unmasking interrupts (DAIFClr) and
 // masking them again in each. With x7 != 0, iteration 400 has the host raise the interrupt line
@@ -51,9 +51,7 @@ function load(jit: boolean, irq: boolean): TestCpu {
       },
     },
   });
-  t.cpu.code.jit = jit;
-  t.cpu.code.jitThreshold = 2;
-  t.cpu.code.jitBatch = 1; // each unit compiled when its head gets hot
+  compareTiers(t.cpu, jit);
   if (irq) t.cpu.setX(7, 1, 0);
   return t;
 }

@@ -3,7 +3,7 @@
 // RAM past what one 32-bit wasm memory holds is refused with the limit in the message.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { noAssembler, assemble, makeCpu, RAM_BASE, runToWfi, type TestCpu } from './helpers/arm64.js';
+import { noAssembler, assemble, compareTiers, makeCpu, RAM_BASE, runToWfi, type TestCpu } from './helpers/arm64.js';
 import { GuestMemory } from '../src/memory/guest-memory.js';
 import { MAX_WASM_RAM } from '../src/cpu/arm64/wasm/layout.js';
 import { emitUnit } from '../src/cpu/arm64/wasm/translate.js';
@@ -109,8 +109,7 @@ test('loop blocks keep registers in locals and leave with the interpreter state'
   const want = state(interp);
   for (const slice of [200, 5000]) {
     const t = makeCpu(words);
-    t.cpu.code.jitThreshold = 2;
-    t.cpu.code.jitBatch = 1; // each unit compiled when its head gets hot
+    compareTiers(t.cpu, true);
     runToWfi(t, slice, 10_000);
     assert.deepEqual(state(t), want, `slices of ${slice}: the interpreter's registers, flags, memory and count`);
     assert.ok(t.cpu.code.jitStats.insns > want.count / 2, `slices of ${slice}: most instructions ran translated`);

@@ -32,6 +32,18 @@ export function makeCpu(
   return { cpu, mem, step: (count = 1) => cpu.run(count) };
 }
 
+/**
+ * The tier a test that compares interpreted and translated runs gives `cpu`: interpret every
+ * instruction (jit false), or translate each block head once the interpreter has run 2 instructions
+ * from it, each unit compiled at once (not waiting for a batch), so that translation starts at a
+ * known instruction.
+ */
+export function compareTiers(cpu: Arm64Cpu, jit: boolean): void {
+  cpu.code.jit = jit;
+  cpu.code.jitThreshold = 2;
+  cpu.code.jitBatch = 1;
+}
+
 /** Run `t` in slices of `slice` instructions (at most `slices`) until it waits (WFI); returns the count. */
 export function runToWfi(t: TestCpu, slice: number, slices: number): number {
   let n = 0;
