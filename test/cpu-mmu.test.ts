@@ -380,6 +380,65 @@ test('LDTR/STTR at EL1 check EL0 permissions; the abort is taken from EL1', () =
   assert.equal(rv(t, vp(2)), mark(2));
 });
 
+test('translated LDTR/STTR at EL1: EL0 permissions through the TLB, the same fault and count as interpreted', () => {
+  // A loop of unprivileged loads and stores of each size on an EL0 page, then LDTR of an EL1-only
+  // page: translated code reaches the EL0 page without the handler (wasm/emit.ts: EL0's MMU index)
+  // and faults on the other at the same instruction, with the same syndrome, as interpreted.
+  const program = [
+    0xd2801903, // mov x3, #200
+    0xf8400820, // 1: ldtr x0, [x1]
+    0x91000400, // add x0, x0, #1
+    0xf8000820, // sttr x0, [x1]
+    0x78402824, // ldtrh w4, [x1, #2]
+    0x38009824, // sttrb w4, [x1, #9]
+    0xb8804825, // ldtrsw x5, [x1, #4]
+    0xf1000463, // subs x3, x3, #1
+    0x54ffff21, // b.ne 1b
+    0xf8400840, // ldtr x0, [x2]
+    0xd503207f, // wfi
+  ];
+  const runs = [false, true].map((jit) => {
+    const t = setup(program);
+    compareTiers(t.cpu, jit);
+    t.mem.dv.setUint32(VBAR + 0x200 - RAM_BASE, 0xd503207f, true); // the vector: wfi
+    t.cpu.setXBig(1, BigInt(vp(0)));
+    t.cpu.setXBig(2, BigInt(vp(2)));
+    const dec = t.cpu.code.decoder;
+    const hx = dec.decode(ENC.ldtr).index;
+    const ldtr = dec.handlerTable[hx];
+    let calls = 0;
+    dec.handlerTable[hx] = (cpu, insn) => {
+      calls++;
+      ldtr(cpu, insn);
+    };
+    try {
+      let n = 0;
+      for (let k = 0; k < 20 && !t.cpu.waiting; k++) n += t.step(500);
+      assert.ok(t.cpu.waiting, "the program ran to the vector's WFI");
+      return { t, n, calls };
+    } finally {
+      dec.handlerTable[hx] = ldtr;
+    }
+  });
+  const end = mark(0) + 200n;
+  const b9 = (end >> 16n) & 0xffn; // ldtrh [x1, #2] of the stored value, low byte to offset 9
+  for (const { t } of runs) {
+    assert.equal(hex(t.cpu.xBig(0)), hex(end), 'x0: 200 increments of the word on the EL0 page');
+    assert.equal(hex(r64(t, P(0))), hex(end));
+    assert.equal(t.mem.u8[P(0) + 9 - RAM_BASE], Number(b9), 'sttrb wrote the byte');
+    assert.equal(hex(t.cpu.xBig(5)), hex(BigInt.asIntN(32, end >> 32n) & 0xffff_ffff_ffff_ffffn), 'ldtrsw');
+    assert.equal(hex(t.cpu.sys.ESR_EL1), hex(esrOf(0x25, 0x0f)), 'permission fault, level 3, from EL1');
+    assert.equal(hex(t.cpu.sys.FAR_EL1), hex(vp(2)));
+    assert.equal(hex(t.cpu.sys.ELR_EL1), hex(RAM_BASE + 9 * 4), 'ELR: the last ldtr');
+  }
+  const [interp, jit] = runs;
+  assert.equal(jit.n, interp.n, 'the same instruction count');
+  assert.ok(jit.t.cpu.code.jitStats.insns > 1000, 'the loop ran translated');
+  assert.ok(interp.calls > 200, `interpreted: the handler ran each LDTR (X) (${interp.calls})`);
+  // (the loop runs interpreted until a slice has room for a unit: a few dozen calls)
+  assert.ok(jit.calls * 4 < interp.calls, `translated: the handler ran ${jit.calls} times`);
+});
+
 test('AT: PAR_EL1 success form (PA, MAIR attribute, SH, NS) and fault form (FST)', () => {
   const t = setup();
   w64(t, L3_0 + 21 * 8, page(P(7), { ap: 1, attr: 0, sh: 3 }));

@@ -2,7 +2,7 @@
 // instruction word, emits code that does what the interpreter's handler does, with the operand fields
 // folded in, and returns true. It emits nothing and returns false for encodings the handler rejects
 // as UNDEF or treats as CONSTRAINED UNPREDICTABLE, so those behaviours come from one place, and
-// HANDLER for the rare forms it leaves to the handler on purpose (unprivileged LDTR/STTR, PRFM);
+// HANDLER for the rare forms it leaves to the handler on purpose (PRFM, for one);
 // the translator then calls the handler. test/jit.test.ts fails when an emitter returns false for an
 // encoding the interpreter executes. The difftest runs every case through these (npm run difftest).
 
@@ -776,28 +776,28 @@ def(['EXTR_x', 'EXTR_w'], (u, insn) => {
  * The access of a load/store: `size` log2 bytes, `opc` (0 store, 1 load, 2 signed load to X, 3
  * signed load to W) on the address in T0. Returns false for the encodings left to the handler.
  */
-function access(u: Unit, size: number, opc: number, t: number): boolean {
+function access(u: Unit, size: number, opc: number, t: number, unpriv = false): boolean {
   const c = u.c;
   const bytes = 1 << size;
   if (opc === 0) {
-    u.store(T0, bytes, () => u.rx(t));
+    u.store(T0, bytes, () => u.rx(t), unpriv);
     return true;
   }
   if (opc === 1) {
-    u.load(T0, bytes);
+    u.load(T0, bytes, unpriv);
     c.set(T1);
     u.setX(t, () => c.get(T1));
     return true;
   }
   if (opc === 2 && size < 3) {
-    u.load(T0, bytes);
+    u.load(T0, bytes, unpriv);
     c.op([0xc2, 0xc3, Op.i64_extend32_s][size]); // i64.extend8_s / 16_s / 32_s
     c.set(T1);
     u.setX(t, () => c.get(T1));
     return true;
   }
   if (opc === 3 && size < 2) {
-    u.load(T0, bytes);
+    u.load(T0, bytes, unpriv);
     c.op(size === 0 ? 0xc2 : 0xc3);
     c.i64(-1, 0);
     c.op(Op.i64_and);
@@ -868,10 +868,9 @@ def(
     const n = (insn >>> 5) & 31;
     const t = insn & 31;
     if ((mode & 1) !== 0 && n === t && n !== 31) return false;
-    if (mode === 2) return HANDLER; // LDTR/STTR
     const imm = (insn << 11) >> 23;
     addrImm(u, n, mode === 1 ? 0 : imm);
-    access(u, size, opc, t);
+    access(u, size, opc, t, mode === 2); // mode 2: LDTR/STTR, with EL0's permissions
     if ((mode & 1) !== 0) writeback(u, n, imm);
     return true;
   },

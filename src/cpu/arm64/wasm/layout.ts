@@ -16,6 +16,7 @@
 //   TP_OFF    TPIDR_EL0, TPIDRRO_EL0, TPIDR_EL1 (i64 each; SysRegs.tp is a view of them)
 //   SPEL0_OFF SP_EL0 while it is not the active SP (i64), SPSEL_OFF PSTATE.SP (i32): translated code
 //             reads them for MRS SP_EL0 and MRS TPIDR_*
+//   ALIGN_OFF 1 while SCTLR_EL1.A is set (every unaligned access faults), else 0 (i32; mmu.ts)
 //   TLB_OFF   the MMU's software TLB arrays (mmu.ts), TLB_ARRAY bytes each, in TLB_ARRAYS order
 //   JC_OFF    the jump cache (dispatch.ts): JC_SIZE entries of 16 bytes, PC (i64), context
 //             (ASID | EL << 16), the unit's index in the unit table
@@ -56,6 +57,7 @@ export const NO_FETCH_PAGE = 1;
 export const TP_OFF = 368;
 export const SPEL0_OFF = 392;
 export const SPSEL_OFF = 400;
+export const ALIGN_OFF = 404;
 export const TLB_OFF = 4096;
 /** Entries per MMU index. */
 export const TLB_BITS = 10;

@@ -5,18 +5,23 @@
 //
 //   ldS(st, addr: i64, n, info) -> i64     S = 1, 2, 4, 8 bytes, zero-extended
 //   stS(st, addr: i64, value: i64, n, info)
+//   lduS, stuS                             the same with EL0's permissions (LDTR/STTR)
 //
 // `st` is the vCPU's state block, `n` the unit's instructions retired before the current basic
 // block and `info` = word index of the instruction in its page | (its position in the block << 10).
 // A hit needs the TLB's fast tag for the page under the current ASID and natural alignment (the
-// same rule as mmu.ts's fast paths). Anything else (a miss, MMIO, an unaligned access, a watchpoint)
+// same rule as mmu.ts's fast paths), or, second, the fast tag and an unaligned access that stays in
+// its page while SCTLR_EL1.A is clear (memcpy of unaligned buffers: Linux's copy_to_user into a
+// read(2) buffer at an odd offset made one JavaScript call per 8 bytes). Anything else (a miss,
+// MMIO, an access across pages or one that must fault for alignment, a watchpoint)
 // stores the instruction's address (the unit's base, from the state block, + 4 * word index) and
 // calls the MMU through the JavaScript helpers `rd`/`wr` with the exact count of instructions before
 // it, so a fault is reported from the right instruction. A store to a page that holds cached code
 // calls `cw` to drop it.
 
 import { Code, I32, I64, Op, buildModule, type FuncDef, type FuncType } from './encoder.js';
-import { BASE_OFF, EL_OFF, HI_OFF, PC_OFF, codePagesOffset, tlbOff } from './layout.js';
+import { ALIGN_OFF, BASE_OFF, EL_OFF, HI_OFF, PC_OFF, codePagesOffset, tlbOff } from './layout.js';
+import { ACC_UNPRIV } from '../mmu.js';
 
 export const ACCESS_SIZES = [1, 2, 4, 8] as const;
 
@@ -51,7 +56,8 @@ const LOCALS = [I32, I32, I32];
  * while its entry's ASID is the current one: mmu.ts). Leaves the address's low half in `lo` and the
  * entry's byte address (less the array's offset) in `e`. `elx`: an i32 local holding EL << 12 (a
  * unit reads it once: the EL does not change while it runs); without it EL is read from the state
- * block.
+ * block; 'user' for EL0's MMU index whatever the EL (LDTR/STTR: this CPU has no PAN or UAO, so an
+ * unprivileged access is always checked as EL0's).
  */
 export function hit(
   c: Code,
@@ -61,7 +67,7 @@ export function hit(
   e: number,
   st = P_ST,
   a = P_A,
-  elx?: number,
+  elx?: number | 'user',
 ): void {
   c.get(a);
   c.op(Op.i32_wrap_i64);
@@ -72,14 +78,16 @@ export function hit(
   c.op(Op.i32_and);
   c.i32(2);
   c.op(Op.i32_shl);
-  if (elx !== undefined) c.get(elx);
-  else {
+  if (elx === undefined) {
     c.get(st);
     c.mem(Op.i32_load, 2, EL_OFF);
     c.i32(12);
     c.op(Op.i32_shl);
+    c.op(Op.i32_add);
+  } else if (elx !== 'user') {
+    c.get(elx);
+    c.op(Op.i32_add);
   }
-  c.op(Op.i32_add);
   c.get(st);
   c.op(Op.i32_add);
   c.tee(e);
@@ -106,6 +114,38 @@ export function ramAddr(c: Code, lo: number, e: number): void {
   c.i32(0xfff);
   c.op(Op.i32_and);
   c.op(Op.i32_add);
+}
+
+/**
+ * After hit() for an access of `size` > 1 bytes that failed it: push 1 when the entry's fast tag
+ * has the page (the check again, without the alignment bits), the access stays in that page and
+ * SCTLR_EL1.A is clear, so the access may be made unaligned (wasm memory allows it).
+ */
+function unalignedHit(c: Code, size: number, tag: 'rTag' | 'wTag', lo: number, e: number): void {
+  c.get(e);
+  c.mem(Op.i32_load, 2, tlbOff(tag));
+  c.get(lo);
+  c.i32(-4096);
+  c.op(Op.i32_and);
+  c.op(Op.i32_eq);
+  c.get(e);
+  c.mem(Op.i32_load, 2, tlbOff('tagHi'));
+  c.get(P_A);
+  c.i64(32);
+  c.op(Op.i64_shr_u);
+  c.op(Op.i32_wrap_i64);
+  c.op(Op.i32_eq);
+  c.op(Op.i32_and);
+  c.get(lo);
+  c.i32(0xfff);
+  c.op(Op.i32_and);
+  c.i32(4097 - size); // offset + size <= 4096
+  c.op(Op.i32_lt_u);
+  c.op(Op.i32_and);
+  c.get(P_ST);
+  c.mem(Op.i32_load, 2, ALIGN_OFF);
+  c.op(Op.i32_eqz);
+  c.op(Op.i32_and);
 }
 
 /**
@@ -169,20 +209,31 @@ function slowArgs(c: Code, n: number, info: number, extra?: () => void): void {
   c.op(Op.i32_add);
 }
 
-function loadFn(size: number, ramOffset: number): FuncDef {
+/** `sf` argument of rd/wr: size | access flags << 4. */
+const sizeFlags = (size: number, unpriv: boolean): number => size | ((unpriv ? ACC_UNPRIV : 0) << 4);
+
+function loadFn(size: number, ramOffset: number, unpriv: boolean): FuncDef {
   const c = new Code();
   const n = 2;
   const info = 3;
   const lo = 4;
   const e = 5;
-  hit(c, size, 'rTag', lo, e);
+  hit(c, size, 'rTag', lo, e, P_ST, P_A, unpriv ? 'user' : undefined);
   c.if();
   ramAddr(c, lo, e);
   ramLoad(c, size, ramOffset);
   c.op(Op.return);
   c.end();
+  if (size > 1) {
+    unalignedHit(c, size, 'rTag', lo, e);
+    c.if();
+    ramAddr(c, lo, e);
+    ramLoad(c, size, ramOffset);
+    c.op(Op.return);
+    c.end();
+  }
   storePc(c, info);
-  slowArgs(c, n, info, () => c.i32(size));
+  slowArgs(c, n, info, () => c.i32(sizeFlags(size, unpriv)));
   c.call(0); // rd
   c.op(Op.i64_extend_i32_u);
   if (size === 8) {
@@ -193,10 +244,10 @@ function loadFn(size: number, ramOffset: number): FuncDef {
     c.op(Op.i64_shl);
     c.op(Op.i64_or);
   }
-  return { type: LOAD_TYPE, locals: LOCALS, body: c, export: `ld${size}` };
+  return { type: LOAD_TYPE, locals: LOCALS, body: c, export: `ld${unpriv ? 'u' : ''}${size}` };
 }
 
-function storeFn(size: number, ramOffset: number): FuncDef {
+function storeFn(size: number, ramOffset: number, unpriv: boolean): FuncDef {
   const c = new Code();
   const v = 2;
   const n = 3;
@@ -204,22 +255,29 @@ function storeFn(size: number, ramOffset: number): FuncDef {
   const lo = 5;
   const e = 6;
   const tmp = 7;
-  hit(c, size, 'wTag', lo, e);
-  c.if();
-  ramAddr(c, lo, e);
-  c.tee(tmp);
-  c.get(v);
-  ramStore(c, size, ramOffset);
-  holdsCode(c, tmp, tmp);
-  c.if();
-  c.get(tmp);
-  c.call(2); // cw
-  c.end();
-  c.op(Op.return);
-  c.end();
+  const fast = (): void => {
+    c.if();
+    ramAddr(c, lo, e);
+    c.tee(tmp);
+    c.get(v);
+    ramStore(c, size, ramOffset);
+    holdsCode(c, tmp, tmp);
+    c.if();
+    c.get(tmp);
+    c.call(2); // cw
+    c.end();
+    c.op(Op.return);
+    c.end();
+  };
+  hit(c, size, 'wTag', lo, e, P_ST, P_A, unpriv ? 'user' : undefined);
+  fast();
+  if (size > 1) {
+    unalignedHit(c, size, 'wTag', lo, e);
+    fast();
+  }
   storePc(c, info);
   slowArgs(c, n, info, () => {
-    c.i32(size);
+    c.i32(sizeFlags(size, unpriv));
     c.get(v);
     c.op(Op.i32_wrap_i64);
     c.get(v);
@@ -228,7 +286,7 @@ function storeFn(size: number, ramOffset: number): FuncDef {
     c.op(Op.i32_wrap_i64);
   });
   c.call(1); // wr
-  return { type: STORE_TYPE, locals: LOCALS, body: c, export: `st${size}` };
+  return { type: STORE_TYPE, locals: LOCALS, body: c, export: `st${unpriv ? 'u' : ''}${size}` };
 }
 
 /** A function that calls import `k` of `type` with its own parameters. */
@@ -239,7 +297,7 @@ function forwardFn(k: number, name: string, type: FuncType): FuncDef {
   return { type, locals: [], body: c, export: name };
 }
 
-/** The runtime's exports: ld1..ld8, st1..st8 and the FORWARDED helpers. */
+/** The runtime's exports: ld1..ld8, st1..st8, ldu1..ldu8, stu1..stu8 and the FORWARDED helpers. */
 export type Runtime = Record<string, WebAssembly.ExportValue>;
 
 const runtimes = new WeakMap<WebAssembly.Memory, Runtime>();
@@ -253,8 +311,10 @@ export function runtimeFor(
   let rt = runtimes.get(memory);
   if (rt) return rt;
   const funcs = [
-    ...ACCESS_SIZES.map((s) => loadFn(s, ramOffset)),
-    ...ACCESS_SIZES.map((s) => storeFn(s, ramOffset)),
+    ...[false, true].flatMap((unpriv) => [
+      ...ACCESS_SIZES.map((s) => loadFn(s, ramOffset, unpriv)),
+      ...ACCESS_SIZES.map((s) => storeFn(s, ramOffset, unpriv)),
+    ]),
     ...FORWARDED.map((f) => forwardFn(RT_IMPORTS.indexOf(f), f.name, f.type)),
   ];
   const bytes = buildModule(RT_IMPORTS, funcs, 65536);

@@ -59,16 +59,20 @@ const DIRTY = 2; // the local holds the value, the state block an older one
 // but V8 then keeps every instance that imports it alive.
 export const RUNTIME_FNS: { name: string; type: FuncType }[] = [
   ...FORWARDED, // h, sp, hs
-  ...ACCESS_SIZES.map((s) => ({ name: `ld${s}`, type: LOAD_TYPE })),
-  ...ACCESS_SIZES.map((s) => ({ name: `st${s}`, type: STORE_TYPE })),
+  ...['', 'u'].flatMap((u) => [
+    ...ACCESS_SIZES.map((s) => ({ name: `ld${u}${s}`, type: LOAD_TYPE })),
+    ...ACCESS_SIZES.map((s) => ({ name: `st${u}${s}`, type: STORE_TYPE })),
+  ]),
 ];
 const fn = (name: string): number => RUNTIME_FNS.findIndex((f) => f.name === name);
 const F_H = fn('h');
 const F_SP = fn('sp');
 const F_HS = fn('hs');
-/** ld1, ld2, ld4, ld8, then st1 ... st8 (runtime.ts). */
+/** ld1, ld2, ld4, ld8, then st1 ... st8 (runtime.ts); ldu1... and stu1... for unprivileged accesses. */
 const F_LD = fn('ld1');
 const F_ST = fn('st1');
+const F_LDU = fn('ldu1');
+const F_STU = fn('stu1');
 export const FN_TYPE: FuncType = UNIT_TYPE;
 /** A unit module declares its function's type (index 0), then RUNTIME_FNS's types (UNIT_MODULE). */
 const RT_TYPE0 = 1;
@@ -354,21 +358,22 @@ export class Unit {
   /**
    * Load `size` bytes (1, 2, 4, 8) from the address in i64 local `addr`; pushes it zero-extended to
    * i64. In a unit with a loop (`inline`), a TLB hit is handled inline and only the rest calls the
-   * runtime; elsewhere every access calls it (smaller units, faster to emit and compile).
+   * runtime; elsewhere every access calls it (smaller units, faster to emit and compile). `unpriv`:
+   * with EL0's permissions (LDTR).
    */
-  load(addr: number, size: number): void {
+  load(addr: number, size: number, unpriv = false): void {
     const c = this.c;
     const call = (): void => {
       c.get(L_ST);
       c.get(addr);
       this.info();
-      this.callRt(F_LD + ACCESS_SIZES.indexOf(size as 1 | 2 | 4 | 8));
+      this.callRt((unpriv ? F_LDU : F_LD) + ACCESS_SIZES.indexOf(size as 1 | 2 | 4 | 8));
     };
     if (!this.inline) {
       call();
       return;
     }
-    hit(c, size, 'rTag', L_W0, L_W0 + 1, L_ST, addr, L_ELX);
+    hit(c, size, 'rTag', L_W0, L_W0 + 1, L_ST, addr, unpriv ? 'user' : L_ELX);
     this.ifArm(I64);
     ramAddr(c, L_W0, L_W0 + 1);
     ramLoad(c, size, this.ramOffset);
@@ -377,8 +382,8 @@ export class Unit {
     this.endArm();
   }
 
-  /** Store the low `size` bytes of the i64 `value` pushes to the address in i64 local `addr`. */
-  store(addr: number, size: number, value: () => void): void {
+  /** Store the low `size` bytes of the i64 `value` pushes to the address in i64 local `addr` (`unpriv`: STTR). */
+  store(addr: number, size: number, value: () => void, unpriv = false): void {
     const c = this.c;
     // the value once, before the paths (each would read its registers)
     value();
@@ -388,13 +393,13 @@ export class Unit {
       c.get(addr);
       c.get(L_SV);
       this.info();
-      this.callRt(F_ST + ACCESS_SIZES.indexOf(size as 1 | 2 | 4 | 8));
+      this.callRt((unpriv ? F_STU : F_ST) + ACCESS_SIZES.indexOf(size as 1 | 2 | 4 | 8));
     };
     if (!this.inline) {
       call();
       return;
     }
-    hit(c, size, 'wTag', L_W0, L_W0 + 1, L_ST, addr, L_ELX);
+    hit(c, size, 'wTag', L_W0, L_W0 + 1, L_ST, addr, unpriv ? 'user' : L_ELX);
     this.ifArm();
     ramAddr(c, L_W0, L_W0 + 1);
     c.tee(L_W0 + 2);
