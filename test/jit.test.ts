@@ -1,7 +1,7 @@
 // The translator against the interpreter: for every instruction with a wasm emitter
 // (src/cpu/arm64/wasm/emit.ts), random encodings of it run from random register states once through the interpreter
 // and once as a translated block, and must leave the same registers, flags, memory, PC and exception
-// state. Register values mix RAM addresses (so loads and stores mostly succeed), boundary values and
+// state (V registers included; FP/SIMD disabled by CPACR_EL1 in one case of eight). Register values mix RAM addresses (so loads and stores mostly succeed), boundary values and
 // random 64-bit numbers (carries, borrows, the multiply's high half).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -43,10 +43,35 @@ function randomState(cpu: Arm64Cpu, next: () => number): void {
     cpu.r[i * 2 + 1] = hi;
   }
   cpu.nzcv = next() & 15;
+  for (let i = 0; i < 128; i++) cpu.vU32[i] = next();
+}
+
+/**
+ * In half the cases, the exclusive monitor armed as a load-exclusive of the instruction's size at
+ * its Rn would leave it (the MMU is off: PA = VA), so that store-exclusives also succeed; else open.
+ */
+function armMonitor(cpu: Arm64Cpu, dv: DataView, insn: number, next: () => number): void {
+  cpu.exclAddr = -1;
+  const n = (insn >>> 5) & 31;
+  const lo = cpu.r[n * 2] >>> 0;
+  const off = lo - RAM_BASE;
+  if (next() % 2 !== 0 || cpu.r[n * 2 + 1] !== 0 || off < 0 || off + 8 > RAM) return;
+  const bytes = 1 << (insn >>> 30);
+  const w = dv.getUint32(off, true);
+  cpu.exclAddr = lo;
+  cpu.exclSize = bytes;
+  cpu.exclLo = bytes === 1 ? w & 0xff : bytes === 2 ? w & 0xffff : w;
+  cpu.exclHi = bytes === 8 ? dv.getUint32(off + 4, true) : 0;
 }
 
 interface Snapshot {
   regs: number[];
+  /** V0..V31. */
+  v: number[];
+  /** The exclusive monitor: address, size, value halves. */
+  excl: number[];
+  /** FP/SIMD enabled at EL1 (CPACR_EL1.FPEN): off in one case of eight, so that the trap is compared too. */
+  fpOn: boolean;
   nzcv: number;
   pc: bigint;
   el: number;
@@ -58,6 +83,9 @@ interface Snapshot {
 function snap(cpu: Arm64Cpu, ram: Uint8Array): Snapshot {
   return {
     regs: Array.from(cpu.r.subarray(0, 64)),
+    v: Array.from(cpu.vU32.subarray(0, 128)),
+    excl: [cpu.exclAddr, cpu.exclSize, cpu.exclLo, cpu.exclHi],
+    fpOn: cpu.fpEn1,
     nzcv: cpu.nzcv,
     pc: cpu.pc,
     el: cpu.el,
@@ -83,7 +111,8 @@ function emits(name: string, insn: number): boolean | typeof HANDLER {
 
 test('jit: every emitter has a pattern to test', () => {
   const names = new Set(generatedPatterns().map((p) => p.name));
-  for (const name of emitters.keys()) assert.ok(names.has(name), `emitter ${name} matches no A64 pattern name`);
+  for (const name of emitters.keys())
+    assert.ok(names.has(name), `emitter ${name} matches no A64 pattern name`);
 });
 
 for (const pat of generatedPatterns()) {
@@ -104,9 +133,14 @@ for (const pat of generatedPatterns()) {
       mem.dv.setUint32(4, 0x14000000, true);
       code.invalidateAll();
       randomState(cpu, next);
+      cpu.sys.CPACR_EL1 = next() % 8 === 0 ? 0n : 3n << 20n;
+      armMonitor(cpu, mem.dv, insn, next);
       const seed = snap(cpu, mem.u8);
       const runFrom = (jit: boolean): Snapshot => {
         cpu.r.set(seed.regs);
+        cpu.vU32.set(seed.v);
+        [cpu.exclAddr, cpu.exclSize, cpu.exclLo, cpu.exclHi] = seed.excl;
+        cpu.sys.CPACR_EL1 = seed.fpOn ? 3n << 20n : 0n;
         cpu.nzcv = seed.nzcv;
         cpu.setElSp(1, 1);
         cpu.r[62] = seed.regs[62];
@@ -138,6 +172,8 @@ for (const pat of generatedPatterns()) {
       const b = runFrom(true);
       const what = `${pat.name} 0x${insn.toString(16).padStart(8, '0')} from x=${seed.regs.map((v) => (v >>> 0).toString(16)).join(',')} nzcv=${seed.nzcv}`;
       assert.deepEqual(b.regs, a.regs, `registers after ${what}`);
+      assert.deepEqual(b.v, a.v, `V registers after ${what}`);
+      assert.deepEqual(b.excl, a.excl, `exclusive monitor after ${what}`);
       assert.equal(b.nzcv, a.nzcv, `NZCV after ${what}`);
       assert.equal(b.pc, a.pc, `PC after ${what}`);
       assert.equal(b.el, a.el, `EL after ${what}`);

@@ -40,6 +40,10 @@ import {
   R_OFF,
   SPEL0_OFF,
   SPSEL_OFF,
+  FPEN_OFF,
+  EXCL_OFF,
+  VREG_OFF,
+  VREG_BYTES,
   TLB_OFF,
   V_OFF,
   Z_OFF,
@@ -56,6 +60,8 @@ const FETCH_LO = FETCH_OFF >> 2;
 const FETCH_HI = FETCH_LO + 1;
 const SPEL0 = SPEL0_OFF >> 2;
 const SPSEL = SPSEL_OFF >> 2;
+const FPEN = FPEN_OFF >> 2;
+const EXA = EXCL_OFF >> 2;
 
 /** Thrown (after the exception has been entered) to abandon the current instruction. */
 export class GuestException {
@@ -277,7 +283,7 @@ export class CodeCache {
     this.pages = new Array<CodePage | undefined>(Math.ceil(mem.ramSize / 4096)).fill(undefined);
     mem.onCodeWrite = (ramPage) => this.invalidateRamPage(ramPage);
     this.units = mem.wasm ? new UnitTable(mem.wasm) : undefined;
-    this.links = mem.wasm ? unitLinks(mem.wasm, mem.ramOffset) : undefined;
+    this.links = mem.wasm ? unitLinks(mem.wasm, mem.ramOffset, mem.ramBase) : undefined;
     // Counts that pass 2^30 in a boot start as doubles (see the Arm64Cpu constructor).
     this.retired = this.jitStats.insns = this.jitStats.ms = this.jitStats.entries = TWO32 - 1;
     this.retired = this.jitStats.insns = this.jitStats.ms = this.jitStats.entries = 0;
@@ -662,21 +668,31 @@ export class Arm64Cpu {
   spEl1Lo = 0;
   spEl1Hi = 0;
 
-  // ---- FP/SIMD ----
-  readonly vbuf = new ArrayBuffer(32 * 16 + 16); // 16 spare bytes for scratch
-  readonly vU8 = new Uint8Array(this.vbuf);
-  readonly vU16 = new Uint16Array(this.vbuf);
-  readonly vU32 = new Uint32Array(this.vbuf);
-  readonly vI32 = new Int32Array(this.vbuf);
-  readonly vF32 = new Float32Array(this.vbuf);
-  readonly vF64 = new Float64Array(this.vbuf);
-  readonly vU64 = new BigUint64Array(this.vbuf);
-  readonly vDv = new DataView(this.vbuf);
+  // ---- FP/SIMD: V0..V31 and a scratch slot, in the state block (VREG_OFF) so translated code loads
+  // and stores them too; these views are set up in the constructor ----
+  readonly vU8: Uint8Array;
+  readonly vU16: Uint16Array;
+  readonly vU32: Uint32Array;
+  readonly vI32: Int32Array;
+  readonly vF32: Float32Array;
+  readonly vF64: Float64Array;
+  readonly vU64: BigUint64Array;
+  readonly vDv: DataView;
   fpcr = 0;
   fpsr = 0;
   /** CPACR_EL1.FPEN decoded (kept in sync by sysregs on CPACR_EL1 writes): FP/SIMD usable at EL0 / EL1. */
-  fpEn0 = true;
-  fpEn1 = true;
+  get fpEn0(): boolean {
+    return this.s32[FPEN] !== 0;
+  }
+  set fpEn0(v: boolean) {
+    this.s32[FPEN] = v ? 1 : 0;
+  }
+  get fpEn1(): boolean {
+    return this.s32[FPEN + 1] !== 0;
+  }
+  set fpEn1(v: boolean) {
+    this.s32[FPEN + 1] = v ? 1 : 0;
+  }
 
   // ---- system ----
   readonly sys: SysRegs;
@@ -690,13 +706,49 @@ export class Arm64Cpu {
   debugArmed = false;
   /** Performance monitors (PMUv3). */
   readonly pmu: Pmu;
-  /** Exclusive monitor: armed address (physical, -1 = open) and the value seen by the load-exclusive. */
-  exclAddr = -1;
-  exclSize = 0;
-  exclLo = 0;
-  exclHi = 0;
-  exclLo2 = 0;
-  exclHi2 = 0;
+  /**
+   * Exclusive monitor, in the state block (EXCL_OFF) where translated code's LDXR/STXR keep it too:
+   * armed address (physical, -1 = open), size, and the value the load-exclusive saw (int32 halves,
+   * compared as uint32 with >>> 0; the second 8 bytes for a 16-byte pair).
+   */
+  get exclAddr(): number {
+    const hi = this.s32[EXA + 1];
+    return hi < 0 ? -1 : hi * 4294967296 + (this.s32[EXA] >>> 0);
+  }
+  set exclAddr(pa: number) {
+    this.s32[EXA] = pa < 0 ? -1 : pa % 4294967296;
+    this.s32[EXA + 1] = pa < 0 ? -1 : Math.floor(pa / 4294967296);
+  }
+  get exclSize(): number {
+    return this.s32[EXA + 2];
+  }
+  set exclSize(v: number) {
+    this.s32[EXA + 2] = v;
+  }
+  get exclLo(): number {
+    return this.s32[EXA + 4];
+  }
+  set exclLo(v: number) {
+    this.s32[EXA + 4] = v;
+  }
+  get exclHi(): number {
+    return this.s32[EXA + 5];
+  }
+  set exclHi(v: number) {
+    this.s32[EXA + 5] = v;
+  }
+  get exclLo2(): number {
+    return this.s32[EXA + 6];
+  }
+  set exclLo2(v: number) {
+    this.s32[EXA + 6] = v;
+  }
+  get exclHi2(): number {
+    return this.s32[EXA + 7];
+  }
+  set exclHi2(v: number) {
+    this.s32[EXA + 7] = v;
+  }
 
   /** All vCPUs of the machine, this one included (for broadcast TLBI, SEV, IPIs). Set by the machine. */
   peers: Arm64Cpu[] = [this];
@@ -756,6 +808,17 @@ export class Arm64Cpu {
     this.s32 = new Int32Array(mem.stateBuffer, this.st, CPU_BLOCK >> 2);
     this.r = this.s32.subarray(R_OFF >> 2, (R_OFF >> 2) + 68);
     this.s32.fill(0, 0, TLB_OFF >> 2);
+    const vb = mem.stateBuffer;
+    const vo = this.st + VREG_OFF;
+    this.vU8 = new Uint8Array(vb, vo, VREG_BYTES);
+    this.vU16 = new Uint16Array(vb, vo, VREG_BYTES >> 1);
+    this.vU32 = new Uint32Array(vb, vo, VREG_BYTES >> 2);
+    this.vI32 = new Int32Array(vb, vo, VREG_BYTES >> 2);
+    this.vF32 = new Float32Array(vb, vo, VREG_BYTES >> 2);
+    this.vF64 = new Float64Array(vb, vo, VREG_BYTES >> 3);
+    this.vU64 = new BigUint64Array(vb, vo, VREG_BYTES >> 3);
+    this.vDv = new DataView(vb, vo, VREG_BYTES);
+    this.fpEn0 = this.fpEn1 = true;
     this.spsel = 1;
     clearJumpCache(this.s32);
     this.sys = new SysRegs(this);
@@ -771,12 +834,10 @@ export class Arm64Cpu {
     // in a boot: start them as doubles.
     this.fetchPa = TWO32 - 1;
     this.spEl1Lo = this.spEl1Hi = TWO32 - 1;
-    this.exclAddr = this.exclLo = this.exclHi = this.exclLo2 = this.exclHi2 = TWO32 - 1;
     this.icount = this.excFromLo = this.countNow = TWO32 - 1;
     this.invalidateFetch();
     this.fetchPa = 0;
     this.spEl1Lo = this.spEl1Hi = 0;
-    this.exclLo = this.exclHi = this.exclLo2 = this.exclHi2 = 0;
     this.exclAddr = -1;
     this.icount = this.excFromLo = 0;
     this.countNow = -1;

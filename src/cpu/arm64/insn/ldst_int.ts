@@ -555,25 +555,32 @@ function stpXWb(cpu: Arm64Cpu, insn: number): void {
 
 // ---- exclusives and acquire/release ----
 
-function ldxr(cpu: Arm64Cpu, insn: number): void {
-  const size = insn >>> 30;
-  const bytes = 1 << size;
-  const n = (insn >>> 5) & 31;
-  spCheck(cpu, n);
-  const r = cpu.r;
-  const lo = r[n << 1] >>> 0;
-  const hi = r[(n << 1) | 1] >>> 0;
+/**
+ * The load-exclusive of `bytes` (1, 2, 4, 8) at (lo, hi): arms the monitor and returns the low half
+ * of the value (the high half in cpu.mmu.hi, 0 below 8 bytes). Also translated code's slow path
+ * (wasm/translate.ts, helper lx).
+ */
+export function loadExclusive(cpu: Arm64Cpu, lo: number, hi: number, bytes: number): number {
   const mmu = cpu.mmu;
   const pa = mmu.translateData(lo, hi, false, bytes, ACC_ALIGN);
   const v = mmu.readPa(pa, bytes, lo, hi);
-  const vh = size === 3 ? mmu.hi : 0;
+  const vh = bytes === 8 ? mmu.hi : 0;
   cpu.exclAddr = pa;
   cpu.exclSize = bytes;
   cpu.exclLo = v;
   cpu.exclHi = vh;
+  mmu.hi = vh;
+  return v;
+}
+
+function ldxr(cpu: Arm64Cpu, insn: number): void {
+  const n = (insn >>> 5) & 31;
+  spCheck(cpu, n);
+  const r = cpu.r;
+  const v = loadExclusive(cpu, r[n << 1] >>> 0, r[(n << 1) | 1] >>> 0, 1 << (insn >>> 30));
   const d = wzs(insn & 31) << 1;
   r[d] = v;
-  r[d + 1] = vh;
+  r[d + 1] = cpu.mmu.hi;
 }
 
 /** True when the monitor is armed for `pa`/`bytes` and memory still holds the values it recorded. */
@@ -603,20 +610,32 @@ function stxr(cpu: Arm64Cpu, insn: number): void {
   if (s === t || (s === n && n !== 31)) cpu.undefinedInstruction(insn);
   spCheck(cpu, n);
   const r = cpu.r;
-  const lo = r[n << 1] >>> 0;
-  const hi = r[(n << 1) | 1] >>> 0;
+  const ts = rzs(t) << 1;
+  const st = storeExclusive(cpu, r[n << 1] >>> 0, r[(n << 1) | 1] >>> 0, bytes, r[ts], r[ts + 1]);
+  const d = wzs(s) << 1;
+  r[d] = st;
+  r[d + 1] = 0;
+}
+
+/**
+ * The store-exclusive of the low `bytes` (1, 2, 4, 8) of (vlo, vhi) at (lo, hi): stores when the
+ * monitor holds, clears it; returns the status (0 stored, 1 not). Also translated code's slow path
+ * (wasm/translate.ts, helper sx).
+ */
+export function storeExclusive(
+  cpu: Arm64Cpu,
+  lo: number,
+  hi: number,
+  bytes: number,
+  vlo: number,
+  vhi: number,
+): number {
   const mmu = cpu.mmu;
   const pa = mmu.translateData(lo, hi, true, bytes, ACC_ALIGN);
   const ok = monitorHolds(cpu, pa, bytes, lo, hi);
-  if (ok) {
-    const ts = rzs(t) << 1;
-    const v = bytes === 1 ? r[ts] & 0xff : bytes === 2 ? r[ts] & 0xffff : r[ts];
-    mmu.writePa(pa, bytes, v, r[ts + 1], lo, hi);
-  }
+  if (ok) mmu.writePa(pa, bytes, bytes === 1 ? vlo & 0xff : bytes === 2 ? vlo & 0xffff : vlo, vhi, lo, hi);
   cpu.clearExclusive();
-  const d = wzs(s) << 1;
-  r[d] = ok ? 0 : 1;
-  r[d + 1] = 0;
+  return ok ? 0 : 1;
 }
 
 function ldxp(cpu: Arm64Cpu, insn: number): void {

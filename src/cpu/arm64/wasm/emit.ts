@@ -2,7 +2,7 @@
 // instruction word, emits code that does what the interpreter's handler does, with the operand fields
 // folded in, and returns true. It emits nothing and returns false for encodings the handler rejects
 // as UNDEF or treats as CONSTRAINED UNPREDICTABLE, so those behaviours come from one place, and
-// HANDLER for the rare forms it leaves to the handler on purpose (PRFM, for one);
+// HANDLER for the rare forms it leaves to the handler on purpose;
 // the translator then calls the handler. test/jit.test.ts fails when an emitter returns false for an
 // encoding the interpreter executes. The difftest runs every case through these (npm run difftest).
 
@@ -18,6 +18,8 @@ import {
   TP_OFF,
   V_OFF,
   Z_OFF,
+  FPEN_OFF,
+  VREG_OFF,
 } from './layout.js';
 import { hit, holdsCode, ramAddr } from './runtime.js';
 import { DC_ZVA_BYTES } from '../sysregs.js';
@@ -837,7 +839,8 @@ def(
   (u, insn) => {
     const size = insn >>> 30;
     const opc = (insn >>> 22) & 3;
-    if (opc >= 2 && (size === 3 || (opc === 3 && size === 2))) return HANDLER; // PRFM, unallocated
+    if (size === 3 && opc === 2) return true; // PRFM: a hint, nothing to do (as the handler)
+    if (opc === 3 && size >= 2) return false; // unallocated
     addrImm(u, (insn >>> 5) & 31, ((insn >>> 10) & 0xfff) << size);
     return access(u, size, opc, insn & 31);
   },
@@ -863,8 +866,9 @@ def(
   (u, insn) => {
     const size = insn >>> 30;
     const opc = (insn >>> 22) & 3;
-    if (opc >= 2 && (size === 3 || (opc === 3 && size === 2))) return HANDLER; // PRFUM, unallocated
     const mode = (insn >>> 10) & 3; // 0 unscaled, 1 post-index, 2 unprivileged, 3 pre-index
+    if (size === 3 && opc === 2 && mode === 0) return true; // PRFUM: a hint
+    if (opc >= 2 && (size === 3 || (opc === 3 && size === 2))) return false; // unallocated
     const n = (insn >>> 5) & 31;
     const t = insn & 31;
     if ((mode & 1) !== 0 && n === t && n !== 31) return false;
@@ -879,9 +883,9 @@ def(
 def(['LDST_reg', 'LDRX_reg', 'STRX_reg', 'LDRW_reg', 'STRW_reg', 'LDRB_reg', 'STRB_reg'], (u, insn) => {
   const size = insn >>> 30;
   const opc = (insn >>> 22) & 3;
-  if (opc >= 2 && (size === 3 || (opc === 3 && size === 2))) return HANDLER; // PRFM, unallocated
   const option = (insn >>> 13) & 7;
-  if ((option & 2) === 0) return false;
+  if ((option & 2) === 0 || (opc === 3 && size >= 2)) return false; // unallocated
+  if (size === 3 && opc === 2) return true; // PRFM (register): a hint
   const { n, m } = fields(insn);
   const shift = (insn & 0x1000) !== 0 ? size : 0;
   u.spCheck(n);
@@ -935,6 +939,184 @@ def(['LDST_pair', 'LDP_X', 'STP_X', 'LDP_X_wb', 'STP_X_wb'], (u, insn) => {
     u.store(T0, bytes, () => u.rx(t2));
   }
   if (wb) writeback(u, n, imm);
+  return true;
+});
+
+// LDXR/STXR (and LDAXR/STLXR: one thread runs every vCPU, so ordering comes free) through the
+// runtime's ldx/stx, which keep the exclusive monitor in the state block as the handlers do.
+def(['LDXR'], (u, insn) => {
+  const size = insn >>> 30;
+  const n = (insn >>> 5) & 31;
+  u.spCheck(n);
+  u.rx(n, true);
+  u.c.set(T0);
+  u.loadExclusive(T0, 1 << size);
+  u.c.set(T1);
+  u.setX(insn & 31, () => u.c.get(T1));
+  return true;
+});
+
+def(['STXR'], (u, insn) => {
+  const size = insn >>> 30;
+  const { n, m: s } = fields(insn);
+  const t = insn & 31;
+  if (s === t || (s === n && n !== 31)) return false; // UNDEF (the handler's choice)
+  u.spCheck(n);
+  u.rx(n, true);
+  u.c.set(T0);
+  u.storeExclusive(T0, 1 << size, () => u.rx(t));
+  u.c.op(Op.i64_extend_i32_u);
+  u.c.set(T1);
+  u.setX(s, () => u.c.get(T1), false);
+  return true;
+});
+
+// ---- loads and stores of SIMD & FP registers (the V registers live in the state block) ----
+
+/** Where FP/SIMD is disabled at the unit's EL (CPACR_EL1.FPEN), the handler raises the trap. */
+function fpCheck(u: Unit): void {
+  const c = u.c;
+  c.get(L_ST);
+  c.get(L_ELX); // EL << 12: EL * 4 is the byte offset of the EL's word
+  c.i32(10);
+  c.op(Op.i32_shr_u);
+  c.op(Op.i32_add);
+  c.mem(Op.i32_load, 2, FPEN_OFF);
+  c.op(Op.i32_eqz);
+  u.raiseIf();
+}
+
+/** Byte offset in the state block of V[t] (t = 32: the scratch slot). */
+const vOff = (t: number): number => VREG_OFF + 16 * t;
+
+/** i64 local `to` = i64 local `from` + k. */
+function plus(u: Unit, to: number, from: number, k: number): void {
+  u.c.get(from);
+  u.c.i64(k);
+  u.c.op(Op.i64_add);
+  u.c.set(to);
+}
+
+/**
+ * Load 2^scale bytes (scale 0..4) at the address in T0 into V[t], zeroing the rest of it; a Q
+ * register as two 8-byte accesses, both read before the register is written (as the handler).
+ */
+function vLoad(u: Unit, t: number, scale: number): void {
+  const c = u.c;
+  if (scale < 4) {
+    u.load(T0, 1 << scale);
+    c.set(T2);
+    c.i64(0);
+    c.set(T3);
+  } else {
+    u.load(T0, 8);
+    c.set(T2);
+    plus(u, T1, T0, 8);
+    u.load(T1, 8);
+    c.set(T3);
+  }
+  c.get(L_ST);
+  c.get(T2);
+  c.mem(Op.i64_store, 3, vOff(t));
+  c.get(L_ST);
+  c.get(T3);
+  c.mem(Op.i64_store, 3, vOff(t) + 8);
+}
+
+/** Store the low 2^scale bytes of V[t] at the address in T0 (a Q register: low half first). */
+function vStore(u: Unit, t: number, scale: number): void {
+  const c = u.c;
+  const half = (off: number) => (): void => {
+    c.get(L_ST);
+    c.mem(Op.i64_load, 3, off);
+  };
+  if (scale < 4) {
+    u.store(T0, 1 << scale, half(vOff(t)));
+    return;
+  }
+  u.store(T0, 8, half(vOff(t)));
+  plus(u, T1, T0, 8);
+  u.store(T1, 8, half(vOff(t) + 8));
+}
+
+/** size:opc of the single-register forms -> scale (0..4), or -1 when unallocated (ldst_simd.ts). */
+function vScale(insn: number): number {
+  const size = insn >>> 30;
+  if (((insn >>> 22) & 2) === 0) return size;
+  return size === 0 ? 4 : -1;
+}
+
+def(['LDST_uimm_fp'], (u, insn) => {
+  const scale = vScale(insn);
+  if (scale < 0) return false;
+  fpCheck(u);
+  addrImm(u, (insn >>> 5) & 31, ((insn >>> 10) & 0xfff) << scale);
+  if ((insn & 0x400000) !== 0) vLoad(u, insn & 31, scale);
+  else vStore(u, insn & 31, scale);
+  return true;
+});
+
+def(['LDST_imm9_fp'], (u, insn) => {
+  const scale = vScale(insn);
+  const mode = (insn >>> 10) & 3; // 0 unscaled, 1 post-index, 3 pre-index (2 is unallocated)
+  if (scale < 0 || mode === 2) return false;
+  fpCheck(u);
+  const n = (insn >>> 5) & 31;
+  const imm = (insn << 11) >> 23;
+  addrImm(u, n, mode === 1 ? 0 : imm);
+  if ((insn & 0x400000) !== 0) vLoad(u, insn & 31, scale);
+  else vStore(u, insn & 31, scale);
+  if (mode !== 0) writeback(u, n, imm);
+  return true;
+});
+
+def(['LDST_reg_fp'], (u, insn) => {
+  const scale = vScale(insn);
+  const option = (insn >>> 13) & 7;
+  if (scale < 0 || (option & 2) === 0) return false;
+  fpCheck(u);
+  const { n, m } = fields(insn);
+  u.spCheck(n);
+  u.rx(n, true);
+  extended(u, m, option, (insn & 0x1000) !== 0 ? scale : 0);
+  u.c.op(Op.i64_add);
+  u.c.set(L_T0);
+  if ((insn & 0x400000) !== 0) vLoad(u, insn & 31, scale);
+  else vStore(u, insn & 31, scale);
+  return true;
+});
+
+// LDP/STP/LDNP/STNP of S/D/Q: a load reads both (the first into the scratch slot) before it writes
+// either register, as the handler does.
+def(['LDST_pair_fp'], (u, insn) => {
+  const opc = insn >>> 30;
+  const load = (insn & 0x400000) !== 0;
+  const t = insn & 31;
+  const t2 = (insn >>> 10) & 31;
+  if (opc === 3 || (load && t === t2)) return false;
+  fpCheck(u);
+  const mode = (insn >>> 23) & 3; // 0 no-allocate, 1 post-index, 2 offset, 3 pre-index
+  const scale = opc + 2;
+  const imm = ((insn << 10) >> 25) << scale;
+  const n = (insn >>> 5) & 31;
+  addrImm(u, n, mode === 1 ? 0 : imm);
+  const c = u.c;
+  if (load) {
+    vLoad(u, 32, scale);
+    plus(u, T0, T0, 1 << scale);
+    vLoad(u, t2, scale);
+    for (const k of [0, 8]) {
+      c.get(L_ST);
+      c.get(L_ST);
+      c.mem(Op.i64_load, 3, vOff(32) + k);
+      c.mem(Op.i64_store, 3, vOff(t) + k);
+    }
+  } else {
+    vStore(u, t, scale);
+    plus(u, T0, T0, 1 << scale);
+    vStore(u, t2, scale);
+  }
+  if ((mode & 1) !== 0) writeback(u, n, imm);
   return true;
 });
 

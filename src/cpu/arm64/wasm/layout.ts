@@ -17,6 +17,10 @@
 //   SPEL0_OFF SP_EL0 while it is not the active SP (i64), SPSEL_OFF PSTATE.SP (i32): translated code
 //             reads them for MRS SP_EL0 and MRS TPIDR_*
 //   ALIGN_OFF 1 while SCTLR_EL1.A is set (every unaligned access faults), else 0 (i32; mmu.ts)
+//   FPEN_OFF  FP/SIMD usable at EL0, at EL1 (i32 each, 1 or 0: CPACR_EL1.FPEN; cpu.fpEn0/fpEn1)
+//   EXCL_OFF  the exclusive monitor: armed physical address (i64, -1 = open), size (i32 at +8), the
+//             values the load-exclusive saw (i64 at +16 and +24); cpu.exclAddr etc. read them
+//   VREG_OFF  V0..V31, 16 bytes each, little endian, then 16 scratch bytes (cpu.vU8 etc. are views)
 //   TLB_OFF   the MMU's software TLB arrays (mmu.ts), TLB_ARRAY bytes each, in TLB_ARRAYS order
 //   JC_OFF    the jump cache (dispatch.ts): JC_SIZE entries of 16 bytes, PC (i64), context
 //             (ASID | EL << 16), the unit's index in the unit table
@@ -58,6 +62,13 @@ export const TP_OFF = 368;
 export const SPEL0_OFF = 392;
 export const SPSEL_OFF = 400;
 export const ALIGN_OFF = 404;
+export const FPEN_OFF = 408;
+export const EXCL_OFF = 416;
+export const EXCL_SIZE_OFF = EXCL_OFF + 8;
+export const EXCL_V_OFF = EXCL_OFF + 16;
+export const VREG_OFF = 512;
+/** Bytes of V0..V31 and the scratch slot. */
+export const VREG_BYTES = 32 * 16 + 16;
 export const TLB_OFF = 4096;
 /** Entries per MMU index. */
 export const TLB_BITS = 10;
@@ -76,6 +87,7 @@ export const JC_BUCKET_BITS = 6;
 export const JC_SIZE = 1 << (JC_PAGE_BITS + JC_BUCKET_BITS);
 /** Bytes per jump cache entry: PC (i64), context, unit index. */
 export const JC_ENTRY = 16;
+if (VREG_OFF + VREG_BYTES > TLB_OFF) throw new Error('layout: the V registers do not fit before the TLB');
 if (tlbOff('ramOff') + TLB_ARRAY > JC_OFF)
   throw new Error('layout: the TLB does not fit before the jump cache');
 if (JC_OFF + JC_SIZE * JC_ENTRY > CPU_BLOCK)

@@ -6,6 +6,8 @@
 //   ldS(st, addr: i64, n, info) -> i64     S = 1, 2, 4, 8 bytes, zero-extended
 //   stS(st, addr: i64, value: i64, n, info)
 //   lduS, stuS                             the same with EL0's permissions (LDTR/STTR)
+//   ldxS(st, addr, n, info) -> i64         LDXR: the load arms the exclusive monitor (state block)
+//   stxS(st, addr, value, n, info) -> i32  STXR: stores when the monitor holds; the status
 //
 // `st` is the vCPU's state block, `n` the unit's instructions retired before the current basic
 // block and `info` = word index of the instruction in its page | (its position in the block << 10).
@@ -20,7 +22,18 @@
 // calls `cw` to drop it.
 
 import { Code, I32, I64, Op, buildModule, type FuncDef, type FuncType } from './encoder.js';
-import { ALIGN_OFF, BASE_OFF, EL_OFF, HI_OFF, PC_OFF, codePagesOffset, tlbOff } from './layout.js';
+import {
+  ALIGN_OFF,
+  BASE_OFF,
+  EL_OFF,
+  EXCL_OFF,
+  EXCL_SIZE_OFF,
+  EXCL_V_OFF,
+  HI_OFF,
+  PC_OFF,
+  codePagesOffset,
+  tlbOff,
+} from './layout.js';
 import { ACC_UNPRIV } from '../mmu.js';
 
 export const ACCESS_SIZES = [1, 2, 4, 8] as const;
@@ -39,10 +52,13 @@ const RT_IMPORTS: { name: string; type: FuncType }[] = [
   { name: 'rd', type: { params: [I32, I32, I32, I32], results: [I32] } }, // lo, hi, size, part
   { name: 'wr', type: { params: [I32, I32, I32, I32, I32, I32], results: [] } }, // lo, hi, size, vlo, vhi, part
   { name: 'cw', type: { params: [I32], results: [] } }, // RAM page written that holds cached code
+  { name: 'lx', type: { params: [I32, I32, I32, I32], results: [I32] } }, // lo, hi, size, part
+  { name: 'sx', type: { params: [I32, I32, I32, I32, I32, I32], results: [I32] } }, // lo, hi, size, vlo, vhi, part
   ...FORWARDED,
 ];
 export const LOAD_TYPE: FuncType = { params: [I32, I64, I32, I32], results: [I64] };
 export const STORE_TYPE: FuncType = { params: [I32, I64, I64, I32, I32], results: [] };
+export const STORE_EXCL_TYPE: FuncType = { params: [I32, I64, I64, I32, I32], results: [I32] };
 
 // parameters
 const P_ST = 0;
@@ -289,6 +305,115 @@ function storeFn(size: number, ramOffset: number, unpriv: boolean): FuncDef {
   return { type: STORE_TYPE, locals: LOCALS, body: c, export: `st${unpriv ? 'u' : ''}${size}` };
 }
 
+// Exclusives: the monitor is the physical address (RAM base + offset), the size and the value the
+// load saw, as the handlers keep it (insn/ldst_int.ts); a store-exclusive succeeds where all three
+// still match (the value compare stands for other writers, as QEMU's MTTCG does). Anything but an
+// aligned RAM access the TLB has (a miss, MMIO, a fault to raise) goes to the handlers' functions.
+
+function loadExclFn(size: number, ramOffset: number, ramBase: number): FuncDef {
+  const c = new Code();
+  const n = 2;
+  const info = 3;
+  const lo = 4;
+  const e = 5;
+  const v = 6;
+  hit(c, size, 'rTag', lo, e);
+  c.if();
+  ramAddr(c, lo, e);
+  c.tee(e);
+  ramLoad(c, size, ramOffset);
+  c.set(v);
+  c.get(P_ST);
+  c.get(e);
+  c.op(Op.i64_extend_i32_u);
+  c.i64(ramBase % 4294967296, Math.floor(ramBase / 4294967296));
+  c.op(Op.i64_add);
+  c.mem(Op.i64_store, 3, EXCL_OFF);
+  c.get(P_ST);
+  c.i32(size);
+  c.mem(Op.i32_store, 2, EXCL_SIZE_OFF);
+  c.get(P_ST);
+  c.get(v);
+  c.mem(Op.i64_store, 3, EXCL_V_OFF);
+  c.get(v);
+  c.op(Op.return);
+  c.end();
+  storePc(c, info);
+  slowArgs(c, n, info, () => c.i32(size));
+  c.call(RT_IMPORTS.findIndex((f) => f.name === 'lx'));
+  c.op(Op.i64_extend_i32_u);
+  c.get(P_ST);
+  c.mem(Op.i32_load, 2, HI_OFF);
+  c.op(Op.i64_extend_i32_u);
+  c.i64(32);
+  c.op(Op.i64_shl);
+  c.op(Op.i64_or);
+  return { type: LOAD_TYPE, locals: [I32, I32, I64], body: c, export: `ldx${size}` };
+}
+
+function storeExclFn(size: number, ramOffset: number, ramBase: number): FuncDef {
+  const c = new Code();
+  const val = 2;
+  const n = 3;
+  const info = 4;
+  const lo = 5;
+  const e = 6;
+  const ok = 7;
+  hit(c, size, 'wTag', lo, e);
+  c.if(I32);
+  ramAddr(c, lo, e);
+  c.set(e);
+  // the monitor holds: same address, same size, memory still holds what the load saw
+  c.get(P_ST);
+  c.mem(Op.i64_load, 3, EXCL_OFF);
+  c.get(e);
+  c.op(Op.i64_extend_i32_u);
+  c.i64(ramBase % 4294967296, Math.floor(ramBase / 4294967296));
+  c.op(Op.i64_add);
+  c.op(Op.i64_eq);
+  c.get(P_ST);
+  c.mem(Op.i32_load, 2, EXCL_SIZE_OFF);
+  c.i32(size);
+  c.op(Op.i32_eq);
+  c.op(Op.i32_and);
+  c.get(e);
+  ramLoad(c, size, ramOffset);
+  c.get(P_ST);
+  c.mem(Op.i64_load, 3, EXCL_V_OFF);
+  c.op(Op.i64_eq);
+  c.op(Op.i32_and);
+  c.tee(ok);
+  c.if();
+  c.get(e);
+  c.get(val);
+  ramStore(c, size, ramOffset);
+  holdsCode(c, e, e);
+  c.if();
+  c.get(e);
+  c.call(RT_IMPORTS.findIndex((f) => f.name === 'cw'));
+  c.end();
+  c.end();
+  c.get(P_ST);
+  c.i64(-1);
+  c.mem(Op.i64_store, 3, EXCL_OFF);
+  c.get(ok);
+  c.op(Op.i32_eqz); // status: 0 stored, 1 not
+  c.else();
+  storePc(c, info);
+  slowArgs(c, n, info, () => {
+    c.i32(size);
+    c.get(val);
+    c.op(Op.i32_wrap_i64);
+    c.get(val);
+    c.i64(32);
+    c.op(Op.i64_shr_u);
+    c.op(Op.i32_wrap_i64);
+  });
+  c.call(RT_IMPORTS.findIndex((f) => f.name === 'sx'));
+  c.end();
+  return { type: STORE_EXCL_TYPE, locals: [I32, I32, I32], body: c, export: `stx${size}` };
+}
+
 /** A function that calls import `k` of `type` with its own parameters. */
 function forwardFn(k: number, name: string, type: FuncType): FuncDef {
   const c = new Code();
@@ -297,7 +422,7 @@ function forwardFn(k: number, name: string, type: FuncType): FuncDef {
   return { type, locals: [], body: c, export: name };
 }
 
-/** The runtime's exports: ld1..ld8, st1..st8, ldu1..ldu8, stu1..stu8 and the FORWARDED helpers. */
+/** The runtime's exports: ld1..ld8, st1..st8, ldu1..ldu8, stu1..stu8, ldx1..ldx8, stx1..stx8 and the FORWARDED helpers. */
 export type Runtime = Record<string, WebAssembly.ExportValue>;
 
 const runtimes = new WeakMap<WebAssembly.Memory, Runtime>();
@@ -306,7 +431,8 @@ const runtimes = new WeakMap<WebAssembly.Memory, Runtime>();
 export function runtimeFor(
   memory: WebAssembly.Memory,
   ramOffset: number,
-  js: Record<'rd' | 'wr' | 'cw' | 'h' | 'sp' | 'hs', WebAssembly.ImportValue>,
+  ramBase: number,
+  js: Record<'rd' | 'wr' | 'cw' | 'lx' | 'sx' | 'h' | 'sp' | 'hs', WebAssembly.ImportValue>,
 ): Runtime {
   let rt = runtimes.get(memory);
   if (rt) return rt;
@@ -315,6 +441,8 @@ export function runtimeFor(
       ...ACCESS_SIZES.map((s) => loadFn(s, ramOffset, unpriv)),
       ...ACCESS_SIZES.map((s) => storeFn(s, ramOffset, unpriv)),
     ]),
+    ...ACCESS_SIZES.map((s) => loadExclFn(s, ramOffset, ramBase)),
+    ...ACCESS_SIZES.map((s) => storeExclFn(s, ramOffset, ramBase)),
     ...FORWARDED.map((f) => forwardFn(RT_IMPORTS.indexOf(f), f.name, f.type)),
   ];
   const bytes = buildModule(RT_IMPORTS, funcs, 65536);

@@ -46,6 +46,7 @@ import {
   condition,
 } from './unit.js';
 import { spCheck } from '../insn/ldst_common.js';
+import { loadExclusive, storeExclusive } from '../insn/ldst_int.js';
 import { emitters, type Emit } from './emit.js';
 
 /** Where a basic block goes: inline branches (taken target, condition) or out through a handler. */
@@ -447,8 +448,8 @@ export interface UnitLinks {
   runtime: WebAssembly.ExportValue[];
 }
 
-export function unitLinks(memory: WebAssembly.Memory, ramOffset: number): UnitLinks {
-  const rt = runtimeFor(memory, ramOffset, helpers);
+export function unitLinks(memory: WebAssembly.Memory, ramOffset: number, ramBase: number): UnitLinks {
+  const rt = runtimeFor(memory, ramOffset, ramBase, helpers);
   return { memory, runtime: RUNTIME_FNS.map((f) => rt[f.name]) };
 }
 
@@ -565,6 +566,21 @@ const helpers = {
   },
   cw(page: number): void {
     cur!.mem.onCodeWrite(page);
+  },
+  lx(lo: number, hi: number, size: number, part: number): number {
+    const cpu = cur!;
+    syncIn(cpu, part);
+    const v = loadExclusive(cpu, lo, hi, size);
+    cpu.s32[HI_OFF >> 2] = cpu.mmu.hi;
+    syncOut(cpu);
+    return v;
+  },
+  sx(lo: number, hi: number, size: number, vlo: number, vhi: number, part: number): number {
+    const cpu = cur!;
+    syncIn(cpu, part);
+    const st = storeExclusive(cpu, lo, hi, size, vlo, vhi);
+    syncOut(cpu);
+    return st;
   },
   sp(part: number): void {
     const cpu = cur!;

@@ -9,6 +9,7 @@ import {
   ACCESS_SIZES,
   FORWARDED,
   LOAD_TYPE,
+  STORE_EXCL_TYPE,
   STORE_TYPE,
   hit,
   holdsCode,
@@ -63,6 +64,8 @@ export const RUNTIME_FNS: { name: string; type: FuncType }[] = [
     ...ACCESS_SIZES.map((s) => ({ name: `ld${u}${s}`, type: LOAD_TYPE })),
     ...ACCESS_SIZES.map((s) => ({ name: `st${u}${s}`, type: STORE_TYPE })),
   ]),
+  ...ACCESS_SIZES.map((s) => ({ name: `ldx${s}`, type: LOAD_TYPE })),
+  ...ACCESS_SIZES.map((s) => ({ name: `stx${s}`, type: STORE_EXCL_TYPE })),
 ];
 const fn = (name: string): number => RUNTIME_FNS.findIndex((f) => f.name === name);
 const F_H = fn('h');
@@ -73,6 +76,8 @@ const F_LD = fn('ld1');
 const F_ST = fn('st1');
 const F_LDU = fn('ldu1');
 const F_STU = fn('stu1');
+const F_LDX = fn('ldx1');
+const F_STX = fn('stx1');
 export const FN_TYPE: FuncType = UNIT_TYPE;
 /** A unit module declares its function's type (index 0), then RUNTIME_FNS's types (UNIT_MODULE). */
 const RT_TYPE0 = 1;
@@ -380,6 +385,22 @@ export class Unit {
     this.elseArm();
     call();
     this.endArm();
+  }
+
+  /** LDXR: push the `size` bytes at the address in i64 local `addr`, zero-extended, arming the monitor. */
+  loadExclusive(addr: number, size: number): void {
+    this.c.get(L_ST);
+    this.c.get(addr);
+    this.info();
+    this.callRt(F_LDX + ACCESS_SIZES.indexOf(size as 1 | 2 | 4 | 8));
+  }
+  /** STXR of the low `size` bytes of the i64 `value` pushes at the address in `addr`: pushes the i32 status. */
+  storeExclusive(addr: number, size: number, value: () => void): void {
+    this.c.get(L_ST);
+    this.c.get(addr);
+    value();
+    this.info();
+    this.callRt(F_STX + ACCESS_SIZES.indexOf(size as 1 | 2 | 4 | 8));
   }
 
   /** Store the low `size` bytes of the i64 `value` pushes to the address in i64 local `addr` (`unpriv`: STTR). */
