@@ -108,6 +108,8 @@ test(
     assert.equal(b.n, a.n, 'the same instruction count');
     assert.ok(a.calls > 1000, `interpreted: each LDXR and STXR of the first loop (${a.calls})`);
     assert.ok(b.calls * 10 < a.calls, `translated: ${b.calls} handler calls`);
+    const slow = b.t.cpu.code.jitStats.slow;
+    assert.ok(slow < 20, `translated: the MMU's slow path taken ${slow} times (TLB misses only)`);
   },
 );
 

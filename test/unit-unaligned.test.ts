@@ -117,6 +117,9 @@ test(
       b.reads < 150 && b.writes < 150,
       `translated: the in-page loop without the slow path (${b.reads} reads, ${b.writes} writes)`,
     );
+    // TYPEVISOR_STATS counts the same: the 100 words across the pages read and written there
+    const slow = b.t.cpu.code.jitStats.slow;
+    assert.ok(slow >= 200 && slow < 300, `the stats' slow-path count: ${slow}`);
   },
 );
 

@@ -394,7 +394,8 @@ export class Vm extends EventEmitter {
           `guest RAM in use ${guestMiB.toFixed(1)} MiB, VMM beyond it ${(rssMiB - guestMiB).toFixed(1)} MiB; ` +
           `${m.code.jitStats.blocks} regions translated (${m.code.jitStats.modules} modules) in ${m.code.jitStats.ms.toFixed(0)} ms ran ` +
           `${((100 * m.code.jitStats.insns) / Math.max(1, m.instructions)).toFixed(0)}% of the instructions ` +
-          `in ${m.code.jitStats.entries} entries from the executor; ` +
+          `in ${m.code.jitStats.entries} entries from the executor, calling ${m.code.jitStats.calls} instruction handlers ` +
+          `and the MMU's slow path ${m.code.jitStats.slow} times; ` +
           `${m.code.pageCount} code pages cached, ${m.code.jitStats.evicted} dropped by sweeps\n`,
       );
       for (const [i, n] of (this.devices?.nets ?? []).entries())

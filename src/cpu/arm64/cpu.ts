@@ -285,8 +285,9 @@ export class CodeCache {
     this.units = mem.wasm ? new UnitTable(mem.wasm) : undefined;
     this.links = mem.wasm ? unitLinks(mem.wasm, mem.ramOffset, mem.ramBase) : undefined;
     // Counts that pass 2^30 in a boot start as doubles (see the Arm64Cpu constructor).
-    this.retired = this.jitStats.insns = this.jitStats.ms = this.jitStats.entries = TWO32 - 1;
-    this.retired = this.jitStats.insns = this.jitStats.ms = this.jitStats.entries = 0;
+    const j = this.jitStats;
+    this.retired = j.insns = j.ms = j.entries = j.calls = j.slow = TWO32 - 1;
+    this.retired = j.insns = j.ms = j.entries = j.calls = j.slow = 0;
   }
 
   /** The code page of RAM address `pa`. */
@@ -312,7 +313,18 @@ export class CodeCache {
    * pages dropped by sweeps, and how often the executor entered translated code (the dispatcher
    * goes from unit to unit without it: wasm/dispatch.ts).
    */
-  readonly jitStats = { blocks: 0, modules: 0, ms: 0, insns: 0, evicted: 0, entries: 0 };
+  readonly jitStats = {
+    blocks: 0,
+    modules: 0,
+    ms: 0,
+    insns: 0,
+    evicted: 0,
+    entries: 0,
+    /** Calls of instruction handlers from translated code (instructions without an emitter). */
+    calls: 0,
+    /** Loads and stores of translated code that took the MMU's JavaScript path (TLB miss, MMIO, fault...). */
+    slow: 0,
+  };
 
   /** Units compiled to one module (1: each at once, when its head gets hot). */
   jitBatch = JIT_BATCH;

@@ -482,6 +482,7 @@ function syncOut(cpu: Arm64Cpu): void {
 const helpers = {
   h(hx: number, insn: number, part: number): void {
     const cpu = cur!;
+    cpu.code.jitStats.calls++;
     syncIn(cpu, part);
     const nl = (cpu.pcLo + 4) >>> 0;
     cpu.nextLo = nl;
@@ -523,6 +524,7 @@ const helpers = {
   },
   rd(lo: number, hi: number, sf: number, part: number): number {
     const cpu = cur!;
+    cpu.code.jitStats.slow++;
     syncIn(cpu, part);
     const mmu = cpu.mmu;
     const f = sf >>> 4;
@@ -546,6 +548,7 @@ const helpers = {
   },
   wr(lo: number, hi: number, sf: number, vlo: number, vhi: number, part: number): void {
     const cpu = cur!;
+    cpu.code.jitStats.slow++;
     syncIn(cpu, part);
     const mmu = cpu.mmu;
     const f = sf >>> 4;
@@ -569,6 +572,7 @@ const helpers = {
   },
   lx(lo: number, hi: number, size: number, part: number): number {
     const cpu = cur!;
+    cpu.code.jitStats.slow++;
     syncIn(cpu, part);
     const v = loadExclusive(cpu, lo, hi, size);
     cpu.s32[HI_OFF >> 2] = cpu.mmu.hi;
@@ -577,6 +581,7 @@ const helpers = {
   },
   sx(lo: number, hi: number, size: number, vlo: number, vhi: number, part: number): number {
     const cpu = cur!;
+    cpu.code.jitStats.slow++;
     syncIn(cpu, part);
     const st = storeExclusive(cpu, lo, hi, size, vlo, vhi);
     syncOut(cpu);
