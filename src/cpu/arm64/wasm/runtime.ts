@@ -209,14 +209,38 @@ function storePc(c: Code, info: number): void {
   c.mem(Op.i64_store, 3, PC_OFF);
 }
 
-/** Push the halves of P_A and then `part` = n + (info >>> 10). */
-function slowArgs(c: Code, n: number, info: number, extra?: () => void): void {
-  c.get(P_A);
+/** Push the low and high i32 halves of i64 local `v`. */
+function halves(c: Code, v: number): void {
+  c.get(v);
   c.op(Op.i32_wrap_i64);
-  c.get(P_A);
+  c.get(v);
   c.i64(32);
   c.op(Op.i64_shr_u);
   c.op(Op.i32_wrap_i64);
+}
+
+/** The i32 a JavaScript slow path returned (the low half) becomes the i64 with HI_OFF's high half. */
+function withHigh(c: Code): void {
+  c.op(Op.i64_extend_i32_u);
+  c.get(P_ST);
+  c.mem(Op.i32_load, 2, HI_OFF);
+  c.op(Op.i64_extend_i32_u);
+  c.i64(32);
+  c.op(Op.i64_shl);
+  c.op(Op.i64_or);
+}
+
+/** Push the physical address (i64) of the RAM offset in i32 local `off`. */
+function physical(c: Code, off: number, ramBase: number): void {
+  c.get(off);
+  c.op(Op.i64_extend_i32_u);
+  c.i64(ramBase % 4294967296, Math.floor(ramBase / 4294967296));
+  c.op(Op.i64_add);
+}
+
+/** Push the halves of P_A and then `part` = n + (info >>> 10). */
+function slowArgs(c: Code, n: number, info: number, extra?: () => void): void {
+  halves(c, P_A);
   extra?.();
   c.get(n);
   c.get(info);
@@ -251,15 +275,8 @@ function loadFn(size: number, ramOffset: number, unpriv: boolean): FuncDef {
   storePc(c, info);
   slowArgs(c, n, info, () => c.i32(sizeFlags(size, unpriv)));
   c.call(0); // rd
-  c.op(Op.i64_extend_i32_u);
-  if (size === 8) {
-    c.get(P_ST);
-    c.mem(Op.i32_load, 2, HI_OFF);
-    c.op(Op.i64_extend_i32_u);
-    c.i64(32);
-    c.op(Op.i64_shl);
-    c.op(Op.i64_or);
-  }
+  if (size === 8) withHigh(c);
+  else c.op(Op.i64_extend_i32_u);
   return { type: LOAD_TYPE, locals: LOCALS, body: c, export: `ld${unpriv ? 'u' : ''}${size}` };
 }
 
@@ -294,12 +311,7 @@ function storeFn(size: number, ramOffset: number, unpriv: boolean): FuncDef {
   storePc(c, info);
   slowArgs(c, n, info, () => {
     c.i32(sizeFlags(size, unpriv));
-    c.get(v);
-    c.op(Op.i32_wrap_i64);
-    c.get(v);
-    c.i64(32);
-    c.op(Op.i64_shr_u);
-    c.op(Op.i32_wrap_i64);
+    halves(c, v);
   });
   c.call(1); // wr
   return { type: STORE_TYPE, locals: LOCALS, body: c, export: `st${unpriv ? 'u' : ''}${size}` };
@@ -324,10 +336,7 @@ function loadExclFn(size: number, ramOffset: number, ramBase: number): FuncDef {
   ramLoad(c, size, ramOffset);
   c.set(v);
   c.get(P_ST);
-  c.get(e);
-  c.op(Op.i64_extend_i32_u);
-  c.i64(ramBase % 4294967296, Math.floor(ramBase / 4294967296));
-  c.op(Op.i64_add);
+  physical(c, e, ramBase);
   c.mem(Op.i64_store, 3, EXCL_OFF);
   c.get(P_ST);
   c.i32(size);
@@ -341,13 +350,7 @@ function loadExclFn(size: number, ramOffset: number, ramBase: number): FuncDef {
   storePc(c, info);
   slowArgs(c, n, info, () => c.i32(size));
   c.call(RT_IMPORTS.findIndex((f) => f.name === 'lx'));
-  c.op(Op.i64_extend_i32_u);
-  c.get(P_ST);
-  c.mem(Op.i32_load, 2, HI_OFF);
-  c.op(Op.i64_extend_i32_u);
-  c.i64(32);
-  c.op(Op.i64_shl);
-  c.op(Op.i64_or);
+  withHigh(c);
   return { type: LOAD_TYPE, locals: [I32, I32, I64], body: c, export: `ldx${size}` };
 }
 
@@ -366,10 +369,7 @@ function storeExclFn(size: number, ramOffset: number, ramBase: number): FuncDef 
   // the monitor holds: same address, same size, memory still holds what the load saw
   c.get(P_ST);
   c.mem(Op.i64_load, 3, EXCL_OFF);
-  c.get(e);
-  c.op(Op.i64_extend_i32_u);
-  c.i64(ramBase % 4294967296, Math.floor(ramBase / 4294967296));
-  c.op(Op.i64_add);
+  physical(c, e, ramBase);
   c.op(Op.i64_eq);
   c.get(P_ST);
   c.mem(Op.i32_load, 2, EXCL_SIZE_OFF);
@@ -402,12 +402,7 @@ function storeExclFn(size: number, ramOffset: number, ramBase: number): FuncDef 
   storePc(c, info);
   slowArgs(c, n, info, () => {
     c.i32(size);
-    c.get(val);
-    c.op(Op.i32_wrap_i64);
-    c.get(val);
-    c.i64(32);
-    c.op(Op.i64_shr_u);
-    c.op(Op.i32_wrap_i64);
+    halves(c, val);
   });
   c.call(RT_IMPORTS.findIndex((f) => f.name === 'sx'));
   c.end();
