@@ -56,6 +56,8 @@ const RT_IMPORTS: { name: string; type: FuncType }[] = [
   { name: 'sx', type: { params: [I32, I32, I32, I32, I32, I32], results: [I32] } }, // lo, hi, size, vlo, vhi, part
   ...FORWARDED,
 ];
+/** Index of the runtime's import `name` (RT_IMPORTS), for `call`. */
+const imp = (name: string): number => RT_IMPORTS.findIndex((f) => f.name === name);
 export const LOAD_TYPE: FuncType = { params: [I32, I64, I32, I32], results: [I64] };
 export const STORE_TYPE: FuncType = { params: [I32, I64, I64, I32, I32], results: [] };
 export const STORE_EXCL_TYPE: FuncType = { params: [I32, I64, I64, I32, I32], results: [I32] };
@@ -106,10 +108,20 @@ export function hit(
   }
   c.get(st);
   c.op(Op.i32_add);
-  c.tee(e);
+  c.set(e);
+  // the page bits and the alignment bits that must be zero (INVALID never matches)
+  tagMatches(c, tag, lo, e, a, -4096 | (size - 1));
+}
+
+/**
+ * Push 1 when TLB entry `e`'s fast tag `tag` equals the low half in `lo` masked by `mask`, and its
+ * high tag the high half of i64 local `a`.
+ */
+function tagMatches(c: Code, tag: 'rTag' | 'wTag', lo: number, e: number, a: number, mask: number): void {
+  c.get(e);
   c.mem(Op.i32_load, 2, tlbOff(tag));
   c.get(lo);
-  c.i32(-4096 | (size - 1)); // page bits and the alignment bits that must be zero (INVALID never matches)
+  c.i32(mask);
   c.op(Op.i32_and);
   c.op(Op.i32_eq);
   c.get(e);
@@ -138,20 +150,7 @@ export function ramAddr(c: Code, lo: number, e: number): void {
  * SCTLR_EL1.A is clear, so the access may be made unaligned (wasm memory allows it).
  */
 function unalignedHit(c: Code, size: number, tag: 'rTag' | 'wTag', lo: number, e: number): void {
-  c.get(e);
-  c.mem(Op.i32_load, 2, tlbOff(tag));
-  c.get(lo);
-  c.i32(-4096);
-  c.op(Op.i32_and);
-  c.op(Op.i32_eq);
-  c.get(e);
-  c.mem(Op.i32_load, 2, tlbOff('tagHi'));
-  c.get(P_A);
-  c.i64(32);
-  c.op(Op.i64_shr_u);
-  c.op(Op.i32_wrap_i64);
-  c.op(Op.i32_eq);
-  c.op(Op.i32_and);
+  tagMatches(c, tag, lo, e, P_A, -4096);
   c.get(lo);
   c.i32(0xfff);
   c.op(Op.i32_and);
@@ -258,23 +257,22 @@ function loadFn(size: number, ramOffset: number, unpriv: boolean): FuncDef {
   const info = 3;
   const lo = 4;
   const e = 5;
-  hit(c, size, 'rTag', lo, e, P_ST, P_A, unpriv ? 'user' : undefined);
-  c.if();
-  ramAddr(c, lo, e);
-  ramLoad(c, size, ramOffset);
-  c.op(Op.return);
-  c.end();
-  if (size > 1) {
-    unalignedHit(c, size, 'rTag', lo, e);
+  const fast = (): void => {
     c.if();
     ramAddr(c, lo, e);
     ramLoad(c, size, ramOffset);
     c.op(Op.return);
     c.end();
+  };
+  hit(c, size, 'rTag', lo, e, P_ST, P_A, unpriv ? 'user' : undefined);
+  fast();
+  if (size > 1) {
+    unalignedHit(c, size, 'rTag', lo, e);
+    fast();
   }
   storePc(c, info);
   slowArgs(c, n, info, () => c.i32(sizeFlags(size, unpriv)));
-  c.call(0); // rd
+  c.call(imp('rd'));
   if (size === 8) withHigh(c);
   else c.op(Op.i64_extend_i32_u);
   return { type: LOAD_TYPE, locals: LOCALS, body: c, export: `ld${unpriv ? 'u' : ''}${size}` };
@@ -297,7 +295,7 @@ function storeFn(size: number, ramOffset: number, unpriv: boolean): FuncDef {
     holdsCode(c, tmp, tmp);
     c.if();
     c.get(tmp);
-    c.call(2); // cw
+    c.call(imp('cw'));
     c.end();
     c.op(Op.return);
     c.end();
@@ -313,7 +311,7 @@ function storeFn(size: number, ramOffset: number, unpriv: boolean): FuncDef {
     c.i32(sizeFlags(size, unpriv));
     halves(c, v);
   });
-  c.call(1); // wr
+  c.call(imp('wr'));
   return { type: STORE_TYPE, locals: LOCALS, body: c, export: `st${unpriv ? 'u' : ''}${size}` };
 }
 
@@ -349,7 +347,7 @@ function loadExclFn(size: number, ramOffset: number, ramBase: number): FuncDef {
   c.end();
   storePc(c, info);
   slowArgs(c, n, info, () => c.i32(size));
-  c.call(RT_IMPORTS.findIndex((f) => f.name === 'lx'));
+  c.call(imp('lx'));
   withHigh(c);
   return { type: LOAD_TYPE, locals: [I32, I32, I64], body: c, export: `ldx${size}` };
 }
@@ -390,7 +388,7 @@ function storeExclFn(size: number, ramOffset: number, ramBase: number): FuncDef 
   holdsCode(c, e, e);
   c.if();
   c.get(e);
-  c.call(RT_IMPORTS.findIndex((f) => f.name === 'cw'));
+  c.call(imp('cw'));
   c.end();
   c.end();
   c.get(P_ST);
@@ -404,7 +402,7 @@ function storeExclFn(size: number, ramOffset: number, ramBase: number): FuncDef 
     c.i32(size);
     halves(c, val);
   });
-  c.call(RT_IMPORTS.findIndex((f) => f.name === 'sx'));
+  c.call(imp('sx'));
   c.end();
   return { type: STORE_EXCL_TYPE, locals: [I32, I32, I32], body: c, export: `stx${size}` };
 }
@@ -438,7 +436,7 @@ export function runtimeFor(
     ]),
     ...ACCESS_SIZES.map((s) => loadExclFn(s, ramOffset, ramBase)),
     ...ACCESS_SIZES.map((s) => storeExclFn(s, ramOffset, ramBase)),
-    ...FORWARDED.map((f) => forwardFn(RT_IMPORTS.indexOf(f), f.name, f.type)),
+    ...FORWARDED.map((f) => forwardFn(imp(f.name), f.name, f.type)),
   ];
   const bytes = buildModule(RT_IMPORTS, funcs, 65536);
   const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory, ...js } });
