@@ -79,8 +79,8 @@ function vStore(cpu: Arm64Cpu, t: number, scale: number): void {
   }
 }
 
-/** size:opc of the single-register forms -> scale (0..4), or -1 when unallocated. */
-function scaleOf(insn: number): number {
+/** size:opc of the single-register forms -> scale (0..4), or -1 when unallocated (also wasm/emit.ts). */
+export function scaleOf(insn: number): number {
   const size = insn >>> 30;
   const opc = (insn >>> 22) & 3;
   if ((opc & 2) === 0) return size;

@@ -23,6 +23,7 @@ import {
 } from './layout.js';
 import { hit, holdsCode, ramAddr } from './runtime.js';
 import { DC_ZVA_BYTES } from '../sysregs.js';
+import { scaleOf } from '../insn/ldst_simd.js';
 import { L_ELX, L_ST, L_T0, L_W0, condition, type Unit } from './unit.js';
 
 /** An emitter's answer for a form it leaves to the interpreter's handler on purpose. */
@@ -821,6 +822,27 @@ function addrImm(u: Unit, n: number, off: number): void {
   u.c.set(L_T0);
 }
 
+/** i64 local `to` = i64 local `from` + k. */
+function plus(u: Unit, to: number, from: number, k: number): void {
+  u.c.get(from);
+  u.c.i64(k);
+  u.c.op(Op.i64_add);
+  u.c.set(to);
+}
+
+/**
+ * T0 = Xn (SP for 31) + Xm extended by `option`, shifted by `scale` where S (bit 12) is set: the
+ * register-offset forms, after the SP alignment check.
+ */
+function addrReg(u: Unit, insn: number, option: number, scale: number): void {
+  const { n, m } = fields(insn);
+  u.spCheck(n);
+  u.rx(n, true);
+  extended(u, m, option, (insn & 0x1000) !== 0 ? scale : 0);
+  u.c.op(Op.i64_add);
+  u.c.set(L_T0);
+}
+
 /** Xn (SP for 31) += off. */
 function writeback(u: Unit, n: number, off: number): void {
   u.setX(
@@ -886,13 +908,7 @@ def(['LDST_reg', 'LDRX_reg', 'STRX_reg', 'LDRW_reg', 'STRW_reg', 'LDRB_reg', 'ST
   const option = (insn >>> 13) & 7;
   if ((option & 2) === 0 || (opc === 3 && size >= 2)) return false; // unallocated
   if (size === 3 && opc === 2) return true; // PRFM (register): a hint
-  const { n, m } = fields(insn);
-  const shift = (insn & 0x1000) !== 0 ? size : 0;
-  u.spCheck(n);
-  u.rx(n, true);
-  extended(u, m, option, shift);
-  u.c.op(Op.i64_add);
-  u.c.set(L_T0);
+  addrReg(u, insn, option, size);
   return access(u, size, opc, insn & 31);
 });
 
@@ -916,10 +932,7 @@ def(['LDST_pair', 'LDP_X', 'STP_X', 'LDP_X_wb', 'STP_X_wb'], (u, insn) => {
     u.load(T0, bytes);
     if (opc === 1) c.op(Op.i64_extend32_s);
     c.set(T2);
-    c.get(T0);
-    c.i64(bytes);
-    c.op(Op.i64_add);
-    c.set(T0);
+    plus(u, T0, T0, bytes);
     u.load(T0, bytes);
     if (opc === 1) c.op(Op.i64_extend32_s);
     c.set(T3);
@@ -932,10 +945,7 @@ def(['LDST_pair', 'LDP_X', 'STP_X', 'LDP_X_wb', 'STP_X_wb'], (u, insn) => {
     }
   } else {
     u.store(T0, bytes, () => u.rx(t));
-    c.get(T0);
-    c.i64(bytes);
-    c.op(Op.i64_add);
-    c.set(T0);
+    plus(u, T0, T0, bytes);
     u.store(T0, bytes, () => u.rx(t2));
   }
   if (wb) writeback(u, n, imm);
@@ -989,14 +999,6 @@ function fpCheck(u: Unit): void {
 /** Byte offset in the state block of V[t] (t = 32: the scratch slot). */
 const vOff = (t: number): number => VREG_OFF + 16 * t;
 
-/** i64 local `to` = i64 local `from` + k. */
-function plus(u: Unit, to: number, from: number, k: number): void {
-  u.c.get(from);
-  u.c.i64(k);
-  u.c.op(Op.i64_add);
-  u.c.set(to);
-}
-
 /**
  * Load 2^scale bytes (scale 0..4) at the address in T0 into V[t], zeroing the rest of it; a Q
  * register as two 8-byte accesses, both read before the register is written (as the handler).
@@ -1039,50 +1041,41 @@ function vStore(u: Unit, t: number, scale: number): void {
   u.store(T1, 8, half(vOff(t) + 8));
 }
 
-/** size:opc of the single-register forms -> scale (0..4), or -1 when unallocated (ldst_simd.ts). */
-function vScale(insn: number): number {
-  const size = insn >>> 30;
-  if (((insn >>> 22) & 2) === 0) return size;
-  return size === 0 ? 4 : -1;
+/** V[Rt] loaded from or stored to the address in T0 (bit 22: load), 2^scale bytes. */
+function vAccess(u: Unit, insn: number, scale: number): void {
+  if ((insn & 0x400000) !== 0) vLoad(u, insn & 31, scale);
+  else vStore(u, insn & 31, scale);
 }
 
 def(['LDST_uimm_fp'], (u, insn) => {
-  const scale = vScale(insn);
+  const scale = scaleOf(insn);
   if (scale < 0) return false;
   fpCheck(u);
   addrImm(u, (insn >>> 5) & 31, ((insn >>> 10) & 0xfff) << scale);
-  if ((insn & 0x400000) !== 0) vLoad(u, insn & 31, scale);
-  else vStore(u, insn & 31, scale);
+  vAccess(u, insn, scale);
   return true;
 });
 
 def(['LDST_imm9_fp'], (u, insn) => {
-  const scale = vScale(insn);
+  const scale = scaleOf(insn);
   const mode = (insn >>> 10) & 3; // 0 unscaled, 1 post-index, 3 pre-index (2 is unallocated)
   if (scale < 0 || mode === 2) return false;
   fpCheck(u);
   const n = (insn >>> 5) & 31;
   const imm = (insn << 11) >> 23;
   addrImm(u, n, mode === 1 ? 0 : imm);
-  if ((insn & 0x400000) !== 0) vLoad(u, insn & 31, scale);
-  else vStore(u, insn & 31, scale);
+  vAccess(u, insn, scale);
   if (mode !== 0) writeback(u, n, imm);
   return true;
 });
 
 def(['LDST_reg_fp'], (u, insn) => {
-  const scale = vScale(insn);
+  const scale = scaleOf(insn);
   const option = (insn >>> 13) & 7;
   if (scale < 0 || (option & 2) === 0) return false;
   fpCheck(u);
-  const { n, m } = fields(insn);
-  u.spCheck(n);
-  u.rx(n, true);
-  extended(u, m, option, (insn & 0x1000) !== 0 ? scale : 0);
-  u.c.op(Op.i64_add);
-  u.c.set(L_T0);
-  if ((insn & 0x400000) !== 0) vLoad(u, insn & 31, scale);
-  else vStore(u, insn & 31, scale);
+  addrReg(u, insn, option, scale);
+  vAccess(u, insn, scale);
   return true;
 });
 
