@@ -6,7 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compareTiers, makeCpu, RAM_BASE, type TestCpu } from './helpers/arm64.js';
+import { compareTiers, countingHandlers, makeCpu, RAM_BASE, runToWfi, type TestCpu } from './helpers/arm64.js';
 import { GUEST_EXCEPTION } from '../src/cpu/arm64/cpu.js';
 import { TLB_BITS, TLB_SIZE, tlbOff } from '../src/cpu/arm64/wasm/layout.js';
 
@@ -403,22 +403,8 @@ test('translated LDTR/STTR at EL1: EL0 permissions through the TLB, the same fau
     t.mem.dv.setUint32(VBAR + 0x200 - RAM_BASE, 0xd503207f, true); // the vector: wfi
     t.cpu.setXBig(1, BigInt(vp(0)));
     t.cpu.setXBig(2, BigInt(vp(2)));
-    const dec = t.cpu.code.decoder;
-    const hx = dec.decode(ENC.ldtr).index;
-    const ldtr = dec.handlerTable[hx];
-    let calls = 0;
-    dec.handlerTable[hx] = (cpu, insn) => {
-      calls++;
-      ldtr(cpu, insn);
-    };
-    try {
-      let n = 0;
-      for (let k = 0; k < 20 && !t.cpu.waiting; k++) n += t.step(500);
-      assert.ok(t.cpu.waiting, "the program ran to the vector's WFI");
-      return { t, n, calls };
-    } finally {
-      dec.handlerTable[hx] = ldtr;
-    }
+    const { result: n, calls } = countingHandlers(t.cpu, [ENC.ldtr], () => runToWfi(t, 500, 20));
+    return { t, n, calls };
   });
   const end = mark(0) + 200n;
   const b9 = (end >> 16n) & 0xffn; // ldtrh [x1, #2] of the stored value, low byte to offset 9

@@ -11,6 +11,7 @@ import {
   RECORDING_VECTORS,
   assemble,
   compareTiers,
+  countingHandlers,
   makeCpu,
   runToWfi,
   type TestCpu,
@@ -74,22 +75,10 @@ function run(jit: boolean, x12 = 0, x13 = 0): { t: TestCpu; n: number; zvaCalls:
   compareTiers(t.cpu, jit);
   t.cpu.setX(12, x12, 0);
   t.cpu.setX(13, x13, 0);
-  // Count the handler's calls (translated code calls it through the same table).
-  const table = t.cpu.code.decoder.handlerTable;
-  const hx = table.findIndex((_, i) => i > 0 && t.cpu.code.decoder.decode(0xd50b7420).index === i);
-  const zva = table[hx];
-  let zvaCalls = 0;
-  table[hx] = (cpu, insn) => {
-    zvaCalls++;
-    zva(cpu, insn);
-  };
   for (let i = BUF - 64; i < BUF + 0x4004; i += 4) t.mem.dv.setUint32(i, 0xa5a5a5a5, true);
-  try {
-    const n = runToWfi(t, 100_000, 10);
-    return { t, n, zvaCalls };
-  } finally {
-    table[hx] = zva;
-  }
+  // DC ZVA's handler calls (0xd50b7420: dc zva, x0)
+  const { result: n, calls } = countingHandlers(t.cpu, [0xd50b7420], () => runToWfi(t, 100_000, 10));
+  return { t, n, zvaCalls: calls };
 }
 
 test(

@@ -9,6 +9,7 @@ import {
   RECORDING_VECTORS,
   assemble,
   compareTiers,
+  countingHandlers,
   makeCpu,
   runToWfi,
   type TestCpu,
@@ -70,26 +71,10 @@ function run(jit: boolean, x12 = 0): { t: TestCpu; n: number; calls: number } {
   const t = makeCpu(words);
   compareTiers(t.cpu, jit);
   t.cpu.setX(12, x12, 0);
-  // Count the LDXR and STXR handlers' calls (translated code calls them through the same table).
-  const dec = t.cpu.code.decoder;
-  const wrapped = [0xc85f7c20 /* ldxr x0, [x1] */, 0xc8027c20 /* stxr w2, x0, [x1] */].map((w) => {
-    const hx = dec.decode(w).index;
-    const h = dec.handlerTable[hx];
-    return { hx, h };
-  });
-  let calls = 0;
-  for (const { hx, h } of wrapped) {
-    dec.handlerTable[hx] = (cpu, insn) => {
-      calls++;
-      h(cpu, insn);
-    };
-  }
-  try {
-    const n = runToWfi(t, 100_000, 10);
-    return { t, n, calls };
-  } finally {
-    for (const { hx, h } of wrapped) dec.handlerTable[hx] = h;
-  }
+  // the LDXR and STXR handlers' calls
+  const ldxrStxr = [0xc85f7c20 /* ldxr x0, [x1] */, 0xc8027c20 /* stxr w2, x0, [x1] */];
+  const { result: n, calls } = countingHandlers(t.cpu, ldxrStxr, () => runToWfi(t, 100_000, 10));
+  return { t, n, calls };
 }
 
 test(

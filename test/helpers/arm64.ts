@@ -44,6 +44,35 @@ export function compareTiers(cpu: Arm64Cpu, jit: boolean): void {
   cpu.code.jitBatch = 1;
 }
 
+/**
+ * Run `body` with the handlers of the instructions `words` decode to counting their calls
+ * (translated code calls handlers through the same table); the handlers are put back after.
+ */
+export function countingHandlers<T>(
+  cpu: Arm64Cpu,
+  words: number[],
+  body: () => T,
+): { result: T; calls: number } {
+  const dec = cpu.code.decoder;
+  const saved = [...new Set(words.map((w) => dec.decode(w).index))].map((hx) => ({
+    hx,
+    h: dec.handlerTable[hx],
+  }));
+  let calls = 0;
+  for (const { hx, h } of saved) {
+    dec.handlerTable[hx] = (c, insn) => {
+      calls++;
+      h(c, insn);
+    };
+  }
+  try {
+    const result = body();
+    return { result, calls };
+  } finally {
+    for (const { hx, h } of saved) dec.handlerTable[hx] = h;
+  }
+}
+
 /** Run `t` in slices of `slice` instructions (at most `slices`) until it waits (WFI); returns the count. */
 export function runToWfi(t: TestCpu, slice: number, slices: number): number {
   let n = 0;
