@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeArm64Dtb } from '../src/machine/arm64-dt.js';
 import { Pl061 } from '../src/devices/pl061.js';
-import { handlePsci, PSCI, PSCI_IMPLEMENTED, type PsciMachine } from '../src/machine/psci.js';
+import { handlePsci, PSCI, PSCI_IMPLEMENTED, resetToEntry, type PsciMachine } from '../src/machine/psci.js';
 import { makeCpu, RAM_BASE } from './helpers/arm64.js';
 import { Arm64Cpu, CodeCache } from '../src/cpu/arm64/cpu.js';
 import { Arm64VirtMachine, VIRT } from '../src/machine/arm64-virt.js';
@@ -85,11 +85,12 @@ function psciMachine(n: number): { m: PsciMachine; cpus: Arm64Cpu[]; events: str
   cpus.forEach((c, i) => (c.off = i !== 0));
   const events: string[] = [];
   const m: PsciMachine = {
-    cpus,
+    psciTargets: cpus,
     isRam: (pa, len) => mem.isRam(pa, len),
     systemOff: () => events.push('off'),
     systemReset: () => events.push('reset'),
     affinityOf: (c) => c.id,
+    cpuOn: (t, entry, ctx) => resetToEntry(cpus[t.id], entry, ctx),
   };
   return { m, cpus, events };
 }

@@ -19,6 +19,7 @@ export const RUN_OPTIONS = {
   balloon: { type: 'boolean' },
   vsock: { type: 'string' },
   deterministic: { type: 'boolean' },
+  'vcpu-threads': { type: 'string' },
   'log-unimplemented': { type: 'boolean' },
   gdb: { type: 'string' },
   'gdb-wait': { type: 'boolean' },
@@ -61,7 +62,10 @@ options:
                         the Unix socket PATH and write 'CONNECT <port>\\n' (Firecracker's way); a
                         guest connecting to CID 2 port P reaches the Unix socket PATH_P. Default
                         PATH: NAME/vsock.sock in the state directory, or for run a path it prints
-  --deterministic       guest counter follows the instruction count (repeatable runs)
+  --deterministic       guest counter follows the instruction count (repeatable runs; every vCPU
+                        then runs on one thread, in turn)
+  --vcpu-threads multi|single  software CPU: each vCPU on its own host thread (multi, default; as
+                        QEMU's -accel tcg,thread=multi) or all vCPUs in turn on one (single)
   --log-unimplemented   log each unimplemented instruction encoding once
   --gdb [HOST:]PORT     serve the GDB remote protocol on TCP (HOST default 127.0.0.1; port 0: any
                         free port, printed); connect with gdb-multiarch -ex 'target remote HOST:PORT'

@@ -44,9 +44,15 @@ export interface RunValues {
   balloon?: boolean;
   vsock?: string;
   deterministic?: boolean;
+  'vcpu-threads'?: string;
   'log-unimplemented'?: boolean;
   gdb?: string;
   'gdb-wait'?: boolean;
+}
+
+function vcpuThreadsOption(text: string | undefined): 'multi' | 'single' | undefined {
+  if (text === undefined || text === 'multi' || text === 'single') return text;
+  throw new UserError(`--vcpu-threads: expected multi or single, got '${text}'`);
 }
 
 function intOption(name: string, text: string, min: number, max: number): number {
@@ -243,6 +249,7 @@ export async function specFromOptions(values: RunValues, configPath?: string): P
         ? parseVsockOption(values.vsock)
         : spec.vsock && { cid: spec.vsock.cid, uds: spec.vsock.uds && checkVsockPath('vsock.uds', spec.vsock.uds) },
     deterministic: values.deterministic,
+    vcpuThreads: vcpuThreadsOption(values['vcpu-threads']),
     logUnimplemented: values['log-unimplemented'],
     onReboot: spec.onReboot,
     gdb,

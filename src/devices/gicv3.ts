@@ -90,8 +90,50 @@ export interface GicV3State {
 }
 
 /** CPU interface + redistributor state of one vCPU. */
+/** What the GIC drives of a vCPU: its IRQ line, and the wait that a rising line ends. */
+export interface GicTarget {
+  irqLine: boolean;
+  waiting: boolean;
+}
+
+/** One ICC_*_EL1 register of a vCPU's CPU interface. */
+interface IccReg {
+  key: number;
+  name: string;
+  read: (() => bigint) | undefined;
+  write: ((v: bigint) => void) | undefined;
+}
+
+/** Define an ICC register on a vCPU: UNDEFINED at EL0, like every ICC_*_EL1 register. */
+export function defineEl1Sysreg(
+  cpu: Arm64Cpu,
+  key: number,
+  name: string,
+  read: (() => bigint) | undefined,
+  write: ((v: bigint) => void) | undefined,
+): void {
+  const el1 = (k: Arm64Cpu): void => {
+    if (k.el === 0) k.raise(EC.UNKNOWN, 0);
+  };
+  cpu.sys.define(key, {
+    name,
+    read: read
+      ? (k) => {
+          el1(k);
+          return read();
+        }
+      : undefined,
+    write: write
+      ? (k, v) => {
+          el1(k);
+          write(v);
+        }
+      : undefined,
+  });
+}
+
 class GicCpu {
-  cpu: Arm64Cpu | undefined;
+  cpu: GicTarget | undefined;
   // Private interrupts (SGIs 0-15, PPIs 16-31), one bit per INTID.
   enabled = 0;
   latch = 0; // pending latch: edges, ISPENDR writes, SGIs
@@ -198,12 +240,54 @@ export class GicV3 {
   /** Define the ICC_* system registers on `cpu` (its id is its vCPU index) and connect its IRQ line. */
   attachCpu(cpu: Arm64Cpu): void {
     const idx = cpu.id;
-    if (!(idx >= 0 && idx < this.ncpus))
-      throw new Error(`gicv3: vCPU id ${idx} out of range (0..${this.ncpus - 1})`);
-    const c = this.cpus[idx];
-    c.cpu = cpu;
+    this.attachLines(idx, cpu);
     this.defineSysregs(cpu, idx);
     this.updateCpu(idx);
+  }
+
+  /**
+   * Drive the IRQ line of vCPU `idx` that runs on another thread (its CPU interface registers then
+   * come through iccRead/iccWrite): `lines.irqLine` is set, and `waiting` cleared when it rises.
+   */
+  attachRemote(idx: number, lines: GicTarget): void {
+    this.attachLines(idx, lines);
+    this.updateCpu(idx);
+  }
+
+  private attachLines(idx: number, target: GicTarget): void {
+    if (!(idx >= 0 && idx < this.ncpus))
+      throw new Error(`gicv3: vCPU id ${idx} out of range (0..${this.ncpus - 1})`);
+    this.cpus[idx].cpu = target;
+  }
+
+  /** The CPU interface registers of vCPU i (ICC_*_EL1), by sysregKey: one definition for both uses. */
+  private iccRegs(i: number): Map<number, IccReg> {
+    let m = this.icc[i];
+    if (!m) {
+      m = new Map();
+      for (const r of this.cpuInterface(i)) m.set(r.key, r);
+      this.icc[i] = m;
+    }
+    return m;
+  }
+  private readonly icc: Map<number, IccReg>[] = [];
+
+  /** The ICC registers a vCPU on another thread forwards here: key, name, readable, writable. */
+  iccList(): { key: number; name: string; read: boolean; write: boolean }[] {
+    return this.cpuInterface(0).map((r) => ({ key: r.key, name: r.name, read: !!r.read, write: !!r.write }));
+  }
+
+  /** A read of vCPU i's CPU interface register `key` (from its thread; EL checked there). */
+  iccRead(i: number, key: number): bigint {
+    const r = this.iccRegs(i).get(key);
+    if (!r?.read) throw new Error(`gicv3: no readable CPU interface register 0x${key.toString(16)}`);
+    return r.read();
+  }
+
+  iccWrite(i: number, key: number, v: bigint): void {
+    const r = this.iccRegs(i).get(key);
+    if (!r?.write) throw new Error(`gicv3: no writable CPU interface register 0x${key.toString(16)}`);
+    r.write(v);
   }
 
   // ---------------------------------------------------------------- snapshots
@@ -464,33 +548,25 @@ export class GicV3 {
   }
 
   private defineSysregs(cpu: Arm64Cpu, i: number): void {
+    for (const r of this.iccRegs(i).values()) defineEl1Sysreg(cpu, r.key, r.name, r.read, r.write);
+  }
+
+  private cpuInterface(i: number): IccReg[] {
     const c = this.cpus[i];
-    // ICC_* registers are EL1 registers: UNDEFINED at EL0.
-    const el1 = (k: Arm64Cpu): void => {
-      if (k.el === 0) k.raise(EC.UNKNOWN, 0);
-    };
+    const regs: IccReg[] = [];
     const def = (
       crn: number,
       crm: number,
       op2: number,
       name: string,
-      read: ((k: Arm64Cpu) => bigint) | undefined,
-      write: ((k: Arm64Cpu, v: bigint) => void) | undefined,
+      read: (() => bigint) | undefined,
+      write: ((_k: undefined, v: bigint) => void) | undefined,
     ): void => {
-      cpu.sys.define(sysregKey(3, 0, crn, crm, op2), {
+      regs.push({
+        key: sysregKey(3, 0, crn, crm, op2),
         name,
-        read: read
-          ? (k) => {
-              el1(k);
-              return read(k);
-            }
-          : undefined,
-        write: write
-          ? (k, v) => {
-              el1(k);
-              write(k, v);
-            }
-          : undefined,
+        read,
+        write: write && ((v) => write(undefined, v)),
       });
     };
     const lo8 = (v: bigint): number => Number(v & 0xffn);
@@ -606,6 +682,7 @@ export class GicV3 {
         this.updateCpu(i);
       },
     );
+    return regs;
   }
 
   // ---------------------------------------------------------------- distributor MMIO

@@ -7,6 +7,8 @@ import { Arm64Cpu, CodeCache, type Arm64CpuState } from '../cpu/arm64/cpu.js';
 import { GicV3, type GicV3State } from '../devices/gicv3.js';
 import { GenericTimer, type GenericTimerState, type SystemCounterState } from '../cpu/arm64/timer.js';
 import { TcgEngine } from '../cpu/arm64/engine.js';
+import { ThreadedTcgEngine } from '../cpu/arm64/threads/engine.js';
+import type { VcpuThreadState } from '../cpu/arm64/threads/worker.js';
 import { BOARD_MAX_CPUS, type Machine, type StopReason } from './machine.js';
 import { VirtioSlots, type SlotDevice, type SlotState, type VirtioSlotLayout } from './virtio-slots.js';
 import { PPI_PMU } from '../cpu/arm64/pmu.js';
@@ -14,7 +16,7 @@ import { Pl011, type Pl011State } from '../devices/pl011.js';
 import { Pl031 } from '../devices/pl031.js';
 import { Pl061 } from '../devices/pl061.js';
 import type { FieldState } from '../devices/state-fields.js';
-import { handlePsci, resetToEntry, type PsciMachine } from './psci.js';
+import { handlePsci, resetToEntry, type PsciMachine, type PsciTarget } from './psci.js';
 import type { MmioDevice } from '../memory/guest-memory.js';
 import { collectGarbage } from '../host/gc.js';
 
@@ -63,6 +65,11 @@ export interface Arm64VirtOptions {
   /** Derive the generic counter from the instruction count (repeatable runs). */
   deterministic?: boolean;
   logUnimplemented?: boolean;
+  /**
+   * Run vCPUs 1..N-1 each on its own host thread (threads/engine.ts). Not with `deterministic` (one
+   * thread runs every vCPU in turn then, so that runs repeat) nor with one vCPU.
+   */
+  threads?: boolean;
 }
 
 /** The parts of Arm64VirtState a snapshot reader checks are there before loading it. */
@@ -99,7 +106,9 @@ export class Arm64VirtMachine implements PsciMachine, Machine {
   readonly rtc: Pl031;
   readonly gpio: Pl061;
   readonly virtio: VirtioSlots;
-  readonly engine: TcgEngine;
+  readonly engine: TcgEngine | ThreadedTcgEngine;
+  /** The engine when vCPUs run on several threads (opts.threads). */
+  readonly threaded: ThreadedTcgEngine | undefined;
   readonly exitCode = 0;
   readonly sysrqPowerOffKey = 'o';
   /** Instructions retired by all vCPUs. */
@@ -127,8 +136,10 @@ export class Arm64VirtMachine implements PsciMachine, Machine {
       hvc: (cpu: Arm64Cpu) => handlePsci(this, cpu),
       smc: (cpu: Arm64Cpu) => handlePsci(this, cpu),
     };
+    const threaded = !!opts.threads && opts.cpus > 1 && !opts.deterministic;
     this.cpus = [];
-    for (let i = 0; i < opts.cpus; i++) {
+    // With threads, vCPUs 1..N-1 are built on their own threads (threads/worker.ts).
+    for (let i = 0; i < (threaded ? 1 : opts.cpus); i++) {
       const cpu = new Arm64Cpu(i, this.mem, this.code, hooks);
       cpu.logUnimplemented = !!opts.logUnimplemented;
       cpu.off = i !== 0;
@@ -144,7 +155,25 @@ export class Arm64VirtMachine implements PsciMachine, Machine {
     this.timers = this.cpus.map(
       (c) => new GenericTimer(c, (intid, level) => this.gic.setPpi(c.id, intid, level), !!opts.deterministic),
     );
-    this.engine = new TcgEngine(this.cpus, this.timers);
+    if (threaded) {
+      const gic = this.gic;
+      this.threaded = new ThreadedTcgEngine(
+        this.cpus[0],
+        this.timers[0],
+        opts.cpus,
+        this.mem,
+        {
+          iccList: () => gic.iccList(),
+          iccRead: (id, key) => gic.iccRead(id, key),
+          iccWrite: (id, key, v) => gic.iccWrite(id, key, v),
+          setPpi: (id, intid, level) => gic.setPpi(id, intid, level),
+          psci: (caller) => void handlePsci(this, caller),
+        },
+        { logUnimplemented: !!opts.logUnimplemented },
+      );
+      for (const r of this.threaded.remotes) gic.attachRemote(r.id, r);
+      this.engine = this.threaded;
+    } else this.engine = new TcgEngine(this.cpus, this.timers);
     for (const c of this.cpus) c.pmu.setIrq = (level) => this.gic.setPpi(c.id, VIRT.PMU_PPI, level);
 
     this.uart = new Pl011((level) => this.gic.setSpi(32 + VIRT.UART_SPI, level));
@@ -157,8 +186,18 @@ export class Arm64VirtMachine implements PsciMachine, Machine {
   }
 
   /** MPIDR affinity of a vCPU: Aff0 = index (one cluster: BOARD_MAX_CPUS). */
-  affinityOf(cpu: Arm64Cpu): number {
+  affinityOf(cpu: PsciTarget): number {
     return cpu.id;
+  }
+
+  cpuOn(t: PsciTarget, entry: bigint, ctx: bigint): void {
+    if (t.id < this.cpus.length) resetToEntry(this.cpus[t.id], entry, ctx);
+    else this.threaded!.cpuOn(t.id, entry, ctx);
+  }
+
+  /** Every vCPU as PSCI sees it, those on other threads included. */
+  get psciTargets(): readonly PsciTarget[] {
+    return this.threaded ? [this.cpus[0], ...this.threaded.remotes] : this.cpus;
   }
 
   isRam(pa: number, len: number): boolean {
@@ -189,13 +228,13 @@ export class Arm64VirtMachine implements PsciMachine, Machine {
   saveState(): Arm64VirtState {
     const slots = this.virtio.saveState();
     return {
-      cpus: this.cpus.length,
+      cpus: this.opts.cpus,
       ramBase: this.mem.ramBase,
       ramSize: this.mem.ramSize,
       deterministic: !!this.opts.deterministic,
       counter: this.timers[0].counter.saveState(),
-      vcpus: this.cpus.map((c) => c.saveState()),
-      timers: this.timers.map((t) => t.saveState()),
+      vcpus: [...this.cpus.map((c) => c.saveState()), ...this.remoteStates().map((r) => r.cpu)],
+      timers: [...this.timers.map((t) => t.saveState()), ...this.remoteStates().map((r) => r.timer)],
       gic: this.gic.saveState(),
       uart: this.uart.saveState(),
       rtc: this.rtc.saveState(),
@@ -211,14 +250,17 @@ export class Arm64VirtMachine implements PsciMachine, Machine {
   restoreState(s: Arm64VirtState): void {
     const differs = (what: string, saved: unknown, here: unknown): Error =>
       new Error(`the snapshot's ${what} is ${String(saved)}, this machine's ${String(here)}`);
-    if (s.cpus !== this.cpus.length || s.vcpus.length !== this.cpus.length)
-      throw differs('vCPU count', s.cpus, this.cpus.length);
+    if (s.cpus !== this.opts.cpus || s.vcpus.length !== s.cpus || s.timers.length !== s.cpus)
+      throw differs('vCPU count', s.cpus, this.opts.cpus);
     if (s.ramBase !== this.mem.ramBase) throw differs('RAM base', `0x${s.ramBase.toString(16)}`, `0x${this.mem.ramBase.toString(16)}`);
     if (s.ramSize !== this.mem.ramSize) throw differs('RAM size', `${s.ramSize / 1048576} MiB`, `${this.mem.ramSize / 1048576} MiB`);
     if (s.deterministic !== !!this.opts.deterministic) throw differs('deterministic counter setting', s.deterministic, !!this.opts.deterministic);
     this.virtio.checkState(s.slots);
-    s.vcpus.forEach((cs, i) => this.cpus[i].loadState(cs));
-    s.timers.forEach((ts, i) => this.timers[i].loadState(ts));
+    s.vcpus.forEach((cs, i) => {
+      if (i < this.cpus.length) this.cpus[i].loadState(cs);
+      else this.threaded!.loadState(i, { cpu: cs, timer: s.timers[i] });
+    });
+    this.timers.forEach((t, i) => t.loadState(s.timers[i]));
     this.timers[0].counter.loadState(s.counter);
     // The GIC drives the vCPUs' IRQ lines from the levels and latches it saved; the devices come
     // after it, so that an interrupt one raises as it is restored (vsock's TRANSPORT_RESET) gets through.
@@ -228,6 +270,11 @@ export class Arm64VirtMachine implements PsciMachine, Machine {
     this.gpio.restoreState(s.gpio);
     this.virtio.restoreState(s.slots);
     this.code.invalidateAll();
+  }
+
+  /** The states of the vCPUs on other threads, as they held at the pause (vCPU 1 first). */
+  private remoteStates(): VcpuThreadState[] {
+    return this.threaded?.remotes.map((r) => this.threaded!.savedState(r.id)) ?? [];
   }
 
   /** Press and release the power button (the guest sees KEY_POWER if it runs gpio-keys). */

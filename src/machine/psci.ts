@@ -61,18 +61,37 @@ export const PSCI_IMPLEMENTED: readonly number[] = [
   PSCI.FEATURES,
 ];
 
+/** A vCPU as PSCI sees it: its index and whether it is off. */
+export interface PsciTarget {
+  readonly id: number;
+  readonly off: boolean;
+}
+
+/** The caller of a PSCI function: its X registers, and its run state (CPU_SUSPEND, CPU_OFF). */
+export interface PsciCaller {
+  xlo(n: number): number;
+  xhi(n: number): number;
+  xBig(n: number): bigint;
+  setX(n: number, lo: number, hi: number): void;
+  waiting: boolean;
+  off: boolean;
+}
+
 export interface PsciMachine {
-  cpus: Arm64Cpu[];
+  /** Every vCPU of the machine. */
+  readonly psciTargets: readonly PsciTarget[];
+  /** CPU_ON: start vCPU `t` (off now) at `entry` with X0 = `ctx` (resetToEntry). */
+  cpuOn(t: PsciTarget, entry: bigint, ctx: bigint): void;
   /** Guest RAM range, to validate CPU_ON entry points. */
   isRam(pa: number, len: number): boolean;
   systemOff(): void;
   systemReset(): void;
   /** MPIDR affinity value (Aff0..Aff2 packed as in MPIDR_EL1 bits 23:0) of a vCPU. */
-  affinityOf(cpu: Arm64Cpu): number;
+  affinityOf(cpu: PsciTarget): number;
 }
 
 /** Handle a PSCI call made by `cpu` (function ID in W0/X0, arguments in X1..X3). Returns false if not PSCI. */
-export function handlePsci(m: PsciMachine, cpu: Arm64Cpu): boolean {
+export function handlePsci(m: PsciMachine, cpu: PsciCaller): boolean {
   const fn = cpu.xlo(0) >>> 0;
   const ret = (v: number): true => {
     cpu.setX(0, v | 0, v < 0 ? -1 : 0);
@@ -107,11 +126,11 @@ export function handlePsci(m: PsciMachine, cpu: Arm64Cpu): boolean {
       const target = (cpu.xlo(1) >>> 0) & 0xffffff;
       const entry = is64 ? cpu.xBig(2) : BigInt(cpu.xlo(2) >>> 0);
       const ctx = is64 ? cpu.xBig(3) : BigInt(cpu.xlo(3) >>> 0);
-      const t = m.cpus.find((c) => m.affinityOf(c) === target);
+      const t = m.psciTargets.find((c) => m.affinityOf(c) === target);
       if (!t) return ret(INVALID_PARAMETERS);
       if (!t.off) return ret(ALREADY_ON);
       if (entry > BigInt(Number.MAX_SAFE_INTEGER) || !m.isRam(Number(entry), 4)) return ret(INVALID_ADDRESS);
-      resetToEntry(t, entry, ctx);
+      m.cpuOn(t, entry, ctx);
       return ret(SUCCESS);
     }
     case PSCI.AFFINITY_INFO_32:
@@ -119,7 +138,7 @@ export function handlePsci(m: PsciMachine, cpu: Arm64Cpu): boolean {
       const target = (cpu.xlo(1) >>> 0) & 0xffffff;
       const level = cpu.xlo(2) >>> 0;
       if (level !== 0) return ret(0); // everything above level 0 is always ON (as QEMU answers)
-      const t = m.cpus.find((c) => m.affinityOf(c) === target);
+      const t = m.psciTargets.find((c) => m.affinityOf(c) === target);
       if (!t) return ret(INVALID_PARAMETERS);
       return ret(t.off ? 1 : 0); // 0 ON, 1 OFF
     }

@@ -37,6 +37,11 @@ export class GuestMemory {
   /** RAM as int32 words (the CPU's fetches, the snapshot's scan for non-zero pages). */
   readonly i32: Int32Array;
   readonly dv: DataView;
+  /** RAM as int64 words (store-exclusives' compare-and-swap with vCPUs on several threads). */
+  get i64(): BigInt64Array {
+    return (this.i64View ??= new BigInt64Array(this.ram, this.ramOffset, this.ramSize >>> 3));
+  }
+  private i64View: BigInt64Array | undefined;
   /** One byte per RAM page: non-zero when decoded instructions are cached for that page. */
   readonly codePages: Uint8Array;
   /** Called when a RAM page holding cached code is written (by a CPU or a device). */
@@ -46,12 +51,23 @@ export class GuestMemory {
   constructor(
     readonly ramBase: number,
     readonly ramSize: number,
-    /** Existing memory to use as RAM (e.g. host memory mmap'ed for KVM); at least ramSize bytes. */
-    external?: ArrayBuffer,
+    /**
+     * Existing memory to use as RAM: host memory mmap'ed for KVM (at least ramSize bytes), or the
+     * WebAssembly memory of another GuestMemory of this size (a vCPU thread's view: threads/).
+     */
+    external?: ArrayBuffer | WebAssembly.Memory,
   ) {
     if (ramSize % PAGE_SIZE !== 0) throw new Error(`RAM size ${ramSize} is not a multiple of ${PAGE_SIZE}`);
-    if (external && external.byteLength < ramSize) throw new Error(`external RAM buffer is smaller than ${ramSize} bytes`);
-    if (external) {
+    if (external instanceof WebAssembly.Memory) {
+      this.wasm = external;
+      this.ram = external.buffer;
+      this.ramOffset = ramOffset(ramSize);
+      if (this.ram.byteLength < this.ramOffset + ramSize) throw new Error(`the shared memory does not hold ${ramSize} bytes of RAM`);
+      this.stateBuffer = this.ram;
+      this.codePages = new Uint8Array(this.ram, codePagesOffset(), ramSize >>> PAGE_SHIFT);
+    } else if (external && external.byteLength < ramSize) {
+      throw new Error(`external RAM buffer is smaller than ${ramSize} bytes`);
+    } else if (external) {
       this.ram = external;
       this.ramOffset = 0;
       this.wasm = undefined;
@@ -97,6 +113,11 @@ export class GuestMemory {
     }
     this.mmio.push({ base, size, name, dev });
     this.mmio.sort((a, b) => a.base - b.base);
+  }
+
+  /** The MMIO regions: where, how big, and their names (a vCPU thread forwards accesses to them). */
+  mmioRegions(): { base: number; size: number; name: string }[] {
+    return this.mmio.map((r) => ({ base: r.base, size: r.size, name: r.name }));
   }
 
   findMmio(pa: number): MmioRegion | undefined {

@@ -108,6 +108,8 @@ export async function buildArm64Guest(
     memoryBytes: ramSize,
     deterministic: spec.deterministic,
     logUnimplemented: spec.logUnimplemented,
+    // The gdb stub stops, examines and steps each vCPU in place: one thread runs them all then.
+    threads: spec.vcpuThreads !== 'single' && !spec.gdb,
   });
   const mem = machine.mem;
 

@@ -48,6 +48,11 @@ export interface VmSpec {
   dumpDtb?: string;
   /** Derive the guest's counter from the instruction count (repeatable runs). */
   deterministic?: boolean;
+  /**
+   * Software CPU: each vCPU on its own host thread ('multi', the default) or all on one ('single';
+   * also with `deterministic`, gdb and snapshots, which need it).
+   */
+  vcpuThreads?: 'multi' | 'single';
   /** Log each unimplemented instruction encoding once (stderr). */
   logUnimplemented?: boolean;
   /** virtio-vsock: the guest's CID and the host's Unix socket (Firecracker's convention). */

@@ -15,6 +15,7 @@ function refused(spec: VmSpec): string | undefined {
   if (spec.dtb) return 'dtb: x86-microvm has no device tree (its devices are on the kernel command line)';
   if (spec.dumpDtb) return 'dump-dtb: x86-microvm has no device tree';
   if (spec.deterministic) return 'deterministic: repeatable runs need the software CPU (aarch64 guests on tcg)';
+  if (spec.vcpuThreads) return 'vcpu-threads: a software-CPU option (aarch64 guests on tcg; kvm runs each vCPU on its own thread)';
   if (spec.logUnimplemented) return 'log-unimplemented: a software-CPU option (aarch64 guests on tcg)';
   if (spec.gdb) return 'gdb: the gdb stub serves aarch64 guests on the software CPU (tcg)';
   return undefined;

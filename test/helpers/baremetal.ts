@@ -71,13 +71,18 @@ export type Tier = 'interpreted' | 'translated';
 
 /**
  * Run an assembled program on a machine (1 vCPU unless `cpus`; vCPU 0 starts, others wait for PSCI
- * CPU_ON) until it powers off; returns the machine.
+ * CPU_ON; `threads`: vCPUs 1.. on their own threads) until it powers off; returns the machine.
  */
 export async function runBareMetal(
   image: Uint8Array,
-  opts: { tier: Tier; deterministic?: boolean; cpus?: number },
+  opts: { tier: Tier; deterministic?: boolean; cpus?: number; threads?: boolean },
 ): Promise<Arm64VirtMachine> {
-  const m = new Arm64VirtMachine({ cpus: opts.cpus ?? 1, memoryBytes: 16 * 1024 * 1024, deterministic: !!opts.deterministic });
+  const m = new Arm64VirtMachine({
+    cpus: opts.cpus ?? 1,
+    memoryBytes: 16 * 1024 * 1024,
+    deterministic: !!opts.deterministic,
+    threads: !!opts.threads,
+  });
   m.code.jit = opts.tier === 'translated';
   m.code.jitThreshold = 1; // translate every block head at its first entry
   m.code.jitBatch = 1; // each unit compiled when its head gets hot

@@ -34,6 +34,7 @@ import {
   C_OFF,
   CPU_BLOCK,
   FETCH_OFF,
+  ATTN_OFF,
   IPC_OFF,
   NO_FETCH_PAGE,
   N_OFF,
@@ -57,6 +58,7 @@ const PC_HI = PC_LO + 1;
 const NEXT_LO = PC_LO + 2;
 const NEXT_HI = PC_LO + 3;
 const FETCH_LO = FETCH_OFF >> 2;
+const ATTN_W = ATTN_OFF >> 2;
 const FETCH_HI = FETCH_LO + 1;
 const SPEL0 = SPEL0_OFF >> 2;
 const SPSEL = SPSEL_OFF >> 2;
@@ -112,6 +114,25 @@ export const DAIF_I = 2;
 export const DAIF_F = 1;
 
 /** Hooks the machine provides to the CPU. */
+/**
+ * What a vCPU must tell the vCPUs that run on other threads (threads/peers.ts), and the barriers it
+ * then needs; undefined while all vCPUs of the machine share one thread (cpu.peers reach them all).
+ */
+export interface CpuBroadcast {
+  /** TLBI ...IS (system.ts's kinds): done by every other running vCPU before it returns. */
+  tlbi(kind: number, lo: number, hi: number, asid: number, last: boolean): void;
+  /** IC IALLUIS: the others' decoded and translated code dropped before it returns. */
+  icAll(): void;
+  /** IC IVAU (broadcast in the inner shareable domain): the others' code of that RAM page dropped. */
+  icPage(ramPage: number): void;
+  /** SEV: an event for every other vCPU. */
+  sev(): void;
+  /** A full memory barrier (DMB, DSB). */
+  fence(): void;
+  /** Run `f` holding the machine-wide lock of 128-bit store-exclusives. */
+  withPairLock<T>(f: () => T): T;
+}
+
 export interface CpuHooks {
   /** HVC from EL1 (no EL2 here: the VMM handles it, like KVM does for PSCI). Return false for UNDEF. */
   hvc(cpu: Arm64Cpu, imm16: number): boolean;
@@ -298,7 +319,7 @@ export class CodeCache {
       p = new CodePage(rp << 10, Math.floor(pa / 4096), this.epoch);
       this.pages[rp] = p;
       this.cached++;
-      this.mem.codePages[rp] = 1;
+      this.markCode(rp);
     } else p.used = this.epoch;
     return p;
   }
@@ -457,7 +478,7 @@ export class CodeCache {
     p.blockAt ??= new Uint8Array(1024);
     p.blocks.push(f);
     p.blockAt[idx] = p.blocks.length;
-    this.mem.codePages[p.ramWord >>> 10] = 1;
+    this.markCode(p.ramWord >>> 10);
     this.jitStats.blocks++;
     return f;
   }
@@ -503,7 +524,7 @@ export class CodeCache {
       p.chunks[c] = base;
     }
     this.decoded[base + (idx & (CHUNK_WORDS - 1))] = d.index;
-    this.mem.codePages[p.ramWord >>> 10] = 1;
+    this.markCode(p.ramWord >>> 10);
     return d.index;
   }
 
@@ -552,7 +573,7 @@ export class CodeCache {
       this.cached--;
       this.retireUnits(p);
       this.releaseChunks(p);
-      this.mem.codePages[rp] = 0;
+      this.unmarkCode(rp);
       dropped++;
     }
     this.jitStats.evicted += dropped;
@@ -569,7 +590,22 @@ export class CodeCache {
     const p = this.pages[ramPage];
     if (p !== undefined) this.clear(p);
     // Until something on this page is decoded again, stores to it need not call back.
-    this.mem.codePages[ramPage] = 0;
+    this.unmarkCode(ramPage);
+  }
+
+  /**
+   * This cache's bit in GuestMemory.codePages. One cache per thread when vCPUs run on several
+   * (threads/): a store to a page with another cache's bit set tells that cache (mem.onCodeWrite).
+   */
+  codeBit = 1;
+
+  private markCode(rp: number): void {
+    Atomics.or(this.mem.codePages, rp, this.codeBit);
+  }
+
+  private unmarkCode(rp: number): void {
+    // Bit 7 is shared by the caches of vCPUs 7 and up (threads/): it stays set.
+    if (this.codeBit !== 0x80) Atomics.and(this.mem.codePages, rp, ~this.codeBit & 0xff);
   }
 
   invalidateAll(): void {
@@ -764,6 +800,11 @@ export class Arm64Cpu {
 
   /** All vCPUs of the machine, this one included (for broadcast TLBI, SEV, IPIs). Set by the machine. */
   peers: Arm64Cpu[] = [this];
+  /**
+   * The vCPUs on other threads, when the machine runs vCPUs on several (threads/): broadcasts reach
+   * them through it, and exclusives then compare and swap with Atomics.
+   */
+  remote: CpuBroadcast | undefined;
 
   // ---- run state ----
   /** Not started (secondary before PSCI CPU_ON) or turned off. */
@@ -1171,6 +1212,11 @@ export class Arm64Cpu {
             // The interpreted run from the last head ends: its instructions are that head's heat.
             addHeat(heat, heatSlot, done - heatFrom);
             heatSlot = -1;
+          }
+          // Another thread wants this vCPU out of run() (threads/link.ts): leave at this block head.
+          if (head && s[ATTN_W] !== 0) {
+            budget = done;
+            break;
           }
           if (head && jit && !checked && budget - done >= MAX_BLOCK) {
             const page = this.fetchPage!;

@@ -7,6 +7,21 @@ import type { Arm64Cpu } from './cpu.js';
 import { NEAR_DEADLINE_SLICE, type GenericTimer } from './timer.js';
 import { monotonicMs } from '../../host/clock.js';
 
+/**
+ * What an engine whose other vCPUs run on their own threads (threads/engine.ts) does around the
+ * slices of the vCPUs on this thread.
+ */
+export interface SliceHost {
+  /** Before a vCPU's slice: false when it must not run now (it had work from other threads first). */
+  enter(cpu: Arm64Cpu): boolean;
+  /** After a vCPU's slice. */
+  leave(cpu: Arm64Cpu): void;
+  /** Between rounds of slices: serve the other threads. */
+  serve(): void;
+  /** Every vCPU of this thread waits: wait at most `ms`, or until `wake` (a kick) or the other threads ask. */
+  wait(ms: number, wake: Promise<void>): Promise<void>;
+}
+
 export class TcgEngine implements VcpuEngine {
   readonly kind = 'tcg';
   private stopReason: StopReason | undefined;
@@ -19,6 +34,8 @@ export class TcgEngine implements VcpuEngine {
   onSlice: () => void = () => {};
   /** Called when a vCPU stops for the host debugger (cpu.debug.stop says why); the engine is paused then. */
   onDebugStop: ((cpu: Arm64Cpu) => void) | undefined;
+  /** Set when other vCPUs run on other threads (threads/engine.ts). */
+  host: SliceHost | undefined;
 
   constructor(
     readonly cpus: Arm64Cpu[],
@@ -112,8 +129,14 @@ export class TcgEngine implements VcpuEngine {
           timer.poll();
           if (c.waiting && (c.irqLine || c.fiqLine)) c.waiting = false;
           if (c.waiting || c.debug.held) continue; // held: stopped by the host debugger while others run
+          const host = this.host;
+          if (host !== undefined && !host.enter(c)) {
+            anyRan = true;
+            continue;
+          }
           const t1 = monotonicMs();
           const ran = c.run(Math.min(SLICE, timer.instructionsToDeadline(this.insnsPerMs[c.id])));
+          host?.leave(c);
           // The vCPU's peak rate: it follows a faster slice at once and decays slowly after a slower one.
           const ms = monotonicMs() - t1;
           if (ran >= NEAR_DEADLINE_SLICE && ms > 0) this.insnsPerMs[c.id] = Math.max(ran / ms, this.insnsPerMs[c.id] * 0.99);
@@ -124,6 +147,7 @@ export class TcgEngine implements VcpuEngine {
             break;
           }
         }
+        this.host?.serve();
         this.onSlice();
       } while (anyRan && this.stopReason === undefined && !this.paused && Date.now() - t0 < yieldEveryMs);
       if (this.stopReason !== undefined) break;
@@ -131,7 +155,13 @@ export class TcgEngine implements VcpuEngine {
         // Every vCPU waits (WFI) or is off: sleep until the earliest timer deadline or a kick.
         let ms = 50;
         for (const t of this.timers) ms = Math.min(ms, t.nextDeadlineMs());
-        if (ms > 0) {
+        if (this.host !== undefined) {
+          const t1 = Date.now();
+          await this.host.wait(ms, this.sleep(Math.max(1, Math.ceil(ms))));
+          this.kick();
+          this.stats.idleMs += Date.now() - t1;
+          this.stats.idleSleeps++;
+        } else if (ms > 0) {
           const t1 = Date.now();
           await this.sleep(Math.max(1, Math.ceil(ms)));
           this.stats.idleMs += Date.now() - t1;

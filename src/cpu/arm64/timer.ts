@@ -55,7 +55,11 @@ const CTL_ISTATUS = 4;
 
 /** The system counter shared by the vCPUs of one machine. */
 export class SystemCounter {
-  private start = monotonicMs();
+  /** monotonicMs() at count 0 (real-time mode): vCPU threads of one machine start from the same. */
+  get startMs(): number {
+    return this.start;
+  }
+  private start: number;
   /** Deterministic mode: ticks skipped while every vCPU waited. */
   private idle = 0;
   private last = -1;
@@ -64,7 +68,10 @@ export class SystemCounter {
   constructor(
     readonly cpus: Arm64Cpu[],
     readonly deterministic: boolean,
-  ) {}
+    startMs = monotonicMs(),
+  ) {
+    this.start = startMs;
+  }
 
   /** Current counter value (an integer below 2^53). */
   now(): number {

@@ -632,10 +632,40 @@ export function storeExclusive(
 ): number {
   const mmu = cpu.mmu;
   const pa = mmu.translateData(lo, hi, true, bytes, ACC_ALIGN);
-  const ok = monitorHolds(cpu, pa, bytes, lo, hi);
-  if (ok) mmu.writePa(pa, bytes, bytes === 1 ? vlo & 0xff : bytes === 2 ? vlo & 0xffff : vlo, vhi, lo, hi);
+  let ok: boolean;
+  if (cpu.mem.isRam(pa, bytes)) {
+    ok =
+      cpu.exclAddr === pa &&
+      cpu.exclSize === bytes &&
+      swapIfUnchanged(cpu, pa - cpu.mem.ramBase, bytes, vlo, vhi);
+  } else {
+    ok = monitorHolds(cpu, pa, bytes, lo, hi);
+    if (ok) mmu.writePa(pa, bytes, bytes === 1 ? vlo & 0xff : bytes === 2 ? vlo & 0xffff : vlo, vhi, lo, hi);
+  }
   cpu.clearExclusive();
   return ok ? 0 : 1;
+}
+
+/**
+ * Store (vlo, vhi) at RAM offset `off` if it still holds what the load-exclusive saw, in one
+ * compare-and-swap (vCPUs on other threads store meanwhile: threads/), as QEMU's MTTCG does (a
+ * value that changed and changed back passes: no guest relies on more).
+ */
+function swapIfUnchanged(cpu: Arm64Cpu, off: number, bytes: number, vlo: number, vhi: number): boolean {
+  const mem = cpu.mem;
+  const e = cpu.exclLo;
+  let ok: boolean;
+  if (bytes === 1) ok = Atomics.compareExchange(mem.u8, off, e & 0xff, vlo & 0xff) === (e & 0xff);
+  else if (bytes === 2)
+    ok = Atomics.compareExchange(mem.u16, off >>> 1, e & 0xffff, vlo & 0xffff) === (e & 0xffff);
+  else if (bytes === 4) ok = Atomics.compareExchange(mem.i32, off >>> 2, e | 0, vlo | 0) === (e | 0);
+  else {
+    const want = (BigInt(cpu.exclHi | 0) << 32n) | BigInt(e >>> 0);
+    const v = (BigInt(vhi | 0) << 32n) | BigInt(vlo >>> 0);
+    ok = Atomics.compareExchange(mem.i64, off >>> 3, want, v) === want;
+  }
+  if (ok) mem.noteWrite(off, bytes);
+  return ok;
 }
 
 function ldxp(cpu: Arm64Cpu, insn: number): void {
@@ -696,6 +726,20 @@ function stxp(cpu: Arm64Cpu, insn: number): void {
   const mmu = cpu.mmu;
   const bytes = x === 0 ? 8 : 16;
   const pa = mmu.translateData(lo, hi, true, bytes, ACC_ALIGN);
+  // With vCPUs on several threads, the compare and the two stores hold a lock that every 128-bit
+  // store-exclusive takes (other stores to those bytes do not: see the closing note of issue 11).
+  const remote = cpu.remote;
+  if (remote !== undefined) remote.withPairLock(() => stxpAt(cpu, insn, pa, bytes, lo, hi));
+  else stxpAt(cpu, insn, pa, bytes, lo, hi);
+}
+
+function stxpAt(cpu: Arm64Cpu, insn: number, pa: number, bytes: number, lo: number, hi: number): void {
+  const x = (insn >>> 30) & 1;
+  const s = (insn >>> 16) & 31;
+  const t = insn & 31;
+  const t2 = (insn >>> 10) & 31;
+  const r = cpu.r;
+  const mmu = cpu.mmu;
   const ok = monitorHolds(cpu, pa, bytes, lo, hi);
   if (ok) {
     const ts = rzs(t) << 1;
@@ -713,7 +757,10 @@ function stxp(cpu: Arm64Cpu, insn: number): void {
   r[d + 1] = 0;
 }
 
-/** LDAR/STLR (B/H/W/X): ordinary accesses (one thread runs all vCPUs) that must be aligned. */
+/**
+ * LDAR/STLR (B/H/W/X): accesses that must be aligned; a store-release ends with a full barrier for
+ * vCPUs on other threads (see the LDAR_STLR emitter).
+ */
 function ldarStlr(cpu: Arm64Cpu, insn: number): void {
   const size = insn >>> 30;
   const load = (insn >>> 22) & 1;
@@ -721,6 +768,7 @@ function ldarStlr(cpu: Arm64Cpu, insn: number): void {
   spCheck(cpu, n);
   addrImm(cpu, n, 0);
   gprOp(cpu, (size << 2) | load, insn & 31, ACC_ALIGN);
+  if (load === 0) cpu.remote?.fence();
 }
 
 export const patterns: Pattern[] = [

@@ -142,16 +142,24 @@ function wfe(cpu: Arm64Cpu): void {
 
 function sev(cpu: Arm64Cpu): void {
   const peers = cpu.peers;
-  for (let i = 0; i < peers.length; i++) {
-    const p = peers[i];
-    if (p.waiting && inWfe.has(p)) {
-      // The sleeping WFE consumes the event and completes.
-      inWfe.delete(p);
-      p.waiting = false;
-    } else {
-      p.eventRegister = true;
-    }
+  for (let i = 0; i < peers.length; i++) signalEvent(peers[i]);
+  cpu.remote?.sev();
+}
+
+/** An event for vCPU p (SEV, also from another thread): ends its WFE wait, else sets its event register. */
+export function signalEvent(p: Arm64Cpu): void {
+  if (p.waiting && inWfe.has(p)) {
+    // The sleeping WFE consumes the event and completes.
+    inWfe.delete(p);
+    p.waiting = false;
+  } else {
+    p.eventRegister = true;
   }
+}
+
+/** DMB, DSB: order this vCPU's accesses for vCPUs on other threads (nothing to do on one thread). */
+function barrier(cpu: Arm64Cpu): void {
+  cpu.remote?.fence();
 }
 
 function sevl(cpu: Arm64Cpu): void {
@@ -326,7 +334,10 @@ function icIvau(cpu: Arm64Cpu, insn: number): void {
   const rt = insn & 31;
   const pa = cpu.mmu.cacheOp(cpu.xlo(rt) >>> 0, cpu.xhi(rt) >>> 0);
   const mem = cpu.mem;
-  if (mem.isRam(pa, 1)) cpu.code.invalidateRamPage(Math.floor((pa - mem.ramBase) / 4096));
+  if (!mem.isRam(pa, 1)) return;
+  const rp = Math.floor((pa - mem.ramBase) / 4096);
+  cpu.code.invalidateRamPage(rp);
+  cpu.remote?.icPage(rp);
 }
 
 /** IC IALLU / IC IALLUIS: the decoded-code cache is shared by all vCPUs of a machine. */
@@ -335,6 +346,7 @@ function icIallu(cpu: Arm64Cpu, insn: number): void {
   cpu.code.invalidateAll();
   const peers = cpu.peers;
   for (let i = 0; i < peers.length; i++) peers[i].invalidateFetch();
+  cpu.remote?.icAll();
 }
 
 function atS1(el0: boolean, write: boolean): Handler {
@@ -370,13 +382,24 @@ function tlbi(kind: number, last: boolean, broadcast: boolean): Handler {
     const asid = kind === TLBI_VA || kind === TLBI_ASID ? tlbiAsid(cpu, xhi) : -1;
     const peers = cpu.peers;
     const n = broadcast ? peers.length : 1;
-    for (let i = 0; i < n; i++) {
-      const mmu = broadcast ? peers[i].mmu : cpu.mmu;
-      if (kind === TLBI_VMALL) mmu.flushAll();
-      else if (kind === TLBI_ASID) mmu.flushAsid(asid);
-      else mmu.flushVa(lo, hi, asid, last);
-    }
+    for (let i = 0; i < n; i++) tlbiOn(broadcast ? peers[i] : cpu, kind, lo, hi, asid, last);
+    if (broadcast) cpu.remote?.tlbi(kind, lo, hi, asid, last);
   };
+}
+
+/** Carry out a TLBI of `kind` (TLBI_*) on one vCPU's TLB; also for one posted by another thread. */
+export function tlbiOn(
+  cpu: Arm64Cpu,
+  kind: number,
+  lo: number,
+  hi: number,
+  asid: number,
+  last: boolean,
+): void {
+  const mmu = cpu.mmu;
+  if (kind === TLBI_VMALL) mmu.flushAll();
+  else if (kind === TLBI_ASID) mmu.flushAsid(asid);
+  else mmu.flushVa(lo, hi, asid, last);
 }
 
 // =====================================================================================
@@ -405,8 +428,8 @@ export const patterns: Pattern[] = [
 
   // ---- barriers (SSBB/PSSBB are DSB encodings; SB, DSB nXS and TCOMMIT are not ARMv8.0: UNDEF) ----
   { bits: sysBits(0, 0, 3, 3, 'xxxx', 2, '11111'), name: 'CLREX', handler: clrex },
-  { bits: sysBits(0, 0, 3, 3, 'xxxx', 4, '11111'), name: 'DSB', handler: nop },
-  { bits: sysBits(0, 0, 3, 3, 'xxxx', 5, '11111'), name: 'DMB', handler: nop },
+  { bits: sysBits(0, 0, 3, 3, 'xxxx', 4, '11111'), name: 'DSB', handler: barrier },
+  { bits: sysBits(0, 0, 3, 3, 'xxxx', 5, '11111'), name: 'DMB', handler: barrier },
   { bits: sysBits(0, 0, 3, 3, 'xxxx', 6, '11111'), name: 'ISB', handler: isb },
 
   // ---- MSR (immediate): SPSel, DAIFSet, DAIFClr (PAN, UAO, DIT, SSBS, TCO, CFINV...: UNDEF) ----

@@ -868,8 +868,10 @@ def(
   },
 );
 
-// LDAR/STLR: ordinary accesses (one thread runs every vCPU, so accesses are ordered already) that
-// must be naturally aligned: where the address is not, the handler raises the alignment fault.
+// LDAR/STLR: ordinary accesses that must be naturally aligned (where the address is not, the handler
+// raises the alignment fault). The host keeps a thread's loads and stores in order except a later
+// load before an earlier store, so a store-release is followed by a fence: a later LDAR does not
+// pass it (Arm's release-acquire is sequentially consistent) when vCPUs run on several threads.
 def(['LDAR_STLR'], (u, insn) => {
   const size = insn >>> 30;
   addrImm(u, (insn >>> 5) & 31, 0);
@@ -880,7 +882,10 @@ def(['LDAR_STLR'], (u, insn) => {
     u.c.op(Op.i32_and);
     u.raiseIf();
   }
-  return access(u, size, (insn >>> 22) & 1, insn & 31);
+  const load = (insn >>> 22) & 1;
+  if (!access(u, size, load, insn & 31)) return false;
+  if (load === 0) u.c.fence();
+  return true;
 });
 
 def(
@@ -1113,9 +1118,17 @@ def(['LDST_pair_fp'], (u, insn) => {
   return true;
 });
 
-// ---- hints and barriers (one vCPU runs at a time here: nothing to order) ----
+// ---- hints and barriers ----
 
-def(['NOP', 'HINT', 'YIELD', 'DSB', 'DMB'], () => true);
+def(['NOP', 'HINT', 'YIELD'], () => true);
+
+// DMB, DSB: a full barrier, for vCPUs on other threads (threads/). Loads and stores of one thread are
+// not reordered by the host compiler around an atomic.fence, and an x86 host reorders only a later
+// load before an earlier store, which the fence forbids; weaker barriers (LD, ST) get the same.
+def(['DSB', 'DMB'], (u) => {
+  u.c.fence();
+  return true;
+});
 
 // ISB: what the handler does, the interpreter's fetch page forgotten (it is read again on the way
 // back to the executor). A unit needs no more: the instructions that change what code means (TLBI,

@@ -186,6 +186,19 @@ export class Code extends Bytes {
     this.u32(align);
     this.u32(offset);
   }
+  /** An atomic memory instruction (threads proposal: prefix 0xfe) with its memarg. */
+  atomic(o: number, align: number, offset: number): void {
+    this.byte(0xfe);
+    this.u32(o);
+    this.u32(align);
+    this.u32(offset);
+  }
+  /** atomic.fence (threads proposal: prefix 0xfe, opcode 0x03, a zero flags byte): a full barrier. */
+  fence(): void {
+    this.byte(0xfe);
+    this.byte(0x03);
+    this.byte(0);
+  }
   call(f: number): void {
     this.byte(Op.call);
     this.u32(f);

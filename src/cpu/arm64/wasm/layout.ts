@@ -20,6 +20,7 @@
 //   FPEN_OFF  FP/SIMD usable at EL0, at EL1 (i32 each, 1 or 0: CPACR_EL1.FPEN; cpu.fpEn0/fpEn1)
 //   EXCL_OFF  the exclusive monitor: armed physical address (i64, -1 = open), size (i32 at +8), the
 //             values the load-exclusive saw (i64 at +16 and +24); cpu.exclAddr etc. read them
+//   ATTN_OFF  non-zero when another thread wants this vCPU out of run() (threads/link.ts)
 //   VREG_OFF  V0..V31, 16 bytes each, little endian, then 16 scratch bytes (cpu.vU8 etc. are views)
 //   TLB_OFF   the MMU's software TLB arrays (mmu.ts), TLB_ARRAY bytes each, in TLB_ARRAYS order
 //   JC_OFF    the jump cache (dispatch.ts): JC_SIZE entries of 16 bytes, PC (i64), context
@@ -66,6 +67,11 @@ export const FPEN_OFF = 408;
 export const EXCL_OFF = 416;
 export const EXCL_SIZE_OFF = EXCL_OFF + 8;
 export const EXCL_V_OFF = EXCL_OFF + 16;
+/**
+ * Non-zero when another thread needs this vCPU to leave run() at the next block head (threads/: an
+ * inbox operation, a pause, a request to the VMM's thread); it also sets IRQ_OFF so translated code leaves.
+ */
+export const ATTN_OFF = 448;
 export const VREG_OFF = 512;
 /** Bytes of V0..V31 and the scratch slot. */
 export const VREG_BYTES = 32 * 16 + 16;

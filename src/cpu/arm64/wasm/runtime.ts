@@ -317,7 +317,8 @@ function storeFn(size: number, ramOffset: number, unpriv: boolean): FuncDef {
 
 // Exclusives: the monitor is the physical address (RAM base + offset), the size and the value the
 // load saw, as the handlers keep it (insn/ldst_int.ts); a store-exclusive succeeds where all three
-// still match (the value compare stands for other writers, as QEMU's MTTCG does). Anything but an
+// still match (the value compare stands for other writers, as QEMU's MTTCG does), the value compared
+// and replaced in one atomic compare-and-swap. Anything but an
 // aligned RAM access the TLB has (a miss, MMIO, a fault to raise) goes to the handlers' functions.
 
 function loadExclFn(size: number, ramOffset: number, ramBase: number): FuncDef {
@@ -352,6 +353,9 @@ function loadExclFn(size: number, ramOffset: number, ramBase: number): FuncDef {
   return { type: LOAD_TYPE, locals: [I32, I32, I64], body: c, export: `ldx${size}` };
 }
 
+/** i64.atomic.rmw{8,16,32,}.cmpxchg(_u) by access size (threads proposal, after the 0xfe prefix). */
+const CMPXCHG: Record<number, number> = { 1: 0x4c, 2: 0x4d, 4: 0x4e, 8: 0x49 };
+
 function storeExclFn(size: number, ramOffset: number, ramBase: number): FuncDef {
   const c = new Code();
   const val = 2;
@@ -374,17 +378,22 @@ function storeExclFn(size: number, ramOffset: number, ramBase: number): FuncDef 
   c.i32(size);
   c.op(Op.i32_eq);
   c.op(Op.i32_and);
+  c.if(I32);
+  // ... and memory still holds what the load saw: compare and store in one atomic step, since vCPUs
+  // on other threads store meanwhile (threads/)
   c.get(e);
-  ramLoad(c, size, ramOffset);
+  c.get(P_ST);
+  c.mem(Op.i64_load, 3, EXCL_V_OFF);
+  c.get(val);
+  c.atomic(CMPXCHG[size], Math.log2(size), ramOffset);
   c.get(P_ST);
   c.mem(Op.i64_load, 3, EXCL_V_OFF);
   c.op(Op.i64_eq);
-  c.op(Op.i32_and);
+  c.else();
+  c.i32(0);
+  c.end();
   c.tee(ok);
   c.if();
-  c.get(e);
-  c.get(val);
-  ramStore(c, size, ramOffset);
   holdsCode(c, e, e);
   c.if();
   c.get(e);

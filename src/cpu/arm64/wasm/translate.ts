@@ -28,7 +28,7 @@ import type { Arm64Cpu } from '../cpu.js';
 import type { DecodedInsn } from '../jit.js';
 import { MAX_BLOCK, isBlockEnder } from '../jit.js';
 import { Code, Op, moduleShape, type ModuleShape } from './encoder.js';
-import { ASID_OFF, BASE_OFF, EL_OFF, HI_OFF, IRQ_OFF, PC_OFF } from './layout.js';
+import { ASID_OFF, ATTN_OFF, BASE_OFF, EL_OFF, HI_OFF, IRQ_OFF, PC_OFF } from './layout.js';
 import { runtimeFor } from './runtime.js';
 import { STOP, jcContext, jcInsert, type UnitTable } from './dispatch.js';
 import {
@@ -476,7 +476,15 @@ function syncIn(cpu: Arm64Cpu, part: number): void {
 }
 function syncOut(cpu: Arm64Cpu): void {
   cpu.regionPart = 0;
-  cpu.s32[IRQ_OFF >> 2] = cpu.interruptPending() ? 1 : 0;
+  cpu.s32[IRQ_OFF >> 2] = leaveFlag(cpu);
+}
+
+/**
+ * IRQ_OFF's value: 1 when translated code must leave at the next block boundary, for an unmasked
+ * interrupt or because another thread asked this vCPU to (ATTN_OFF, threads/link.ts).
+ */
+function leaveFlag(cpu: Arm64Cpu): number {
+  return cpu.interruptPending() || cpu.s32[ATTN_OFF >> 2] !== 0 ? 1 : 0;
 }
 
 const helpers = {
@@ -616,7 +624,7 @@ export function runUnits(
   s[PCW + 1] = pcHi;
   s[EL_OFF >> 2] = el;
   s[ASID_OFF >> 2] = asid;
-  s[IRQ_OFF >> 2] = cpu.interruptPending() ? 1 : 0;
+  s[IRQ_OFF >> 2] = leaveFlag(cpu);
   jcInsert(s, pcLo, pcHi, jcContext(asid, el), f);
   cur = cpu;
   table = handlers;

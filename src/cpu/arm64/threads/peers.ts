@@ -1,0 +1,165 @@
+// How a vCPU reaches the vCPUs on other threads (Arm64Cpu.remote): broadcast TLB and instruction-cache
+// maintenance through their inboxes, waiting until each running vCPU has done it (the issuing
+// instruction retires after that, as a DSB would require), events, and the barriers. Used on every
+// thread, the VMM's (vCPU 0) and each worker's.
+
+import type { Arm64Cpu, CpuBroadcast } from '../cpu.js';
+import { signalEvent, tlbiOn } from '../insn/system.js';
+import { resetToEntry } from '../../../machine/psci.js';
+import { ATTN_OFF, IRQ_OFF, CPU_BLOCK } from '../wasm/layout.js';
+import { INBOX_WORDS, Msg, RUNNING, V_INBOX_DONE, V_ON, V_ON_ARGS, V_STATE, type VcpuLink } from './link.js';
+
+const ATTN_W = ATTN_OFF >> 2;
+const IRQ_W = IRQ_OFF >> 2;
+
+/** The bit of vCPU id's code cache in GuestMemory.codePages (vCPUs 7 and up share bit 7). */
+export function codeBitOf(id: number): number {
+  return 1 << Math.min(id, 7);
+}
+
+export class ThreadPeers implements CpuBroadcast {
+  /** Each vCPU's state block as int32 words (ATTN and IRQ words are set to get it out of run()). */
+  private readonly states: Int32Array[];
+
+  constructor(
+    private readonly link: VcpuLink,
+    private readonly self: number,
+    stateBuffer: ArrayBufferLike,
+    cpuBlock: (id: number) => number,
+    /** Called while waiting for another vCPU: serve what that vCPU may be waiting for in turn. */
+    private readonly whileWaiting: () => void,
+  ) {
+    this.states = Array.from(
+      { length: link.ncpus },
+      (_, id) => new Int32Array(stateBuffer, cpuBlock(id), CPU_BLOCK >> 2),
+    );
+  }
+
+  /** Get vCPU id out of run() at its next block head and out of Atomics.wait. */
+  nudge(id: number): void {
+    const s = this.states[id];
+    Atomics.store(s, ATTN_W, 1);
+    Atomics.store(s, IRQ_W, 1);
+    this.link.wake(id);
+    if (id === 0) this.link.ringDoorbell();
+  }
+
+  private send(op: Msg, wait: boolean, a = 0, b = 0, c = 0, d = 0): void {
+    const link = this.link;
+    const gens: number[] = [];
+    for (let id = 0; id < link.ncpus; id++) {
+      if (id === this.self) continue;
+      gens[id] = link.post(id, op, a, b, c, d);
+      this.nudge(id);
+    }
+    if (!wait) return;
+    for (let id = 0; id < link.ncpus; id++) {
+      if (id === this.self) continue;
+      const k = link.at(id, V_INBOX_DONE);
+      for (;;) {
+        const done = Atomics.load(link.i32, k);
+        // A vCPU that is not running reads its inbox before it runs again.
+        if (((done - gens[id]) | 0) >= 0 || link.get(id, V_STATE) !== RUNNING) break;
+        this.whileWaiting();
+        Atomics.wait(link.i32, k, done, 0.2);
+      }
+    }
+  }
+
+  tlbi(kind: number, lo: number, hi: number, asid: number, last: boolean): void {
+    this.send(Msg.TLBI, true, kind | (last ? 0x100 : 0), lo, hi, asid);
+  }
+
+  icAll(): void {
+    this.send(Msg.IC_ALL, true);
+  }
+
+  icPage(ramPage: number): void {
+    this.send(Msg.IC_PAGE, true, ramPage);
+  }
+
+  sev(): void {
+    this.send(Msg.SEV, false);
+  }
+
+  fence(): void {
+    this.link.fence();
+  }
+
+  withPairLock<T>(f: () => T): T {
+    return this.link.withPairLock(f);
+  }
+
+  /**
+   * This thread wrote RAM page `rp`, where the code caches with `bits` (codeBitOf) hold code: tell
+   * the other vCPUs whose bit is set to drop it (they do before they next run; an instruction fetch
+   * of another PE sees a write after IC IVAU, which waits for them).
+   */
+  codeWritten(rp: number, bits: number): void {
+    const link = this.link;
+    for (let id = 0; id < link.ncpus; id++) {
+      if (id === this.self || (bits & codeBitOf(id)) === 0) continue;
+      link.post(id, Msg.IC_PAGE, rp);
+      this.nudge(id);
+    }
+  }
+
+  /** Ask vCPU id (off) to start at entry with X0 = ctx (PSCI CPU_ON; see applyInbox). */
+  cpuOn(id: number, entry: bigint, ctx: bigint): void {
+    const link = this.link;
+    const w = (v: bigint, k: number): void => {
+      link.set(id, V_ON_ARGS + k, Number(v & 0xffff_ffffn) | 0);
+      link.set(id, V_ON_ARGS + k + 1, Number((v >> 32n) & 0xffff_ffffn) | 0);
+    };
+    w(entry, 0);
+    w(ctx, 2);
+    link.set(id, V_ON, 1);
+    this.nudge(id);
+  }
+}
+
+/**
+ * Carry out what other threads posted to this vCPU (on its own thread, between run slices): a pending
+ * CPU_ON, TLB and code invalidations, events. Returns whether anything was there.
+ */
+export function applyInbox(link: VcpuLink, cpu: Arm64Cpu): boolean {
+  const id = cpu.id;
+  let any = false;
+  if (link.get(id, V_ON) !== 0) {
+    const half = (k: number): bigint =>
+      (BigInt(link.get(id, V_ON_ARGS + k + 1) >>> 0) << 32n) | BigInt(link.get(id, V_ON_ARGS + k) >>> 0);
+    resetToEntry(cpu, half(0), half(2));
+    link.set(id, V_ON, 0);
+    any = true;
+  }
+  if (!link.hasMail(id)) return any;
+  const { entries, full, gen } = link.take(id);
+  if (full) {
+    // Some were lost: do everything any of them could have asked.
+    cpu.mmu.flushAll();
+    cpu.code.invalidateAll();
+    signalEvent(cpu);
+  }
+  for (let e = 0; e < entries.length; e += INBOX_WORDS) {
+    const a = entries[e + 1];
+    switch (entries[e] as Msg) {
+      case Msg.TLBI:
+        tlbiOn(cpu, a & 0xff, entries[e + 2] >>> 0, entries[e + 3] >>> 0, entries[e + 4], (a & 0x100) !== 0);
+        break;
+      case Msg.IC_ALL:
+        cpu.code.invalidateAll();
+        break;
+      case Msg.IC_PAGE:
+        cpu.code.invalidateRamPage(a);
+        break;
+      case Msg.SEV:
+        signalEvent(cpu);
+        break;
+      default:
+        break;
+    }
+  }
+  cpu.invalidateFetch();
+  link.done(id, gen);
+  return true;
+}

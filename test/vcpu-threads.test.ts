@@ -1,0 +1,190 @@
+// vCPUs on their own host threads (src/cpu/arm64/threads/): bare-metal programs on arm64-virt with
+// `threads`, vCPU 0 on this thread and the others on worker threads over the shared guest memory.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { assemble, noCrossToolchain, runBareMetal, x, type Tier } from './helpers/baremetal.js';
+import { Arm64VirtMachine, VIRT } from '../src/machine/arm64-virt.js';
+
+const N = 4;
+const K = 20_000;
+
+// vCPU 0 starts the others with PSCI CPU_ON; every vCPU adds 1 to one counter K times with
+// LDXR/STXR; the secondaries then count themselves done (LDAXR/STLXR) and the last sends SGI 1 to
+// vCPU 0, which waits for it in WFI and acknowledges it through its CPU interface.
+const COUNTER = `
+main:
+    mov x24, x30
+    mov x20, #1
+1:  ldr x0, =0xC4000003          // PSCI CPU_ON (64-bit): target Aff0 = x20, entry, context = x20
+    mov x1, x20
+    ldr x2, =secondary
+    mov x3, x20
+    hvc #0
+    cbnz x0, fail
+    add x20, x20, #1
+    cmp x20, #${N}
+    b.ne 1b
+    bl work
+    ldr x2, =done
+2:  ldr w3, [x2]
+    cmp w3, #${N - 1}
+    b.ne 2b
+    ldr x2, =counter
+    ldr x19, [x2]                // the total (x0 carries PSCI SYSTEM_OFF's function id after)
+3:  wfi                          // IRQs masked: WFI wakes on the pending SGI, IAR takes it
+    mrs x4, icc_iar1_el1
+    cmp x4, #1
+    b.ne 3b
+    msr icc_eoir1_el1, x4
+    mov x22, #1
+    mov x30, x24
+    ret
+fail:
+    mov x19, #-1
+    mov x30, x24
+    ret
+
+work:
+    ldr x5, =counter
+    ldr x6, =${K}
+4:  ldxr x7, [x5]
+    add x7, x7, #1
+    stxr w8, x7, [x5]
+    cbnz w8, 4b
+    subs x6, x6, #1
+    b.ne 4b
+    ret
+
+secondary:                       // x0 = context = vCPU index
+    mov x21, x0
+    bl work
+    ldr x5, =done
+5:  ldaxr w7, [x5]
+    add w7, w7, #1
+    stlxr w8, w7, [x5]
+    cbnz w8, 5b
+    cmp w7, #${N - 1}
+    b.ne 7f
+    mov x4, #(1 << 24)           // ICC_SGI1R_EL1: INTID 1, TargetList bit 0 (vCPU 0)
+    orr x4, x4, #1
+    msr icc_sgi1r_el1, x4
+    isb
+7:  wfi
+    b 7b
+
+vectors:
+    b .
+    .balign 8
+counter: .quad 0
+done:    .quad 0
+`;
+
+for (const tier of ['interpreted', 'translated'] as Tier[]) {
+  test(
+    `${N} vCPUs on threads (${tier}): LDXR/STXR increments from every vCPU add up exactly; an SGI from a worker vCPU reaches vCPU 0`,
+    { skip: noCrossToolchain, timeout: 120_000 },
+    async () => {
+      const m = await runBareMetal(assemble(COUNTER), { tier, cpus: N, threads: true });
+      assert.ok(m.threaded, 'the machine runs vCPUs 1..N-1 on worker threads');
+      assert.equal(x(m, 19), N * K, 'every increment counted once');
+      assert.equal(x(m, 22), 1, 'vCPU 0 took SGI 1');
+      assert.ok(m.instructions > N * K * 5, `instructions of every thread counted (${m.instructions})`);
+    },
+  );
+}
+
+// Every vCPU adds 1 to its own slot forever (vCPU 0 after starting the others).
+const BUSY = `
+main:
+    mov x20, #1
+1:  ldr x0, =0xC4000003
+    mov x1, x20
+    ldr x2, =secondary
+    mov x3, x20
+    hvc #0
+    add x20, x20, #1
+    cmp x20, #${N}
+    b.ne 1b
+    mov x0, #0
+secondary:
+    ldr x5, =slots
+    add x5, x5, x0, lsl #3
+2:  ldr x6, [x5]
+    add x6, x6, #1
+    str x6, [x5]
+    b 2b
+
+vectors:
+    b .
+    .balign 4096
+slots: .fill ${N}, 8, 0
+`;
+
+function busyMachine(): { m: Arm64VirtMachine; slots: () => number[] } {
+  const image = assemble(BUSY);
+  const m = new Arm64VirtMachine({ cpus: N, memoryBytes: 16 << 20, threads: true });
+  m.mem.u8.set(image, 0);
+  m.boot(VIRT.RAM, 0);
+  // `slots`: N quadwords at the first page boundary after the code.
+  const at = 4096;
+  const slots = (): number[] =>
+    Array.from({ length: N }, (_, i) => Number(m.mem.dv.getBigUint64(at + 8 * i, true)));
+  return { m, slots };
+}
+
+async function until(what: string, f: () => boolean): Promise<void> {
+  for (let i = 0; i < 2000 && !f(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(f(), what);
+}
+
+test(
+  `${N} vCPUs on threads, all busy: pause holds every one (nothing moves), resume lets them all go on, stop ends the run`,
+  { skip: noCrossToolchain, timeout: 120_000 },
+  async () => {
+    const { m, slots } = busyMachine();
+    const run = m.run();
+    await until('every vCPU counts', () => slots().every((v) => v > 1000));
+    m.pause();
+    await m.engine.held();
+    const held = slots();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(slots(), held, 'no vCPU moves while paused');
+    m.resume();
+    await until('every vCPU counts on after resume', () => slots().every((v, i) => v > held[i] + 1000));
+    m.stop('stopped');
+    assert.equal(await run, 'stopped');
+  },
+);
+
+test(
+  'an error on a vCPU thread stops the guest with a message naming the vCPU',
+  { skip: noCrossToolchain, timeout: 120_000 },
+  async () => {
+    const image = assemble(`
+main:
+    ldr x0, =0xC4000003
+    mov x1, #1
+    ldr x2, =secondary
+    mov x3, #1
+    hvc #0
+1:  b 1b
+secondary:
+    ldr x1, =0x0b000000
+    ldr w2, [x1]
+2:  b 2b
+vectors:
+    b .
+`);
+    const m = new Arm64VirtMachine({ cpus: 2, memoryBytes: 16 << 20, threads: true });
+    m.mem.addMmio(0x0b00_0000, 0x1000, 'faulty', {
+      read: () => {
+        throw new Error('the faulty device broke');
+      },
+      write: () => {},
+    });
+    m.mem.u8.set(image, 0);
+    m.boot(VIRT.RAM, 0);
+    await assert.rejects(m.run(), /vCPU 1: .*the faulty device broke/);
+  },
+);
