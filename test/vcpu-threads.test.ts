@@ -3,6 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
 import { assemble, noCrossToolchain, runBareMetal, x, type Tier } from './helpers/baremetal.js';
 import { Arm64VirtMachine, VIRT } from '../src/machine/arm64-virt.js';
 
@@ -188,3 +189,27 @@ vectors:
     await assert.rejects(m.run(), /vCPU 1: .*the faulty device broke/);
   },
 );
+
+test('--vcpu-threads: multi or single, anything else is a usage error; the default gives each vCPU a thread only where the host has a core for it', async () => {
+  const { specFromOptions } = await import('../src/config/spec.js');
+  const { vcpuThreadsFor } = await import('../src/vmm/arm64-guest.js');
+  const { availableParallelism } = await import('node:os');
+  const kernel = fileURLToPath(import.meta.url); // any file will do: it is not read
+  await assert.rejects(
+    specFromOptions({ kernel, 'vcpu-threads': 'many' }),
+    /--vcpu-threads: expected multi or single, got 'many'/,
+  );
+  const spec = await specFromOptions({ kernel, 'vcpu-threads': 'single' });
+  assert.equal(spec.vcpuThreads, 'single');
+  assert.equal(vcpuThreadsFor(spec, 4), false);
+  assert.equal(vcpuThreadsFor({ ...spec, vcpuThreads: 'multi' }, 64), true);
+  const cores = availableParallelism();
+  const dflt = { ...spec, vcpuThreads: undefined };
+  assert.equal(vcpuThreadsFor(dflt, cores), true, `${cores} vCPUs on ${cores} cores`);
+  assert.equal(vcpuThreadsFor(dflt, cores + 1), false, `${cores + 1} vCPUs on ${cores} cores`);
+  assert.equal(
+    vcpuThreadsFor({ ...spec, vcpuThreads: 'multi', gdb: { host: '127.0.0.1', port: 0, wait: false } }, 2),
+    false,
+    'gdb: one thread',
+  );
+});

@@ -96,6 +96,7 @@ test('x86 VM: spec fields only the software CPU has are refused, naming the fiel
   for (const [over, re] of [
     [{ dtb: '/x.dtb' }, /dtb: x86-microvm has no device tree/],
     [{ deterministic: true }, /deterministic: repeatable runs need the software CPU/],
+    [{ vcpuThreads: 'single' as const }, /vcpu-threads: a software-CPU option/],
     [{ gdb: { host: '127.0.0.1', port: 0, wait: false } }, /gdb: the gdb stub serves aarch64 guests/],
     [{ accel: 'tcg' as const }, /accel tcg: the software CPU is AArch64/],
   ] as const) {

@@ -64,8 +64,9 @@ options:
                         PATH: NAME/vsock.sock in the state directory, or for run a path it prints
   --deterministic       guest counter follows the instruction count (repeatable runs; every vCPU
                         then runs on one thread, in turn)
-  --vcpu-threads multi|single  software CPU: each vCPU on its own host thread (multi, default; as
-                        QEMU's -accel tcg,thread=multi) or all vCPUs in turn on one (single)
+  --vcpu-threads multi|single  software CPU: each vCPU on its own host thread (multi, as QEMU's
+                        -accel tcg,thread=multi) or all vCPUs in turn on one (single); default:
+                        multi when the host has a core per vCPU
   --log-unimplemented   log each unimplemented instruction encoding once
   --gdb [HOST:]PORT     serve the GDB remote protocol on TCP (HOST default 127.0.0.1; port 0: any
                         free port, printed); connect with gdb-multiarch -ex 'target remote HOST:PORT'

@@ -49,8 +49,8 @@ export interface VmSpec {
   /** Derive the guest's counter from the instruction count (repeatable runs). */
   deterministic?: boolean;
   /**
-   * Software CPU: each vCPU on its own host thread ('multi', the default) or all on one ('single';
-   * also with `deterministic`, gdb and snapshots, which need it).
+   * Software CPU: each vCPU on its own host thread ('multi') or all on one ('single'; always with
+   * `deterministic` and gdb); default: vcpuThreadsFor in arm64-guest.ts.
    */
   vcpuThreads?: 'multi' | 'single';
   /** Log each unimplemented instruction encoding once (stderr). */
