@@ -87,6 +87,29 @@ test('--cpus 4: nproc prints 4 and a parallel workload finishes on all CPUs', { 
   assert.equal(one(r, 'online'), '0-3');
 });
 
+test('--cpus 2 --vcpu-threads multi: vCPU 1 runs on its own thread; both take timer interrupts, and jobs run on both', { skip: skipReason, timeout: BOOT_TIMEOUT_MS }, async () => {
+  const r = await runGuest(
+    ['--cpus', '2', '--vcpu-threads', 'multi'],
+    [
+      'echo "@@online=$(cat /sys/devices/system/cpu/online)"',
+      'for n in 1 2; do (i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; echo "@@job=$n:$i") & done; wait',
+      'echo "@@timer=$(grep arch_timer /proc/interrupts | tr -s " " | cut -d" " -f3,4)"',
+      'poweroff -f',
+      '',
+    ].join('\n'),
+    BOOT_TIMEOUT_MS,
+    { ...process.env, TYPEVISOR_STATS: '1' },
+  );
+  assert.equal(r.code, 0, r.err);
+  assert.equal(one(r, 'online'), '0-1');
+  assert.deepEqual((r.markers.get('job') ?? []).sort(), ['1:3000', '2:3000']);
+  const [t0, t1] = one(r, 'timer').split(' ').map(Number);
+  assert.ok(t0 > 0 && t1 > 0, `timer interrupts on both vCPUs: ${one(r, 'timer')}`);
+  // The worker thread reports its own count when it ends.
+  const m = /vCPU 1 thread: (\d+) instructions/.exec(r.err);
+  assert.ok(m && Number(m[1]) > 1_000_000, `vCPU 1's thread ran guest code: ${r.err.slice(-2000)}`);
+});
+
 test("a user DTB with seed 001's layout boots (RAM at 0x48000000, initrd at 0x54000000, 4 CPUs)", { skip: skipReason, timeout: BOOT_TIMEOUT_MS }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'typevisor-dtb-'));
   try {

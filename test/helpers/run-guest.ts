@@ -22,9 +22,14 @@ export interface RunResult {
 }
 
 /** Run `typevisor run ARGS` with `script` on stdin; rejects (after killing it) past `timeoutMs`. */
-export function runGuest(args: string[], script: string, timeoutMs = BOOT_TIMEOUT_MS): Promise<RunResult> {
+export function runGuest(
+  args: string[],
+  script: string,
+  timeoutMs = BOOT_TIMEOUT_MS,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
-    const p = spawn(typevisor, ['run', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(typevisor, ['run', ...args], { stdio: ['pipe', 'pipe', 'pipe'], env });
     let out = '';
     let err = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')));
