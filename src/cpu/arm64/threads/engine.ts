@@ -111,6 +111,7 @@ export class ThreadedTcgEngine implements VcpuEngine, SliceHost {
       0,
       mem.stateBuffer,
       (k) => mem.cpuBlock(k),
+      mem.codePages,
       () => this.serveAll(),
     );
     cpu0.remote = this.peers;

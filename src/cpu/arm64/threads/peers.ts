@@ -6,11 +6,13 @@
 import type { Arm64Cpu, CpuBroadcast } from '../cpu.js';
 import { signalEvent, tlbiOn } from '../insn/system.js';
 import { resetToEntry } from '../../../machine/psci.js';
-import { ATTN_OFF, IRQ_OFF, CPU_BLOCK } from '../wasm/layout.js';
+import { monotonicMs } from '../../../host/clock.js';
+import { ATTN_OFF, IRQ_OFF, CPU_BLOCK, SYNC_OFF } from '../wasm/layout.js';
 import { INBOX_WORDS, Msg, RUNNING, V_INBOX_DONE, V_ON, V_ON_ARGS, V_STATE, type VcpuLink } from './link.js';
 
 const ATTN_W = ATTN_OFF >> 2;
 const IRQ_W = IRQ_OFF >> 2;
+const SYNC_W = SYNC_OFF >> 2;
 
 /** The bit of vCPU id's code cache in GuestMemory.codePages (vCPUs 7 and up share bit 7). */
 export function codeBitOf(id: number): number {
@@ -18,14 +20,21 @@ export function codeBitOf(id: number): number {
 }
 
 export class ThreadPeers implements CpuBroadcast {
+  /** What this vCPU sent (TYPEVISOR_STATS): completions waited for, code-page notes, and the ms it waited. */
+  readonly stats = { broadcasts: 0, codeNotes: 0, waitMs: 0 };
   /** Each vCPU's state block as int32 words (ATTN and IRQ words are set to get it out of run()). */
   private readonly states: Int32Array[];
+  /** By vCPU: the inbox generation a posted TLBI or IC must reach before the next DSB completes (0: none). */
+  private readonly pending: number[];
+  private deferred = false;
 
   constructor(
     private readonly link: VcpuLink,
     private readonly self: number,
     stateBuffer: ArrayBufferLike,
     cpuBlock: (id: number) => number,
+    /** GuestMemory.codePages: which vCPUs' code caches hold code of each RAM page (codeBitOf). */
+    private readonly codePages: Uint8Array,
     /** Called while waiting for another vCPU: serve what that vCPU may be waiting for in turn. */
     private readonly whileWaiting: () => void,
   ) {
@@ -33,6 +42,7 @@ export class ThreadPeers implements CpuBroadcast {
       { length: link.ncpus },
       (_, id) => new Int32Array(stateBuffer, cpuBlock(id), CPU_BLOCK >> 2),
     );
+    this.pending = new Array<number>(link.ncpus).fill(0);
   }
 
   /** Get vCPU id out of run() at its next block head and out of Atomics.wait. */
@@ -44,46 +54,71 @@ export class ThreadPeers implements CpuBroadcast {
     if (id === 0) this.link.ringDoorbell();
   }
 
-  private send(op: Msg, wait: boolean, a = 0, b = 0, c = 0, d = 0): void {
-    const link = this.link;
-    const gens: number[] = [];
-    for (let id = 0; id < link.ncpus; id++) {
-      if (id === this.self) continue;
-      gens[id] = link.post(id, op, a, b, c, d);
-      this.nudge(id);
+  /**
+   * Post TLB or cache maintenance to the vCPUs `to` accepts; it completes at this vCPU's next DSB
+   * (complete()), as the architecture has it, so that a run of TLBIs costs one wait.
+   */
+  private defer(op: Msg, to: (id: number) => boolean, a = 0, b = 0, c = 0, d = 0): void {
+    for (let id = 0; id < this.link.ncpus; id++) {
+      if (id === this.self || !to(id)) continue;
+      this.pending[id] = this.link.post(id, op, a, b, c, d);
+      this.deferred = true;
     }
-    if (!wait) return;
+    if (this.deferred) Atomics.store(this.states[this.self], SYNC_W, 1);
+  }
+
+  /** Wait until every running vCPU has done what this one posted to it (a vCPU that is not running reads its inbox before it runs again). */
+  private complete(): void {
+    const link = this.link;
+    this.stats.broadcasts++;
+    const t0 = monotonicMs();
+    for (let id = 0; id < link.ncpus; id++) if (this.pending[id] !== 0) this.nudge(id);
     for (let id = 0; id < link.ncpus; id++) {
-      if (id === this.self) continue;
+      const gen = this.pending[id];
+      if (gen === 0) continue;
+      this.pending[id] = 0;
       const k = link.at(id, V_INBOX_DONE);
       for (;;) {
         const done = Atomics.load(link.i32, k);
-        // A vCPU that is not running reads its inbox before it runs again.
-        if (((done - gens[id]) | 0) >= 0 || link.get(id, V_STATE) !== RUNNING) break;
+        if (((done - gen) | 0) >= 0 || link.get(id, V_STATE) !== RUNNING) break;
         this.whileWaiting();
         Atomics.wait(link.i32, k, done, 0.2);
       }
     }
+    this.deferred = false;
+    Atomics.store(this.states[this.self], SYNC_W, 0);
+    this.stats.waitMs += monotonicMs() - t0;
   }
 
+  private readonly everyone = (): boolean => true;
+
   tlbi(kind: number, lo: number, hi: number, asid: number, last: boolean): void {
-    this.send(Msg.TLBI, true, kind | (last ? 0x100 : 0), lo, hi, asid);
+    this.defer(Msg.TLBI, this.everyone, kind | (last ? 0x100 : 0), lo, hi, asid);
   }
 
   icAll(): void {
-    this.send(Msg.IC_ALL, true);
+    this.defer(Msg.IC_ALL, this.everyone);
   }
 
+  /** Only vCPUs whose code cache holds code of the page have anything to drop. */
   icPage(ramPage: number): void {
-    this.send(Msg.IC_PAGE, true, ramPage);
+    const bits = this.codePages[ramPage];
+    if (bits === 0) return;
+    this.defer(Msg.IC_PAGE, (id) => (bits & codeBitOf(id)) !== 0, ramPage);
   }
 
   sev(): void {
-    this.send(Msg.SEV, false);
+    for (let id = 0; id < this.link.ncpus; id++) {
+      if (id === this.self) continue;
+      this.link.post(id, Msg.SEV);
+      this.nudge(id);
+    }
   }
 
+  /** DMB, DSB: a full barrier, and maintenance posted since the last one completes. */
   fence(): void {
     this.link.fence();
+    if (this.deferred) this.complete();
   }
 
   withPairLock<T>(f: () => T): T {
@@ -99,6 +134,7 @@ export class ThreadPeers implements CpuBroadcast {
     const link = this.link;
     for (let id = 0; id < link.ncpus; id++) {
       if (id === this.self || (bits & codeBitOf(id)) === 0) continue;
+      this.stats.codeNotes++;
       link.post(id, Msg.IC_PAGE, rp);
       this.nudge(id);
     }

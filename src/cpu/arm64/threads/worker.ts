@@ -131,6 +131,7 @@ function main(d: VcpuWorkerData): void {
     id,
     mem.stateBuffer,
     (k) => mem.cpuBlock(k),
+    mem.codePages,
     () => applyInbox(link, cpu),
   );
   cpu.remote = peers;
@@ -243,7 +244,8 @@ function main(d: VcpuWorkerData): void {
         `vCPU ${id} thread: ${cpu.icount} instructions, ${(runMs / 1000).toFixed(1)} s running, ` +
         `${((100 * j.insns) / Math.max(1, cpu.icount)).toFixed(0)}% translated (${j.blocks} regions in ` +
         `${j.modules} modules, ${j.ms.toFixed(0)} ms), ${j.calls} handler calls, ${j.slow} slow-path accesses, ` +
-        `${requests} requests`,
+        `${requests} requests, ${peers.stats.broadcasts} broadcasts (waited ${peers.stats.waitMs.toFixed(0)} ms), ` +
+        `${peers.stats.codeNotes} code-page notes`,
     });
   }
 }

@@ -19,6 +19,7 @@ import {
   V_OFF,
   Z_OFF,
   FPEN_OFF,
+  SYNC_OFF,
   VREG_OFF,
 } from './layout.js';
 import { hit, holdsCode, ramAddr } from './runtime.js';
@@ -1125,8 +1126,14 @@ def(['NOP', 'HINT', 'YIELD'], () => true);
 // DMB, DSB: a full barrier, for vCPUs on other threads (threads/). Loads and stores of one thread are
 // not reordered by the host compiler around an atomic.fence, and an x86 host reorders only a later
 // load before an earlier store, which the fence forbids; weaker barriers (LD, ST) get the same.
+// Where TLB or cache maintenance this vCPU broadcast waits for completion (SYNC_OFF), the handler
+// completes it.
 def(['DSB', 'DMB'], (u) => {
   u.c.fence();
+  u.state(SYNC_OFF);
+  u.ifArm();
+  u.callHandlerPure();
+  u.endArm();
   return true;
 });
 

@@ -21,6 +21,7 @@
 //   EXCL_OFF  the exclusive monitor: armed physical address (i64, -1 = open), size (i32 at +8), the
 //             values the load-exclusive saw (i64 at +16 and +24); cpu.exclAddr etc. read them
 //   ATTN_OFF  non-zero when another thread wants this vCPU out of run() (threads/link.ts)
+//   SYNC_OFF  non-zero while maintenance this vCPU broadcast awaits its DSB (threads/peers.ts)
 //   VREG_OFF  V0..V31, 16 bytes each, little endian, then 16 scratch bytes (cpu.vU8 etc. are views)
 //   TLB_OFF   the MMU's software TLB arrays (mmu.ts), TLB_ARRAY bytes each, in TLB_ARRAYS order
 //   JC_OFF    the jump cache (dispatch.ts): JC_SIZE entries of 16 bytes, PC (i64), context
@@ -72,6 +73,11 @@ export const EXCL_V_OFF = EXCL_OFF + 16;
  * inbox operation, a pause, a request to the VMM's thread); it also sets IRQ_OFF so translated code leaves.
  */
 export const ATTN_OFF = 448;
+/**
+ * Non-zero while TLB or instruction-cache maintenance this vCPU posted to other threads waits for
+ * completion, which the next DSB (or DMB) brings about (threads/peers.ts).
+ */
+export const SYNC_OFF = 452;
 export const VREG_OFF = 512;
 /** Bytes of V0..V31 and the scratch slot. */
 export const VREG_BYTES = 32 * 16 + 16;
