@@ -4,6 +4,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   boot: async () => (await import('./boot.js')).benchBoot(),
   restore: async () => (await import('./restore.js')).benchRestore(),
   net: async () => (await import('./net.js')).benchNet(),
+  smp: async () => (await import('./smp.js')).benchSmp(),
   'kvm-exits': async () => {
     await (await import('./kvm-exits.js')).benchKvmExits();
   },
