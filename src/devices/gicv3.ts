@@ -370,6 +370,11 @@ export class GicV3 {
   }
 
   /** Drive PPI `intid` (16..31) of vCPU `cpuIndex` (the timers). */
+  /** The input levels of vCPU i's PPIs (INTIDs 16-31 as bits 0-15). */
+  ppiLevels(cpuIndex: number): number {
+    return (this.cpus[cpuIndex].line >>> 16) & 0xffff;
+  }
+
   setPpi(cpuIndex: number, intid: number, level: boolean): void {
     const c = this.cpus[cpuIndex];
     if (!c || !(intid >= 16 && intid < 32)) return;

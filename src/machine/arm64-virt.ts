@@ -167,6 +167,7 @@ export class Arm64VirtMachine implements PsciMachine, Machine {
           iccRead: (id, key) => gic.iccRead(id, key),
           iccWrite: (id, key, v) => gic.iccWrite(id, key, v),
           setPpi: (id, intid, level) => gic.setPpi(id, intid, level),
+          ppiLevels: (id) => gic.ppiLevels(id),
           psci: (caller) => void handlePsci(this, caller),
         },
         { logUnimplemented: !!opts.logUnimplemented },

@@ -27,6 +27,7 @@ import {
   V_CTRL,
   V_LINES,
   V_PARKED,
+  V_PPI,
   V_REQ_A,
   V_REQ_ACK,
   V_REQ_OP,
@@ -45,6 +46,8 @@ export interface VcpuServices {
   iccRead(id: number, key: number): bigint;
   iccWrite(id: number, key: number, v: bigint): void;
   setPpi(id: number, intid: number, level: boolean): void;
+  /** The PPI input levels the GIC has for vCPU id (INTIDs 16-31 as bits 0-15). */
+  ppiLevels(id: number): number;
   /** A PSCI call by a vCPU (function and arguments in its X0..X3). */
   psci(caller: PsciCaller): void;
 }
@@ -239,6 +242,10 @@ export class ThreadedTcgEngine implements VcpuEngine, SliceHost {
     const mem = this.mem;
     const url = new URL('./worker.js', import.meta.url);
     for (const r of this.remotes) {
+      // The PPI word starts where the GIC is (a restored guest's timer may hold its line high).
+      const levels = this.services.ppiLevels(r.id);
+      this.link.set(r.id, V_PPI, levels);
+      this.ppiSeen[r.id] = levels;
       const data: VcpuWorkerData = {
         id: r.id,
         memory: mem.wasm!,
@@ -339,9 +346,21 @@ export class ThreadedTcgEngine implements VcpuEngine, SliceHost {
     return any;
   }
 
+  /** The PPI levels of each vCPU on another thread the GIC has (by id; see link.ts V_PPI). */
+  private readonly ppiSeen: number[] = [];
+
   private serveOne(id: number): boolean {
     const link = this.link;
     const i32 = link.i32;
+    const ppi = link.get(id, V_PPI);
+    const seen = this.ppiSeen[id] ?? 0;
+    if (ppi !== seen) {
+      this.ppiSeen[id] = ppi;
+      for (let bit = 0; bit < 16; bit++) {
+        const m = 1 << bit;
+        if (((ppi ^ seen) & m) !== 0) this.services.setPpi(id, 16 + bit, (ppi & m) !== 0);
+      }
+    }
     const seq = Atomics.load(i32, link.at(id, V_REQ_SEQ));
     if (seq === Atomics.load(i32, link.at(id, V_REQ_ACK))) return false;
     const a = (k: number): number => i32[link.at(id, V_REQ_A + k)];
@@ -363,9 +382,6 @@ export class ThreadedTcgEngine implements VcpuEngine, SliceHost {
         }
         case Req.SYSREG_WRITE:
           this.services.iccWrite(id, a(0), big(a(1), a(2)));
-          break;
-        case Req.PPI:
-          this.services.setPpi(id, a(0), a(1) !== 0);
           break;
         case Req.PSCI: {
           const x = [0, 1, 2, 3].map((n) => [a(2 * n), a(2 * n + 1)]);

@@ -18,6 +18,9 @@
 //   REQ_*    one synchronous request of the worker to the VMM's thread (an MMIO access, a GIC CPU
 //            interface register, PSCI, a PPI level): SEQ (the worker bumps it to post), ACK (the
 //            VMM sets it to SEQ when done), OP, A0..A7 arguments, R0..R2 the result
+//   PPI      the levels of the vCPU's PPIs (its timers, its PMU), which its thread sets without a
+//            request: the VMM's thread applies them before it serves a request of that vCPU and
+//            whenever the vCPU asks for attention (so a later ICC_IAR1_EL1 read sees them)
 //   ON       a PSCI CPU_ON for this vCPU: pending flag, then entry and context (never lost, unlike
 //            an inbox entry when the inbox overflows)
 // Global words: DOORBELL (bumped and notified on every request: the VMM's thread waits on it when
@@ -43,7 +46,9 @@ export const V_REQ_R = 24; // R0..R2
 /** CPU_ON for this vCPU: 1 while pending (the VMM sets it), then entry lo/hi and context lo/hi. */
 export const V_ON = 27;
 export const V_ON_ARGS = 28;
-export const V_INBOX = 32;
+/** The vCPU's PPI inputs (INTIDs 16-31: bit INTID - 16), as its thread last set them. */
+export const V_PPI = 32;
+export const V_INBOX = 34;
 export const INBOX_WORDS = 5;
 export const INBOX_ENTRIES = 32;
 export const VCPU_WORDS = V_INBOX + INBOX_WORDS * INBOX_ENTRIES;
@@ -73,7 +78,6 @@ export const enum Req {
   MMIO_WRITE = 2, // A0, A1 address, A2 size, A3 value
   SYSREG_READ = 3, // A0 sysreg key -> R0 lo, R1 hi
   SYSREG_WRITE = 4, // A0 key, A1 value lo, A2 value hi
-  PPI = 5, // A0 INTID, A1 level
   PSCI = 6, // A0..A7 X0..X3 (lo, hi), R0/R1 X0 after, R2 bit 0 waiting, bit 1 off
   FAILED = 7, // the worker's vCPU stopped with an error (its message was posted)
 }

@@ -24,6 +24,7 @@ import {
   V_OFF,
   V_ON,
   V_PARKED,
+  V_PPI,
   V_REQ_A,
   V_REQ_ACK,
   V_REQ_OP,
@@ -173,10 +174,18 @@ function main(d: VcpuWorkerData): void {
     );
   }
   const counter = new SystemCounter([cpu], false, d.counterStartMs);
-  const timer = new GenericTimer(cpu, (intid, level) => void request(Req.PPI, intid, level ? 1 : 0), {
+  // A PPI's level goes in the PPI word without a request (see link.ts): timer ticks cost none.
+  const ppiWord = at(V_PPI);
+  const setPpi = (intid: number, level: boolean): void => {
+    const bit = 1 << (intid - 16);
+    if (level) Atomics.or(i32, ppiWord, bit);
+    else Atomics.and(i32, ppiWord, ~bit);
+    peers.nudge(0);
+  };
+  const timer = new GenericTimer(cpu, setPpi, {
     counter,
   });
-  cpu.pmu.setIrq = (level) => void request(Req.PPI, PPI_PMU, level ? 1 : 0);
+  cpu.pmu.setIrq = (level) => setPpi(PPI_PMU, level);
 
   function syncLines(): void {
     const lines = link.get(id, V_LINES);
