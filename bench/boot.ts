@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildDefaultImage, INIT_READY_MARKER } from '../src/image/build.js';
-import { repoRoot } from './util.js';
+import { qemuVirtArgs, repoRoot } from './util.js';
 
 const CMDLINE = 'console=ttyAMA0 rdinit=/init';
 export const MEMORY_MIB = 512;
@@ -66,9 +66,9 @@ export function qemuBootToInit(img: { kernel: string; initrd: string }, bench: s
   return timeToMarker(
     'qemu-system-aarch64',
     'qemu-system-aarch64',
-    ['-M', 'virt,gic-version=3', '-cpu', 'cortex-a53', '-accel', 'tcg', '-m', String(MEMORY_MIB), '-smp', '1', '-nographic',
+    [...qemuVirtArgs({ kernel: img.kernel, initrd: img.initrd, cmdline: CMDLINE, memoryMiB: MEMORY_MIB }),
       // No default NIC: QEMU would want its option ROM (ipxe-qemu), and typevisor's side has no network either.
-      '-nic', 'none', '-no-reboot', '-kernel', img.kernel, '-initrd', img.initrd, '-append', CMDLINE],
+      '-nic', 'none'],
     300_000,
   );
 }

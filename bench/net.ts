@@ -15,7 +15,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { buildDefaultImage, NIC_ADDRESS_MARKER } from '../src/image/build.js';
 import { UPLINK_SCRIPT } from '../test/helpers/netns.js';
 import { USER_MTU } from '../src/vmm/net.js';
@@ -27,8 +27,8 @@ import {
   sleep,
   type Transfer,
 } from './netstream.js';
+import { qemuVirtArgs, repoRoot } from './util.js';
 
-const repoRoot = resolve(import.meta.dirname, '..', '..');
 const MEMORY_MIB = 256;
 const MIB = Number(process.env.TYPEVISOR_BENCH_NET_MIB ?? 16);
 const SIZE = MIB * 1048576;
@@ -115,24 +115,7 @@ async function passtForQemu(ns: string, forward: string): Promise<Socket> {
 function qemuCmd(kernel: string, initrd: string, netdev: string, mtu?: number): string[] {
   return [
     'qemu-system-aarch64',
-    '-M',
-    'virt,gic-version=3',
-    '-cpu',
-    'cortex-a53',
-    '-accel',
-    'tcg',
-    '-m',
-    String(MEMORY_MIB),
-    '-smp',
-    '1',
-    '-nographic',
-    '-no-reboot',
-    '-kernel',
-    kernel,
-    '-initrd',
-    initrd,
-    '-append',
-    CMDLINE,
+    ...qemuVirtArgs({ kernel, initrd, cmdline: CMDLINE, memoryMiB: MEMORY_MIB }),
     '-netdev',
     netdev,
     '-device',

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CpioWriter } from '../src/boot/initramfs.js';
 import { buildDefaultImage, INIT_READY_MARKER } from '../src/image/build.js';
-import { repoRoot } from './util.js';
+import { qemuVirtArgs, repoRoot } from './util.js';
 
 const CMDLINE = 'console=ttyAMA0 rdinit=/init';
 const MEMORY_MIB = 512;
@@ -126,27 +126,10 @@ function command(engine: Engine, cpus: number, kernel: string, initrd: string): 
   return [
     'qemu-system-aarch64',
     [
-      '-M',
-      'virt,gic-version=3',
-      '-cpu',
-      'cortex-a53',
-      '-accel',
-      'tcg,thread=multi',
-      '-m',
-      String(MEMORY_MIB),
-      '-smp',
-      String(cpus),
-      '-nographic',
+      ...qemuVirtArgs({ kernel, initrd, cmdline: CMDLINE, memoryMiB: MEMORY_MIB, cpus, multi: true }),
       // No default NIC: QEMU would want its option ROM (ipxe-qemu), and typevisor's side has no network either.
       '-nic',
       'none',
-      '-no-reboot',
-      '-kernel',
-      kernel,
-      '-initrd',
-      initrd,
-      '-append',
-      CMDLINE,
     ],
   ];
 }

@@ -3,3 +3,23 @@ import { fileURLToPath } from 'node:url';
 
 /** Repository root (bench files run from dist/bench). */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * qemu-system-aarch64's arguments for the peer of a typevisor guest: QEMU's virt board with GICv3, a
+ * Cortex-A53 on TCG (`multi`: MTTCG, one thread per vCPU), the kernel, initrd and command line,
+ * serial console on stdio, no reboot. The caller adds its devices (`-nic none` where there is none).
+ */
+export function qemuVirtArgs(o: {
+  kernel: string;
+  initrd: string;
+  cmdline: string;
+  memoryMiB: number;
+  cpus?: number;
+  multi?: boolean;
+}): string[] {
+  return [
+    ...['-M', 'virt,gic-version=3', '-cpu', 'cortex-a53', '-accel', o.multi ? 'tcg,thread=multi' : 'tcg'],
+    ...['-m', String(o.memoryMiB), '-smp', String(o.cpus ?? 1), '-nographic', '-no-reboot'],
+    ...['-kernel', o.kernel, '-initrd', o.initrd, '-append', o.cmdline],
+  ];
+}
