@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildDefaultImage, INIT_READY_MARKER } from '../src/image/build.js';
-import { qemuVirtArgs, repoRoot } from './util.js';
+import { qemuVirtArgs, repoRoot, typevisorRunArgs } from './util.js';
 
 const CMDLINE = 'console=ttyAMA0 rdinit=/init';
 export const MEMORY_MIB = 512;
@@ -80,8 +80,7 @@ export async function benchBoot(): Promise<void> {
   const tv = await timeToMarker(
     'typevisor',
     join(repoRoot, 'bin', 'typevisor'),
-    ['run', '--kernel', img.kernel, '--initrd', img.initrd,
-      '--cmdline', CMDLINE, '--memory', String(MEMORY_MIB), '--no-rng'],
+    typevisorRunArgs({ kernel: img.kernel, initrd: img.initrd, cmdline: CMDLINE, memoryMiB: MEMORY_MIB }),
     900_000,
   );
   process.stdout.write(`peak RSS: typevisor ${tv.peakRssMiB.toFixed(0)} MiB, qemu ${qemu.peakRssMiB.toFixed(0)} MiB\n`);

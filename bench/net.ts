@@ -27,7 +27,7 @@ import {
   sleep,
   type Transfer,
 } from './netstream.js';
-import { qemuVirtArgs, repoRoot } from './util.js';
+import { qemuVirtArgs, repoRoot, typevisorRunArgs } from './util.js';
 
 const MEMORY_MIB = 256;
 const MIB = Number(process.env.TYPEVISOR_BENCH_NET_MIB ?? 16);
@@ -135,16 +135,7 @@ export async function benchNet(): Promise<void> {
     execFileSync('ip', ['netns', 'exec', ns, 'sh', '-c', script], { encoding: 'utf8', env });
   const tvCmd = (net: string): string[] => [
     tv,
-    'run',
-    '--kernel',
-    img.kernel,
-    '--initrd',
-    initrd,
-    '--cmdline',
-    CMDLINE,
-    '--memory',
-    String(MEMORY_MIB),
-    '--no-rng',
+    ...typevisorRunArgs({ kernel: img.kernel, initrd, cmdline: CMDLINE, memoryMiB: MEMORY_MIB }),
     '--name',
     'bench',
     '--net',

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CpioWriter } from '../src/boot/initramfs.js';
 import { buildDefaultImage, INIT_READY_MARKER } from '../src/image/build.js';
-import { qemuVirtArgs, repoRoot } from './util.js';
+import { qemuVirtArgs, repoRoot, typevisorRunArgs } from './util.js';
 
 const CMDLINE = 'console=ttyAMA0 rdinit=/init';
 const MEMORY_MIB = 512;
@@ -107,20 +107,7 @@ function command(engine: Engine, cpus: number, kernel: string, initrd: string): 
   if (engine === 'typevisor') {
     return [
       join(repoRoot, 'bin', 'typevisor'),
-      [
-        'run',
-        '--kernel',
-        kernel,
-        '--initrd',
-        initrd,
-        '--cmdline',
-        CMDLINE,
-        '--memory',
-        String(MEMORY_MIB),
-        '--cpus',
-        String(cpus),
-        '--no-rng',
-      ],
+      typevisorRunArgs({ kernel, initrd, cmdline: CMDLINE, memoryMiB: MEMORY_MIB, cpus }),
     ];
   }
   return [

@@ -89,7 +89,6 @@ export interface GicV3State {
   cpus: { regs: number[]; prio: string }[];
 }
 
-/** CPU interface + redistributor state of one vCPU. */
 /** What the GIC drives of a vCPU: its IRQ line, and the wait that a rising line ends. */
 export interface GicTarget {
   irqLine: boolean;
@@ -132,6 +131,7 @@ export function defineEl1Sysreg(
   });
 }
 
+/** CPU interface + redistributor state of one vCPU. */
 class GicCpu {
   cpu: GicTarget | undefined;
   // Private interrupts (SGIs 0-15, PPIs 16-31), one bit per INTID.
@@ -369,12 +369,12 @@ export class GicV3 {
     if (this.sEnabled[w] & bit) this.updateSpi(intid);
   }
 
-  /** Drive PPI `intid` (16..31) of vCPU `cpuIndex` (the timers). */
   /** The input levels of vCPU i's PPIs (INTIDs 16-31 as bits 0-15). */
   ppiLevels(cpuIndex: number): number {
     return (this.cpus[cpuIndex].line >>> 16) & 0xffff;
   }
 
+  /** Drive PPI `intid` (16..31) of vCPU `cpuIndex` (the timers). */
   setPpi(cpuIndex: number, intid: number, level: boolean): void {
     const c = this.cpus[cpuIndex];
     if (!c || !(intid >= 16 && intid < 32)) return;
@@ -565,13 +565,13 @@ export class GicV3 {
       op2: number,
       name: string,
       read: (() => bigint) | undefined,
-      write: ((_k: undefined, v: bigint) => void) | undefined,
+      write: ((v: bigint) => void) | undefined,
     ): void => {
       regs.push({
         key: sysregKey(3, 0, crn, crm, op2),
         name,
         read,
-        write: write && ((v) => write(undefined, v)),
+        write,
       });
     };
     const lo8 = (v: bigint): number => Number(v & 0xffn);
@@ -581,7 +581,7 @@ export class GicV3 {
       0,
       'ICC_PMR_EL1',
       () => BigInt(c.pmr),
-      (_k, v) => {
+      (v) => {
         c.pmr = lo8(v) & PRIO_MASK;
         this.updateCpu(i);
       },
@@ -596,7 +596,7 @@ export class GicV3 {
       3,
       'ICC_BPR0_EL1',
       () => BigInt(c.bpr0),
-      (_k, v) => {
+      (v) => {
         c.bpr0 = Math.max(MIN_BPR0, Number(v & 7n));
         this.updateCpu(i);
       },
@@ -607,7 +607,7 @@ export class GicV3 {
       4,
       'ICC_AP0R0_EL1',
       () => BigInt(c.ap0 >>> 0),
-      (_k, v) => {
+      (v) => {
         c.ap0 = Number(v & 0xffff_ffffn) | 0;
         this.updateCpu(i);
       },
@@ -618,18 +618,18 @@ export class GicV3 {
       0,
       'ICC_AP1R0_EL1',
       () => BigInt(c.ap1 >>> 0),
-      (_k, v) => {
+      (v) => {
         c.ap1 = Number(v & 0xffff_ffffn) | 0;
         this.updateCpu(i);
       },
     );
-    def(12, 11, 1, 'ICC_DIR_EL1', undefined, (_k, v) => this.deactivate(i, Number(v & 0xff_ffffn)));
+    def(12, 11, 1, 'ICC_DIR_EL1', undefined, (v) => this.deactivate(i, Number(v & 0xff_ffffn)));
     def(12, 11, 3, 'ICC_RPR_EL1', () => BigInt(c.runningPriority()), undefined);
-    def(12, 11, 5, 'ICC_SGI1R_EL1', undefined, (_k, v) => this.sendSgi(i, v));
-    def(12, 11, 6, 'ICC_ASGI1R_EL1', undefined, (_k, v) => this.sendSgi(i, v));
-    def(12, 11, 7, 'ICC_SGI0R_EL1', undefined, (_k, v) => this.sendSgi(i, v));
+    def(12, 11, 5, 'ICC_SGI1R_EL1', undefined, (v) => this.sendSgi(i, v));
+    def(12, 11, 6, 'ICC_ASGI1R_EL1', undefined, (v) => this.sendSgi(i, v));
+    def(12, 11, 7, 'ICC_SGI0R_EL1', undefined, (v) => this.sendSgi(i, v));
     def(12, 12, 0, 'ICC_IAR1_EL1', () => BigInt(this.acknowledge(i)), undefined);
-    def(12, 12, 1, 'ICC_EOIR1_EL1', undefined, (_k, v) => this.endOfInterrupt(i, Number(v & 0xff_ffffn)));
+    def(12, 12, 1, 'ICC_EOIR1_EL1', undefined, (v) => this.endOfInterrupt(i, Number(v & 0xff_ffffn)));
     def(12, 12, 2, 'ICC_HPPIR1_EL1', () => BigInt(c.igrpen1 ? this.computeBest(i) : SPURIOUS), undefined);
     def(
       12,
@@ -637,7 +637,7 @@ export class GicV3 {
       3,
       'ICC_BPR1_EL1',
       () => BigInt(c.cbpr ? Math.min(7, c.bpr0 + 1) : c.bpr1),
-      (_k, v) => {
+      (v) => {
         if (c.cbpr) return;
         c.bpr1 = Math.max(MIN_BPR1, Number(v & 7n));
         this.updateCpu(i);
@@ -650,7 +650,7 @@ export class GicV3 {
       'ICC_CTLR_EL1',
       // CBPR, EOImode, PRIbits = 4 (5 bits), IDbits = 0 (16 bits), SEIS = 0, A3V = 1, RSS = 0
       () => BigInt(c.cbpr | (c.eoimode << 1) | (4 << 8) | (1 << 15)),
-      (_k, v) => {
+      (v) => {
         const n = Number(v & 0xffn);
         c.cbpr = n & 1;
         c.eoimode = (n >>> 1) & 1;
@@ -672,7 +672,7 @@ export class GicV3 {
       6,
       'ICC_IGRPEN0_EL1',
       () => BigInt(c.igrpen0),
-      (_k, v) => {
+      (v) => {
         c.igrpen0 = Number(v & 1n);
       },
     );
@@ -682,7 +682,7 @@ export class GicV3 {
       7,
       'ICC_IGRPEN1_EL1',
       () => BigInt(c.igrpen1),
-      (_k, v) => {
+      (v) => {
         c.igrpen1 = Number(v & 1n);
         this.updateCpu(i);
       },

@@ -228,14 +228,15 @@ export class Arm64VirtMachine implements PsciMachine, Machine {
    */
   saveState(): Arm64VirtState {
     const slots = this.virtio.saveState();
+    const remote = this.remoteStates();
     return {
       cpus: this.opts.cpus,
       ramBase: this.mem.ramBase,
       ramSize: this.mem.ramSize,
       deterministic: !!this.opts.deterministic,
       counter: this.timers[0].counter.saveState(),
-      vcpus: [...this.cpus.map((c) => c.saveState()), ...this.remoteStates().map((r) => r.cpu)],
-      timers: [...this.timers.map((t) => t.saveState()), ...this.remoteStates().map((r) => r.timer)],
+      vcpus: [...this.cpus.map((c) => c.saveState()), ...remote.map((r) => r.cpu)],
+      timers: [...this.timers.map((t) => t.saveState()), ...remote.map((r) => r.timer)],
       gic: this.gic.saveState(),
       uart: this.uart.saveState(),
       rtc: this.rtc.saveState(),

@@ -58,16 +58,8 @@ export class GuestMemory {
     external?: ArrayBuffer | WebAssembly.Memory,
   ) {
     if (ramSize % PAGE_SIZE !== 0) throw new Error(`RAM size ${ramSize} is not a multiple of ${PAGE_SIZE}`);
-    if (external instanceof WebAssembly.Memory) {
-      this.wasm = external;
-      this.ram = external.buffer;
-      this.ramOffset = ramOffset(ramSize);
-      if (this.ram.byteLength < this.ramOffset + ramSize) throw new Error(`the shared memory does not hold ${ramSize} bytes of RAM`);
-      this.stateBuffer = this.ram;
-      this.codePages = new Uint8Array(this.ram, codePagesOffset(), ramSize >>> PAGE_SHIFT);
-    } else if (external && external.byteLength < ramSize) {
-      throw new Error(`external RAM buffer is smaller than ${ramSize} bytes`);
-    } else if (external) {
+    if (external !== undefined && !(external instanceof WebAssembly.Memory)) {
+      if (external.byteLength < ramSize) throw new Error(`external RAM buffer is smaller than ${ramSize} bytes`);
       this.ram = external;
       this.ramOffset = 0;
       this.wasm = undefined;
@@ -81,8 +73,9 @@ export class GuestMemory {
       }
       this.ramOffset = ramOffset(ramSize);
       const pages = Math.ceil((this.ramOffset + ramSize) / WASM_PAGE);
-      this.wasm = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+      this.wasm = external ?? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
       this.ram = this.wasm.buffer;
+      if (this.ram.byteLength < pages * WASM_PAGE) throw new Error(`the shared memory does not hold ${ramSize} bytes of RAM`);
       this.stateBuffer = this.ram;
       this.codePages = new Uint8Array(this.ram, codePagesOffset(), ramSize >>> PAGE_SHIFT);
     }

@@ -119,15 +119,15 @@ export const DAIF_F = 1;
  * then needs; undefined while all vCPUs of the machine share one thread (cpu.peers reach them all).
  */
 export interface CpuBroadcast {
-  /** TLBI ...IS (system.ts's kinds): done by every other running vCPU before it returns. */
+  /** TLBI ...IS (system.ts's kinds) for every other vCPU: complete at this vCPU's next fence(). */
   tlbi(kind: number, lo: number, hi: number, asid: number, last: boolean): void;
-  /** IC IALLUIS: the others' decoded and translated code dropped before it returns. */
+  /** IC IALLUIS: the others drop their decoded and translated code (complete at the next fence()). */
   icAll(): void;
-  /** IC IVAU (broadcast in the inner shareable domain): the others' code of that RAM page dropped. */
+  /** IC IVAU (inner shareable broadcast): the others drop their code of that RAM page (likewise). */
   icPage(ramPage: number): void;
   /** SEV: an event for every other vCPU. */
   sev(): void;
-  /** A full memory barrier (DMB, DSB). */
+  /** A full memory barrier (DMB, DSB), which also completes the maintenance posted since the last one. */
   fence(): void;
   /** Run `f` holding the machine-wide lock of 128-bit store-exclusives. */
   withPairLock<T>(f: () => T): T;

@@ -4,7 +4,7 @@
 
 import type { StopReason, VcpuEngine } from '../engine.js';
 import type { Arm64Cpu } from './cpu.js';
-import { NEAR_DEADLINE_SLICE, type GenericTimer } from './timer.js';
+import { peakRate, type GenericTimer } from './timer.js';
 import { monotonicMs } from '../../host/clock.js';
 
 /**
@@ -136,10 +136,8 @@ export class TcgEngine implements VcpuEngine {
           }
           const t1 = monotonicMs();
           const ran = c.run(Math.min(SLICE, timer.instructionsToDeadline(this.insnsPerMs[c.id])));
+          this.insnsPerMs[c.id] = peakRate(this.insnsPerMs[c.id], ran, monotonicMs() - t1);
           host?.leave(c);
-          // The vCPU's peak rate: it follows a faster slice at once and decays slowly after a slower one.
-          const ms = monotonicMs() - t1;
-          if (ran >= NEAR_DEADLINE_SLICE && ms > 0) this.insnsPerMs[c.id] = Math.max(ran / ms, this.insnsPerMs[c.id] * 0.99);
           anyRan = true;
           if (c.debug.stop !== undefined) {
             this.paused = true;

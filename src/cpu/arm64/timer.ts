@@ -37,6 +37,15 @@ const TICKS_PER_MS = CNTFRQ_HZ / 1000;
 /** The shortest run slice near a real-time timer deadline (see GenericTimer.instructionsToDeadline). */
 export const NEAR_DEADLINE_SLICE = 512;
 
+/**
+ * A vCPU's peak rate in instructions per millisecond (what instructionsToDeadline wants) after a
+ * slice of `ran` instructions in `ms`: it follows a faster slice at once and decays slowly after a
+ * slower one; slices too short to time are left out.
+ */
+export function peakRate(rate: number, ran: number, ms: number): number {
+  return ran >= NEAR_DEADLINE_SLICE && ms > 0 ? Math.max(ran / ms, rate * 0.99) : rate;
+}
+
 export const PPI_VIRT_TIMER = 27;
 export const PPI_PHYS_TIMER = 30;
 

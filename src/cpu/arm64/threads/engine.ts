@@ -37,7 +37,7 @@ import {
   VcpuLink,
   waitAsync,
 } from './link.js';
-import { ThreadPeers, applyInbox, codeBitOf } from './peers.js';
+import { ThreadPeers, applyInbox } from './peers.js';
 import type { VcpuThreadState, VcpuWorkerData } from './worker.js';
 
 /** What the machine does for a vCPU on another thread. */
@@ -97,6 +97,8 @@ export class ThreadedTcgEngine implements VcpuEngine, SliceHost {
   private readonly parkedStates = new Map<number, VcpuThreadState>();
   /** The states the workers start from (a restored snapshot), by id. */
   private readonly initial = new Map<number, VcpuThreadState>();
+  /** The PPI levels of each vCPU on another thread the GIC has (by id; see link.ts V_PPI). */
+  private readonly ppiSeen: number[] = [];
 
   constructor(
     private readonly cpu0: Arm64Cpu,
@@ -118,12 +120,7 @@ export class ThreadedTcgEngine implements VcpuEngine, SliceHost {
       () => this.serveAll(),
     );
     cpu0.remote = this.peers;
-    cpu0.code.codeBit = codeBitOf(0);
-    mem.onCodeWrite = (rp) => {
-      const bits = mem.codePages[rp];
-      if ((bits & cpu0.code.codeBit) !== 0) cpu0.code.invalidateRamPage(rp);
-      this.peers.codeWritten(rp, bits);
-    };
+    this.peers.watchCodeWrites(mem, cpu0.code);
     this.attn0 = new Int32Array(mem.stateBuffer, mem.cpuBlock(0) + ATTN_OFF, 1);
     for (let id = 1; id < ncpus; id++) this.remotes.push(new RemoteVcpu(id, this.link, this.peers));
   }
@@ -346,9 +343,6 @@ export class ThreadedTcgEngine implements VcpuEngine, SliceHost {
     return any;
   }
 
-  /** The PPI levels of each vCPU on another thread the GIC has (by id; see link.ts V_PPI). */
-  private readonly ppiSeen: number[] = [];
-
   private serveOne(id: number): boolean {
     const link = this.link;
     const i32 = link.i32;
@@ -374,14 +368,11 @@ export class ThreadedTcgEngine implements VcpuEngine, SliceHost {
         case Req.MMIO_WRITE:
           this.mem.writePhys(a(0) >>> 0, a(2), a(3));
           break;
-        case Req.SYSREG_READ: {
-          const v = this.services.iccRead(id, a(0));
-          setR(0, Number(v & 0xffff_ffffn) | 0);
-          setR(1, Number((v >> 32n) & 0xffff_ffffn) | 0);
+        case Req.SYSREG_READ:
+          link.setWide(id, V_REQ_R, this.services.iccRead(id, a(0)));
           break;
-        }
         case Req.SYSREG_WRITE:
-          this.services.iccWrite(id, a(0), big(a(1), a(2)));
+          this.services.iccWrite(id, a(0), link.getWide(id, V_REQ_A + 1));
           break;
         case Req.PSCI: {
           const x = [0, 1, 2, 3].map((n) => [a(2 * n), a(2 * n + 1)]);

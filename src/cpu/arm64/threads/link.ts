@@ -9,7 +9,6 @@
 //   CTRL     what the VMM asks of a worker: CTRL_RUN, CTRL_PAUSE, CTRL_STOP
 //   PARKED   1 while a worker holds at CTRL_PAUSE (the VMM's held() waits for it)
 //   LINES    the vCPU's IRQ (bit 0) and FIQ (bit 1) inputs, written by the interrupt controller
-//   OFF      1 while the vCPU is off (PSCI), as its own thread last published it
 //   ICOUNT   instructions retired (float64 at words ICOUNT, ICOUNT+1), published after each slice
 //   INBOX_*  operations other vCPUs posted to this one (TLB and code-cache invalidations, events,
 //            CPU_ON): LOCK (0 free, 1 held), N entries of INBOX_WORDS words, FULL (more came than
@@ -31,7 +30,6 @@ export const V_WAKE = 1;
 export const V_CTRL = 2;
 export const V_PARKED = 3;
 export const V_LINES = 4;
-export const V_OFF = 5;
 export const V_ICOUNT = 6; // float64: words 6 and 7
 export const V_INBOX_LOCK = 8;
 export const V_INBOX_N = 9;
@@ -121,6 +119,16 @@ export class VcpuLink {
   ringDoorbell(): void {
     Atomics.add(this.i32, G_DOORBELL, 1);
     Atomics.notify(this.i32, G_DOORBELL);
+  }
+
+  /** A 64-bit value in words w (low half) and w + 1 of vCPU id's block. */
+  getWide(id: number, w: number): bigint {
+    return (BigInt(this.get(id, w + 1) >>> 0) << 32n) | BigInt(this.get(id, w) >>> 0);
+  }
+
+  setWide(id: number, w: number, v: bigint): void {
+    this.set(id, w, Number(v & 0xffff_ffffn) | 0);
+    this.set(id, w + 1, Number((v >> 32n) & 0xffff_ffffn) | 0);
   }
 
   icount(id: number): number {

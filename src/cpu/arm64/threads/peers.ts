@@ -1,9 +1,10 @@
 // How a vCPU reaches the vCPUs on other threads (Arm64Cpu.remote): broadcast TLB and instruction-cache
-// maintenance through their inboxes, waiting until each running vCPU has done it (the issuing
-// instruction retires after that, as a DSB would require), events, and the barriers. Used on every
+// maintenance through their inboxes, complete at the issuer's next DSB (it waits until each running
+// vCPU has done it), events, stores to code other threads hold, and the barriers. Used on every
 // thread, the VMM's (vCPU 0) and each worker's.
 
-import type { Arm64Cpu, CpuBroadcast } from '../cpu.js';
+import type { Arm64Cpu, CodeCache, CpuBroadcast } from '../cpu.js';
+import type { GuestMemory } from '../../../memory/guest-memory.js';
 import { signalEvent, tlbiOn } from '../insn/system.js';
 import { resetToEntry } from '../../../machine/psci.js';
 import { monotonicMs } from '../../../host/clock.js';
@@ -126,11 +127,25 @@ export class ThreadPeers implements CpuBroadcast {
   }
 
   /**
+   * Stores of this thread (its vCPU's, or a device model's on the VMM's thread) to a RAM page that
+   * some code cache holds code of: this thread's cache `code` drops the page, and the other vCPUs
+   * holding it are told (codeWritten).
+   */
+  watchCodeWrites(mem: GuestMemory, code: CodeCache): void {
+    code.codeBit = codeBitOf(this.self);
+    mem.onCodeWrite = (rp) => {
+      const bits = mem.codePages[rp];
+      if ((bits & code.codeBit) !== 0) code.invalidateRamPage(rp);
+      this.codeWritten(rp, bits);
+    };
+  }
+
+  /**
    * This thread wrote RAM page `rp`, where the code caches with `bits` (codeBitOf) hold code: tell
    * the other vCPUs whose bit is set to drop it (they do before they next run; an instruction fetch
    * of another PE sees a write after IC IVAU, which waits for them).
    */
-  codeWritten(rp: number, bits: number): void {
+  private codeWritten(rp: number, bits: number): void {
     const link = this.link;
     for (let id = 0; id < link.ncpus; id++) {
       if (id === this.self || (bits & codeBitOf(id)) === 0) continue;
@@ -142,14 +157,9 @@ export class ThreadPeers implements CpuBroadcast {
 
   /** Ask vCPU id (off) to start at entry with X0 = ctx (PSCI CPU_ON; see applyInbox). */
   cpuOn(id: number, entry: bigint, ctx: bigint): void {
-    const link = this.link;
-    const w = (v: bigint, k: number): void => {
-      link.set(id, V_ON_ARGS + k, Number(v & 0xffff_ffffn) | 0);
-      link.set(id, V_ON_ARGS + k + 1, Number((v >> 32n) & 0xffff_ffffn) | 0);
-    };
-    w(entry, 0);
-    w(ctx, 2);
-    link.set(id, V_ON, 1);
+    this.link.setWide(id, V_ON_ARGS, entry);
+    this.link.setWide(id, V_ON_ARGS + 2, ctx);
+    this.link.set(id, V_ON, 1);
     this.nudge(id);
   }
 }
@@ -162,9 +172,7 @@ export function applyInbox(link: VcpuLink, cpu: Arm64Cpu): boolean {
   const id = cpu.id;
   let any = false;
   if (link.get(id, V_ON) !== 0) {
-    const half = (k: number): bigint =>
-      (BigInt(link.get(id, V_ON_ARGS + k + 1) >>> 0) << 32n) | BigInt(link.get(id, V_ON_ARGS + k) >>> 0);
-    resetToEntry(cpu, half(0), half(2));
+    resetToEntry(cpu, link.getWide(id, V_ON_ARGS), link.getWide(id, V_ON_ARGS + 2));
     link.set(id, V_ON, 0);
     any = true;
   }

@@ -7,7 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { GuestMemory } from '../../../memory/guest-memory.js';
 import { Arm64Cpu, CodeCache, type Arm64CpuState } from '../cpu.js';
-import { GenericTimer, NEAR_DEADLINE_SLICE, SystemCounter, type GenericTimerState } from '../timer.js';
+import { GenericTimer, SystemCounter, peakRate, type GenericTimerState } from '../timer.js';
 import { PPI_PMU } from '../pmu.js';
 import { defineEl1Sysreg } from '../../../devices/gicv3.js';
 import { collectGarbage } from '../../../host/gc.js';
@@ -21,7 +21,6 @@ import {
   RUNNING,
   V_CTRL,
   V_LINES,
-  V_OFF,
   V_ON,
   V_PARKED,
   V_PPI,
@@ -34,7 +33,7 @@ import {
   V_WAKE,
   VcpuLink,
 } from './link.js';
-import { ThreadPeers, applyInbox, codeBitOf } from './peers.js';
+import { ThreadPeers, applyInbox } from './peers.js';
 
 /** What the VMM's thread hands a vCPU worker (structured-cloned; the memory and link are shared). */
 export interface VcpuWorkerData {
@@ -86,7 +85,6 @@ function main(d: VcpuWorkerData): void {
   const i32 = link.i32;
   const mem = new GuestMemory(d.ramBase, d.ramSize, d.memory);
   const code = new CodeCache(mem);
-  code.codeBit = codeBitOf(id);
   code.onSweep = collectGarbage;
   code.jit = d.jit;
   code.jitThreshold = d.jitThreshold;
@@ -118,7 +116,6 @@ function main(d: VcpuWorkerData): void {
     syncLines();
     return i32[at(V_REQ_R)];
   };
-  const half = (v: bigint, k: number): number => Number((v >> BigInt(32 * k)) & 0xffff_ffffn) | 0;
 
   const cpu = new Arm64Cpu(id, mem, code, {
     hvc: (c) => psci(c),
@@ -148,11 +145,7 @@ function main(d: VcpuWorkerData): void {
     () => applyInbox(link, cpu),
   );
   cpu.remote = peers;
-  mem.onCodeWrite = (rp) => {
-    const bits = mem.codePages[rp];
-    if ((bits & code.codeBit) !== 0) code.invalidateRamPage(rp);
-    peers.codeWritten(rp, bits);
-  };
+  peers.watchCodeWrites(mem, code);
   for (const r of d.mmio) {
     mem.addMmio(r.base, r.size, r.name, {
       read: (off, size) => request(Req.MMIO_READ, r.base + off, 0, size),
@@ -166,11 +159,16 @@ function main(d: VcpuWorkerData): void {
       r.name,
       r.read
         ? () => {
-            const lo = request(Req.SYSREG_READ, r.key);
-            return (BigInt(i32[at(V_REQ_R + 1)] >>> 0) << 32n) | BigInt(lo >>> 0);
+            request(Req.SYSREG_READ, r.key);
+            return link.getWide(id, V_REQ_R);
           }
         : undefined,
-      r.write ? (v) => void request(Req.SYSREG_WRITE, r.key, half(v, 0), half(v, 1)) : undefined,
+      r.write
+        ? (v) => {
+            link.setWide(id, V_REQ_A + 1, v); // the value in A1/A2 (request() writes the key in A0)
+            request(Req.SYSREG_WRITE, r.key);
+          }
+        : undefined,
     );
   }
   const counter = new SystemCounter([cpu], false, d.counterStartMs);
@@ -222,7 +220,6 @@ function main(d: VcpuWorkerData): void {
       if (link.get(id, V_PARKED) !== 0) link.set(id, V_PARKED, 0);
       Atomics.store(attn, 0, 0);
       applyInbox(link, cpu);
-      link.set(id, V_OFF, cpu.off ? 1 : 0);
       syncLines();
       if (cpu.off) {
         sleep(seen, 1000);
@@ -246,7 +243,7 @@ function main(d: VcpuWorkerData): void {
       link.set(id, V_STATE, IDLE);
       const ms = monotonicMs() - t1;
       runMs += ms;
-      if (ran >= NEAR_DEADLINE_SLICE && ms > 0) insnsPerMs = Math.max(ran / ms, insnsPerMs * 0.99);
+      insnsPerMs = peakRate(insnsPerMs, ran, ms);
       link.setIcount(id, cpu.icount);
     }
   } catch (e) {
