@@ -9,7 +9,8 @@
 // it, the host's time from typing the command to the result line. The last line is the issue's target:
 // `smp: typevisor speedup X, qemu speedup Y`, speedup = time of 2 jobs on 1 vCPU / time of 2 jobs on
 // 2 vCPUs (2 means the two jobs ran fully in parallel). TYPEVISOR_BENCH_SMP_ITERS sets the rounds of
-// each job (default 200M: about 2-3 s on typevisor, 1 s on QEMU, per job alone).
+// each job (default 200M: about 2-3 s on typevisor, 1 s on QEMU, per job alone);
+// TYPEVISOR_BENCH_SMPWORK a prebuilt smpwork (static, arm64) for a host without the cross compiler.
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -86,16 +87,22 @@ class Guest {
   }
 }
 
-/** Compile smpwork.c and write `initrd` + it as a new initramfs in `dir`. */
+/**
+ * Compile smpwork.c (or take the static arm64 build TYPEVISOR_BENCH_SMPWORK names, on a host without
+ * the cross compiler) and write `initrd` + it as a new initramfs in `dir`.
+ */
 function initrdWithSmpwork(initrd: string, dir: string): string {
-  const bin = join(dir, 'smpwork');
-  execFileSync('aarch64-linux-gnu-gcc', [
-    '-static',
-    '-O2',
-    '-o',
-    bin,
-    join(repoRoot, 'bench', 'programs', 'smpwork.c'),
-  ]);
+  let bin = process.env.TYPEVISOR_BENCH_SMPWORK ?? '';
+  if (bin === '') {
+    bin = join(dir, 'smpwork');
+    execFileSync('aarch64-linux-gnu-gcc', [
+      '-static',
+      '-O2',
+      '-o',
+      bin,
+      join(repoRoot, 'bench', 'programs', 'smpwork.c'),
+    ]);
+  }
   const extra = new CpioWriter();
   extra.file('bin/smpwork', readFileSync(bin), 0o755);
   const out = join(dir, 'initramfs-smpwork.cpio.gz');

@@ -811,6 +811,11 @@ export class Arm64Cpu {
   off = false;
   /** Executed WFI/WFE and waits for an interrupt or event. */
   waiting = false;
+  /**
+   * Gives the rest of its slice to the vCPUs that share its thread: set by a WFE that completes at
+   * once while they wait for what this vCPU spins on (see system.ts); run() then returns.
+   */
+  yielded = false;
   /** Set by WFE/SEV logic. */
   eventRegister = false;
   /** Interrupt lines driven by the interrupt controller. */
@@ -1143,8 +1148,9 @@ export class Arm64Cpu {
 
   /**
    * Execute up to `budget` instructions. Returns the number retired. Stops early when the CPU waits
-   * (WFI/WFE) or is turned off. Interrupts are taken before the next instruction in the interpreter,
-   * and at the end of the current basic block (at most MAX_BLOCK - 1 instructions on) in translated code.
+   * (WFI/WFE), yields (a spinning WFE, see `yielded`) or is turned off. Interrupts are taken before
+   * the next instruction in the interpreter, and at the end of the current basic block (at most
+   * MAX_BLOCK - 1 instructions on) in translated code.
    */
   run(budget: number): number {
     let done = 0;
@@ -1168,7 +1174,8 @@ export class Arm64Cpu {
     // The heat slot of the block head being interpreted, and `done` when it was entered (-1: none).
     let heatSlot = -1;
     let heatFrom = 0;
-    while (done < budget && !this.off && !this.waiting) {
+    this.yielded = false;
+    while (done < budget && !this.off && !this.waiting && !this.yielded) {
       try {
         while (done < budget) {
           // Interrupts stay pending while the host debugger steps (debug.ts).
@@ -1237,7 +1244,7 @@ export class Arm64Cpu {
               const k = code.enter(this, f, budget - done - MAX_BLOCK);
               done += k;
               code.jitStats.insns += k;
-              if (this.waiting || this.off) break;
+              if (this.waiting || this.off || this.yielded) break;
               continue;
             }
           }
@@ -1254,7 +1261,7 @@ export class Arm64Cpu {
           s[PC_LO] = next;
           s[PC_HI] = s[NEXT_HI];
           done++;
-          if (this.waiting || this.off) break;
+          if (this.waiting || this.off || this.yielded) break;
         }
       } catch (e) {
         if (e === DEBUG_STOP) break; // stopped for the host debugger before the instruction (debug.ts)

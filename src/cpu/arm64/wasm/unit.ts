@@ -114,7 +114,7 @@ export class Unit {
   /** Handler calls emitted (they leave every slot in memory). */
   handlerCalls = 0;
   /** For each open ifArm: the slots before it, and at the end of its then-arm once elseArm ran. */
-  private arms: { before: Uint8Array; then?: Uint8Array }[] = [];
+  private arms: { before: Uint8Array; then: Uint8Array | undefined }[] = [];
   constructor(
     readonly ramOffset = 0,
     /** The code buffer the unit's function body goes to. */
@@ -205,7 +205,8 @@ export class Unit {
   /** `if` whose arms read or write registers or flags. */
   ifArm(type?: number): void {
     this.c.if(type);
-    this.arms.push({ before: this.slots.slice() });
+    // Both fields from the start: one object shape (see translate.ts's _lastUnit).
+    this.arms.push({ before: this.slots.slice(), then: undefined });
   }
   elseArm(): void {
     const a = this.arms[this.arms.length - 1];
