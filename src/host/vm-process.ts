@@ -7,11 +7,25 @@
 //
 // test/vm-process.test.ts checks that bin/typevisor passes the same ones.
 
+import { availableParallelism } from 'node:os';
+
+/**
+ * V8's background threads (its optimizing compilers, for JavaScript and for WebAssembly, and its
+ * concurrent collector) on a host with `cores` cores: one on a host of 2 cores or fewer, where more
+ * would compete with the vCPU thread for the same cores (default guest's boot on 2 cores: 8.4-8.6 s
+ * with Node's 4, 7.0-7.1 s with one), and fewer per-thread malloc arenas and stacks; four on larger
+ * hosts, where every vCPU thread (threads/) warms up its own compiled code and one background thread
+ * cannot keep up. Measured on a 16-core host: boot with 1 vCPU 12.6-12.9 s with one, 11.6 s with
+ * four (VMM memory 4 MiB more); with --cpus 4 --vcpu-threads multi 17.5-19.7 s, 13.9-14.1 s.
+ * bin/typevisor computes the same from `nproc` (test/vm-process.test.ts checks both).
+ */
+export function v8PoolSize(cores: number): number {
+  return cores <= 2 ? 1 : 4;
+}
+
 /** Node.js/V8 options for a VM process. */
 export const VM_NODE_OPTIONS: readonly string[] = [
-  // One V8 worker thread instead of four: it still compiles in the background, and there are
-  // fewer per-thread malloc arenas and stacks.
-  '--v8-pool-size=1',
+  `--v8-pool-size=${v8PoolSize(availableParallelism())}`,
   // The young generation stays at 2 x 1 MiB (V8 would grow it to 2 x 16 MiB under the CPU's
   // allocation rate, and keep both resident).
   '--max-semi-space-size=1',
