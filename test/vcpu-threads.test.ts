@@ -95,6 +95,80 @@ for (const tier of ['interpreted', 'translated'] as Tier[]) {
   );
 }
 
+// Translated code goes from one vCPU's thread to the others (threads/units.ts): vCPU 1 runs g and f
+// (each translated at its first entry here), then rewrites f (with the cache maintenance the
+// architecture asks for), and only then wakes vCPU 0 with an SGI. vCPU 0 then runs g with vCPU 1's
+// unit, and f as it is now: vCPU 1's unit of the old f, offered to vCPU 0, must not be taken.
+const SHARED = `
+main:
+    mov x24, x30
+    ldr x0, =0xC4000003
+    mov x1, #1
+    ldr x2, =secondary
+    mov x3, #1
+    hvc #0
+1:  wfi                          // IRQs masked: wakes on vCPU 1's SGI
+    ldr x2, =ready
+    ldar w3, [x2]
+    cbz w3, 1b
+    mrs x4, icc_iar1_el1
+    msr icc_eoir1_el1, x4
+    bl g
+    mov x20, x0
+    bl f
+    mov x19, x0
+    mov x30, x24
+    ret
+
+secondary:
+    bl g
+    bl f
+    ldr x5, =f
+    ldr w6, =0xd2800040          // mov x0, #2
+    str w6, [x5]
+    dc cvau, x5
+    dsb ish
+    ic ivau, x5
+    dsb ish
+    isb
+    ldr x2, =ready
+    mov w3, #1
+    stlr w3, [x2]
+    mov x4, #(1 << 24)           // ICC_SGI1R_EL1: INTID 1 to vCPU 0
+    orr x4, x4, #1
+    msr icc_sgi1r_el1, x4
+    isb
+7:  wfi
+    b 7b
+
+    .balign 4096                 // g, f and the flag each on a page of their own
+g:  mov x0, #7
+    add x0, x0, #0
+    ret
+    .balign 4096
+f:  mov x0, #1
+    ret
+    .balign 4096
+ready: .word 0
+vectors:
+    b .
+`;
+
+test(
+  'vCPUs on threads share translated code: vCPU 0 runs what vCPU 1 translated, never a unit of code rewritten since',
+  { skip: noCrossToolchain, timeout: 120_000 },
+  async () => {
+    const m = await runBareMetal(assemble(SHARED), { tier: 'translated', cpus: 2, threads: true });
+    assert.ok(m.threaded, 'vCPU 1 runs on a worker thread');
+    assert.equal(x(m, 20), 7, 'g');
+    assert.equal(x(m, 19), 2, 'f as vCPU 1 rewrote it, not its translation of the old f');
+    assert.ok(
+      m.code.jitStats.adopted >= 1,
+      `vCPU 0 took units of vCPU 1's thread (${m.code.jitStats.adopted})`,
+    );
+  },
+);
+
 // Every vCPU adds 1 to its own slot forever (vCPU 0 after starting the others).
 const BUSY = `
 main:

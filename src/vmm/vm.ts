@@ -393,12 +393,17 @@ export class Vm extends EventEmitter {
       // What the guest touched of its RAM; everything else resident is the VMM's own memory.
       const guestMiB = (residentBytes(m.mem.u8) ?? NaN) / 1048576;
       const rssMiB = process.resourceUsage().maxRSS / 1024;
+      // Instructions of the vCPUs on this thread (with vCPU threads, each worker says its own).
+      const local = m.cpus.reduce((n, c) => n + c.icount, 0);
       process.stderr.write(
         `typevisor: stats: ${m.instructions} instructions in ${((Date.now() - this.startedAt) / 1000).toFixed(1)} s; ` +
           `idle ${m.stats.idleMs} ms in ${m.stats.idleSleeps} sleeps; peak RSS ${rssMiB.toFixed(1)} MiB, ` +
           `guest RAM in use ${guestMiB.toFixed(1)} MiB, VMM beyond it ${(rssMiB - guestMiB).toFixed(1)} MiB; ` +
-          `${m.code.jitStats.blocks} regions translated (${m.code.jitStats.modules} modules) in ${m.code.jitStats.ms.toFixed(0)} ms ran ` +
-          `${((100 * m.code.jitStats.insns) / Math.max(1, m.instructions)).toFixed(0)}% of the instructions ` +
+          `${m.code.jitStats.blocks} regions translated (${m.code.jitStats.modules} modules` +
+          (m.threaded ? `, ${m.code.jitStats.adopted} regions from the other vCPUs' threads` : '') +
+          `) in ${m.code.jitStats.ms.toFixed(0)} ms ran ` +
+          `${((100 * m.code.jitStats.insns) / Math.max(1, local)).toFixed(0)}% of the instructions ` +
+          (m.threaded ? "of this thread's vCPU " : '') +
           `in ${m.code.jitStats.entries} entries from the executor, calling ${m.code.jitStats.calls} instruction handlers ` +
           `and the MMU's slow path ${m.code.jitStats.slow} times; ` +
           `${m.code.pageCount} code pages cached, ${m.code.jitStats.evicted} dropped by sweeps\n`,

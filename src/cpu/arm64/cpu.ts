@@ -20,6 +20,7 @@ import { monotonicMs } from '../../host/clock.js';
 import { Pmu, type PmuState } from './pmu.js';
 import {
   emitUnitBody,
+  instantiateModule,
   instantiateUnits,
   releaseBodies,
   runUnits,
@@ -238,6 +239,40 @@ export const JIT_BATCH_WAIT = 4_000_000;
  */
 export const SWEEP_INSNS = 32 * 1024 * 1024;
 
+/**
+ * Units one code cache compiled, handed to the code caches of the vCPUs on other threads
+ * (threads/units.ts), which take a unit only while the guest's code is still what it was made from.
+ */
+export interface SharedUnits {
+  module: WebAssembly.Module;
+  /** Function `r<k>` of the module is units[k]. */
+  units: SharedUnit[];
+}
+
+/** A unit offered to a code cache: unit k of s. */
+interface Offer {
+  s: SharedUnits;
+  k: number;
+}
+
+/** One unit of SharedUnits: where its head is, and the words it was translated from. */
+export interface SharedUnit {
+  /** RAM page number and word index of its head. */
+  rp: number;
+  idx: number;
+  /** Its blocks on that page (UnitBody.ranges: first word, count), and their words then, in order. */
+  ranges: number[];
+  words: Uint32Array;
+}
+
+/**
+ * Units offered by other threads (CodeCache.offer) that wait at most for their heads to be entered;
+ * an offer also waits at most until the second sweep after it. An offer holds its module's compiled
+ * code alive after the thread that compiled it dropped it: default guest's boot, 2 vCPUs on threads,
+ * VMM memory 127-129 MiB with 16384 offers and no sweep of them, against 107-116 without offers.
+ */
+const MAX_OFFERS = 4096;
+
 /** Dropped units whose table slots wait for the jump caches to be cleared before reuse. */
 const RECYCLE_SLOTS = 4096;
 
@@ -302,6 +337,7 @@ export class CodeCache {
 
   constructor(readonly mem: GuestMemory) {
     this.pages = new Array<CodePage | undefined>(Math.ceil(mem.ramSize / 4096)).fill(undefined);
+    this.offeredPages = new Uint8Array(this.pages.length);
     mem.onCodeWrite = (ramPage) => this.invalidateRamPage(ramPage);
     this.units = mem.wasm ? new UnitTable(mem.wasm) : undefined;
     this.links = mem.wasm ? unitLinks(mem.wasm, mem.ramOffset, mem.ramBase) : undefined;
@@ -345,10 +381,25 @@ export class CodeCache {
     calls: 0,
     /** Loads and stores of translated code that took the MMU's JavaScript path (TLB miss, MMIO, fault...). */
     slow: 0,
+    /** Units installed from other threads' code caches (adopt), counted in `blocks` too. */
+    adopted: 0,
   };
 
   /** Units compiled to one module (1: each at once, when its head gets hot). */
   jitBatch = JIT_BATCH;
+  /**
+   * Hands each module of units this cache compiles to the vCPUs on other threads (threads/units.ts);
+   * unset while all vCPUs share this cache. Its units are then translated from a copy of their
+   * pages' words, which goes with them.
+   */
+  share: ((units: SharedUnits) => void) | undefined;
+  /** Units offered by other threads (offer), by the RAM word index of their head: since the last sweep, and before. */
+  private offered = new Map<number, Offer>();
+  private offeredBefore = new Map<number, Offer>();
+  /** Per RAM page: 1 when a unit is offered on it (kept at sweeps). */
+  private readonly offeredPages: Uint8Array;
+  /** An offered module's instance on this thread, once one of its units is adopted. */
+  private readonly instances = new WeakMap<SharedUnits, WasmUnit[]>();
   /** Block heads waiting for the next batch, and their keys (RAM word index). */
   private pending: { p: CodePage; idx: number; slot: number }[] = [];
   private readonly pendingKeys = new Set<number>();
@@ -412,16 +463,25 @@ export class CodeCache {
     const dec = this.decoder;
     const todo: { p: CodePage; idx: number }[] = [];
     const bodies: UnitBody[] = [];
+    // With `share`: each page's words as the units were translated from them (see SharedUnits).
+    const copies = this.share ? new Map<CodePage, Uint32Array>() : undefined;
     for (const h of heads) {
       const p = h.p;
       if (this.pages[p.ramWord >>> 10] !== p || (p.blockAt?.[h.idx] ?? 0) !== 0) continue;
       if (p.blocks.length + todo.filter((t) => t.p === p).length >= 255) continue;
       todo.push(h);
+      let copy = copies?.get(p);
+      if (copies && !copy) {
+        copy = u32.slice(p.ramWord, p.ramWord + 1024);
+        copies.set(p, copy);
+      }
+      const from = copy ?? u32;
+      const at = copy ? 0 : p.ramWord;
       bodies.push(
         emitUnitBody(
           h.idx,
           {
-            word: (i) => u32[p.ramWord + i],
+            word: (i) => from[at + i],
             executed: (i) => {
               const base = p.chunks[i >>> CHUNK_SHIFT];
               return base !== 0 && this.decoded[base + (i & (CHUNK_WORDS - 1))] !== 0;
@@ -444,8 +504,10 @@ export class CodeCache {
     // guest 108-117 MiB against 89-90. With it, threshold 3000 saved 5% of main-thread CPU for 131-134
     // MiB. Not worth that memory.
     let units: WasmUnit[] | undefined;
+    let module: WebAssembly.Module | undefined;
     try {
-      units = instantiateUnits(unitModule(bodies.map((b) => b.body)), links);
+      module = new WebAssembly.Module(unitModule(bodies.map((b) => b.body)).bytes);
+      units = instantiateModule(module, bodies.length, links);
     } catch {
       // One of them is refused: compile each alone, so that only that one stays interpreted.
     }
@@ -471,6 +533,78 @@ export class CodeCache {
     releaseBodies(bodies);
     this.jitStats.modules++;
     this.jitStats.ms += monotonicMs() - t0;
+    if (module && units && copies && this.share) {
+      this.share({
+        module,
+        units: todo.map((h, k) => {
+          const copy = copies.get(h.p)!;
+          const ranges = bodies[k].ranges;
+          const parts: Uint32Array[] = [];
+          for (let r = 0; r < ranges.length; r += 2)
+            parts.push(copy.subarray(ranges[r], ranges[r] + ranges[r + 1]));
+          const words = new Uint32Array(parts.reduce((n, w) => n + w.length, 0));
+          parts.reduce((at, w) => (words.set(w, at), at + w.length), 0);
+          return { rp: h.p.ramWord >>> 10, idx: h.idx, ranges, words };
+        }),
+      });
+    }
+  }
+
+  /**
+   * Units another thread's code cache compiled (`share`), offered to this one: each is installed if
+   * and when this cache's vCPU enters its head (adopt), so a thread instantiates only what its vCPU
+   * runs. Offers wait at most until MAX_OFFERS heads wait (then all are dropped).
+   */
+  offer(s: SharedUnits): void {
+    if (!this.jit || !this.links) return;
+    if (this.offered.size + this.offeredBefore.size + s.units.length > MAX_OFFERS) this.dropOffers(true);
+    s.units.forEach((u, k) => {
+      this.offered.set(u.rp * 1024 + u.idx, { s, k });
+      this.offeredPages[u.rp] = 1;
+    });
+  }
+
+  /** Drop the offers made before the last sweep (all: also those since). */
+  private dropOffers(all: boolean): void {
+    this.offeredBefore = all ? new Map() : this.offered;
+    this.offered = new Map();
+    this.offeredPages.fill(0);
+    for (const key of this.offeredBefore.keys()) this.offeredPages[key >>> 10] = 1;
+  }
+
+  /** Whether a unit is offered on RAM page `rp` (a hint: adopt() says whether at a given head). */
+  offeredOn(rp: number): boolean {
+    return this.offeredPages[rp] !== 0;
+  }
+
+  /**
+   * Install the unit offered for word `idx` of `p` if the page holds the words it was translated from
+   * (p is cached, so its stores are watched already: one after this look drops the unit again).
+   * Returns its index in the unit table, or 0.
+   */
+  adopt(p: CodePage, idx: number): number {
+    const key = p.ramWord + idx;
+    const o = this.offered.get(key) ?? this.offeredBefore.get(key);
+    if (o === undefined) return 0;
+    this.offered.delete(key);
+    this.offeredBefore.delete(key);
+    const links = this.links!;
+    if ((p.blockAt?.[idx] ?? 0) !== 0 || p.blocks.length >= 255 || p.failed?.has(idx)) return 0;
+    const s = o.s;
+    const { ranges, words } = s.units[o.k];
+    const u32 = this.mem.u32;
+    for (let r = 0, k = 0; r < ranges.length; r += 2) {
+      for (let i = p.ramWord + ranges[r], end = i + ranges[r + 1]; i < end; i++, k++) {
+        if (u32[i] !== words[k]) return 0;
+      }
+    }
+    let units = this.instances.get(s);
+    if (units === undefined) {
+      units = instantiateModule(s.module, s.units.length, links);
+      this.instances.set(s, units);
+    }
+    this.jitStats.adopted++;
+    return this.install(p, idx, units[o.k]);
   }
 
   private install(p: CodePage, idx: number, unit: WasmUnit): number {
@@ -577,6 +711,7 @@ export class CodeCache {
       dropped++;
     }
     this.jitStats.evicted += dropped;
+    if (this.offered.size + this.offeredBefore.size !== 0) this.dropOffers(false);
     // Heat decays: a block head is translated when it is entered often, not after a long enough
     // run of occasional entries (such code gains little and would hold translated code).
     const heat = this.heat;
@@ -1232,8 +1367,10 @@ export class Arm64Cpu {
             let f = bx !== 0 ? page.blocks[bx - 1] : 0;
             if (f === 0) {
               const slot = (page.heatBase + idx) & (HEAT_SLOTS - 1);
+              // Another vCPU's thread may have translated it (threads/units.ts).
+              if (code.offeredOn(page.ramWord >>> 10)) f = code.adopt(page, idx);
               // This entry's first instruction counts already (threshold 1: translated at the first entry).
-              if (heat[slot] + 1 >= threshold) f = code.translate(page, idx);
+              if (f === 0 && heat[slot] + 1 >= threshold) f = code.translate(page, idx);
               if (f === 0) {
                 // Interpreted (also while the head waits for its batch: see CodeCache.flushDue).
                 heatSlot = slot;

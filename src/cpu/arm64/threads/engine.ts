@@ -38,6 +38,7 @@ import {
   waitAsync,
 } from './link.js';
 import { ThreadPeers, applyInbox } from './peers.js';
+import { UnitExchange, unitPorts } from './units.js';
 import type { VcpuThreadState, VcpuWorkerData } from './worker.js';
 
 /** What the machine does for a vCPU on another thread. */
@@ -99,6 +100,8 @@ export class ThreadedTcgEngine implements VcpuEngine, SliceHost {
   private readonly initial = new Map<number, VcpuThreadState>();
   /** The PPI levels of each vCPU on another thread the GIC has (by id; see link.ts V_PPI). */
   private readonly ppiSeen: number[] = [];
+  /** Translated code to and from the workers' code caches, while they run (units.ts). */
+  private units: UnitExchange | undefined;
 
   constructor(
     private readonly cpu0: Arm64Cpu,
@@ -238,6 +241,9 @@ export class ThreadedTcgEngine implements VcpuEngine, SliceHost {
   private start(): void {
     const mem = this.mem;
     const url = new URL('./worker.js', import.meta.url);
+    const ports = unitPorts(this.ncpus);
+    this.units = new UnitExchange(this.link, 0, ports[0]);
+    this.units.attach(this.cpu0.code);
     for (const r of this.remotes) {
       // The PPI word starts where the GIC is (a restored guest's timer may hold its line high).
       const levels = this.services.ppiLevels(r.id);
@@ -259,8 +265,14 @@ export class ThreadedTcgEngine implements VcpuEngine, SliceHost {
         jitBatch: this.cpu0.code.jitBatch,
         stats: !!process.env.TYPEVISOR_STATS,
         initial: this.initial.get(r.id),
+        unitPorts: ports[r.id],
       };
-      const w = new Worker(url, { workerData: data, stdout: false, stderr: false });
+      const w = new Worker(url, {
+        workerData: data,
+        transferList: ports[r.id].filter((p) => p !== undefined),
+        stdout: false,
+        stderr: false,
+      });
       w.on('message', (m: { error?: string; stats?: string; parked?: VcpuThreadState }) => {
         if (m.error !== undefined) this.fail(m.error);
         if (m.parked !== undefined) this.parkedStates.set(r.id, m.parked);
@@ -292,6 +304,9 @@ export class ThreadedTcgEngine implements VcpuEngine, SliceHost {
     if (!done) await Promise.all(this.workers.map((w) => w.terminate()));
     this.workers = [];
     this.exited = [];
+    this.cpu0.code.share = undefined;
+    this.units?.close();
+    this.units = undefined;
   }
 
   // ---- SliceHost: around vCPU 0's slices ----
@@ -302,6 +317,7 @@ export class ThreadedTcgEngine implements VcpuEngine, SliceHost {
     // 10% slowest requests waited 378 us or more).
     Atomics.store(this.attn0, 0, 0);
     this.serveAll();
+    this.units?.take(cpu.code);
     this.link.set(0, V_STATE, RUNNING);
     if (applyInbox(this.link, cpu)) {
       this.link.set(0, V_STATE, IDLE);

@@ -22,6 +22,7 @@
 //            whenever the vCPU asks for attention (so a later ICC_IAR1_EL1 read sees them)
 //   ON       a PSCI CPU_ON for this vCPU: pending flag, then entry and context (never lost, unlike
 //            an inbox entry when the inbox overflows)
+//   UNITS    bumped by another thread after it posts translated code to this vCPU's thread (units.ts)
 // Global words: DOORBELL (bumped and notified on every request: the VMM's thread waits on it when
 // its own vCPU is idle), PAIR_LOCK (128-bit store-exclusives), FENCE (a word for Atomics' barrier).
 
@@ -46,6 +47,8 @@ export const V_ON = 27;
 export const V_ON_ARGS = 28;
 /** The vCPU's PPI inputs (INTIDs 16-31: bit INTID - 16), as its thread last set them. */
 export const V_PPI = 32;
+/** Modules of translated units posted to this vCPU's thread (threads/units.ts). */
+export const V_UNITS = 33;
 export const V_INBOX = 34;
 export const INBOX_WORDS = 5;
 export const INBOX_ENTRIES = 32;

@@ -4,7 +4,7 @@
 // registers, PPI levels and PSCI calls are synchronous requests (threads/link.ts REQ_*); the GIC drives
 // the IRQ line through the LINES word. Broadcast maintenance goes through threads/peers.ts.
 
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { GuestMemory } from '../../../memory/guest-memory.js';
 import { Arm64Cpu, CodeCache, type Arm64CpuState } from '../cpu.js';
 import { GenericTimer, SystemCounter, peakRate, type GenericTimerState } from '../timer.js';
@@ -34,6 +34,7 @@ import {
   VcpuLink,
 } from './link.js';
 import { ThreadPeers, applyInbox } from './peers.js';
+import { UnitExchange } from './units.js';
 
 /** What the VMM's thread hands a vCPU worker (structured-cloned; the memory and link are shared). */
 export interface VcpuWorkerData {
@@ -56,6 +57,8 @@ export interface VcpuWorkerData {
   stats: boolean;
   /** The vCPU's state to start from (a restored snapshot), else it starts off. */
   initial: VcpuThreadState | undefined;
+  /** Ports to the other vCPUs' threads for translated code (units.ts; by vCPU id, none for itself). */
+  unitPorts: (MessagePort | undefined)[];
 }
 
 /** A vCPU's part of a snapshot, as its thread gives it when it holds at a pause. */
@@ -89,6 +92,8 @@ function main(d: VcpuWorkerData): void {
   code.jit = d.jit;
   code.jitThreshold = d.jitThreshold;
   code.jitBatch = d.jitBatch;
+  const units = new UnitExchange(link, id, d.unitPorts);
+  units.attach(code);
 
   const at = (w: number): number => link.at(id, w);
   let requests = 0;
@@ -220,6 +225,7 @@ function main(d: VcpuWorkerData): void {
       if (link.get(id, V_PARKED) !== 0) link.set(id, V_PARKED, 0);
       Atomics.store(attn, 0, 0);
       applyInbox(link, cpu);
+      units.take(code);
       syncLines();
       if (cpu.off) {
         sleep(seen, 1000);
@@ -253,6 +259,8 @@ function main(d: VcpuWorkerData): void {
     parentPort!.postMessage({ error: `vCPU ${id}: ${msg}` });
     link.ringDoorbell();
     return;
+  } finally {
+    units.close();
   }
   link.setIcount(id, cpu.icount);
   if (d.stats) {
@@ -260,8 +268,9 @@ function main(d: VcpuWorkerData): void {
     parentPort!.postMessage({
       stats:
         `vCPU ${id} thread: ${cpu.icount} instructions, ${(runMs / 1000).toFixed(1)} s running, ` +
-        `${((100 * j.insns) / Math.max(1, cpu.icount)).toFixed(0)}% translated (${j.blocks} regions in ` +
-        `${j.modules} modules, ${j.ms.toFixed(0)} ms), ${j.calls} handler calls, ${j.slow} slow-path accesses, ` +
+        `${((100 * j.insns) / Math.max(1, cpu.icount)).toFixed(0)}% translated (${j.blocks} regions, ` +
+        `${j.adopted} of them from other vCPUs' threads, own ${j.modules} modules in ${j.ms.toFixed(0)} ms), ` +
+        `${j.calls} handler calls, ${j.slow} slow-path accesses, ` +
         `${requests} requests (waited ${requestMs.toFixed(0)} ms), ${peers.stats.broadcasts} broadcasts (waited ${peers.stats.waitMs.toFixed(0)} ms), ` +
         `${peers.stats.codeNotes} code-page notes`,
     });

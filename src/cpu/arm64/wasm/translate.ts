@@ -99,6 +99,8 @@ export interface WasmUnit {
 export interface UnitBody {
   body: Code;
   insns: number;
+  /** The words it was translated from: per block, the word index of its first and how many. */
+  ranges: number[];
 }
 
 /** A module of units' functions (unitModule), and how many it holds. */
@@ -413,7 +415,7 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
   }
   c.end(); // loop
   c.op(Op.unreachable);
-  return { body: c, insns: total };
+  return { body: c, insns: total, ranges: blocks.flatMap((b) => [b.first, b.insns.length]) };
 }
 
 /** Emit a block's instructions up to its terminator: inline where an emitter takes them, else a handler call. */
@@ -466,10 +468,18 @@ export function unitLinks(memory: WebAssembly.Memory, ramOffset: number, ramBase
 
 /** Compile and instantiate a module of units now (on this thread); its table gets the runtime's functions (unit.ts). */
 export function instantiateUnits(src: UnitSource, links: UnitLinks): WasmUnit[] {
-  const inst = new WebAssembly.Instance(new WebAssembly.Module(src.bytes), { env: { mem: links.memory } });
+  return instantiateModule(new WebAssembly.Module(src.bytes), src.units, links);
+}
+
+/**
+ * Instantiate a compiled module of `units` units (unitModule) for the memory and runtime of `links`:
+ * also one compiled on another thread (vCPUs on threads share what they compile: threads/units.ts).
+ */
+export function instantiateModule(module: WebAssembly.Module, units: number, links: UnitLinks): WasmUnit[] {
+  const inst = new WebAssembly.Instance(module, { env: { mem: links.memory } });
   const t = inst.exports.t as WebAssembly.Table;
   links.runtime.forEach((fn, k) => t.set(k, fn));
-  return Array.from({ length: src.units }, (_, k) => ({ run: inst.exports[`r${k}`] }));
+  return Array.from({ length: units }, (_, k) => ({ run: inst.exports[`r${k}`] }));
 }
 
 // ---- the helpers translated code calls (one set: the vCPU is the one running a unit now) ----
