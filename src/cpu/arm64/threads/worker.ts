@@ -1,5 +1,6 @@
 // A vCPU on its own thread (a worker_thread started by threads/engine.ts): an Arm64Cpu over the
-// machine's shared WebAssembly memory, with its own code cache, TLB, generic timer and PMU. What
+// machine's shared WebAssembly memory, with its own code cache (which takes what the other vCPUs'
+// threads translate: units.ts), TLB, generic timer and PMU. What
 // belongs to the machine is reached through the VMM's thread: MMIO accesses, the GIC's CPU interface
 // registers, PPI levels and PSCI calls are synchronous requests (threads/link.ts REQ_*); the GIC drives
 // the IRQ line through the LINES word. Broadcast maintenance goes through threads/peers.ts.
