@@ -578,8 +578,7 @@ export class CodeCache {
   }
 
   /**
-   * Install the unit offered for word `idx` of `p` if the page holds the words it was translated from
-   * (p is cached, so its stores are watched already: one after this look drops the unit again).
+   * Install the unit offered for word `idx` of `p` if the page holds the words it was translated from.
    * Returns its index in the unit table, or 0.
    */
   adopt(p: CodePage, idx: number): number {
@@ -592,6 +591,10 @@ export class CodeCache {
     if ((p.blockAt?.[idx] ?? 0) !== 0 || p.blocks.length >= 255 || p.failed?.has(idx)) return 0;
     const s = o.s;
     const { ranges, words } = s.units[o.k];
+    // The page is marked as this cache's code before its words are compared (an invalidation
+    // unmarks it): another thread's store after the mark tells this cache, and one before it,
+    // made visible by that thread's DSB before its IC IVAU looked at the marks, is seen below.
+    this.markCode(p.ramWord >>> 10);
     const u32 = this.mem.u32;
     for (let r = 0, k = 0; r < ranges.length; r += 2) {
       for (let i = p.ramWord + ranges[r], end = i + ranges[r + 1]; i < end; i++, k++) {
