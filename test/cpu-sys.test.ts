@@ -196,6 +196,7 @@ const ENC: Record<string, number> = {
   'ldr x1, [x2]': 0xf9400041,
   'ldxr x3, [x2]': 0xc85f7c43,
   'b .-8': 0x17fffffe,
+  'b .-4': 0x17ffffff,
   'ldr w1, [x2]': 0xb9400041,
   'at s1e1w, x3': 0xd5087823,
   'mrs x2, oslsr_el1': 0xd5301182,
@@ -569,29 +570,39 @@ test('WFE, SEV and SEVL: the event register, and SEV does not wake a CPU in WFI'
   assert.equal(b.cpu.pcLo, RAM_BASE + 4);
 });
 
-test('a WFE spinning on an armed monitor gives up the slice when other vCPUs share the thread', () => {
-  // The LDXR; WFE loop of Linux's spinlocks and smp_cond_load: the WFE completes at once (the
-  // monitor is armed). Alone on its thread the vCPU spins on; sharing it (round-robin), it yields so
-  // that the vCPU it waits for can run: run() returns after the WFE, not at the end of the budget.
-  for (const jit of [false, true]) {
-    const spin = (shared: boolean): TestCpu => {
-      const t = setup(['ldxr x3, [x2]', 'wfe', 'b .-8']);
-      compareTiers(t.cpu, jit);
-      t.cpu.setXBig(2, BigInt(RAM_BASE + 0x1000));
-      if (shared) t.cpu.peers = [t.cpu, setup(['nop']).cpu];
-      return t;
-    };
-    const alone = spin(false);
-    for (let i = 0; i < 5; i++)
-      assert.equal(alone.step(3000), 3000, `alone, jit ${jit}: spins the whole budget`);
-    assert.equal(alone.cpu.waiting, false);
-    const shared = spin(true);
-    for (let i = 0; i < 5; i++) {
-      const n = shared.step(3000);
-      assert.ok(n >= 1 && n <= 3, `shared, jit ${jit}, run ${i}: ${n} instructions, then the WFE yields`);
-      assert.equal(shared.cpu.waiting, false, 'it does not wait: the next slice goes on spinning');
+test('a WFE spinning on an armed monitor, or a YIELD, gives up the slice when other vCPUs share the thread', () => {
+  // The LDXR; WFE loop of Linux's spinlocks and smp_cond_load (the WFE completes at once: the
+  // monitor is armed), and the YIELD of cpu_relax() loops. Alone on its thread the vCPU spins on;
+  // sharing it (round-robin), it yields so that the vCPU it waits for can run: run() returns after
+  // the WFE or YIELD, not at the end of the budget.
+  const loops: [string, string[]][] = [
+    ['WFE', ['ldxr x3, [x2]', 'wfe', 'b .-8']],
+    ['YIELD', ['yield', 'b .-4']],
+  ];
+  for (const [what, asm] of loops) {
+    for (const jit of [false, true]) {
+      const spin = (shared: boolean): TestCpu => {
+        const t = setup(asm);
+        compareTiers(t.cpu, jit);
+        t.cpu.setXBig(2, BigInt(RAM_BASE + 0x1000));
+        if (shared) t.cpu.peers = [t.cpu, setup(['nop']).cpu];
+        return t;
+      };
+      const alone = spin(false);
+      for (let i = 0; i < 5; i++)
+        assert.equal(alone.step(3000), 3000, `${what} alone, jit ${jit}: spins the whole budget`);
+      assert.equal(alone.cpu.waiting, false);
+      const shared = spin(true);
+      for (let i = 0; i < 5; i++) {
+        const n = shared.step(3000);
+        assert.ok(
+          n >= 1 && n <= 3,
+          `${what} shared, jit ${jit}, run ${i}: ${n} instructions, then it yields`,
+        );
+        assert.equal(shared.cpu.waiting, false, 'it does not wait: the next slice goes on spinning');
+      }
+      if (jit) assert.ok(shared.cpu.code.jitStats.entries > 0, `${what}: the loop ran translated`);
     }
-    if (jit) assert.ok(shared.cpu.code.jitStats.entries > 0, 'the loop ran translated');
   }
 });
 

@@ -30,7 +30,6 @@ export const MAX_BLOCK = 64;
 const STRAIGHT_SYSTEM = new Set([
   'NOP',
   'HINT',
-  'YIELD',
   'DSB',
   'DMB',
   'ISB',

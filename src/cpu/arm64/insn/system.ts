@@ -170,6 +170,16 @@ function barrier(cpu: Arm64Cpu): void {
   cpu.remote?.fence();
 }
 
+/**
+ * YIELD (Linux's cpu_relax(), in spin loops): a vCPU that shares its thread with others (round-robin)
+ * gives them the rest of its slice, since what it waits for is theirs to do; QEMU's round-robin TCG
+ * does the same. Alone on its thread, a hint that does nothing. Default guest's boot on --cpus 4, one
+ * thread: 1.3M YIELDs (12 on one vCPU).
+ */
+function yieldHint(cpu: Arm64Cpu): void {
+  if (cpu.peers.length > 1) cpu.yielded = true;
+}
+
 function sevl(cpu: Arm64Cpu): void {
   cpu.eventRegister = true;
 }
@@ -428,7 +438,7 @@ export const patterns: Pattern[] = [
   // ---- hints (every hint not listed is a NOP) ----
   { bits: sysBits(0, 0, 3, 2, 'xxxx', 'xxx', '11111'), name: 'HINT', handler: nop },
   { bits: sysBits(0, 0, 3, 2, 0, 0, '11111'), name: 'NOP', handler: nop },
-  { bits: sysBits(0, 0, 3, 2, 0, 1, '11111'), name: 'YIELD', handler: nop },
+  { bits: sysBits(0, 0, 3, 2, 0, 1, '11111'), name: 'YIELD', handler: yieldHint },
   { bits: sysBits(0, 0, 3, 2, 0, 2, '11111'), name: 'WFE', handler: wfe },
   { bits: sysBits(0, 0, 3, 2, 0, 3, '11111'), name: 'WFI', handler: wfi },
   { bits: sysBits(0, 0, 3, 2, 0, 4, '11111'), name: 'SEV', handler: sev },

@@ -1121,7 +1121,8 @@ def(['LDST_pair_fp'], (u, insn) => {
 
 // ---- hints and barriers ----
 
-def(['NOP', 'HINT', 'YIELD'], () => true);
+// YIELD is a block ender with its handler (a vCPU sharing its thread gives up its slice: system.ts).
+def(['NOP', 'HINT'], () => true);
 
 // DMB, DSB: a full barrier, for vCPUs on other threads (threads/). Loads and stores of one thread are
 // not reordered by the host compiler around an atomic.fence, and an x86 host reorders only a later
