@@ -119,6 +119,14 @@ test('every field type error names the key and the expectation', () => {
       /^vm\.json: disks\[0\]\.readOnly: expected true or false, got "yes"$/,
     ],
     [{ nets: [{ mac: '02:00:00:00:00' }] }, /^vm\.json: nets\[0\]\.mac: expected a MAC address/],
+    [
+      { nets: [{ mtu: 9000.5 }] },
+      /^vm\.json: nets\[0\]\.mtu: expected an integer from 68 to 65520 bytes, got 9000\.5$/,
+    ],
+    [
+      { nets: [{ mtu: 40 }] },
+      /^vm\.json: nets\[0\]\.mtu: expected an integer from 68 to 65520 bytes, got 40$/,
+    ],
     [{ balloon: true }, /^vm\.json: balloon: expected an object, got true$/],
     [
       { memoryMiB: 256, balloon: { targetMiB: 512 } },
@@ -133,6 +141,9 @@ test('every field type error names the key and the expectation', () => {
     [{ warnings: [1] }, /^vm\.json: warnings\[0\]: expected a string, got 1$/],
   ];
   for (const [obj, re] of cases) throwsConfig(() => validateConfig(obj, 'vm.json'), re);
+  assert.deepEqual(validateConfig({ nets: [{ bridge: 'br0', mtu: 9000 }] }, 'vm.json').nets, [
+    { bridge: 'br0', mtu: 9000 },
+  ]);
   throwsConfig(() => validateConfig([], 'vm.json'), /^vm\.json: expected an object, got an empty list$/);
   throwsConfig(() => validateConfig(null, 'vm.json'), /^vm\.json: expected an object, got null$/);
 });

@@ -169,6 +169,11 @@ test('xl-network-configuration(5): vif keys', () => {
   throwsConfig(() => parseXlVif('bridgee=br0', { ...W, key: 'vif[0]' }), /unknown vif parameter 'bridgee'/);
   throwsConfig(() => parseXlVif('xenbr0', { ...W, key: 'vif[0]' }), /expected KEY=VALUE, got 'xenbr0'/);
   throwsConfig(() => parseXlVif('type=tap', { ...W, key: 'vif[0]' }), /type: expected vif or ioemu/);
+  assert.deepEqual(parseXlVif('bridge=br0,mtu=9000', { ...W, key: 'vif[0]' }).net, { bridge: 'br0', mtu: 9000 });
+  throwsConfig(
+    () => parseXlVif('bridge=br0,mtu=70000', { ...W, key: 'vif[0]' }),
+    /vif\[0\]: mtu: expected an MTU from 68 to 65520, got '70000'/,
+  );
 });
 
 test('parser: quotes, escapes, numbers, multi-line lists, +=, comments, later settings win', () => {

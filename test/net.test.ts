@@ -93,7 +93,9 @@ test('typevisor network: DHCP lease, ping to the bridge, two guests exchange a f
     assert.match(again.err, /network lan already exists/);
 
     const a = new Guest(ns, ['--name', 'neta', '--net', 'network=lan']);
-    const b = new Guest(ns, ['--name', 'netb', '--net', 'network=lan']);
+    // B's NIC and TAP have a jumbo MTU; the bridge carries frames up to its smallest port's (A's 1500),
+    // and TCP between the two keeps to it.
+    const b = new Guest(ns, ['--name', 'netb', '--net', 'network=lan,mtu=9000']);
     const [ipA, ipB] = await Promise.all([a.address(), b.address()]);
     assert.match(ipA, /^10\.77\.0\.\d+$/);
     assert.match(ipB, /^10\.77\.0\.\d+$/);
@@ -105,6 +107,8 @@ test('typevisor network: DHCP lease, ping to the bridge, two guests exchange a f
     assert.match(leases, new RegExp(`${defaultMac('neta', 0)} ${ipA.replace(/\./g, '\\.')} `));
 
     assert.equal(await a.marker('mtu', 'echo "@@mtu=$(cat /sys/class/net/eth0/mtu)"'), '1500', 'Ethernet MTU on a bridge');
+    assert.equal(await b.marker('mtu', 'echo "@@mtu=$(cat /sys/class/net/eth0/mtu)"'), '9000', 'the MTU mtu= gave');
+    assert.match(ns.sh('ip -o link show master tv-lan'), /mtu 9000/, "B's TAP has its MTU");
     assert.equal(await a.marker('ping', 'ping -c 2 -W 5 10.77.0.1 >/dev/null; echo "@@ping=$?"'), '0');
     const sum = await a.marker(
       'sum',
@@ -178,6 +182,9 @@ test('--net errors name the NIC and come before the guest starts', { skip: skipR
       [['--net', 'network=nonet'], /--net #1 \(network=nonet\): there is no network 'nonet'/],
       [['--net', 'user,hostfwd=tcp::80'], /--net #1 'user,hostfwd=tcp::80': hostfwd=tcp::80: expected/],
       [['--net', 'wifi'], /--net #1 'wifi': expected user, tap=IFNAME, bridge=BRIDGE or network=NAME/],
+      [['--net', 'user,mtu=67'], /--net #1 'user,mtu=67': mtu=67: expected an MTU from 68 to 65520/],
+      [['--net', 'tap=tvx0,mtu=65521'], /--net #1 'tap=tvx0,mtu=65521': mtu=65521: expected an MTU from 68 to 65520/],
+      [['--net', 'bridge=br0,mtu=jumbo'], /--net #1 'bridge=br0,mtu=jumbo': mtu=jumbo: expected an MTU/],
     ];
     for (const [args, re] of cases) {
       const r = ns.typevisor(['run', ...k, ...args]);

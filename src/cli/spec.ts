@@ -49,7 +49,9 @@ options:
   --net bridge=BRIDGE[,mac=MAC]    a NIC on a new TAP attached to BRIDGE (removed with the VM)
   --net network=NAME[,mac=MAC]     a NIC on a typevisor network (typevisor network create)
                         --net is repeatable (eth0, eth1...); the MAC defaults to a stable
-                        02:74:... address derived from the guest name and the NIC's index
+                        02:74:... address derived from the guest name and the NIC's index;
+                        ,mtu=N (68-65520) sets the NIC's MTU (and its TAP's; default 65520 for
+                        user, 1500 on a TAP or bridge)
   --console serial|virtio   console on the PL011 (ttyAMA0, default) or virtio-console (hvc0)
   --arch aarch64|x86_64 guest architecture (default: from the kernel; aarch64)
   --accel tcg|kvm|auto  engine: the software CPU (tcg, aarch64 guests) or /dev/kvm (kvm, x86_64

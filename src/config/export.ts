@@ -48,6 +48,7 @@ export function exportXl(c: VmConfig): string {
       if (n.network) parts.push(`bridge=${bridgeName(n.network)}`);
       else if (n.bridge) parts.push(`bridge=${n.bridge}`);
       if (n.tap) parts.push(`vifname=${n.tap}`);
+      if (n.mtu !== undefined) parts.push(`mtu=${n.mtu}`);
       if (n.model) parts.push(`model=${n.model}`);
       return `'${parts.join(',')}'`;
     });

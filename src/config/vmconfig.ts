@@ -21,6 +21,7 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError, describe, didYouMean, nameFromFile } from './errors.js';
 import { guestCidProblem } from '../devices/virtio/vsock.js';
+import { MAX_MTU, MIN_MTU } from '../devices/virtio/net.js';
 import { BOARD_MAX_CPUS } from '../machine/machine.js';
 
 export const ARCHES = ['aarch64', 'x86_64'] as const;
@@ -69,6 +70,8 @@ export interface NetConfig {
   bridge?: string;
   tap?: string;
   hostfwd?: string[];
+  /** The MTU the guest's NIC gets (and a TAP's); default 65520 user-mode, 1500 on a TAP or bridge. */
+  mtu?: number;
   /** Device model; typevisor implements virtio-net. */
   model?: string;
 }
@@ -155,7 +158,7 @@ export const VMCONFIG_KEYS = [
 ] as const;
 
 const DISK_KEYS = ['path', 'readOnly', 'volatile', 'id'] as const;
-const NET_KEYS = ['mac', 'network', 'bridge', 'tap', 'hostfwd', 'model'] as const;
+const NET_KEYS = ['mac', 'network', 'bridge', 'tap', 'hostfwd', 'mtu', 'model'] as const;
 const BALLOON_KEYS = ['targetMiB', 'demandPage', 'intervalS', 'thresholdMiB'] as const;
 const VSOCK_KEYS = ['cid', 'uds'] as const;
 
@@ -330,6 +333,7 @@ class Validator {
     if (o.hostfwd !== undefined) {
       n.hostfwd = this.array(`${key}.hostfwd`, o.hostfwd).map((h, i) => this.string(`${key}.hostfwd[${i}]`, h));
     }
+    if (o.mtu !== undefined) n.mtu = this.int(`${key}.mtu`, o.mtu, MIN_MTU, MAX_MTU, ' bytes');
     if (o.model !== undefined) n.model = this.string(`${key}.model`, o.model);
     return n;
   }

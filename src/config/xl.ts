@@ -13,6 +13,7 @@
 //   pvh-like). Every other key: warning naming it; the key is ignored.
 
 import { ConfigError, describe, nameFromFile } from './errors.js';
+import { MAX_MTU, MIN_MTU, mtuFromText } from '../devices/virtio/net.js';
 import {
   baseDirOf,
   finish,
@@ -418,6 +419,9 @@ export function parseXlVif(spec: string, where: { file: string; line: number; ke
         break;
       case 'model':
         net.model = val;
+        break;
+      case 'mtu':
+        net.mtu = mtuFromText(val) ?? fail(`mtu: expected an MTU from ${MIN_MTU} to ${MAX_MTU}, got '${val}'`);
         break;
       case 'type':
         if (val !== 'vif' && val !== 'ioemu') fail(`type: expected vif or ioemu, got '${val}'`);

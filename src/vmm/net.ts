@@ -1,10 +1,13 @@
 // A VM's NICs: the `--net` option's syntax, MAC addresses, and opening each NIC's host backend
 // (passt for user-mode networking, a TAP device, or a new TAP attached to a bridge).
 //
-//   --net user[,mac=MAC][,hostfwd=tcp::HOSTPORT-:GUESTPORT]...   (QEMU's hostfwd syntax)
-//   --net tap=IFNAME[,mac=MAC]
-//   --net bridge=BRIDGE[,mac=MAC]
-//   --net network=NAME[,mac=MAC]        (a `typevisor network`: its bridge)
+//   --net user[,mac=MAC][,mtu=N][,hostfwd=tcp::HOSTPORT-:GUESTPORT]...   (QEMU's hostfwd syntax)
+//   --net tap=IFNAME[,mac=MAC][,mtu=N]
+//   --net bridge=BRIDGE[,mac=MAC][,mtu=N]
+//   --net network=NAME[,mac=MAC][,mtu=N]        (a `typevisor network`: its bridge)
+//
+// mtu=N: the MTU the guest's NIC gets (virtio-net's MTU feature); for a TAP, the TAP's MTU is set to
+// it too (on a bridge, the bridge then carries frames up to the smallest MTU of its ports).
 //
 // Every error names the NIC (`--net #2 (bridge=br0)`) and comes before the guest starts.
 
@@ -12,7 +15,7 @@ import { closeSync } from 'node:fs';
 import { UserError } from '../host/errors.js';
 import { startPasst, type HostFwd } from '../host/passt.js';
 import { isBridge, ip, openTap, TapBackend } from '../host/tap.js';
-import { DEFAULT_MTU, type NetBackend } from '../devices/virtio/net.js';
+import { DEFAULT_MTU, MAX_MTU, MIN_MTU, mtuFromText, type NetBackend } from '../devices/virtio/net.js';
 
 export type { HostFwd };
 
@@ -28,6 +31,8 @@ export interface NetSpec {
   /** The typevisor network this NIC joins (mode bridge). */
   network?: string;
   hostfwd?: HostFwd[];
+  /** The link's MTU (default: nicMtu's). */
+  mtu?: number;
 }
 
 /**
@@ -38,11 +43,18 @@ export interface NetSpec {
  * (passt's ACK timeout resends the window to a guest this slow: 9,800 duplicate segments of 12,800),
  * guest -> host 12.4 MB/s against 1.4-2.9 MB/s.
  */
-export const USER_MTU = 65520;
+export const USER_MTU = MAX_MTU;
 
-/** The MTU of a NIC's link: USER_MTU over passt, Ethernet's 1500 on a TAP or bridge. */
+/** The MTU of a NIC's link: the one it was given, else USER_MTU over passt, Ethernet's 1500 on a TAP or bridge. */
 export function nicMtu(n: NetRequest): number {
-  return n.mode === 'user' ? USER_MTU : DEFAULT_MTU;
+  return n.mtu ?? (n.mode === 'user' ? USER_MTU : DEFAULT_MTU);
+}
+
+/** An `mtu=` value: an integer from MIN_MTU to MAX_MTU. */
+export function parseMtu(text: string, where: string): number {
+  const n = mtuFromText(text);
+  if (n === undefined) throw new UserError(`${where}: mtu=${text}: expected an MTU from ${MIN_MTU} to ${MAX_MTU} (bytes)`);
+  return n;
 }
 
 /** A NIC as a user or config asked for it: the MAC is optional until resolveNets(). */
@@ -104,20 +116,21 @@ export function parseNetOption(text: string, index: number): NetRequest {
     const k = i < 0 ? p : p.slice(0, i);
     const v = p.slice(i + 1);
     if (k === 'mac' && i > 0) req.mac = v;
+    else if (k === 'mtu' && i > 0) req.mtu = parseMtu(v, where);
     else if (k === 'hostfwd' && i > 0 && req.mode === 'user') (req.hostfwd ??= []).push(parseHostFwd(v, where));
     else if (k === 'hostfwd') throw new UserError(`${where}: hostfwd is for --net user only`);
-    else throw new UserError(`${where}: unknown setting '${p}' (expected mac=MAC${req.mode === 'user' ? ' or hostfwd=...' : ''})`);
+    else throw new UserError(`${where}: unknown setting '${p}' (expected mac=MAC, mtu=N${req.mode === 'user' ? ' or hostfwd=...' : ''})`);
   }
   return req;
 }
 
 /** A config file's NIC (VmConfig `nets`, the same fields) as a request. */
 export function netRequestFromConfig(
-  n: { mac?: string; network?: string; bridge?: string; tap?: string; hostfwd?: string[] },
+  n: { mac?: string; network?: string; bridge?: string; tap?: string; hostfwd?: string[]; mtu?: number },
   index: number,
 ): NetRequest {
   const where = `nets[${index}]`;
-  const base = { mac: n.mac };
+  const base = { mac: n.mac, ...(n.mtu !== undefined ? { mtu: parseMtu(String(n.mtu), where) } : {}) };
   if (n.hostfwd && (n.network !== undefined || n.bridge !== undefined || n.tap !== undefined)) {
     throw new UserError(`${where}: hostfwd is for user-mode networking only (no network, bridge or tap)`);
   }
@@ -183,6 +196,12 @@ export async function openNetBackend(n: NetSpec, index: number, vmName: string):
   if (n.mode === 'user') return startPasst({ mtu: nicMtu(n), hostfwd: n.hostfwd ?? [], what });
   if (n.mode === 'tap') {
     const t = openTap(n.tap!, what);
+    try {
+      if (n.mtu !== undefined) ip(what, ['link', 'set', t.name, 'mtu', String(n.mtu)]);
+    } catch (e) {
+      closeSync(t.fd);
+      throw e;
+    }
     return new TapBackend(t.fd, t.name);
   }
   const br = n.bridge!;
@@ -194,7 +213,8 @@ export async function openNetBackend(n: NetSpec, index: number, vmName: string):
   }
   const t = openTap(n.tap ?? bridgeTapPattern(vmName), what);
   try {
-    ip(what, ['link', 'set', t.name, 'master', br, 'up']);
+    const mtu = n.mtu !== undefined ? ['mtu', String(n.mtu)] : [];
+    ip(what, ['link', 'set', t.name, ...mtu, 'master', br, 'up']);
   } catch (e) {
     closeSync(t.fd);
     throw e;

@@ -54,6 +54,18 @@ export const VIRTIO_NET_HDR_GSO_ECN = 0x80;
 /** virtio_net_hdr with VERSION_1: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset, num_buffers. */
 export const VIRTIO_NET_HDR_BYTES = 12;
 export const DEFAULT_MTU = 1500;
+/**
+ * The MTUs a NIC may be given (`mtu=`): IPv4's minimum, and the largest that passt takes (its own
+ * default), which the 16-bit MTU field and the receive path (MRG_RXBUF chains) also carry.
+ */
+export const MIN_MTU = 68;
+export const MAX_MTU = 65520;
+
+/** An MTU written in decimal (an `mtu=` setting), or undefined when it is not one from MIN_MTU to MAX_MTU. */
+export function mtuFromText(text: string): number | undefined {
+  const n = /^\d{1,6}$/.test(text) ? Number(text) : NaN;
+  return n >= MIN_MTU && n <= MAX_MTU ? n : undefined;
+}
 const RX = 0;
 const TX = 1;
 const QUEUE_SIZE = 256;
