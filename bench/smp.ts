@@ -13,10 +13,10 @@
 // TYPEVISOR_BENCH_SMPWORK a prebuilt smpwork (static, arm64) for a host without the cross compiler.
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CpioWriter } from '../src/boot/initramfs.js';
+import { writeInitramfsWith } from '../src/boot/initramfs.js';
 import { buildDefaultImage, INIT_READY_MARKER } from '../src/image/build.js';
 import { qemuVirtArgs, repoRoot, typevisorRunArgs } from './util.js';
 
@@ -103,10 +103,8 @@ function initrdWithSmpwork(initrd: string, dir: string): string {
       join(repoRoot, 'bench', 'programs', 'smpwork.c'),
     ]);
   }
-  const extra = new CpioWriter();
-  extra.file('bin/smpwork', readFileSync(bin), 0o755);
   const out = join(dir, 'initramfs-smpwork.cpio.gz');
-  writeFileSync(out, Buffer.concat([readFileSync(initrd), extra.toGzip()]));
+  writeInitramfsWith(initrd, out, { 'bin/smpwork': bin });
   return out;
 }
 

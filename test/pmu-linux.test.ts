@@ -13,11 +13,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildDefaultImage, type DefaultImage } from '../src/image/build.js';
-import { CpioWriter } from '../src/boot/initramfs.js';
+import { writeInitramfsWith } from '../src/boot/initramfs.js';
 import { missingTool } from './helpers/tools.js';
 import { BOOT_TIMEOUT_MS, marker, runGuest } from './helpers/run-guest.js';
 
@@ -81,11 +81,8 @@ test('Linux probes the PMU and perf counts user instructions exactly (PERF_COUNT
     const bin = join(dir, 'pmutest');
     writeFileSync(src, PROGRAM);
     execFileSync('aarch64-linux-gnu-gcc', ['-static', '-O1', '-o', bin, src]);
-    // Gzipped: Linux finds a compressed archive at any offset, an uncompressed one only at a multiple
-    // of 4 bytes (the default initramfs's length is not always one).
-    const extra = new CpioWriter().file('pmutest', readFileSync(bin), 0o755).toGzip();
     const initrd = join(dir, 'initrd');
-    writeFileSync(initrd, Buffer.concat([readFileSync(image!.initrd), extra]));
+    writeInitramfsWith(image!.initrd, initrd, { pmutest: bin });
     const r = await runGuest(
       ['--memory', '256', '--kernel', image!.kernel, '--initrd', initrd],
       ['echo "@@probe=$(dmesg | grep "hw perfevents")"', '/pmutest', 'poweroff -f', ''].join('\n'),

@@ -15,11 +15,11 @@
 import { after, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { buildDefaultImage, type DefaultImage } from '../src/image/build.js';
-import { CpioWriter } from '../src/boot/initramfs.js';
+import { writeInitramfsWith } from '../src/boot/initramfs.js';
 import { missingTool } from './helpers/tools.js';
 import { BOOT_TIMEOUT_MS, marker, runGuest } from './helpers/run-guest.js';
 
@@ -103,10 +103,8 @@ function initrdWithProgram(): string {
       );
   }
 
-  const extra = new CpioWriter();
-  extra.file('bin/smp-guest', readFileSync(bin), 0o755);
   const initrd = join(dir, 'initramfs.cpio.gz');
-  writeFileSync(initrd, Buffer.concat([readFileSync(image!.initrd), extra.toGzip()]));
+  writeInitramfsWith(image!.initrd, initrd, { 'bin/smp-guest': bin });
   built = initrd;
   return built;
 }

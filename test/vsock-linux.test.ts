@@ -12,12 +12,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { buildDefaultImage, type DefaultImage } from '../src/image/build.js';
-import { CpioWriter } from '../src/boot/initramfs.js';
+import { writeInitramfsWith } from '../src/boot/initramfs.js';
 import { missingTool } from './helpers/tools.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -105,10 +105,8 @@ test(
         bin,
         join(root, 'test', 'helpers', 'vsock-guest.c'),
       ]);
-      const extra = new CpioWriter();
-      extra.file('bin/vsock-guest', readFileSync(bin), 0o755);
       const initrd = join(dir, 'initramfs.cpio.gz');
-      writeFileSync(initrd, Buffer.concat([readFileSync(image!.initrd), extra.toGzip()]));
+      writeInitramfsWith(image!.initrd, initrd, { 'bin/vsock-guest': bin });
 
       let out = '';
       let err = '';
