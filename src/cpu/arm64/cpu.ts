@@ -539,11 +539,9 @@ export class CodeCache {
         units: todo.map((h, k) => {
           const copy = copies.get(h.p)!;
           const ranges = bodies[k].ranges;
-          const parts: Uint32Array[] = [];
-          for (let r = 0; r < ranges.length; r += 2)
-            parts.push(copy.subarray(ranges[r], ranges[r] + ranges[r + 1]));
-          const words = new Uint32Array(parts.reduce((n, w) => n + w.length, 0));
-          parts.reduce((at, w) => (words.set(w, at), at + w.length), 0);
+          const words = new Uint32Array(bodies[k].insns);
+          for (let r = 0, at = 0; r < ranges.length; at += ranges[r + 1], r += 2)
+            words.set(copy.subarray(ranges[r], ranges[r] + ranges[r + 1]), at);
           return { rp: h.p.ramWord >>> 10, idx: h.idx, ranges, words };
         }),
       });
@@ -950,8 +948,8 @@ export class Arm64Cpu {
   /** Executed WFI/WFE and waits for an interrupt or event. */
   waiting = false;
   /**
-   * Gives the rest of its slice to the vCPUs that share its thread: set by a WFE that completes at
-   * once while they wait for what this vCPU spins on (see system.ts); run() then returns.
+   * Gives the rest of its slice to the vCPUs that share its thread: set by a YIELD, or a WFE that
+   * completes at once, while they may hold what this vCPU spins on (system.ts); run() then returns.
    */
   yielded = false;
   /** Set by WFE/SEV logic. */
@@ -1286,7 +1284,7 @@ export class Arm64Cpu {
 
   /**
    * Execute up to `budget` instructions. Returns the number retired. Stops early when the CPU waits
-   * (WFI/WFE), yields (a spinning WFE, see `yielded`) or is turned off. Interrupts are taken before
+   * (WFI/WFE), yields (a spinning WFE or a YIELD, see `yielded`) or is turned off. Interrupts are taken before
    * the next instruction in the interpreter, and at the end of the current basic block (at most
    * MAX_BLOCK - 1 instructions on) in translated code.
    */

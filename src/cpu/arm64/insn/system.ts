@@ -140,7 +140,7 @@ function wfe(cpu: Arm64Cpu): void {
     // another vCPU will write; when that vCPU shares this thread (round-robin), it cannot write it
     // before this one's slice ends: end it now (QEMU's round-robin TCG also ends a vCPU's turn at
     // WFE). Default guest's boot on --cpus 4, one thread: 2.98M WFE calls before, most of them here.
-    if (cpu.peers.length > 1) cpu.yielded = true;
+    yieldHint(cpu);
     return;
   }
   if (cpu.el === 0 && (cpu.mmu.sctlr & SCTLR_NTWE) === 0) cpu.raise(EC_WFX, WFX_ISS | 1);
