@@ -7,24 +7,14 @@ import { VIRT } from '../src/machine/arm64-virt.js';
 import { BOARD_MAX_CPUS } from '../src/machine/machine.js';
 import { buildArm64Dt } from '../src/machine/arm64-dt.js';
 import { cells } from '../src/boot/fdt-parse.js';
-import { assemble, noCrossToolchain, runBareMetal, type Tier } from './helpers/baremetal.js';
+import { assemble, cpuOnAll, noCrossToolchain, runBareMetal, type Tier } from './helpers/baremetal.js';
 
 const N = BOARD_MAX_CPUS['arm64-virt'];
 const LAST_GICR = VIRT.GICR + (N - 1) * VIRT.GICR_STRIDE;
 
 const PROGRAM = `
 main:
-    mov x20, #1
-1:  ldr x0, =0xC4000003          // PSCI CPU_ON (64-bit): target Aff0 = x20, entry, context = x20
-    mov x1, x20
-    ldr x2, =secondary
-    mov x3, x20
-    hvc #0
-    cbnz x0, fail
-    add x20, x20, #1
-    cmp x20, #${N}
-    b.ne 1b
-    ldr x2, =slots               // every secondary has written its affinity
+${cpuOnAll(N, 'secondary', 'fail')}    ldr x2, =slots               // every secondary has written its affinity
     mov x5, #1
 2:  ldr x7, [x2, x5, lsl #3]
     orr x8, x5, #0x100

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { assemble, noCrossToolchain, runBareMetal, x, type Tier } from './helpers/baremetal.js';
+import { assemble, cpuOnAll, noCrossToolchain, runBareMetal, x, type Tier } from './helpers/baremetal.js';
 import { Arm64VirtMachine, VIRT } from '../src/machine/arm64-virt.js';
 
 const N = 4;
@@ -16,17 +16,7 @@ const K = 20_000;
 const COUNTER = `
 main:
     mov x24, x30
-    mov x20, #1
-1:  ldr x0, =0xC4000003          // PSCI CPU_ON (64-bit): target Aff0 = x20, entry, context = x20
-    mov x1, x20
-    ldr x2, =secondary
-    mov x3, x20
-    hvc #0
-    cbnz x0, fail
-    add x20, x20, #1
-    cmp x20, #${N}
-    b.ne 1b
-    bl work
+${cpuOnAll(N, 'secondary', 'fail')}    bl work
     ldr x2, =done
 2:  ldr w3, [x2]
     cmp w3, #${N - 1}

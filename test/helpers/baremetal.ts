@@ -67,6 +67,25 @@ export function assemble(source: string): Uint8Array {
   }
 }
 
+/**
+ * Assembly that starts vCPUs 1..n-1 with PSCI CPU_ON at label `entry`, each with its index as the
+ * context (x0 there), and branches to label `fail` when one is refused. Uses x0-x3 and x20.
+ */
+export function cpuOnAll(n: number, entry: string, fail: string): string {
+  return `
+    mov x20, #1
+1:  ldr x0, =0xC4000003          // PSCI CPU_ON (64-bit): target Aff0 = x20, entry, context = x20
+    mov x1, x20
+    ldr x2, =${entry}
+    mov x3, x20
+    hvc #0
+    cbnz x0, ${fail}
+    add x20, x20, #1
+    cmp x20, #${n}
+    b.ne 1b
+`;
+}
+
 export type Tier = 'interpreted' | 'translated';
 
 /**
