@@ -19,15 +19,8 @@ import { join } from 'node:path';
 import { buildDefaultImage, NIC_ADDRESS_MARKER } from '../src/image/build.js';
 import { UPLINK_SCRIPT } from '../test/helpers/netns.js';
 import { USER_MTU } from '../src/vmm/net.js';
-import {
-  guestToHost,
-  hostToGuest,
-  initrdWithNetstream,
-  NetGuest,
-  sleep,
-  type Transfer,
-} from './netstream.js';
-import { qemuVirtArgs, repoRoot, typevisorRunArgs } from './util.js';
+import { guestToHost, hostToGuest, initrdWithNetstream, NetGuest, type Transfer } from './netstream.js';
+import { qemuVirtArgs, repoRoot, sleep, typevisorRunArgs } from './util.js';
 
 const MEMORY_MIB = 256;
 const MIB = Number(process.env.TYPEVISOR_BENCH_NET_MIB ?? 16);

@@ -6,13 +6,13 @@
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { CpioWriter } from '../src/boot/initramfs.js';
+import { writeInitramfsWith } from '../src/boot/initramfs.js';
+import { ConsoleGuest, repoRoot, sleep } from './util.js';
 
-const repoRoot = resolve(import.meta.dirname, '..', '..');
 /** Where the program is in the guest. */
 export const NETSTREAM_GUEST_PATH = '/bin/netstream';
 
@@ -26,10 +26,8 @@ export function initrdWithNetstream(initrd: string, dir: string): string {
     bin,
     join(repoRoot, 'bench', 'programs', 'netstream.c'),
   ]);
-  const extra = new CpioWriter();
-  extra.file(NETSTREAM_GUEST_PATH.slice(1), readFileSync(bin), 0o755);
   const out = join(dir, 'initramfs-netstream.cpio.gz');
-  writeFileSync(out, Buffer.concat([readFileSync(initrd), extra.toGzip()]));
+  writeInitramfsWith(initrd, out, { [NETSTREAM_GUEST_PATH.slice(1)]: bin });
   return out;
 }
 
@@ -106,10 +104,6 @@ export class Stream {
   }
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 /** utime + stime of a process, in seconds. */
 function cpuSeconds(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -118,59 +112,27 @@ function cpuSeconds(pid: number): number {
 }
 
 /** A guest driven through its console (typevisor run or QEMU with the console on stdio), in a namespace. */
-export class NetGuest {
-  out = '';
-  readonly p: ChildProcess;
-
+export class NetGuest extends ConsoleGuest {
   constructor(
-    readonly name: string,
+    name: string,
     ns: string,
     cmd: string[],
     env: NodeJS.ProcessEnv,
-    private readonly stepMs = 600_000,
+    stepMs = 600_000,
     /** Given to the guest's process as its fd 3 (and closed here). */
     fd3?: Socket,
   ) {
-    this.p = spawn('ip', ['netns', 'exec', ns, ...cmd], {
+    const p = spawn('ip', ['netns', 'exec', ns, ...cmd], {
       stdio: ['pipe', 'pipe', 'pipe', fd3 ?? 'ignore'],
       env,
     });
     fd3?.destroy();
-    this.p.stdout!.on('data', (d: Buffer) => (this.out += d.toString('latin1')));
-    this.p.stderr!.on('data', (d: Buffer) => (this.out += d.toString('latin1')));
-  }
-
-  /** Wait for `re` in the output after position `from`; a netstream error line there fails at once. */
-  async waitFor(re: RegExp, what: string, from = 0, timeoutMs = this.stepMs): Promise<RegExpExecArray> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const text = this.out.slice(from);
-      const m = re.exec(text);
-      if (m) return m;
-      const failed = /^netstream: .*$/m.exec(text);
-      if (failed) throw new Error(`${this.name}: ${what}: ${failed[0]}; output:\n${this.out.slice(-2000)}`);
-      if (this.p.exitCode !== null || Date.now() > end) {
-        throw new Error(`${this.name}: ${what}: not seen; output:\n${this.out.slice(-2000)}`);
-      }
-      await sleep(100);
-    }
-  }
-
-  /** Type a command line; returns the output position to search from. */
-  type(line: string): number {
-    const at = this.out.length;
-    this.p.stdin!.write(line + '\n');
-    return at;
+    // A netstream error line fails a wait at once.
+    super(name, p, stepMs, /^netstream: .*$/m);
   }
 
   cpu(): number {
     return cpuSeconds(this.p.pid!);
-  }
-
-  async stop(): Promise<void> {
-    if (this.p.exitCode === null) this.p.stdin!.write('poweroff -f\n');
-    await Promise.race([new Promise((r) => this.p.once('close', r)), sleep(20_000)]);
-    if (this.p.exitCode === null) this.p.kill('SIGKILL');
   }
 }
 

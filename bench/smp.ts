@@ -12,13 +12,13 @@
 // each job (default 200M: about 2-3 s on typevisor, 1 s on QEMU, per job alone);
 // TYPEVISOR_BENCH_SMPWORK a prebuilt smpwork (static, arm64) for a host without the cross compiler.
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeInitramfsWith } from '../src/boot/initramfs.js';
 import { buildDefaultImage, INIT_READY_MARKER } from '../src/image/build.js';
-import { qemuVirtArgs, repoRoot, typevisorRunArgs } from './util.js';
+import { ConsoleGuest, qemuVirtArgs, repoRoot, typevisorRunArgs } from './util.js';
 
 const CMDLINE = 'console=ttyAMA0 rdinit=/init';
 const MEMORY_MIB = 512;
@@ -38,53 +38,8 @@ interface Run {
   host: number;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 function log(m: string): void {
   process.stderr.write(`bench smp: ${m}\n`);
-}
-
-/** A guest on its console (stdio). */
-class Guest {
-  out = '';
-  private readonly p: ChildProcess;
-
-  constructor(
-    readonly name: string,
-    cmd: string,
-    args: string[],
-  ) {
-    this.p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.p.stdout!.on('data', (d: Buffer) => (this.out += d.toString('latin1')));
-    this.p.stderr!.on('data', (d: Buffer) => (this.out += d.toString('latin1')));
-    this.p.on('error', (e) => (this.out += `\n${name}: ${e.message}\n`));
-  }
-
-  async waitFor(re: RegExp, what: string, from: number, timeoutMs: number): Promise<RegExpExecArray> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const m = re.exec(this.out.slice(from));
-      if (m) return m;
-      if (this.p.exitCode !== null || this.p.signalCode !== null || Date.now() > end)
-        throw new Error(`${this.name}: ${what}: not seen; output:\n${this.out.slice(-2000)}`);
-      await sleep(20);
-    }
-  }
-
-  /** Type a command line; returns the output position to search from. */
-  type(line: string): number {
-    const at = this.out.length;
-    this.p.stdin!.write(line + '\n');
-    return at;
-  }
-
-  async stop(): Promise<void> {
-    if (this.p.exitCode === null && this.p.signalCode === null) this.p.stdin!.write('poweroff -f\n');
-    await Promise.race([new Promise((r) => this.p.once('close', r)), sleep(20_000)]);
-    if (this.p.exitCode === null && this.p.signalCode === null) this.p.kill('SIGKILL');
-  }
 }
 
 /**
@@ -127,7 +82,12 @@ function command(engine: Engine, cpus: number, kernel: string, initrd: string): 
 }
 
 /** `smpwork JOBS ITERS` in the guest; checks the CPU count and the jobs' checksums. */
-async function work(g: Guest, jobs: number, cpus: number, iters: number): Promise<Run & { sum: string }> {
+async function work(
+  g: ConsoleGuest,
+  jobs: number,
+  cpus: number,
+  iters: number,
+): Promise<Run & { sum: string }> {
   const t0 = process.hrtime.bigint();
   const at = g.type(`smpwork ${jobs} ${iters}; echo "@@smpstatus=$?"`);
   const m = await g.waitFor(/@@smpwork=(\d+) (\d+) ([\d.]+)\r?\n/, `smpwork ${jobs}`, at, RUN_TIMEOUT_MS);
@@ -148,7 +108,10 @@ async function measure(
   initrd: string,
 ): Promise<{ one: number; two: number; sum: string }> {
   const [cmd, args] = command(engine, cpus, kernel, initrd);
-  const g = new Guest(`${engine} --cpus ${cpus}`, cmd, args);
+  const g = new ConsoleGuest(
+    `${engine} --cpus ${cpus}`,
+    spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] }),
+  );
   try {
     log(`${g.name}: booting...`);
     await g.waitFor(new RegExp(INIT_READY_MARKER), 'the init marker', 0, BOOT_TIMEOUT_MS);

@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -39,4 +40,59 @@ export function qemuVirtArgs(o: {
     ...['-m', String(o.memoryMiB), '-smp', String(o.cpus ?? 1), '-nographic', '-no-reboot'],
     ...['-kernel', o.kernel, '-initrd', o.initrd, '-append', o.cmdline],
   ];
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A bench guest driven through its console on stdio (typevisor run, or QEMU with -nographic). */
+export class ConsoleGuest {
+  out = '';
+
+  constructor(
+    readonly name: string,
+    readonly p: ChildProcess,
+    /** How long waitFor() waits when not told. */
+    private readonly stepMs = 600_000,
+    /** A line the guest prints when its program failed: waitFor() fails at once when it appears. */
+    private readonly failure?: RegExp,
+  ) {
+    p.stdout!.on('data', (d: Buffer) => (this.out += d.toString('latin1')));
+    p.stderr!.on('data', (d: Buffer) => (this.out += d.toString('latin1')));
+    p.on('error', (e) => (this.out += `\n${name}: ${e.message}\n`));
+  }
+
+  private get exited(): boolean {
+    return this.p.exitCode !== null || this.p.signalCode !== null;
+  }
+
+  /** Wait for `re` in the output after position `from`. */
+  async waitFor(re: RegExp, what: string, from = 0, timeoutMs = this.stepMs): Promise<RegExpExecArray> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const text = this.out.slice(from);
+      const m = re.exec(text);
+      if (m) return m;
+      const failed = this.failure?.exec(text);
+      if (failed) throw new Error(`${this.name}: ${what}: ${failed[0]}; output:\n${this.out.slice(-2000)}`);
+      if (this.exited || Date.now() > end) {
+        throw new Error(`${this.name}: ${what}: not seen; output:\n${this.out.slice(-2000)}`);
+      }
+      await sleep(20);
+    }
+  }
+
+  /** Type a command line; returns the output position to search from. */
+  type(line: string): number {
+    const at = this.out.length;
+    this.p.stdin!.write(line + '\n');
+    return at;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.exited) this.p.stdin!.write('poweroff -f\n');
+    await Promise.race([new Promise((r) => this.p.once('close', r)), sleep(20_000)]);
+    if (!this.exited) this.p.kill('SIGKILL');
+  }
 }
