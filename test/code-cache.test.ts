@@ -1,5 +1,6 @@
 // The code cache's sweep: a code page no vCPU has entered for a whole sweep interval is dropped with
-// its decoded words and translated blocks (so V8 can free them), the page a vCPU is running in is
+// its decoded words and translated blocks (so V8 can free them) when the cache holds more translated
+// units than its budget, and with its decoded words alone otherwise; the page a vCPU is running in is
 // kept however long it stays there, and code that comes back runs from what memory holds now.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,12 +19,13 @@ const PAGE_B = [
   0xd503207f, // wfi
 ];
 
-function machine(): ReturnType<typeof makeCpu> {
+function machine(threshold = 10): ReturnType<typeof makeCpu> {
   const t = makeCpu(PAGE_A);
   PAGE_B.forEach((w, i) => t.mem.dv.setUint32(0x1000 + i * 4, w, true));
-  t.cpu.code.jitThreshold = 10;
+  t.cpu.code.jitThreshold = threshold;
   t.cpu.code.jitBatch = 1; // each unit compiled when its head gets hot
   t.cpu.code.sweepInsns = 500;
+  t.cpu.code.unitBudget = 0; // over budget from the first unit: cold pages go with their units
   return t;
 }
 
@@ -64,6 +66,29 @@ test('code run again after its page was dropped is decoded from memory as it is 
   runLoops(t, 100, 5000);
   assert.equal(t.cpu.xlo(0), 200, 'the new instruction ran, not a stale translation');
   assert.equal(t.cpu.xlo(2), 5000);
+});
+
+test('under the unit budget a cold page keeps its units; a cold page without units is dropped', () => {
+  const t = machine();
+  const code = t.cpu.code;
+  code.unitBudget = 100;
+  runLoops(t, 100, 5000);
+  assert.ok(code.jitStats.blocks >= 2, `both loops translated (${code.jitStats.blocks})`);
+  assert.equal(code.jitStats.evicted, 0, 'page A stays: it has a unit and the cache is under budget');
+  assert.equal(code.pageCount, 2);
+  assert.equal(t.mem.codePages[0], 1, 'stores to page A still invalidate its code');
+  const translated = code.jitStats.blocks;
+  runLoops(t, 100, 5000);
+  assert.equal(t.cpu.xlo(0), 100);
+  assert.equal(code.jitStats.blocks, translated, 'nothing was translated again');
+
+  // A loop too short to get hot on page A: its page has no unit, and is dropped.
+  const cold = machine(1000);
+  cold.cpu.code.unitBudget = 100;
+  runLoops(cold, 3, 5000);
+  assert.equal(cold.cpu.code.jitStats.evicted, 1, 'page A, with decoded words only, dropped once');
+  assert.equal(cold.cpu.code.pageCount, 1);
+  assert.equal(cold.mem.codePages[0], 0, 'stores to page A no longer call the code cache');
 });
 
 test('with sweeps off nothing is dropped', () => {
