@@ -351,8 +351,13 @@ export class CodeCache {
   unitBudget = UNIT_BUDGET;
   /** The vCPUs that fetch through this cache (their current page is never dropped). */
   readonly cpus: Arm64Cpu[] = [];
-  /** Called after a sweep that dropped pages (the machine collects garbage then). */
-  onSweep: ((dropped: number) => void) | undefined;
+  /**
+   * Called after a sweep that dropped translated units or offers of them (the machine collects
+   * garbage then: only a full collection frees their code). Not after one that dropped decoded words
+   * alone: those go back to this cache's pool, and a full collection at each sweep cost 3% of a boot's
+   * main-thread time.
+   */
+  onSweep: ((droppedUnits: number) => void) | undefined;
 
   /** The translated units' table and dispatcher (none for RAM outside a WebAssembly memory). */
   readonly units: UnitTable | undefined;
@@ -727,6 +732,7 @@ export class CodeCache {
       if (held) held.used = this.epoch;
     }
     let dropped = 0;
+    let droppedUnits = 0;
     const pages = this.pages;
     const keepUnits = (this.units?.liveCount ?? 0) <= this.unitBudget;
     for (let rp = 0; rp < pages.length; rp++) {
@@ -734,20 +740,23 @@ export class CodeCache {
       if (p === undefined || p.used >= this.epoch || (keepUnits && p.blocks.length !== 0)) continue;
       pages[rp] = undefined;
       this.cached--;
+      droppedUnits += p.blocks.length;
       this.retireUnits(p);
       this.releaseChunks(p);
       this.unmarkCode(rp);
       dropped++;
     }
     this.jitStats.evicted += dropped;
-    if (this.offered.size + this.offeredBefore.size !== 0) this.dropOffers(false);
+    const offers = this.offered.size + this.offeredBefore.size;
+    if (offers !== 0) this.dropOffers(false);
+    const droppedOffers = offers - this.offered.size - this.offeredBefore.size;
     // Heat decays: a block head is translated when it is entered often, not after a long enough
     // run of occasional entries (such code gains little and would hold translated code).
     const heat = this.heat;
     for (let i = 0; i < heat.length; i++) heat[i] >>>= 1;
     this.epoch++;
     this.retired = 0;
-    if (dropped > 0) this.onSweep?.(dropped);
+    if (droppedUnits + droppedOffers > 0) this.onSweep?.(droppedUnits + droppedOffers);
   }
 
   invalidateRamPage(ramPage: number): void {
