@@ -13,12 +13,13 @@
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import type { Socket } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildDefaultImage, NIC_ADDRESS_MARKER } from '../src/image/build.js';
 import { UPLINK_SCRIPT } from '../test/helpers/netns.js';
 import { USER_MTU } from '../src/vmm/net.js';
+import { passtSocketpair } from '../src/host/passt.js';
 import { guestToHost, hostToGuest, initrdWithNetstream, NetGuest, type Transfer } from './netstream.js';
 import { qemuVirtArgs, repoRoot, sleep, typevisorRunArgs } from './util.js';
 
@@ -90,15 +91,22 @@ async function measure(
 
 /** passt in the namespace over a socketpair (it forks away once ready); returns this process's end. */
 async function passtForQemu(ns: string, forward: string): Promise<Socket> {
-  const p = spawn(
-    'ip',
-    ['netns', 'exec', ns, 'passt', '-q', '--fd', '3', '-m', String(USER_MTU), '-t', forward],
-    {
-      stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
-    },
-  );
-  const sock = p.stdio[3] as Socket;
+  // The socket buffers typevisor gives its own passt (PASST_SOCKET_BUFFER), so that both VMMs get
+  // the same passt.
+  const [sock, theirs] = passtSocketpair();
   sock.pause();
+  let p;
+  try {
+    p = spawn(
+      'ip',
+      ['netns', 'exec', ns, 'passt', '-q', '--fd', '3', '-m', String(USER_MTU), '-t', forward],
+      {
+        stdio: ['ignore', 'ignore', 'ignore', theirs],
+      },
+    );
+  } finally {
+    closeSync(theirs);
+  }
   const code = await new Promise((r) => p.once('exit', r));
   if (code !== 0) throw new Error(`passt for QEMU exited with status ${code}`);
   return sock;

@@ -57,6 +57,9 @@ export interface Libc {
   eventfd: (init: number, flags: number) => number;
   read: (fd: number, buf: Uint8Array, n: number) => number;
   write: (fd: number, buf: Uint8Array, n: number) => number;
+  socketpair: (domain: number, type: number, protocol: number, sv: number[]) => number;
+  setsockopt: (fd: number, level: number, name: number, value: number[], len: number) => number;
+  getsockopt: (fd: number, level: number, name: number, value: number[], len: number[]) => number;
 }
 
 let libc: Libc | undefined;
@@ -74,6 +77,11 @@ function lc(): Libc {
     eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
     read: lib.func('long read(int fd, void *buf, size_t n)'),
     write: lib.func('long write(int fd, const void *buf, size_t n)'),
+    socketpair: lib.func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)'),
+    setsockopt: lib.func('int setsockopt(int fd, int level, int name, const int *value, uint32_t len)'),
+    getsockopt: lib.func(
+      'int getsockopt(int fd, int level, int name, _Out_ int *value, _Inout_ uint32_t *len)',
+    ),
   };
   return libc;
 }
@@ -168,6 +176,40 @@ export function eventfdRead(fd: number): bigint {
   const r = libcReady().read(fd, b, 8);
   if (r !== 8) return 0n;
   return new BigUint64Array(b.buffer)[0];
+}
+
+const AF_UNIX = 1;
+const SOCK_STREAM = 1;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SO_SNDBUF = 7;
+const SO_SNDBUFFORCE = 32;
+
+/** A connected pair of AF_UNIX stream sockets (close-on-exec): their fds. */
+export function sysSocketpair(): [number, number] {
+  const sv = [-1, -1];
+  if (libcReady().socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) !== 0) fail('socketpair');
+  return [sv[0], sv[1]];
+}
+
+/**
+ * Ask for a socket send buffer of `bytes`: SO_SNDBUFFORCE where this process may (CAP_NET_ADMIN), else
+ * SO_SNDBUF, which the kernel caps at net.core.wmem_max. Returns the size the socket has now (the
+ * kernel doubles what it is given, for its bookkeeping).
+ */
+export function setSendBuffer(fd: number, bytes: number): number {
+  const l = libcReady();
+  if (l.setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, [bytes], 4) !== 0) {
+    if (l.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, [bytes], 4) !== 0) fail('setsockopt SO_SNDBUF');
+  }
+  return sendBufferOf(fd);
+}
+
+/** A socket's send buffer size (SO_SNDBUF), in bytes. */
+export function sendBufferOf(fd: number): number {
+  const v = [0];
+  if (libcReady().getsockopt(fd, SOL_SOCKET, SO_SNDBUF, v, [4]) !== 0) fail('getsockopt SO_SNDBUF');
+  return v[0];
 }
 
 const SYS_tgkill = 234; // x86_64
