@@ -1326,10 +1326,46 @@ export class Arm64Cpu {
    * MAX_BLOCK - 1 instructions on) in translated code.
    */
   run(budget: number): number {
-    let done = 0;
     const pmu = this.pmu;
     if (pmu.active) budget = pmu.clampBudget(budget);
     this.running = true;
+    this.yielded = false;
+    this.heatSlot = -1;
+    const done = this.execute(budget);
+    const code = this.code;
+    if (this.heatSlot >= 0) addHeat(code.heat, this.heatSlot, done - this.heatFrom);
+    if (code.pendingCount !== 0) {
+      code.pendingAge += done;
+      if (code.flushDue()) code.flushPending();
+    }
+    this.running = false;
+    this.countNow = -1;
+    this.icount += done;
+    if (pmu.active) pmu.advance(this.icount, this.el);
+    code.retired += done;
+    if (code.retired >= code.sweepInsns && code.sweepInsns > 0) code.sweep();
+    return done;
+  }
+
+  /**
+   * The heat slot of the block head being interpreted, and the instructions run() had retired when it
+   * was entered (-1: none). Fields, not execute()'s locals: see execute().
+   */
+  private heatSlot = -1;
+  private heatFrom = 0;
+
+  /**
+   * run()'s loop: returns the instructions retired. Its one exit is `return done`, and whatever
+   * comes after the loop is in run(): V8 compiles this function on stack replacement in its first
+   * long call, before code after the loop has ever run, and code without type feedback deoptimizes
+   * when it first runs. The code compiled on stack replacement stays cached and was entered again
+   * on later calls, deoptimizing at the same place each time: in a boot of 2 vCPUs on threads, 22
+   * of the 54 deoptimizations of the loop (then in run()) were one compiled code at one operation
+   * after the loop, each followed by a stretch in V8's bytecode interpreter.
+   */
+  private execute(budget: number): number {
+    let done = 0;
+    const pmu = this.pmu;
     const s = this.s32;
     const mem = this.mem;
     const words = this.words;
@@ -1344,10 +1380,6 @@ export class Arm64Cpu {
     // True when the next instruction starts a block: after a branch taken, a block, an exception, or
     // at the start of the slice. Only block heads are counted and translated.
     let head = true;
-    // The heat slot of the block head being interpreted, and `done` when it was entered (-1: none).
-    let heatSlot = -1;
-    let heatFrom = 0;
-    this.yielded = false;
     while (done < budget && !this.off && !this.waiting && !this.yielded) {
       try {
         while (done < budget) {
@@ -1388,10 +1420,10 @@ export class Arm64Cpu {
             if (checked) this.debug.afterFetch();
           }
           const idx = (pcLo & 0xfff) >>> 2;
-          if (head && heatSlot >= 0) {
+          if (head && this.heatSlot >= 0) {
             // The interpreted run from the last head ends: its instructions are that head's heat.
-            addHeat(heat, heatSlot, done - heatFrom);
-            heatSlot = -1;
+            addHeat(heat, this.heatSlot, done - this.heatFrom);
+            this.heatSlot = -1;
           }
           // Another thread wants this vCPU out of run() (threads/link.ts): leave at this block head.
           if (head && s[ATTN_W] !== 0) {
@@ -1411,8 +1443,8 @@ export class Arm64Cpu {
               if (f === 0 && heat[slot] + 1 >= threshold) f = code.translate(page, idx);
               if (f === 0) {
                 // Interpreted (also while the head waits for its batch: see CodeCache.flushDue).
-                heatSlot = slot;
-                heatFrom = done;
+                this.heatSlot = slot;
+                this.heatFrom = done;
               }
             }
             if (f !== 0) {
@@ -1459,17 +1491,6 @@ export class Arm64Cpu {
         if (this.stopOnException) break;
       }
     }
-    if (heatSlot >= 0) addHeat(heat, heatSlot, done - heatFrom);
-    if (code.pendingCount !== 0) {
-      code.pendingAge += done;
-      if (code.flushDue()) code.flushPending();
-    }
-    this.running = false;
-    this.countNow = -1;
-    this.icount += done;
-    if (pmu.active) pmu.advance(this.icount, this.el);
-    code.retired += done;
-    if (code.retired >= code.sweepInsns && code.sweepInsns > 0) code.sweep();
     return done;
   }
 
