@@ -35,8 +35,8 @@ const NOISE =
  * non-blocking sendmsg and drops those the socket's buffer cannot take (its TCP resends them when
  * no ACK comes: after 2 s). Given `--fd`, it leaves the buffer as it is (it enlarges only sockets it
  * accepts itself), and the default (net.core.wmem_default, 208 KiB) holds three 64 KiB frames: host
- * to guest over hostfwd, 4 MiB, stalled for 2 s in 4 of 7 runs (0.7-1.8 MB/s against 12-14). With
- * 4 MiB: 16-19 MB/s in 8 of 8. Without CAP_NET_ADMIN the kernel caps it at net.core.wmem_max.
+ * to guest over hostfwd, 4 MiB, stalled for 2 s in 8 of 16 runs (0.7-1.8 MB/s against 12-14). With
+ * 4 MiB: 15.9-20.1 MB/s in 11 of 11. Without CAP_NET_ADMIN the kernel caps it at net.core.wmem_max.
  */
 export const PASST_SOCKET_BUFFER = 4 * 1048576;
 
