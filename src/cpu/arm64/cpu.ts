@@ -212,16 +212,18 @@ const DEFAULT_JIT_THRESHOLD = 8000;
  * 8000 about 2330 units in 380 modules, 94%, 19.3-21.1 s (median 19.6), 87-90 MiB. On an earlier
  * version of the batching, 6000 and 3000 (95-96%) took 18.8-21.1 s, no less, for 92-100 MiB.
  */
-export const JIT_THRESHOLD = jitThresholdFromEnv(process.env.TYPEVISOR_JIT_THRESHOLD);
+export const JIT_THRESHOLD = intFromEnv('TYPEVISOR_JIT_THRESHOLD', DEFAULT_JIT_THRESHOLD, 1, 65535);
 
-function jitThresholdFromEnv(v: string | undefined): number {
-  if (v === undefined || v === '') return DEFAULT_JIT_THRESHOLD;
+/** An integer setting from the environment: `dflt` when unset, and when out of range (with a warning). */
+function intFromEnv(name: string, dflt: number, min: number, max: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
   const n = Number(v);
-  if (Number.isInteger(n) && n >= 1 && n <= 65535) return n;
+  if (Number.isInteger(n) && n >= min && n <= max) return n;
   process.stderr.write(
-    `typevisor: TYPEVISOR_JIT_THRESHOLD: expected an integer from 1 to 65535, got '${v}'; using ${DEFAULT_JIT_THRESHOLD}\n`,
+    `typevisor: ${name}: expected an integer from ${min} to ${max}, got '${v}'; using ${dflt}\n`,
   );
-  return DEFAULT_JIT_THRESHOLD;
+  return dflt;
 }
 
 /**
@@ -244,22 +246,12 @@ export const SWEEP_INSNS = 32 * 1024 * 1024;
  * env: TYPEVISOR_UNIT_BUDGET). Below it a sweep drops only cold pages without units (decoded words
  * alone, cheap to decode again). Until stop 27 every sweep dropped every cold page: a Linux boot then
  * translated 2290 units where it needs 1610, interpreting what came back until it was hot again.
- * Default guest's boot (about 1610 units when none is dropped), five interleaved runs each: budget 0
- * (every cold page dropped, as before) 6.7-8.9 s, 87.5-88.5 MiB of VMM memory beyond the guest, 2300
- * units translated; 1024: 6.1-7.0 s, 90-91 MiB, 1640 units; 2048: 6.3-6.8 s, 92-93 MiB, 1610 units.
+ * Default guest's boot (about 1610 units when none is dropped), runs interleaved: budget 0 (every
+ * cold page dropped, as before), five runs, 6.7-8.9 s, 87.5-88.5 MiB of VMM memory beyond the guest,
+ * 2300 units translated; 1024, five runs, 6.1-7.0 s, 90-91 MiB, 1640 units; 2048, three runs,
+ * 6.3-6.8 s, 92-93 MiB, 1610 units.
  */
-export const UNIT_BUDGET = unitBudgetFromEnv(process.env.TYPEVISOR_UNIT_BUDGET);
-
-function unitBudgetFromEnv(v: string | undefined): number {
-  const dflt = 2048;
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (Number.isInteger(n) && n >= 0) return n;
-  process.stderr.write(
-    `typevisor: TYPEVISOR_UNIT_BUDGET: expected an integer >= 0, got '${v}'; using ${dflt}\n`,
-  );
-  return dflt;
-}
+export const UNIT_BUDGET = intFromEnv('TYPEVISOR_UNIT_BUDGET', 2048, 0, Number.MAX_SAFE_INTEGER);
 
 /**
  * Units one code cache compiled, handed to the code caches of the vCPUs on other threads
@@ -747,9 +739,9 @@ export class CodeCache {
       dropped++;
     }
     this.jitStats.evicted += dropped;
-    const offers = this.offered.size + this.offeredBefore.size;
-    if (offers !== 0) this.dropOffers(false);
-    const droppedOffers = offers - this.offered.size - this.offeredBefore.size;
+    // Offers made before the last sweep go now (dropOffers(false)).
+    const droppedOffers = this.offeredBefore.size;
+    if (this.offered.size + droppedOffers !== 0) this.dropOffers(false);
     // Heat decays: a block head is translated when it is entered often, not after a long enough
     // run of occasional entries (such code gains little and would hold translated code).
     const heat = this.heat;
