@@ -11,15 +11,15 @@
 // than wall time. Size: TYPEVISOR_BENCH_NET_MIB (default 16). The last line is the issue's target,
 // bridge, guest to host: `net: typevisor X MB/s, qemu Y MB/s, ratio R`.
 
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import type { Socket } from 'node:net';
-import { closeSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildDefaultImage, NIC_ADDRESS_MARKER } from '../src/image/build.js';
 import { UPLINK_SCRIPT } from '../test/helpers/netns.js';
 import { USER_MTU } from '../src/vmm/net.js';
-import { passtSocketpair } from '../src/host/passt.js';
+import { spawnWithPasstSocket } from '../src/host/passt.js';
 import { guestToHost, hostToGuest, initrdWithNetstream, NetGuest, type Transfer } from './netstream.js';
 import { qemuVirtArgs, repoRoot, sleep, typevisorRunArgs } from './util.js';
 
@@ -91,22 +91,13 @@ async function measure(
 
 /** passt in the namespace over a socketpair (it forks away once ready); returns this process's end. */
 async function passtForQemu(ns: string, forward: string): Promise<Socket> {
-  // The socket buffers typevisor gives its own passt (PASST_SOCKET_BUFFER), so that both VMMs get
-  // the same passt.
-  const [sock, theirs] = passtSocketpair();
+  // The socket typevisor gives its own passt (PASST_SOCKET_BUFFER), so that both VMMs get the same passt.
+  const { sock, child: p } = spawnWithPasstSocket(
+    'ip',
+    ['netns', 'exec', ns, 'passt', '-q', '--fd', '3', '-m', String(USER_MTU), '-t', forward],
+    'ignore',
+  );
   sock.pause();
-  let p;
-  try {
-    p = spawn(
-      'ip',
-      ['netns', 'exec', ns, 'passt', '-q', '--fd', '3', '-m', String(USER_MTU), '-t', forward],
-      {
-        stdio: ['ignore', 'ignore', 'ignore', theirs],
-      },
-    );
-  } finally {
-    closeSync(theirs);
-  }
   const code = await new Promise((r) => p.once('exit', r));
   if (code !== 0) throw new Error(`passt for QEMU exited with status ${code}`);
   return sock;

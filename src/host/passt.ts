@@ -2,13 +2,14 @@
 //
 // passt gets one end of a socketpair as fd 3 (`--fd 3`) and speaks QEMU's stream framing on it: each
 // Ethernet frame preceded by its length as a 4-byte big-endian integer. It is started without -f, so
-// it forks into the background once it has set up (its forwarded ports bound): the first process's exit status says whether it could. It exits by
-// itself when its socket closes, which close() does, as does the end of this process.
+// it forks into the background once it has set up (its forwarded ports bound): the first process's
+// exit status says whether it could. It exits by itself when its socket closes, which close() does,
+// as does the end of this process.
 //
 // The guest gets the host's address and routes by DHCP; the gateway address reaches the host's own
 // loopback services. `-m MTU` keeps the MTU it advertises within what the NIC offers.
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { UserError } from './errors.js';
@@ -57,6 +58,23 @@ export function passtSocketpair(): [Socket, number] {
   return [new Socket({ fd: ours, readable: true, writable: true }), theirs];
 }
 
+/**
+ * Run `command args` (passt, or a command that runs it) with passt's end of a passtSocketpair() as
+ * its fd 3, closed here once the child has it; returns this process's end and the child.
+ */
+export function spawnWithPasstSocket(
+  command: string,
+  args: string[],
+  stderr: 'pipe' | 'ignore',
+): { sock: Socket; child: ChildProcess } {
+  const [sock, theirs] = passtSocketpair();
+  try {
+    return { sock, child: spawn(command, args, { stdio: ['ignore', 'ignore', stderr, theirs] }) };
+  } finally {
+    closeSync(theirs);
+  }
+}
+
 /** Start passt for one NIC; resolves once it is ready. `what` names the NIC in errors. */
 export async function startPasst(opts: {
   mtu: number;
@@ -68,13 +86,7 @@ export async function startPasst(opts: {
     const spec = `${f.hostAddr ? `${f.hostAddr}/` : ''}${f.hostPort}:${f.guestPort}`;
     args.push(f.proto === 'tcp' ? '-t' : '-u', spec);
   }
-  const [sock, theirs] = passtSocketpair();
-  let child;
-  try {
-    child = spawn('passt', args, { stdio: ['ignore', 'ignore', 'pipe', theirs] });
-  } finally {
-    closeSync(theirs);
-  }
+  const { sock, child } = spawnWithPasstSocket('passt', args, 'pipe');
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4096)));
   const code = await new Promise<number | string>((resolve) => {
