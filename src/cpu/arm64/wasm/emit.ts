@@ -7,7 +7,7 @@
 // encoding the interpreter executes. The difftest runs every case through these (npm run difftest).
 
 import { BITMASK_HI, BITMASK_LO, BITMASK_OK } from '../int64.js';
-import { I64, Op } from './encoder.js';
+import { I64, Op, SimdOp } from './encoder.js';
 import {
   C_OFF,
   FETCH_OFF,
@@ -1116,6 +1116,192 @@ def(['LDST_pair_fp'], (u, insn) => {
     vStore(u, t2, scale);
   }
   if ((mode & 1) !== 0) writeback(u, n, imm);
+  return true;
+});
+
+// ---- SIMD: vector logic, and FMOV between general and D registers, on 64-bit halves of V ----
+
+/** Push the 64-bit half `h` (0 low, 1 high) of V[t]. */
+function vHalf(u: Unit, t: number, h: number): void {
+  u.c.get(L_ST);
+  u.c.mem(Op.i64_load, 3, vOff(t) + 8 * h);
+}
+
+/** i64 NOT of the value on the stack. */
+function not64(u: Unit): void {
+  u.c.i64(-1);
+  u.c.op(Op.i64_xor);
+}
+
+/**
+ * AND BIC ORR ORN EOR BSL BIT BIF (vector), by U (bit 29) and size (bits 23:22) as the handler's
+ * table (insn/simd_int.ts) lists them: each 64-bit half of Vd from the same half of Vn, Vm (and Vd
+ * for the selects); Q = 0 clears the upper half. Halves are independent, so Vd may be Vn or Vm.
+ */
+def(['AND', 'BIC', 'ORR', 'ORN', 'EOR', 'BSL', 'BIT', 'BIF'], (u, insn) => {
+  const { d, n, m } = fields(insn);
+  const q = (insn >>> 30) & 1;
+  const kind = (((insn >>> 29) & 1) << 2) | ((insn >>> 22) & 3);
+  const c = u.c;
+  fpCheck(u);
+  // (a & x) | (b & ~x), each operand pushed by its function
+  const select = (a: () => void, b: () => void, x: () => void): void => {
+    a();
+    x();
+    c.op(Op.i64_and);
+    b();
+    x();
+    not64(u);
+    c.op(Op.i64_and);
+    c.op(Op.i64_or);
+  };
+  for (let h = 0; h <= q; h++) {
+    const vn = (): void => vHalf(u, n, h);
+    const vm = (): void => vHalf(u, m, h);
+    const vd = (): void => vHalf(u, d, h);
+    c.get(L_ST);
+    switch (kind) {
+      case 0: // AND
+      case 1: // BIC: n & ~m
+      case 2: // ORR
+      case 3: // ORN: n | ~m
+        vn();
+        vm();
+        if (kind & 1) not64(u);
+        c.op(kind < 2 ? Op.i64_and : Op.i64_or);
+        break;
+      case 4: // EOR
+        vn();
+        vm();
+        c.op(Op.i64_xor);
+        break;
+      case 5: // BSL: (n & d) | (m & ~d)
+        select(vn, vm, vd);
+        break;
+      case 6: // BIT: (n & m) | (d & ~m)
+        select(vn, vd, vm);
+        break;
+      default: // BIF: (d & m) | (n & ~m)
+        select(vd, vn, vm);
+    }
+    c.mem(Op.i64_store, 3, vOff(d) + 8 * h);
+  }
+  if (q === 0) {
+    c.get(L_ST);
+    c.i64(0);
+    c.mem(Op.i64_store, 3, vOff(d) + 8);
+  }
+  return true;
+});
+
+// ---- SIMD: whole-vector operations with WebAssembly SIMD (v128) ----
+
+/** Push V[t] as a v128. */
+function vPush(u: Unit, t: number): void {
+  u.c.get(L_ST);
+  u.c.simdMem(SimdOp.v128_load, 3, vOff(t));
+}
+
+/**
+ * Vd = the v128 `value` pushes; with Q = 0 only its low 64 bits, the upper half cleared. `value` reads
+ * its operands before the store, so Vd may be one of them.
+ */
+function vSet(u: Unit, d: number, q: number, value: () => void): void {
+  const c = u.c;
+  c.get(L_ST);
+  value();
+  c.simdMem(SimdOp.v128_store, 3, vOff(d));
+  if (q === 0) {
+    c.get(L_ST);
+    c.i64(0);
+    c.mem(Op.i64_store, 3, vOff(d) + 8);
+  }
+}
+
+/**
+ * The byte lanes of elements 2k + `odd` (k = 0, 1, ...) of the concatenation Vm:Vn, Vn's elements
+ * first, as i8x16.shuffle(Vn, Vm) takes them: with Q = 0 only the low 8 bytes of each count.
+ */
+function pairLanes(size: number, q: number, odd: number): number[] {
+  const eb = 1 << size;
+  const half = q ? 16 : 8; // bytes of each operand that count
+  const out: number[] = [];
+  for (let k = 0; out.length < 16; k++) {
+    const x = (2 * k + odd) * eb; // byte offset in the concatenation
+    // Vn's bytes are lanes 0-15, Vm's 16-31; past the concatenation (the cleared half): any lane.
+    const from = x >= 2 * half ? -1 : x < half ? x : 16 + x - half;
+    for (let b = 0; b < eb; b++) out.push(from < 0 ? 0 : from + b);
+  }
+  return out;
+}
+
+/**
+ * SMAXP SMINP UMAXP UMINP ADDP (vector): result element k is op(element 2k, element 2k + 1) of
+ * Vm:Vn, as two shuffles (even and odd elements) and one lane-wise op. The encodings the handler
+ * rejects (64-bit lanes for max/min, and for ADDP with Q = 0) go to the handler, which traps (FP
+ * disabled) or raises UNDEF.
+ */
+const PAIRWISE: Record<string, readonly number[]> = {
+  SMAXP: SimdOp.max_s,
+  SMINP: SimdOp.min_s,
+  UMAXP: SimdOp.max_u,
+  UMINP: SimdOp.min_u,
+  ADDP: SimdOp.add,
+};
+for (const [name, ops] of Object.entries(PAIRWISE)) {
+  def([name], (u, insn) => {
+    const { d, n, m } = fields(insn);
+    const q = (insn >>> 30) & 1;
+    const size = (insn >>> 22) & 3;
+    if (size >= ops.length || (size === 3 && q === 0)) return HANDLER;
+    fpCheck(u);
+    vSet(u, d, q, () => {
+      for (const odd of [0, 1]) {
+        vPush(u, n);
+        vPush(u, m);
+        u.c.shuffle(pairLanes(size, q, odd));
+      }
+      u.c.simd(ops[size]);
+    });
+    return true;
+  });
+}
+
+// CMEQ (vector, register): all ones in the lanes where Vn and Vm are equal (64-bit lanes need Q = 1:
+// with Q = 0 the handler traps or raises UNDEF).
+def(['CMEQ_vec'], (u, insn) => {
+  const { d, n, m } = fields(insn);
+  const q = (insn >>> 30) & 1;
+  const size = (insn >>> 22) & 3;
+  if (size === 3 && q === 0) return HANDLER;
+  fpCheck(u);
+  vSet(u, d, q, () => {
+    vPush(u, n);
+    vPush(u, m);
+    u.c.simd(SimdOp.eq[size]);
+  });
+  return true;
+});
+
+// FMOV Xd, Dn: the low 64 bits of Vn.
+def(['FMOV_XD'], (u, insn) => {
+  const { d, n } = fields(insn);
+  fpCheck(u);
+  u.setX(d, () => vHalf(u, n, 0));
+  return true;
+});
+
+// FMOV Dd, Xn: Vd = Xn, upper half cleared.
+def(['FMOV_DX'], (u, insn) => {
+  const { d, n } = fields(insn);
+  const c = u.c;
+  fpCheck(u);
+  c.get(L_ST);
+  u.rx(n);
+  c.mem(Op.i64_store, 3, vOff(d));
+  c.get(L_ST);
+  c.i64(0);
+  c.mem(Op.i64_store, 3, vOff(d) + 8);
   return true;
 });
 

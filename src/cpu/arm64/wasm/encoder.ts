@@ -88,6 +88,22 @@ export const Op = {
   i64_extend32_s: 0xc4,
 } as const;
 
+/**
+ * Opcodes of the SIMD instructions the translator emits (after the 0xfd prefix; the final SIMD
+ * proposal's numbering, which V8 implements): per lane width, the entries are 8, 16, 32, 64 bits.
+ */
+export const SimdOp = {
+  v128_load: 0x00,
+  v128_store: 0x0b,
+  i8x16_shuffle: 0x0d,
+  eq: [0x23, 0x2d, 0x37, 0xd6],
+  add: [0x6e, 0x8e, 0xae, 0xce],
+  min_s: [0x76, 0x96, 0xb6],
+  min_u: [0x77, 0x97, 0xb7],
+  max_s: [0x78, 0x98, 0xb8],
+  max_u: [0x79, 0x99, 0xb9],
+} as const;
+
 /** Growable byte sink with LEB128 writers. */
 export class Bytes {
   buf: Uint8Array<ArrayBuffer>;
@@ -185,6 +201,24 @@ export class Code extends Bytes {
     this.byte(o);
     this.u32(align);
     this.u32(offset);
+  }
+  /** A SIMD instruction (prefix 0xfd, then its opcode: SimdOp). */
+  simd(o: number): void {
+    this.byte(0xfd);
+    this.u32(o);
+  }
+  /** A SIMD load or store (SimdOp.v128_load, v128_store) with its memarg. */
+  simdMem(o: number, align: number, offset: number): void {
+    this.simd(o);
+    this.u32(align);
+    this.u32(offset);
+  }
+  /** i8x16.shuffle: byte k of the result is byte lanes[k] of the two operands (0-15 the first, 16-31 the second). */
+  shuffle(lanes: readonly number[]): void {
+    if (lanes.length !== 16 || lanes.some((l) => l < 0 || l > 31))
+      throw new Error('shuffle: 16 lanes from 0 to 31');
+    this.simd(SimdOp.i8x16_shuffle);
+    for (const l of lanes) this.byte(l);
   }
   /** An atomic memory instruction (threads proposal: prefix 0xfe) with its memarg. */
   atomic(o: number, align: number, offset: number): void {
