@@ -1267,19 +1267,101 @@ for (const [name, ops] of Object.entries(PAIRWISE)) {
   });
 }
 
-// CMEQ (vector, register): all ones in the lanes where Vn and Vm are equal (64-bit lanes need Q = 1:
-// with Q = 0 the handler traps or raises UNDEF).
-def(['CMEQ_vec'], (u, insn) => {
-  const { d, n, m } = fields(insn);
+/**
+ * Lane-wise Vd = op(Vn, Vm) by lane size (bits 23:22): CMEQ, CMGT, CMGE, CMHI, CMHS (all ones where
+ * the comparison holds) and ADD, SUB (vector). 64-bit lanes need Q = 1; there, and for the unsigned
+ * 64-bit compares WebAssembly lacks, the handler runs (it traps, raises UNDEF or computes).
+ */
+const LANEWISE: Record<string, readonly number[]> = {
+  CMEQ_vec: SimdOp.eq,
+  CMGT: SimdOp.gt_s,
+  CMGE: SimdOp.ge_s,
+  CMHI: SimdOp.gt_u,
+  CMHS: SimdOp.ge_u,
+  ADD_vec: SimdOp.add,
+  SUB_vec: SimdOp.sub,
+};
+for (const [name, ops] of Object.entries(LANEWISE)) {
+  def([name], (u, insn) => {
+    const { d, n, m } = fields(insn);
+    const q = (insn >>> 30) & 1;
+    const size = (insn >>> 22) & 3;
+    if (size >= ops.length || (size === 3 && q === 0)) return HANDLER;
+    fpCheck(u);
+    vSet(u, d, q, () => {
+      vPush(u, n);
+      vPush(u, m);
+      u.c.simd(ops[size]);
+    });
+    return true;
+  });
+}
+
+// CMEQ (vector, zero): all ones in the lanes of Vn that are zero.
+def(['CMEQ_zero_vec'], (u, insn) => {
+  const { d, n } = fields(insn);
   const q = (insn >>> 30) & 1;
   const size = (insn >>> 22) & 3;
   if (size === 3 && q === 0) return HANDLER;
   fpCheck(u);
   vSet(u, d, q, () => {
     vPush(u, n);
-    vPush(u, m);
+    u.c.v128Zero();
     u.c.simd(SimdOp.eq[size]);
   });
+  return true;
+});
+
+/** The lane size imm5 (bits 20:16) of DUP, INS and UMOV gives by its lowest set bit; -1: none (UNDEF). */
+function imm5Size(insn: number): number {
+  const imm5 = (insn >>> 16) & 31;
+  for (let s = 0; s < 4; s++) if ((imm5 >>> s) & 1) return s;
+  return -1;
+}
+
+// DUP Vd.T, Xn/Wn: every lane = the low lane-size bits of the register.
+def(['DUP_general'], (u, insn) => {
+  const { d, n } = fields(insn);
+  const q = (insn >>> 30) & 1;
+  const size = imm5Size(insn);
+  if (size < 0 || (size === 3 && q === 0)) return HANDLER;
+  fpCheck(u);
+  vSet(u, d, q, () => {
+    if (size === 3) u.rx(n);
+    else u.rw(n);
+    u.c.simd(SimdOp.splat[size]);
+  });
+  return true;
+});
+
+const LANE_LOAD = [Op.i64_load8_u, Op.i64_load16_u, Op.i64_load32_u, Op.i64_load];
+const LANE_STORE = [Op.i64_store8, Op.i64_store16, Op.i64_store32, Op.i64_store];
+
+// UMOV Wd/Xd, Vn.T[i]: one lane, zero-extended (Xd only for 64-bit lanes, which need Q = 1).
+def(['UMOV'], (u, insn) => {
+  const { d, n } = fields(insn);
+  const q = (insn >>> 30) & 1;
+  const size = imm5Size(insn);
+  if (size < 0 || (q ? size !== 3 : size === 3)) return HANDLER;
+  const idx = ((insn >>> 16) & 31) >>> (size + 1);
+  fpCheck(u);
+  u.setX(d, () => {
+    u.c.get(L_ST);
+    u.c.mem(LANE_LOAD[size], size, vOff(n) + (idx << size));
+  });
+  return true;
+});
+
+// INS Vd.T[i], Xn/Wn: one lane from the register's low bits, the other lanes kept.
+def(['INS_general'], (u, insn) => {
+  const { d, n } = fields(insn);
+  const size = imm5Size(insn);
+  if (size < 0) return HANDLER;
+  const idx = ((insn >>> 16) & 31) >>> (size + 1);
+  fpCheck(u);
+  u.c.get(L_ST);
+  u.rx(n);
+  u.c.mem(LANE_STORE[size], size, vOff(d) + (idx << size));
   return true;
 });
 

@@ -96,8 +96,16 @@ export const SimdOp = {
   v128_load: 0x00,
   v128_store: 0x0b,
   i8x16_shuffle: 0x0d,
+  v128_const: 0x0c,
+  /** i8x16, i16x8, i32x4 (from an i32), i64x2 (from an i64). */
+  splat: [0x0f, 0x10, 0x11, 0x12],
   eq: [0x23, 0x2d, 0x37, 0xd6],
+  gt_s: [0x27, 0x31, 0x3b, 0xd9],
+  gt_u: [0x28, 0x32, 0x3c],
+  ge_s: [0x2b, 0x35, 0x3f, 0xdb],
+  ge_u: [0x2c, 0x36, 0x40],
   add: [0x6e, 0x8e, 0xae, 0xce],
+  sub: [0x71, 0x91, 0xb1, 0xd1],
   min_s: [0x76, 0x96, 0xb6],
   min_u: [0x77, 0x97, 0xb7],
   max_s: [0x78, 0x98, 0xb8],
@@ -212,6 +220,11 @@ export class Code extends Bytes {
     this.simd(o);
     this.u32(align);
     this.u32(offset);
+  }
+  /** v128.const 0. */
+  v128Zero(): void {
+    this.simd(SimdOp.v128_const);
+    for (let k = 0; k < 16; k++) this.byte(0);
   }
   /** i8x16.shuffle: byte k of the result is byte lanes[k] of the two operands (0-15 the first, 16-31 the second). */
   shuffle(lanes: readonly number[]): void {
