@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { UserError } from './errors.js';
-import type { NetBackend } from './net-backend.js';
+import { POLL_MIN_BYTES, type NetBackend } from './net-backend.js';
 import { rawLibc, setSendBuffer, sysSocketpair } from './sys.js';
 
 export interface HostFwd {
@@ -111,13 +111,11 @@ export async function startPasst(opts: {
 
 const EMPTY = Buffer.alloc(0);
 /**
- * poll(): bytes that must be waiting before it reads (less waits for the event loop), bytes per read,
- * and reads per call at most (the rest waits for the next slice). `npm run bench -- net` at 64 MiB,
- * user-mode, before poll(): guest to host 43-49 MB/s, host to guest 30-42; reading whatever waits at
- * every slice: 35-37 and 54-58 (the guest, sending, then took every ACK at once); from 64 KiB: 43-48
- * and 51-52.
+ * poll(): bytes per read, and reads per call at most (the rest waits for the next slice). `npm run
+ * bench -- net` at 64 MiB, user-mode, before poll(): guest to host 43-49 MB/s, host to guest 30-42;
+ * reading whatever waits at every slice: 35-37 and 54-58 (the guest, sending, then took every ACK at
+ * once); from POLL_MIN_BYTES: 43-48 and 51-52.
  */
-const POLL_MIN_BYTES = 64 * 1024;
 const POLL_READ_BYTES = 256 * 1024;
 const POLL_READS = 4;
 /** ioctl: bytes waiting to be read on a socket (Linux, asm-generic/ioctls.h). */
@@ -139,7 +137,9 @@ export class PasstBackend implements NetBackend {
   /** The socket's descriptor, which poll() reads directly (-1: unknown, poll() does nothing). */
   private readonly fd: number;
   private scratch: Buffer | undefined;
-  private waiting: Int32Array | undefined;
+  /** FIONREAD's answer, an int: the bytes waiting on the socket. */
+  private readonly waiting = new Int32Array(1);
+  private readonly waitingBytes = new Uint8Array(this.waiting.buffer);
 
   constructor(private readonly sock: Socket) {
     sock.pause();
@@ -150,17 +150,13 @@ export class PasstBackend implements NetBackend {
 
   /**
    * Read what passt has sent now, between the engine's run slices, instead of when the event loop
-   * next turns (a busy guest turns it only every few milliseconds: the engine yields every 8 ms), once
-   * at least POLL_MIN_BYTES wait: a stream from the host then reaches the guest without that delay,
-   * while a trickle (the ACKs of a stream from the guest) still comes in the event loop's batches.
-   * Only while Node has nothing of this socket buffered and the device takes frames, so bytes are
-   * handed over in order.
+   * next turns, once at least POLL_MIN_BYTES wait (net-backend.ts says why). Only while Node has
+   * nothing of this socket buffered and the device takes frames, so bytes are handed over in order.
    */
   poll(): void {
     if (this.fd < 0 || this.held || this.closed || this.sock.readableLength !== 0) return;
-    const waiting = (this.waiting ??= new Int32Array(1));
-    if (rawLibc().ioctlPtr(this.fd, FIONREAD, new Uint8Array(waiting.buffer)) < 0) return;
-    if (waiting[0] < POLL_MIN_BYTES) return;
+    if (rawLibc().ioctlPtr(this.fd, FIONREAD, this.waitingBytes) < 0) return;
+    if (this.waiting[0] < POLL_MIN_BYTES) return;
     const buf = (this.scratch ??= Buffer.allocUnsafe(POLL_READ_BYTES));
     for (let i = 0; i < POLL_READS && !this.held && !this.closed; i++) {
       // The descriptor is non-blocking (libuv's): -1 with EAGAIN when nothing is waiting.

@@ -1,7 +1,8 @@
 // Worker thread of a TAP backend (tap.ts): waits for frames with poll(2) (bounded, so that a stop
 // request is seen within POLL_MS), reads each with one read(2), and posts them to the main thread
 // in batches (transferred, not copied again) over the port it is given, which the main thread also
-// drains between vCPU slices. While the main thread says "paused" it reads
+// drains between vCPU slices; flags[2] counts the bytes posted and not yet taken. While the main
+// thread says "paused" it reads
 // nothing and the kernel's TAP queue holds (or drops) the frames.
 
 import { readSync } from 'node:fs';
@@ -52,7 +53,15 @@ while (Atomics.load(flags, 0) === 0) {
     }
     batch.push(buf.slice(0, n).buffer);
   } while (batch.length < BATCH && readable(0));
-  if (batch.length > 0) port.postMessage(batch, batch);
+  if (batch.length > 0) {
+    // Counted before the post, so the main thread never sees a batch it has not counted yet.
+    Atomics.add(
+      flags,
+      2,
+      batch.reduce((n, b) => n + b.byteLength, 0),
+    );
+    port.postMessage(batch, batch);
+  }
   // A read error (the interface went away): do not spin on it.
   if (failed) Atomics.wait(flags, 0, 0, POLL_MS);
 }
