@@ -1236,80 +1236,65 @@ function pairLanes(size: number, q: number, odd: number): number[] {
 }
 
 /**
- * SMAXP SMINP UMAXP UMINP ADDP (vector): result element k is op(element 2k, element 2k + 1) of
- * Vm:Vn, as two shuffles (even and odd elements) and one lane-wise op. The encodings the handler
- * rejects (64-bit lanes for max/min, and for ADDP with Q = 0) go to the handler, which traps (FP
- * disabled) or raises UNDEF.
+ * Define the emitters of `table` (pattern name -> its WebAssembly SIMD op per lane size, bits 23:22):
+ * Vd = op(the two v128 `operands` pushes). 64-bit lanes need Q = 1; there, and for lane sizes
+ * WebAssembly has no op for, the handler runs (it traps with FP disabled, raises UNDEF or computes).
  */
-const PAIRWISE: Record<string, readonly number[]> = {
-  SMAXP: SimdOp.max_s,
-  SMINP: SimdOp.min_s,
-  UMAXP: SimdOp.max_u,
-  UMINP: SimdOp.min_u,
-  ADDP: SimdOp.add,
-};
-for (const [name, ops] of Object.entries(PAIRWISE)) {
-  def([name], (u, insn) => {
-    const { d, n, m } = fields(insn);
-    const q = (insn >>> 30) & 1;
-    const size = (insn >>> 22) & 3;
-    if (size >= ops.length || (size === 3 && q === 0)) return HANDLER;
-    fpCheck(u);
-    vSet(u, d, q, () => {
-      for (const odd of [0, 1]) {
-        vPush(u, n);
-        vPush(u, m);
-        u.c.shuffle(pairLanes(size, q, odd));
-      }
-      u.c.simd(ops[size]);
+function defVector(
+  table: Record<string, readonly number[]>,
+  operands: (u: Unit, n: number, m: number, size: number, q: number) => void,
+): void {
+  for (const [name, ops] of Object.entries(table)) {
+    def([name], (u, insn) => {
+      const { d, n, m } = fields(insn);
+      const q = (insn >>> 30) & 1;
+      const size = (insn >>> 22) & 3;
+      if (size >= ops.length || (size === 3 && q === 0)) return HANDLER;
+      fpCheck(u);
+      vSet(u, d, q, () => {
+        operands(u, n, m, size, q);
+        u.c.simd(ops[size]);
+      });
+      return true;
     });
-    return true;
-  });
+  }
 }
 
-/**
- * Lane-wise Vd = op(Vn, Vm) by lane size (bits 23:22): CMEQ, CMGT, CMGE, CMHI, CMHS (all ones where
- * the comparison holds) and ADD, SUB (vector). 64-bit lanes need Q = 1; there, and for the unsigned
- * 64-bit compares WebAssembly lacks, the handler runs (it traps, raises UNDEF or computes).
- */
-const LANEWISE: Record<string, readonly number[]> = {
-  CMEQ_vec: SimdOp.eq,
-  CMGT: SimdOp.gt_s,
-  CMGE: SimdOp.ge_s,
-  CMHI: SimdOp.gt_u,
-  CMHS: SimdOp.ge_u,
-  ADD_vec: SimdOp.add,
-  SUB_vec: SimdOp.sub,
-};
-for (const [name, ops] of Object.entries(LANEWISE)) {
-  def([name], (u, insn) => {
-    const { d, n, m } = fields(insn);
-    const q = (insn >>> 30) & 1;
-    const size = (insn >>> 22) & 3;
-    if (size >= ops.length || (size === 3 && q === 0)) return HANDLER;
-    fpCheck(u);
-    vSet(u, d, q, () => {
+// SMAXP SMINP UMAXP UMINP ADDP (vector): result element k is op(element 2k, element 2k + 1) of Vm:Vn,
+// as two shuffles (the even and the odd elements) and one lane-wise op.
+defVector(
+  { SMAXP: SimdOp.max_s, SMINP: SimdOp.min_s, UMAXP: SimdOp.max_u, UMINP: SimdOp.min_u, ADDP: SimdOp.add },
+  (u, n, m, size, q) => {
+    for (const odd of [0, 1]) {
       vPush(u, n);
       vPush(u, m);
-      u.c.simd(ops[size]);
-    });
-    return true;
-  });
-}
+      u.c.shuffle(pairLanes(size, q, odd));
+    }
+  },
+);
 
-// CMEQ (vector, zero): all ones in the lanes of Vn that are zero.
-def(['CMEQ_zero_vec'], (u, insn) => {
-  const { d, n } = fields(insn);
-  const q = (insn >>> 30) & 1;
-  const size = (insn >>> 22) & 3;
-  if (size === 3 && q === 0) return HANDLER;
-  fpCheck(u);
-  vSet(u, d, q, () => {
+// Lane-wise Vd = op(Vn, Vm): CMEQ, CMGT, CMGE, CMHI, CMHS (all ones where the comparison holds; no
+// unsigned 64-bit compare in WebAssembly) and ADD, SUB (vector).
+defVector(
+  {
+    CMEQ_vec: SimdOp.eq,
+    CMGT: SimdOp.gt_s,
+    CMGE: SimdOp.ge_s,
+    CMHI: SimdOp.gt_u,
+    CMHS: SimdOp.ge_u,
+    ADD_vec: SimdOp.add,
+    SUB_vec: SimdOp.sub,
+  },
+  (u, n, m) => {
     vPush(u, n);
-    u.c.v128Zero();
-    u.c.simd(SimdOp.eq[size]);
-  });
-  return true;
+    vPush(u, m);
+  },
+);
+
+// CMEQ (vector, zero): all ones in the lanes of Vn that are zero (the pattern fixes bits 20:16).
+defVector({ CMEQ_zero_vec: SimdOp.eq }, (u, n) => {
+  vPush(u, n);
+  u.c.v128Zero();
 });
 
 /** The lane size imm5 (bits 20:16) of DUP, INS and UMOV gives by its lowest set bit; -1: none (UNDEF). */
