@@ -25,6 +25,7 @@ import {
 import { hit, holdsCode, ramAddr } from './runtime.js';
 import { DC_ZVA_BYTES } from '../sysregs.js';
 import { scaleOf } from '../insn/ldst_simd.js';
+import { imm5Size } from '../insn/simd_int.js';
 import { L_ELX, L_ST, L_T0, L_W0, condition, type Unit } from './unit.js';
 
 /** An emitter's answer for a form it leaves to the interpreter's handler on purpose. */
@@ -1121,6 +1122,13 @@ def(['LDST_pair_fp'], (u, insn) => {
 
 // ---- SIMD: vector logic, and FMOV between general and D registers, on 64-bit halves of V ----
 
+/** V[t]'s upper 64 bits = 0 (a write of a 64-bit vector, or of a D register). */
+function vClearHigh(u: Unit, t: number): void {
+  u.c.get(L_ST);
+  u.c.i64(0);
+  u.c.mem(Op.i64_store, 3, vOff(t) + 8);
+}
+
 /** Push the 64-bit half `h` (0 low, 1 high) of V[t]. */
 function vHalf(u: Unit, t: number, h: number): void {
   u.c.get(L_ST);
@@ -1186,11 +1194,7 @@ def(['AND', 'BIC', 'ORR', 'ORN', 'EOR', 'BSL', 'BIT', 'BIF'], (u, insn) => {
     }
     c.mem(Op.i64_store, 3, vOff(d) + 8 * h);
   }
-  if (q === 0) {
-    c.get(L_ST);
-    c.i64(0);
-    c.mem(Op.i64_store, 3, vOff(d) + 8);
-  }
+  if (q === 0) vClearHigh(u, d);
   return true;
 });
 
@@ -1211,11 +1215,7 @@ function vSet(u: Unit, d: number, q: number, value: () => void): void {
   c.get(L_ST);
   value();
   c.simdMem(SimdOp.v128_store, 3, vOff(d));
-  if (q === 0) {
-    c.get(L_ST);
-    c.i64(0);
-    c.mem(Op.i64_store, 3, vOff(d) + 8);
-  }
+  if (q === 0) vClearHigh(u, d);
 }
 
 /**
@@ -1297,18 +1297,14 @@ defVector({ CMEQ_zero_vec: SimdOp.eq }, (u, n) => {
   u.c.v128Zero();
 });
 
-/** The lane size imm5 (bits 20:16) of DUP, INS and UMOV gives by its lowest set bit; -1: none (UNDEF). */
-function imm5Size(insn: number): number {
-  const imm5 = (insn >>> 16) & 31;
-  for (let s = 0; s < 4; s++) if ((imm5 >>> s) & 1) return s;
-  return -1;
-}
+/** The imm5 field (bits 20:16) of DUP, INS and UMOV: the lane size is its lowest set bit (imm5Size). */
+const imm5 = (insn: number): number => (insn >>> 16) & 31;
 
 // DUP Vd.T, Xn/Wn: every lane = the low lane-size bits of the register.
 def(['DUP_general'], (u, insn) => {
   const { d, n } = fields(insn);
   const q = (insn >>> 30) & 1;
-  const size = imm5Size(insn);
+  const size = imm5Size(imm5(insn));
   if (size < 0 || (size === 3 && q === 0)) return HANDLER;
   fpCheck(u);
   vSet(u, d, q, () => {
@@ -1326,9 +1322,9 @@ const LANE_STORE = [Op.i64_store8, Op.i64_store16, Op.i64_store32, Op.i64_store]
 def(['UMOV'], (u, insn) => {
   const { d, n } = fields(insn);
   const q = (insn >>> 30) & 1;
-  const size = imm5Size(insn);
+  const size = imm5Size(imm5(insn));
   if (size < 0 || (q ? size !== 3 : size === 3)) return HANDLER;
-  const idx = ((insn >>> 16) & 31) >>> (size + 1);
+  const idx = imm5(insn) >>> (size + 1);
   fpCheck(u);
   u.setX(d, () => {
     u.c.get(L_ST);
@@ -1340,9 +1336,9 @@ def(['UMOV'], (u, insn) => {
 // INS Vd.T[i], Xn/Wn: one lane from the register's low bits, the other lanes kept.
 def(['INS_general'], (u, insn) => {
   const { d, n } = fields(insn);
-  const size = imm5Size(insn);
+  const size = imm5Size(imm5(insn));
   if (size < 0) return HANDLER;
-  const idx = ((insn >>> 16) & 31) >>> (size + 1);
+  const idx = imm5(insn) >>> (size + 1);
   fpCheck(u);
   u.c.get(L_ST);
   u.rx(n);
@@ -1366,9 +1362,7 @@ def(['FMOV_DX'], (u, insn) => {
   c.get(L_ST);
   u.rx(n);
   c.mem(Op.i64_store, 3, vOff(d));
-  c.get(L_ST);
-  c.i64(0);
-  c.mem(Op.i64_store, 3, vOff(d) + 8);
+  vClearHigh(u, d);
   return true;
 });
 

@@ -207,6 +207,10 @@ export class Code extends Bytes {
   /** A load or store with its memarg (alignment as log2 bytes, constant offset). */
   mem(o: number, align: number, offset: number): void {
     this.byte(o);
+    this.memarg(align, offset);
+  }
+  /** A memory instruction's memarg: alignment as log2 bytes, then the constant offset. */
+  private memarg(align: number, offset: number): void {
     this.u32(align);
     this.u32(offset);
   }
@@ -218,8 +222,7 @@ export class Code extends Bytes {
   /** A SIMD load or store (SimdOp.v128_load, v128_store) with its memarg. */
   simdMem(o: number, align: number, offset: number): void {
     this.simd(o);
-    this.u32(align);
-    this.u32(offset);
+    this.memarg(align, offset);
   }
   /** v128.const 0. */
   v128Zero(): void {
@@ -237,8 +240,7 @@ export class Code extends Bytes {
   atomic(o: number, align: number, offset: number): void {
     this.byte(0xfe);
     this.u32(o);
-    this.u32(align);
-    this.u32(offset);
+    this.memarg(align, offset);
   }
   /** atomic.fence (threads proposal: prefix 0xfe, opcode 0x03, a zero flags byte): a full barrier. */
   fence(): void {
