@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, readFileSync, writeSync } from 'node:fs';
-import { PASST_SOCKET_BUFFER, PasstBackend, passtSocketpair } from '../src/host/passt.js';
+import { PASST_SOCKET_BUFFER, PasstBackend, passtSocketpair, socketFd } from '../src/host/passt.js';
 import { sendBufferOf } from '../src/host/sys.js';
 
 function sysctl(name: string): number {
@@ -15,7 +15,8 @@ function sysctl(name: string): number {
 test("passt's socketpair has a send buffer for a burst of 64 KiB frames on both ends, and carries bytes", async () => {
   const [ours, theirs] = passtSocketpair();
   try {
-    const fd = (ours as unknown as { _handle: { fd: number } })._handle.fd;
+    const fd = socketFd(ours);
+    assert.ok(fd >= 0, 'the socket has a descriptor');
     // The kernel doubles what it is given; unprivileged, it caps the request at wmem_max first.
     const least = 2 * Math.min(PASST_SOCKET_BUFFER, sysctl('wmem_max'));
     const dflt = sysctl('wmem_default');
@@ -48,7 +49,7 @@ function framed(count: number, len: number, from: number): { frames: Buffer[]; w
   return { frames, wire };
 }
 
-test("passt backend: poll() hands a bulk of frames over at once, in order and whole, without the event loop; a trickle waits for it", async () => {
+test('passt backend: poll() hands a bulk of frames over at once, in order and whole, without the event loop; a trickle waits for it', async () => {
   const [ours, theirs] = passtSocketpair();
   const be = new PasstBackend(ours);
   try {

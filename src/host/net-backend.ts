@@ -51,3 +51,10 @@ export interface NetBackend {
  * guest's sending by 15-25% (measurements in tap.ts and passt.ts).
  */
 export const POLL_MIN_BYTES = 64 * 1024;
+
+/** Bytes in a batch of frames (what a backend's reader thread counts as waiting, and its owner as taken). */
+export function batchBytes(frames: ArrayBuffer[]): number {
+  let n = 0;
+  for (const f of frames) n += f.byteLength;
+  return n;
+}

@@ -109,6 +109,14 @@ export async function startPasst(opts: {
   return new PasstBackend(sock);
 }
 
+/**
+ * The descriptor under a Socket made with net.Socket({ fd }), which Node keeps on its handle
+ * (internal: -1 where it is not there).
+ */
+export function socketFd(sock: Socket): number {
+  return (sock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+}
+
 const EMPTY = Buffer.alloc(0);
 /**
  * poll(): bytes per read, and reads per call at most (the rest waits for the next slice). `npm run
@@ -144,8 +152,7 @@ export class PasstBackend implements NetBackend {
   constructor(private readonly sock: Socket) {
     sock.pause();
     sock.on('error', () => {});
-    // Node keeps a socket's descriptor on its handle (internal, but what net.Socket({ fd }) was given).
-    this.fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+    this.fd = socketFd(sock);
   }
 
   /**

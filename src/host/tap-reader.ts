@@ -8,6 +8,7 @@
 import { readSync } from 'node:fs';
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { koffi, libcLibrary } from './sys.js';
+import { batchBytes } from './net-backend.js';
 
 const POLL_MS = 100;
 const POLLIN = 1;
@@ -55,11 +56,7 @@ while (Atomics.load(flags, 0) === 0) {
   } while (batch.length < BATCH && readable(0));
   if (batch.length > 0) {
     // Counted before the post, so the main thread never sees a batch it has not counted yet.
-    Atomics.add(
-      flags,
-      2,
-      batch.reduce((n, b) => n + b.byteLength, 0),
-    );
+    Atomics.add(flags, 2, batchBytes(batch));
     port.postMessage(batch, batch);
   }
   // A read error (the interface went away): do not spin on it.

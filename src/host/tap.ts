@@ -16,7 +16,13 @@ import os from 'node:os';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { UserError } from './errors.js';
 import { errnoName, lastErrno, O_CLOEXEC, O_RDWR, rawLibc } from './sys.js';
-import { MAX_GSO_FRAME, POLL_MIN_BYTES, type NetBackend, type RxOffloads } from './net-backend.js';
+import {
+  batchBytes,
+  MAX_GSO_FRAME,
+  POLL_MIN_BYTES,
+  type NetBackend,
+  type RxOffloads,
+} from './net-backend.js';
 
 const TUNSETIFF = 0x400454ca;
 const TUNSETVNETHDRSZ = 0x400454d8;
@@ -160,11 +166,7 @@ export class TapBackend implements NetBackend {
 
   /** A batch taken off the port (by the event loop or by poll()): no longer waiting. */
   private taken(frames: ArrayBuffer[]): void {
-    Atomics.sub(
-      this.flags,
-      2,
-      frames.reduce((n, b) => n + b.byteLength, 0),
-    );
+    Atomics.sub(this.flags, 2, batchBytes(frames));
     this.deliver(frames);
   }
 
