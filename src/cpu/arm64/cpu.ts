@@ -192,7 +192,7 @@ export class CodePage {
 /** Slots of CodeCache.heat: instructions interpreted from block heads, all pages hashed (a collision only makes a block translate early). */
 const HEAT_SLOTS = 1 << 16;
 
-/** Add `n` instructions to a heat slot (saturating). */
+/** Add `n` to a heat slot (saturating). */
 function addHeat(heat: Uint16Array, slot: number, n: number): void {
   const w = heat[slot] + n;
   heat[slot] = w > 0xffff ? 0xffff : w;
@@ -202,8 +202,9 @@ function addHeat(heat: Uint16Array, slot: number, n: number): void {
 const DEFAULT_JIT_THRESHOLD = 8000;
 
 /**
- * A block head is translated once the interpreter has run this many instructions from it (counted
- * from the head to the next branch taken; environment: TYPEVISOR_JIT_THRESHOLD, at most 65535).
+ * A block head is translated once its heat gets here: the instructions the interpreter ran from it
+ * (counted from the head to the next branch taken), plus ENTRY_HEAT for each time it was entered
+ * (environment: TYPEVISOR_JIT_THRESHOLD, at most 65535).
  * Counted by entries (3000) until stop 21, the boot's interpreted instructions were mostly under heads
  * that never got there: 65% of them under heads entered 3000 times or more over the whole boot, but
  * too slowly for the heat's decay. On the default guest's boot (1.24e9 instructions), with units
@@ -213,6 +214,20 @@ const DEFAULT_JIT_THRESHOLD = 8000;
  * version of the batching, 6000 and 3000 (95-96%) took 18.8-21.1 s, no less, for 92-100 MiB.
  */
 export const JIT_THRESHOLD = intFromEnv('TYPEVISOR_JIT_THRESHOLD', DEFAULT_JIT_THRESHOLD, 1, 65535);
+
+/**
+ * Heat an interpreted entry of a block head adds beyond its instructions (CodeCache.entryHeat). Each
+ * entry costs the executor more than the instructions it interprets: a translated unit left for it,
+ * the fetch and heat bookkeeping, a unit entered again after it. Counting instructions alone, a head
+ * that runs one or two instructions between translated units was entered about 4000 times before
+ * it was translated, or never when its entries were spread out (the heat halves at each sweep): on
+ * the default guest's boot, 38714 entries of one instruction at one head, 9293 of six at another.
+ * Measured on that boot (1.23e9 instructions, three interleaved runs each, 2-core host):
+ * 0: 5.6-5.7 s, 1610 units, 52M instructions interpreted, VMM memory beyond the guest 93-94 MiB;
+ * 4: 5.2-5.4 s, 2100 units, 98.5-99.3 MiB; 8: 5.3-5.5 s, 2500 units, 101-102 MiB; 16: no faster
+ * than 8 (31M interpreted, 3250 units, 107-112 MiB).
+ */
+export const ENTRY_HEAT = 4;
 
 /** An integer setting from the environment: `dflt` when unset, and when out of range (with a warning). */
 function intFromEnv(name: string, dflt: number, min: number, max: number): number {
@@ -311,6 +326,8 @@ export class CodeCache {
   jit = process.env.TYPEVISOR_JIT !== '0';
   /** Instructions interpreted from a block head before it is translated (JIT_THRESHOLD; the difftest uses 1). */
   jitThreshold = JIT_THRESHOLD;
+  /** Heat an interpreted entry adds beyond its instructions (ENTRY_HEAT). */
+  entryHeat = ENTRY_HEAT;
   /**
    * Instructions a unit may take in beyond its first basic block (wasm/translate.ts). Measured on the
    * default guest's boot: 512 with the threshold at 10000 took less CPU time than 64 or 128 with
@@ -1325,7 +1342,7 @@ export class Arm64Cpu {
     this.heatSlot = -1;
     const done = this.execute(budget);
     const code = this.code;
-    if (this.heatSlot >= 0) addHeat(code.heat, this.heatSlot, done - this.heatFrom);
+    if (this.heatSlot >= 0) addHeat(code.heat, this.heatSlot, done - this.heatFrom + code.entryHeat);
     if (code.pendingCount !== 0) {
       code.pendingAge += done;
       if (code.flushDue()) code.flushPending();
@@ -1365,6 +1382,7 @@ export class Arm64Cpu {
     const code = this.code;
     const jit = code.jit;
     const threshold = code.jitThreshold;
+    const entryHeat = code.entryHeat;
     const heat = code.heat;
     const table = code.decoder.handlerTable;
     // Blocks run only while at least MAX_BLOCK instructions of the budget are left, so a run never
@@ -1414,7 +1432,7 @@ export class Arm64Cpu {
           const idx = (pcLo & 0xfff) >>> 2;
           if (head && this.heatSlot >= 0) {
             // The interpreted run from the last head ends: its instructions are that head's heat.
-            addHeat(heat, this.heatSlot, done - this.heatFrom);
+            addHeat(heat, this.heatSlot, done - this.heatFrom + entryHeat);
             this.heatSlot = -1;
           }
           // Another thread wants this vCPU out of run() (threads/link.ts): leave at this block head.

@@ -262,6 +262,7 @@ export class ThreadedTcgEngine implements VcpuEngine, SliceHost {
         logUnimplemented: this.opts.logUnimplemented,
         jit: this.cpu0.code.jit,
         jitThreshold: this.cpu0.code.jitThreshold,
+        entryHeat: this.cpu0.code.entryHeat,
         jitBatch: this.cpu0.code.jitBatch,
         stats: !!process.env.TYPEVISOR_STATS,
         initial: this.initial.get(r.id),

@@ -50,9 +50,10 @@ export interface VcpuWorkerData {
   mmio: { base: number; size: number; name: string }[];
   icc: { key: number; name: string; read: boolean; write: boolean }[];
   logUnimplemented: boolean;
-  /** The code cache settings of vCPU 0's (CodeCache.jit, jitThreshold, jitBatch). */
+  /** The code cache settings of vCPU 0's (CodeCache.jit, jitThreshold, entryHeat, jitBatch). */
   jit: boolean;
   jitThreshold: number;
+  entryHeat: number;
   jitBatch: number;
   /** Post a line of statistics when the thread ends (TYPEVISOR_STATS). */
   stats: boolean;
@@ -92,6 +93,7 @@ function main(d: VcpuWorkerData): void {
   code.onSweep = collectGarbage;
   code.jit = d.jit;
   code.jitThreshold = d.jitThreshold;
+  code.entryHeat = d.entryHeat;
   code.jitBatch = d.jitBatch;
   const units = new UnitExchange(link, id, d.unitPorts);
   units.attach(code);
