@@ -189,14 +189,8 @@ export class CodePage {
   }
 }
 
-/** Slots of CodeCache.heat: instructions interpreted from block heads, all pages hashed (a collision only makes a block translate early). */
+/** Slots of CodeCache.heat: the heat of block heads, all pages hashed (a collision only makes a block translate early). */
 const HEAT_SLOTS = 1 << 16;
-
-/** Add `n` to a heat slot (saturating). */
-function addHeat(heat: Uint16Array, slot: number, n: number): void {
-  const w = heat[slot] + n;
-  heat[slot] = w > 0xffff ? 0xffff : w;
-}
 
 /** TYPEVISOR_JIT_THRESHOLD's default (see JIT_THRESHOLD). */
 const DEFAULT_JIT_THRESHOLD = 8000;
@@ -324,7 +318,7 @@ export class CodeCache {
   readonly decoder = decoder();
   /** Translate hot blocks (false: interpret every instruction, for tests that compare the two). */
   jit = process.env.TYPEVISOR_JIT !== '0';
-  /** Instructions interpreted from a block head before it is translated (JIT_THRESHOLD; the difftest uses 1). */
+  /** A block head's heat when it is translated (JIT_THRESHOLD; the difftest uses 1). */
   jitThreshold = JIT_THRESHOLD;
   /** Heat an interpreted entry adds beyond its instructions (ENTRY_HEAT). */
   entryHeat = ENTRY_HEAT;
@@ -336,8 +330,18 @@ export class CodeCache {
   wasmRegion = 512;
   private compileErrorShown = false;
 
-  /** Instructions the interpreter ran from each block head (to the next branch taken), by (page.heatBase + word) mod HEAT_SLOTS. */
+  /** Each block head's heat (see heatUp), by (page.heatBase + word) mod HEAT_SLOTS. */
   readonly heat = new Uint16Array(HEAT_SLOTS);
+
+  /**
+   * An interpreted run of `insns` instructions from the block head of heat slot `slot` ended (at
+   * the next branch taken, or with the run slice): its heat grows by them and by entryHeat
+   * (saturating).
+   */
+  heatUp(slot: number, insns: number): void {
+    const w = this.heat[slot] + insns + this.entryHeat;
+    this.heat[slot] = w > 0xffff ? 0xffff : w;
+  }
 
   /**
    * Decoded words of all cached pages: per word, the index of its handler in Decoder.handlerTable,
@@ -473,9 +477,9 @@ export class CodeCache {
   }
 
   /**
-   * Whether the pending heads should be translated now, before their batch is full: once the
-   * interpreter has run another threshold's worth of instructions from them (their heat since they
-   * were queued: the wait costs at most that), or the oldest has waited JIT_BATCH_WAIT instructions.
+   * Whether the pending heads should be translated now, before their batch is full: once they have
+   * gathered another threshold's worth of heat in the interpreter (their heat since they were
+   * queued: the wait costs at most that), or the oldest has waited JIT_BATCH_WAIT instructions.
    */
   flushDue(): boolean {
     if (this.pendingAge >= JIT_BATCH_WAIT) return true;
@@ -1342,7 +1346,7 @@ export class Arm64Cpu {
     this.heatSlot = -1;
     const done = this.execute(budget);
     const code = this.code;
-    if (this.heatSlot >= 0) addHeat(code.heat, this.heatSlot, done - this.heatFrom + code.entryHeat);
+    if (this.heatSlot >= 0) code.heatUp(this.heatSlot, done - this.heatFrom);
     if (code.pendingCount !== 0) {
       code.pendingAge += done;
       if (code.flushDue()) code.flushPending();
@@ -1382,7 +1386,6 @@ export class Arm64Cpu {
     const code = this.code;
     const jit = code.jit;
     const threshold = code.jitThreshold;
-    const entryHeat = code.entryHeat;
     const heat = code.heat;
     const table = code.decoder.handlerTable;
     // Blocks run only while at least MAX_BLOCK instructions of the budget are left, so a run never
@@ -1431,8 +1434,8 @@ export class Arm64Cpu {
           }
           const idx = (pcLo & 0xfff) >>> 2;
           if (head && this.heatSlot >= 0) {
-            // The interpreted run from the last head ends: its instructions are that head's heat.
-            addHeat(heat, this.heatSlot, done - this.heatFrom + entryHeat);
+            // The interpreted run from the last head ends: its instructions heat that head.
+            code.heatUp(this.heatSlot, done - this.heatFrom);
             this.heatSlot = -1;
           }
           // Another thread wants this vCPU out of run() (threads/link.ts): leave at this block head.
