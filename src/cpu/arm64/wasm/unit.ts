@@ -205,6 +205,13 @@ export class Unit {
   /** `if` whose arms read or write registers or flags. */
   ifArm(type?: number): void {
     this.c.if(type);
+    this.arm();
+  }
+  /**
+   * Code after this runs on some paths only, up to endArm (which closes the enclosing block): as in
+   * an if arm, registers written back there stay dirty for the code after it.
+   */
+  arm(): void {
     // Both fields from the start: one object shape (see translate.ts's _lastUnit).
     this.arms.push({ before: this.slots.slice(), then: undefined });
   }
@@ -421,20 +428,25 @@ export class Unit {
       call();
       return;
     }
+    // One runtime call serves both slow paths (a TLB miss, and a store to a page with cached code,
+    // which the runtime's path drops after storing again): the registers it writes back first are
+    // emitted once per store, not twice.
+    c.block(); // done
+    c.block(); // slow
     hit(c, size, 'wTag', L_W0, L_W0 + 1, L_ST, addr, unpriv ? 'user' : L_ELX);
-    this.ifArm();
+    c.op(Op.i32_eqz);
+    c.brIf(0);
     ramAddr(c, L_W0, L_W0 + 1);
     c.tee(L_W0 + 2);
     c.get(L_SV);
     ramStore(c, size, this.ramOffset);
-    // a store to a page with cached code drops it: the runtime's path does that
     holdsCode(c, L_W0 + 2);
-    this.ifArm();
+    c.op(Op.i32_eqz);
+    c.brIf(1);
+    c.end(); // slow
+    this.arm();
     call();
-    this.endArm();
-    this.elseArm();
-    call();
-    this.endArm();
+    this.endArm(); // done
   }
 }
 
