@@ -231,13 +231,8 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
   // Pass 2: emit.
   const u = new Unit(env.ramOffset, takeCode());
   _lastUnit = u;
-  // A unit with a loop (a branch back to one of its blocks) runs its accesses often: inline hits.
-  u.inline = blocks.some((b, k) => {
-    const last = b.insns[b.insns.length - 1];
-    const to = b.end === 'fall' ? b.first + b.insns.length : b.end === 'branch' ? last.idx + b.off : -1;
-    const t = caseOf.get(to);
-    return t !== undefined && t <= k;
-  });
+  // The blocks of a loop (that can reach themselves) run their accesses often: inline TLB hits there.
+  const inLoop = loopBlocks(blocks, caseOf);
   const c = u.c;
   const K = blocks.length;
   // base = PC - startIdx * 4; elx = el << 12
@@ -305,6 +300,7 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
     u.first = b.first;
     u.nest = 0;
     u.startBlock();
+    u.inline = inLoop[k];
     const body = b.end === 'fall' ? b.insns : b.insns.slice(0, -1);
     const len = b.insns.length;
     if (b.end === 'branch' && b.insns[len - 1].idx + b.off === b.first && emitSelfLoop(u, b, body)) {
@@ -416,6 +412,35 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
   c.end(); // loop
   c.op(Op.unreachable);
   return { body: c, insns: total, ranges: blocks.flatMap((b) => [b.first, b.insns.length]) };
+}
+
+/** Per block (by label): whether it is on a cycle of the unit's branches, so runs again without leaving. */
+function loopBlocks(blocks: Block[], caseOf: Map<number, number>): boolean[] {
+  const succ = blocks.map((b) => {
+    const last = b.insns[b.insns.length - 1];
+    const words =
+      b.end === 'fall'
+        ? [b.first + b.insns.length]
+        : b.end === 'handler'
+          ? [last.idx + 1]
+          : b.end === 'branch'
+            ? [last.idx + b.off, last.idx + 1]
+            : [];
+    if (b.end === 'branch' && (last.d.name === 'B' || last.d.name === 'BL')) words.pop();
+    return words.map((w) => caseOf.get(w)).filter((t): t is number => t !== undefined);
+  });
+  return blocks.map((_, k) => {
+    const seen = new Uint8Array(blocks.length);
+    const stack = [...succ[k]];
+    while (stack.length > 0) {
+      const t = stack.pop()!;
+      if (t === k) return true;
+      if (seen[t]) continue;
+      seen[t] = 1;
+      stack.push(...succ[t]);
+    }
+    return false;
+  });
 }
 
 /** Emit a block's instructions up to its terminator: inline where an emitter takes them, else a handler call. */
