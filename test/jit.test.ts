@@ -14,6 +14,8 @@ import { emitters, HANDLER } from '../src/cpu/arm64/wasm/emit.js';
 import { Unit } from '../src/cpu/arm64/wasm/unit.js';
 
 const RAM = 1 << 20;
+/** SCTLR_EL1.SA: SP alignment checking at EL1. */
+const SCTLR_SA = 1n << 3n;
 /** B . */
 const B_SELF = 0x14000000;
 /** CBNZ XZR, .-4 (never taken). */
@@ -142,6 +144,9 @@ for (const pat of generatedPatterns()) {
       code.invalidateAll();
       randomState(cpu, next);
       cpu.sys.CPACR_EL1 = next() % 8 === 0 ? 0n : 3n << 20n;
+      // SCTLR_EL1.SA in half the cases: an access through an SP that is not 16-byte aligned faults
+      cpu.sys.SCTLR_EL1 = next() % 2 === 0 ? cpu.sys.SCTLR_EL1 | SCTLR_SA : cpu.sys.SCTLR_EL1 & ~SCTLR_SA;
+      cpu.mmu.onRegsChanged();
       armMonitor(cpu, mem.dv, insn, next);
       const seed = snap(cpu, mem.u8);
       const runFrom = (jit: boolean): Snapshot => {

@@ -813,9 +813,12 @@ function access(u: Unit, size: number, opc: number, t: number, unpriv = false): 
   return false;
 }
 
-/** T0 = Xn (SP for 31) + off, after the SP alignment check. */
-function addrImm(u: Unit, n: number, off: number): void {
-  u.spCheck(n);
+/**
+ * T0 = Xn (SP for 31) + off, after the SP alignment check (`deferred`: made by the access load() or
+ * store() emits next, see Unit.spCheck).
+ */
+function addrImm(u: Unit, n: number, off: number, deferred = true): void {
+  u.spCheck(n, deferred);
   u.rx(n, true);
   if (off !== 0) {
     u.c.i64(off);
@@ -834,11 +837,11 @@ function plus(u: Unit, to: number, from: number, k: number): void {
 
 /**
  * T0 = Xn (SP for 31) + Xm extended by `option`, shifted by `scale` where S (bit 12) is set: the
- * register-offset forms, after the SP alignment check.
+ * register-offset forms, after the SP alignment check (made by the access that comes next).
  */
 function addrReg(u: Unit, insn: number, option: number, scale: number): void {
   const { n, m } = fields(insn);
-  u.spCheck(n);
+  u.spCheck(n, true);
   u.rx(n, true);
   extended(u, m, option, (insn & 0x1000) !== 0 ? scale : 0);
   u.c.op(Op.i64_add);
@@ -876,7 +879,7 @@ def(
 // pass it (Arm's release-acquire is sequentially consistent) when vCPUs run on several threads.
 def(['LDAR_STLR'], (u, insn) => {
   const size = insn >>> 30;
-  addrImm(u, (insn >>> 5) & 31, 0);
+  addrImm(u, (insn >>> 5) & 31, 0, false); // the alignment check below comes after SP's
   if (size !== 0) {
     u.c.get(T0);
     u.c.op(Op.i32_wrap_i64);

@@ -10,7 +10,8 @@
 //   stxS(st, addr, value, n, info) -> i32  STXR: stores when the monitor holds; the status
 //
 // `st` is the vCPU's state block, `n` the unit's instructions retired before the current basic
-// block and `info` = word index of the instruction in its page | (its position in the block << 10).
+// block and `info` = word index of the instruction in its page | (its position in the block << 10),
+// and SP_CHECK for the first access of an instruction that addresses through SP (see SP_CHECK).
 // A hit needs the TLB's fast tag for the page under the current ASID and natural alignment (the
 // same rule as mmu.ts's fast paths), or, second, the fast tag and an unaligned access that stays in
 // its page while SCTLR_EL1.A is clear (memcpy of unaligned buffers: Linux's copy_to_user into a
@@ -31,6 +32,7 @@ import {
   EXCL_V_OFF,
   HI_OFF,
   PC_OFF,
+  R_OFF,
   codePagesOffset,
   tlbOff,
 } from './layout.js';
@@ -237,15 +239,51 @@ function physical(c: Code, off: number, ramBase: number): void {
   c.op(Op.i64_add);
 }
 
-/** Push the halves of P_A and then `part` = n + (info >>> 10). */
-function slowArgs(c: Code, n: number, info: number, extra?: () => void): void {
-  halves(c, P_A);
-  extra?.();
+/**
+ * An access's `info` argument: the word index of its instruction (bits 0-9), the instructions of its
+ * block before it (bits 10-19), and SP_CHECK where the instruction addresses through SP and this
+ * access, its first, makes the SP alignment check (Unit.spCheck): one call in the runtime instead
+ * of an inline check with its own slow path in every unit.
+ */
+export const SP_CHECK = 1 << 30;
+
+/** Push `part` = n + the instructions before the access's in its block (info bits 10-19). */
+function part(c: Code, n: number, info: number): void {
   c.get(n);
   c.get(info);
   c.i32(10);
   c.op(Op.i32_shr_u);
+  c.i32(1023);
+  c.op(Op.i32_and);
   c.op(Op.i32_add);
+}
+
+/** Push the halves of P_A and then `part`. */
+function slowArgs(c: Code, n: number, info: number, extra?: () => void): void {
+  halves(c, P_A);
+  extra?.();
+  part(c, n, info);
+}
+
+/**
+ * Where `info` has SP_CHECK and SP is not 16-byte aligned: the runtime's sp (which raises the SP
+ * alignment fault when SCTLR_EL1.SA/SA0 asks for it), before anything else of the access.
+ */
+function spCheckFirst(c: Code, n: number, info: number): void {
+  c.get(info);
+  c.i32(SP_CHECK);
+  c.op(Op.i32_and);
+  c.if();
+  c.get(P_ST);
+  c.mem(Op.i32_load, 2, R_OFF + 31 * 8);
+  c.i32(15);
+  c.op(Op.i32_and);
+  c.if();
+  storePc(c, info);
+  part(c, n, info);
+  c.call(imp('sp'));
+  c.end();
+  c.end();
 }
 
 /** `sf` argument of rd/wr: size | access flags << 4. */
@@ -264,6 +302,7 @@ function loadFn(size: number, ramOffset: number, unpriv: boolean): FuncDef {
     c.op(Op.return);
     c.end();
   };
+  spCheckFirst(c, n, info);
   hit(c, size, 'rTag', lo, e, P_ST, P_A, unpriv ? 'user' : undefined);
   fast();
   if (size > 1) {
@@ -300,6 +339,7 @@ function storeFn(size: number, ramOffset: number, unpriv: boolean): FuncDef {
     c.op(Op.return);
     c.end();
   };
+  spCheckFirst(c, n, info);
   hit(c, size, 'wTag', lo, e, P_ST, P_A, unpriv ? 'user' : undefined);
   fast();
   if (size > 1) {

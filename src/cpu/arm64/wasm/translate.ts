@@ -451,6 +451,7 @@ function emitBody(u: Unit, body: Block['insns']): void {
     u.hx = x.d.index;
     const e: Emit | undefined = emitters.get(x.d.name);
     if (e === undefined || e(u, x.insn) !== true) u.callHandler(x.d.index, x.insn);
+    if (u.spInfo !== 0) throw new Error(`unit: ${x.d.name} left its SP alignment check unmade`);
   }
 }
 

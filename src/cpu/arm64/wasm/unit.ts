@@ -16,6 +16,7 @@ import {
   ramAddr,
   ramLoad,
   ramStore,
+  SP_CHECK,
 } from './runtime.js';
 
 // ---- function parameters (st, limit, n) and locals ----
@@ -349,9 +350,17 @@ export class Unit {
     this.c.i32(insn | 0);
     this.part();
   }
-  /** SP alignment check before an access through SP (n = 31). */
-  spCheck(n: number): void {
+  /**
+   * SP alignment check before an access through SP (n = 31). `deferred`: the next load() or store()
+   * is the instruction's first access; where that access calls the runtime, the runtime makes the
+   * check (SP_CHECK in its `info`) and nothing is emitted here.
+   */
+  spCheck(n: number, deferred = false): void {
     if (n !== 31) return;
+    if (deferred && !this.inline) {
+      this.spInfo = SP_CHECK;
+      return;
+    }
     this.rw(31, true);
     this.c.i32(15);
     this.c.op(Op.i32_and);
@@ -362,10 +371,13 @@ export class Unit {
     this.endArm();
   }
 
+  /** SP_CHECK while a deferred SP alignment check waits for the access that makes it (spCheck). */
+  spInfo = 0;
   /** Push the runtime's `info` argument for the current instruction (runtime.ts). */
   private info(): void {
     this.c.get(L_N);
-    this.c.i32(this.i | ((this.i - this.first) << 10));
+    this.c.i32(this.i | ((this.i - this.first) << 10) | this.spInfo);
+    this.spInfo = 0;
   }
 
   /**
