@@ -105,7 +105,7 @@ export class Unit {
   nest = 0;
   /** Depth of the dispatch loop from the current case's top level. */
   caseDepth = 0;
-  /** Loads and stores take the TLB hit path inline (units with a loop). */
+  /** Loads and stores take the TLB hit path inline (set per block: the blocks on a loop of the unit). */
   inline = false;
   /** Per cache slot: MEMORY, CLEAN or DIRTY. */
   private slots = new Uint8Array(SLOTS);
@@ -382,8 +382,10 @@ export class Unit {
 
   /**
    * Load `size` bytes (1, 2, 4, 8) from the address in i64 local `addr`; pushes it zero-extended to
-   * i64. In a unit with a loop (`inline`), a TLB hit is handled inline and only the rest calls the
-   * runtime; elsewhere every access calls it (smaller units, faster to emit and compile). `unpriv`:
+   * i64. In a block on a loop of its unit (`inline`), a TLB hit is handled inline and only the rest
+   * calls the runtime; elsewhere every access calls it (smaller units, faster to emit and compile,
+   * less memory: default guest's boot, 3.7 MB of wasm against 4.9 when every block of a unit with a
+   * loop took the inline path). `unpriv`:
    * with EL0's permissions (LDTR).
    */
   load(addr: number, size: number, unpriv = false): void {
