@@ -3,7 +3,15 @@
 // RAM past what one 32-bit wasm memory holds is refused with the limit in the message.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { noAssembler, assemble, compareTiers, makeCpu, RAM_BASE, runToWfi, type TestCpu } from './helpers/arm64.js';
+import {
+  noAssembler,
+  assemble,
+  compareTiers,
+  makeCpu,
+  RAM_BASE,
+  runToWfi,
+  type TestCpu,
+} from './helpers/arm64.js';
 import { GuestMemory } from '../src/memory/guest-memory.js';
 import { MAX_WASM_RAM } from '../src/cpu/arm64/wasm/layout.js';
 import { emitUnit } from '../src/cpu/arm64/wasm/translate.js';
@@ -56,14 +64,21 @@ test('a unit imports no function, and runs the loop as the interpreter does', ()
   // V8 compiles a wrapper for every imported function of every module: units call the runtime
   // through their own table instead (wasm/unit.ts).
   const page = code.page(RAM_BASE);
-  const src = emitUnit(1, {
-    word: (i) => t.mem.u32[page.ramWord + i],
-    decode: (insn) => code.decoder.decode(insn),
-    undefinedHandler: code.decoder.undefinedHandler,
-    ramOffset: t.mem.ramOffset,
-  }, 512);
+  const src = emitUnit(
+    1,
+    {
+      word: (i) => t.mem.u32[page.ramWord + i],
+      decode: (insn) => code.decoder.decode(insn),
+      undefinedHandler: code.decoder.undefinedHandler,
+      ramOffset: t.mem.ramOffset,
+    },
+    512,
+  );
   const imports = WebAssembly.Module.imports(new WebAssembly.Module(src.bytes));
-  assert.deepEqual(imports.map((i) => `${i.module}.${i.name}:${i.kind}`), ['env.mem:memory']);
+  assert.deepEqual(
+    imports.map((i) => `${i.module}.${i.name}:${i.kind}`),
+    ['env.mem:memory'],
+  );
 });
 
 // Two loops of one block each, which a unit runs with their registers and flags in wasm locals
@@ -95,23 +110,73 @@ const LOOPS = `
     wfi
 `;
 
-test('loop blocks keep registers in locals and leave with the interpreter state', { skip: noAssembler }, () => {
-  const { words } = assemble(LOOPS);
-  const state = (t: TestCpu) => ({
-    x: Array.from({ length: 8 }, (_, n) => `${t.cpu.xhi(n).toString(16)}:${t.cpu.xlo(n).toString(16)}`),
-    nzcv: [t.cpu.n, t.cpu.z, t.cpu.c, t.cpu.v],
-    mem: Array.from(t.mem.u32.subarray(0x10000 / 4, 0x10000 / 4 + 600)),
-    count: t.cpu.icount,
-  });
-  const interp = makeCpu(words);
-  interp.cpu.code.jit = false;
-  runToWfi(interp, 1_000_000, 10);
-  const want = state(interp);
-  for (const slice of [200, 5000]) {
+test(
+  'loop blocks keep registers in locals and leave with the interpreter state',
+  { skip: noAssembler },
+  () => {
+    const { words } = assemble(LOOPS);
+    const state = (t: TestCpu) => ({
+      x: Array.from({ length: 8 }, (_, n) => `${t.cpu.xhi(n).toString(16)}:${t.cpu.xlo(n).toString(16)}`),
+      nzcv: [t.cpu.n, t.cpu.z, t.cpu.c, t.cpu.v],
+      mem: Array.from(t.mem.u32.subarray(0x10000 / 4, 0x10000 / 4 + 600)),
+      count: t.cpu.icount,
+    });
+    const interp = makeCpu(words);
+    interp.cpu.code.jit = false;
+    runToWfi(interp, 1_000_000, 10);
+    const want = state(interp);
+    for (const slice of [200, 5000]) {
+      const t = makeCpu(words);
+      compareTiers(t.cpu, true);
+      runToWfi(t, slice, 10_000);
+      assert.deepEqual(
+        state(t),
+        want,
+        `slices of ${slice}: the interpreter's registers, flags, memory and count`,
+      );
+      assert.ok(
+        t.cpu.code.jitStats.insns > want.count / 2,
+        `slices of ${slice}: most instructions ran translated`,
+      );
+    }
+  },
+);
+
+// Blocks on no loop of their unit branch through the dispatch loop's head, which makes the block
+// boundary check for all of them (translate.ts): a unit leaving there stops at the block it would
+// have run next, with the count the interpreter has at that instruction.
+test('a unit leaves at a block boundary reached from a block on no loop, at the next block', () => {
+  const words = [
+    0xd2800020, // movz x0, #1
+    0xb4000040, // cbz x0, +8 (not taken)
+    0x91000821, // add x1, x1, #2
+    0x91000c42, // add x2, x2, #3
+    0xd503207f, // wfi
+  ];
+  for (const [limit, pc, count] of [
+    [0, 8, 2], // past the limit after the first block: leaves before the add at +8
+    [10, 20, 5], // runs on through the second block and its WFI
+  ]) {
     const t = makeCpu(words);
-    compareTiers(t.cpu, true);
-    runToWfi(t, slice, 10_000);
-    assert.deepEqual(state(t), want, `slices of ${slice}: the interpreter's registers, flags, memory and count`);
-    assert.ok(t.cpu.code.jitStats.insns > want.count / 2, `slices of ${slice}: most instructions ran translated`);
+    const code = t.cpu.code;
+    // interpreted once first: a unit holds only blocks the guest has run
+    code.jit = false;
+    t.step(words.length);
+    assert.ok(t.cpu.waiting, 'the interpreter ran to the WFI');
+    t.cpu.waiting = false;
+    for (const r of [0, 1, 2]) t.cpu.setX(r, 0, 0);
+    t.cpu.pcLo = RAM_BASE;
+    code.jit = true;
+    code.jitBatch = 1;
+    const f = code.translate(code.page(RAM_BASE), 0);
+    assert.notEqual(f, 0, 'the unit was translated');
+    const ran = code.enter(t.cpu, f, limit);
+    assert.equal(t.cpu.pcLo, RAM_BASE + pc, `PC after a run with limit ${limit}`);
+    assert.equal(ran, count, `instructions retired with limit ${limit}`);
+    assert.equal(t.cpu.xlo(1), count > 2 ? 2 : 0);
+    const interp = makeCpu(words);
+    interp.cpu.code.jit = false;
+    interp.step(count);
+    assert.equal(interp.cpu.pcLo, t.cpu.pcLo, 'where the interpreter is after as many instructions');
   }
 });

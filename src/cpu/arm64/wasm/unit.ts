@@ -40,11 +40,14 @@ const L_F = L_X + 32;
 /** Cache slots: 0..31 the registers, 32 + k the flags N, Z, C, V. */
 const SLOTS = 36;
 const FLAG_OFFS = [N_OFF, Z_OFF, C_OFF, V_OFF];
+/** Word index (in the unit's code page) of the block the unit goes to next (translate.ts). */
+export const L_TW = L_F + 4;
 /** The locals after the parameters (st, limit, n: UNIT_TYPE). */
 export const LOCALS = [
   ...[I32, I64, I64, I64, I64, I64, I32, I32, I32, I32, I32, I64],
   ...Array<number>(32).fill(I64),
   ...Array<number>(4).fill(I32),
+  I32, // L_TW
 ];
 /** The local that caches slot `k`. */
 const slotLocal = (k: number): number => (k < 32 ? L_X + k : L_F + k - 32);
