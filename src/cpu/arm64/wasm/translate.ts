@@ -233,6 +233,7 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
   const u = new Unit(env.ramOffset, takeCode());
   _lastUnit = u;
   // The blocks of a loop (that can reach themselves) run their accesses often: inline TLB hits there.
+  layOut(blocks, caseOf);
   const inLoop = loopBlocks(blocks, caseOf);
   const c = u.c;
   const K = blocks.length;
@@ -296,11 +297,23 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
   for (let k = 0; k < K; k++) c.u32(k);
   c.u32(0);
   c.end();
-  /** Go on at word `target` (in this unit when it has a label, through a dispatch loop; else leave). */
+  /** The label of the block being emitted. */
+  let at = 0;
+  /**
+   * Go on at word `target` (in this unit when it has a label, through a dispatch loop; else leave).
+   * The last branch of a block, to the block laid out after it, falls into it after the check.
+   */
   const goTo = (target: number): void => {
     const k = caseOf.get(target);
     if (k === undefined) {
       exit(() => u.pcOf(target));
+      return;
+    }
+    if (k === at + 1 && u.nest === 0) {
+      mustLeave();
+      c.if();
+      exit(() => u.pcOf(target));
+      c.end();
       return;
     }
     if (u.inline) {
@@ -326,6 +339,7 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
     c.set(L_N);
   };
   blocks.forEach((b, k) => {
+    at = k;
     u.caseDepth = K - 1 - k;
     u.first = b.first;
     u.nest = 0;
@@ -443,6 +457,45 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
   c.end(); // outer loop
   c.op(Op.unreachable);
   return { body: c, insns: total, ranges: blocks.flatMap((b) => [b.first, b.insns.length]) };
+}
+
+/** The word a block goes on to when its conditional branch is not taken (or without a condition). */
+function nextWord(b: Block): number | undefined {
+  const last = b.insns[b.insns.length - 1];
+  switch (b.end) {
+    case 'fall':
+      return b.first + b.insns.length;
+    case 'handler':
+      return last.idx + 1;
+    case 'indirect':
+      return undefined;
+    default:
+      return last.d.name === 'B' || last.d.name === 'BL' ? last.idx + b.off : last.idx + 1;
+  }
+}
+
+/**
+ * Order the blocks (renumbering `caseOf`, word -> label) so that each is followed, where it can be,
+ * by the block it goes on to without a condition or when its conditional branch is not taken: that
+ * branch then falls into it instead of going round the dispatch loop. The entry block stays first.
+ */
+function layOut(blocks: Block[], caseOf: Map<number, number>): void {
+  const byWord = new Map(blocks.map((b) => [b.first, b]));
+  const placed = new Set<Block>();
+  const order: Block[] = [];
+  for (const start of blocks) {
+    let b: Block | undefined = start;
+    while (b !== undefined && !placed.has(b)) {
+      placed.add(b);
+      order.push(b);
+      const next = nextWord(b);
+      b = next === undefined ? undefined : byWord.get(next);
+    }
+  }
+  order.forEach((b, k) => {
+    blocks[k] = b;
+    caseOf.set(b.first, k);
+  });
 }
 
 /** Per block (by label): whether it is on a cycle of the unit's branches, so runs again without leaving. */
