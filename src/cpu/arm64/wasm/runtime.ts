@@ -117,7 +117,9 @@ export function hit(
 
 /**
  * Push 1 when TLB entry `e`'s fast tag `tag` equals the low half in `lo` masked by `mask`, and its
- * high tag the high half of i64 local `a`.
+ * high tag the high half of i64 local `a`. As ((tag ^ lo) | (tagHi ^ hi)) == 0: V8 compiles two
+ * i32.eq joined by i32.and to two set-on-compare instructions and a test; this is xor, xor, or and
+ * the branch (sortbench, 100 rounds: 1.63-1.69 -> 1.57-1.58 s in three interleaved pairs).
  */
 function tagMatches(c: Code, tag: 'rTag' | 'wTag', lo: number, e: number, a: number, mask: number): void {
   c.get(e);
@@ -125,15 +127,16 @@ function tagMatches(c: Code, tag: 'rTag' | 'wTag', lo: number, e: number, a: num
   c.get(lo);
   c.i32(mask);
   c.op(Op.i32_and);
-  c.op(Op.i32_eq);
+  c.op(Op.i32_xor);
   c.get(e);
   c.mem(Op.i32_load, 2, tlbOff('tagHi'));
   c.get(a);
   c.i64(32);
   c.op(Op.i64_shr_u);
   c.op(Op.i32_wrap_i64);
-  c.op(Op.i32_eq);
-  c.op(Op.i32_and);
+  c.op(Op.i32_xor);
+  c.op(Op.i32_or);
+  c.op(Op.i32_eqz);
 }
 
 /** After hit(): push the access's offset in guest RAM. */
