@@ -484,24 +484,25 @@ export function condition(u: Unit, cond: number): void {
     case 3:
       flag(V_OFF);
       break;
-    case 4: // HI: C && !Z
+    // HI and GT without materialized booleans (V8 compiles each i32.eq/eqz joined by i32.and to a
+    // set-on-compare; these become one compare, or xor and or, and the branch).
+    case 4: // HI: C && !Z, as C > Z (C is 0 or 1, Z zero or not)
       flag(C_OFF);
       flag(Z_OFF);
-      c.op(Op.i32_eqz);
-      c.op(Op.i32_and);
+      c.op(Op.i32_gt_u);
       break;
     case 5: // GE: N == V
       flag(N_OFF);
       flag(V_OFF);
       c.op(Op.i32_eq);
       break;
-    case 6: // GT: !Z && N == V
+    case 6: // GT: !Z && N == V, as ((N ^ V) | Z) == 0
       flag(N_OFF);
       flag(V_OFF);
-      c.op(Op.i32_eq);
+      c.op(Op.i32_xor);
       flag(Z_OFF);
+      c.op(Op.i32_or);
       c.op(Op.i32_eqz);
-      c.op(Op.i32_and);
       break;
     default:
       c.i32(1);
