@@ -303,23 +303,23 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
    * Go on at word `target` (in this unit when it has a label, through a dispatch loop; else leave).
    * The last branch of a block, to the block laid out after it, falls into it after the check.
    */
-  const goTo = (target: number): void => {
+  const goTo = (target: number, written = false): void => {
     const k = caseOf.get(target);
     if (k === undefined) {
-      exit(() => u.pcOf(target));
+      exit(() => u.pcOf(target), written);
       return;
     }
     if (k === at + 1 && u.nest === 0) {
       mustLeave();
       c.if();
-      exit(() => u.pcOf(target));
+      exit(() => u.pcOf(target), written);
       c.end();
       return;
     }
     if (u.inline) {
       mustLeave();
       c.if();
-      exit(() => u.pcOf(target));
+      exit(() => u.pcOf(target), written);
       c.end();
       c.i32(k);
       c.set(L_AT);
@@ -338,11 +338,15 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
     c.op(Op.i32_add);
     c.set(L_N);
   };
+  /** The block before fell into this one with NZCV in locals, dead there (see setsFlagsFirst). */
+  let flagsDropped = false;
   blocks.forEach((b, k) => {
     at = k;
     u.caseDepth = K - 1 - k;
     u.first = b.first;
     u.nest = 0;
+    if (flagsDropped) u.dropFlags();
+    flagsDropped = false;
     u.startBlock();
     u.inline = inLoop[k];
     const body = b.end === 'fall' ? b.insns : b.insns.slice(0, -1);
@@ -387,11 +391,35 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
     } else {
       addN(len);
       if (name === 'BL') u.setX(30, () => u.pcOf(last.idx + 1));
-      // registers and flags back to the state block before the paths out of the block
-      u.flush();
       const target = last.idx + b.off;
-      if (name === 'B' || name === 'BL') goTo(target);
-      else {
+      if (name === 'B' || name === 'BL') {
+        u.flush();
+        goTo(target);
+      } else if (
+        target !== last.idx + 1 &&
+        k + 1 < K &&
+        blocks[k + 1].first === last.idx + 1 &&
+        setsFlagsFirst(blocks[k + 1])
+      ) {
+        // The next block, laid out after this one, sets NZCV first: they are written back on the
+        // paths that leave it only (the flags a compare computes for its branch are mostly dead).
+        u.flush(true);
+        branchTaken(u, name, insn);
+        u.ifArm();
+        u.nest++;
+        u.flush();
+        goTo(target, true);
+        u.nest--;
+        u.endArm();
+        mustLeave();
+        u.ifArm();
+        u.flush();
+        exit(() => u.pcOf(last.idx + 1), true);
+        u.endArm();
+        flagsDropped = true;
+      } else {
+        // registers and flags back to the state block before the paths out of the block
+        u.flush();
         branchTaken(u, name, insn);
         c.if();
         u.nest++;
@@ -496,6 +524,29 @@ function layOut(blocks: Block[], caseOf: Map<number, number>): void {
     blocks[k] = b;
     caseOf.set(b.first, k);
   });
+}
+
+/**
+ * Whether a block's first instruction sets all of NZCV without reading them and cannot raise: ADDS
+ * or SUBS (CMP, CMN) of an immediate or of a shifted register, in an allocated encoding.
+ */
+function setsFlagsFirst(b: Block): boolean {
+  const { insn, d } = b.insns[0];
+  switch (d.name) {
+    case 'ADDS_imm_x':
+    case 'SUBS_imm_x':
+    case 'ADDS_imm_w':
+    case 'SUBS_imm_w':
+      return true;
+    case 'ADDS_sreg_x':
+    case 'SUBS_sreg_x':
+      return ((insn >>> 22) & 3) !== 3;
+    case 'ADDS_sreg_w':
+    case 'SUBS_sreg_w':
+      return ((insn >>> 22) & 3) !== 3 && (insn & 0x8000) === 0;
+    default:
+      return false;
+  }
 }
 
 /** Per block (by label): whether it is on a cycle of the unit's branches, so runs again without leaving. */

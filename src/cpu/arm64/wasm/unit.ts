@@ -165,12 +165,21 @@ export class Unit {
    * Write the dirty slots back to the state block. Inside an if arm the slots stay dirty for the code
    * after it (the other arm did not write them back).
    */
-  flush(): void {
-    for (let k = 0; k < SLOTS; k++) {
+  flush(regsOnly = false): void {
+    for (let k = 0; k < (regsOnly ? 32 : SLOTS); k++) {
       if (this.slots[k] !== DIRTY) continue;
       this.writeBack(k);
       if (this.arms.length === 0) this.slots[k] = CLEAN;
     }
+  }
+  /**
+   * Drop NZCV held dirty in locals without writing them back: only where the next instruction sets
+   * all four without reading them and cannot raise (translate.ts), so the state block's older values
+   * are never seen.
+   */
+  dropFlags(): void {
+    if (this.arms.length !== 0) throw new Error('unit: flags dropped inside an if arm');
+    for (let k = 32; k < SLOTS; k++) this.slots[k] = MEMORY;
   }
   /** Forget the cached slots (after a handler, which may have changed any register or flag). */
   private forget(): void {
