@@ -237,3 +237,45 @@ test('flags a compare leaves for the next block are exact where the unit leaves 
     for (const r of [3, 4, 5]) assert.equal(t.cpu.xBig(r), interp.cpu.xBig(r), `X${r}, ${what}`);
   }
 });
+
+// The same for a loop's back edge into a head that starts with a compare: the flags of the branch's
+// own compare are written back only where the unit leaves at the back edge.
+test('flags of a loop back edge into a compare are exact where the unit leaves there', () => {
+  const words = [
+    0xf1000463, // subs x3, x3, #1
+    0x54000080, // b.eq +16 (to the WFI)
+    0x91000400, // add x0, x0, #1
+    0xb1000006, // adds x6, x0, #0
+    0x54ffff81, // b.ne -16 (back to the subs)
+    0xd503207f, // wfi
+  ];
+  const setUp = (t: TestCpu): void => {
+    t.cpu.waiting = false;
+    for (let r = 0; r < 7; r++) t.cpu.setX(r, 0, 0);
+    t.cpu.setX(3, 4, 0);
+    t.cpu.nzcv = 0b1010;
+    t.cpu.pcLo = RAM_BASE;
+  };
+  for (const limit of [0, 3, 7, 100]) {
+    const t = makeCpu(words);
+    const code = t.cpu.code;
+    code.jit = false;
+    setUp(t);
+    t.step(100);
+    assert.ok(t.cpu.waiting, 'the interpreter ran the loop to the WFI');
+    setUp(t);
+    code.jit = true;
+    code.jitBatch = 1;
+    const f = code.translate(code.page(RAM_BASE), 0);
+    assert.notEqual(f, 0, 'the unit was translated');
+    const ran = code.enter(t.cpu, f, limit) & 0x7fffffff;
+    const interp = makeCpu(words);
+    interp.cpu.code.jit = false;
+    setUp(interp);
+    interp.step(ran);
+    const what = `limit ${limit} (${ran} instructions)`;
+    assert.equal(t.cpu.pcLo, interp.cpu.pcLo, `PC, ${what}`);
+    assert.equal(t.cpu.nzcv, interp.cpu.nzcv, `NZCV, ${what}`);
+    for (const r of [0, 3, 6]) assert.equal(t.cpu.xBig(r), interp.cpu.xBig(r), `X${r}, ${what}`);
+  }
+});

@@ -340,6 +340,17 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
   };
   /** The block before fell into this one with NZCV in locals, dead there (see setsFlagsFirst). */
   let flagsDropped = false;
+  /** Whether block `k` falls into the block at word `next`, which sets NZCV first. */
+  const fallsFresh = (k: number, next: number): boolean =>
+    k + 1 < K && blocks[k + 1].first === next && setsFlagsFirst(blocks[k + 1]);
+  /**
+   * Whether a branch of the block being emitted to word `target` goes straight to its label (a block
+   * on a loop: its own boundary check) and that block sets NZCV first.
+   */
+  const jumpsFresh = (target: number): boolean => {
+    const t = caseOf.get(target);
+    return u.inline && t !== undefined && setsFlagsFirst(blocks[t]);
+  };
   blocks.forEach((b, k) => {
     at = k;
     u.caseDepth = K - 1 - k;
@@ -395,28 +406,40 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
       if (name === 'B' || name === 'BL') {
         u.flush();
         goTo(target);
-      } else if (
-        target !== last.idx + 1 &&
-        k + 1 < K &&
-        blocks[k + 1].first === last.idx + 1 &&
-        setsFlagsFirst(blocks[k + 1])
-      ) {
-        // The next block, laid out after this one, sets NZCV first: they are written back on the
-        // paths that leave it only (the flags a compare computes for its branch are mostly dead).
+      } else if (target !== last.idx + 1 && (fallsFresh(k, last.idx + 1) || jumpsFresh(target))) {
+        // A path into a block that sets NZCV first does not need them: they are written back on
+        // the paths that leave the unit only (the flags a compare computes for its branch are
+        // mostly dead after it).
         u.flush(true);
         branchTaken(u, name, insn);
         u.ifArm();
         u.nest++;
-        u.flush();
-        goTo(target, true);
+        if (jumpsFresh(target)) {
+          mustLeave();
+          u.ifArm();
+          u.flush();
+          exit(() => u.pcOf(target), true);
+          u.endArm();
+          c.i32(caseOf.get(target)!);
+          c.set(L_AT);
+          c.br(u.caseDepth + u.nest);
+        } else {
+          u.flush();
+          goTo(target, true);
+        }
         u.nest--;
         u.endArm();
-        mustLeave();
-        u.ifArm();
-        u.flush();
-        exit(() => u.pcOf(last.idx + 1), true);
-        u.endArm();
-        flagsDropped = true;
+        if (fallsFresh(k, last.idx + 1)) {
+          mustLeave();
+          u.ifArm();
+          u.flush();
+          exit(() => u.pcOf(last.idx + 1), true);
+          u.endArm();
+          flagsDropped = true;
+        } else {
+          u.flush();
+          goTo(last.idx + 1);
+        }
       } else {
         // registers and flags back to the state block before the paths out of the block
         u.flush();
