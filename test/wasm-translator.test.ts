@@ -184,59 +184,75 @@ test('a unit leaves at a block boundary reached from a block on no loop, at the 
 // A compare and branch followed by a block that starts with another compare: the flags of the first
 // are written back only where the unit leaves (translate.ts, setsFlagsFirst); where it leaves at that
 // boundary, or takes the branch, the state block must have them.
-test('flags a compare leaves for the next block are exact where the unit leaves there', () => {
-  const words = [
-    0xeb020023, // subs x3, x1, x2
-    0x54000080, // b.eq +16 (to the WFI)
-    0xf1001424, // subs x4, x1, #5
-    0x9a9f17e5, // cset x5, eq
-    0xd503207f, // wfi
-  ];
-  const cases: [number, number, number][] = [
-    // x1, x2, limit: leave after the first block (not taken), run on, and take the branch
-    [7, 9, 0],
-    [7, 9, 10],
-    [5, 5, 0],
-    [0x80000000, 1, 0],
-  ];
-  for (const [x1, x2, limit] of cases) {
-    const setUp = (t: TestCpu): void => {
-      t.cpu.waiting = false;
-      for (let r = 0; r < 6; r++) t.cpu.setX(r, 0, 0);
-      t.cpu.setX(1, x1 | 0, x1 < 0 ? -1 : 0);
-      t.cpu.setX(2, x2, 0);
-      t.cpu.nzcv = 0b1010; // neither what the first compare nor the second leaves
-      t.cpu.pcLo = RAM_BASE;
-    };
-    const t = makeCpu(words);
-    const code = t.cpu.code;
-    // interpreted once first (both paths of the branch): a unit holds only blocks the guest has run
-    code.jit = false;
-    for (const [a, b] of [
-      [1, 2],
-      [3, 3],
-    ]) {
+for (const [variant, words] of [
+  [
+    'starts with the compare',
+    [
+      0xeb020023, // subs x3, x1, x2
+      0x54000080, // b.eq +16 (to the WFI)
+      0xf1001424, // subs x4, x1, #5
+      0x9a9f17e5, // cset x5, eq
+      0xd503207f, // wfi
+    ],
+  ],
+  [
+    'compares after an add',
+    [
+      0xeb020023, // subs x3, x1, x2
+      0x540000a0, // b.eq +20 (to the WFI)
+      0x91000427, // add x7, x1, #1
+      0xf10014e4, // subs x4, x7, #5
+      0x9a9f17e5, // cset x5, eq
+      0xd503207f, // wfi
+    ],
+  ],
+] as [string, number[]][])
+  test(`flags a compare leaves for the next block (which ${variant}) are exact where the unit leaves there`, () => {
+    const cases: [number, number, number][] = [
+      // x1, x2, limit: leave after the first block (not taken), run on, and take the branch
+      [7, 9, 0],
+      [7, 9, 10],
+      [5, 5, 0],
+      [0x80000000, 1, 0],
+    ];
+    for (const [x1, x2, limit] of cases) {
+      const setUp = (t: TestCpu): void => {
+        t.cpu.waiting = false;
+        for (let r = 0; r < 6; r++) t.cpu.setX(r, 0, 0);
+        t.cpu.setX(1, x1 | 0, x1 < 0 ? -1 : 0);
+        t.cpu.setX(2, x2, 0);
+        t.cpu.nzcv = 0b1010; // neither what the first compare nor the second leaves
+        t.cpu.pcLo = RAM_BASE;
+      };
+      const t = makeCpu(words);
+      const code = t.cpu.code;
+      // interpreted once first (both paths of the branch): a unit holds only blocks the guest has run
+      code.jit = false;
+      for (const [a, b] of [
+        [1, 2],
+        [3, 3],
+      ]) {
+        setUp(t);
+        t.cpu.setX(1, a, 0);
+        t.cpu.setX(2, b, 0);
+        t.step(words.length);
+      }
       setUp(t);
-      t.cpu.setX(1, a, 0);
-      t.cpu.setX(2, b, 0);
-      t.step(words.length);
+      code.jit = true;
+      code.jitBatch = 1;
+      const f = code.translate(code.page(RAM_BASE), 0);
+      assert.notEqual(f, 0, 'the unit was translated');
+      const ran = code.enter(t.cpu, f, limit) & 0x7fffffff;
+      const interp = makeCpu(words);
+      interp.cpu.code.jit = false;
+      setUp(interp);
+      interp.step(ran);
+      const what = `x1=${x1} x2=${x2} limit ${limit} (${ran} instructions)`;
+      assert.equal(t.cpu.pcLo, interp.cpu.pcLo, `PC, ${what}`);
+      assert.equal(t.cpu.nzcv, interp.cpu.nzcv, `NZCV, ${what}`);
+      for (const r of [3, 4, 5]) assert.equal(t.cpu.xBig(r), interp.cpu.xBig(r), `X${r}, ${what}`);
     }
-    setUp(t);
-    code.jit = true;
-    code.jitBatch = 1;
-    const f = code.translate(code.page(RAM_BASE), 0);
-    assert.notEqual(f, 0, 'the unit was translated');
-    const ran = code.enter(t.cpu, f, limit) & 0x7fffffff;
-    const interp = makeCpu(words);
-    interp.cpu.code.jit = false;
-    setUp(interp);
-    interp.step(ran);
-    const what = `x1=${x1} x2=${x2} limit ${limit} (${ran} instructions)`;
-    assert.equal(t.cpu.pcLo, interp.cpu.pcLo, `PC, ${what}`);
-    assert.equal(t.cpu.nzcv, interp.cpu.nzcv, `NZCV, ${what}`);
-    for (const r of [3, 4, 5]) assert.equal(t.cpu.xBig(r), interp.cpu.xBig(r), `X${r}, ${what}`);
-  }
-});
+  });
 
 // The same for a loop's back edge into a head that starts with a compare: the flags of the branch's
 // own compare are written back only where the unit leaves at the back edge.

@@ -550,26 +550,51 @@ function layOut(blocks: Block[], caseOf: Map<number, number>): void {
 }
 
 /**
- * Whether a block's first instruction sets all of NZCV without reading them and cannot raise: ADDS
- * or SUBS (CMP, CMN) of an immediate or of a shifted register, in an allocated encoding.
+ * Whether a block sets all of NZCV before it reads them or can raise: an ADDS or SUBS (CMP, CMN) of an
+ * immediate or of a shifted register, after none or more moves and additions that touch no flag
+ * and cannot raise (allocated encodings only: an unallocated one raises UNDEF).
  */
 function setsFlagsFirst(b: Block): boolean {
-  const { insn, d } = b.insns[0];
-  switch (d.name) {
-    case 'ADDS_imm_x':
-    case 'SUBS_imm_x':
-    case 'ADDS_imm_w':
-    case 'SUBS_imm_w':
-      return true;
-    case 'ADDS_sreg_x':
-    case 'SUBS_sreg_x':
-      return ((insn >>> 22) & 3) !== 3;
-    case 'ADDS_sreg_w':
-    case 'SUBS_sreg_w':
-      return ((insn >>> 22) & 3) !== 3 && (insn & 0x8000) === 0;
-    default:
-      return false;
+  for (const { insn, d } of b.insns) {
+    const type = (insn >>> 22) & 3; // the shift of a shifted register
+    const wide = (insn & 0x8000) !== 0; // imm6 >= 32, unallocated for a W register
+    switch (d.name) {
+      case 'ADDS_imm_x':
+      case 'SUBS_imm_x':
+      case 'ADDS_imm_w':
+      case 'SUBS_imm_w':
+        return true;
+      case 'ADDS_sreg_x':
+      case 'SUBS_sreg_x':
+        return type !== 3;
+      case 'ADDS_sreg_w':
+      case 'SUBS_sreg_w':
+        return type !== 3 && !wide;
+      case 'ADD_imm_x':
+      case 'SUB_imm_x':
+      case 'ADD_imm_w':
+      case 'SUB_imm_w':
+      case 'MOVZ_x':
+      case 'MOVN_x':
+      case 'MOVK_x':
+      case 'MOV_reg_x':
+      case 'MOV_reg_w':
+      case 'ADR':
+      case 'ADRP':
+        continue;
+      case 'ADD_sreg_x':
+      case 'SUB_sreg_x':
+        if (type === 3) return false;
+        continue;
+      case 'ADD_sreg_w':
+      case 'SUB_sreg_w':
+        if (type === 3 || wide) return false;
+        continue;
+      default:
+        return false;
+    }
   }
+  return false;
 }
 
 /** Per block (by label): whether it is on a cycle of the unit's branches, so runs again without leaving. */
