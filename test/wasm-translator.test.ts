@@ -181,6 +181,44 @@ test('a unit leaves at a block boundary reached from a block on no loop, at the 
   }
 });
 
+/**
+ * Translate the unit at the start of `words` (run by the interpreter first from each state `warm`
+ * sets up: a unit holds only blocks the guest has run), enter it from the state `setUp` makes with
+ * `limit`, and check PC, NZCV and registers `regs` against the interpreter after as many instructions.
+ */
+function leavesAsInterpreter(
+  words: number[],
+  setUp: (t: TestCpu) => void,
+  warm: ((t: TestCpu) => void)[],
+  limit: number,
+  regs: number[],
+  what: string,
+): void {
+  const t = makeCpu(words);
+  const code = t.cpu.code;
+  code.jit = false;
+  for (const w of warm) {
+    setUp(t);
+    w(t);
+    t.step(100);
+    assert.ok(t.cpu.waiting, `the interpreter ran to the WFI, ${what}`);
+  }
+  setUp(t);
+  code.jit = true;
+  code.jitBatch = 1;
+  const f = code.translate(code.page(RAM_BASE), 0);
+  assert.notEqual(f, 0, 'the unit was translated');
+  const ran = code.enter(t.cpu, f, limit) & 0x7fffffff;
+  const interp = makeCpu(words);
+  interp.cpu.code.jit = false;
+  setUp(interp);
+  interp.step(ran);
+  const at = `${what}, limit ${limit} (${ran} instructions)`;
+  assert.equal(t.cpu.pcLo, interp.cpu.pcLo, `PC, ${at}`);
+  assert.equal(t.cpu.nzcv, interp.cpu.nzcv, `NZCV, ${at}`);
+  for (const r of regs) assert.equal(t.cpu.xBig(r), interp.cpu.xBig(r), `X${r}, ${at}`);
+}
+
 // A compare and branch followed by a block that starts with another compare: the flags of the first
 // are written back only where the unit leaves (translate.ts, setsFlagsFirst); where it leaves at that
 // boundary, or takes the branch, the state block must have them.
@@ -189,7 +227,7 @@ for (const [variant, words] of [
     'starts with the compare',
     [
       0xeb020023, // subs x3, x1, x2
-      0x54000080, // b.eq +16 (to the WFI)
+      0x54000060, // b.eq +12 (to the WFI)
       0xf1001424, // subs x4, x1, #5
       0x9a9f17e5, // cset x5, eq
       0xd503207f, // wfi
@@ -199,7 +237,7 @@ for (const [variant, words] of [
     'compares after an add',
     [
       0xeb020023, // subs x3, x1, x2
-      0x540000a0, // b.eq +20 (to the WFI)
+      0x54000080, // b.eq +16 (to the WFI)
       0x91000427, // add x7, x1, #1
       0xf10014e4, // subs x4, x7, #5
       0x9a9f17e5, // cset x5, eq
@@ -224,33 +262,12 @@ for (const [variant, words] of [
         t.cpu.nzcv = 0b1010; // neither what the first compare nor the second leaves
         t.cpu.pcLo = RAM_BASE;
       };
-      const t = makeCpu(words);
-      const code = t.cpu.code;
-      // interpreted once first (both paths of the branch): a unit holds only blocks the guest has run
-      code.jit = false;
-      for (const [a, b] of [
-        [1, 2],
-        [3, 3],
-      ]) {
-        setUp(t);
+      // both paths of the branch first
+      const warm = [1, 3].map((a) => (t: TestCpu): void => {
         t.cpu.setX(1, a, 0);
-        t.cpu.setX(2, b, 0);
-        t.step(words.length);
-      }
-      setUp(t);
-      code.jit = true;
-      code.jitBatch = 1;
-      const f = code.translate(code.page(RAM_BASE), 0);
-      assert.notEqual(f, 0, 'the unit was translated');
-      const ran = code.enter(t.cpu, f, limit) & 0x7fffffff;
-      const interp = makeCpu(words);
-      interp.cpu.code.jit = false;
-      setUp(interp);
-      interp.step(ran);
-      const what = `x1=${x1} x2=${x2} limit ${limit} (${ran} instructions)`;
-      assert.equal(t.cpu.pcLo, interp.cpu.pcLo, `PC, ${what}`);
-      assert.equal(t.cpu.nzcv, interp.cpu.nzcv, `NZCV, ${what}`);
-      for (const r of [3, 4, 5]) assert.equal(t.cpu.xBig(r), interp.cpu.xBig(r), `X${r}, ${what}`);
+        t.cpu.setX(2, a === 1 ? 2 : 3, 0);
+      });
+      leavesAsInterpreter(words, setUp, warm, limit, [3, 4, 5], `x1=${x1} x2=${x2}`);
     }
   });
 
@@ -272,26 +289,5 @@ test('flags of a loop back edge into a compare are exact where the unit leaves t
     t.cpu.nzcv = 0b1010;
     t.cpu.pcLo = RAM_BASE;
   };
-  for (const limit of [0, 3, 7, 100]) {
-    const t = makeCpu(words);
-    const code = t.cpu.code;
-    code.jit = false;
-    setUp(t);
-    t.step(100);
-    assert.ok(t.cpu.waiting, 'the interpreter ran the loop to the WFI');
-    setUp(t);
-    code.jit = true;
-    code.jitBatch = 1;
-    const f = code.translate(code.page(RAM_BASE), 0);
-    assert.notEqual(f, 0, 'the unit was translated');
-    const ran = code.enter(t.cpu, f, limit) & 0x7fffffff;
-    const interp = makeCpu(words);
-    interp.cpu.code.jit = false;
-    setUp(interp);
-    interp.step(ran);
-    const what = `limit ${limit} (${ran} instructions)`;
-    assert.equal(t.cpu.pcLo, interp.cpu.pcLo, `PC, ${what}`);
-    assert.equal(t.cpu.nzcv, interp.cpu.nzcv, `NZCV, ${what}`);
-    for (const r of [0, 3, 6]) assert.equal(t.cpu.xBig(r), interp.cpu.xBig(r), `X${r}, ${what}`);
-  }
+  for (const limit of [0, 3, 7, 100]) leavesAsInterpreter(words, setUp, [() => {}], limit, [0, 3, 6], 'loop');
 });
