@@ -260,13 +260,26 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
     c.get(L_N);
     c.op(Op.return);
   };
-  /** Push 1 when the unit must leave at a block boundary: past the limit, or for an interrupt. */
-  const mustLeave = (): void => {
+  /**
+   * Where the unit must leave at a block boundary (past the limit, or for an interrupt), run `leave`
+   * (which returns), as an arm (registers it writes back stay dirty after it). Two conditional
+   * branches to one exit: V8 compiled (n > limit) | irq under an if to a set-on-compare, a
+   * zero-extension, an or and the branch (sortbench, 100 rounds: 1.489-1.514 -> 1.470-1.479 s).
+   */
+  const leaveIfDue = (leave: () => void): void => {
+    c.block(); // go on
+    c.block(); // leave
     c.get(L_N);
     c.get(L_LIMIT);
     c.op(Op.i32_gt_u);
+    c.brIf(0);
     u.state(IRQ_OFF);
-    c.op(Op.i32_or);
+    c.op(Op.i32_eqz);
+    c.brIf(1);
+    c.end();
+    u.arm();
+    leave();
+    u.endArm();
   };
   // The dispatch loops. A branch between blocks (goTo) from a block on a loop checks the block
   // boundary itself and goes to the inner loop, which jumps to the target's label (L_AT). One from
@@ -278,17 +291,16 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
   c.i32(startIdx);
   c.set(L_TW);
   c.loop();
-  mustLeave();
-  c.if();
-  exit(() => {
-    c.get(L_BASE);
-    c.get(L_TW);
-    c.i32(2);
-    c.op(Op.i32_shl);
-    c.op(Op.i64_extend_i32_u);
-    c.op(Op.i64_add);
-  });
-  c.end();
+  leaveIfDue(() =>
+    exit(() => {
+      c.get(L_BASE);
+      c.get(L_TW);
+      c.i32(2);
+      c.op(Op.i32_shl);
+      c.op(Op.i64_extend_i32_u);
+      c.op(Op.i64_add);
+    }),
+  );
   c.loop();
   for (let k = 0; k < K; k++) c.block();
   c.get(L_AT);
@@ -310,17 +322,11 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
       return;
     }
     if (k === at + 1 && u.nest === 0) {
-      mustLeave();
-      c.if();
-      exit(() => u.pcOf(target), written);
-      c.end();
+      leaveIfDue(() => exit(() => u.pcOf(target), written));
       return;
     }
     if (u.inline) {
-      mustLeave();
-      c.if();
-      exit(() => u.pcOf(target), written);
-      c.end();
+      leaveIfDue(() => exit(() => u.pcOf(target), written));
       c.i32(k);
       c.set(L_AT);
       c.br(u.caseDepth + u.nest);
@@ -415,11 +421,10 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
         u.ifArm();
         u.nest++;
         if (jumpsFresh(target)) {
-          mustLeave();
-          u.ifArm();
-          u.flush();
-          exit(() => u.pcOf(target), true);
-          u.endArm();
+          leaveIfDue(() => {
+            u.flush();
+            exit(() => u.pcOf(target), true);
+          });
           c.i32(caseOf.get(target)!);
           c.set(L_AT);
           c.br(u.caseDepth + u.nest);
@@ -430,11 +435,10 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
         u.nest--;
         u.endArm();
         if (fallsFresh(k, last.idx + 1)) {
-          mustLeave();
-          u.ifArm();
-          u.flush();
-          exit(() => u.pcOf(last.idx + 1), true);
-          u.endArm();
+          leaveIfDue(() => {
+            u.flush();
+            exit(() => u.pcOf(last.idx + 1), true);
+          });
           flagsDropped = true;
         } else {
           u.flush();
@@ -482,11 +486,11 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
     addN(b.insns.length);
     const backEdge = (): void => {
       if (!u.inLocals(probe.read)) throw new Error('unit: a loop block lost a register');
-      mustLeave(); // as at every block boundary
-      u.ifArm();
-      u.flush();
-      exit(() => u.pcOf(b.first), true);
-      u.endArm();
+      // as at every block boundary
+      leaveIfDue(() => {
+        u.flush();
+        exit(() => u.pcOf(b.first), true);
+      });
       c.br(u.nest - loopLevel);
     };
     if (name === 'B') backEdge();
