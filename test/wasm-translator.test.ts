@@ -291,3 +291,49 @@ test('flags of a loop back edge into a compare are exact where the unit leaves t
   };
   for (const limit of [0, 3, 7, 100]) leavesAsInterpreter(words, setUp, [() => {}], limit, [0, 3, 6], 'loop');
 });
+
+// A conditional branch right after a SUBS (CMP) in its block compares the SUBS's operands itself
+// (translate.ts, branchTaken): every condition code it does that for, on both widths, on operands
+// at the edges of signed and unsigned order, against the interpreter.
+test('a conditional branch right after a compare takes the path the interpreter takes', () => {
+  const M64 = (1n << 64n) - 1n;
+  const pairs: [bigint, bigint][] = [
+    [0n, 0n],
+    [1n, 2n],
+    [2n, 1n],
+    [M64, 1n],
+    [1n, M64],
+    [1n << 63n, 1n],
+    [(1n << 63n) - 1n, M64],
+    [0x1234567800000001n, 0xffffffff00000002n], // W compares the low halves only
+    [0x80000000n, 1n],
+    [0x7fffffffn, 0xffffffffn],
+  ];
+  for (const wide of [true, false])
+    for (let cond = 0; cond < 14; cond++) {
+      const words = [
+        wide ? 0xeb020023 : 0x6b020023, // subs x3, x1, x2 / subs w3, w1, w2
+        0x54000040 | cond, // b.<cond> +8 (to the WFI)
+        0xd2800024, // movz x4, #1 (not taken)
+        0xd503207f, // wfi
+      ];
+      for (const [a, b] of pairs) {
+        const setUp = (t: TestCpu): void => {
+          t.cpu.waiting = false;
+          t.cpu.setXBig(1, a);
+          t.cpu.setXBig(2, b);
+          for (const r of [3, 4]) t.cpu.setX(r, 0, 0);
+          t.cpu.nzcv = 0;
+          t.cpu.pcLo = RAM_BASE;
+        };
+        leavesAsInterpreter(
+          words,
+          setUp,
+          [() => {}],
+          100,
+          [3, 4],
+          `${wide ? 'X' : 'W'} cond ${cond} ${a} ${b}`,
+        );
+      }
+    }
+});

@@ -264,6 +264,7 @@ function addSub(
   c.set(w.r);
   flags(u, w, sub);
   w.wr(u, d, () => c.get(w.r));
+  if (sub) Object.assign(u.cmp, { at: u.i, wide: w.wide, a: w.a, b: w.b });
 }
 
 // ---- add/subtract ----

@@ -115,6 +115,11 @@ export class Unit {
   /** Per cache slot: 1 once emitted code read or wrote it (`read`), wrote it (`written`). */
   readonly read = new Uint8Array(SLOTS);
   readonly written = new Uint8Array(SLOTS);
+  /**
+   * The last SUBS (CMP) emitted: its word index and its operands' locals, so that a conditional
+   * branch right after it in its block compares them itself (translate.ts, branchTaken).
+   */
+  readonly cmp = { at: -1, wide: false, a: 0, b: 0 };
   /** Handler calls emitted (they leave every slot in memory). */
   handlerCalls = 0;
   /** For each open ifArm: the slots before it, and at the end of its then-arm once elseArm ran. */
