@@ -292,10 +292,10 @@ test('flags of a loop back edge into a compare are exact where the unit leaves t
   for (const limit of [0, 3, 7, 100]) leavesAsInterpreter(words, setUp, [() => {}], limit, [0, 3, 6], 'loop');
 });
 
-// A conditional branch right after a SUBS (CMP) in its block compares the SUBS's operands itself
-// (translate.ts, branchTaken): every condition code it does that for, on both widths, on operands
-// at the edges of signed and unsigned order, against the interpreter.
-test('a conditional branch right after a compare takes the path the interpreter takes', () => {
+// A condition right after a SUBS (CMP) in its block comes from the SUBS's operands (unit.ts,
+// condition): every condition code it does that for, on both widths, on operands at the edges of
+// signed and unsigned order, for a branch and for a select, against the interpreter.
+test('a conditional branch or select right after a compare chooses as the interpreter does', () => {
   const M64 = (1n << 64n) - 1n;
   const pairs: [bigint, bigint][] = [
     [0n, 0n],
@@ -317,15 +317,31 @@ test('a conditional branch right after a compare takes the path the interpreter 
         0xd2800024, // movz x4, #1 (not taken)
         0xd503207f, // wfi
       ];
+      // and a select right after the compare
+      const select = [
+        words[0],
+        0x9a8600a4 | (cond << 12), // csel x4, x5, x6, <cond>
+        0xd503207f, // wfi
+      ];
       for (const [a, b] of pairs) {
         const setUp = (t: TestCpu): void => {
           t.cpu.waiting = false;
           t.cpu.setXBig(1, a);
           t.cpu.setXBig(2, b);
           for (const r of [3, 4]) t.cpu.setX(r, 0, 0);
+          t.cpu.setX(5, 0x55, 0);
+          t.cpu.setX(6, 0x66, 0);
           t.cpu.nzcv = 0;
           t.cpu.pcLo = RAM_BASE;
         };
+        leavesAsInterpreter(
+          select,
+          setUp,
+          [() => {}],
+          100,
+          [3, 4],
+          `CSEL, ${wide ? 'X' : 'W'} cond ${cond} ${a} ${b}`,
+        );
         leavesAsInterpreter(
           words,
           setUp,

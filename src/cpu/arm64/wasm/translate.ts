@@ -642,59 +642,12 @@ function emitBody(u: Unit, body: Block['insns']): void {
   }
 }
 
-/**
- * By condition code, the compare of a SUBS's operands a, b that gives it (EQ, NE, HS, LO, -, -, -, -,
- * HI, LS, GE, LT, GT, LE; MI, PL, VS, VC and AL keep the flags).
- */
-const CMP_X: (number | undefined)[] = [
-  Op.i64_eq,
-  Op.i64_ne,
-  Op.i64_ge_u,
-  Op.i64_lt_u,
-  undefined,
-  undefined,
-  undefined,
-  undefined,
-  Op.i64_gt_u,
-  Op.i64_le_u,
-  Op.i64_ge_s,
-  Op.i64_lt_s,
-  Op.i64_gt_s,
-  Op.i64_le_s,
-];
-const CMP_W: (number | undefined)[] = [
-  Op.i32_eq,
-  Op.i32_ne,
-  Op.i32_ge_u,
-  Op.i32_lt_u,
-  undefined,
-  undefined,
-  undefined,
-  undefined,
-  Op.i32_gt_u,
-  Op.i32_le_u,
-  Op.i32_ge_s,
-  Op.i32_lt_s,
-  Op.i32_gt_s,
-  Op.i32_le_s,
-];
-
 /** Push 1 when the conditional branch `insn` (B.cond, CBZ/CBNZ, TBZ/TBNZ) is taken. */
 function branchTaken(u: Unit, name: string, insn: number): void {
   const c = u.c;
   const t = insn & 31;
-  if (name === 'B_cond' || name === 'B_EQ' || name === 'B_NE') {
-    const cmp = u.cmp;
-    const direct = (cmp.wide ? CMP_X : CMP_W)[insn & 15];
-    if (cmp.at === u.i - 1 && cmp.at >= u.first && direct !== undefined) {
-      // right after a SUBS (CMP) in its block: compare its operands, still in their locals; the
-      // flags it set are then needed only where the unit leaves (V8 compiles the compare and the
-      // branch together, and the flags' computation moves to those paths)
-      c.get(cmp.a);
-      c.get(cmp.b);
-      c.op(direct);
-    } else condition(u, insn & 15);
-  } else if (name === 'TBZ_TBNZ') {
+  if (name === 'B_cond' || name === 'B_EQ' || name === 'B_NE') condition(u, insn & 15);
+  else if (name === 'TBZ_TBNZ') {
     const bit = ((insn >>> 26) & 32) | ((insn >>> 19) & 31);
     u.rx(t);
     c.i64(bit);
