@@ -221,13 +221,7 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
     }
     total += b.insns.length;
     blocks.push(b);
-    const last = b.insns[b.insns.length - 1];
-    if (b.end === 'fall') want(i);
-    else if (b.end === 'handler') want(last.idx + 1);
-    else if (b.end === 'branch') {
-      want(last.idx + b.off);
-      if (last.d.name !== 'B' && last.d.name !== 'BL') want(last.idx + 1);
-    }
+    for (const w of successors(b)) want(w);
   }
   // Pass 2: emit.
   const u = new Unit(env.ramOffset, takeCode());
@@ -514,18 +508,23 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
   return { body: c, insns: total, ranges: blocks.flatMap((b) => [b.first, b.insns.length]) };
 }
 
-/** The word a block goes on to when its conditional branch is not taken (or without a condition). */
-function nextWord(b: Block): number | undefined {
+/**
+ * The words a block goes on to: a conditional branch's target, then the word it goes on to
+ * otherwise (without a condition, its one way on; none after an indirect branch).
+ */
+function successors(b: Block): number[] {
   const last = b.insns[b.insns.length - 1];
   switch (b.end) {
     case 'fall':
-      return b.first + b.insns.length;
+      return [b.first + b.insns.length];
     case 'handler':
-      return last.idx + 1;
+      return [last.idx + 1];
     case 'indirect':
-      return undefined;
+      return [];
     default:
-      return last.d.name === 'B' || last.d.name === 'BL' ? last.idx + b.off : last.idx + 1;
+      return last.d.name === 'B' || last.d.name === 'BL'
+        ? [last.idx + b.off]
+        : [last.idx + b.off, last.idx + 1];
   }
 }
 
@@ -543,7 +542,7 @@ function layOut(blocks: Block[], caseOf: Map<number, number>): void {
     while (b !== undefined && !placed.has(b)) {
       placed.add(b);
       order.push(b);
-      const next = nextWord(b);
+      const next = successors(b).at(-1);
       b = next === undefined ? undefined : byWord.get(next);
     }
   }
@@ -603,19 +602,11 @@ function setsFlagsFirst(b: Block): boolean {
 
 /** Per block (by label): whether it is on a cycle of the unit's branches, so runs again without leaving. */
 function loopBlocks(blocks: Block[], caseOf: Map<number, number>): boolean[] {
-  const succ = blocks.map((b) => {
-    const last = b.insns[b.insns.length - 1];
-    const words =
-      b.end === 'fall'
-        ? [b.first + b.insns.length]
-        : b.end === 'handler'
-          ? [last.idx + 1]
-          : b.end === 'branch'
-            ? [last.idx + b.off, last.idx + 1]
-            : [];
-    if (b.end === 'branch' && (last.d.name === 'B' || last.d.name === 'BL')) words.pop();
-    return words.map((w) => caseOf.get(w)).filter((t): t is number => t !== undefined);
-  });
+  const succ = blocks.map((b) =>
+    successors(b)
+      .map((w) => caseOf.get(w))
+      .filter((t): t is number => t !== undefined),
+  );
   return blocks.map((_, k) => {
     const seen = new Uint8Array(blocks.length);
     const stack = [...succ[k]];

@@ -116,8 +116,8 @@ export class Unit {
   readonly read = new Uint8Array(SLOTS);
   readonly written = new Uint8Array(SLOTS);
   /**
-   * The last SUBS (CMP) emitted: its word index and its operands' locals, so that a conditional
-   * branch right after it in its block compares them itself (translate.ts, branchTaken).
+   * The last SUBS (CMP) emitted: its word index and its operands' locals, so that a condition right
+   * after it in its block compares them itself (condition()).
    */
   readonly cmp = { at: -1, wide: false, a: 0, b: 0 };
   /** Handler calls emitted (they leave every slot in memory). */
@@ -482,26 +482,11 @@ export class Unit {
 }
 
 /**
- * By condition code, the compare of a SUBS's operands a, b that gives it (EQ, NE, HS, LO, -, -, -, -,
- * HI, LS, GE, LT, GT, LE; MI, PL, VS, VC and AL keep the flags).
+ * By condition code, the 32-bit compare of a SUBS's operands a, b that gives it (EQ, NE, HS, LO,
+ * -, -, -, -, HI, LS, GE, LT, GT, LE; MI, PL, VS, VC and AL keep the flags). The 64-bit compare is
+ * the same opcode plus I64_CMP (WebAssembly numbers the i64 compares in the i32 ones' order).
  */
-const CMP_X: (number | undefined)[] = [
-  Op.i64_eq,
-  Op.i64_ne,
-  Op.i64_ge_u,
-  Op.i64_lt_u,
-  undefined,
-  undefined,
-  undefined,
-  undefined,
-  Op.i64_gt_u,
-  Op.i64_le_u,
-  Op.i64_ge_s,
-  Op.i64_lt_s,
-  Op.i64_gt_s,
-  Op.i64_le_s,
-];
-const CMP_W: (number | undefined)[] = [
+const CMP: (number | undefined)[] = [
   Op.i32_eq,
   Op.i32_ne,
   Op.i32_ge_u,
@@ -517,6 +502,7 @@ const CMP_W: (number | undefined)[] = [
   Op.i32_gt_s,
   Op.i32_le_s,
 ];
+const I64_CMP = Op.i64_eq - Op.i32_eq;
 
 /**
  * Push 1 when A64 condition `cond` holds for the flags in the state block. Right after a SUBS (CMP)
@@ -528,11 +514,11 @@ const CMP_W: (number | undefined)[] = [
 export function condition(u: Unit, cond: number): void {
   const c = u.c;
   const cmp = u.cmp;
-  const direct = (cmp.wide ? CMP_X : CMP_W)[cond];
+  const direct = CMP[cond];
   if (cmp.at === u.i - 1 && cmp.at >= u.first && direct !== undefined) {
     c.get(cmp.a);
     c.get(cmp.b);
-    c.op(direct);
+    c.op(cmp.wide ? direct + I64_CMP : direct);
     return;
   }
   const flag = (off: number): void => u.state(off);
