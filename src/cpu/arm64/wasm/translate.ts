@@ -305,25 +305,52 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
   c.end();
   /** The label of the block being emitted. */
   let at = 0;
+  /** Per label: whether the block sets NZCV before it reads them or can raise (setsFlagsFirst). */
+  const setsFlags = blocks.map(setsFlagsFirst);
+  /** The block before fell into this one with NZCV in locals, dead there (see goTo). */
+  let flagsDropped = false;
+  /**
+   * Whether a way on to word `target` from the block being emitted (`fallsInto`: its last branch,
+   * into the block laid out next) needs no NZCV: it reaches that block without going round the outer
+   * dispatch loop, whose exit does not write them back, and the block sets them first.
+   */
+  const skipsFlags = (target: number, fallsInto: boolean): boolean => {
+    const k = caseOf.get(target);
+    return k !== undefined && setsFlags[k] && ((fallsInto && k === at + 1) || u.inline);
+  };
   /**
    * Go on at word `target` (in this unit when it has a label, through a dispatch loop; else leave).
    * The last branch of a block, to the block laid out after it, falls into it after the check.
+   * `flagsLive`: registers are written back but NZCV may not be; they are written back on every
+   * path that leaves the unit and on every way on that needs them (skipsFlags).
    */
-  const goTo = (target: number, written = false): void => {
+  const goTo = (target: number, flagsLive = false): void => {
     const k = caseOf.get(target);
-    if (k === undefined) {
+    const fallsInto = k === at + 1 && u.nest === 0;
+    const skip = flagsLive && skipsFlags(target, fallsInto);
+    if (flagsLive && !skip) u.flush();
+    // inside an if arm (and in `leave`'s), a write-back leaves the slots dirty for the code after it
+    const written = flagsLive && (skip || u.inArm);
+    const leave = (): void => {
+      if (skip) u.flush();
       exit(() => u.pcOf(target), written);
+    };
+    if (k === undefined) {
+      leave();
       return;
     }
-    if (k === at + 1 && u.nest === 0) {
-      leaveIfDue(() => exit(() => u.pcOf(target), written));
+    if (fallsInto) {
+      leaveIfDue(leave);
+      if (skip) flagsDropped = true;
       return;
     }
     if (u.inline) {
-      leaveIfDue(() => exit(() => u.pcOf(target), written));
+      leaveIfDue(leave);
       c.i32(k);
       c.set(L_AT);
       c.br(u.caseDepth + u.nest);
+      // NZCV left dirty here are on no path: nothing runs after the br
+      if (skip && !u.inArm) flagsDropped = true;
       return;
     }
     c.i32(target);
@@ -337,19 +364,6 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
     c.i32(k);
     c.op(Op.i32_add);
     c.set(L_N);
-  };
-  /** The block before fell into this one with NZCV in locals, dead there (see setsFlagsFirst). */
-  let flagsDropped = false;
-  /** Whether block `k` falls into the block at word `next`, which sets NZCV first. */
-  const fallsFresh = (k: number, next: number): boolean =>
-    k + 1 < K && blocks[k + 1].first === next && setsFlagsFirst(blocks[k + 1]);
-  /**
-   * Whether a branch of the block being emitted to word `target` goes straight to its label (a block
-   * on a loop: its own boundary check) and that block sets NZCV first.
-   */
-  const jumpsFresh = (target: number): boolean => {
-    const t = caseOf.get(target);
-    return u.inline && t !== undefined && setsFlagsFirst(blocks[t]);
   };
   blocks.forEach((b, k) => {
     at = k;
@@ -406,38 +420,18 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
       if (name === 'B' || name === 'BL') {
         u.flush();
         goTo(target);
-      } else if (target !== last.idx + 1 && (fallsFresh(k, last.idx + 1) || jumpsFresh(target))) {
-        // A path into a block that sets NZCV first does not need them: they are written back on
+      } else if (target !== last.idx + 1 && (skipsFlags(target, false) || skipsFlags(last.idx + 1, true))) {
+        // A way into a block that sets NZCV first does not need them: they are written back on
         // the paths that leave the unit only (the flags a compare computes for its branch are
         // mostly dead after it).
         u.flush(true);
         branchTaken(u, name, insn);
         u.ifArm();
         u.nest++;
-        if (jumpsFresh(target)) {
-          leaveIfDue(() => {
-            u.flush();
-            exit(() => u.pcOf(target), true);
-          });
-          c.i32(caseOf.get(target)!);
-          c.set(L_AT);
-          c.br(u.caseDepth + u.nest);
-        } else {
-          u.flush();
-          goTo(target, true);
-        }
+        goTo(target, true);
         u.nest--;
         u.endArm();
-        if (fallsFresh(k, last.idx + 1)) {
-          leaveIfDue(() => {
-            u.flush();
-            exit(() => u.pcOf(last.idx + 1), true);
-          });
-          flagsDropped = true;
-        } else {
-          u.flush();
-          goTo(last.idx + 1);
-        }
+        goTo(last.idx + 1, true);
       } else {
         // registers and flags back to the state block before the paths out of the block
         u.flush();

@@ -220,6 +220,10 @@ export class Unit {
     for (let k = 0; k < SLOTS; k++) if (read[k] && this.slots[k] === MEMORY) return false;
     return true;
   }
+  /** Whether code is being emitted inside an if arm (or an arm()). */
+  get inArm(): boolean {
+    return this.arms.length !== 0;
+  }
   /** `if` whose arms read or write registers or flags. */
   ifArm(type?: number): void {
     this.c.if(type);
