@@ -1,7 +1,8 @@
 // The translator against the interpreter: for every instruction with a wasm emitter
 // (src/cpu/arm64/wasm/emit.ts), random encodings of it run from random register states once through the interpreter
 // and once as a translated block, and must leave the same registers, flags, memory, PC and exception
-// state (V registers included; FP/SIMD disabled by CPACR_EL1 in one case of eight). Register values mix RAM addresses (so loads and stores mostly succeed), boundary values and
+// state (V registers included; FP/SIMD disabled by CPACR_EL1 in one case of eight; every fourth case at
+// EL0, with SCTLR_EL1's EL0 controls on or off at random). Register values mix RAM addresses (so loads and stores mostly succeed), boundary values and
 // random 64-bit numbers (carries, borrows, the multiply's high half).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +17,8 @@ import { Unit } from '../src/cpu/arm64/wasm/unit.js';
 const RAM = 1 << 20;
 /** SCTLR_EL1.SA: SP alignment checking at EL1. */
 const SCTLR_SA = 1n << 3n;
+/** SCTLR_EL1's EL0 controls: DC ZVA (DZE), CTR_EL0 (UCT), DAIF (UMA) and cache maintenance (UCI) allowed at EL0. */
+const SCTLR_EL0_CONTROLS = [1n << 14n, 1n << 15n, 1n << 9n, 1n << 26n];
 /** B . */
 const B_SELF = 0x14000000;
 /** CBNZ XZR, .-4 (never taken). */
@@ -146,6 +149,10 @@ for (const pat of generatedPatterns()) {
       cpu.sys.CPACR_EL1 = next() % 8 === 0 ? 0n : 3n << 20n;
       // SCTLR_EL1.SA in half the cases: an access through an SP that is not 16-byte aligned faults
       cpu.sys.SCTLR_EL1 = next() % 2 === 0 ? cpu.sys.SCTLR_EL1 | SCTLR_SA : cpu.sys.SCTLR_EL1 & ~SCTLR_SA;
+      // Each EL0 control on or off at random; every fourth case runs at EL0.
+      for (const bit of SCTLR_EL0_CONTROLS)
+        cpu.sys.SCTLR_EL1 = next() % 2 === 0 ? cpu.sys.SCTLR_EL1 | bit : cpu.sys.SCTLR_EL1 & ~bit;
+      const el = compared % 4 === 2 ? 0 : 1;
       cpu.mmu.onRegsChanged();
       armMonitor(cpu, mem.dv, insn, next);
       const seed = snap(cpu, mem.u8);
@@ -155,7 +162,7 @@ for (const pat of generatedPatterns()) {
         [cpu.exclAddr, cpu.exclSize, cpu.exclLo, cpu.exclHi] = seed.excl;
         cpu.sys.CPACR_EL1 = seed.fpOn ? 3n << 20n : 0n;
         cpu.nzcv = seed.nzcv;
-        cpu.setElSp(1, 1);
+        cpu.setElSp(el, el);
         cpu.r[62] = seed.regs[62];
         cpu.r[63] = seed.regs[63];
         cpu.daif = 0xf;
@@ -185,7 +192,7 @@ for (const pat of generatedPatterns()) {
       };
       const a = runFrom(false);
       const b = runFrom(true);
-      const what = `${pat.name} 0x${insn.toString(16).padStart(8, '0')} from x=${seed.regs.map((v) => (v >>> 0).toString(16)).join(',')} nzcv=${seed.nzcv}`;
+      const what = `${pat.name} 0x${insn.toString(16).padStart(8, '0')} at EL${el} from x=${seed.regs.map((v) => (v >>> 0).toString(16)).join(',')} nzcv=${seed.nzcv}`;
       assert.deepEqual(b.regs, a.regs, `registers after ${what}`);
       assert.deepEqual(b.v, a.v, `V registers after ${what}`);
       assert.deepEqual(b.excl, a.excl, `exclusive monitor after ${what}`);

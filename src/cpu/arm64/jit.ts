@@ -42,6 +42,8 @@ const STRAIGHT_SYSTEM = new Set([
   'MRS_NZCV',
   'MSR_NZCV',
   'MRS_DAIF',
+  'MRS_CTR_EL0',
+  'MRS_DCZID_EL0',
   'MRS_SP_EL0',
   'DC_CVAC',
   'DC_CVAU',

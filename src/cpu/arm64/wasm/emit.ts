@@ -20,10 +20,11 @@ import {
   Z_OFF,
   FPEN_OFF,
   SYNC_OFF,
+  SCTLR_OFF,
   VREG_OFF,
 } from './layout.js';
 import { hit, holdsCode, ramAddr } from './runtime.js';
-import { DC_ZVA_BYTES } from '../sysregs.js';
+import { CTR_VALUE, DC_ZVA_BYTES, DCZID_BS, SCTLR_DZE, SCTLR_UCT } from '../sysregs.js';
 import { scaleOf } from '../insn/ldst_simd.js';
 import { imm5Size } from '../insn/simd_int.js';
 import { L_ELX, L_ST, L_T0, L_W0, condition, type Unit } from './unit.js';
@@ -1518,6 +1519,41 @@ def(['MRS_TPIDRRO_EL0'], stateReg(TP_OFF + 8, false));
 def(['MRS_TPIDR_EL1'], stateReg(TP_OFF + 16, false, atEl0));
 def(['MSR_TPIDR_EL1'], stateReg(TP_OFF + 16, true, atEl0));
 def(['MRS_SP_EL0'], stateReg(SPEL0_OFF, false, atEl0OrSp0));
+
+/** Push 1 at EL0 where SCTLR_EL1 has bit `bit` clear (an EL0 control that is off). */
+function el0Without(u: Unit, bit: number): void {
+  const c = u.c;
+  atEl0(u);
+  c.get(L_ST);
+  c.mem(Op.i32_load, 2, SCTLR_OFF);
+  c.i32(bit);
+  c.op(Op.i32_and);
+  c.op(Op.i32_eqz);
+  c.op(Op.i32_and);
+}
+
+// CTR_EL0: a constant; at EL0 without SCTLR_EL1.UCT the read traps (the handler raises it).
+def(['MRS_CTR_EL0'], (u, insn) => {
+  el0Without(u, SCTLR_UCT);
+  u.raiseIf();
+  u.setX(insn & 31, () => u.c.i64(Number(CTR_VALUE) | 0, 0));
+  return true;
+});
+
+// DCZID_EL0: the block size, and DZP (bit 4) where DC ZVA is prohibited: at EL0 without SCTLR_EL1.DZE.
+def(['MRS_DCZID_EL0'], (u, insn) => {
+  const c = u.c;
+  u.setX(insn & 31, () => {
+    el0Without(u, SCTLR_DZE);
+    c.i32(4);
+    c.op(Op.i32_shl);
+    c.i32(DCZID_BS);
+    c.op(Op.i32_or);
+    c.op(Op.i64_extend_i32_u);
+  });
+  return true;
+});
+
 
 /**
  * DC ZVA: zero the DC_ZVA_BYTES block holding Xt. Inline above EL0 when the TLB has the page as

@@ -17,6 +17,8 @@
 //   SPEL0_OFF SP_EL0 while it is not the active SP (i64), SPSEL_OFF PSTATE.SP (i32): translated code
 //             reads them for MRS SP_EL0 and MRS TPIDR_*
 //   ALIGN_OFF 1 while SCTLR_EL1.A is set (every unaligned access faults), else 0 (i32; mmu.ts)
+//   SCTLR_OFF SCTLR_EL1's low word (i32; mmu.ts): its EL0 controls (UCT, DZE) for MRS CTR_EL0 and
+//             DCZID_EL0 at EL0
 //   FPEN_OFF  FP/SIMD usable at EL0, at EL1 (i32 each, 1 or 0: CPACR_EL1.FPEN; cpu.fpEn0/fpEn1)
 //   EXCL_OFF  the exclusive monitor: armed physical address (i64, -1 = open), size (i32 at +8), the
 //             values the load-exclusive saw (i64 at +16 and +24); cpu.exclAddr etc. read them
@@ -78,6 +80,8 @@ export const ATTN_OFF = 448;
  * completion, which the next DSB (or DMB) brings about (threads/peers.ts).
  */
 export const SYNC_OFF = 452;
+/** SCTLR_EL1 bits 31:0 (mmu.ts writes them with ALIGN_OFF): what translated code reads of its EL0 controls. */
+export const SCTLR_OFF = 456;
 export const VREG_OFF = 512;
 /** Bytes of V0..V31 and the scratch slot. */
 export const VREG_BYTES = 32 * 16 + 16;
