@@ -7,7 +7,7 @@
 // encoding the interpreter executes. The difftest runs every case through these (npm run difftest).
 
 import { BITMASK_HI, BITMASK_LO, BITMASK_OK } from '../int64.js';
-import { I64, Op, SimdOp } from './encoder.js';
+import { I32, I64, Op, SimdOp } from './encoder.js';
 import {
   C_OFF,
   FETCH_OFF,
@@ -73,6 +73,10 @@ interface Width {
   ltU: number;
   geU: number;
   mul: number;
+  divU: number;
+  divS: number;
+  /** The type of a value of this width (for a typed if). */
+  type: number;
   clz: number;
   /** By shift type: LSL, LSR, ASR, ROR. */
   shifts: readonly number[];
@@ -105,6 +109,9 @@ const X: Width = {
   ltU: Op.i64_lt_u,
   geU: Op.i64_ge_u,
   mul: Op.i64_mul,
+  divU: Op.i64_div_u,
+  divS: Op.i64_div_s,
+  type: I64,
   clz: Op.i64_clz,
   shifts: [Op.i64_shl, Op.i64_shr_u, Op.i64_shr_s, Op.i64_rotr],
   logic: [Op.i64_and, Op.i64_or, Op.i64_xor, Op.i64_and],
@@ -135,6 +142,9 @@ const W: Width = {
   ltU: Op.i32_lt_u,
   geU: Op.i32_ge_u,
   mul: Op.i32_mul,
+  divU: Op.i32_div_u,
+  divS: Op.i32_div_s,
+  type: I32,
   clz: Op.i32_clz,
   shifts: [Op.i32_shl, Op.i32_shr_u, Op.i32_shr_s, Op.i32_rotr],
   logic: [Op.i32_and, Op.i32_or, Op.i32_xor, Op.i32_and],
@@ -646,38 +656,105 @@ def(['SMADDL_SMSUBL', 'UMADDL_UMSUBL'], (u, insn) => {
   return true;
 });
 
-def(['UDIV_x', 'SDIV_x'], (u, insn) => {
+// SMULH, UMULH: the high 64 bits of the 128-bit product, from 32-bit halves (wasm has no wider
+// multiply): with a = ah:al and b = bh:bl, t = ah*bl + (al*bl >>> 32) and s = al*bh + (t & 0xffffffff)
+// cannot carry out of 64 bits, and the high half is ah*bh + (t >>> 32) + (s >>> 32) (Hacker's
+// Delight's mulhu); signed, less b where a < 0 and less a where b < 0.
+def(['SMULH', 'UMULH'], (u, insn) => {
+  const { d, n, m } = fields(insn);
+  const signed = (insn & 0x800000) === 0;
+  const c = u.c;
+  const half = (x: number, high: boolean): void => {
+    c.get(x);
+    if (high) {
+      c.i64(32);
+      c.op(Op.i64_shr_u);
+    } else {
+      c.i64(-1, 0);
+      c.op(Op.i64_and);
+    }
+  };
+  u.setX(d, () => {
+    u.rx(n);
+    c.set(T0);
+    u.rx(m);
+    c.set(T1);
+    // t = ah*bl + (al*bl >>> 32)
+    half(T0, true);
+    half(T1, false);
+    c.op(Op.i64_mul);
+    half(T0, false);
+    half(T1, false);
+    c.op(Op.i64_mul);
+    c.i64(32);
+    c.op(Op.i64_shr_u);
+    c.op(Op.i64_add);
+    c.set(T2);
+    // s = al*bh + (t & 0xffffffff)
+    half(T0, false);
+    half(T1, true);
+    c.op(Op.i64_mul);
+    half(T2, false);
+    c.op(Op.i64_add);
+    c.set(T3);
+    half(T0, true);
+    half(T1, true);
+    c.op(Op.i64_mul);
+    half(T2, true);
+    c.op(Op.i64_add);
+    half(T3, true);
+    c.op(Op.i64_add);
+    if (signed) {
+      for (const [x, y] of [
+        [T0, T1],
+        [T1, T0],
+      ]) {
+        c.get(x);
+        c.i64(63);
+        c.op(Op.i64_shr_s);
+        c.get(y);
+        c.op(Op.i64_and);
+        c.op(Op.i64_sub);
+      }
+    }
+  });
+  return true;
+});
+
+def(['UDIV_x', 'SDIV_x', 'UDIV_w', 'SDIV_w'], (u, insn) => {
+  const w = widthOf(insn);
   const { d, n, m } = fields(insn);
   const signed = (insn & 0x400) !== 0;
   const c = u.c;
-  u.setX(d, () => {
-    u.rx(m);
-    c.set(T1);
-    u.rx(n);
-    c.set(T0);
-    c.get(T1);
-    c.op(Op.i64_eqz);
-    c.if(I64);
-    c.i64(0);
+  w.wr(u, d, () => {
+    w.rd(u, m);
+    c.set(w.b);
+    w.rd(u, n);
+    c.set(w.a);
+    // a divisor of 0 gives 0
+    c.get(w.b);
+    c.op(w.eqz);
+    c.if(w.type);
+    w.k(u, 0);
     c.else();
     if (signed) {
-      // INT64_MIN / -1 overflows to INT64_MIN (wasm would trap): compute it as 0 - n
-      c.get(T1);
-      c.i64(-1);
-      c.op(Op.i64_eq);
-      c.if(I64);
-      c.i64(0);
-      c.get(T0);
-      c.op(Op.i64_sub);
+      // the most negative value / -1 overflows to itself (wasm would trap): compute it as 0 - n
+      c.get(w.b);
+      w.k(u, -1);
+      c.op(w.eq);
+      c.if(w.type);
+      w.k(u, 0);
+      c.get(w.a);
+      c.op(w.sub);
       c.else();
-      c.get(T0);
-      c.get(T1);
-      c.op(Op.i64_div_s);
+      c.get(w.a);
+      c.get(w.b);
+      c.op(w.divS);
       c.end();
     } else {
-      c.get(T0);
-      c.get(T1);
-      c.op(Op.i64_div_u);
+      c.get(w.a);
+      c.get(w.b);
+      c.op(w.divU);
     }
     c.end();
   });
@@ -1553,7 +1630,6 @@ def(['MRS_DCZID_EL0'], (u, insn) => {
   });
   return true;
 });
-
 
 /**
  * DC ZVA: zero the DC_ZVA_BYTES block holding Xt. Inline above EL0 when the TLB has the page as
