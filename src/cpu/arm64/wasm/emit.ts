@@ -24,7 +24,7 @@ import {
   VREG_OFF,
 } from './layout.js';
 import { hit, holdsCode, ramAddr } from './runtime.js';
-import { CTR_VALUE, DC_ZVA_BYTES, DCZID_BS, SCTLR_DZE, SCTLR_UCT } from '../sysregs.js';
+import { CTR_VALUE, DC_ZVA_BYTES, DCZID_BS, SCTLR_DZE, SCTLR_UCI, SCTLR_UCT } from '../sysregs.js';
 import { scaleOf } from '../insn/ldst_simd.js';
 import { imm5Size } from '../insn/simd_int.js';
 import { L_ELX, L_ST, L_T0, L_W0, condition, type Unit } from './unit.js';
@@ -1628,6 +1628,27 @@ def(['MRS_DCZID_EL0'], (u, insn) => {
     c.op(Op.i32_or);
     c.op(Op.i64_extend_i32_u);
   });
+  return true;
+});
+
+/**
+ * DC CVAC, CVAU, CVAP, CIVAC: there is no data cache to clean, so nothing to do where the TLB has the
+ * page readable at this EL (what the handler checks: the translation and EL0's read permission) and,
+ * at EL0, SCTLR_EL1.UCI allows them; else the handler, which faults or traps there. Linux cleans each
+ * page it maps executable line by line (about 100,000 in a boot).
+ */
+def(['DC_CVAC', 'DC_CVAU', 'DC_CVAP', 'DC_CIVAC'], (u, insn) => {
+  const c = u.c;
+  u.rx(insn & 31);
+  c.set(T0);
+  hit(c, 1, 'rTag', W0, W1, L_ST, T0, L_ELX);
+  el0Without(u, SCTLR_UCI);
+  c.op(Op.i32_eqz);
+  c.op(Op.i32_and);
+  c.op(Op.i32_eqz);
+  u.ifArm();
+  u.callHandlerPure();
+  u.endArm();
   return true;
 });
 
