@@ -25,7 +25,7 @@
 // every data access takes a slow path, which calls cpu.debug.watch() once translation succeeded.
 
 import type { Arm64Cpu } from './cpu.js';
-import { ALIGN_OFF, SCTLR_OFF, TLB_BITS, TLB_SIZE, tlbOff, type TlbArray } from './wasm/layout.js';
+import { SCTLR_OFF, TLB_BITS, TLB_SIZE, tlbOff, type TlbArray } from './wasm/layout.js';
 
 // Access flags for the read and write functions.
 export const ACC_UNPRIV = 1; // LDTR/STTR: check permissions as EL0
@@ -636,8 +636,7 @@ export class Mmu {
     const tcrLo = Number(tcr & 0xffffffffn);
     const tcrHi = Number((tcr >> 32n) & 0xffffffffn);
     this.sctlr = sctlr;
-    this.cpu.s32[ALIGN_OFF >> 2] = (sctlr >>> 1) & 1; // translated code's unaligned fast path (runtime.ts)
-    this.cpu.s32[SCTLR_OFF >> 2] = sctlr; // MRS CTR_EL0 and DCZID_EL0 at EL0 in translated code (emit.ts)
+    this.cpu.s32[SCTLR_OFF >> 2] = sctlr; // for translated code (runtime.ts, emit.ts)
     this.mmuOn = (sctlr & 1) !== 0;
     this.wxn = (sctlr & (1 << 19)) !== 0;
     const clampSz = (v: number): number => (v < 16 ? 16 : v > 39 ? 39 : v);

@@ -68,6 +68,7 @@ export const DC_ZVA_BYTES = 4 << DCZID_BS;
 export const SCTLR_RES1 = 0x30d0_0800;
 /** Bits with a function in ARMv8.0 AArch64 (M A C SA SA0 CP15BEN ITD SED UMA I DZE UCT nTWI nTWE WXN UCI). */
 export const SCTLR_RW = 0x040d_d3bf;
+export const SCTLR_A = 1 << 1;
 export const SCTLR_UMA = 1 << 9;
 export const SCTLR_DZE = 1 << 14;
 export const SCTLR_UCT = 1 << 15;

@@ -16,9 +16,8 @@
 //   TP_OFF    TPIDR_EL0, TPIDRRO_EL0, TPIDR_EL1 (i64 each; SysRegs.tp is a view of them)
 //   SPEL0_OFF SP_EL0 while it is not the active SP (i64), SPSEL_OFF PSTATE.SP (i32): translated code
 //             reads them for MRS SP_EL0 and MRS TPIDR_*
-//   ALIGN_OFF 1 while SCTLR_EL1.A is set (every unaligned access faults), else 0 (i32; mmu.ts)
-//   SCTLR_OFF SCTLR_EL1's low word (i32; mmu.ts): its EL0 controls (UCT, DZE) for MRS CTR_EL0 and
-//             DCZID_EL0 at EL0
+//   SCTLR_OFF SCTLR_EL1's low word (i32; mmu.ts): A for the runtime's unaligned fast path, the EL0
+//             controls UCT, DZE and UCI for MRS CTR_EL0, DCZID_EL0 and DC clean at EL0 (emit.ts)
 //   FPEN_OFF  FP/SIMD usable at EL0, at EL1 (i32 each, 1 or 0: CPACR_EL1.FPEN; cpu.fpEn0/fpEn1)
 //   EXCL_OFF  the exclusive monitor: armed physical address (i64, -1 = open), size (i32 at +8), the
 //             values the load-exclusive saw (i64 at +16 and +24); cpu.exclAddr etc. read them
@@ -65,7 +64,8 @@ export const NO_FETCH_PAGE = 1;
 export const TP_OFF = 368;
 export const SPEL0_OFF = 392;
 export const SPSEL_OFF = 400;
-export const ALIGN_OFF = 404;
+/** SCTLR_EL1 bits 31:0 (mmu.ts writes them whenever SCTLR_EL1 changes). */
+export const SCTLR_OFF = 404;
 export const FPEN_OFF = 408;
 export const EXCL_OFF = 416;
 export const EXCL_SIZE_OFF = EXCL_OFF + 8;
@@ -80,8 +80,6 @@ export const ATTN_OFF = 448;
  * completion, which the next DSB (or DMB) brings about (threads/peers.ts).
  */
 export const SYNC_OFF = 452;
-/** SCTLR_EL1 bits 31:0 (mmu.ts writes them with ALIGN_OFF): what translated code reads of its EL0 controls. */
-export const SCTLR_OFF = 456;
 export const VREG_OFF = 512;
 /** Bytes of V0..V31 and the scratch slot. */
 export const VREG_BYTES = 32 * 16 + 16;

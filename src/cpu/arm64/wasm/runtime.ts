@@ -24,7 +24,6 @@
 
 import { Code, I32, I64, Op, buildModule, type FuncDef, type FuncType } from './encoder.js';
 import {
-  ALIGN_OFF,
   BASE_OFF,
   EL_OFF,
   EXCL_OFF,
@@ -33,10 +32,12 @@ import {
   HI_OFF,
   PC_OFF,
   R_OFF,
+  SCTLR_OFF,
   codePagesOffset,
   tlbOff,
 } from './layout.js';
 import { ACC_UNPRIV } from '../mmu.js';
+import { SCTLR_A } from '../sysregs.js';
 
 export const ACCESS_SIZES = [1, 2, 4, 8] as const;
 
@@ -163,7 +164,9 @@ function unalignedHit(c: Code, size: number, tag: 'rTag' | 'wTag', lo: number, e
   c.op(Op.i32_lt_u);
   c.op(Op.i32_and);
   c.get(P_ST);
-  c.mem(Op.i32_load, 2, ALIGN_OFF);
+  c.mem(Op.i32_load, 2, SCTLR_OFF);
+  c.i32(SCTLR_A);
+  c.op(Op.i32_and);
   c.op(Op.i32_eqz);
   c.op(Op.i32_and);
 }
