@@ -13,12 +13,15 @@ import { a64Groups } from '../src/cpu/arm64/a64.js';
 import { compilePattern } from '../src/cpu/arm64/decode.js';
 import { emitters, HANDLER } from '../src/cpu/arm64/wasm/emit.js';
 import { Unit } from '../src/cpu/arm64/wasm/unit.js';
+import { SCTLR_DZE, SCTLR_UCI, SCTLR_UCT, SCTLR_UMA } from '../src/cpu/arm64/sysregs.js';
 
 const RAM = 1 << 20;
-/** SCTLR_EL1.SA: SP alignment checking at EL1. */
-const SCTLR_SA = 1n << 3n;
-/** SCTLR_EL1's EL0 controls: DC ZVA (DZE), CTR_EL0 (UCT), DAIF (UMA) and cache maintenance (UCI) allowed at EL0. */
-const SCTLR_EL0_CONTROLS = [1n << 14n, 1n << 15n, 1n << 9n, 1n << 26n];
+/**
+ * SCTLR_EL1 bits each case sets or clears at random: SA (SP alignment checking at EL1: an access
+ * through an SP that is not 16-byte aligned faults), then the EL0 controls: DC ZVA (DZE), CTR_EL0
+ * (UCT), DAIF (UMA) and cache maintenance (UCI) allowed at EL0.
+ */
+const SCTLR_RANDOM = [1 << 3, SCTLR_DZE, SCTLR_UCT, SCTLR_UMA, SCTLR_UCI].map(BigInt);
 /** B . */
 const B_SELF = 0x14000000;
 /** CBNZ XZR, .-4 (never taken). */
@@ -147,11 +150,9 @@ for (const pat of generatedPatterns()) {
       code.invalidateAll();
       randomState(cpu, next);
       cpu.sys.CPACR_EL1 = next() % 8 === 0 ? 0n : 3n << 20n;
-      // SCTLR_EL1.SA in half the cases: an access through an SP that is not 16-byte aligned faults
-      cpu.sys.SCTLR_EL1 = next() % 2 === 0 ? cpu.sys.SCTLR_EL1 | SCTLR_SA : cpu.sys.SCTLR_EL1 & ~SCTLR_SA;
-      // Each EL0 control on or off at random; every fourth case runs at EL0.
-      for (const bit of SCTLR_EL0_CONTROLS)
+      for (const bit of SCTLR_RANDOM)
         cpu.sys.SCTLR_EL1 = next() % 2 === 0 ? cpu.sys.SCTLR_EL1 | bit : cpu.sys.SCTLR_EL1 & ~bit;
+      // every fourth case at EL0
       const el = compared % 4 === 2 ? 0 : 1;
       cpu.mmu.onRegsChanged();
       armMonitor(cpu, mem.dv, insn, next);
