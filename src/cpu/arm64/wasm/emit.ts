@@ -20,10 +20,9 @@ import {
   Z_OFF,
   FPEN_OFF,
   SYNC_OFF,
-  SCTLR_OFF,
   VREG_OFF,
 } from './layout.js';
-import { hit, holdsCode, ramAddr } from './runtime.js';
+import { hit, holdsCode, ramAddr, sctlrClear } from './runtime.js';
 import { CTR_VALUE, DC_ZVA_BYTES, DCZID_BS, SCTLR_DZE, SCTLR_UCI, SCTLR_UCT } from '../sysregs.js';
 import { scaleOf } from '../insn/ldst_simd.js';
 import { imm5Size } from '../insn/simd_int.js';
@@ -1601,11 +1600,7 @@ def(['MRS_SP_EL0'], stateReg(SPEL0_OFF, false, atEl0OrSp0));
 function el0Without(u: Unit, bit: number): void {
   const c = u.c;
   atEl0(u);
-  c.get(L_ST);
-  c.mem(Op.i32_load, 2, SCTLR_OFF);
-  c.i32(bit);
-  c.op(Op.i32_and);
-  c.op(Op.i32_eqz);
+  sctlrClear(c, L_ST, bit);
   c.op(Op.i32_and);
 }
 

@@ -163,12 +163,17 @@ function unalignedHit(c: Code, size: number, tag: 'rTag' | 'wTag', lo: number, e
   c.i32(4097 - size); // offset + size <= 4096
   c.op(Op.i32_lt_u);
   c.op(Op.i32_and);
-  c.get(P_ST);
+  sctlrClear(c, P_ST, SCTLR_A);
+  c.op(Op.i32_and);
+}
+
+/** Push 1 where SCTLR_EL1 (its copy in the state block in local `st`) has bit `bit` clear. */
+export function sctlrClear(c: Code, st: number, bit: number): void {
+  c.get(st);
   c.mem(Op.i32_load, 2, SCTLR_OFF);
-  c.i32(SCTLR_A);
+  c.i32(bit);
   c.op(Op.i32_and);
   c.op(Op.i32_eqz);
-  c.op(Op.i32_and);
 }
 
 /**
