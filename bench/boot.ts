@@ -31,7 +31,11 @@ function timeToMarker(name: string, cmd: string, args: string[], timeoutMs: numb
     const timer = setTimeout(() => {
       done = true;
       p.kill('SIGKILL');
-      reject(new Error(`${name}: no '${INIT_READY_MARKER}' within ${timeoutMs / 1000} s; output:\n${out.slice(-2000)}`));
+      reject(
+        new Error(
+          `${name}: no '${INIT_READY_MARKER}' within ${timeoutMs / 1000} s; output:\n${out.slice(-2000)}`,
+        ),
+      );
     }, timeoutMs);
     const onData = (d: Buffer): void => {
       if (done) return;
@@ -55,34 +59,119 @@ function timeToMarker(name: string, cmd: string, args: string[], timeoutMs: numb
       if (done) return;
       done = true;
       clearTimeout(timer);
-      reject(new Error(`${name} exited (${signal ?? code}) before '${INIT_READY_MARKER}'; output:\n${out.slice(-2000)}`));
+      reject(
+        new Error(
+          `${name} exited (${signal ?? code}) before '${INIT_READY_MARKER}'; output:\n${out.slice(-2000)}`,
+        ),
+      );
     });
   });
 }
 
-/** QEMU's cold boot of the default guest to its init marker (the peer of the boot and restore benches). */
-export function qemuBootToInit(img: { kernel: string; initrd: string }, bench: string): Promise<BootRun> {
-  process.stderr.write(`bench ${bench}: qemu-system-aarch64 (TCG, cortex-a53, GICv3), ${MEMORY_MIB} MiB, 1 vCPU...\n`);
+const vcpus = (n: number): string => `${n} vCPU${n === 1 ? '' : 's'}`;
+
+/**
+ * QEMU's cold boot of the default guest to its init marker (the peer of the boot and restore
+ * benches). With more than one vCPU, MTTCG (a host thread per vCPU), as typevisor would use.
+ */
+export function qemuBootToInit(
+  img: { kernel: string; initrd: string },
+  bench: string,
+  cpus = 1,
+): Promise<BootRun> {
+  process.stderr.write(
+    `bench ${bench}: qemu-system-aarch64 (TCG, cortex-a53, GICv3), ${MEMORY_MIB} MiB, ${vcpus(cpus)}...\n`,
+  );
   return timeToMarker(
     'qemu-system-aarch64',
     'qemu-system-aarch64',
-    [...qemuVirtArgs({ kernel: img.kernel, initrd: img.initrd, cmdline: CMDLINE, memoryMiB: MEMORY_MIB }),
+    [
+      ...qemuVirtArgs({
+        kernel: img.kernel,
+        initrd: img.initrd,
+        cmdline: CMDLINE,
+        memoryMiB: MEMORY_MIB,
+        cpus,
+        multi: cpus > 1,
+      }),
       // No default NIC: QEMU would want its option ROM (ipxe-qemu), and typevisor's side has no network either.
-      '-nic', 'none'],
+      '-nic',
+      'none',
+    ],
     300_000,
+  );
+}
+
+/** typevisor's boot of the default guest to its init marker (`run`, vCPU threads as it chooses). */
+function typevisorBootToInit(
+  img: { kernel: string; initrd: string },
+  bench: string,
+  cpus = 1,
+): Promise<BootRun> {
+  process.stderr.write(`bench ${bench}: typevisor (software CPU), ${MEMORY_MIB} MiB, ${vcpus(cpus)}...\n`);
+  return timeToMarker(
+    'typevisor',
+    join(repoRoot, 'bin', 'typevisor'),
+    typevisorRunArgs({
+      kernel: img.kernel,
+      initrd: img.initrd,
+      cmdline: CMDLINE,
+      memoryMiB: MEMORY_MIB,
+      cpus,
+    }),
+    900_000,
   );
 }
 
 export async function benchBoot(): Promise<void> {
   const img = await buildDefaultImage({ log: (m) => process.stderr.write(`bench boot: ${m}\n`) });
   const qemu = await qemuBootToInit(img, 'boot');
-  process.stderr.write(`bench boot: typevisor (software CPU), ${MEMORY_MIB} MiB, 1 vCPU...\n`);
-  const tv = await timeToMarker(
-    'typevisor',
-    join(repoRoot, 'bin', 'typevisor'),
-    typevisorRunArgs({ kernel: img.kernel, initrd: img.initrd, cmdline: CMDLINE, memoryMiB: MEMORY_MIB }),
-    900_000,
+  const tv = await typevisorBootToInit(img, 'boot');
+  process.stdout.write(
+    `peak RSS: typevisor ${tv.peakRssMiB.toFixed(0)} MiB, qemu ${qemu.peakRssMiB.toFixed(0)} MiB\n`,
   );
-  process.stdout.write(`peak RSS: typevisor ${tv.peakRssMiB.toFixed(0)} MiB, qemu ${qemu.peakRssMiB.toFixed(0)} MiB\n`);
-  process.stdout.write(`boot: typevisor ${tv.seconds.toFixed(2)} s, qemu ${qemu.seconds.toFixed(2)} s, ratio ${(tv.seconds / qemu.seconds).toFixed(2)}\n`);
+  process.stdout.write(
+    `boot: typevisor ${tv.seconds.toFixed(2)} s, qemu ${qemu.seconds.toFixed(2)} s, ratio ${(tv.seconds / qemu.seconds).toFixed(2)}\n`,
+  );
+}
+
+/** Boots per configuration in `bench boot-smp` (the best counts). */
+const SMP_BOOTS = Number(process.env.TYPEVISOR_BENCH_BOOT_SMP_RUNS ?? 3);
+/** The vCPUs `bench boot-smp` compares with one (TYPEVISOR_BENCH_BOOT_SMP_CPUS). */
+const SMP_CPUS = Number(process.env.TYPEVISOR_BENCH_BOOT_SMP_CPUS ?? 4);
+
+/**
+ * `npm run bench -- boot-smp`: what booting with more vCPUs costs, on each engine. The default guest
+ * boots to its init marker with 1 and with SMP_CPUS vCPUs, on typevisor and on QEMU (MTTCG), the
+ * configurations interleaved, SMP_BOOTS times each; the best time of each counts. Last line:
+ * `boot-smp: typevisor N/1 vCPUs R, qemu N/1 vCPUs Q` (R = best boot with N vCPUs / best with 1;
+ * 1.00: no slower).
+ */
+export async function benchBootSmp(): Promise<void> {
+  if (!Number.isInteger(SMP_BOOTS) || SMP_BOOTS < 1)
+    throw new Error('TYPEVISOR_BENCH_BOOT_SMP_RUNS: expected an integer >= 1');
+  if (!Number.isInteger(SMP_CPUS) || SMP_CPUS < 2 || SMP_CPUS > 16)
+    throw new Error('TYPEVISOR_BENCH_BOOT_SMP_CPUS: expected an integer from 2 to 16');
+  const img = await buildDefaultImage({ log: (m) => process.stderr.write(`bench boot-smp: ${m}\n`) });
+  const engines = { typevisor: typevisorBootToInit, qemu: qemuBootToInit };
+  const best: Record<string, number> = {};
+  for (let r = 0; r < SMP_BOOTS; r++) {
+    for (const [name, boot] of Object.entries(engines)) {
+      for (const cpus of [1, SMP_CPUS]) {
+        const { seconds } = await boot(img, 'boot-smp', cpus);
+        process.stderr.write(`bench boot-smp: ${name}, ${vcpus(cpus)}: ${seconds.toFixed(2)} s\n`);
+        const key = `${name}/${cpus}`;
+        best[key] = Math.min(best[key] ?? Infinity, seconds);
+      }
+    }
+  }
+  const ratio = (name: string): string => (best[`${name}/${SMP_CPUS}`] / best[`${name}/1`]).toFixed(2);
+  for (const name of Object.keys(engines)) {
+    process.stdout.write(
+      `boot ${name}: ${vcpus(1)} ${best[`${name}/1`].toFixed(2)} s, ${vcpus(SMP_CPUS)} ${best[`${name}/${SMP_CPUS}`].toFixed(2)} s (best of ${SMP_BOOTS})\n`,
+    );
+  }
+  process.stdout.write(
+    `boot-smp: typevisor ${SMP_CPUS}/1 vCPUs ${ratio('typevisor')}, qemu ${SMP_CPUS}/1 vCPUs ${ratio('qemu')}\n`,
+  );
 }

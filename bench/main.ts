@@ -2,6 +2,7 @@
 const BENCHES: Record<string, () => Promise<void>> = {
   cpu: async () => (await import('./cpu.js')).benchCpu(),
   boot: async () => (await import('./boot.js')).benchBoot(),
+  'boot-smp': async () => (await import('./boot.js')).benchBootSmp(),
   restore: async () => (await import('./restore.js')).benchRestore(),
   net: async () => (await import('./net.js')).benchNet(),
   smp: async () => (await import('./smp.js')).benchSmp(),
