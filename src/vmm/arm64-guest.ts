@@ -101,8 +101,12 @@ function readIntoRam(mem: GuestMemory, pa: number, fd: number, length: number, w
  * steps each vCPU in place: one thread runs them all then. By default each vCPU gets a thread when
  * the host has a core for each: on fewer, the threads only compete for them, and each costs its own
  * JIT warm-up (V8 compiles the CPU's code and the guest's translated code once per thread).
- * Measured on a 2-core host, default guest to power-off: 1 vCPU 7.7-8.7 s; 4 vCPUs on one thread
- * 9.8 s, on 4 threads 17.9-20.1 s; 2 vCPUs on 2 threads 12.0 s.
+ * Measured on a 2-core host, default guest to power-off (stop 32): 1 vCPU 5.1-5.4 s; 4 vCPUs on one
+ * thread 5.5-6.1 s, on 4 threads 13.3 s. With a core per vCPU but none to spare, threads still cost
+ * the boot (2 vCPUs: 7.3-7.8 s on 2 threads, 5.3-5.4 s on one: V8's compiler thread does the second
+ * thread's JIT warm-up, 5.0-5.4 s of CPU against 3.0 s, on the cores the vCPUs need) but run
+ * parallel guest work in parallel (`npm run bench -- smp`: speedup 1.98 on 2 threads): the default
+ * favours what the guest runs after its boot.
  */
 export function vcpuThreadsFor(spec: VmSpec, cpus: number): boolean {
   if (spec.gdb || spec.vcpuThreads === 'single') return false;
