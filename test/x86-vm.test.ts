@@ -140,7 +140,7 @@ test('x86 VM: a snapshot restored into a new VM carries on where the guest was (
   }
 });
 
-test('--cpus: each architecture its own limit (aarch64 8, x86_64 64), before anything is built', async () => {
+test('--cpus: each architecture its own limit (aarch64 16, x86_64 64), before anything is built', async () => {
   const { specFromOptions } = await import('../src/config/spec.js');
   await assert.rejects(
     specFromOptions({ arch: 'aarch64', kernel: '/nonexistent', cpus: '17' }),
