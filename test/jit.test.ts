@@ -2,7 +2,7 @@
 // (src/cpu/arm64/wasm/emit.ts), random encodings of it run from random register states once through the interpreter
 // and once as a translated block, and must leave the same registers, flags, memory, PC and exception
 // state (V registers included; FP/SIMD disabled by CPACR_EL1 in one case of eight; every fourth case at
-// EL0, with SCTLR_EL1's EL0 controls on or off at random). Register values mix RAM addresses (so loads and stores mostly succeed), boundary values and
+// EL0, with SCTLR_EL1's EL0 controls on or off at random; PSTATE.DAIF random, with no interrupt line up). Register values mix RAM addresses (so loads and stores mostly succeed), boundary values and
 // random 64-bit numbers (carries, borrows, the multiply's high half).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -55,6 +55,7 @@ function randomState(cpu: Arm64Cpu, next: () => number): void {
     cpu.r[i * 2 + 1] = hi;
   }
   cpu.nzcv = next() & 15;
+  cpu.daif = next() & 15;
   for (let i = 0; i < 128; i++) cpu.vU32[i] = next();
 }
 
@@ -85,6 +86,8 @@ interface Snapshot {
   /** FP/SIMD enabled at EL1 (CPACR_EL1.FPEN): off in one case of eight, so that the trap is compared too. */
   fpOn: boolean;
   nzcv: number;
+  /** PSTATE.{D,A,I,F} (random in the seed: MSR DAIFSet and MRS DAIF see every mask). */
+  daif: number;
   pc: bigint;
   el: number;
   esr: bigint;
@@ -99,6 +102,7 @@ function snap(cpu: Arm64Cpu, ram: Uint8Array): Snapshot {
     excl: [cpu.exclAddr, cpu.exclSize, cpu.exclLo, cpu.exclHi],
     fpOn: cpu.fpEn1,
     nzcv: cpu.nzcv,
+    daif: cpu.daif,
     pc: cpu.pc,
     el: cpu.el,
     esr: cpu.sys.ESR_EL1,
@@ -166,7 +170,7 @@ for (const pat of generatedPatterns()) {
         cpu.setElSp(el, el);
         cpu.r[62] = seed.regs[62];
         cpu.r[63] = seed.regs[63];
-        cpu.daif = 0xf;
+        cpu.daif = seed.daif;
         cpu.pcLo = RAM_BASE;
         cpu.pcHi = 0;
         cpu.sys.ESR_EL1 = 0n;
@@ -198,6 +202,7 @@ for (const pat of generatedPatterns()) {
       assert.deepEqual(b.v, a.v, `V registers after ${what}`);
       assert.deepEqual(b.excl, a.excl, `exclusive monitor after ${what}`);
       assert.equal(b.nzcv, a.nzcv, `NZCV after ${what}`);
+      assert.equal(b.daif, a.daif, `DAIF after ${what}`);
       assert.equal(b.pc, a.pc, `PC after ${what}`);
       assert.equal(b.el, a.el, `EL after ${what}`);
       assert.equal(b.esr, a.esr, `ESR after ${what}`);

@@ -44,6 +44,7 @@ import {
   SPSEL_OFF,
   FPEN_OFF,
   EXCL_OFF,
+  DAIF_OFF,
   VREG_OFF,
   VREG_BYTES,
   TLB_OFF,
@@ -65,6 +66,7 @@ const SPEL0 = SPEL0_OFF >> 2;
 const SPSEL = SPSEL_OFF >> 2;
 const FPEN = FPEN_OFF >> 2;
 const EXA = EXCL_OFF >> 2;
+const DAIF_W = DAIF_OFF >> 2;
 
 /** Thrown (after the exception has been entered) to abandon the current instruction. */
 export class GuestException {
@@ -881,8 +883,13 @@ export class Arm64Cpu {
   set spsel(v: number) {
     this.s32[SPSEL] = v;
   }
-  /** D, A, I, F mask bits (see DAIF_*). */
-  daif = 0xf;
+  /** D, A, I, F mask bits (see DAIF_*), in the state block (DAIF_OFF), where translated code reads and sets them. */
+  get daif(): number {
+    return this.s32[DAIF_W];
+  }
+  set daif(v: number) {
+    this.s32[DAIF_W] = v;
+  }
   /**
    * Banked stack pointers (the active one lives in r[62..63]); SP_EL0 as int32 halves in the state
    * block, where translated code reads it (MRS SP_EL0).
@@ -1064,6 +1071,7 @@ export class Arm64Cpu {
     this.vDv = new DataView(vb, vo, VREG_BYTES);
     this.fpEn0 = this.fpEn1 = true;
     this.spsel = 1;
+    this.daif = 0xf;
     clearJumpCache(this.s32);
     this.sys = new SysRegs(this);
     this.mmu = new Mmu(this);

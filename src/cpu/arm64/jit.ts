@@ -25,7 +25,8 @@ export const MAX_BLOCK = 64;
 
 /**
  * System instructions that a block may run through: hints, barriers and registers that change no
- * state the executor caches (translation, EL, interrupt masks, the code cache).
+ * state the executor caches (translation, EL, the code cache), and no interrupt mask in a way that
+ * lets an interrupt in (MSR DAIFSet only masks more).
  */
 const STRAIGHT_SYSTEM = new Set([
   'NOP',
@@ -42,6 +43,7 @@ const STRAIGHT_SYSTEM = new Set([
   'MRS_NZCV',
   'MSR_NZCV',
   'MRS_DAIF',
+  'MSR_DAIFSet',
   'MRS_CTR_EL0',
   'MRS_DCZID_EL0',
   'MRS_SP_EL0',

@@ -23,6 +23,8 @@
 //             values the load-exclusive saw (i64 at +16 and +24); cpu.exclAddr etc. read them
 //   ATTN_OFF  non-zero when another thread wants this vCPU out of run() (threads/link.ts)
 //   SYNC_OFF  non-zero while maintenance this vCPU broadcast awaits its DSB (threads/peers.ts)
+//   DAIF_OFF  PSTATE.{D,A,I,F} (i32, bits 3:0 as cpu.daif): translated code reads it for MRS DAIF
+//             and sets bits for MSR DAIFSet (emit.ts)
 //   VREG_OFF  V0..V31, 16 bytes each, little endian, then 16 scratch bytes (cpu.vU8 etc. are views)
 //   TLB_OFF   the MMU's software TLB arrays (mmu.ts), TLB_ARRAY bytes each, in TLB_ARRAYS order
 //   JC_OFF    the jump cache (dispatch.ts): JC_SIZE entries of 16 bytes, PC (i64), context
@@ -80,6 +82,8 @@ export const ATTN_OFF = 448;
  * completion, which the next DSB (or DMB) brings about (threads/peers.ts).
  */
 export const SYNC_OFF = 452;
+/** PSTATE.{D,A,I,F} as bits 3:0 (cpu.daif). */
+export const DAIF_OFF = 456;
 export const VREG_OFF = 512;
 /** Bytes of V0..V31 and the scratch slot. */
 export const VREG_BYTES = 32 * 16 + 16;
