@@ -2,7 +2,8 @@
 // (src/cpu/arm64/wasm/emit.ts), random encodings of it run from random register states once through the interpreter
 // and once as a translated block, and must leave the same registers, flags, memory, PC and exception
 // state (V registers included; FP/SIMD disabled by CPACR_EL1 in one case of eight; every fourth case at
-// EL0, with SCTLR_EL1's EL0 controls on or off at random; PSTATE.DAIF random, with no interrupt line up). Register values mix RAM addresses (so loads and stores mostly succeed), boundary values and
+// EL0, with SCTLR_EL1's EL0 controls on or off at random; PSTATE.DAIF random, interrupt lines up at
+// random where they start masked). Register values mix RAM addresses (so loads and stores mostly succeed), boundary values and
 // random 64-bit numbers (carries, borrows, the multiply's high half).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +12,7 @@ import { xorshift32 } from './helpers/rng.js';
 import { GUEST_EXCEPTION, type Arm64Cpu } from '../src/cpu/arm64/cpu.js';
 import { a64Groups } from '../src/cpu/arm64/a64.js';
 import { compilePattern } from '../src/cpu/arm64/decode.js';
-import { emitters, HANDLER } from '../src/cpu/arm64/wasm/emit.js';
+import { emitters, enderEmitters, HANDLER } from '../src/cpu/arm64/wasm/emit.js';
 import { Unit } from '../src/cpu/arm64/wasm/unit.js';
 import { SCTLR_DZE, SCTLR_UCI, SCTLR_UCT, SCTLR_UMA } from '../src/cpu/arm64/sysregs.js';
 
@@ -115,19 +116,21 @@ function snap(cpu: Arm64Cpu, ram: Uint8Array): Snapshot {
 function generatedPatterns(): { name: string; mask: number; value: number }[] {
   const out: { name: string; mask: number; value: number }[] = [];
   for (const group of a64Groups()) {
-    for (const p of group) if (emitters.has(p.name)) out.push(compilePattern(p));
+    for (const p of group) if (emitters.has(p.name) || enderEmitters.has(p.name)) out.push(compilePattern(p));
   }
   return out;
 }
 
-/** What the emitter of `name` answers for `insn` (true: it emitted code). */
+/** What the emitter of `name` answers for `insn` (true: it emitted code; a block ender's always does). */
 function emits(name: string, insn: number): boolean | typeof HANDLER {
-  return emitters.get(name)!(new Unit(), insn);
+  const e = emitters.get(name);
+  if (e === undefined) return enderEmitters.has(name);
+  return e(new Unit(), insn);
 }
 
 test('jit: every emitter has a pattern to test', () => {
   const names = new Set(generatedPatterns().map((p) => p.name));
-  for (const name of emitters.keys())
+  for (const name of [...emitters.keys(), ...enderEmitters.keys()])
     assert.ok(names.has(name), `emitter ${name} matches no A64 pattern name`);
 });
 
@@ -147,12 +150,19 @@ for (const pat of generatedPatterns()) {
       // The code page: the instruction, then B . (a block ender); or, every other case, the
       // instruction then CBNZ XZR back to it (never taken), so that the translator takes it for a
       // loop's and emits its accesses with the inline TLB path, and B . after that.
-      const looped = compared % 2 === 1;
+      // (A block ender ends its block: it is always run alone.)
+      const looped = compared % 2 === 1 && !enderEmitters.has(pat.name);
       mem.dv.setUint32(0, insn, true);
       mem.dv.setUint32(4, looped ? CBNZ_XZR_BACK : B_SELF, true);
       mem.dv.setUint32(8, B_SELF, true);
       code.invalidateAll();
       randomState(cpu, next);
+      // In the cases without the loop (one instruction run), the interrupt lines up at random, each
+      // masked in PSTATE.DAIF at the start: MSR DAIF may unmask one (taking it is the executor's).
+      const lines = looped ? 0 : next() & 3;
+      cpu.irqLine = (lines & 1) !== 0;
+      cpu.fiqLine = (lines & 2) !== 0;
+      cpu.daif |= ((lines & 1) << 1) | (lines >>> 1);
       cpu.sys.CPACR_EL1 = next() % 8 === 0 ? 0n : 3n << 20n;
       for (const bit of SCTLR_RANDOM)
         cpu.sys.SCTLR_EL1 = next() % 2 === 0 ? cpu.sys.SCTLR_EL1 | bit : cpu.sys.SCTLR_EL1 & ~bit;

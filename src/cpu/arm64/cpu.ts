@@ -45,6 +45,7 @@ import {
   FPEN_OFF,
   EXCL_OFF,
   DAIF_OFF,
+  LINES_OFF,
   VREG_OFF,
   VREG_BYTES,
   TLB_OFF,
@@ -67,6 +68,7 @@ const SPSEL = SPSEL_OFF >> 2;
 const FPEN = FPEN_OFF >> 2;
 const EXA = EXCL_OFF >> 2;
 const DAIF_W = DAIF_OFF >> 2;
+const LINES_W = LINES_OFF >> 2;
 
 /** Thrown (after the exception has been entered) to abandon the current instruction. */
 export class GuestException {
@@ -1011,9 +1013,19 @@ export class Arm64Cpu {
   yielded = false;
   /** Set by WFE/SEV logic. */
   eventRegister = false;
-  /** Interrupt lines driven by the interrupt controller. */
-  irqLine = false;
-  fiqLine = false;
+  /** Interrupt lines driven by the interrupt controller, in the state block (LINES_OFF: IRQ bit 0, FIQ bit 1). */
+  get irqLine(): boolean {
+    return (this.s32[LINES_W] & 1) !== 0;
+  }
+  set irqLine(v: boolean) {
+    this.s32[LINES_W] = v ? this.s32[LINES_W] | 1 : this.s32[LINES_W] & ~1;
+  }
+  get fiqLine(): boolean {
+    return (this.s32[LINES_W] & 2) !== 0;
+  }
+  set fiqLine(v: boolean) {
+    this.s32[LINES_W] = v ? this.s32[LINES_W] | 2 : this.s32[LINES_W] & ~2;
+  }
   /** Retired instructions. */
   icount = 0;
   /**
@@ -1072,6 +1084,7 @@ export class Arm64Cpu {
     this.fpEn0 = this.fpEn1 = true;
     this.spsel = 1;
     this.daif = 0xf;
+    this.s32[LINES_W] = 0;
     clearJumpCache(this.s32);
     this.sys = new SysRegs(this);
     this.mmu = new Mmu(this);
@@ -1402,6 +1415,8 @@ export class Arm64Cpu {
     const kMaxBlock = MAX_BLOCK;
     const kDaifI = DAIF_I;
     const kDaifF = DAIF_F;
+    const kLinesW = LINES_W;
+    const kDaifW = DAIF_W;
     let done = 0;
     const pmu = this.pmu;
     const s = this.s32;
@@ -1422,9 +1437,11 @@ export class Arm64Cpu {
       try {
         while (done < budget) {
           // Interrupts stay pending while the host debugger steps (debug.ts).
-          if ((this.irqLine || this.fiqLine) && !(this.debugArmed && this.debug.hostStepping)) {
-            const irq = this.irqLine && (this.daif & kDaifI) === 0;
-            if (irq || (this.fiqLine && (this.daif & kDaifF) === 0)) {
+          const lines = s[kLinesW];
+          if (lines !== 0 && !(this.debugArmed && this.debug.hostStepping)) {
+            const daif = s[kDaifW];
+            const irq = (lines & 1) !== 0 && (daif & kDaifI) === 0;
+            if (irq || ((lines & 2) !== 0 && (daif & kDaifF) === 0)) {
               if (pmu.elSplit) pmu.advance(this.icount + done, this.el);
               this.countNow = -1;
               this.enterException(irq ? 'irq' : 'fiq', 0, this.pcLo, this.pcHi);

@@ -22,6 +22,8 @@ import {
   SYNC_OFF,
   VREG_OFF,
   DAIF_OFF,
+  IRQ_OFF,
+  LINES_OFF,
 } from './layout.js';
 import { hit, holdsCode, ramAddr, sctlrClear } from './runtime.js';
 import { CTR_VALUE, DC_ZVA_BYTES, DCZID_BS, SCTLR_DZE, SCTLR_UCI, SCTLR_UCT, SCTLR_UMA } from '../sysregs.js';
@@ -35,8 +37,24 @@ export type Emit = (u: Unit, insn: number) => boolean | typeof HANDLER;
 export const emitters = new Map<string, Emit>();
 
 function def(names: string[], e: Emit): void {
-  for (const n of names) if (emitters.has(n)) throw new Error(`emit: two emitters for ${n}`);
+  for (const n of names)
+    if (emitters.has(n) || enderEmitters.has(n)) throw new Error(`emit: two emitters for ${n}`);
   for (const n of names) emitters.set(n, e);
+}
+
+/**
+ * Block enders (jit.ts) with an inline path for their common case. The emitter pushes an i32: zero
+ * where it did the instruction, non-zero where its handler must run, which the translator then calls
+ * as the block's ender (it may leave the unit: translate.ts). The handler must write no register or
+ * flag the unit keeps in locals (Unit.callEnderPure).
+ */
+export type EnderEmit = (u: Unit, insn: number) => void;
+export const enderEmitters = new Map<string, EnderEmit>();
+
+function defEnder(names: string[], e: EnderEmit): void {
+  for (const n of names)
+    if (emitters.has(n) || enderEmitters.has(n)) throw new Error(`emit: two emitters for ${n}`);
+  for (const n of names) enderEmitters.set(n, e);
 }
 
 const T0 = L_T0;
@@ -1655,6 +1673,74 @@ def(['MSR_DAIFSet'], (u, insn) => {
   c.op(Op.i32_or);
   c.mem(Op.i32_store, 2, DAIF_OFF);
   return true;
+});
+
+/**
+ * MSR DAIF, Xt: the new masks, and where they let a pending interrupt in (LINES_OFF: IRQ bit 0 under
+ * I, FIQ bit 1 under F), the IRQ word set, so that the unit leaves at the block boundary right after
+ * it, where the interpreter would take the interrupt (the handler path sets it the same way). Linux's
+ * local_irq_restore (about 88,000 in a boot). At EL0 without SCTLR_EL1.UMA: the handler (it traps).
+ */
+defEnder(['MSR_DAIF'], (u, insn) => {
+  const c = u.c;
+  el0Without(u, SCTLR_UMA);
+  c.set(W0);
+  c.get(W0);
+  c.op(Op.i32_eqz);
+  u.ifArm();
+  c.get(L_ST);
+  u.rw(insn & 31);
+  c.i32(6);
+  c.op(Op.i32_shr_u);
+  c.i32(0xf);
+  c.op(Op.i32_and);
+  c.tee(W1);
+  c.mem(Op.i32_store, 2, DAIF_OFF);
+  // The lines not masked: IRQ (bit 0) where I (bit 1 of DAIF) is clear, FIQ (bit 1) where F (bit 0) is.
+  u.state(LINES_OFF);
+  c.get(W1);
+  c.i32(1);
+  c.op(Op.i32_shr_u);
+  c.get(W1);
+  c.i32(1);
+  c.op(Op.i32_shl);
+  c.op(Op.i32_or);
+  c.i32(3);
+  c.op(Op.i32_and);
+  c.i32(-1);
+  c.op(Op.i32_xor);
+  c.op(Op.i32_and);
+  u.ifArm();
+  c.get(L_ST);
+  c.i32(1);
+  c.mem(Op.i32_store, 2, IRQ_OFF);
+  u.endArm();
+  u.endArm();
+  c.get(W0);
+});
+
+/**
+ * IC IVAU: nothing to do where the TLB has the page readable at this EL (the handler's translation
+ * and permission check), EL0 may (SCTLR_EL1.UCI) and no thread's code cache holds code of that
+ * page (GuestMemory.codePages: then there is nothing to drop, here or on another thread). Linux
+ * runs it over every line of code it writes or maps (about 98,000 in a boot), mostly on pages no
+ * code was run from yet. Else the handler, which drops the page's code and may leave the unit.
+ */
+defEnder(['IC_IVAU'], (u, insn) => {
+  const c = u.c;
+  u.rx(insn & 31);
+  c.set(T0);
+  hit(c, 1, 'rTag', W0, W1, L_ST, T0, L_ELX);
+  el0Without(u, SCTLR_UCI);
+  c.op(Op.i32_eqz);
+  c.op(Op.i32_and);
+  u.ifArm(I32);
+  ramAddr(c, W0, W1);
+  c.set(W2);
+  holdsCode(c, W2);
+  u.elseArm();
+  c.i32(1);
+  u.endArm();
 });
 
 /**

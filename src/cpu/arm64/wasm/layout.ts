@@ -24,7 +24,9 @@
 //   ATTN_OFF  non-zero when another thread wants this vCPU out of run() (threads/link.ts)
 //   SYNC_OFF  non-zero while maintenance this vCPU broadcast awaits its DSB (threads/peers.ts)
 //   DAIF_OFF  PSTATE.{D,A,I,F} (i32, bits 3:0 as cpu.daif): translated code reads it for MRS DAIF
-//             and sets bits for MSR DAIFSet (emit.ts)
+//             and writes it for MSR DAIFSet and MSR DAIF (emit.ts)
+//   LINES_OFF the interrupt controller's IRQ (bit 0) and FIQ (bit 1) lines to the vCPU (i32;
+//             cpu.irqLine, cpu.fiqLine): MSR DAIF in translated code sees what it unmasks
 //   VREG_OFF  V0..V31, 16 bytes each, little endian, then 16 scratch bytes (cpu.vU8 etc. are views)
 //   TLB_OFF   the MMU's software TLB arrays (mmu.ts), TLB_ARRAY bytes each, in TLB_ARRAYS order
 //   JC_OFF    the jump cache (dispatch.ts): JC_SIZE entries of 16 bytes, PC (i64), context
@@ -84,6 +86,8 @@ export const ATTN_OFF = 448;
 export const SYNC_OFF = 452;
 /** PSTATE.{D,A,I,F} as bits 3:0 (cpu.daif). */
 export const DAIF_OFF = 456;
+/** The IRQ (bit 0) and FIQ (bit 1) lines (cpu.irqLine, cpu.fiqLine). */
+export const LINES_OFF = 460;
 export const VREG_OFF = 512;
 /** Bytes of V0..V31 and the scratch slot. */
 export const VREG_BYTES = 32 * 16 + 16;

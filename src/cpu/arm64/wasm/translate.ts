@@ -48,7 +48,7 @@ import {
 } from './unit.js';
 import { spCheck } from '../insn/ldst_common.js';
 import { loadExclusive, storeExclusive } from '../insn/ldst_int.js';
-import { emitters, type Emit } from './emit.js';
+import { emitters, enderEmitters, type Emit } from './emit.js';
 
 /** Where a basic block goes: inline branches (taken target, condition) or out through a handler. */
 interface Block {
@@ -394,15 +394,30 @@ export function emitUnitBody(startIdx: number, env: TranslateEnv, maxRegion: num
     const insn = last.insn;
     if (b.end === 'handler') {
       // Leave (STOP, PC as the helper stored it) unless nothing changed that needs the executor.
-      u.callHandler(last.d.index, insn, true);
-      c.if();
-      c.get(L_N);
-      c.i32(len);
-      c.op(Op.i32_add);
-      c.i32(STOP);
-      c.op(Op.i32_or);
-      c.op(Op.return);
-      c.end();
+      const leaveIfStop = (): void => {
+        c.if();
+        c.get(L_N);
+        c.i32(len);
+        c.op(Op.i32_add);
+        c.i32(STOP);
+        c.op(Op.i32_or);
+        c.op(Op.return);
+        c.end();
+      };
+      const inline = enderEmitters.get(name);
+      if (inline) {
+        // Registers written back first (as before a handler call), then its inline path, and the
+        // handler only where that path pushed non-zero.
+        u.flush();
+        inline(u, insn);
+        u.ifArm();
+        u.callEnderPure(last.d.index, insn);
+        leaveIfStop();
+        u.endArm();
+      } else {
+        u.callHandler(last.d.index, insn, true);
+        leaveIfStop();
+      }
       addN(len);
       goTo(last.idx + 1);
     } else if (b.end === 'indirect') {

@@ -345,6 +345,16 @@ export class Unit {
     this.forget();
   }
   /**
+   * Call block ender `handlerIndex` (the runtime's hs: pushes 1 where the unit must leave) where it
+   * writes no register or flag: like callHandlerPure, it may be called inside an if arm (an ender
+   * with an inline path in emit.ts, enderEmitters, calls its handler only where that path cannot do).
+   */
+  callEnderPure(handlerIndex: number, insn: number): void {
+    this.handlerArgs(handlerIndex, insn);
+    this.handlerCalls++;
+    this.callRt(F_HS);
+  }
+  /**
    * Call the current instruction's handler where it writes no register or flag (memory only, or an
    * exception): the slots cached in locals stay valid, so unlike callHandler it may be called inside
    * an if arm and in a loop kept in locals (dirty slots are written back first, as for every call).
