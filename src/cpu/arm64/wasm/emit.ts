@@ -1645,6 +1645,21 @@ def(['MRS_DCZID_EL0'], (u, insn) => {
   return true;
 });
 
+/**
+ * Cache maintenance by VA (DC CVAC..., IC IVAU) at Xt: push 1 where the handler would find nothing to
+ * fault or trap, the TLB having the page readable at this EL (W0, W1: the VA's low half and the
+ * entry, for ramAddr) and EL0 allowed by SCTLR_EL1.UCI.
+ */
+function cacheOpHits(u: Unit, insn: number): void {
+  const c = u.c;
+  u.rx(insn & 31);
+  c.set(T0);
+  hit(c, 1, 'rTag', W0, W1, L_ST, T0, L_ELX);
+  el0Without(u, SCTLR_UCI);
+  c.op(Op.i32_eqz);
+  c.op(Op.i32_and);
+}
+
 // DAIF (PSTATE's masks, in the state block: DAIF_OFF): at EL0 without SCTLR_EL1.UMA both trap (the
 // handler raises it). Linux saves and masks them around every critical section (local_irq_save:
 // MRS DAIF, then MSR DAIFSet; about 99,000 and 55,000 in a boot, each a handler call before).
@@ -1728,12 +1743,7 @@ defEnder(['MSR_DAIF'], (u, insn) => {
  */
 defEnder(['IC_IVAU'], (u, insn) => {
   const c = u.c;
-  u.rx(insn & 31);
-  c.set(T0);
-  hit(c, 1, 'rTag', W0, W1, L_ST, T0, L_ELX);
-  el0Without(u, SCTLR_UCI);
-  c.op(Op.i32_eqz);
-  c.op(Op.i32_and);
+  cacheOpHits(u, insn);
   u.ifArm(I32);
   ramAddr(c, W0, W1);
   c.set(W2);
@@ -1751,12 +1761,7 @@ defEnder(['IC_IVAU'], (u, insn) => {
  */
 def(['DC_CVAC', 'DC_CVAU', 'DC_CVAP', 'DC_CIVAC'], (u, insn) => {
   const c = u.c;
-  u.rx(insn & 31);
-  c.set(T0);
-  hit(c, 1, 'rTag', W0, W1, L_ST, T0, L_ELX);
-  el0Without(u, SCTLR_UCI);
-  c.op(Op.i32_eqz);
-  c.op(Op.i32_and);
+  cacheOpHits(u, insn);
   c.op(Op.i32_eqz);
   u.ifArm();
   u.callHandlerPure();
