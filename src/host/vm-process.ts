@@ -3,7 +3,8 @@
 // JavaScript heap that the software CPU fills with decoded and translated code at a high rate;
 // these settings keep what V8 and malloc hold beyond that small. Measured booting the default
 // guest to power-off (VMM memory beyond the guest RAM it touched, TYPEVISOR_STATS=1), two runs
-// each: 70.4 MiB without them, 59.7-60.1 MiB with them, boot time unchanged.
+// each on a 2-core host: 107-109 MiB and 5.6-5.7 s without them, 90-91 MiB and 4.9-5.1 s with them
+// (stop 32; before the translator: 70.4 against 59.7-60.1 MiB).
 //
 // test/vm-process.test.ts checks that bin/typevisor passes the same ones.
 
