@@ -129,6 +129,31 @@ test("a user DTB with seed 001's layout boots (RAM at 0x48000000, initrd at 0x54
   }
 });
 
+test('--deterministic: two runs print the same console, timestamps, random bytes and date included', { skip: skipReason, timeout: 2 * BOOT_TIMEOUT_MS }, async () => {
+  const script = [
+    'echo "@@rand=$(head -c 16 /dev/hwrng | od -An -tx1 | tr -d \' \\n\')"',
+    'echo "@@date=$(date +%s)"',
+    'poweroff -f',
+    '',
+  ].join('\n');
+  const runs = [];
+  for (let i = 0; i < 2; i++) {
+    const r = await runGuest(['--deterministic', '--cpus', '2'], script);
+    assert.equal(r.code, 0, r.err);
+    runs.push(r);
+  }
+  const [a, b] = runs;
+  assert.match(one(a, 'rand'), /^[0-9a-f]{32}$/, 'virtio-rng gave 16 bytes');
+  // The RTC starts at 2026-01-01T00:00:00Z and follows the guest's counter.
+  const date = Number(one(a, 'date'));
+  assert.ok(date >= 1767225600 && date < 1767225600 + 600, `date ${date}: within minutes of 2026-01-01`);
+  assert.equal(one(b, 'rand'), one(a, 'rand'), 'the same random bytes');
+  assert.equal(one(b, 'date'), one(a, 'date'), 'the same date');
+  const lines = (out: string): string[] => out.split('\n').filter((l) => /^\[\s*\d+\.\d+\]/.test(l));
+  assert.ok(lines(a.out).length > 100, 'the kernel log was printed');
+  assert.deepEqual(lines(b.out), lines(a.out), 'the same kernel log, timestamps included');
+});
+
 test('a guest reboot boots it again; a kernel panic exits with status 3', { skip: skipReason, timeout: 2 * BOOT_TIMEOUT_MS }, async () => {
   const { Vm } = await import('../src/vmm/vm.js');
   const vm = new Vm({

@@ -64,8 +64,9 @@ options:
                         the Unix socket PATH and write 'CONNECT <port>\\n' (Firecracker's way); a
                         guest connecting to CID 2 port P reaches the Unix socket PATH_P. Default
                         PATH: NAME/vsock.sock in the state directory, or for run a path it prints
-  --deterministic       guest counter follows the instruction count (repeatable runs; every vCPU
-                        then runs on one thread, in turn)
+  --deterministic       guest counter follows the instruction count, the RTC follows it from
+                        2026-01-01, virtio-rng and the DTB's rng-seed give a fixed byte stream
+                        (repeatable runs; every vCPU then runs on one thread, in turn)
   --vcpu-threads multi|single  software CPU: each vCPU on its own host thread (multi, as QEMU's
                         -accel tcg,thread=multi) or all vCPUs in turn on one (single); default:
                         multi when the host has a core per vCPU

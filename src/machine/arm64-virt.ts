@@ -2,10 +2,16 @@
 // (the tcg engine, cpu/arm64/engine.ts), GICv3, generic timer, PL011, PL031, PSCI over HVC and
 // virtio-mmio slots.
 
+import { DETERMINISTIC_EPOCH_MS } from '../host/deterministic.js';
 import { GuestMemory } from '../memory/guest-memory.js';
 import { Arm64Cpu, CodeCache, type Arm64CpuState } from '../cpu/arm64/cpu.js';
 import { GicV3, type GicV3State } from '../devices/gicv3.js';
-import { GenericTimer, type GenericTimerState, type SystemCounterState } from '../cpu/arm64/timer.js';
+import {
+  CNTFRQ_HZ,
+  GenericTimer,
+  type GenericTimerState,
+  type SystemCounterState,
+} from '../cpu/arm64/timer.js';
 import { TcgEngine } from '../cpu/arm64/engine.js';
 import { ThreadedTcgEngine } from '../cpu/arm64/threads/engine.js';
 import type { VcpuThreadState } from '../cpu/arm64/threads/worker.js';
@@ -149,7 +155,12 @@ export class Arm64VirtMachine implements PsciMachine, Machine {
 
     this.gic = new GicV3(opts.cpus);
     this.mem.addMmio(VIRT.GICD, VIRT.GICD_SIZE, 'gicv3-distributor', this.gic.distributor());
-    this.mem.addMmio(VIRT.GICR, VIRT.GICR_STRIDE * opts.cpus, 'gicv3-redistributors', this.gic.redistributors());
+    this.mem.addMmio(
+      VIRT.GICR,
+      VIRT.GICR_STRIDE * opts.cpus,
+      'gicv3-redistributors',
+      this.gic.redistributors(),
+    );
     for (const c of this.cpus) this.gic.attachCpu(c);
 
     this.timers = this.cpus.map(
@@ -179,7 +190,12 @@ export class Arm64VirtMachine implements PsciMachine, Machine {
 
     this.uart = new Pl011((level) => this.gic.setSpi(32 + VIRT.UART_SPI, level));
     this.mem.addMmio(VIRT.UART, 0x1000, 'pl011', this.uart);
-    this.rtc = new Pl031((level) => this.gic.setSpi(32 + VIRT.RTC_SPI, level));
+    // Deterministic: the RTC's date follows the guest counter from a fixed start (host/deterministic.ts).
+    const counter = this.timers[0].counter;
+    this.rtc = new Pl031(
+      (level) => this.gic.setSpi(32 + VIRT.RTC_SPI, level),
+      opts.deterministic ? () => DETERMINISTIC_EPOCH_MS + counter.current() / (CNTFRQ_HZ / 1000) : undefined,
+    );
     this.mem.addMmio(VIRT.RTC, 0x1000, 'pl031', this.rtc);
     this.gpio = new Pl061((level) => this.gic.setSpi(32 + VIRT.GPIO_SPI, level));
     this.mem.addMmio(VIRT.GPIO, 0x1000, 'pl061', this.gpio);
@@ -254,9 +270,12 @@ export class Arm64VirtMachine implements PsciMachine, Machine {
       new Error(`the snapshot's ${what} is ${String(saved)}, this machine's ${String(here)}`);
     if (s.cpus !== this.opts.cpus || s.vcpus.length !== s.cpus || s.timers.length !== s.cpus)
       throw differs('vCPU count', s.cpus, this.opts.cpus);
-    if (s.ramBase !== this.mem.ramBase) throw differs('RAM base', `0x${s.ramBase.toString(16)}`, `0x${this.mem.ramBase.toString(16)}`);
-    if (s.ramSize !== this.mem.ramSize) throw differs('RAM size', `${s.ramSize / 1048576} MiB`, `${this.mem.ramSize / 1048576} MiB`);
-    if (s.deterministic !== !!this.opts.deterministic) throw differs('deterministic counter setting', s.deterministic, !!this.opts.deterministic);
+    if (s.ramBase !== this.mem.ramBase)
+      throw differs('RAM base', `0x${s.ramBase.toString(16)}`, `0x${this.mem.ramBase.toString(16)}`);
+    if (s.ramSize !== this.mem.ramSize)
+      throw differs('RAM size', `${s.ramSize / 1048576} MiB`, `${this.mem.ramSize / 1048576} MiB`);
+    if (s.deterministic !== !!this.opts.deterministic)
+      throw differs('deterministic counter setting', s.deterministic, !!this.opts.deterministic);
     this.virtio.checkState(s.slots);
     s.vcpus.forEach((cs, i) => {
       if (i < this.cpus.length) this.cpus[i].loadState(cs);

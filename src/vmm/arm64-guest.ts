@@ -2,6 +2,7 @@
 // the boot vCPU's entry state. With a user DTB (--dtb) its /memory decides where the kernel goes
 // (seed 001: RAM from 0x4800_0000, initrd at 0x5400_0000, DTB at 0x4700_0000).
 
+import { deterministicBytes } from '../host/deterministic.js';
 import { closeSync, fstatSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
@@ -62,6 +63,13 @@ function readUserDtb(path: string): UserDtbInfo {
     cpus: Math.max(1, cpus),
     initrdStart: chosen.initrdStart !== undefined ? Number(chosen.initrdStart) : undefined,
   };
+}
+
+/** /chosen/rng-seed for a --deterministic VM: the same 32 bytes every run. */
+function fixedSeed(): Uint8Array {
+  const seed = new Uint8Array(32);
+  deterministicBytes(0x5eed)(seed);
+  return seed;
 }
 
 /**
@@ -191,7 +199,7 @@ export async function buildArm64Guest(
         cmdline: spec.cmdline ?? '',
         serialConsole: spec.console === 'serial',
         initrd,
-        rngSeed: rngSeed(),
+        rngSeed: spec.deterministic ? fixedSeed() : rngSeed(),
       });
     }
     if (spec.dumpDtb) writeFileSync(spec.dumpDtb, dtb);

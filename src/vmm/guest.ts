@@ -11,6 +11,7 @@ import type { Machine } from '../machine/machine.js';
 import type { VirtioDevice } from '../devices/virtio/mmio.js';
 import { VirtioBlk } from '../devices/virtio/blk.js';
 import { VirtioRng } from '../devices/virtio/rng.js';
+import { deterministicBytes } from '../host/deterministic.js';
 import { VirtioConsole } from '../devices/virtio/console.js';
 import { BALLOON_PAGE_SIZE, VirtioBalloon } from '../devices/virtio/balloon.js';
 import { VirtioVsock } from '../devices/virtio/vsock.js';
@@ -64,7 +65,9 @@ export async function buildGuest(
   if (spec.arch !== undefined && spec.arch !== 'aarch64')
     throw new UserError(`${spec.name}: arch ${String(spec.arch)}: expected aarch64 or x86_64`);
   if (spec.accel === 'kvm')
-    throw new UserError(`${spec.name}: aarch64 guests on kvm need an arm64 host; this engine runs x86_64 guests (use accel tcg)`);
+    throw new UserError(
+      `${spec.name}: aarch64 guests on kvm need an arm64 host; this engine runs x86_64 guests (use accel tcg)`,
+    );
   const { buildArm64Guest } = await import('./arm64-guest.js');
   return buildArm64Guest(spec, output, netBackends, opts);
 }
@@ -74,7 +77,9 @@ export function readBootFile(path: string, what: string): Uint8Array {
   try {
     return new Uint8Array(readFileSync(path));
   } catch (e) {
-    throw new UserError(`${what} ${path}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new UserError(
+      `${what} ${path}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
 }
 
@@ -129,7 +134,7 @@ export function addSpecDevices(
       d.nets.push(net);
       add(`virtio-net${i}`, net);
     });
-    if (spec.rng) add('virtio-rng', new VirtioRng());
+    if (spec.rng) add('virtio-rng', new VirtioRng(spec.deterministic ? deterministicBytes() : undefined));
     if (spec.console === 'virtio') {
       const vcon = new VirtioConsole({
         output: (bytes) => {
@@ -144,7 +149,8 @@ export function addSpecDevices(
     const bs = balloonSpec(spec.balloon);
     if (bs) {
       const balloon = new VirtioBalloon({ deflateOnOom: bs.deflateOnOom ?? true });
-      if (bs.targetMiB !== undefined) balloon.setTarget(((spec.memoryMiB - bs.targetMiB) * MiB) / BALLOON_PAGE_SIZE);
+      if (bs.targetMiB !== undefined)
+        balloon.setTarget(((spec.memoryMiB - bs.targetMiB) * MiB) / BALLOON_PAGE_SIZE);
       d.balloon = balloon;
       add('virtio-balloon', balloon);
     }
@@ -218,7 +224,8 @@ export class SpecDevices {
       vsock: vsock && { device: vsock.device, path: vsock.listener.path },
       // Input enters the guest only once it listens (the UART takes what fits while the guest
       // listens; virtio-console what fits in the posted buffers); the VM keeps the rest.
-      consoleIn: (bytes) => (this.vcon ? (this.vconTalked ? this.vcon.write(bytes) : 0) : uart.offerRx(bytes)),
+      consoleIn: (bytes) =>
+        this.vcon ? (this.vconTalked ? this.vcon.write(bytes) : 0) : uart.offerRx(bytes),
       sysrq: (key) => {
         const k = key.charCodeAt(0);
         if (this.vcon) return this.vcon.write(Uint8Array.of(0x0f, k)) === 2;

@@ -1,5 +1,6 @@
 // virtio-rng (virtio 1.2, "Entropy Device"): one request queue; the device fills each writable
-// buffer with bytes from the host's CSPRNG (node:crypto randomFillSync).
+// buffer with bytes from the host's CSPRNG (node:crypto randomFillSync), or from the source it was
+// given (a --deterministic VM's: host/deterministic.ts).
 
 import { createRequire } from 'node:module';
 import { VirtioDeviceBase } from './device.js';
@@ -27,7 +28,10 @@ export class VirtioRng extends VirtioDeviceBase {
   /** Bytes handed to the guest (diagnostics and tests). */
   bytesServed = 0;
 
-  constructor() {
+  constructor(
+    /** Where the bytes come from (default: the host's CSPRNG). */
+    private readonly source: (buf: Uint8Array) => void = fill,
+  ) {
     super(0);
   }
 
@@ -45,7 +49,7 @@ export class VirtioRng extends VirtioDeviceBase {
           if (n <= 0) break;
           const view = mem.sliceForWrite(seg.addr, n);
           if (!view) break;
-          fill(view);
+          this.source(view);
           written += n;
         }
       }
