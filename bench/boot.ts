@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildDefaultImage, INIT_READY_MARKER } from '../src/image/build.js';
+import { MAX_CPUS } from '../src/config/vmconfig.js';
 import { qemuVirtArgs, repoRoot, typevisorRunArgs } from './util.js';
 
 const CMDLINE = 'console=ttyAMA0 rdinit=/init';
@@ -150,8 +151,8 @@ const SMP_CPUS = Number(process.env.TYPEVISOR_BENCH_BOOT_SMP_CPUS ?? 4);
 export async function benchBootSmp(): Promise<void> {
   if (!Number.isInteger(SMP_BOOTS) || SMP_BOOTS < 1)
     throw new Error('TYPEVISOR_BENCH_BOOT_SMP_RUNS: expected an integer >= 1');
-  if (!Number.isInteger(SMP_CPUS) || SMP_CPUS < 2 || SMP_CPUS > 16)
-    throw new Error('TYPEVISOR_BENCH_BOOT_SMP_CPUS: expected an integer from 2 to 16');
+  if (!Number.isInteger(SMP_CPUS) || SMP_CPUS < 2 || SMP_CPUS > MAX_CPUS.aarch64)
+    throw new Error(`TYPEVISOR_BENCH_BOOT_SMP_CPUS: expected an integer from 2 to ${MAX_CPUS.aarch64}`);
   const img = await buildDefaultImage({ log: (m) => process.stderr.write(`bench boot-smp: ${m}\n`) });
   const engines = { typevisor: typevisorBootToInit, qemu: qemuBootToInit };
   const best: Record<string, number> = {};

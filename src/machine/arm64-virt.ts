@@ -7,8 +7,8 @@ import { GuestMemory } from '../memory/guest-memory.js';
 import { Arm64Cpu, CodeCache, type Arm64CpuState } from '../cpu/arm64/cpu.js';
 import { GicV3, type GicV3State } from '../devices/gicv3.js';
 import {
-  CNTFRQ_HZ,
   GenericTimer,
+  TICKS_PER_MS,
   type GenericTimerState,
   type SystemCounterState,
 } from '../cpu/arm64/timer.js';
@@ -194,7 +194,7 @@ export class Arm64VirtMachine implements PsciMachine, Machine {
     const counter = this.timers[0].counter;
     this.rtc = new Pl031(
       (level) => this.gic.setSpi(32 + VIRT.RTC_SPI, level),
-      opts.deterministic ? () => DETERMINISTIC_EPOCH_MS + counter.current() / (CNTFRQ_HZ / 1000) : undefined,
+      opts.deterministic ? () => DETERMINISTIC_EPOCH_MS + counter.current() / TICKS_PER_MS : undefined,
     );
     this.mem.addMmio(VIRT.RTC, 0x1000, 'pl031', this.rtc);
     this.gpio = new Pl061((level) => this.gic.setSpi(32 + VIRT.GPIO_SPI, level));

@@ -32,7 +32,8 @@ import { sysregKey } from './sysregs.js';
 import { monotonicMs } from '../../host/clock.js';
 
 export const CNTFRQ_HZ = 62_500_000;
-const TICKS_PER_MS = CNTFRQ_HZ / 1000;
+/** Counter ticks per millisecond. */
+export const TICKS_PER_MS = CNTFRQ_HZ / 1000;
 
 /** The shortest run slice near a real-time timer deadline (see GenericTimer.instructionsToDeadline). */
 export const NEAR_DEADLINE_SLICE = 512;

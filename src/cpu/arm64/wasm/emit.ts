@@ -1699,8 +1699,7 @@ def(['MSR_DAIFSet'], (u, insn) => {
 defEnder(['MSR_DAIF'], (u, insn) => {
   const c = u.c;
   el0Without(u, SCTLR_UMA);
-  c.set(W0);
-  c.get(W0);
+  c.tee(W0);
   c.op(Op.i32_eqz);
   u.ifArm();
   c.get(L_ST);

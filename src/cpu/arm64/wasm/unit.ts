@@ -351,7 +351,6 @@ export class Unit {
    */
   callEnderPure(handlerIndex: number, insn: number): void {
     this.handlerArgs(handlerIndex, insn);
-    this.handlerCalls++;
     this.callRt(F_HS);
   }
   /**
